@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["tests/**/*.test.ts"],
+    globalSetup: ["tests/support/global-setup.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+    // Integration tests share one control plane per file; two cores do not benefit from more workers.
+    maxWorkers: 2,
+    reporters: ["default"],
+  },
+});
