@@ -1,0 +1,94 @@
+/**
+ * The contract between the controller (which builds the Job and renders the run's files) and
+ * the agent runner (which runs inside that Job). Both sides import these names; changing one
+ * here changes both. Absolute paths are resolved under AGENT_ROOT when that variable is set,
+ * which is how tests run the runner "as the Job runs it" under a temporary root.
+ */
+
+/** Where things are mounted in the agent container. */
+export const AgentPaths = {
+  /** The workspace volume: PVC `workspace-{service}` for CodeRuns, emptyDir for DocsRuns. */
+  workspace: "/workspace",
+  /** The run's ConfigMap (rendered agent files + run.json). */
+  taskFiles: "/task-files",
+  /** Claude Code's managed settings (highest precedence), a subPath mount of the ConfigMap. */
+  managedSettings: "/etc/claude-code/managed-settings.json",
+  /** Secret github-ssh-{user}, keys ssh-privatekey / ssh-publickey. */
+  sshSecret: "/secrets/github-ssh",
+  /** Secret github-app-{app}, keys app-id / private-key (and optional installation-id). */
+  githubAppSecret: "/secrets/github-app",
+  /** Kubernetes' default termination message path; the controller reads it into status. */
+  terminationMessage: "/dev/termination-log",
+} as const;
+
+/** Keys of the run's ConfigMap. */
+export const TaskFileKeys = {
+  runJson: "run.json",
+  claudeMd: "CLAUDE.md",
+  managedSettings: "managed-settings.json",
+  mcpConfig: "mcp.json",
+  codingGuidelines: "coding-guidelines.md",
+  githubGuidelines: "github-guidelines.md",
+  /** Appended to Claude's system prompt (--append-system-prompt). */
+  systemPrompt: "system-prompt.md",
+  /** The user prompt for DocsRuns (CodeRuns read task/prompt.md from the docs repo). */
+  docsPrompt: "docs-prompt.md",
+} as const;
+
+/** Environment variables the Job sets for the runner (besides spec.env and envFromSecrets). */
+export const AgentEnv = {
+  anthropicApiKey: "ANTHROPIC_API_KEY",
+  githubToken: "GITHUB_TOKEN",
+  /** Set only in tests: prefix for every absolute path above. */
+  agentRoot: "AGENT_ROOT",
+} as const;
+
+/** Layout inside the workspace volume. */
+export const WorkspaceLayout = {
+  /** The target repository clone (CodeRun) or the docs repository clone (DocsRun). */
+  repo: "target-repo",
+  /** HOME for git and Claude Code, on the volume so `--continue` finds the last session. */
+  home: ".agent-home",
+} as const;
+
+/** run.json: everything the runner needs to know about the run, rendered by the controller. */
+export interface RunParameters {
+  kind: "code" | "docs";
+  runName: string;
+  namespace: string;
+  attempt: number;
+  model: string;
+  repositoryUrl: string;
+  /** Working directory inside the repository (relative; "." = root). */
+  workingDirectory: string;
+  /** Branch the agent's work is based on and the PR targets. */
+  baseBranch: string;
+  /** Branch the agent's work is pushed to. */
+  branch: string;
+  githubUser?: string;
+  githubApp?: string;
+  /** Effective --continue: a retry (attempt > 1) or spec.continueSession. */
+  continueSession: boolean;
+  overwriteMemory: boolean;
+  maxTurns: number;
+  /** Wall-clock budget for the agent, below the Job deadline so WIP can be pushed. */
+  timeBudgetSeconds: number;
+  /** GitHub REST API base URL (https://api.github.com, or GHES). */
+  githubApiUrl: string;
+  /** Labels to put on the PR, e.g. task-7. */
+  prLabels: string[];
+  // CodeRun only
+  taskId?: number;
+  service?: string;
+  docsRepositoryUrl?: string;
+  docsBranch?: string;
+  /** Project directory inside the docs repo holding .taskmaster/ ("." = root). */
+  docsProjectDirectory?: string;
+  localTools?: string;
+  remoteTools?: string;
+  // DocsRun only
+  includeCodebase?: boolean;
+}
+
+/** Upper bound Kubernetes puts on a termination message. */
+export const TERMINATION_MESSAGE_MAX_BYTES = 4096;

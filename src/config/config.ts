@@ -1,0 +1,65 @@
+/** Reads the configuration once at start; nothing else reads process.env. */
+import { readFileSync, existsSync } from "node:fs";
+import { parse } from "yaml";
+import { z } from "zod";
+import { fileConfigSchema, type Config } from "./schema.js";
+
+export class ConfigError extends Error {}
+
+const DEFAULT_CONFIG_PATH = "/config/config.yaml";
+
+function splitList(v: string | undefined): string[] {
+  return (v ?? "").split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    Object.values(o).forEach(deepFreeze);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Formats zod issues as "path: message" lines a user can act on. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
+}
+
+/**
+ * Builds the frozen Config from a YAML text (or none) and the environment.
+ * Environment overrides: KUBERNETES_NAMESPACE / POD_NAMESPACE (namespace), PORT (server.port).
+ */
+export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, configPath: string | null = null): Config {
+  let raw: unknown = {};
+  if (yamlText !== null && yamlText.trim() !== "") {
+    try {
+      raw = parse(yamlText) ?? {};
+    } catch (e) {
+      throw new ConfigError(`Config file ${configPath ?? "(inline)"} is not valid YAML: ${(e as Error).message}`);
+    }
+  }
+  const obj = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+  const ns = env.KUBERNETES_NAMESPACE ?? env.POD_NAMESPACE;
+  if (ns) obj.namespace = ns;
+  if (env.PORT) obj.server = { ...(obj.server as object | undefined), port: env.PORT };
+  const parsed = fileConfigSchema.safeParse(obj);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid configuration${configPath ? ` in ${configPath}` : ""}:\n${formatIssues(parsed.error)}\nFix these values (Helm: the chart's values.yaml) and restart.`);
+  }
+  return deepFreeze({
+    ...parsed.data,
+    apiTokens: splitList(env.ORCHESTRATOR_API_TOKENS),
+    webhookSecrets: splitList(env.GITHUB_WEBHOOK_SECRET).concat(splitList(env.GITHUB_WEBHOOK_SECRET_PREVIOUS)),
+    configPath,
+  });
+}
+
+/** Reads ORCHESTRATOR_CONFIG (default /config/config.yaml) when present and the environment. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const path = env.ORCHESTRATOR_CONFIG ?? DEFAULT_CONFIG_PATH;
+  if (env.ORCHESTRATOR_CONFIG && !existsSync(path)) {
+    throw new ConfigError(`ORCHESTRATOR_CONFIG=${path} does not exist; point it at the controller's config.yaml or unset it to use defaults.`);
+  }
+  const text = existsSync(path) ? readFileSync(path, "utf8") : null;
+  return parseConfig(text, env, text === null ? null : path);
+}

@@ -1,0 +1,149 @@
+/**
+ * The controller's configuration: the YAML file the chart renders into its ConfigMap
+ * (`config.yaml`), plus secrets taken from the environment. Every field has a default so a
+ * developer can run `npm start` with no file at all.
+ */
+import { z } from "zod";
+
+const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$/, "must be a Kubernetes quantity such as 10Gi or 500m");
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')").max(63);
+
+const resourceList = z.record(z.string(), quantity);
+export const resourcesSchema = z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() });
+
+/** A webhook rule turns a GitHub event into intent (a CodeRun), without code. */
+export const webhookRuleSchema = z.strictObject({
+  name: z.string().min(1),
+  /** GitHub event name, e.g. issue_comment, issues, pull_request. */
+  event: z.string().min(1),
+  /** Allowed payload actions (e.g. created, labeled). Empty = any. */
+  actions: z.array(z.string()).default([]),
+  /** issue_comment: a regular expression the comment body must match (first line). Named group `prompt` is the request. */
+  commentPattern: z.string().optional(),
+  /** issues / pull_request labeled: the label that triggers. */
+  label: z.string().optional(),
+  /** Values for the CodeRun created by this rule. */
+  run: z.strictObject({
+    service: dnsLabel.optional(),
+    /** Use the repository of the event when absent. */
+    repositoryUrl: z.string().optional(),
+    docsRepositoryUrl: z.string().optional(),
+    docsProjectDirectory: z.string().optional(),
+    workingDirectory: z.string().optional(),
+    model: z.string().optional(),
+    githubUser: z.string().optional(),
+    githubApp: z.string().optional(),
+    agent: z.string().optional(),
+  }).prefault({}),
+});
+export type WebhookRule = z.infer<typeof webhookRuleSchema>;
+
+/** An agent of the roster (multi-agent Plays). */
+export const agentSchema = z.strictObject({
+  githubUser: z.string().optional(),
+  githubApp: z.string().optional(),
+  role: z.string().default(""),
+  model: z.string().optional(),
+  systemPrompt: z.string().default(""),
+  tools: z.strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() }).prefault({}),
+}).refine((a) => Boolean(a.githubUser) !== Boolean(a.githubApp), { message: "set exactly one of githubUser or githubApp" });
+
+export const fileConfigSchema = z.strictObject({
+  namespace: dnsLabel.default("orchestrator"),
+  server: z.strictObject({ host: z.string().default("0.0.0.0"), port: z.coerce.number().int().min(1).max(65535).default(8080) }).prefault({}),
+  controller: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Reconciles running at once (different keys). */
+    workers: z.number().int().min(1).max(64).default(8),
+    resyncSeconds: z.number().int().min(10).default(300),
+    /** Client-side rate limit to the API server (like client-go's QPS/Burst). */
+    qps: z.number().min(1).default(50),
+    burst: z.number().int().min(1).default(100),
+  }).prefault({}),
+  agent: z.strictObject({
+    image: z.strictObject({
+      repository: z.string().min(1).default("ghcr.io/5dlabs/cto/claude-code"),
+      tag: z.string().min(1).default("latest"),
+      pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+    }).prefault({}),
+    imagePullSecrets: z.array(z.string()).default([]),
+    resources: resourcesSchema.default({ requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } }),
+    serviceAccountName: z.string().optional(),
+    /** Command that starts the agent runner in the agent image. */
+    command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
+    branchPrefix: z.string().default("feature/"),
+    baseBranch: z.string().default("main"),
+  }).prefault({}),
+  job: z.strictObject({
+    activeDeadlineSeconds: z.number().int().min(60).default(3600),
+    ttlSecondsAfterFinished: z.number().int().min(0).default(3600),
+    maxRetries: z.number().int().min(0).max(20).default(2),
+    retryBackoffSeconds: z.number().min(0).default(30),
+    retryBackoffMaxSeconds: z.number().min(0).default(600),
+    maxTurns: z.number().int().min(1).default(200),
+    /** Seconds before the deadline at which the runner stops the agent and pushes its work. */
+    budgetMarginSeconds: z.number().int().min(0).default(120),
+  }).prefault({}),
+  secrets: z.strictObject({
+    apiKeySecretName: z.string().min(1).default("orchestrator-secrets"),
+    apiKeySecretKey: z.string().min(1).default("ANTHROPIC_API_KEY"),
+  }).prefault({}),
+  storage: z.strictObject({
+    storageClassName: z.string().default(""),
+    workspaceSize: quantity.default("10Gi"),
+  }).prefault({}),
+  concurrency: z.strictObject({
+    /** Active runs per service; the workspace is one ReadWriteOnce volume, hence 1. */
+    perService: z.number().int().min(1).default(1),
+  }).prefault({}),
+  templates: z.strictObject({
+    /** Directory of the chart's templates ConfigMap; files there override built-in templates. */
+    dir: z.string().default("/claude-templates"),
+  }).prefault({}),
+  models: z.strictObject({
+    defaultCodeModel: z.string().default("claude-sonnet-4-20250514"),
+    defaultDocsModel: z.string().default("claude-opus-4-20250514"),
+  }).prefault({}),
+  permissions: z.strictObject({
+    allow: z.array(z.string()).default(["Bash", "Edit", "Read", "Write", "MultiEdit", "Glob", "Grep", "LS", "Task", "TodoWrite", "WebFetch", "WebSearch"]),
+    deny: z.array(z.string()).default([]),
+  }).prefault({}),
+  github: z.strictObject({
+    apiUrl: z.url().default("https://api.github.com"),
+  }).prefault({}),
+  api: z.strictObject({
+    /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
+    tokenReview: z.boolean().default(false),
+    /** Upper bound for request bodies. */
+    maxBodyBytes: z.number().int().min(1024).default(1_048_576),
+  }).prefault({}),
+  webhook: z.strictObject({
+    maxBodyBytes: z.number().int().min(1024).default(26_214_400),
+    /** author_association values that count as write access. */
+    allowedAssociations: z.array(z.string()).default(["OWNER", "MEMBER", "COLLABORATOR"]),
+    /** Users allowed to trigger regardless of association. Bots only trigger when listed here. */
+    allowUsers: z.array(z.string()).default([]),
+    /** Defaults for CodeRuns created from events. */
+    defaults: z.strictObject({
+      service: dnsLabel.optional(),
+      githubUser: z.string().optional(),
+      githubApp: z.string().optional(),
+      model: z.string().optional(),
+      docsProjectDirectory: z.string().optional(),
+    }).prefault({}),
+    rules: z.array(webhookRuleSchema).default([]),
+  }).prefault({}),
+  agents: z.record(z.string(), agentSchema).default({}),
+});
+
+export type FileConfig = z.infer<typeof fileConfigSchema>;
+
+/** Secrets come from the environment (the chart maps its Secret there), never from the config file. */
+export interface SecretConfig {
+  /** Bearer tokens accepted by the REST API. Empty = API disabled unless TokenReview is on. */
+  apiTokens: string[];
+  /** Webhook secrets; two during rotation. */
+  webhookSecrets: string[];
+}
+
+export type Config = Readonly<FileConfig & SecretConfig & { configPath: string | null }>;
