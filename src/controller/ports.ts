@@ -1,0 +1,35 @@
+/**
+ * What the run reconciler needs from Kubernetes, declared here by the consumer. The adapter in
+ * src/kube/controller-kube.ts implements it; unit tests use an in-memory fake.
+ * Create calls treat AlreadyExists as success; delete calls treat NotFound as success.
+ */
+import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import type { AnyRun, Kind, RunStatus } from "../api/index.js";
+
+export interface ControllerKube {
+  getPvc(namespace: string, name: string): Promise<V1PersistentVolumeClaim | null>;
+  createPvc(pvc: V1PersistentVolumeClaim): Promise<void>;
+  createConfigMap(cm: V1ConfigMap): Promise<void>;
+  createJob(job: V1Job): Promise<void>;
+  /** A live read, for when the cache may lag behind our own create. */
+  getJob(namespace: string, name: string): Promise<V1Job | null>;
+  deleteJob(namespace: string, name: string): Promise<void>;
+  /** A live list (authoritative for concurrency slots). */
+  listJobs(namespace: string, labelSelector: string): Promise<V1Job[]>;
+  /** Keys of a Secret's data, or null when it does not exist. Values are never read. */
+  getSecretKeys(namespace: string, name: string): Promise<string[] | null>;
+  /** Merge-patches the status subresource; null values delete fields. */
+  patchRunStatus(kind: Kind, namespace: string, name: string, status: Record<string, unknown>): Promise<void>;
+  /** Creates an Event; AlreadyExists (same deterministic name) is success, so each is emitted once. */
+  createEvent(event: CoreV1Event): Promise<void>;
+}
+
+/** Reads from the informers' caches. */
+export interface ControllerCache {
+  getRun(kind: Kind, namespace: string, name: string): AnyRun | undefined;
+  listRuns(kind: Kind, namespace: string): readonly AnyRun[];
+  jobsOfRun(uid: string): V1Job[];
+  podsOfJob(namespace: string, jobName: string): V1Pod[];
+}
+
+export type { RunStatus };

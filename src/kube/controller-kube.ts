@@ -1,0 +1,55 @@
+/** The controller's Kubernetes adapter: implements ControllerKube with a client-side rate limit. */
+import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1ConfigMap, type V1Job, type V1PersistentVolumeClaim } from "@kubernetes/client-node";
+import { GROUP, Plurals, VERSION, type Kind } from "../api/constants.js";
+import type { ControllerKube } from "../controller/ports.js";
+import type { KubeClients } from "./clients.js";
+import { isAlreadyExists, isNotFound } from "./errors.js";
+import { TokenBucket } from "./rate-limit.js";
+
+const FIELD_MANAGER = "orchestrator-controller";
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+export function createControllerKube(clients: KubeClients, limits: { qps: number; burst: number }): ControllerKube & { limiter: TokenBucket } {
+  const limiter = new TokenBucket(limits.qps, limits.burst);
+  const { core, batch, custom } = clients;
+  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+    await limiter.acquire();
+    return fn();
+  };
+  const ignoreExists = async (fn: () => Promise<unknown>) => {
+    try {
+      await call(fn);
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+  };
+  const orNull = async <T>(fn: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await call(fn);
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  };
+  return {
+    limiter,
+    getPvc: (namespace, name) => orNull(() => core.readNamespacedPersistentVolumeClaim({ namespace, name })),
+    createPvc: (pvc: V1PersistentVolumeClaim) => ignoreExists(() => core.createNamespacedPersistentVolumeClaim({ namespace: pvc.metadata?.namespace ?? "", body: pvc, fieldManager: FIELD_MANAGER })),
+    createConfigMap: (cm: V1ConfigMap) => ignoreExists(() => core.createNamespacedConfigMap({ namespace: cm.metadata?.namespace ?? "", body: cm, fieldManager: FIELD_MANAGER })),
+    createJob: (job: V1Job) => ignoreExists(() => batch.createNamespacedJob({ namespace: job.metadata?.namespace ?? "", body: job, fieldManager: FIELD_MANAGER })),
+    getJob: (namespace, name) => orNull(() => batch.readNamespacedJob({ namespace, name })),
+    deleteJob: async (namespace, name) => {
+      // Background propagation: the Job's pods go with it.
+      await orNull(() => batch.deleteNamespacedJob({ namespace, name, propagationPolicy: "Background" }));
+    },
+    listJobs: async (namespace, labelSelector) => (await call(() => batch.listNamespacedJob({ namespace, labelSelector }))).items,
+    getSecretKeys: async (namespace, name) => {
+      const s = await orNull(() => core.readNamespacedSecret({ namespace, name }));
+      return s ? Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }) : null;
+    },
+    patchRunStatus: async (kind: Kind, namespace, name, status) => {
+      await call(() => custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: Plurals[kind], name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch));
+    },
+    createEvent: (event: CoreV1Event) => ignoreExists(() => core.createNamespacedEvent({ namespace: event.metadata.namespace ?? "", body: event })),
+  };
+}
