@@ -53,6 +53,10 @@ function isFinished(job: V1Job): boolean {
   return Boolean(job.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True"));
 }
 
+function jobCreatedMessage(job: string, attempt: number): string {
+  return `Job ${job} created; waiting for its pod (attempt ${attempt}).`;
+}
+
 export function isTerminal(phase: Phase | undefined): boolean {
   return phase !== undefined && TERMINAL_PHASES.includes(phase);
 }
@@ -132,9 +136,9 @@ export class RunReconciler {
         } else {
           next.phase = Phases.Running;
           next.reason = obs.state === "running" ? "AgentRunning" : "JobCreated";
-          next.message = obs.state === "running" ? `The agent is running (attempt ${attempts}).` : `Job ${current.metadata?.name} created; waiting for its pod (attempt ${attempts}).`;
+          next.message = obs.state === "running" ? `The agent is running (attempt ${attempts}).` : jobCreatedMessage(current.metadata?.name ?? "", attempts);
           next.nextRetryTime = undefined;
-          next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "False", reason: next.reason, message: next.message }, nowIso);
+          next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "False", reason: "JobCreated", message: "A Job is running the agent." }, nowIso);
           if (obs.state === "running") events.push({ reason: "Started", message: `Agent started (attempt ${attempts})`, type: "Normal", attempt: attempts });
         }
       } else if (attempts > 0) {
@@ -178,7 +182,7 @@ export class RunReconciler {
               ...next,
               phase: Phases.Running,
               reason: "JobCreated",
-              message: `Job ${started.jobName} created (attempt ${attempt}).`,
+              message: jobCreatedMessage(started.jobName, attempt),
               attempts: attempt,
               retryCount: attempt - 1,
               jobName: started.jobName,
@@ -279,7 +283,9 @@ export class RunReconciler {
       if (this.deps.cache.jobsOfRun(r.metadata.uid ?? "").some((j) => !isFinished(j))) holders.add(r.metadata.name ?? "");
     }
     for (const [key, exp] of this.expectedJobs) {
-      if (this.now() - exp.at > EXPECTATION_TTL_MS) this.expectedJobs.delete(key);
+      const jobNameOf = key.slice(key.indexOf("/") + 1);
+      const seen = this.deps.cache.jobsOfRun(exp.runUid).some((j) => j.metadata?.name === jobNameOf);
+      if (seen || this.now() - exp.at > EXPECTATION_TTL_MS) this.expectedJobs.delete(key);
       else if (exp.service === service && key.startsWith(`${ns}/`) && exp.runUid !== uid) holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
     }
     const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;

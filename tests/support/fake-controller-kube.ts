@@ -1,0 +1,110 @@
+/**
+ * In-memory ControllerKube + ControllerCache for reconciler unit tests (pure decision logic).
+ * The integration suite runs the same reconciler against the real API server.
+ */
+import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import { Labels, type AnyRun, type Kind } from "../../src/api/index.js";
+import type { ControllerCache, ControllerKube } from "../../src/controller/ports.js";
+
+export class FakeKube implements ControllerKube, ControllerCache {
+  runs = new Map<string, AnyRun>();
+  jobs = new Map<string, V1Job>();
+  pods = new Map<string, V1Pod[]>();
+  pvcs = new Map<string, V1PersistentVolumeClaim>();
+  configMaps = new Map<string, V1ConfigMap>();
+  secrets = new Map<string, string[]>();
+  events = new Map<string, CoreV1Event>();
+  calls: string[] = [];
+  /** Simulates informer lag: jobs created are invisible to the cache until flushed. */
+  cacheLag = false;
+  private hidden = new Set<string>();
+
+  addRun(run: AnyRun): AnyRun {
+    this.runs.set(`${run.kind}/${run.metadata.namespace}/${run.metadata.name}`, run);
+    return run;
+  }
+  flush(): void {
+    this.hidden.clear();
+  }
+
+  // ControllerCache
+  getRun(kind: Kind, ns: string, name: string) {
+    return this.runs.get(`${kind}/${ns}/${name}`);
+  }
+  listRuns(kind: Kind, ns: string) {
+    return [...this.runs.values()].filter((r) => r.kind === kind && r.metadata.namespace === ns);
+  }
+  jobsOfRun(uid: string) {
+    return [...this.jobs.entries()].filter(([k, j]) => !this.hidden.has(k) && j.metadata?.labels?.[Labels.runUid] === uid).map(([, j]) => j);
+  }
+  podsOfJob(ns: string, job: string) {
+    return this.pods.get(`${ns}/${job}`) ?? [];
+  }
+
+  // ControllerKube
+  async getPvc(ns: string, name: string) {
+    this.calls.push(`getPvc ${name}`);
+    return this.pvcs.get(`${ns}/${name}`) ?? null;
+  }
+  async createPvc(p: V1PersistentVolumeClaim) {
+    this.calls.push(`createPvc ${p.metadata?.name}`);
+    const k = `${p.metadata?.namespace}/${p.metadata?.name}`;
+    if (!this.pvcs.has(k)) this.pvcs.set(k, p);
+  }
+  async createConfigMap(cm: V1ConfigMap) {
+    this.calls.push(`createConfigMap ${cm.metadata?.name}`);
+    const k = `${cm.metadata?.namespace}/${cm.metadata?.name}`;
+    if (!this.configMaps.has(k)) this.configMaps.set(k, cm);
+  }
+  async createJob(job: V1Job) {
+    this.calls.push(`createJob ${job.metadata?.name}`);
+    const k = `${job.metadata?.namespace}/${job.metadata?.name}`;
+    if (this.jobs.has(k)) return;
+    this.jobs.set(k, structuredClone({ ...job, status: {}, metadata: { ...job.metadata, creationTimestamp: new Date() as never } }));
+    if (this.cacheLag) this.hidden.add(k);
+  }
+  async getJob(ns: string, name: string) {
+    this.calls.push(`getJob ${name}`);
+    return this.jobs.get(`${ns}/${name}`) ?? null;
+  }
+  async deleteJob(ns: string, name: string) {
+    this.calls.push(`deleteJob ${name}`);
+    this.jobs.delete(`${ns}/${name}`);
+  }
+  async listJobs(ns: string) {
+    return [...this.jobs.values()].filter((j) => j.metadata?.namespace === ns);
+  }
+  async getSecretKeys(ns: string, name: string) {
+    return this.secrets.get(`${ns}/${name}`) ?? null;
+  }
+  async patchRunStatus(kind: Kind, ns: string, name: string, patch: Record<string, unknown>) {
+    this.calls.push(`patchStatus ${name}`);
+    const run = this.getRun(kind, ns, name);
+    if (!run) throw Object.assign(new Error("not found"), { code: 404 });
+    const status = { ...(run.status ?? {}) } as Record<string, unknown>;
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete status[k];
+      else status[k] = v;
+    }
+    run.status = structuredClone(status) as never;
+  }
+  async createEvent(e: CoreV1Event) {
+    this.calls.push(`createEvent ${e.reason}`);
+    this.events.set(e.metadata.name ?? "", e);
+  }
+
+  // helpers to move Jobs along
+  finishJob(name: string, ns: string, ok: boolean, message?: string, at = new Date()) {
+    const job = this.jobs.get(`${ns}/${name}`);
+    if (!job) throw new Error(`no job ${name}`);
+    job.status = {
+      startTime: at,
+      ...(ok ? { completionTime: at, succeeded: 1 } : { failed: 1 }),
+      conditions: [{ type: ok ? "Complete" : "Failed", status: "True", lastTransitionTime: at, reason: ok ? undefined : "BackoffLimitExceeded" }],
+    } as never;
+    this.pods.set(`${ns}/${name}`, [{ metadata: { name: `${name}-x`, creationTimestamp: at }, status: { phase: ok ? "Succeeded" : "Failed", containerStatuses: [{ name: "c", ready: false, restartCount: 0, image: "", imageID: "", state: { terminated: { exitCode: ok ? 0 : 1, reason: ok ? "Completed" : "Error", message } } }] } } as never]);
+  }
+  runPod(name: string, ns: string) {
+    this.pods.set(`${ns}/${name}`, [{ metadata: { name: `${name}-x` }, status: { phase: "Running" } } as never]);
+  }
+}

@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import type { CodeRun } from "../../src/api/index.js";
+import { parseConfig } from "../../src/config/config.js";
+import { buildJob, buildWorkspacePvc, computeRunParameters, configMapName, jobName, sanitizeLabelValue } from "../../src/manifests/index.js";
+
+const config = parseConfig("agent: {imagePullSecrets: [ghcr-secret]}\nstorage: {storageClassName: fast-ssd, workspaceSize: 100Gi}", {});
+const run: CodeRun = {
+  apiVersion: "orchestrator.platform/v1",
+  kind: "CodeRun",
+  metadata: { name: "simple-api-task-7", namespace: "ns", uid: "0123abcd-ef00-1111-2222-333344445555" },
+  spec: {
+    taskId: 7, service: "simple-api", repositoryUrl: "r", docsRepositoryUrl: "d", model: "m", githubUser: "alice",
+    env: { Z: "1", A: "2" }, envFromSecrets: [{ name: "DB", secretName: "db", secretKey: "url" }], contextVersion: 2, timeoutSeconds: 1800,
+  },
+};
+
+describe("names", () => {
+  it("are deterministic, attempt-specific and fit in 63 characters", () => {
+    expect(jobName(run, 1)).toBe("code-simple-api-task-7-0123abcd-t7-v2-a1");
+    expect(jobName(run, 2)).not.toBe(jobName(run, 1));
+    expect(configMapName(run, 1)).toBe(`${jobName(run, 1)}-files`);
+    const long = { ...run, metadata: { ...run.metadata, name: "x".repeat(200) } };
+    expect(jobName(long, 12).length).toBeLessThanOrEqual(63);
+    expect(jobName(long, 12)).toMatch(/-0123abcd-t7-v2-a12$/);
+    expect(jobName({ ...long, metadata: { ...long.metadata, name: `${"x".repeat(199)}y` } }, 1)).not.toBe(jobName(long, 1));
+  });
+  it("label values follow the original sanitiser", () => {
+    expect(sanitizeLabelValue("My_User Name!")).toBe("my-user-name");
+    expect(sanitizeLabelValue(`-${"a".repeat(70)}`).length).toBe(63);
+  });
+});
+
+describe("buildJob", () => {
+  const job = buildJob(run, 1, config);
+  const pod = job.spec?.template.spec;
+  const c = pod?.containers[0];
+  it("is byte-identical for the same input", () => {
+    expect(JSON.stringify(buildJob(run, 1, config))).toBe(JSON.stringify(job));
+  });
+  it("is owned by the run and labelled", () => {
+    expect(job.metadata?.ownerReferences).toEqual([{ apiVersion: "orchestrator.platform/v1", kind: "CodeRun", name: run.metadata.name, uid: run.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+    expect(job.metadata?.labels).toMatchObject({ app: "orchestrator", "task-id": "7", service: "simple-api", "orchestrator.platform/attempt": "1", "github-user": "alice" });
+    expect(pod && job.spec?.template.metadata?.labels).toEqual(job.metadata?.labels);
+  });
+  it("runs restricted: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
+    expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+    expect(pod?.automountServiceAccountToken).toBe(false);
+  });
+  it("mounts the workspace PVC, the run's files, managed settings and the SSH key", () => {
+    expect(pod?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName).toBe("workspace-simple-api");
+    expect(pod?.volumes?.find((v) => v.name === "task-files")?.configMap?.name).toBe(configMapName(run, 1));
+    expect(c?.volumeMounts).toEqual(expect.arrayContaining([
+      { name: "workspace", mountPath: "/workspace" },
+      { name: "task-files", mountPath: "/task-files", readOnly: true },
+      { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
+      { name: "ssh-key", mountPath: "/secrets/github-ssh", readOnly: true },
+    ]));
+    expect(pod?.volumes?.find((v) => v.name === "ssh-key")?.secret?.secretName).toBe("github-ssh-alice");
+  });
+  it("passes secrets by reference, spec.env sorted and envFromSecrets", () => {
+    const env = c?.env ?? [];
+    expect(env.find((e) => e.name === "ANTHROPIC_API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "orchestrator-secrets", key: "ANTHROPIC_API_KEY" });
+    expect(env.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef).toEqual({ name: "github-token-alice", key: "token" });
+    expect(env.filter((e) => e.name === "A" || e.name === "Z").map((e) => e.name)).toEqual(["A", "Z"]);
+    expect(env.find((e) => e.name === "DB")?.valueFrom?.secretKeyRef).toEqual({ name: "db", key: "url" });
+  });
+  it("applies deadline, TTL, resources and image pull secrets from config", () => {
+    expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 1800, ttlSecondsAfterFinished: 3600 });
+    expect(pod?.imagePullSecrets).toEqual([{ name: "ghcr-secret" }]);
+    expect(c?.resources).toEqual(config.agent.resources);
+    expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
+  });
+  it("gives the runner a budget below the deadline and continues on retries", () => {
+    const p1 = computeRunParameters(run, 1, config);
+    expect(p1.timeBudgetSeconds).toBeLessThan(1800);
+    expect(p1.continueSession).toBe(false);
+    expect(p1.branch).toBe("feature/task-7-implementation");
+    expect(computeRunParameters(run, 2, config).continueSession).toBe(true);
+  });
+});
+
+describe("buildWorkspacePvc", () => {
+  it("uses the configured size and class and has no owner", () => {
+    const pvc = buildWorkspacePvc("simple-api", "ns", config);
+    expect(pvc.metadata?.name).toBe("workspace-simple-api");
+    expect(pvc.metadata?.ownerReferences).toBeUndefined();
+    expect(pvc.spec).toEqual({ accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "100Gi" } }, storageClassName: "fast-ssd" });
+  });
+});

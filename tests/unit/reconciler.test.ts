@@ -1,0 +1,157 @@
+import { describe, expect, it, beforeEach } from "vitest";
+import type { CodeRun, DocsRun } from "../../src/api/index.js";
+import { parseConfig } from "../../src/config/config.js";
+import { RunReconciler, type RenderFiles } from "../../src/controller/reconciler.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { FakeKube } from "../support/fake-controller-kube.js";
+
+const NS = "team";
+const config = parseConfig("job: {maxRetries: 2, retryBackoffSeconds: 10, retryBackoffMaxSeconds: 100}\nconcurrency: {perService: 1}", {});
+const silent = createLogger({ level: "silent" });
+const render: RenderFiles = () => ({ "CLAUDE.md": "# task", "managed-settings.json": "{}" });
+
+function codeRun(name: string, extra: Partial<CodeRun["spec"]> = {}, created = "2026-01-01T00:00:00Z"): CodeRun {
+  return {
+    apiVersion: "orchestrator.platform/v1",
+    kind: "CodeRun",
+    metadata: { name, namespace: NS, uid: `uid-${name}-0000-1111`, generation: 1, creationTimestamp: created },
+    spec: { taskId: 7, service: "api", repositoryUrl: "https://x/r.git", docsRepositoryUrl: "https://x/d.git", model: "m", githubUser: "alice", ...extra },
+  };
+}
+
+describe("RunReconciler", () => {
+  let kube: FakeKube;
+  let now: number;
+  let rec: RunReconciler;
+  beforeEach(() => {
+    kube = new FakeKube();
+    kube.secrets.set(`${NS}/orchestrator-secrets`, ["ANTHROPIC_API_KEY"]);
+    kube.secrets.set(`${NS}/github-token-alice`, ["token"]);
+    now = Date.parse("2026-01-01T01:00:00Z");
+    rec = new RunReconciler({ kube, cache: kube, config, renderFiles: render, logger: silent, now: () => now });
+  });
+
+  it("creates one PVC, one ConfigMap and one Job, and repeating the pass 100 times creates nothing new", async () => {
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.pvcs.size).toBe(1);
+    expect(kube.configMaps.size).toBe(1);
+    expect(kube.jobs.size).toBe(1);
+    expect(run.status?.phase).toBe("Running");
+    expect(run.status?.attempts).toBe(1);
+    const calls = kube.calls.length;
+    for (let i = 0; i < 100; i++) await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.jobs.size).toBe(1);
+    expect(kube.configMaps.size).toBe(1);
+    expect(kube.calls.slice(calls).filter((c) => c.startsWith("create") || c.startsWith("patch"))).toEqual([]);
+  });
+
+  it("does not create a second Job when the cache has not seen the first yet", async () => {
+    kube.cacheLag = true;
+    kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.jobs.size).toBe(1);
+  });
+
+  it("succeeds with the PR URL from the termination message and stays finished when the Job is deleted", async () => {
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    const job = run.status?.jobName ?? "";
+    kube.finishJob(job, NS, true, JSON.stringify({ outcome: "succeeded", pullRequestUrl: "https://github.com/o/r/pull/1" }));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status).toMatchObject({ phase: "Succeeded", pullRequestUrl: "https://github.com/o/r/pull/1", workCompleted: true });
+    expect(run.status?.completionTime).toBeTruthy();
+    await kube.deleteJob(NS, job);
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.jobs.size).toBe(0);
+    expect(run.status?.phase).toBe("Succeeded");
+  });
+
+  it("retries failed attempts with backoff, as new Jobs, then fails with the reason", async () => {
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    kube.finishJob(run.status?.jobName ?? "", NS, false, JSON.stringify({ outcome: "failed", reason: "PushFailed", message: "remote rejected" }), new Date(now));
+    const r1 = await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status).toMatchObject({ phase: "Pending", reason: "PushFailed" });
+    expect(r1.requeueAfterMs).toBeGreaterThan(9000);
+    expect(kube.jobs.size).toBe(1);
+    now += 10_100;
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status).toMatchObject({ phase: "Running", attempts: 2, retryCount: 1 });
+    expect(kube.jobs.size).toBe(2);
+    const params = JSON.parse(String([...kube.configMaps.values()].find((c) => c.metadata?.name?.includes("-a2-"))?.data?.["run.json"]));
+    expect(params.continueSession).toBe(true);
+    kube.finishJob(run.status?.jobName ?? "", NS, false, "plain log tail", new Date(now));
+    await rec.reconcile("CodeRun", NS, "a");
+    now += 20_100;
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status?.attempts).toBe(3);
+    kube.finishJob(run.status?.jobName ?? "", NS, false, undefined, new Date(now));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status).toMatchObject({ phase: "Failed", attempts: 3, retryCount: 2 });
+    expect(run.status?.message).toMatch(/Failed after 3 attempt/);
+    expect(kube.jobs.size).toBe(3);
+    expect([...kube.events.values()].map((e) => e.reason)).toEqual(expect.arrayContaining(["JobCreated", "AttemptFailed", "Retrying", "Failed"]));
+  });
+
+  it("a missing Secret ends the run with a condition naming it, without creating a Job", async () => {
+    kube.secrets.delete(`${NS}/github-token-alice`);
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status?.phase).toBe("Failed");
+    expect(run.status?.reason).toBe("SecretMissing");
+    expect(run.status?.message).toContain("github-token-alice");
+    expect(run.status?.conditions?.find((c) => c.type === "ConfigError")?.message).toContain("setup-agent-secrets.sh");
+    expect(kube.jobs.size).toBe(0);
+  });
+
+  it("an unrenderable template ends the run with reason TemplateError naming the template", async () => {
+    const bad = new RunReconciler({ kube, cache: kube, config, logger: silent, now: () => now, renderFiles: () => { throw Object.assign(new Error("missing variable foo"), { template: "code_CLAUDE.md" }); } });
+    const run = kube.addRun(codeRun("a"));
+    await bad.reconcile("CodeRun", NS, "a");
+    expect(run.status).toMatchObject({ phase: "Failed", reason: "TemplateError" });
+    expect(run.status?.message).toContain("code_CLAUDE.md");
+  });
+
+  it("cancellation deletes the Job and ends Cancelled", async () => {
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    run.spec.cancel = true;
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.jobs.size).toBe(0);
+    expect(run.status?.phase).toBe("Cancelled");
+  });
+
+  it("runs of one service wait for a slot, oldest first", async () => {
+    const a = kube.addRun(codeRun("a", {}, "2026-01-01T00:00:01Z"));
+    const b = kube.addRun(codeRun("b", {}, "2026-01-01T00:00:02Z"));
+    const c = kube.addRun(codeRun("c", {}, "2026-01-01T00:00:03Z"));
+    const other = kube.addRun(codeRun("d", { service: "web" }, "2026-01-01T00:00:04Z"));
+    // c is reconciled before b, but b is older and must start first.
+    await rec.reconcile("CodeRun", NS, "a");
+    await rec.reconcile("CodeRun", NS, "c");
+    await rec.reconcile("CodeRun", NS, "b");
+    await rec.reconcile("CodeRun", NS, "d");
+    expect(a.status?.phase).toBe("Running");
+    expect(b.status).toMatchObject({ phase: "Pending", reason: "WaitingForSlot" });
+    expect(c.status?.phase).toBe("Pending");
+    expect(b.status?.message).toContain("service api allows 1");
+    expect(other.status?.phase).toBe("Running");
+    kube.finishJob(a.status?.jobName ?? "", NS, true);
+    await rec.reconcile("CodeRun", NS, "a");
+    await rec.reconcile("CodeRun", NS, "c");
+    await rec.reconcile("CodeRun", NS, "b");
+    expect(b.status?.phase).toBe("Running");
+    expect(c.status?.phase).toBe("Pending");
+  });
+
+  it("DocsRuns get an ephemeral workspace and no PVC", async () => {
+    const d: DocsRun = { apiVersion: "orchestrator.platform/v1", kind: "DocsRun", metadata: { name: "d", namespace: NS, uid: "u-d" }, spec: { repositoryUrl: "r", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" } };
+    kube.addRun(d);
+    await rec.reconcile("DocsRun", NS, "d");
+    expect(kube.pvcs.size).toBe(0);
+    const job = [...kube.jobs.values()][0];
+    expect(job?.spec?.template.spec?.volumes?.find((v) => v.name === "workspace")?.emptyDir).toEqual({});
+  });
+});
