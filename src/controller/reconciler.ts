@@ -182,7 +182,7 @@ export class RunReconciler {
               ...next,
               phase: Phases.Running,
               reason: "JobCreated",
-              message: jobCreatedMessage(started.jobName, attempt),
+              message: jobCreatedMessage(started.jobName ?? "", attempt),
               attempts: attempt,
               retryCount: attempt - 1,
               jobName: started.jobName,

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+/**
+ * The orchestrator process: the controller (CodeRun/DocsRun → Jobs) and the HTTP service
+ * (REST intake, GitHub webhooks, health, metrics) in one process.
+ *
+ * Kubernetes access: KUBECONFIG / ~/.kube/config / in-cluster ServiceAccount, like kubectl.
+ * With none of these, it starts the local development control plane (etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler and kwok with one simulated node), installs the CRDs
+ * and says so: pods there are simulated, no agent really runs.
+ */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, readConfig } from "../config/config.js";
+import type { Config } from "../config/schema.js";
+import { Controller } from "../controller/controller.js";
+import type { RenderFiles } from "../controller/reconciler.js";
+import { buildApp, createAuthenticator } from "../http/app.js";
+import { makeClients, loadKubeConfig } from "../kube/clients.js";
+import { createControllerKube } from "../kube/controller-kube.js";
+import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
+import { createLogger, type Logger } from "../observability/logger.js";
+import { createMetrics } from "../observability/metrics.js";
+import { loadTemplates, renderRunFiles } from "../templates/index.js";
+
+function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.KUBECONFIG) || Boolean(env.KUBERNETES_SERVICE_HOST) || existsSync(join(homedir(), ".kube", "config"));
+}
+
+/** Templates load once; a broken override fails each run with a TemplateError, not the process. */
+function templateRenderer(config: Config, log: Logger): RenderFiles {
+  try {
+    const templates = loadTemplates(config.templates.dir);
+    return (run, params) =>
+      renderRunFiles(templates, { params, permissions: { allow: [...config.permissions.allow], deny: [...config.permissions.deny] }, promptModification: run.kind === "CodeRun" ? run.spec.promptModification : undefined });
+  } catch (e) {
+    log.error({ err: (e as Error).message, template: (e as { template?: string }).template }, "Failed to load agent templates; runs will fail with TemplateError until the templates ConfigMap is fixed");
+    return () => {
+      throw e;
+    };
+  }
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const logger = createLogger({ level: env.LOG_LEVEL ?? "info" });
+  let config: Config;
+  try {
+    config = readConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      logger.fatal(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+
+  const stops: Array<() => Promise<void>> = [];
+  let kubeconfigPath: string | undefined;
+  if (!hasKubeAccess(env)) {
+    const { ControlPlane, repoRoot } = await import("../controlplane/index.js");
+    logger.warn("No Kubernetes context configured: starting the local development control plane. Pods there are SIMULATED by kwok: Jobs complete, but no agent runs.");
+    const cp = await ControlPlane.start({ mode: "full", crdPaths: [join(repoRoot(), "infra/charts/orchestrator/crds")], log: (l) => logger.info(l) });
+    stops.push(() => cp.stop());
+    kubeconfigPath = cp.kubeconfigPath;
+    logger.info({ kubeconfig: cp.kubeconfigPath }, `Local control plane ready: export KUBECONFIG=${cp.kubeconfigPath}`);
+  }
+  const kc = loadKubeConfig(kubeconfigPath);
+  const clients = makeClients(kc);
+  if (kubeconfigPath) {
+    await clients.core.createNamespace({ body: { metadata: { name: config.namespace } } }).catch(() => undefined);
+  }
+  const metrics = createMetrics({ defaultMetrics: true });
+  const kube = createControllerKube(clients, config.controller);
+  const controller = config.controller.enabled
+    ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
+    : undefined;
+
+  const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
+  const auth = createAuthenticator({
+    tokens: config.apiTokens,
+    ...(config.api.tokenReview ? { tokenReview: { reviewer: createKubeTokenReviewer(kc), allow: [], audiences: [], namespace: config.namespace } } : {}),
+  });
+  const app = buildApp({
+    config,
+    runs,
+    auth,
+    metrics,
+    logger,
+    readiness: async () => {
+      const checks: Record<string, boolean | string> = controller ? controller.readinessDetail() : { controller: "disabled" };
+      let apiServer: boolean | string = true;
+      try {
+        await clients.core.getAPIResources();
+      } catch (e) {
+        apiServer = (e as Error).message;
+      }
+      checks.apiServer = apiServer;
+      return { ready: apiServer === true && (!controller || controller.isReady()), checks };
+    },
+  });
+  await app.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ address: app.server.address() }, "Listening");
+  stops.unshift(() => app.close());
+
+  if (controller) {
+    stops.unshift(() => controller.stop());
+    await controller.start();
+    // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
+    setInterval(() => {
+      if (!controller.isAlive()) {
+        logger.fatal("Controller workers stopped; exiting so the pod restarts");
+        process.exit(1);
+      }
+    }, 5000).unref();
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "Stopping");
+    for (const stop of stops) await stop().catch((e) => logger.warn({ err: (e as Error).message }, "Stop step failed"));
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
