@@ -1,0 +1,45 @@
+/**
+ * The runner's environment, read once. This is the only runner module that reads process.env.
+ *
+ * Variables (the Job sets the first group; see src/api/runner-contract.ts):
+ * - ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, and any spec.env / envFromSecrets: passed to Claude Code.
+ * - GITHUB_TOKEN: token of the run's GitHub user (REST API and git over HTTPS). Never passed to the agent.
+ * - AGENT_ROOT: tests only; prefix for every absolute contract path.
+ * - GITHUB_REPOSITORY=owner/repo: overrides the owner/repo derived from run.json's repositoryUrl
+ *   (needed when the URL is a local path, as in tests, or a mirror).
+ * - CLAUDE_BIN: the Claude Code executable (default `claude` on PATH).
+ * - LOG_LEVEL: pino level (default info).
+ */
+import { AgentEnv } from "../api/runner-contract.js";
+
+export interface RunnerEnv {
+  /** "" when unset: contract paths are used as they are. */
+  agentRoot: string;
+  githubToken: string | undefined;
+  githubRepository: string | undefined;
+  claudeBin: string;
+  logLevel: string;
+  /** The environment Claude Code starts from (GitHub credentials removed). */
+  agentEnv: Record<string, string>;
+  /** PATH, locale and proxy settings for git. */
+  baseEnv: Record<string, string>;
+}
+
+/** Variables the agent process never sees: the runner pushes and talks to GitHub, not the agent. */
+const WITHHELD_FROM_AGENT = new Set([AgentEnv.githubToken, "GH_TOKEN", "GITHUB_REPOSITORY", "AGENT_ROOT", "CLAUDE_BIN", "GIT_ASKPASS", "SSH_ASKPASS"]);
+const PASSED_TO_GIT = ["PATH", "LANG", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO"];
+
+export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {
+  const defined = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const agentEnv = Object.fromEntries(Object.entries(defined).filter(([k]) => !WITHHELD_FROM_AGENT.has(k)));
+  const baseEnv = Object.fromEntries(PASSED_TO_GIT.flatMap((k) => (defined[k] !== undefined ? [[k, defined[k]]] : [])));
+  return {
+    agentRoot: defined[AgentEnv.agentRoot] ?? "",
+    githubToken: defined[AgentEnv.githubToken] || undefined,
+    githubRepository: defined.GITHUB_REPOSITORY || undefined,
+    claudeBin: defined.CLAUDE_BIN || "claude",
+    logLevel: defined.LOG_LEVEL || "info",
+    agentEnv,
+    baseEnv,
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * git, through execa. Every command runs non-interactively with the agent HOME, no system config
+ * and the C locale; remote commands add the credentials of the run (a credential helper that
+ * reads the token from the git process's environment at call time, or GIT_SSH_COMMAND), so no
+ * secret is ever written to a config file or passed on a command line.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import type { Logger } from "pino";
+import type { Redactor } from "./redact.js";
+
+/** How git authenticates to remotes for one command. */
+export interface GitAuth {
+  /** Extra environment for the git process (GIT_SSH_COMMAND, the token variable). */
+  env: Record<string, string>;
+  /** `-c key=value` pairs placed before the subcommand. */
+  config: string[];
+}
+
+export type GitAuthProvider = () => Promise<GitAuth>;
+
+export class GitError extends Error {
+  override readonly name = "GitError";
+  constructor(
+    message: string,
+    readonly args: string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface GitResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+export interface GitOptions {
+  env: Record<string, string>;
+  auth: GitAuthProvider;
+  redactor: Redactor;
+  log: Logger;
+  /** Upper bound for one network command. */
+  remoteTimeoutMs?: number;
+}
+
+/**
+ * Config on every command: the agent can write .git/config and .git/hooks, and the runner's git
+ * holds credentials, so hooks and fsmonitor commands never run under the runner.
+ */
+export const HARDENING_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never"];
+
+const NO_AUTH: GitAuthProvider = async () => ({ env: {}, config: [] });
+
+export class Git {
+  private readonly remoteTimeoutMs: number;
+
+  constructor(private readonly opts: GitOptions) {
+    this.remoteTimeoutMs = opts.remoteTimeoutMs ?? 10 * 60_000;
+  }
+
+  static withoutAuth(opts: Omit<GitOptions, "auth">): Git {
+    return new Git({ ...opts, auth: NO_AUTH });
+  }
+
+  /** A local command. Throws GitError unless `allowFailure`. */
+  async run(cwd: string, args: string[], options: { allowFailure?: boolean; input?: string } = {}): Promise<GitResult> {
+    return this.exec(cwd, args, { env: {}, config: [] }, { ...options, timeoutMs: this.remoteTimeoutMs });
+  }
+
+  /** A command that talks to a remote (clone, fetch, push, ls-remote): adds the credentials. */
+  async remote(cwd: string, args: string[], options: { allowFailure?: boolean } = {}): Promise<GitResult> {
+    const auth = await this.opts.auth();
+    return this.exec(cwd, args, auth, { ...options, timeoutMs: this.remoteTimeoutMs });
+  }
+
+  private async exec(
+    cwd: string,
+    args: string[],
+    auth: GitAuth,
+    options: { allowFailure?: boolean; input?: string; timeoutMs: number },
+  ): Promise<GitResult> {
+    const argv = [...[...HARDENING_CONFIG, ...auth.config].flatMap((c) => ["-c", c]), ...args];
+    const shown = this.opts.redactor.scrub(args.join(" "));
+    const result = await execa("git", argv, {
+      cwd,
+      env: { ...this.opts.env, ...auth.env },
+      extendEnv: false,
+      reject: false,
+      stripFinalNewline: true,
+      timeout: options.timeoutMs,
+      ...(options.input !== undefined ? { input: options.input } : { stdin: "ignore" as const }),
+    });
+    const stdout = typeof result.stdout === "string" ? result.stdout : "";
+    const stderr = this.opts.redactor.scrub(typeof result.stderr === "string" ? result.stderr : "");
+    const exitCode = result.exitCode ?? -1;
+    this.opts.log.debug({ git: shown, cwd, exitCode }, "Ran git");
+    if (exitCode !== 0 && !options.allowFailure) {
+      const why = result.timedOut ? `timed out after ${options.timeoutMs / 1000}s` : stderr.split("\n").filter(Boolean).slice(-3).join(" | ") || `exit code ${exitCode}`;
+      throw new GitError(`git ${shown} failed: ${why}`, args, result.exitCode, stderr);
+    }
+    return { stdout, stderr, exitCode };
+  }
+
+  // ---- queries -------------------------------------------------------------------------------
+
+  async isRepository(dir: string): Promise<boolean> {
+    if (!fs.existsSync(path.join(dir, ".git"))) return false;
+    const r = await this.run(dir, ["rev-parse", "--is-inside-work-tree"], { allowFailure: true });
+    return r.exitCode === 0 && r.stdout === "true";
+  }
+
+  /** The remote's branches (`git ls-remote --heads`); throws GitError when unreachable. */
+  async listRemoteBranches(url: string, cwd: string): Promise<string[]> {
+    const r = await this.remote(cwd, ["ls-remote", "--heads", "--", url]);
+    return r.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[1]!.replace(/^refs\/heads\//, ""));
+  }
+
+  async remoteUrl(dir: string, remote = "origin"): Promise<string | null> {
+    const r = await this.run(dir, ["remote", "get-url", remote], { allowFailure: true });
+    return r.exitCode === 0 ? r.stdout.trim() : null;
+  }
+
+  async currentBranch(dir: string): Promise<string | null> {
+    const r = await this.run(dir, ["symbolic-ref", "--quiet", "--short", "HEAD"], { allowFailure: true });
+    return r.exitCode === 0 ? r.stdout.trim() : null;
+  }
+
+  async revParse(dir: string, rev: string): Promise<string | null> {
+    const r = await this.run(dir, ["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], { allowFailure: true });
+    return r.exitCode === 0 ? r.stdout.trim() : null;
+  }
+
+  async hasLocalBranch(dir: string, branch: string): Promise<boolean> {
+    return (await this.revParse(dir, `refs/heads/${branch}`)) !== null;
+  }
+
+  async hasRemoteBranch(dir: string, branch: string): Promise<boolean> {
+    return (await this.revParse(dir, `refs/remotes/origin/${branch}`)) !== null;
+  }
+
+  /** `git status --porcelain` lines, optionally limited to pathspecs. Ignored/excluded files are not listed. */
+  async status(dir: string, pathspecs: string[] = []): Promise<string[]> {
+    const r = await this.run(dir, ["status", "--porcelain", "--untracked-files=all", "--", ...pathspecs]);
+    return r.stdout.split("\n").filter(Boolean);
+  }
+
+  /** Whether a merge, rebase, cherry-pick or revert was left in progress. */
+  async operationInProgress(dir: string): Promise<"merge" | "rebase" | "cherry-pick" | "revert" | null> {
+    const gitDir = path.join(dir, ".git");
+    if (fs.existsSync(path.join(gitDir, "MERGE_HEAD"))) return "merge";
+    if (fs.existsSync(path.join(gitDir, "rebase-merge")) || fs.existsSync(path.join(gitDir, "rebase-apply"))) return "rebase";
+    if (fs.existsSync(path.join(gitDir, "CHERRY_PICK_HEAD"))) return "cherry-pick";
+    if (fs.existsSync(path.join(gitDir, "REVERT_HEAD"))) return "revert";
+    return null;
+  }
+
+  async conflictedPaths(dir: string): Promise<string[]> {
+    const r = await this.run(dir, ["diff", "--name-only", "--diff-filter=U"], { allowFailure: true });
+    return r.stdout.split("\n").filter(Boolean);
+  }
+
+  /** Number of commits in `to` that are not in `from`. */
+  async countCommits(dir: string, from: string, to: string): Promise<number> {
+    const r = await this.run(dir, ["rev-list", "--count", `${from}..${to}`]);
+    return Number.parseInt(r.stdout.trim(), 10) || 0;
+  }
+
+  /** A file's content at a revision, or null when it does not exist there. */
+  async showFile(dir: string, rev: string, file: string): Promise<string | null> {
+    const spec = `${rev}:${file}`;
+    const exists = await this.run(dir, ["cat-file", "-e", spec], { allowFailure: true });
+    if (exists.exitCode !== 0) return null;
+    const r = await this.run(dir, ["show", spec]);
+    return r.stdout + (r.stdout.endsWith("\n") ? "" : "\n");
+  }
+
+  async isTracked(dir: string, file: string): Promise<boolean> {
+    const r = await this.run(dir, ["ls-files", "--error-unmatch", "--", file], { allowFailure: true });
+    return r.exitCode === 0;
+  }
+
+  // ---- changes -------------------------------------------------------------------------------
+
+  /**
+   * Stages everything under `pathspecs` (default: the whole tree) except `excludes`, and commits
+   * it as `author`. Returns the new commit, or null when there was nothing to commit.
+   */
+  async commitAll(dir: string, message: string, author: Author, options: { pathspecs?: string[]; excludes?: string[] } = {}): Promise<string | null> {
+    const pathspecs = options.pathspecs?.length ? options.pathspecs : ["."];
+    const excludes = (options.excludes ?? []).map((e) => `:(exclude,top)${e}`);
+    // `git add` fails on a pathspec that matches nothing; nothing to match means nothing to commit.
+    if ((await this.status(dir, [...pathspecs, ...excludes])).length === 0) return null;
+    await this.run(dir, ["add", "--all", "--", ...pathspecs]);
+    // Unstage instead of excluding in `git add`: an exclude pathspec naming an ignored path fails the add.
+    if (options.excludes?.length) await this.run(dir, ["reset", "--quiet", "--", ...options.excludes.map((e) => `:(top)${e}`)], { allowFailure: true });
+    const staged = await this.run(dir, ["diff", "--cached", "--quiet"], { allowFailure: true });
+    if (staged.exitCode === 0) return null;
+    await this.run(dir, [
+      "-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`,
+      "commit", "--quiet", "--no-verify", "--author", `${author.name} <${author.email}>`, "-F", "-",
+    ], { input: message });
+    return this.revParse(dir, "HEAD");
+  }
+
+  /** Appends lines to .git/info/exclude that are not there yet. */
+  ensureExcluded(dir: string, patterns: string[]): void {
+    const file = path.join(dir, ".git", "info", "exclude");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    const lines = new Set(existing.split("\n").map((l) => l.trim()));
+    const missing = patterns.filter((p) => !lines.has(p));
+    if (missing.length === 0) return;
+    const prefix = existing === "" || existing.endsWith("\n") ? "" : "\n";
+    fs.appendFileSync(file, `${prefix}# Added by the orchestrator agent runner: never committed\n${missing.join("\n")}\n`);
+  }
+}
+
+/** True when a git error looks like a rejected push that a fetch and merge may fix. */
+export function isNonFastForward(err: unknown): boolean {
+  return err instanceof GitError && /\b(non-fast-forward|fetch first|rejected)\b/i.test(err.stderr) && !/protected branch|permission|denied|403/i.test(err.stderr);
+}
+
+/** True when git's error says the remote refused our credentials. */
+export function isAuthFailure(err: unknown): boolean {
+  return err instanceof GitError && /Authentication failed|Permission denied \(publickey|could not read Username|invalid credentials|403|401|Host key verification failed/i.test(err.stderr);
+}

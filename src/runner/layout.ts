@@ -1,0 +1,39 @@
+/** Where the runner finds its inputs and keeps its state, per the runner contract. */
+import path from "node:path";
+import { AgentPaths, WorkspaceLayout, type TaskFileKeys } from "../api/runner-contract.js";
+
+export interface Layout {
+  workspace: string;
+  taskFiles: string;
+  managedSettings: string;
+  sshSecret: string;
+  githubAppSecret: string;
+  terminationMessage: string;
+  /** The repository clone. */
+  repo: string;
+  /** HOME for git and Claude Code (sessions live here, on the workspace volume). */
+  home: string;
+  taskFile(key: (typeof TaskFileKeys)[keyof typeof TaskFileKeys]): string;
+}
+
+/** Resolves an absolute contract path under `root` (tests) or as is (in the Job). */
+export function resolveContractPath(root: string, absolute: string): string {
+  return root ? path.join(root, absolute) : absolute;
+}
+
+export function buildLayout(root: string): Layout {
+  const at = (p: string) => resolveContractPath(root, p);
+  const workspace = at(AgentPaths.workspace);
+  const taskFiles = at(AgentPaths.taskFiles);
+  return {
+    workspace,
+    taskFiles,
+    managedSettings: at(AgentPaths.managedSettings),
+    sshSecret: at(AgentPaths.sshSecret),
+    githubAppSecret: at(AgentPaths.githubAppSecret),
+    terminationMessage: at(AgentPaths.terminationMessage),
+    repo: path.join(workspace, WorkspaceLayout.repo),
+    home: path.join(workspace, WorkspaceLayout.home),
+    taskFile: (key) => path.join(taskFiles, key),
+  };
+}

@@ -1,0 +1,400 @@
+/**
+ * The agent runner: everything between "the Job's container started" and "the termination
+ * message is written". Checks come first (files, credentials, reachability, task documents) so a
+ * broken run fails in seconds without starting Claude; once the agent has worked, its work is
+ * always committed and pushed, whatever the outcome.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import { TaskFileKeys, type RunParameters } from "../api/runner-contract.js";
+import type { AgentResult } from "../api/types.js";
+import { createLogger } from "../observability/logger.js";
+import { readAgentFiles, installAgentFiles, INSTALLED_FILES, type AgentFiles } from "./agent-files.js";
+import { resolveCredentials, type Credentials } from "./auth.js";
+import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
+import type { RunnerEnv } from "./env.js";
+import { Reasons, RunnerError, type Reason } from "./errors.js";
+import { Git, GitError, isNonFastForward, type Author } from "./git.js";
+import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
+import { buildLayout, type Layout } from "./layout.js";
+import { parseRunParameters } from "./params.js";
+import { parsePrDescription, type PullRequestText } from "./pr-description.js";
+import { Redactor } from "./redact.js";
+import { parseRepoUrl, redactUrl, sameRepository, type RepoCoordinates } from "./repo-url.js";
+import { writeAgentResult } from "./result.js";
+import { fetchTaskDocs, TASK_DIR } from "./task-docs.js";
+import { prepareRepository, unreachable } from "./workspace.js";
+
+export interface RunnerOptions {
+  /** Defaults to pino on stdout. */
+  log?: Logger;
+  /** Aborted on SIGTERM: the agent is stopped and its work pushed. */
+  signal?: AbortSignal;
+  /** Replaces the Octokit adapter (tests). */
+  github?: (opts: { params: RunParameters; coords: RepoCoordinates; credentials: Credentials; log: Logger }) => GitHubPort;
+  /** Wall-clock start of the run; the budget counts from here. */
+  startedAt?: number;
+}
+
+/** Files the agent must not commit (relative to the repository root). */
+function computeExcludes(workingDirectory: string): { infoExclude: string[]; commitExcludes: string[] } {
+  const prefix = workingDirectory === "." ? "" : `${workingDirectory}/`;
+  const files = [...INSTALLED_FILES, "PR_DESCRIPTION.md", ".claude/settings.local.json"];
+  return {
+    infoExclude: [`/${prefix}${TASK_DIR}/`, ...files.map((f) => `/${prefix}${f}`), "/PR_DESCRIPTION.md"],
+    commitExcludes: [`${prefix}${TASK_DIR}`],
+  };
+}
+
+/** owner/repo: GITHUB_REPOSITORY wins (local paths, mirrors), else parsed from the URL. */
+export function resolveCoordinates(params: RunParameters, override: string | undefined): RepoCoordinates {
+  if (override) {
+    const m = /^([^/\s]+)\/([^/\s]+)$/.exec(override.trim());
+    if (!m) throw new RunnerError(Reasons.InvalidParameters, `GITHUB_REPOSITORY must be owner/repo, got "${override}"`);
+    const host = parseRepoUrl(params.repositoryUrl)?.host ?? new URL(params.githubApiUrl).host;
+    return { host, owner: m[1]!, repo: m[2]!.replace(/\.git$/, "") };
+  }
+  const coords = parseRepoUrl(params.repositoryUrl);
+  if (!coords) {
+    throw new RunnerError(Reasons.InvalidParameters, `Cannot tell the GitHub owner/repo of repositoryUrl ${redactUrl(params.repositoryUrl)}; use https://host/owner/repo(.git) or git@host:owner/repo.git, or set GITHUB_REPOSITORY=owner/repo.`);
+  }
+  return coords;
+}
+
+function writeGitConfig(home: string, author: Author): void {
+  fs.mkdirSync(home, { recursive: true });
+  const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  fs.writeFileSync(path.join(home, ".gitconfig"), [
+    "# Written by the orchestrator agent runner on every run; holds no credentials.",
+    "[user]", `\tname = ${quote(author.name)}`, `\temail = ${quote(author.email)}`,
+    "[safe]", "\tdirectory = *",
+    "[init]", "\tdefaultBranch = main",
+    "[advice]", "\tdetachedHead = false",
+    "[pull]", "\trebase = false",
+    "",
+  ].join("\n"));
+}
+
+function defaultPullRequestText(params: RunParameters): PullRequestText {
+  const footer = `Opened by the orchestrator agent runner (run ${params.runName}, attempt ${params.attempt}).`;
+  if (params.kind === "docs") {
+    return { title: "docs: generate Task Master documentation", body: `Generated task documentation under \`${params.workingDirectory}/.taskmaster/docs/\`.\n\n${footer}` };
+  }
+  return {
+    title: `feat(${params.service ?? "service"}): implement task ${params.taskId}`,
+    body: `Implements task ${params.taskId}${params.service ? ` for service ${params.service}` : ""}.\n\n${footer}`,
+  };
+}
+
+/** Reads PR_DESCRIPTION.md (working directory first, then the repository root) and removes it from the tree. */
+async function takePrDescription(git: Git, repoDir: string, workDir: string, params: RunParameters, log: Logger): Promise<PullRequestText> {
+  const fallback = defaultPullRequestText(params);
+  let text: PullRequestText | null = null;
+  for (const dir of [...new Set([workDir, repoDir])]) {
+    const file = path.join(dir, "PR_DESCRIPTION.md");
+    if (!fs.existsSync(file)) continue;
+    const parsed: PullRequestText | null = text ? null : parsePrDescription(fs.readFileSync(file, "utf8"), fallback.title);
+    const relative = path.relative(repoDir, file);
+    if (await git.isTracked(repoDir, relative)) await git.run(repoDir, ["rm", "--quiet", "--cached", "--", relative]);
+    fs.rmSync(file);
+    if (parsed) {
+      text = parsed;
+      log.info({ file: relative, title: parsed.title }, "Read the agent's PR description");
+    }
+  }
+  if (!text) return fallback;
+  const footer = `\n\n---\n_Run ${params.runName}, attempt ${params.attempt}${params.taskId !== undefined ? `, task ${params.taskId}` : ""}._`;
+  return { title: text.title, body: `${text.body}${footer}` };
+}
+
+/** Pushes HEAD to the run's branch; a rejected push is retried once after merging the remote branch. */
+async function pushBranch(git: Git, repoDir: string, params: RunParameters, log: Logger): Promise<void> {
+  const push = () => git.remote(repoDir, ["push", "--no-verify", "origin", `HEAD:refs/heads/${params.branch}`]);
+  try {
+    await push();
+  } catch (err) {
+    if (!isNonFastForward(err)) throw pushFailed(params, err);
+    log.warn({ branch: params.branch }, "Push was rejected; merging the remote branch and pushing again");
+    try {
+      await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${params.branch}:refs/remotes/origin/${params.branch}`]);
+      const merge = await git.run(repoDir, ["merge", "--no-edit", `origin/${params.branch}`], { allowFailure: true });
+      if (merge.exitCode !== 0) {
+        const conflicts = await git.conflictedPaths(repoDir);
+        await git.run(repoDir, ["merge", "--abort"], { allowFailure: true });
+        throw new RunnerError(Reasons.PushFailed, `The remote branch ${params.branch} moved and merging it conflicts in: ${conflicts.join(", ") || "(unknown)"}. The work is committed locally in the workspace; resolve the conflict and retry.`);
+      }
+      await push();
+    } catch (err2) {
+      if (err2 instanceof RunnerError) throw err2;
+      throw pushFailed(params, err2);
+    }
+  }
+  log.info({ branch: params.branch, head: await git.revParse(repoDir, "HEAD") }, "Pushed branch");
+}
+
+function pushFailed(params: RunParameters, err: unknown): RunnerError {
+  const detail = err instanceof GitError ? err.message : String(err);
+  return new RunnerError(Reasons.PushFailed, `Could not push ${params.branch} to ${redactUrl(params.repositoryUrl)}: ${detail}. The work is committed in the workspace; check the credentials' write access and branch protection.`, { cause: err });
+}
+
+interface RunState {
+  params?: RunParameters;
+  branch?: string;
+  commit?: string;
+  claude?: ClaudeOutcome;
+}
+
+function usage(state: RunState): Partial<AgentResult> {
+  const p = state.claude?.progress;
+  if (!p) return {};
+  return {
+    turns: p.turns,
+    inputTokens: p.inputTokens,
+    outputTokens: p.outputTokens,
+    ...(p.costUsd !== null ? { costUsd: p.costUsd } : {}),
+  };
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new RunnerError(Reasons.Terminated, "The runner was asked to stop (SIGTERM) before the agent started: the run was cancelled or hit its deadline.");
+}
+
+/** Runs one attempt and returns its result (never throws). */
+export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Promise<AgentResult> {
+  const startedAt = options.startedAt ?? Date.now();
+  const redactor = new Redactor();
+  redactor.add(env.githubToken);
+  redactor.add(env.agentEnv.ANTHROPIC_API_KEY);
+  const baseLog = options.log ?? createLogger({ level: env.logLevel, name: "agent-runner" });
+  const layout = buildLayout(env.agentRoot);
+  const state: RunState = {};
+  let log = baseLog;
+  let credentials: Credentials | undefined;
+  try {
+    const runJson = layout.taskFile(TaskFileKeys.runJson);
+    let runText: string;
+    try {
+      runText = fs.readFileSync(runJson, "utf8");
+    } catch {
+      throw new RunnerError(Reasons.AgentFilesInvalid, `${runJson} is missing: the run's ConfigMap is not mounted at ${layout.taskFiles}.`);
+    }
+    const params = parseRunParameters(runText, runJson);
+    state.params = params;
+    state.branch = params.branch;
+    log = baseLog.child({ run: params.runName, namespace: params.namespace, attempt: params.attempt, kind: params.kind });
+    log.info({ repository: redactUrl(params.repositoryUrl), branch: params.branch, base: params.baseBranch, model: params.model, continueSession: params.continueSession }, "Started agent runner");
+
+    const files = readAgentFiles(layout, params.kind);
+    const coords = resolveCoordinates(params, env.githubRepository);
+    checkAborted(options.signal);
+
+    fs.mkdirSync(layout.workspace, { recursive: true });
+    credentials = await resolveCredentials({ params, layout, githubToken: env.githubToken, coords, redactor, log });
+    writeGitConfig(layout.home, credentials.author);
+    const github = options.github
+      ? options.github({ params, coords, credentials, log })
+      : createGitHubClient({ baseUrl: params.githubApiUrl, owner: coords.owner, repo: coords.repo, token: credentials.apiToken, log });
+    await github.checkRepositoryAccess();
+    log.info({ owner: coords.owner, repo: coords.repo, git: credentials.gitMethod }, "Checked GitHub access");
+
+    const gitEnv = { ...env.baseEnv, HOME: layout.home, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C" };
+    const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log });
+    const remoteUrl = credentials.remoteUrl(params.repositoryUrl, coords);
+
+    // Reachability before any local work: a wrong URL or key fails here, in seconds.
+    let remoteBranches: string[];
+    try {
+      remoteBranches = await git.listRemoteBranches(remoteUrl, layout.workspace);
+    } catch (err) {
+      throw unreachable(params.repositoryUrl, err, "repository");
+    }
+    if (!remoteBranches.includes(params.baseBranch)) {
+      throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);
+    }
+    const docsUrl = params.kind === "code" ? params.docsRepositoryUrl! : null;
+    const docsRemoteUrl = docsUrl ? credentials.remoteUrl(docsUrl, parseRepoUrl(docsUrl)) : null;
+    if (docsUrl && docsRemoteUrl && !sameRepository(docsUrl, params.repositoryUrl)) {
+      try {
+        await git.listRemoteBranches(docsRemoteUrl, layout.workspace);
+      } catch (err) {
+        throw unreachable(docsUrl, err, "docs repository");
+      }
+    }
+    checkAborted(options.signal);
+
+    const excludes = computeExcludes(params.workingDirectory);
+    await prepareRepository({
+      git, params, repoDir: layout.repo, remoteUrl, author: credentials.author,
+      excludes: excludes.infoExclude, commitExcludes: excludes.commitExcludes, log,
+    });
+    const workDir = path.join(layout.repo, params.workingDirectory);
+    fs.mkdirSync(workDir, { recursive: true });
+
+    let prompt: string;
+    if (params.kind === "code") {
+      const docs = await fetchTaskDocs({ git, params, repoDir: layout.repo, workDir, docsRemoteUrl: docsRemoteUrl!, log });
+      prompt = docs["prompt.md"]!;
+    } else {
+      const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");
+      if (!fs.existsSync(tasksJson)) {
+        throw new RunnerError(Reasons.TaskDocsMissing, `${path.posix.join(params.workingDirectory, ".taskmaster/tasks/tasks.json")} does not exist on ${params.baseBranch} of ${redactUrl(params.repositoryUrl)}. Run Task Master there first, or check workingDirectory and sourceBranch.`);
+      }
+      prompt = files.docsPrompt!;
+    }
+    await installAgentFiles({ files, workDir, repoDir: layout.repo, overwriteMemory: params.overwriteMemory, git, log });
+    checkAborted(options.signal);
+
+    const claude = await startAgent({ env, layout, params, files, prompt, workDir, startedAt, redactor, log, signal: options.signal });
+    state.claude = claude;
+    return await deliver({ git, github, params, layout, workDir, credentials, claude, state, log });
+  } catch (err) {
+    const runnerError = err instanceof RunnerError
+      ? err
+      : new RunnerError(Reasons.InternalError, `Unexpected runner failure: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    const message = redactor.scrub(runnerError.message);
+    log.error({ reason: runnerError.reason, err: message, ...(runnerError.reason === Reasons.InternalError ? { stack: redactor.scrub((err as Error)?.stack ?? "") } : {}) }, "Run failed");
+    return {
+      outcome: "failed",
+      reason: runnerError.reason,
+      message,
+      ...(state.branch ? { branch: state.branch } : {}),
+      ...(state.commit ? { commit: state.commit } : {}),
+      ...usage(state),
+    };
+  } finally {
+    credentials?.dispose();
+  }
+}
+
+async function startAgent(a: {
+  env: RunnerEnv; layout: Layout; params: RunParameters; files: AgentFiles; prompt: string; workDir: string;
+  startedAt: number; redactor: Redactor; log: Logger; signal: AbortSignal | undefined;
+}): Promise<ClaudeOutcome> {
+  const { params, layout, log } = a;
+  const budgetMs = a.startedAt + params.timeBudgetSeconds * 1000 - Date.now();
+  if (budgetMs <= 0) {
+    throw new RunnerError(Reasons.BudgetExceeded, `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`);
+  }
+  let continueSession = false;
+  if (params.continueSession) {
+    const marker = readSessionMarker(layout.home);
+    continueSession = marker !== null && marker.cwd === a.workDir;
+    if (!continueSession) log.info({ workDir: a.workDir }, "No previous session for this working directory; starting a new one");
+  }
+  const claudeEnv: Record<string, string> = {
+    ...a.env.agentEnv,
+    HOME: layout.home,
+    CLAUDE_CONFIG_DIR: path.join(layout.home, ".claude"),
+    GIT_TERMINAL_PROMPT: "0",
+    DISABLE_AUTOUPDATER: "1",
+  };
+  return runClaude({
+    bin: a.env.claudeBin,
+    invocation: { prompt: a.prompt, model: params.model, maxTurns: params.maxTurns, continueSession, systemPrompt: a.files.systemPrompt, settingsPath: a.files.settingsPath },
+    cwd: a.workDir,
+    env: claudeEnv,
+    home: layout.home,
+    runName: params.runName,
+    attempt: params.attempt,
+    budgetMs,
+    ...(a.signal ? { signal: a.signal } : {}),
+    log,
+    redactor: a.redactor,
+  });
+}
+
+const STOPPED: Record<Exclude<ClaudeOutcome["status"], "completed">, { outcome: AgentResult["outcome"]; reason: Reason; what: string }> = {
+  "budget-exceeded": { outcome: "budget-exceeded", reason: Reasons.BudgetExceeded, what: "used up its wall-clock budget" },
+  "max-turns": { outcome: "budget-exceeded", reason: Reasons.MaxTurnsReached, what: "used all its turns" },
+  terminated: { outcome: "failed", reason: Reasons.Terminated, what: "was stopped (cancel or Job deadline)" },
+  failed: { outcome: "failed", reason: Reasons.AgentFailed, what: "failed" },
+};
+
+async function deliver(d: {
+  git: Git; github: GitHubPort; params: RunParameters; layout: Layout; workDir: string;
+  credentials: Credentials; claude: ClaudeOutcome; state: RunState; log: Logger;
+}): Promise<AgentResult> {
+  const { git, github, params, layout, workDir, credentials, claude, state, log } = d;
+  const repoDir = layout.repo;
+  const base = `origin/${params.baseBranch}`;
+  const text = await takePrDescription(git, repoDir, workDir, params, log);
+  const docsPath = path.posix.join(params.workingDirectory, ".taskmaster", "docs");
+  const commitScope = params.kind === "docs" ? { pathspecs: [docsPath] } : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
+
+  if (params.kind === "docs") {
+    const docsChanges = await git.status(repoDir, [docsPath]);
+    const others = (await git.status(repoDir)).length - docsChanges.length;
+    if (others > 0) log.warn({ files: others }, "Ignored changes outside .taskmaster/docs (DocsRuns only commit documentation)");
+  }
+
+  if (claude.status !== "completed") {
+    const stopped = STOPPED[claude.status];
+    const message = `Claude Code ${stopped.what}${claude.status === "failed" ? ` (exit code ${claude.exitCode ?? "none"}${claude.progress.result ? `, result ${claude.progress.result.subtype}` : ""}${claude.stderrTail ? `: ${claude.stderrTail}` : ""})` : ""}.`;
+    const commit = (await git.status(repoDir, commitScope.pathspecs ?? [])).length > 0
+      ? await git.commitAll(repoDir, `wip: ${params.kind === "code" ? `task ${params.taskId}` : "docs"}: work in progress (${stopped.reason})\n\n${message}\nRun ${params.runName}, attempt ${params.attempt}.`, credentials.author, commitScope)
+      : null;
+    const head = await git.revParse(repoDir, "HEAD");
+    if (head) state.commit = head;
+    let pushed = false;
+    if ((await git.countCommits(repoDir, base, "HEAD")) > 0) {
+      try {
+        await pushBranch(git, repoDir, params, log);
+        pushed = true;
+      } catch (err) {
+        log.error({ err: (err as Error).message }, "Could not push work in progress");
+      }
+    }
+    const saved = pushed ? ` Work in progress${commit ? " was committed and" : ""} pushed to ${params.branch}; the next attempt continues from it.` : commit ? " Work in progress was committed in the workspace but could not be pushed." : " There was no work to save.";
+    return { outcome: stopped.outcome, reason: stopped.reason, message: `${message}${saved}`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
+  }
+
+  const message = params.kind === "code" ? `${text.title}\n\nTask ${params.taskId}, run ${params.runName}, attempt ${params.attempt}.` : `docs: auto-generate Task Master documentation\n\nRun ${params.runName}.`;
+  const commit = await git.commitAll(repoDir, message, credentials.author, commitScope);
+  if (commit) log.info({ commit }, "Committed the agent's changes");
+  const head = await git.revParse(repoDir, "HEAD");
+  if (head) state.commit = head;
+
+  if ((await git.countCommits(repoDir, base, "HEAD")) === 0) {
+    log.info({ branch: params.branch }, "The agent made no changes; no pull request");
+    return { outcome: "no-changes", reason: Reasons.NoChanges, message: `The agent finished without changes relative to ${params.baseBranch}; nothing was pushed.`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
+  }
+  await pushBranch(git, repoDir, params, log);
+  const { pullRequest, created } = await ensurePullRequest(github, { title: text.title, body: text.body, head: params.branch, base: params.baseBranch, labels: params.prLabels });
+  log.info({ pullRequest: pullRequest.htmlUrl, number: pullRequest.number, created }, created ? "Opened pull request" : "Found existing pull request");
+  return {
+    outcome: "succeeded",
+    reason: created ? Reasons.PullRequestOpened : Reasons.PullRequestUpdated,
+    message: `${created ? "Opened" : "Updated"} pull request #${pullRequest.number} (${params.branch} → ${params.baseBranch}).`,
+    pullRequestUrl: pullRequest.htmlUrl,
+    branch: params.branch,
+    ...(state.commit ? { commit: state.commit } : {}),
+    ...usage(state),
+  };
+}
+
+/** Runs the attempt, writes the termination message and returns the process exit code. */
+export async function main(env: RunnerEnv, options: RunnerOptions = {}): Promise<number> {
+  const log = options.log ?? createLogger({ level: env.logLevel, name: "agent-runner" });
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.warn({ signal }, "Received stop signal; stopping the agent and saving its work");
+    controller.abort();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  try {
+    const result = await runAgent(env, { ...options, log, signal: options.signal ?? controller.signal });
+    const file = buildLayout(env.agentRoot).terminationMessage;
+    try {
+      writeAgentResult(file, result);
+    } catch (err) {
+      log.error({ file, err: (err as Error).message }, "Could not write the termination message");
+    }
+    log.info({ outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message }, "Finished agent runner");
+    return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Task documents (task.md, acceptance-criteria.md, prompt.md, architecture.md) from the docs
+ * repository into `{workdir}/task/`. Two layouts:
+ * - single-repo (docs repo == target repo): read from the docs branch with `git show`, without
+ *   touching the checked-out feature branch;
+ * - multi-repo: a shallow clone into a temporary directory, removed afterwards.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Logger } from "pino";
+import type { RunParameters } from "../api/runner-contract.js";
+import { Reasons, RunnerError } from "./errors.js";
+import { GitError, type Git } from "./git.js";
+import { redactUrl, sameRepository } from "./repo-url.js";
+import { unreachable } from "./workspace.js";
+
+export const TASK_DIR = "task";
+
+export interface TaskDocPaths {
+  /** Directory of the task's documents inside the docs repository. */
+  dir: string;
+  architecture: string;
+}
+
+/** Where a task's documents live in the docs repository (pure). */
+export function computeTaskDocPaths(projectDirectory: string, taskId: number): TaskDocPaths {
+  const docs = path.posix.join(projectDirectory || ".", ".taskmaster", "docs");
+  return { dir: path.posix.join(docs, `task-${taskId}`), architecture: path.posix.join(docs, "architecture.md") };
+}
+
+type Reader = (file: string) => Promise<string | null>;
+
+async function collect(read: Reader, paths: TaskDocPaths, source: string): Promise<Record<string, string>> {
+  const task = (await read(`${paths.dir}/task.md`)) ?? (await read(`${paths.dir}/task.txt`));
+  const prompt = await read(`${paths.dir}/prompt.md`);
+  const missing = [
+    ...(task === null ? [`${paths.dir}/task.md (or task.txt)`] : []),
+    ...(prompt === null ? [`${paths.dir}/prompt.md`] : []),
+  ];
+  if (missing.length > 0) {
+    throw new RunnerError(Reasons.TaskDocsMissing, `Task documents missing in ${source}: ${missing.join(", ")}. Generate them with a DocsRun, or check taskId, docsProjectDirectory and docsBranch.`);
+  }
+  const docs: Record<string, string> = { "task.md": task!, "prompt.md": prompt! };
+  const criteria = await read(`${paths.dir}/acceptance-criteria.md`);
+  if (criteria !== null) docs["acceptance-criteria.md"] = criteria;
+  const architecture = await read(paths.architecture);
+  if (architecture !== null) docs["architecture.md"] = architecture;
+  return docs;
+}
+
+export interface FetchTaskDocsOptions {
+  git: Git;
+  params: RunParameters;
+  repoDir: string;
+  workDir: string;
+  /** The URL git uses for the docs repository. */
+  docsRemoteUrl: string;
+  log: Logger;
+}
+
+/** Fetches the documents into `{workDir}/task/` (replacing what was there) and returns their contents. */
+export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<string, string>> {
+  const { git, params, repoDir, log } = opts;
+  const docsUrl = params.docsRepositoryUrl!;
+  const branch = params.docsBranch || "main";
+  const paths = computeTaskDocPaths(params.docsProjectDirectory ?? ".", params.taskId!);
+  const source = `${redactUrl(docsUrl)}@${branch}`;
+  let docs: Record<string, string>;
+
+  if (sameRepository(docsUrl, params.repositoryUrl)) {
+    try {
+      await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+    } catch (err) {
+      if (err instanceof GitError && /couldn't find remote ref/i.test(err.stderr)) {
+        throw new RunnerError(Reasons.BranchNotFound, `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`);
+      }
+      throw unreachable(docsUrl, err, "docs repository");
+    }
+    const rev = `refs/remotes/origin/${branch}`;
+    docs = await collect((file) => git.showFile(repoDir, rev, file), paths, source);
+    log.info({ layout: "single-repo", source, files: Object.keys(docs) }, "Fetched task documents");
+  } else {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-docs-"));
+    try {
+      const clone = path.join(tmp, "docs");
+      try {
+        await git.remote(tmp, ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", opts.docsRemoteUrl, clone]);
+      } catch (err) {
+        if (err instanceof GitError && /Remote branch .* not found/i.test(err.stderr)) {
+          throw new RunnerError(Reasons.BranchNotFound, `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`);
+        }
+        throw unreachable(docsUrl, err, "docs repository");
+      }
+      const read: Reader = async (file) => {
+        const full = path.join(clone, file);
+        return fs.existsSync(full) && fs.statSync(full).isFile() ? fs.readFileSync(full, "utf8") : null;
+      };
+      docs = await collect(read, paths, source);
+      log.info({ layout: "multi-repo", source, files: Object.keys(docs) }, "Fetched task documents");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  const target = path.join(opts.workDir, TASK_DIR);
+  fs.rmSync(target, { recursive: true, force: true });
+  fs.mkdirSync(target, { recursive: true });
+  for (const [name, content] of Object.entries(docs)) fs.writeFileSync(path.join(target, name), content);
+  return docs;
+}

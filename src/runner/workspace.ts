@@ -1,0 +1,142 @@
+/**
+ * The repository clone on the workspace volume: cloned once, then fetched on every run; the run's
+ * branch checked out (or created from the base branch) and the base branch merged in. Work left
+ * by a previous run is never thrown away: uncommitted changes become a WIP commit, and a clone of
+ * another repository is moved aside, not deleted.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import type { RunParameters } from "../api/runner-contract.js";
+import { Reasons, RunnerError } from "./errors.js";
+import { GitError, isAuthFailure, type Author, type Git } from "./git.js";
+import { redactUrl, sameRepository } from "./repo-url.js";
+
+export interface PrepareOptions {
+  git: Git;
+  params: RunParameters;
+  repoDir: string;
+  /** The URL git uses for origin (may differ in protocol from params.repositoryUrl). */
+  remoteUrl: string;
+  author: Author;
+  /** Patterns for .git/info/exclude (agent files, task docs). */
+  excludes: string[];
+  /** Pathspecs never committed (same files, for tracked-file safety). */
+  commitExcludes: string[];
+  log: Logger;
+}
+
+export function unreachable(url: string, err: unknown, what: string): RunnerError {
+  const detail = err instanceof GitError ? err.message : String(err);
+  const auth = isAuthFailure(err);
+  return new RunnerError(
+    auth ? Reasons.AuthFailed : Reasons.RepoUnreachable,
+    `Could not reach the ${what} ${redactUrl(url)} (${detail}). ${auth ? "The credentials were rejected: check the run's SSH key / token / GitHub App secret and its access to the repository." : "Check the URL and that the run's SSH key / token / GitHub App secret grants access."}`,
+    { cause: err },
+  );
+}
+
+/** Moves a directory aside (never deletes it) and returns where it went. */
+function moveAside(dir: string, runName: string): string {
+  let target = `${dir}.previous-${runName}`;
+  for (let i = 2; fs.existsSync(target); i++) target = `${dir}.previous-${runName}-${i}`;
+  fs.renameSync(dir, target);
+  return target;
+}
+
+/** Commits uncommitted work left in the clone so nothing is lost; returns the WIP commit. */
+async function rescueLeftovers(opts: PrepareOptions): Promise<string | null> {
+  const { git, repoDir, params, log } = opts;
+  const op = await git.operationInProgress(repoDir);
+  if (op) {
+    log.warn({ operation: op }, "Aborted an operation a previous run left in progress");
+    await git.run(repoDir, [op, "--abort"], { allowFailure: true });
+  }
+  const dirty = await git.status(repoDir);
+  if (dirty.length === 0) return null;
+  let branch = await git.currentBranch(repoDir);
+  if (!branch || branch === params.baseBranch) {
+    // Never commit onto the base branch or a detached HEAD: put the work on its own branch.
+    branch = `wip/${params.runName}`;
+    await git.run(repoDir, ["switch", "-c", branch]);
+  }
+  const commit = await git.commitAll(repoDir, `wip: preserve uncommitted work found before run ${params.runName}\n\nThe workspace held changes that no run had committed; the orchestrator runner saved them here.`, opts.author, { excludes: opts.commitExcludes });
+  log.warn({ branch, commit, files: dirty.length }, "Committed work left uncommitted by a previous run");
+  return commit;
+}
+
+/** Merges `rev` into the current branch; on conflict aborts and fails with the conflicted paths. */
+async function mergeOrFail(opts: PrepareOptions, rev: string): Promise<void> {
+  const { git, repoDir, params } = opts;
+  const r = await git.run(repoDir, ["merge", "--no-edit", "--no-verify", rev], { allowFailure: true });
+  if (r.exitCode === 0) return;
+  const conflicts = await git.conflictedPaths(repoDir);
+  await git.run(repoDir, ["merge", "--abort"], { allowFailure: true });
+  if (conflicts.length > 0) {
+    throw new RunnerError(
+      Reasons.MergeConflict,
+      `Merging ${rev} into ${params.branch} conflicts in: ${conflicts.slice(0, 20).join(", ")}${conflicts.length > 20 ? ", …" : ""}. The merge was aborted and nothing was lost; resolve the conflict on ${params.branch} (merge ${params.baseBranch} into it and push), then retry.`,
+    );
+  }
+  throw new RunnerError(Reasons.WorkspaceFailed, `git merge ${rev} failed: ${r.stderr.split("\n").slice(-3).join(" | ")}`);
+}
+
+/** Converges the clone to: params.branch checked out, up to date with its remote and the base branch. */
+export async function prepareRepository(opts: PrepareOptions): Promise<void> {
+  const { git, params, repoDir, remoteUrl, log } = opts;
+  const parent = path.dirname(repoDir);
+  fs.mkdirSync(parent, { recursive: true });
+
+  if (fs.existsSync(repoDir)) {
+    if (await git.isRepository(repoDir)) {
+      const origin = await git.remoteUrl(repoDir);
+      if (!origin || !sameRepository(origin, params.repositoryUrl)) {
+        const moved = moveAside(repoDir, params.runName);
+        log.warn({ previousOrigin: origin ? redactUrl(origin) : null, movedTo: moved }, "Moved aside a clone of another repository");
+      } else if (origin !== remoteUrl) {
+        await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
+      }
+    } else if (fs.readdirSync(repoDir).length > 0) {
+      const moved = moveAside(repoDir, params.runName);
+      log.warn({ movedTo: moved }, "Moved aside a directory that was not a git clone");
+    } else {
+      fs.rmdirSync(repoDir);
+    }
+  }
+
+  if (!fs.existsSync(repoDir)) {
+    try {
+      await git.remote(parent, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
+    } catch (err) {
+      throw unreachable(params.repositoryUrl, err, "repository");
+    }
+    log.info({ repository: redactUrl(params.repositoryUrl), dir: repoDir }, "Cloned repository");
+  }
+
+  git.ensureExcluded(repoDir, opts.excludes);
+  await rescueLeftovers(opts);
+
+  try {
+    await git.remote(repoDir, ["fetch", "--prune", "--no-tags", "origin"]);
+  } catch (err) {
+    throw unreachable(params.repositoryUrl, err, "repository");
+  }
+  if (!(await git.hasRemoteBranch(repoDir, params.baseBranch))) {
+    throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);
+  }
+
+  const current = await git.currentBranch(repoDir);
+  const hasLocal = await git.hasLocalBranch(repoDir, params.branch);
+  const hasRemote = await git.hasRemoteBranch(repoDir, params.branch);
+  if (hasLocal) {
+    if (current !== params.branch) await git.run(repoDir, ["switch", params.branch]);
+    // Someone (a reviewer, an earlier attempt from another node) may have pushed to the branch.
+    if (hasRemote) await mergeOrFail(opts, `origin/${params.branch}`);
+  } else if (hasRemote) {
+    await git.run(repoDir, ["switch", "-c", params.branch, "--track", `origin/${params.branch}`]);
+  } else {
+    await git.run(repoDir, ["switch", "--no-track", "-c", params.branch, `origin/${params.baseBranch}`]);
+  }
+  await mergeOrFail(opts, `origin/${params.baseBranch}`);
+  log.info({ branch: params.branch, base: params.baseBranch, existed: hasLocal || hasRemote, head: await git.revParse(repoDir, "HEAD") }, "Prepared branch");
+}

@@ -1,0 +1,328 @@
+/**
+ * The agent runner end to end, as the Job runs it: real bare repositories served over smart HTTP
+ * with token authentication, a GitHub REST API that validates every request against GitHub's
+ * OpenAPI description, the real Claude Code CLI driven by a scripted model, and the runner started
+ * as a child process under an AGENT_ROOT with the mounted layout of the runner contract.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunParameters } from "../../src/api/runner-contract.js";
+import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
+import { requestText, startModelServer, type ModelServer } from "../support/model-server.js";
+import {
+  branchExists, createAgentRoot, createBareRepo, filesContaining, git, launchRunner, listFiles, readFileAt, type AgentRoot,
+} from "../support/runner-fixture.js";
+
+const TOKEN = "ghp_e2eTestToken0123456789abcdef";
+const API_KEY = "sk-ant-e2e-test-key-abcdef";
+const FEATURE = "feature/task-7-implementation";
+
+let tmp: string;
+let gitRoot: string;
+let model: ModelServer;
+let github: GitHubServer;
+let gitHttp: GitHttpServer;
+let targetUrl: string;
+let docsUrl: string;
+const bare = (name: string) => path.join(gitRoot, "org", `${name}.git`);
+
+function codeParams(over: Partial<RunParameters> = {}): RunParameters {
+  return {
+    kind: "code",
+    runName: "code-7-e2e",
+    namespace: "orchestrator",
+    attempt: 1,
+    model: "claude-sonnet-4-20250514",
+    repositoryUrl: targetUrl,
+    workingDirectory: "services/api",
+    baseBranch: "main",
+    branch: FEATURE,
+    githubUser: "rex-bot",
+    continueSession: false,
+    overwriteMemory: false,
+    maxTurns: 20,
+    timeBudgetSeconds: 120,
+    githubApiUrl: github.url,
+    prLabels: ["task-7"],
+    taskId: 7,
+    service: "api",
+    docsRepositoryUrl: docsUrl,
+    docsBranch: "main",
+    docsProjectDirectory: ".",
+    ...over,
+  };
+}
+
+const jobEnv = (over: Record<string, string> = {}) => ({
+  ANTHROPIC_API_KEY: API_KEY,
+  ANTHROPIC_BASE_URL: model.url,
+  GITHUB_TOKEN: TOKEN,
+  ...over,
+});
+
+function logMessages(logs: Record<string, unknown>[]): string[] {
+  return logs.map((l) => String(l.msg ?? ""));
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "runner-e2e-"));
+  gitRoot = path.join(tmp, "git");
+  createBareRepo(bare("target"), {
+    "README.md": "# Shop\n",
+    "services/api/index.js": "export const answer = 42;\n",
+    // Single-repo layout for task 8: the task documents live in the target repository.
+    ".taskmaster/docs/task-8/task.md": "# Task 8\nAdd a slow thing.\n",
+    ".taskmaster/docs/task-8/prompt.md": "Implement task 8.\n",
+    ".taskmaster/docs/task-8/acceptance-criteria.md": "- slow thing exists\n",
+    ".taskmaster/tasks/tasks.json": JSON.stringify({ tasks: [{ id: 1, title: "Health endpoint" }] }),
+  });
+  createBareRepo(bare("docs"), {
+    ".taskmaster/docs/task-7/task.md": "# Task 7\nAdd a health endpoint.\n",
+    ".taskmaster/docs/task-7/acceptance-criteria.md": "- GET /health returns 200\n",
+    ".taskmaster/docs/task-7/prompt.md": "Implement task 7: add a health endpoint to the API service.\n",
+    ".taskmaster/docs/architecture.md": "# Architecture\nOne service.\n",
+  });
+  model = await startModelServer();
+  const appKeys = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  github = await startGitHubServer({
+    tokens: [TOKEN],
+    repos: ["org/target", "org/docs"],
+    apps: [{ appId: "4242", publicKey: appKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), installationId: 99, account: "org" }],
+    branchExists: (owner, repo, branch) => branchExists(path.join(gitRoot, owner, `${repo}.git`), branch),
+  });
+  (globalThis as { appPrivateKey?: string }).appPrivateKey = appKeys.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  gitHttp = await startGitHttpServer(gitRoot, (password) => github.state.tokens.has(password));
+  targetUrl = `${gitHttp.url}/org/target.git`;
+  docsUrl = `${gitHttp.url}/org/docs.git`;
+});
+
+afterAll(async () => {
+  await Promise.all([model?.close(), github?.close(), gitHttp?.close()]);
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("code run", () => {
+  let agent: AgentRoot;
+  let workDir: string;
+
+  beforeAll(() => {
+    agent = createAgentRoot(tmp, "code-7");
+    workDir = path.join(agent.repo, "services/api");
+  });
+
+  it("pushes the agent's work and opens exactly one labelled pull request", async () => {
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(workDir, "src/health.js"), content: `export const health = () => ({ status: "ok", note: "a=b & <c>" });\n` } },
+      { tool: "Bash", input: { command: "git status --short && git rev-parse --abbrev-ref HEAD && ls task", description: "Check the working tree" } },
+      { tool: "Write", input: { file_path: path.join(workDir, "PR_DESCRIPTION.md"), content: "# Add health endpoint\n\n## Summary\nAdds `GET /health` to the API service.\n" } },
+      { text: "The health endpoint is implemented." },
+    ]);
+    agent.writeRun(codeParams());
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", reason: "PullRequestOpened", branch: FEATURE });
+    expect(run.exitCode).toBe(0);
+
+    // The branch on the remote holds the agent's change and none of the runner's own files.
+    const files = listFiles(bare("target"), FEATURE);
+    expect(files).toContain("services/api/src/health.js");
+    expect(readFileAt(bare("target"), FEATURE, "services/api/src/health.js")).toContain(`"a=b & <c>"`);
+    expect(files.filter((f) => /PR_DESCRIPTION|CLAUDE\.md|guidelines|\.mcp\.json|\/task\//.test(f))).toEqual([]);
+    expect(git(bare("target"), "log", "-1", "--format=%an <%ae>", FEATURE)).toBe("rex-bot <rex-bot@users.noreply.github.com>");
+    expect(run.result?.commit).toBe(git(bare("target"), "rev-parse", FEATURE));
+
+    // Exactly one PR, from PR_DESCRIPTION.md, labelled; every request valid per GitHub's OpenAPI.
+    const pulls = github.pullsFor("org", "target");
+    expect(pulls).toHaveLength(1);
+    expect(pulls[0]).toMatchObject({ title: "Add health endpoint", head: FEATURE, base: "main", labels: ["task-7"], state: "open" });
+    expect(pulls[0]!.body).toContain("Adds `GET /health` to the API service.");
+    expect(github.state.violations).toEqual([]);
+    expect(run.result?.pullRequestUrl).toBe(pulls[0]!.html_url);
+
+    // Claude really ran the tools in the prepared workspace: on the feature branch, with the task docs.
+    const afterBash = model.mainRequests().map(requestText).find((t) => t.includes("rev-parse --abbrev-ref"));
+    expect(afterBash).toBeDefined();
+    const lastMain = requestText(model.mainRequests().at(-1)!);
+    expect(lastMain).toContain(FEATURE);
+    expect(lastMain).toContain("acceptance-criteria.md");
+    expect(lastMain).toContain("Implement task 7: add a health endpoint");
+    expect(fs.readFileSync(path.join(workDir, "task/architecture.md"), "utf8")).toContain("One service");
+    expect(fs.existsSync(path.join(workDir, "CLAUDE.md"))).toBe(true);
+    expect(fs.existsSync(path.join(workDir, ".mcp.json"))).toBe(true);
+
+    // The token went over HTTP basic auth only: never into config, workspace files or logs.
+    expect(gitHttp.attempts.some((a) => a.accepted && a.user === "x-access-token")).toBe(true);
+    expect(fs.readFileSync(path.join(agent.repo, ".git/config"), "utf8")).not.toContain(TOKEN);
+    expect(filesContaining(agent.root, TOKEN)).toEqual([]);
+    expect(run.stdout + run.stderr).not.toContain(TOKEN);
+    expect(run.stdout + run.stderr).not.toContain(API_KEY);
+    // Structured progress logs from the stream.
+    expect(run.logs.filter((l) => l.msg === "Agent called tool").map((l) => l.tool)).toEqual(["Write", "Bash", "Write"]);
+    expect(run.result?.turns).toBeGreaterThanOrEqual(4);
+  });
+
+  it("continues the session on a retry and keeps the single pull request", async () => {
+    const before = model.mainRequests().length;
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(workDir, "src/retry.txt"), content: "second attempt\n" } },
+      { text: "Addressed the remaining criteria." },
+    ]);
+    agent.writeRun(codeParams({ attempt: 2, continueSession: true }));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", reason: "PullRequestUpdated" });
+    expect(run.exitCode).toBe(0);
+
+    const started = run.logs.find((l) => l.msg === "Started Claude Code");
+    expect(started?.argv).toContain("--continue");
+    // --continue replayed the first attempt's conversation to the model.
+    const firstOfRetry = requestText(model.mainRequests()[before]!);
+    expect(firstOfRetry).toContain("Implement task 7: add a health endpoint");
+    expect(firstOfRetry).toContain("rev-parse --abbrev-ref");
+
+    expect(listFiles(bare("target"), FEATURE)).toContain("services/api/src/retry.txt");
+    expect(listFiles(bare("target"), FEATURE)).toContain("services/api/src/health.js");
+    expect(github.pullsFor("org", "target")).toHaveLength(1);
+    expect(github.state.requests.filter((r) => r.method === "POST" && r.path.endsWith("/pulls"))).toHaveLength(1);
+    expect(run.result?.pullRequestUrl).toBe(github.pullsFor("org", "target")[0]!.html_url);
+    expect(github.state.violations).toEqual([]);
+  });
+
+  it("finishes with no-changes when the agent changes nothing", async () => {
+    const agentNoop = createAgentRoot(tmp, "code-7-noop");
+    model.setScript([{ text: "Nothing to do." }]);
+    agentNoop.writeRun(codeParams({ runName: "code-7-noop", branch: "feature/task-7-noop" }));
+    const run = await launchRunner(agentNoop, jobEnv());
+    expect(run.result, run.stdout).toMatchObject({ outcome: "no-changes", reason: "NoChanges" });
+    expect(run.exitCode).toBe(0);
+    expect(branchExists(bare("target"), "feature/task-7-noop")).toBe(false);
+  });
+});
+
+describe("budget", () => {
+  it("stops an agent that overruns its budget and pushes its work in progress", async () => {
+    const agent = createAgentRoot(tmp, "code-8");
+    const workDir = path.join(agent.repo, "services/api");
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(workDir, "slow.txt"), content: "partial work\n" } },
+      // Claude Code refuses long `sleep` commands, so the slow step is a busy node process.
+      { tool: "Bash", input: { command: `node -e "setTimeout(() => console.log('done'), 60000)"`, description: "Think very slowly", timeout: 120000 } },
+      { text: "never reached" },
+    ]);
+    // Single-repo layout: task 8's documents are on main of the target repository.
+    agent.writeRun(codeParams({
+      runName: "code-8-e2e", taskId: 8, branch: "feature/task-8-implementation", prLabels: ["task-8"],
+      docsRepositoryUrl: targetUrl, timeBudgetSeconds: 12,
+    }));
+    const pullsBefore = github.state.pulls.length;
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "BudgetExceeded", branch: "feature/task-8-implementation" });
+    expect(run.result?.message).toMatch(/budget/);
+    expect(run.result?.message).toMatch(/pushed to feature\/task-8-implementation/);
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(45_000);
+    expect(readFileAt(bare("target"), "feature/task-8-implementation", "services/api/slow.txt")).toBe("partial work");
+    expect(git(bare("target"), "log", "-1", "--format=%s", "feature/task-8-implementation")).toMatch(/^wip: task 8/);
+    expect(github.state.pulls.length).toBe(pullsBefore);
+    // The task documents came from the docs branch without disturbing the feature branch.
+    expect(fs.readFileSync(path.join(workDir, "task/prompt.md"), "utf8")).toBe("Implement task 8.\n");
+    expect(listFiles(bare("target"), "feature/task-8-implementation").some((f) => f.startsWith("services/api/task/"))).toBe(false);
+  });
+});
+
+describe("fails fast without starting Claude", () => {
+  const cases: { name: string; setup: (agent: AgentRoot) => { params: Partial<RunParameters>; env?: Record<string, string> }; reason: string; message: RegExp }[] = [
+    {
+      name: "a token GitHub rejects",
+      setup: () => ({ params: {}, env: { GITHUB_TOKEN: "ghp_wrongWrongWrong000" } }),
+      reason: "AuthFailed",
+      message: /Bad credentials.*github-token/s,
+    },
+    {
+      name: "a GitHub App with a garbage private key",
+      setup: (agent) => {
+        agent.writeSecret("github-app", { "app-id": "4242", "private-key": "-----BEGIN RSA PRIVATE KEY-----\ngarbage\n-----END RSA PRIVATE KEY-----\n" });
+        return { params: { githubApp: "rex-app", githubUser: undefined } };
+      },
+      reason: "AuthFailed",
+      message: /GitHub App rex-app.*private-key/s,
+    },
+    {
+      name: "an unreachable repository URL",
+      setup: () => ({ params: { repositoryUrl: "http://127.0.0.1:9/org/target.git" } }),
+      reason: "RepoUnreachable",
+      message: /http:\/\/127\.0\.0\.1:9\/org\/target\.git.*Check the URL/s,
+    },
+    {
+      name: "missing task documents",
+      setup: () => ({ params: { taskId: 99, prLabels: ["task-99"], branch: "feature/task-99-implementation" } }),
+      reason: "TaskDocsMissing",
+      message: /\.taskmaster\/docs\/task-99\/task\.md.*prompt\.md/s,
+    },
+  ];
+
+  for (const c of cases) {
+    it(`on ${c.name}`, async () => {
+      const agent = createAgentRoot(tmp, `fail-${c.reason}-${cases.indexOf(c)}`);
+      const { params, env } = c.setup(agent);
+      agent.writeRun(codeParams({ runName: `fail-${cases.indexOf(c)}`, ...params }));
+      const modelRequests = model.requests.length;
+      const run = await launchRunner(agent, jobEnv(env));
+      expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "failed", reason: c.reason });
+      expect(run.result?.message).toMatch(c.message);
+      expect(run.exitCode).toBe(1);
+      expect(model.requests.length).toBe(modelRequests);
+      expect(logMessages(run.logs)).not.toContain("Started Claude Code");
+      expect(run.durationMs).toBeLessThan(10_000);
+      expect(run.stdout + run.stderr).not.toContain(TOKEN);
+    });
+  }
+
+  it("on malformed agent files", async () => {
+    const agent = createAgentRoot(tmp, "fail-files");
+    agent.writeRun(codeParams({ runName: "fail-files" }));
+    fs.writeFileSync(path.join(agent.root, "task-files/managed-settings.json"), "{ not json");
+    fs.rmSync(path.join(agent.root, "task-files/CLAUDE.md"));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result).toMatchObject({ outcome: "failed", reason: "AgentFilesInvalid" });
+    expect(run.result?.message).toMatch(/CLAUDE\.md is missing.*managed-settings\.json is not valid JSON/s);
+    expect(run.exitCode).toBe(1);
+  });
+});
+
+describe("docs run", () => {
+  it("generates documentation with a GitHub App identity and opens a docs pull request", async () => {
+    const agent = createAgentRoot(tmp, "docs-1");
+    agent.writeSecret("github-app", { "app-id": "4242", "private-key": (globalThis as { appPrivateKey?: string }).appPrivateKey! });
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/task.md"), content: "# Task 1\nHealth endpoint.\n" } },
+      { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/prompt.md"), content: "Implement the health endpoint.\n" } },
+      { tool: "Write", input: { file_path: path.join(agent.repo, "stray.txt"), content: "not documentation\n" } },
+      { text: "Documented 1 of 1 tasks." },
+    ]);
+    const mintedBefore = github.state.installationTokens.length;
+    agent.writeRun({
+      kind: "docs", runName: "docs-gen-1", namespace: "orchestrator", attempt: 1, model: "claude-opus-4-20250514",
+      repositoryUrl: targetUrl, workingDirectory: ".", baseBranch: "main", branch: "docs/auto-gen-docs-gen-1",
+      githubApp: "docs-app", continueSession: false, overwriteMemory: false, maxTurns: 20, timeBudgetSeconds: 120,
+      githubApiUrl: github.url, prLabels: ["docs"], includeCodebase: false,
+    });
+    const run = await launchRunner(agent, jobEnv({ GITHUB_TOKEN: "" }));
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", branch: "docs/auto-gen-docs-gen-1" });
+    expect(github.state.installationTokens.length).toBeGreaterThan(mintedBefore);
+    const files = listFiles(bare("target"), "docs/auto-gen-docs-gen-1");
+    expect(files).toContain(".taskmaster/docs/task-1/task.md");
+    expect(files).toContain(".taskmaster/docs/task-1/prompt.md");
+    expect(files).not.toContain("stray.txt");
+    expect(git(bare("target"), "log", "-1", "--format=%an", "docs/auto-gen-docs-gen-1")).toBe("docs-app[bot]");
+    const pr = github.pullsFor("org", "target").find((p) => p.head === "docs/auto-gen-docs-gen-1");
+    expect(pr).toMatchObject({ base: "main", labels: ["docs"] });
+    expect(run.result?.pullRequestUrl).toBe(pr?.html_url);
+    expect(github.state.violations).toEqual([]);
+    const minted = github.state.installationTokens.at(-1)!.token;
+    expect(run.stdout + run.stderr).not.toContain(minted);
+    expect(filesContaining(agent.root, minted)).toEqual([]);
+  });
+});

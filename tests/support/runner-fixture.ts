@@ -1,0 +1,163 @@
+/**
+ * Helpers for running the agent runner as the Job runs it: bare git repositories on disk, an
+ * AGENT_ROOT with the mounted layout of the runner contract (task-files rendered by the real
+ * templates, run.json, managed settings, secrets, termination log), and the runner started as a
+ * child process with the Job's environment.
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { AgentPaths, TaskFileKeys, type RunParameters } from "../../src/api/runner-contract.js";
+import type { AgentResult } from "../../src/api/types.js";
+import { loadTemplates, renderRunFiles } from "../../src/templates/index.js";
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(PROJECT_ROOT, "node_modules", ".bin");
+
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, {
+    cwd,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_CONFIG_NOSYSTEM: "1", GIT_AUTHOR_NAME: "Test", GIT_AUTHOR_EMAIL: "test@example.com", GIT_COMMITTER_NAME: "Test", GIT_COMMITTER_EMAIL: "test@example.com" },
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
+}
+
+/** Creates a bare repository at `bare` whose `branch` holds `files` (path → content). */
+export function createBareRepo(bare: string, files: Record<string, string>, branch = "main"): void {
+  fs.mkdirSync(bare, { recursive: true });
+  git(bare, "init", "--quiet", "--bare", `--initial-branch=${branch}`);
+  // Smart HTTP pushes need this on the served repository.
+  git(bare, "config", "http.receivepack", "true");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "seed-"));
+  git(work, "init", "--quiet", `--initial-branch=${branch}`);
+  for (const [file, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(work, file)), { recursive: true });
+    fs.writeFileSync(path.join(work, file), content);
+  }
+  git(work, "add", "--all");
+  git(work, "commit", "--quiet", "-m", "Initial commit");
+  git(work, "push", "--quiet", bare, `${branch}:${branch}`);
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+export function branchExists(bare: string, branch: string): boolean {
+  try {
+    git(bare, "rev-parse", "--verify", "--quiet", `refs/heads/${branch}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Files on `branch` of a bare repository. */
+export function listFiles(bare: string, branch: string): string[] {
+  return git(bare, "ls-tree", "-r", "--name-only", branch).split("\n").filter(Boolean);
+}
+
+export function readFileAt(bare: string, branch: string, file: string): string {
+  return git(bare, "show", `${branch}:${file}`);
+}
+
+export const DEFAULT_ALLOW = ["Bash", "Edit", "Read", "Write", "MultiEdit", "Glob", "Grep", "LS", "TodoWrite"];
+
+export interface AgentRoot {
+  root: string;
+  workspace: string;
+  repo: string;
+  writeRun(params: RunParameters, extra?: { promptModification?: string }): void;
+  writeSecret(dir: "github-ssh" | "github-app", files: Record<string, string>): void;
+  terminationMessage(): AgentResult | null;
+}
+
+/** A temporary AGENT_ROOT laid out like the Job's container. */
+export function createAgentRoot(parent: string, name: string): AgentRoot {
+  const root = path.join(parent, name);
+  const at = (p: string) => path.join(root, p);
+  fs.mkdirSync(at(AgentPaths.workspace), { recursive: true });
+  fs.mkdirSync(path.dirname(at(AgentPaths.terminationMessage)), { recursive: true });
+  return {
+    root,
+    workspace: at(AgentPaths.workspace),
+    repo: path.join(at(AgentPaths.workspace), "target-repo"),
+    writeRun(params, extra = {}) {
+      const files = renderRunFiles(loadTemplates(), { params, permissions: { allow: DEFAULT_ALLOW, deny: [] }, ...extra });
+      const dir = at(AgentPaths.taskFiles);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir, { recursive: true });
+      for (const [key, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, key), content);
+      fs.writeFileSync(path.join(dir, TaskFileKeys.runJson), JSON.stringify(params, null, 2));
+      // The Job mounts the same ConfigMap key as Claude Code's managed settings.
+      fs.mkdirSync(path.dirname(at(AgentPaths.managedSettings)), { recursive: true });
+      fs.writeFileSync(at(AgentPaths.managedSettings), files[TaskFileKeys.managedSettings]!);
+      fs.rmSync(at(AgentPaths.terminationMessage), { force: true });
+    },
+    writeSecret(dir, files) {
+      const base = at(dir === "github-ssh" ? AgentPaths.sshSecret : AgentPaths.githubAppSecret);
+      fs.mkdirSync(base, { recursive: true });
+      for (const [k, v] of Object.entries(files)) fs.writeFileSync(path.join(base, k), v);
+    },
+    terminationMessage() {
+      const file = at(AgentPaths.terminationMessage);
+      return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AgentResult) : null;
+    },
+  };
+}
+
+export interface RunnerRun {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  /** Parsed pino lines. */
+  logs: Record<string, unknown>[];
+  result: AgentResult | null;
+}
+
+/** Starts the runner the way the Job does (same environment variables) and waits for it. */
+export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, timeoutMs = 120_000): Promise<RunnerRun> {
+  const started = Date.now();
+  const home = path.join(agentRoot.root, "container-home");
+  fs.mkdirSync(home, { recursive: true });
+  const r = await execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/runner.ts")], {
+    cwd: PROJECT_ROOT,
+    env: {
+      PATH: `${BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      HOME: home,
+      AGENT_ROOT: agentRoot.root,
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      DISABLE_AUTOUPDATER: "1",
+      ...env,
+    },
+    extendEnv: false,
+    reject: false,
+    timeout: timeoutMs,
+    stdin: "ignore",
+  });
+  const stdout = String(r.stdout);
+  const logs = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return { unparsed: l };
+    }
+  });
+  return { exitCode: r.exitCode, stdout, stderr: String(r.stderr), durationMs: Date.now() - started, logs, result: agentRoot.terminationMessage() };
+}
+
+/** All files under `dir` whose content contains `needle` (small text files only). */
+export function filesContaining(dir: string, needle: string): string[] {
+  const hits: string[] = [];
+  const walk = (d: string) => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile() && fs.statSync(full).size < 5_000_000 && fs.readFileSync(full).includes(needle)) hits.push(full);
+    }
+  };
+  walk(dir);
+  return hits;
+}
