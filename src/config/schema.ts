@@ -11,20 +11,35 @@ const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a 
 const resourceList = z.record(z.string(), quantity);
 export const resourcesSchema = z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() });
 
-/** A webhook rule turns a GitHub event into intent (a CodeRun), without code. */
+/** A regular expression from the config; compiled once at start, so a typo fails there. */
+const regexSource = z.string().min(1).max(1000).refine((src) => {
+  try {
+    new RegExp(src, "u");
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: "must be a valid JavaScript regular expression (u flag); use (?<prompt>...) for the request text" });
+
+/** A webhook rule turns a GitHub event into intent (a CodeRun), without code. The first matching rule wins. */
 export const webhookRuleSchema = z.strictObject({
   name: z.string().min(1),
-  /** GitHub event name, e.g. issue_comment, issues, pull_request. */
+  /** GitHub event name (X-GitHub-Event), e.g. issue_comment, issues, pull_request. */
   event: z.string().min(1),
-  /** Allowed payload actions (e.g. created, labeled). Empty = any. */
+  /** Allowed payload actions (e.g. created, labeled). Empty = `created` for comment rules, `labeled` for label rules, any action otherwise. */
   actions: z.array(z.string()).default([]),
-  /** issue_comment: a regular expression the comment body must match (first line). Named group `prompt` is the request. */
-  commentPattern: z.string().optional(),
-  /** issues / pull_request labeled: the label that triggers. */
-  label: z.string().optional(),
-  /** Values for the CodeRun created by this rule. */
+  /**
+   * Comment events (issue_comment, pull_request_review_comment, ...): a regular expression the
+   * comment's first line must match, e.g. `^/agent run\b(?<prompt>.*)` or `@rex\b(?<prompt>.*)`.
+   * Named group `prompt` is the request (the comment's other lines are appended); named group
+   * `task` overrides the task id. Without a pattern, a comment rule matches every comment.
+   */
+  commentPattern: regexSource.optional(),
+  /** issues / pull_request labeled: the label that triggers (case-insensitive). */
+  label: z.string().min(1).optional(),
+  /** Values for the CodeRun created by this rule (over webhook.defaults, then the event). */
   run: z.strictObject({
-    service: dnsLabel.optional(),
+    service: dnsLabel.max(53).optional(),
     /** Use the repository of the event when absent. */
     repositoryUrl: z.string().optional(),
     docsRepositoryUrl: z.string().optional(),
@@ -33,6 +48,7 @@ export const webhookRuleSchema = z.strictObject({
     model: z.string().optional(),
     githubUser: z.string().optional(),
     githubApp: z.string().optional(),
+    /** Key of config.agents: supplies githubUser/githubApp and model unless set here. */
     agent: z.string().optional(),
   }).prefault({}),
 });
@@ -114,6 +130,13 @@ export const fileConfigSchema = z.strictObject({
   api: z.strictObject({
     /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
     tokenReview: z.boolean().default(false),
+    /**
+     * TokenReview: usernames (system:serviceaccount:NS:NAME) or groups (system:serviceaccounts:NS)
+     * allowed to call the API. Empty = the ServiceAccounts of the controller's own namespace.
+     */
+    tokenReviewAllow: z.array(z.string().min(1)).default([]),
+    /** TokenReview audiences to request; empty = the API server's default audience. */
+    tokenReviewAudiences: z.array(z.string().min(1)).default([]),
     /** Upper bound for request bodies. */
     maxBodyBytes: z.number().int().min(1024).default(1_048_576),
   }).prefault({}),
@@ -123,9 +146,18 @@ export const fileConfigSchema = z.strictObject({
     allowedAssociations: z.array(z.string()).default(["OWNER", "MEMBER", "COLLABORATOR"]),
     /** Users allowed to trigger regardless of association. Bots only trigger when listed here. */
     allowUsers: z.array(z.string()).default([]),
+    /**
+     * How long a delivery waits for its CodeRun create before it is acknowledged anyway (202,
+     * the create goes on in the background). GitHub gives up after 10 s.
+     */
+    ackTimeoutMs: z.number().int().min(100).max(9000).default(3000),
+    /** Delivery ids remembered in memory to answer redeliveries without an API call. */
+    dedupeCacheSize: z.number().int().min(0).default(1000),
+    /** Longest request text (bytes) taken from a comment into promptModification. */
+    maxPromptBytes: z.number().int().min(256).default(16_384),
     /** Defaults for CodeRuns created from events. */
     defaults: z.strictObject({
-      service: dnsLabel.optional(),
+      service: dnsLabel.max(53).optional(),
       githubUser: z.string().optional(),
       githubApp: z.string().optional(),
       model: z.string().optional(),

@@ -1,0 +1,139 @@
+/**
+ * The HTTP service: REST intake (submission and resource API), the GitHub webhook receiver,
+ * health, readiness, metrics and the OpenAPI document. Intake only writes intent (custom
+ * resources); the controller creates Jobs.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { isWebhookRoute, registerWebhookRoutes } from "../webhook/receiver.js";
+import type { PermissionChecker } from "../webhook/rules.js";
+import { API_DISABLED_MESSAGE, WWW_AUTHENTICATE, type Authenticator } from "./auth.js";
+import { buildOpenApiDocument } from "./openapi.js";
+import { systemClock, type Clock, type RunStore } from "./ports.js";
+import { sendProblem } from "./problem.js";
+import type { RouteContext } from "./routes/context.js";
+import { registerRunRoutes } from "./routes/runs.js";
+import { registerSubmitRoutes } from "./routes/submit.js";
+import { registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
+
+/**
+ * Everything the HTTP service needs; src/cmd/main.ts wires the real ones.
+ *
+ * - `config`: the frozen controller config (readConfig()). Uses `namespace` (via `runs`), `models`
+ *   (default models), `api` (body limit, TokenReview), `webhook` (rules, allowlists, limits),
+ *   `agents` (rule identities), `apiTokens`/`webhookSecrets` (from the environment).
+ * - `runs`: the RunStore (createKubeRunStore() from src/kube/run-store.ts; in-memory in tests).
+ * - `auth`: createAuthenticator({ tokens: config.apiTokens, tokenReview? }) from ./auth.js.
+ * - `readiness`: informers synced + API server reachable; /ready answers 503 until `ready`.
+ * - `metrics`: the shared registry (createMetrics()); /metrics serves all of it, the controller's too.
+ * - `logger`: the redacting pino logger (createLogger()); each request gets a child logger.
+ * - `clock`: time source for timestamps and generated names (default: system clock).
+ * - `permissions`: optional GitHub permission check of webhook senders (else author_association).
+ * - `version`: reported by /health and /openapi.json (default: package.json's version).
+ * - `randomHex`: randomness for names without an Idempotency-Key (default: crypto).
+ */
+export interface AppDeps {
+  config: Config;
+  runs: RunStore;
+  auth: Authenticator;
+  readiness: ReadinessCheck;
+  metrics: Metrics;
+  logger: Logger;
+  clock?: Clock;
+  permissions?: PermissionChecker;
+  version?: string;
+  randomHex?: () => string;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Routes whose access log is at debug level: probes and scrapes would drown everything else. */
+const QUIET_ROUTES = new Set(["/health", "/ready", "/metrics"]);
+
+/** Builds the Fastify app (not listening). Throws WebhookConfigError for unusable webhook rules. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const clock = deps.clock ?? systemClock;
+  const version = deps.version ?? packageVersion();
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // One access line per request from the onResponse hook below instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.config.api.maxBodyBytes,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  const ctx: RouteContext = {
+    config: deps.config,
+    runs: deps.runs,
+    clock,
+    randomHex: deps.randomHex ?? (() => randomBytes(8).toString("hex")),
+    metrics: deps.metrics,
+  };
+
+  if (!deps.auth.enabled) deps.logger.warn(API_DISABLED_MESSAGE);
+
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const labels = { method: req.method, route, status: String(reply.statusCode) };
+    deps.metrics.httpRequests.inc(labels);
+    deps.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    const line = { method: req.method, route, url: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (QUIET_ROUTES.has(route) || isWebhookRoute(route)) req.log.debug(line, "Served request");
+    else req.log.info(line, "Served request");
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (isWebhookRoute(req.routeOptions.url) && status < 500) deps.metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
+    if (status === 413) return sendProblem(reply, "tooLarge", 413, `The request body is larger than the limit (${isWebhookRoute(req.routeOptions.url) ? "webhook.maxBodyBytes" : "api.maxBodyBytes"}).`);
+    if (status === 415) return sendProblem(reply, "unsupportedMediaType", 415, `${err.message}. Send JSON with Content-Type: application/json.`);
+    if (status < 500) return sendProblem(reply, "badRequest", status, `${err.message}. Send a JSON object with Content-Type: application/json; see /openapi.json.`);
+    req.log.error({ err }, "Request failed");
+    return sendProblem(reply, "internal", 500, `Internal error (request ${req.id}); see the orchestrator logs.`);
+  });
+
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`));
+
+  registerSystemRoutes(app, { version, clock, readiness: deps.readiness, registry: deps.metrics.registry, openapi: buildOpenApiDocument(version) });
+  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions });
+
+  // The REST API: authenticated before the body is even parsed.
+  app.register(async (api) => {
+    // JSON only: a text/plain body would otherwise reach the routes as a string.
+    api.removeContentTypeParser("text/plain");
+    api.addHook("onRequest", async (req, reply) => {
+      if (!deps.auth.enabled) return sendProblem(reply, "disabled", 503, API_DISABLED_MESSAGE);
+      const result = await deps.auth.authenticate(req.headers.authorization);
+      if (!result.ok) {
+        if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
+        if (result.status === 503) reply.header("retry-after", "5");
+        return sendProblem(reply, result.status === 403 ? "forbidden" : result.status === 503 ? "unavailable" : "unauthorized", result.status, result.message);
+      }
+      req.principal = result.principal;
+      req.log = req.log.child({ principal: result.principal.name });
+    });
+    registerSubmitRoutes(api, ctx);
+    registerRunRoutes(api, ctx);
+  });
+
+  return app;
+}
+
+export type { Authenticator, AuthResult, Principal, TokenReviewer } from "./auth.js";
+export { createAuthenticator } from "./auth.js";
+export type { Clock, JobLogOptions, RunKind, RunStore } from "./ports.js";
+export { RunStoreError, StoreErrorReasons } from "./ports.js";
+export type { ReadinessCheck } from "./routes/system.js";
+export { WebhookConfigError, type PermissionChecker } from "../webhook/rules.js";

@@ -1,0 +1,115 @@
+/**
+ * Authentication of the REST API: static Bearer tokens (ORCHESTRATOR_API_TOKENS), and optionally
+ * Kubernetes ServiceAccount tokens checked with a TokenReview so in-cluster callers need no
+ * shared secret.
+ *
+ * Decision: with no token configured and TokenReview off, the API is disabled and answers 503
+ * ("not configured", with what to set), never silently unauthenticated; health, readiness,
+ * metrics, the OpenAPI document and the signed webhook stay available.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+
+/** Who made an authenticated request; `name` goes into logs and the requested-by annotation. */
+export interface Principal {
+  name: string;
+  method: "token" | "serviceaccount";
+}
+
+export type AuthResult =
+  | { ok: true; principal: Principal }
+  /** `status` 401: bad or missing credentials; 403: valid identity, not allowed; 503: cannot decide now. */
+  | { ok: false; status: 401 | 403 | 503; message: string };
+
+/** What the HTTP layer asks of authentication. */
+export interface Authenticator {
+  /** False when no method is configured: the API then answers 503 with how to configure one. */
+  readonly enabled: boolean;
+  authenticate(authorization: string | undefined): Promise<AuthResult>;
+}
+
+/** Port to the Kubernetes TokenReview API (src/kube/run-store.ts implements it). */
+export interface TokenReviewer {
+  review(token: string, audiences: string[]): Promise<{ authenticated: boolean; username?: string; groups?: string[]; error?: string }>;
+}
+
+export interface AuthenticatorOptions {
+  tokens: readonly string[];
+  tokenReview?: {
+    reviewer: TokenReviewer;
+    /** Usernames or groups allowed; empty = group system:serviceaccounts:<namespace>. */
+    allow: readonly string[];
+    audiences: readonly string[];
+    namespace: string;
+    /** Positive results are cached this long (a TokenReview per request would load the API server). */
+    cacheTtlMs?: number;
+    now?: () => number;
+  };
+}
+
+export const WWW_AUTHENTICATE = 'Bearer realm="orchestrator"';
+const HOW_TO = "Send 'Authorization: Bearer <token>' with a token from ORCHESTRATOR_API_TOKENS";
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
+}
+
+/** Bearer token from an Authorization header, or undefined. */
+export function parseBearer(header: string | undefined): string | undefined {
+  if (typeof header !== "string") return undefined;
+  const m = /^Bearer[ ]+([\x21-\x7e]+)[ ]*$/i.exec(header);
+  return m?.[1];
+}
+
+/**
+ * Static tokens are compared as sha256 digests with timingSafeEqual, so neither the length nor
+ * the content of a configured token leaks through timing; every token is compared each time.
+ */
+export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
+  const digests = opts.tokens.filter((t) => t.length > 0).map(digest);
+  const tr = opts.tokenReview;
+  const howTo = tr ? `${HOW_TO}, or a Kubernetes ServiceAccount token.` : `${HOW_TO}.`;
+  const allow = new Set(tr && tr.allow.length > 0 ? tr.allow : tr ? [`system:serviceaccounts:${tr.namespace}`] : []);
+  const cache = new Map<string, { principal: Principal; until: number }>();
+  const ttl = tr?.cacheTtlMs ?? 60_000;
+  const now = tr?.now ?? Date.now;
+
+  return {
+    enabled: digests.length > 0 || tr !== undefined,
+    async authenticate(header) {
+      const token = parseBearer(header);
+      if (token === undefined) {
+        return { ok: false, status: 401, message: header === undefined ? `Authentication required. ${howTo}` : `Malformed Authorization header. ${howTo}` };
+      }
+      const d = digest(token);
+      let match = -1;
+      digests.forEach((c, i) => {
+        if (timingSafeEqual(c, d) && match < 0) match = i;
+      });
+      if (match >= 0) return { ok: true, principal: { name: `api-token-${match + 1}`, method: "token" } };
+      if (!tr) return { ok: false, status: 401, message: `Invalid token. ${howTo}` };
+
+      const key = d.toString("hex");
+      const hit = cache.get(key);
+      if (hit && hit.until > now()) return { ok: true, principal: hit.principal };
+      let res: Awaited<ReturnType<TokenReviewer["review"]>>;
+      try {
+        res = await tr.reviewer.review(token, [...tr.audiences]);
+      } catch {
+        return { ok: false, status: 503, message: "Could not verify the token: the Kubernetes API (TokenReview) is unreachable. Retry later, or use a static API token." };
+      }
+      if (!res.authenticated || !res.username) return { ok: false, status: 401, message: `Invalid token. ${howTo}` };
+      const subjects = [res.username, ...(res.groups ?? [])];
+      if (!subjects.some((s) => allow.has(s))) {
+        return { ok: false, status: 403, message: `ServiceAccount ${res.username} is not allowed to use this API. Add it (or one of its groups) to api.tokenReviewAllow in the controller config.` };
+      }
+      const principal: Principal = { name: res.username, method: "serviceaccount" };
+      if (cache.size > 1000) cache.clear();
+      cache.set(key, { principal, until: now() + ttl });
+      return { ok: true, principal };
+    },
+  };
+}
+
+/** Message for a disabled API (no tokens and no TokenReview). */
+export const API_DISABLED_MESSAGE =
+  "The REST API is disabled because no authentication is configured. Set ORCHESTRATOR_API_TOKENS (comma-separated bearer tokens; Helm: the chart's API token Secret) or enable api.tokenReview in the controller config, then restart.";

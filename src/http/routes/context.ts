@@ -1,0 +1,52 @@
+/** What the route modules share; built once by buildApp. */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Config } from "../../config/schema.js";
+import type { Metrics } from "../../observability/metrics.js";
+import type { Principal } from "../auth.js";
+import type { Clock, RunStore } from "../ports.js";
+import { sendProblem } from "../problem.js";
+
+export interface RouteContext {
+  config: Config;
+  runs: RunStore;
+  clock: Clock;
+  /** Random hex for names without an Idempotency-Key. */
+  randomHex: () => string;
+  metrics: Metrics;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the API's authentication hook. */
+    principal?: Principal;
+  }
+}
+
+export const IDEMPOTENCY_HEADER = "idempotency-key";
+
+/**
+ * The Idempotency-Key header: undefined when absent, null when malformed (the route answers 400).
+ * Printable ASCII, at most 255 characters (draft-ietf-httpapi-idempotency-key-header).
+ */
+export function readIdempotencyKey(req: FastifyRequest): string | undefined | null {
+  const v = req.headers[IDEMPOTENCY_HEADER];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !/^[\x20-\x7e]{1,255}$/.test(v)) return null;
+  return v;
+}
+
+export function badIdempotencyKey(reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, "badRequest", 400, "Idempotency-Key must be 1 to 255 printable ASCII characters (a UUID is a good choice).", {
+    errors: [{ field: "Idempotency-Key", pointer: "#/headers/idempotency-key", message: "must be 1-255 printable ASCII characters" }],
+  });
+}
+
+/** The request body, or undefined when it is not a JSON object (absent, array, scalar). */
+export function objectBody(req: FastifyRequest): Record<string, unknown> | undefined {
+  const b = req.body;
+  return b !== null && typeof b === "object" && !Array.isArray(b) && !Buffer.isBuffer(b) ? (b as Record<string, unknown>) : undefined;
+}
+
+export function notAnObject(reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, "badRequest", 400, "The request body must be a JSON object sent with Content-Type: application/json. See /openapi.json for the schema.");
+}

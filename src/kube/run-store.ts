@@ -1,0 +1,162 @@
+/**
+ * The RunStore (src/http/ports.ts) over @kubernetes/client-node: CodeRuns/DocsRuns through
+ * CustomObjectsApi, Job pod logs through CoreV1Api + Log. Also the TokenReview adapter for API
+ * authentication. Every API outcome becomes a RunStoreError:
+ *   409 → AlreadyExists, 404 → NotFound, 400/422 → Invalid (with the API server's causes),
+ *   401/403 → Forbidden, 408/429/5xx and connection errors or timeouts → Unavailable.
+ */
+import { PassThrough, type Readable } from "node:stream";
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  Log,
+  type KubeConfig,
+  type V1Pod,
+  type V1TokenReview,
+} from "@kubernetes/client-node";
+import { GROUP, Plurals, VERSION } from "../api/constants.js";
+import type { AnyRun } from "../api/types.js";
+import type { TokenReviewer } from "../http/auth.js";
+import { RunStoreError, type JobLogOptions, type RunKind, type RunStore } from "../http/ports.js";
+
+export interface KubeRunStoreOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Per-request timeout; a hung API server becomes Unavailable instead of a hung request. */
+  requestTimeoutMs?: number;
+}
+
+/** Middleware options for one call: a fresh timeout signal, optionally extra headers. */
+type CallOptions = Parameters<CustomObjectsApi["getNamespacedCustomObject"]>[1];
+function callOptions(timeoutMs: number, headers: Record<string, string> = {}): CallOptions {
+  const middleware = {
+    pre: async (ctx: { setSignal(s: AbortSignal): void; setHeaderParam(k: string, v: string): void }) => {
+      ctx.setSignal(AbortSignal.timeout(timeoutMs));
+      for (const [k, v] of Object.entries(headers)) ctx.setHeaderParam(k, v);
+      return ctx;
+    },
+    post: async <T>(r: T) => r,
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: "append" } as unknown as CallOptions;
+}
+
+interface StatusBody {
+  message?: string;
+  reason?: string;
+  details?: { causes?: { field?: string; message?: string; reason?: string }[] };
+}
+
+function parseStatus(body: unknown): StatusBody {
+  if (typeof body === "string") {
+    try {
+      return JSON.parse(body) as StatusBody;
+    } catch {
+      return { message: body.slice(0, 500) };
+    }
+  }
+  return body !== null && typeof body === "object" ? (body as StatusBody) : {};
+}
+
+/** Maps anything a client-node call threw to a RunStoreError. */
+export function toStoreError(err: unknown): RunStoreError {
+  if (err instanceof RunStoreError) return err;
+  if (err instanceof ApiException) {
+    const code = err.code as number;
+    const status = parseStatus(err.body);
+    const message = status.message ?? `HTTP ${code}`;
+    if (code === 409) return new RunStoreError("AlreadyExists", message);
+    if (code === 404) return new RunStoreError("NotFound", message);
+    if (code === 401 || code === 403) return new RunStoreError("Forbidden", message);
+    if (code === 408 || code === 429 || code >= 500) return new RunStoreError("Unavailable", `HTTP ${code}: ${message}`);
+    const causes = (status.details?.causes ?? []).map((c) => ({ field: c.field, message: c.message ?? c.reason ?? "invalid" }));
+    return new RunStoreError("Invalid", message, causes);
+  }
+  // Not an HTTP answer: connection refused/reset, DNS, TLS, timeout (AbortSignal), no cluster.
+  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } };
+  const detail = e?.cause?.code ?? e?.code ?? (e?.name === "TimeoutError" ? "timeout" : undefined) ?? e?.cause?.message ?? e?.message ?? String(err);
+  return new RunStoreError("Unavailable", String(detail));
+}
+
+async function wrap<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toStoreError(err);
+  }
+}
+
+function newestPod(pods: V1Pod[]): V1Pod | undefined {
+  const ts = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+  return [...pods].sort((a, b) => ts(b) - ts(a) || (b.metadata?.name ?? "").localeCompare(a.metadata?.name ?? ""))[0];
+}
+
+/** Creates the Kubernetes-backed RunStore for one namespace. */
+export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
+  const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = opts.kubeConfig.makeApiClient(CoreV1Api);
+  const log = new Log(opts.kubeConfig);
+  const timeout = opts.requestTimeoutMs ?? 10_000;
+  const namespace = opts.namespace;
+  const base = (kind: RunKind) => ({ group: GROUP, version: VERSION, namespace, plural: Plurals[kind] });
+
+  return {
+    namespace,
+    create: (run) =>
+      wrap(async () => {
+        const body = { ...run, metadata: { ...run.metadata, namespace } };
+        return (await custom.createNamespacedCustomObject({ ...base(run.kind), body }, callOptions(timeout))) as typeof run;
+      }),
+    get: (kind, name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
+    list: (kind, labels = {}) =>
+      wrap(async () => {
+        const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || undefined;
+        const res = (await custom.listNamespacedCustomObject({ ...base(kind), labelSelector }, callOptions(timeout))) as { items?: AnyRun[] };
+        return (res.items ?? []).map((r) => ({ ...r, apiVersion: r.apiVersion ?? `${GROUP}/${VERSION}`, kind: r.kind ?? kind }) as AnyRun);
+      }),
+    patchSpec: (kind, name, patch) =>
+      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base(kind), name, body: { spec: patch } }, callOptions(timeout, { "Content-Type": "application/merge-patch+json" }))) as AnyRun),
+    openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout)),
+  };
+}
+
+async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName: string, o: JobLogOptions, timeout: number): Promise<Readable> {
+  const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` }, callOptions(timeout));
+  const pod = newestPod(pods.items);
+  if (!pod?.metadata?.name) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
+  const container = o.container ?? pod.spec?.containers[0]?.name;
+  if (!container) throw new RunStoreError("NotFound", `pod ${pod.metadata.name} has no containers`);
+  const state = pod.status?.containerStatuses?.find((c) => c.name === container)?.state;
+  if (state?.waiting || (!state && pod.status?.phase === "Pending")) {
+    throw new RunStoreError("NotReady", `pod ${pod.metadata.name} container ${container} is ${state?.waiting?.reason ?? "pending"}`);
+  }
+  const out = new PassThrough();
+  let controller: AbortController;
+  try {
+    controller = await log.log(namespace, pod.metadata.name, container, out, { follow: o.follow, tailLines: o.tailLines });
+  } catch (err) {
+    // The log endpoint answers 400 while a container is still waiting to start.
+    if (err instanceof ApiException && (err.code as number) === 400) throw new RunStoreError("NotReady", `pod ${pod.metadata.name} container ${container} has not started`);
+    throw err;
+  }
+  const stop = () => {
+    controller.abort();
+    out.end();
+  };
+  if (o.signal?.aborted) stop();
+  else o.signal?.addEventListener("abort", stop, { once: true });
+  return out;
+}
+
+/** TokenReview adapter for createAuthenticator({ tokenReview }). */
+export function createKubeTokenReviewer(kubeConfig: KubeConfig, requestTimeoutMs = 5000): TokenReviewer {
+  const auth = kubeConfig.makeApiClient(AuthenticationV1Api);
+  return {
+    async review(token, audiences) {
+      const body: V1TokenReview = { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, ...(audiences.length ? { audiences } : {}) } };
+      const res = await wrap(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs)));
+      return { authenticated: res.status?.authenticated === true, username: res.status?.user?.username, groups: res.status?.user?.groups, error: res.status?.error };
+    },
+  };
+}
