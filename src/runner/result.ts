@@ -27,21 +27,33 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 export function serializeAgentResult(result: AgentResult, maxBytes: number = TERMINATION_MESSAGE_MAX_BYTES): string {
   const full = JSON.stringify(result);
   if (Buffer.byteLength(full, "utf8") <= maxBytes) return full;
-  const withoutMessage = { ...result, message: "" };
-  const overhead = Buffer.byteLength(JSON.stringify(withoutMessage), "utf8");
   const message = result.message ?? "";
-  // JSON escaping can grow the text (quotes, control characters): shrink until it fits.
-  let budget = maxBytes - overhead - Buffer.byteLength(ELLIPSIS, "utf8");
-  while (budget > 0) {
-    const candidate = JSON.stringify({ ...result, message: truncateUtf8(message, budget) + ELLIPSIS });
-    if (Buffer.byteLength(candidate, "utf8") <= maxBytes) return candidate;
-    budget -= Math.max(1, Buffer.byteLength(candidate, "utf8") - maxBytes);
+  const fits = (bytes: number) => {
+    const candidate = JSON.stringify({ ...result, message: truncateUtf8(message, bytes) + ELLIPSIS });
+    return Buffer.byteLength(candidate, "utf8") <= maxBytes ? candidate : null;
+  };
+  // JSON escaping can grow the text (quotes, newlines), so search for the longest prefix that fits.
+  let lo = 0;
+  let hi = Buffer.byteLength(message, "utf8");
+  let best = fits(0);
+  if (best) {
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const candidate = fits(mid);
+      if (candidate) {
+        best = candidate;
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return best;
   }
   const { message: _dropped, ...rest } = result;
   return JSON.stringify(rest);
 }
 
-/** Writes the termination message; a failure to write is reported but never fatal. */
+/** Writes the termination message and returns its text. */
 export function writeAgentResult(file: string, result: AgentResult): string {
   const text = serializeAgentResult(result);
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -104,7 +104,8 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     }
   }
 
-  if (!fs.existsSync(repoDir)) {
+  const cloned = !fs.existsSync(repoDir);
+  if (cloned) {
     try {
       await git.remote(parent, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
     } catch (err) {
@@ -114,12 +115,13 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   }
 
   git.ensureExcluded(repoDir, opts.excludes);
-  await rescueLeftovers(opts);
-
-  try {
-    await git.remote(repoDir, ["fetch", "--prune", "--no-tags", "origin"]);
-  } catch (err) {
-    throw unreachable(params.repositoryUrl, err, "repository");
+  if (!cloned) {
+    await rescueLeftovers(opts);
+    try {
+      await git.remote(repoDir, ["fetch", "--prune", "--no-tags", "origin"]);
+    } catch (err) {
+      throw unreachable(params.repositoryUrl, err, "repository");
+    }
   }
   if (!(await git.hasRemoteBranch(repoDir, params.baseBranch))) {
     throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);

@@ -190,6 +190,39 @@ describe("code run", () => {
     expect(github.state.violations).toEqual([]);
   });
 
+  it("commits work a previous run left uncommitted instead of losing it", async () => {
+    fs.writeFileSync(path.join(workDir, "src/leftover.txt"), "written, never committed\n");
+    model.setScript([{ text: "Nothing more to do." }]);
+    agent.writeRun(codeParams({ attempt: 3, continueSession: true }));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", reason: "PullRequestUpdated" });
+    expect(readFileAt(bare("target"), FEATURE, "services/api/src/leftover.txt")).toBe("written, never committed");
+    expect(git(bare("target"), "log", "--format=%s", FEATURE)).toMatch(/^wip: preserve uncommitted work found before run code-7-e2e$/m);
+    expect(github.pullsFor("org", "target")).toHaveLength(1);
+  });
+
+  it("fails clearly, without starting Claude, when the base branch conflicts with the work", async () => {
+    // Someone changes the same file on main.
+    const clone = fs.mkdtempSync(path.join(tmp, "conflict-"));
+    git(clone, "clone", "--quiet", bare("target"), ".");
+    fs.mkdirSync(path.join(clone, "services/api/src"), { recursive: true });
+    fs.writeFileSync(path.join(clone, "services/api/src/health.js"), "export const health = () => 'different';\n");
+    git(clone, "add", "--all");
+    git(clone, "commit", "--quiet", "-m", "Conflicting change on main");
+    git(clone, "push", "--quiet", "origin", "main");
+    const headBefore = git(agent.repo, "rev-parse", "HEAD");
+    const modelRequests = model.requests.length;
+    agent.writeRun(codeParams({ attempt: 4, continueSession: true }));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "failed", reason: "MergeConflict" });
+    expect(run.result?.message).toContain("services/api/src/health.js");
+    expect(model.requests.length).toBe(modelRequests);
+    // The merge was aborted: the work is intact and the tree clean.
+    expect(git(agent.repo, "rev-parse", "HEAD")).toBe(headBefore);
+    expect(git(agent.repo, "status", "--porcelain")).toBe("");
+    expect(fs.existsSync(path.join(agent.repo, ".git/MERGE_HEAD"))).toBe(false);
+  });
+
   it("finishes with no-changes when the agent changes nothing", async () => {
     const agentNoop = createAgentRoot(tmp, "code-7-noop");
     model.setScript([{ text: "Nothing to do." }]);
@@ -229,6 +262,27 @@ describe("budget", () => {
     // The task documents came from the docs branch without disturbing the feature branch.
     expect(fs.readFileSync(path.join(workDir, "task/prompt.md"), "utf8")).toBe("Implement task 8.\n");
     expect(listFiles(bare("target"), "feature/task-8-implementation").some((f) => f.startsWith("services/api/task/"))).toBe(false);
+  });
+});
+
+describe("turn limit", () => {
+  it("stops at max turns and pushes the work in progress", async () => {
+    const agent = createAgentRoot(tmp, "code-8-turns");
+    const workDir = path.join(agent.repo, "services/api");
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(workDir, "turn1.txt"), content: "one\n" } },
+      { tool: "Write", input: { file_path: path.join(workDir, "turn2.txt"), content: "two\n" } },
+      { tool: "Write", input: { file_path: path.join(workDir, "turn3.txt"), content: "three\n" } },
+      { text: "never reached" },
+    ]);
+    agent.writeRun(codeParams({
+      runName: "code-8-turns", taskId: 8, branch: "feature/task-8-turns", prLabels: ["task-8"], docsRepositoryUrl: targetUrl, maxTurns: 2,
+    }));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "MaxTurnsReached" });
+    expect(run.exitCode).toBe(1);
+    expect(listFiles(bare("target"), "feature/task-8-turns")).toContain("services/api/turn1.txt");
+    expect(github.pullsFor("org", "target").some((p) => p.head === "feature/task-8-turns")).toBe(false);
   });
 });
 
