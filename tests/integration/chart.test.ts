@@ -424,7 +424,14 @@ describe("chart on a real API server", () => {
   const helmIn = (helm: string, args: string[]) => run(helm, [...args, "--kubeconfig", kc()]);
 
   beforeAll(async () => {
-    await cluster().installCRDs([path.join(CHART, "crds")]);
+    // The README's step 1, "install from local files". (Not ControlPlane.installCRDs: the typed
+    // client drops schema keywords such as default and x-kubernetes-validations, and Helm 4's
+    // server-side apply of crds/ then conflicts with the different .spec.versions.)
+    const crds = path.join(CHART, "crds");
+    const applied = await kubectl(["apply", "-f", crds]);
+    expect(applied.exitCode, String(applied.stderr)).toBe(0);
+    const established = await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "-f", crds]);
+    expect(established.exitCode, String(established.stderr)).toBe(0);
   });
 
   it("kubectl apply --dry-run=server accepts every rendered value set", async () => {
@@ -584,7 +591,19 @@ describe("chart on a real API server", () => {
     const asSa: KubeConfig = rbac.kubeConfig;
     const custom = asSa.makeApiClient(CustomObjectsApi);
     const core = asSa.makeApiClient(CoreV1Api);
-    await expect(custom.listNamespacedCustomObject({ group: "orchestrator.platform", version: "v1", namespace: ns, plural: "coderuns" })).resolves.toMatchObject({ items: [] });
+    // A CRD update (Helm 4 re-applies crds/ on install) makes the API server rebuild that
+    // resource's storage; meanwhile it answers 429 "storage is (re)initializing", as clients retry.
+    const listRuns = async (): Promise<unknown> => {
+      for (let i = 0; ; i++) {
+        try {
+          return await custom.listNamespacedCustomObject({ group: "orchestrator.platform", version: "v1", namespace: ns, plural: "coderuns" });
+        } catch (err) {
+          if ((err as { code?: number }).code !== 429 || i >= 30) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    };
+    await expect(listRuns()).resolves.toMatchObject({ items: [] });
     await expect(core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "probe" }, data: { a: "b" } } })).resolves.toMatchObject({ metadata: { name: "probe" } });
     await expect(core.listNamespacedSecret({ namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(core.deleteNamespacedConfigMap({ name: "probe", namespace: ns })).rejects.toMatchObject({ code: 403 });
