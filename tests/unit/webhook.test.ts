@@ -1,0 +1,370 @@
+import { sign } from "@octokit/webhooks-methods";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CodeRun } from "../../src/api/types.js";
+import { deliveryRunName } from "../../src/webhook/rules.js";
+import {
+  WEBHOOK_SECRET,
+  WEBHOOK_SECRET_PREVIOUS,
+  buildTestApp,
+  commentPayload,
+  counterValue,
+  deliver,
+  examplePayload,
+  signedDelivery,
+  testConfig,
+  type TestApp,
+} from "../support/webhook-fixtures.js";
+
+let t: TestApp;
+afterEach(async () => {
+  await t?.close();
+});
+
+const deliveries = (outcome: string, event = "issue_comment") => counterValue(t.metrics, "orchestrator_webhook_deliveries_total", { event, outcome });
+
+describe("POST /webhooks/github: signature", () => {
+  it("creates a CodeRun for a signed /agent run comment from a collaborator (real example payload)", async () => {
+    t = buildTestApp();
+    const payload = commentPayload("/agent run fix the flaky login test\nIt fails on Safari.", { association: "COLLABORATOR", login: "octo-dev" });
+    const d = await signedDelivery("issue_comment", payload);
+    const res = await deliver(t.app, d);
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toEqual({
+      success: true,
+      message: "CodeRun created",
+      data: { delivery: d.id, event: "issue_comment", outcome: "created", coderun_name: deliveryRunName(d.id), namespace: "orchestrator" },
+    });
+    const runs = t.runs.all() as CodeRun[];
+    expect(runs).toHaveLength(1);
+    const run = runs[0]!;
+    const issue = (payload.issue as { number: number }).number;
+    const repo = payload.repository as { clone_url: string; full_name: string };
+    expect(run.metadata.name).toMatch(/^gh-[0-9a-f]{16}$/);
+    expect(run.spec).toMatchObject({
+      taskId: issue,
+      service: "hello-world",
+      repositoryUrl: repo.clone_url,
+      docsRepositoryUrl: repo.clone_url,
+      docsProjectDirectory: "docs",
+      githubApp: "5DLabs-Rex",
+      model: "claude-sonnet-4-20250514",
+      contextVersion: 1,
+    });
+    expect(run.spec.githubUser).toBeUndefined();
+    expect(run.spec.promptModification).toContain("untrusted user input");
+    expect(run.spec.promptModification).toContain("<untrusted-github-content>\nfix the flaky login test\nIt fails on Safari.\n</untrusted-github-content>");
+    expect(run.spec.promptModification).toContain("@octo-dev (author association COLLABORATOR)");
+    expect(run.metadata.labels).toMatchObject({ app: "orchestrator", service: "hello-world", "task-id": String(issue) });
+    expect(run.metadata.annotations).toMatchObject({
+      "orchestrator.platform/github-delivery": d.id,
+      "orchestrator.platform/requested-by": "octo-dev",
+      "orchestrator.platform/github-event": "issue_comment.created",
+      "orchestrator.platform/github-repository": repo.full_name,
+      "orchestrator.platform/github-issue": String(issue),
+      "orchestrator.platform/webhook-rule": "agent-run",
+    });
+    expect(await deliveries("created")).toBe(1);
+  });
+
+  it("accepts the previous secret during rotation, and the /webhook alias", async () => {
+    t = buildTestApp();
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run rotate"), { secret: WEBHOOK_SECRET_PREVIOUS });
+    expect((await deliver(t.app, d, "/webhook")).statusCode).toBe(201);
+    expect(t.runs.all()).toHaveLength(1);
+  });
+
+  it("answers 401 and creates nothing for a forged, missing, malformed or wrong-algorithm signature", async () => {
+    t = buildTestApp();
+    const payload = commentPayload("/agent run do evil");
+    const d = await signedDelivery("issue_comment", payload);
+    const variants: Record<string, string | undefined>[] = [
+      { "x-hub-signature-256": await sign("not-the-secret", d.payload) },
+      { "x-hub-signature-256": undefined },
+      { "x-hub-signature-256": "sha256=zz" },
+      { "x-hub-signature-256": d.headers["x-hub-signature-256"]!.replace("sha256=", "sha1=") },
+      { "x-hub-signature-256": d.headers["x-hub-signature-256"]!.slice(0, -2) + "00" },
+      { "x-hub-signature-256": "" },
+    ];
+    for (const v of variants) {
+      const headers = { ...d.headers, ...v } as Record<string, string>;
+      for (const k of Object.keys(headers)) if (headers[k] === undefined) delete headers[k];
+      const res = await t.app.inject({ method: "POST", url: "/webhooks/github", payload: d.payload, headers });
+      expect(res.statusCode).toBe(401);
+      expect(res.headers["content-type"]).toMatch(/problem\+json/);
+      expect(res.json()).toMatchObject({ success: false, status: 401 });
+    }
+    // A valid signature over a different body (tampered payload) is also rejected.
+    const tampered = d.payload.replace("do evil", "do worse");
+    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: tampered, headers: d.headers })).statusCode).toBe(401);
+    expect(t.runs.createCalls).toBe(0);
+    expect(await deliveries("unauthorized", "unverified")).toBe(variants.length + 1);
+  });
+
+  it("verifies the raw bytes: re-serializing the JSON would break the signature", async () => {
+    t = buildTestApp();
+    // Unusual but valid JSON spacing and unicode escapes: the HMAC covers exactly these bytes.
+    const text = JSON.stringify(commentPayload("/agent run caf\u00e9 \u2603"), null, 3).replace("\u2603", "\\u2603");
+    const d = await signedDelivery("issue_comment", text);
+    expect((await deliver(t.app, d)).statusCode).toBe(201);
+    expect((t.runs.all()[0] as CodeRun).spec.promptModification).toContain("café ☃");
+  });
+
+  it("answers 503 when no webhook secret is configured (never accepts unsigned deliveries)", async () => {
+    t = buildTestApp({ config: testConfig(undefined, { GITHUB_WEBHOOK_SECRET: "", GITHUB_WEBHOOK_SECRET_PREVIOUS: "" }) });
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run x"));
+    const res = await deliver(t.app, d);
+    expect(res.statusCode).toBe(503);
+    expect(res.json().detail).toMatch(/GITHUB_WEBHOOK_SECRET/);
+    expect(t.runs.all()).toHaveLength(0);
+  });
+});
+
+describe("POST /webhooks/github: parsing and limits", () => {
+  it("answers 413 over webhook.maxBodyBytes", async () => {
+    t = buildTestApp({ config: testConfig(DEFAULT_WITH_LIMIT) });
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run " + "x".repeat(5000)));
+    const res = await deliver(t.app, d);
+    expect(res.statusCode).toBe(413);
+    expect(res.headers["content-type"]).toMatch(/problem\+json/);
+    expect(t.runs.all()).toHaveLength(0);
+  });
+
+  it("answers 400 for a signed but unparsable or non-object payload, and for missing GitHub headers", async () => {
+    t = buildTestApp();
+    for (const text of ["{not json", "[1,2,3]", '"str"', "null"]) {
+      const res = await deliver(t.app, await signedDelivery("issue_comment", text));
+      expect(res.statusCode, text).toBe(400);
+    }
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run x"));
+    const { "x-github-delivery": _, ...noDelivery } = d.headers;
+    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: d.payload, headers: noDelivery })).statusCode).toBe(400);
+    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: d.payload, headers: { ...d.headers, "x-github-event": "Bad Event!" } })).statusCode).toBe(400);
+    expect(t.runs.all()).toHaveLength(0);
+  });
+
+  it("accepts form-encoded deliveries (payload=...) and rejects other content types with 415", async () => {
+    t = buildTestApp();
+    const json = JSON.stringify(commentPayload("/agent run form"));
+    const form = "payload=" + encodeURIComponent(json);
+    const d = await signedDelivery("issue_comment", form);
+    const res = await t.app.inject({ method: "POST", url: "/webhooks/github", payload: form, headers: { ...d.headers, "content-type": "application/x-www-form-urlencoded" } });
+    expect(res.statusCode).toBe(201);
+    const xml = await signedDelivery("issue_comment", "<xml/>");
+    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: xml.payload, headers: { ...xml.headers, "content-type": "application/xml" } })).statusCode).toBe(415);
+  });
+});
+
+describe("POST /webhooks/github: events and rules", () => {
+  it("answers ping with 200 pong", async () => {
+    t = buildTestApp();
+    const res = await deliver(t.app, await signedDelivery("ping", examplePayload("ping")));
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ success: true, message: "pong", data: { zen: expect.any(String) } });
+    expect(t.runs.all()).toHaveLength(0);
+  });
+
+  it("answers 202 ignored for events no rule matches (push, a plain comment, issues.opened) and counts them", async () => {
+    t = buildTestApp();
+    for (const [event, payload] of [
+      ["push", examplePayload("push")],
+      ["issue_comment", examplePayload("issue_comment", "created")],
+      ["issues", examplePayload("issues", "opened")],
+      ["pull_request", examplePayload("pull_request", "opened")],
+      ["star", examplePayload("star")],
+    ] as const) {
+      const res = await deliver(t.app, await signedDelivery(event, payload));
+      expect(res.statusCode, event).toBe(202);
+      expect(res.json()).toMatchObject({ success: true, data: { outcome: "ignored" } });
+    }
+    expect(t.runs.all()).toHaveLength(0);
+    expect(await deliveries("ignored", "push")).toBe(1);
+    expect(t.logs()).toContain("Ignored delivery: no rule matches");
+  });
+
+  it("ignores an edited or deleted comment even if it matches (comment rules default to action created)", async () => {
+    t = buildTestApp();
+    const edited = commentPayload("/agent run again");
+    edited.action = "edited";
+    expect((await deliver(t.app, await signedDelivery("issue_comment", edited))).statusCode).toBe(202);
+    expect(t.runs.all()).toHaveLength(0);
+  });
+
+  it("ignores a matching comment from a user without write access (202, nothing created)", async () => {
+    t = buildTestApp();
+    for (const association of ["NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN"]) {
+      const res = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run rm -rf /", { association, login: "stranger" })));
+      expect(res.statusCode).toBe(202);
+      expect(res.json().data.outcome).toBe("forbidden");
+      expect(res.json().message).toMatch(/author_association/);
+    }
+    expect(t.runs.createCalls).toBe(0);
+    expect(await deliveries("forbidden")).toBe(5);
+    expect(t.logs()).toContain("Ignored delivery: sender may not trigger agents");
+  });
+
+  it("ignores bots unless allowlisted, even with an OWNER association", async () => {
+    t = buildTestApp();
+    const bot = commentPayload("/agent run loop forever", { login: "some-app[bot]", type: "Bot", association: "OWNER" });
+    const res = await deliver(t.app, await signedDelivery("issue_comment", bot));
+    expect(res.statusCode).toBe(202);
+    expect(res.json().message).toMatch(/bot some-app\[bot\] is not in webhook.allowUsers/);
+    const disguised = commentPayload("/agent run", { login: "renovate[bot]", type: "User", association: "MEMBER" });
+    expect((await deliver(t.app, await signedDelivery("issue_comment", disguised))).json().data.outcome).toBe("forbidden");
+    expect(t.runs.all()).toHaveLength(0);
+
+    await t.close();
+    t = buildTestApp({ config: testConfig(DEFAULT_WITH_ALLOW) });
+    expect((await deliver(t.app, await signedDelivery("issue_comment", bot))).statusCode).toBe(201);
+    // An allowlisted human triggers regardless of association.
+    const human = commentPayload("/agent run please", { login: "trusted-outsider", association: "NONE" });
+    expect((await deliver(t.app, await signedDelivery("issue_comment", human))).statusCode).toBe(201);
+    expect(t.runs.all()).toHaveLength(2);
+  });
+
+  it("creates a CodeRun for @rex mentions with the agent's identity and model", async () => {
+    t = buildTestApp();
+    const res = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("Hey @rex please add retries", { association: "MEMBER" })));
+    expect(res.statusCode).toBe(201);
+    const run = t.runs.all()[0] as CodeRun;
+    expect(run.spec).toMatchObject({ githubApp: "5DLabs-Rex", model: "claude-rex-model" });
+    expect(run.metadata.annotations?.["orchestrator.platform/webhook-rule"]).toBe("mention-rex");
+    expect(run.spec.promptModification).toContain("please add retries");
+  });
+
+  it("creates a CodeRun for issues labeled with the configured label (real issues.labeled payload)", async () => {
+    t = buildTestApp();
+    const payload = examplePayload("issues", "labeled") as { label: { name: string }; issue: { number: number; title: string; labels: { name: string }[] } };
+    payload.label.name = "Agent";
+    payload.issue.labels = [...payload.issue.labels, { name: "task-17" } as never];
+    const res = await deliver(t.app, await signedDelivery("issues", payload));
+    expect(res.statusCode).toBe(201);
+    const run = t.runs.all()[0] as CodeRun;
+    // A task-N label on the issue names the task; otherwise the issue number would.
+    expect(run.spec.taskId).toBe(17);
+    expect(run.spec.promptModification).toContain(payload.issue.title);
+    expect(run.metadata.annotations?.["orchestrator.platform/github-event"]).toBe("issues.labeled");
+    // The original label "bug" does not trigger.
+    const other = examplePayload("issues", "labeled");
+    expect((await deliver(t.app, await signedDelivery("issues", other))).statusCode).toBe(202);
+  });
+
+  it("does not let an issue template's label (author labels own issue) bypass the association check", async () => {
+    t = buildTestApp();
+    const payload = examplePayload("issues", "labeled") as Record<string, unknown> & { label: { name: string }; issue: Record<string, unknown>; sender: { login: string } };
+    payload.label.name = "agent";
+    payload.sender = { ...payload.sender, login: "drive-by" };
+    payload.issue.user = { login: "drive-by" };
+    payload.issue.author_association = "NONE";
+    const res = await deliver(t.app, await signedDelivery("issues", payload));
+    expect(res.statusCode).toBe(202);
+    expect(res.json().data.outcome).toBe("forbidden");
+    expect(t.runs.all()).toHaveLength(0);
+  });
+
+  it("uses the PermissionChecker when wired: real write permission decides", async () => {
+    const perms: Record<string, string> = { writer: "write", reader: "read" };
+    t = buildTestApp({ permissions: { permission: async (_repo, login) => perms[login] ?? "none" } });
+    // COLLABORATOR with read-only access is refused; NONE-association writer (e.g. via team) is accepted.
+    const reader = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run a", { login: "reader", association: "COLLABORATOR" })));
+    expect(reader.json().data.outcome).toBe("forbidden");
+    const writer = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run b", { login: "writer", association: "NONE" })));
+    expect(writer.statusCode).toBe(201);
+  });
+});
+
+describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
+  it("creates one CodeRun for a delivery sent twice, also after a restart (AlreadyExists)", async () => {
+    t = buildTestApp();
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run once"));
+    expect((await deliver(t.app, d)).statusCode).toBe(201);
+    const again = await deliver(t.app, d);
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ message: "duplicate delivery", data: { outcome: "duplicate", coderun_name: deliveryRunName(d.id) } });
+    expect(t.runs.createCalls).toBe(1); // answered from the in-memory LRU
+    // A new process has an empty LRU: the deterministic name makes the API server reject it.
+    const store = t.runs;
+    await t.close();
+    t = buildTestApp({ runs: store });
+    const afterRestart = await deliver(t.app, d);
+    expect(afterRestart.statusCode).toBe(200);
+    expect(afterRestart.json().data.outcome).toBe("duplicate");
+    expect(store.all()).toHaveLength(1);
+    expect(await deliveries("duplicate")).toBe(1);
+  });
+
+  it("creates one CodeRun for the same delivery arriving concurrently", async () => {
+    t = buildTestApp();
+    t.runs.delayMs = 20;
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run concurrently"));
+    const results = await Promise.all(Array.from({ length: 6 }, () => deliver(t.app, d)));
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 200, 200, 200, 200, 201]);
+    expect(t.runs.all()).toHaveLength(1);
+  });
+
+  it("answers 503 when the Kubernetes API is unreachable, and a redelivery then succeeds", async () => {
+    t = buildTestApp();
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run later"));
+    t.runs.failWith("Unavailable", "connect ECONNREFUSED");
+    const res = await deliver(t.app, d);
+    expect(res.statusCode).toBe(503);
+    expect(res.json().detail).toMatch(/Redeliver/);
+    expect(await deliveries("error")).toBe(1);
+    t.runs.failWith(undefined);
+    expect((await deliver(t.app, d)).statusCode).toBe(201);
+  });
+
+  it("acknowledges with 202 when the API server is slower than webhook.ackTimeoutMs and finishes in the background", async () => {
+    t = buildTestApp({ config: testConfig(DEFAULT_WITH_FAST_ACK) });
+    t.runs.delayMs = 400;
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run slowly"));
+    const started = Date.now();
+    const res = await deliver(t.app, d);
+    expect(Date.now() - started).toBeLessThan(390);
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ data: { outcome: "accepted", coderun_name: deliveryRunName(d.id) } });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(t.runs.all()).toHaveLength(1);
+    expect(await deliveries("created")).toBe(1);
+    expect(t.logs()).toContain("Created CodeRun after acknowledging delivery");
+    // A redelivery meanwhile is a duplicate.
+    t.runs.delayMs = 0;
+    expect((await deliver(t.app, d)).statusCode).toBe(200);
+  });
+});
+
+describe("logging", () => {
+  it("logs one child logger per delivery and never a secret, signature or token", async () => {
+    t = buildTestApp();
+    const good = await signedDelivery("issue_comment", commentPayload("/agent run logged"));
+    await deliver(t.app, good);
+    const forged = await signedDelivery("issue_comment", commentPayload("/agent run forged"), { secret: "attacker-secret" });
+    await deliver(t.app, forged);
+    await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run no", { association: "NONE" })));
+    await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer some-guess" } });
+    const logs = t.logs();
+    const created = t.records().find((r) => r.msg === "Created CodeRun from webhook delivery");
+    expect(created).toMatchObject({ delivery: good.id, event: "issue_comment", action: "created", coderun: deliveryRunName(good.id) });
+    expect(logs).toContain("Rejected webhook delivery with a missing or invalid signature");
+    for (const secret of [WEBHOOK_SECRET, WEBHOOK_SECRET_PREVIOUS, "attacker-secret", "some-guess"]) expect(logs).not.toContain(secret);
+    for (const d of [good, forged]) {
+      const sig = d.headers["x-hub-signature-256"]!;
+      expect(logs).not.toContain(sig);
+      expect(logs).not.toContain(sig.slice("sha256=".length));
+    }
+  });
+});
+
+const withWebhook = (extra: string) => `
+namespace: orchestrator
+webhook:
+${extra}
+  defaults:
+    githubApp: 5DLabs-Rex
+  rules:
+    - name: agent-run
+      event: issue_comment
+      commentPattern: '^/agent run\\b(?<prompt>.*)'
+`;
+const DEFAULT_WITH_LIMIT = withWebhook("  maxBodyBytes: 4096");
+const DEFAULT_WITH_ALLOW = withWebhook('  allowUsers: ["some-app[bot]", "Trusted-Outsider"]');
+const DEFAULT_WITH_FAST_ACK = withWebhook("  ackTimeoutMs: 100");
