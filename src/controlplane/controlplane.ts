@@ -1,0 +1,384 @@
+// A real Kubernetes control plane for tests and `npm run cluster`, run from local binaries.
+//
+//   minimal: etcd + kube-apiserver (like controller-runtime's envtest).
+//   full:    + kube-controller-manager + kube-scheduler + kwok and one fake node, so Jobs
+//            really create pods, pods are scheduled, and kwok simulates them running and
+//            finishing (see kwok-stages.ts). No container ever runs.
+//
+// Everything binds 127.0.0.1 on free ports; certs, etcd data, kubeconfig and component logs
+// live in one temp root that stop() (or the crash handlers in process.ts) removes.
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition, type V1Node } from "@kubernetes/client-node";
+import { parseAllDocuments, stringify } from "yaml";
+import { ensureControlPlaneBinaries, isExecutable } from "./assets.js";
+import { generateCerts, type ControlPlaneCerts } from "./certs.js";
+import { apiserverArgs, BIND_ADDRESS, controllerManagerArgs, etcdArgs, kwokArgs, schedulerArgs, type Mode } from "./flags.js";
+import { kwokConfigYaml, type KwokStageOptions } from "./kwok-stages.js";
+import { freePorts, httpGet, loadTlsClient, type TlsClient } from "./net.js";
+import { ManagedProcess, recordPid, registerTempRoot, releaseTempRoot } from "./process.js";
+
+export type { Mode } from "./flags.js";
+
+export type Component = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
+
+export interface ControlPlaneOptions {
+  mode: Mode;
+  /** CRD manifests (files or directories of .yaml/.yml/.json; multi-document allowed). */
+  crdPaths?: string[];
+  /** Progress lines ("kube-apiserver ready in 4.1s"). Component output goes to log files. */
+  log?: (line: string) => void;
+  /** Directory with the binaries; default: ensureControlPlaneBinaries(). */
+  binDir?: string;
+  /** kwok stage delays (full mode). */
+  kwok?: KwokStageOptions;
+}
+
+/** Milliseconds from spawn to ready, per step, plus `total` for the whole start(). */
+export type StartupTimes = Partial<Record<Component | "certs" | "node" | "crds", number>> & { total: number };
+
+/** Name, labels and capacity of the fake node created in full mode. */
+export const KWOK_NODE_NAME = "kwok-node-0";
+
+const REQUIRED: Record<Mode, Component[]> = {
+  minimal: ["etcd", "kube-apiserver"],
+  full: ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"],
+};
+
+const STOP_GRACE_MS = 10_000;
+
+export class ControlPlane {
+  readonly mode: Mode;
+  readonly binDir: string;
+  /** Temp root holding certs/, etcd/, logs/, kubeconfig and kwok config. */
+  readonly rootDir: string;
+  readonly kubeconfigPath: string;
+  /** Admin (system:masters) client configuration. */
+  kubeConfig!: KubeConfig;
+  /** https://127.0.0.1:<port> */
+  server = "";
+  certs!: ControlPlaneCerts;
+  readonly startupMs: StartupTimes = { total: 0 };
+  /** Set in full mode. */
+  nodeName: string | undefined;
+
+  private readonly procs = new Map<Component, ManagedProcess>();
+  private readonly log: (line: string) => void;
+  private tls: TlsClient = {};
+  private stopping: Promise<void> | undefined;
+
+  private constructor(mode: Mode, binDir: string, rootDir: string, log: (line: string) => void) {
+    this.mode = mode;
+    this.binDir = binDir;
+    this.rootDir = rootDir;
+    this.kubeconfigPath = path.join(rootDir, "kubeconfig");
+    this.log = log;
+  }
+
+  static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const t0 = performance.now();
+    const log = opts.log ?? (() => {});
+    const binDir = opts.binDir ?? (await ensureControlPlaneBinaries()).binDir;
+    const missing = REQUIRED[opts.mode].filter((b) => !isExecutable(path.join(binDir, b)));
+    if (missing.length) {
+      throw new Error(`control plane (${opts.mode}) needs ${missing.join(", ")} in ${binDir}; run 'npm run control-plane:build' or set KUBEBUILDER_ASSETS`);
+    }
+    const rootDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-cp-"));
+    registerTempRoot(rootDir);
+    const cp = new ControlPlane(opts.mode, binDir, rootDir, log);
+    try {
+      await cp.boot(opts);
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+    cp.startupMs.total = Math.round(performance.now() - t0);
+    log(`control plane (${opts.mode}) ready in ${fmt(cp.startupMs.total)}: ${cp.server}`);
+    return cp;
+  }
+
+  /** Output of a component (last lines of stderr, or stdout if stderr is empty). */
+  logs(component: Component, lines = 100): string {
+    return this.procs.get(component)?.outputTail(lines) ?? "";
+  }
+
+  /** Path of a component's full log file (inside rootDir, removed by stop()). */
+  logFile(component: Component): string {
+    return path.join(this.rootDir, "logs", `${component}.log`);
+  }
+
+  /** Creates a namespace named `<prefix>-<random>` and returns its name. */
+  async createNamespace(prefix = "test"): Promise<string> {
+    const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50) || "test";
+    const name = `${base}-${randomBytes(3).toString("hex")}`;
+    const core = this.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name, labels: { "orchestrator.test/ephemeral": "true" } } } });
+    if (this.mode === "full") {
+      // ServiceAccount admission is on in full mode: pods are rejected until the controller-
+      // manager has created the namespace's "default" ServiceAccount (usually milliseconds).
+      await this.waitUntil(`ServiceAccount default in ${name}`, async () => {
+        await core.readNamespacedServiceAccount({ name: "default", namespace: name });
+        return true;
+      });
+    }
+    return name;
+  }
+
+  /** Creates or updates the CRDs found in `paths`, then waits until they are served. */
+  async installCRDs(paths: string[]): Promise<string[]> {
+    const crds = readCRDs(paths);
+    const api = this.kubeConfig.makeApiClient(ApiextensionsV1Api);
+    for (const crd of crds) {
+      const name = crd.metadata?.name ?? "";
+      try {
+        await api.createCustomResourceDefinition({ body: crd });
+      } catch (err) {
+        if (apiCode(err) !== 409) throw new Error(`creating CRD ${name}: ${errText(err)}`);
+        const current = await api.readCustomResourceDefinition({ name });
+        await api.replaceCustomResourceDefinition({ name, body: { ...crd, metadata: { ...crd.metadata, resourceVersion: current.metadata?.resourceVersion } } });
+      }
+    }
+    for (const crd of crds) {
+      const name = crd.metadata?.name ?? "";
+      await this.waitUntil(`CRD ${name} to be Established`, async () => {
+        const c = await api.readCustomResourceDefinition({ name });
+        return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
+      });
+      for (const v of crd.spec.versions.filter((v) => v.served)) {
+        const gv = `/apis/${crd.spec.group}/${v.name}`;
+        await this.waitUntil(`${crd.spec.names.plural} in discovery at ${gv}`, async () => {
+          const r = await httpGet(this.server + gv, this.tls);
+          if (r.status !== 200) return false;
+          const list = JSON.parse(r.body) as { resources?: { name: string }[] };
+          return list.resources?.some((x) => x.name === crd.spec.names.plural) ?? false;
+        });
+      }
+    }
+    return crds.map((c) => c.metadata?.name ?? "");
+  }
+
+  /** Stops components in reverse start order (SIGTERM, SIGKILL after 10 s) and removes the temp root. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const order = [...this.procs.values()].reverse();
+      for (const p of order) await p.stop(STOP_GRACE_MS);
+      releaseTempRoot(this.rootDir);
+    })();
+    return this.stopping;
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private async boot(opts: ControlPlaneOptions): Promise<void> {
+    const root = this.rootDir;
+    fs.mkdirSync(path.join(root, "logs"));
+    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [number, number, number, number, number, number];
+    this.server = `https://${BIND_ADDRESS}:${apiserver}`;
+
+    // etcd does not need the certs: generate them while it starts.
+    this.spawn("etcd", etcdArgs({ dataDir: path.join(root, "etcd"), ports: { etcdClient, etcdPeer } }));
+    const certsStarted = performance.now();
+    const certsDone = generateCerts(path.join(root, "certs")).then((c) => {
+      this.startupMs.certs = Math.round(performance.now() - certsStarted);
+      return c;
+    });
+    await Promise.all([
+      this.waitReady("etcd", async () => {
+        const r = await httpGet(`http://${BIND_ADDRESS}:${etcdClient}/health`);
+        return r.status === 200 && /"health":\s*"true"/.test(r.body);
+      }),
+      certsDone,
+    ]);
+    this.certs = await certsDone;
+    this.tls = loadTlsClient({ ca: this.certs.caCert, cert: this.certs.adminCert, key: this.certs.adminKey });
+
+    this.spawn("kube-apiserver", apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }}));
+    await this.waitReady(
+      "kube-apiserver",
+      async () => {
+        const r = await httpGet(`${this.server}/readyz`, this.tls);
+        return r.status === 200 && r.body.trim() === "ok";
+      },
+      async () => (await httpGet(`${this.server}/api/v1/namespaces/default`, this.tls)).status === 200,
+    );
+    fs.writeFileSync(this.kubeconfigPath, kubeconfigYaml({ server: this.server, certs: this.certs }), { mode: 0o600 });
+    this.kubeConfig = new KubeConfig();
+    this.kubeConfig.loadFromFile(this.kubeconfigPath);
+
+    if (this.mode === "full") await this.bootFull(opts, { controllerManager, scheduler, kwok });
+
+    if (opts.crdPaths?.length) {
+      const t = performance.now();
+      const names = await this.installCRDs(opts.crdPaths);
+      this.startupMs.crds = Math.round(performance.now() - t);
+      this.log(`installed ${names.length} CRD(s) in ${fmt(this.startupMs.crds)}: ${names.join(", ")}`);
+    }
+  }
+
+  private async bootFull(opts: ControlPlaneOptions, ports: { controllerManager: number; scheduler: number; kwok: number }): Promise<void> {
+    const kwokConfig = path.join(this.rootDir, "kwok.yaml");
+    fs.writeFileSync(kwokConfig, kwokConfigYaml(opts.kwok));
+    // kcm and the scheduler serve /healthz with a self-signed cert; skip-verify is for polling only.
+    const insecure: TlsClient = { insecure: true };
+    this.spawn("kube-controller-manager", controllerManagerArgs({ kubeconfig: this.kubeconfigPath, certs: this.certs, port: ports.controllerManager }));
+    this.spawn("kube-scheduler", schedulerArgs({ kubeconfig: this.kubeconfigPath, port: ports.scheduler }));
+    // KWOK_WORKDIR keeps kwok from reading a developer's ~/.kwok/kwok.yaml.
+    this.spawn("kwok", kwokArgs({ kubeconfig: this.kubeconfigPath, configFile: kwokConfig, port: ports.kwok }), { KWOK_WORKDIR: path.join(this.rootDir, "kwok") });
+    const healthz = (url: string, tls: TlsClient) => async () => {
+      const r = await httpGet(url, tls);
+      return r.status === 200 && r.body.trim() === "ok";
+    };
+    await Promise.all([
+      this.waitReady("kube-controller-manager", healthz(`https://${BIND_ADDRESS}:${ports.controllerManager}/healthz`, insecure)),
+      this.waitReady("kube-scheduler", healthz(`https://${BIND_ADDRESS}:${ports.scheduler}/healthz`, insecure)),
+      this.waitReady("kwok", healthz(`http://${BIND_ADDRESS}:${ports.kwok}/healthz`, {})),
+    ]);
+
+    const t = performance.now();
+    const core = this.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNode({ body: fakeNode(KWOK_NODE_NAME) });
+    this.nodeName = KWOK_NODE_NAME;
+    // Ready comes from kwok's node-initialize stage; the not-ready taint is removed by the
+    // controller-manager's node lifecycle controller afterwards. Pods scheduled earlier would
+    // just wait, but tests are simpler if the node is fully usable when start() returns.
+    await this.waitUntil(`node ${KWOK_NODE_NAME} to be Ready and untainted`, async () => {
+      const n = await core.readNode({ name: KWOK_NODE_NAME });
+      const ready = n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      return ready && !(n.spec?.taints ?? []).length;
+    });
+    // With ServiceAccount admission on, pods in "default" need its SA (made by kcm) first.
+    await this.waitUntil("ServiceAccount default/default", async () => {
+      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
+      return true;
+    });
+    this.startupMs.node = Math.round(performance.now() - t);
+    this.log(`node ${KWOK_NODE_NAME} ready in ${fmt(this.startupMs.node)}`);
+  }
+
+  private spawn(name: Component, args: string[], env: Record<string, string> = {}): ManagedProcess {
+    const p = ManagedProcess.start({
+      name,
+      command: path.join(this.binDir, name),
+      args,
+      env: { ...process.env, ...env },
+      cwd: this.rootDir,
+      logFile: this.logFile(name),
+    });
+    this.procs.set(name, p);
+    recordPid(this.rootDir, p.pid);
+    void p.exited.then((info) => {
+      if (!this.stopping && this.startupMs.total > 0) {
+        this.log(`${name} exited unexpectedly (code ${info.code}, signal ${info.signal}):\n${p.outputTail(20)}`);
+      }
+    });
+    return p;
+  }
+
+  /** Waits for each check in turn and records the component's spawn-to-ready time. */
+  private async waitReady(name: Component, ...checks: (() => Promise<boolean>)[]): Promise<void> {
+    const p = this.procs.get(name);
+    const spawnedAt = p?.startedAt ?? performance.now();
+    for (const check of checks) await this.waitUntil(`${name} to become ready`, check, p);
+    this.startupMs[name] = Math.round(performance.now() - spawnedAt);
+    this.log(`${name} ready in ${fmt(this.startupMs[name])}`);
+  }
+
+  /**
+   * Polls `check` until it returns true. Fails fast, with exit code and stderr tail, when any
+   * component exits meanwhile; on timeout the error names what was awaited and the last error.
+   */
+  private async waitUntil(what: string, check: () => Promise<boolean>, focus?: ManagedProcess, timeoutMs = 90_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    let lastErr = "";
+    let delay = 50;
+    for (;;) {
+      for (const p of this.procs.values()) {
+        if (!p.running) {
+          await p.exited; // make sure the stderr tail is complete
+          throw p.exitError(`while waiting for ${what}`);
+        }
+      }
+      try {
+        if (await check()) return;
+        lastErr = "";
+      } catch (err) {
+        lastErr = errText(err);
+      }
+      if (performance.now() > deadline) {
+        const tail = focus ? `\n--- ${focus.name} stderr (tail) ---\n${focus.outputTail(30)}` : "";
+        throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastErr ? ` (last error: ${lastErr})` : ""}${tail}`);
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+}
+
+function fakeNode(name: string): V1Node {
+  const resources = { cpu: "32", memory: "256Gi", pods: "110" };
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: {
+      name,
+      // ttl 0: the controller-manager's TTL controller would set it anyway; avoids a patch race.
+      annotations: { "node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake" },
+      labels: { type: "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" },
+    },
+    spec: {},
+    status: { capacity: resources, allocatable: resources },
+  };
+}
+
+export function kubeconfigYaml(p: { server: string; certs: ControlPlaneCerts; name?: string }): string {
+  const name = p.name ?? "orchestrator-test";
+  const b64 = (f: string) => fs.readFileSync(f).toString("base64");
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name, cluster: { server: p.server, "certificate-authority-data": b64(p.certs.caCert) } }],
+    users: [{ name: `${name}-admin`, user: { "client-certificate-data": b64(p.certs.adminCert), "client-key-data": b64(p.certs.adminKey) } }],
+    contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: "default" } }],
+    "current-context": name,
+  });
+}
+
+/** Reads CustomResourceDefinition documents from files and directories. */
+export function readCRDs(paths: string[]): V1CustomResourceDefinition[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    if (fs.statSync(p).isDirectory()) {
+      for (const f of fs.readdirSync(p).sort()) if (/\.(ya?ml|json)$/.test(f)) files.push(path.join(p, f));
+    } else files.push(p);
+  }
+  const crds: V1CustomResourceDefinition[] = [];
+  for (const file of files) {
+    for (const doc of parseAllDocuments(fs.readFileSync(file, "utf8"))) {
+      if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0]?.message}`);
+      const obj = doc.toJS() as V1CustomResourceDefinition | null;
+      if (!obj) continue;
+      if (obj.kind !== "CustomResourceDefinition") throw new Error(`${file}: expected only CustomResourceDefinitions, found kind ${String(obj.kind)}`);
+      crds.push(obj);
+    }
+  }
+  return crds;
+}
+
+function apiCode(err: unknown): number | undefined {
+  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "number" ? err.code : undefined;
+}
+
+function errText(err: unknown): string {
+  if (err instanceof Error) return err.message.split("\n")[0] ?? err.message;
+  return String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function fmt(ms: number | undefined): string {
+  return `${((ms ?? 0) / 1000).toFixed(1)}s`;
+}
