@@ -318,7 +318,6 @@ async function deliver(d: {
   const { git, github, params, layout, workDir, credentials, claude, state, log } = d;
   const repoDir = layout.repo;
   const base = `origin/${params.baseBranch}`;
-  const text = await takePrDescription(git, repoDir, workDir, params, log);
   const docsPath = path.posix.join(params.workingDirectory, ".taskmaster", "docs");
   const commitScope = params.kind === "docs" ? { pathspecs: [docsPath] } : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
 
@@ -349,6 +348,8 @@ async function deliver(d: {
     return { outcome: stopped.outcome, reason: stopped.reason, message: `${message}${saved}`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
   }
 
+  // Only a finished agent's description is used up; after a stop it stays (uncommitted) for the next attempt.
+  const text = await takePrDescription(git, repoDir, workDir, params, log);
   const message = params.kind === "code" ? `${text.title}\n\nTask ${params.taskId}, run ${params.runName}, attempt ${params.attempt}.` : `docs: auto-generate Task Master documentation\n\nRun ${params.runName}.`;
   const commit = await git.commitAll(repoDir, message, credentials.author, commitScope);
   if (commit) log.info({ commit }, "Committed the agent's changes");

@@ -329,7 +329,8 @@ describe("fails fast without starting Claude", () => {
       expect(run.exitCode).toBe(1);
       expect(model.requests.length).toBe(modelRequests);
       expect(logMessages(run.logs)).not.toContain("Started Claude Code");
-      expect(run.durationMs).toBeLessThan(10_000);
+      // Generous for loaded CI machines; typically 2-5 s including tsx start-up.
+      expect(run.durationMs).toBeLessThan(15_000);
       expect(run.stdout + run.stderr).not.toContain(TOKEN);
     });
   }
