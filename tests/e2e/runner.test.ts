@@ -28,6 +28,7 @@ let github: GitHubServer;
 let gitHttp: GitHttpServer;
 let targetUrl: string;
 let docsUrl: string;
+let appPrivateKey: string;
 const bare = (name: string) => path.join(gitRoot, "org", `${name}.git`);
 
 function codeParams(over: Partial<RunParameters> = {}): RunParameters {
@@ -94,7 +95,7 @@ beforeAll(async () => {
     apps: [{ appId: "4242", publicKey: appKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), installationId: 99, account: "org" }],
     branchExists: (owner, repo, branch) => branchExists(path.join(gitRoot, owner, `${repo}.git`), branch),
   });
-  (globalThis as { appPrivateKey?: string }).appPrivateKey = appKeys.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  appPrivateKey = appKeys.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
   gitHttp = await startGitHttpServer(gitRoot, (password) => github.state.tokens.has(password));
   targetUrl = `${gitHttp.url}/org/target.git`;
   docsUrl = `${gitHttp.url}/org/docs.git`;
@@ -350,7 +351,7 @@ describe("fails fast without starting Claude", () => {
 describe("docs run", () => {
   it("generates documentation with a GitHub App identity and opens a docs pull request", async () => {
     const agent = createAgentRoot(tmp, "docs-1");
-    agent.writeSecret("github-app", { "app-id": "4242", "private-key": (globalThis as { appPrivateKey?: string }).appPrivateKey! });
+    agent.writeSecret("github-app", { "app-id": "4242", "private-key": appPrivateKey });
     model.setScript([
       { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/task.md"), content: "# Task 1\nHealth endpoint.\n" } },
       { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/prompt.md"), content: "Implement the health endpoint.\n" } },
