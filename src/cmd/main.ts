@@ -21,7 +21,8 @@ import { createControllerKube } from "../kube/controller-kube.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
-import { loadTemplates, renderRunFiles } from "../templates/index.js";
+import { loadTemplates } from "../templates/index.js";
+import { makeRenderFiles } from "../controller/render.js";
 
 function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.KUBECONFIG) || Boolean(env.KUBERNETES_SERVICE_HOST) || existsSync(join(homedir(), ".kube", "config"));
@@ -30,9 +31,7 @@ function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
 /** Templates load once; a broken override fails each run with a TemplateError, not the process. */
 function templateRenderer(config: Config, log: Logger): RenderFiles {
   try {
-    const templates = loadTemplates(config.templates.dir);
-    return (run, params) =>
-      renderRunFiles(templates, { params, permissions: { allow: [...config.permissions.allow], deny: [...config.permissions.deny] }, promptModification: run.kind === "CodeRun" ? run.spec.promptModification : undefined });
+    return makeRenderFiles(loadTemplates(config.templates.dir), config);
   } catch (e) {
     log.error({ err: (e as Error).message, template: (e as { template?: string }).template }, "Failed to load agent templates; runs will fail with TemplateError until the templates ConfigMap is fixed");
     return () => {

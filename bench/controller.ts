@@ -1,0 +1,228 @@
+/**
+ * npm run bench:controller — a benchmark, not a test.
+ *
+ * Creates N CodeRuns at once (N = 100, 500, 1000 by default; BENCH_SIZES=100,500 to change) on
+ * an idle real control plane (etcd + kube-apiserver, "minimal" mode) and measures the time
+ * until every Job exists and every run shows Running, with the controller running as its own
+ * process (the compiled dist/, as in the image).
+ *
+ * In the same run it measures the ceiling: the same API calls per run that the controller makes
+ * (2 Secret reads, PVC read + create, ConfigMap create, Job create, status patch, Event create),
+ * issued by a plain client loop with the same client concurrency (workers) and the same
+ * QPS/burst token bucket, fed by the same run creations. Reported: runs/s, ratio to the
+ * ceiling, p50/p99 create-to-Job latency (client clock: the create call returning → the Job
+ * ADDED event on a watch), and the controller's peak RSS (VmHWM).
+ */
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from "@kubernetes/client-node";
+import { execa } from "execa";
+import { GROUP, VERSION, type CodeRun } from "../src/api/index.js";
+import { parseConfig } from "../src/config/config.js";
+import { ControlPlane } from "../src/controlplane/index.js";
+import { makeClients } from "../src/kube/clients.js";
+import { createControllerKube } from "../src/kube/controller-kube.js";
+import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
+import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
+
+const SIZES = (process.env.BENCH_SIZES ?? "100,500,1000").split(",").map(Number);
+const WORKERS = 8;
+const QPS = 200;
+const BURST = 400;
+const CREATE_CONCURRENCY = 16;
+const CONFIG_YAML = `controller: {workers: ${WORKERS}, qps: ${QPS}, burst: ${BURST}, resyncSeconds: 600}\nconcurrency: {perService: 1}\n`;
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number) : NaN;
+};
+
+function run(ns: string, i: number): CodeRun {
+  return {
+    apiVersion: "orchestrator.platform/v1",
+    kind: "CodeRun",
+    metadata: { name: `bench-${i}`, namespace: ns },
+    spec: { taskId: i + 1, service: `svc-${i}`, repositoryUrl: "https://github.com/acme/api.git", docsRepositoryUrl: "https://github.com/acme/docs.git", model: "claude-sonnet-4-20250514", githubUser: "alice" },
+  };
+}
+
+async function prepareNamespace(kc: KubeConfig, ns: string) {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: "x" } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "github-token-alice" }, stringData: { token: "x" } } });
+}
+
+/** Watches Jobs (and CodeRun phases) in a namespace, recording when each appears. */
+async function observe(kc: KubeConfig, ns: string) {
+  const jobSeen = new Map<string, number>(); // run name → ms
+  const running = new Set<string>();
+  const w = new Watch(kc);
+  const reqs = [
+    await w.watch(`/apis/batch/v1/namespaces/${ns}/jobs`, {}, (type, obj: { metadata?: { ownerReferences?: { name: string }[] } }) => {
+      const owner = obj.metadata?.ownerReferences?.[0]?.name;
+      if (type === "ADDED" && owner && !jobSeen.has(owner)) jobSeen.set(owner, performance.now());
+    }, () => undefined),
+    await w.watch(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/coderuns`, {}, (_t, obj: CodeRun) => {
+      if (obj.status?.phase === "Running") running.add(obj.metadata.name ?? "");
+    }, () => undefined),
+  ];
+  return { jobSeen, running, stop: () => reqs.forEach((r) => r.abort()) };
+}
+
+async function createRuns(kc: KubeConfig, ns: string, n: number, onCreated: (name: string) => void): Promise<Map<string, number>> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const createdAt = new Map<string, number>();
+  let next = 0;
+  await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, async () => {
+    while (next < n) {
+      const i = next++;
+      const body = run(ns, i);
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", body });
+      createdAt.set(body.metadata.name ?? "", performance.now());
+      onCreated(body.metadata.name ?? "");
+    }
+  }));
+  return createdAt;
+}
+
+async function waitUntil(pred: () => boolean, timeoutMs: number, what: string) {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Result { runsPerSec: number; seconds: number; p50: number; p99: number; peakRssMb?: number }
+
+function summarize(n: number, t0: number, createdAt: Map<string, number>, jobSeen: Map<string, number>, end: number): Result {
+  const lat = [...createdAt].map(([name, t]) => (jobSeen.get(name) ?? NaN) - t).filter((x) => !Number.isNaN(x));
+  return { runsPerSec: n / ((end - t0) / 1000), seconds: (end - t0) / 1000, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+/** The plain client loop doing the controller's calls per run. */
+async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
+  await prepareNamespace(kc, ns);
+  const config = parseConfig(CONFIG_YAML, { KUBERNETES_NAMESPACE: ns });
+  const clients = makeClients(kc);
+  const kube = createControllerKube(clients, config.controller);
+  const templates = loadTemplates();
+  const obs = await observe(kc, ns);
+  const queue: string[] = [];
+  const custom = clients.custom;
+  let done = 0;
+  const t0 = performance.now();
+  const workers = Array.from({ length: WORKERS }, async () => {
+    while (done < n) {
+      const name = queue.shift();
+      if (!name) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      const r = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun;
+      await kube.getSecretKeys(ns, "orchestrator-secrets");
+      await kube.getSecretKeys(ns, "github-token-alice");
+      const params = computeRunParameters(r, 1, config);
+      const files = renderRunFiles(templates, { params, permissions: { allow: [...config.permissions.allow], deny: [] } });
+      if (!(await kube.getPvc(ns, workspacePvcName(r.spec.service)))) await kube.createPvc(buildWorkspacePvc(r.spec.service, ns, config));
+      await kube.createConfigMap(buildRunConfigMap(r, 1, params, files));
+      await kube.createJob(buildJob(r, 1, config));
+      await kube.patchRunStatus("CodeRun", ns, name, { phase: "Running", attempts: 1, jobName: buildJob(r, 1, config).metadata?.name });
+      await kube.createEvent({ metadata: { name: `${name}.bench`, namespace: ns }, involvedObject: { kind: "CodeRun", name, namespace: ns }, reason: "JobCreated", message: "bench", type: "Normal" });
+      done++;
+    }
+  });
+  const createdAt = await createRuns(kc, ns, n, (name) => queue.push(name));
+  await Promise.all(workers);
+  await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "ceiling jobs");
+  const end = performance.now();
+  obs.stop();
+  return summarize(n, t0, createdAt, obs.jobSeen, end);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function controller(cp: ControlPlane, ns: string, n: number): Promise<Result> {
+  const kc = cp.kubeConfig;
+  await prepareNamespace(kc, ns);
+  const dir = mkdtempSync(join(tmpdir(), "bench-ctl-"));
+  const port = await freePort();
+  writeFileSync(join(dir, "config.yaml"), `${CONFIG_YAML}server: {host: 127.0.0.1, port: ${port}}\n`);
+  const child = execa(process.execPath, ["dist/cmd/main.js"], {
+    env: { KUBECONFIG: cp.kubeconfigPath, ORCHESTRATOR_CONFIG: join(dir, "config.yaml"), KUBERNETES_NAMESPACE: ns, LOG_LEVEL: "warn", ORCHESTRATOR_API_TOKENS: "x" },
+    reject: false,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  try {
+    const end0 = Date.now() + 30_000;
+    for (;;) {
+      const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+      if (r?.status === 200) break;
+      if (Date.now() > end0) throw new Error("controller did not become ready");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const obs = await observe(kc, ns);
+    const t0 = performance.now();
+    const createdAt = await createRuns(kc, ns, n, () => undefined);
+    await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "controller jobs");
+    const end = performance.now();
+    obs.stop();
+    const rss = peakRssMb(child.pid ?? 0);
+    return { ...summarize(n, t0, createdAt, obs.jobSeen, end), peakRssMb: rss };
+  } finally {
+    child.kill("SIGTERM");
+    await child;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  console.log("Building dist/ (the controller runs compiled, as in the image)...");
+  await execa("npm", ["run", "-s", "build"], { stdio: "inherit" });
+  const cp = await ControlPlane.start({ mode: "minimal", crdPaths: ["infra/charts/orchestrator/crds"], log: (l) => console.log(`[control-plane] ${l}`) });
+  const rows: Array<Record<string, number | string>> = [];
+  try {
+    for (const n of SIZES) {
+      const c = await ceiling(cp.kubeConfig, `bench-ceiling-${n}`, n);
+      const k = await controller(cp, `bench-controller-${n}`, n);
+      const row = {
+        N: n,
+        "controller runs/s": +k.runsPerSec.toFixed(1),
+        "ceiling runs/s": +c.runsPerSec.toFixed(1),
+        ratio: +(k.runsPerSec / c.runsPerSec).toFixed(2),
+        "p50 ms": Math.round(k.p50),
+        "p99 ms": Math.round(k.p99),
+        "ceiling p50 ms": Math.round(c.p50),
+        "ceiling p99 ms": Math.round(c.p99),
+        "peak RSS MB": Math.round(k.peakRssMb ?? NaN),
+      };
+      rows.push(row);
+      console.table([row]);
+    }
+  } finally {
+    await cp.stop();
+  }
+  console.log(`\nController benchmark (workers ${WORKERS}, QPS ${QPS}, burst ${BURST}, ${CREATE_CONCURRENCY} concurrent creators):`);
+  console.table(rows);
+  writeFileSync("bench/results/controller.json", `${JSON.stringify({ date: new Date().toISOString(), workers: WORKERS, qps: QPS, burst: BURST, rows }, null, 2)}\n`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
