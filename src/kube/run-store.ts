@@ -12,7 +12,11 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   Log,
+  Observable,
   type KubeConfig,
+  type ObservableMiddleware,
+  type RequestContext,
+  type ResponseContext,
   type V1Pod,
   type V1TokenReview,
 } from "@kubernetes/client-node";
@@ -28,18 +32,21 @@ export interface KubeRunStoreOptions {
   requestTimeoutMs?: number;
 }
 
-/** Middleware options for one call: a fresh timeout signal, optionally extra headers. */
+/**
+ * Options for one call: a fresh timeout signal, optionally extra headers. The object-parameter
+ * API takes Observable middleware (the client's rxjs stub), not Promise middleware.
+ */
 type CallOptions = Parameters<CustomObjectsApi["getNamespacedCustomObject"]>[1];
 function callOptions(timeoutMs: number, headers: Record<string, string> = {}): CallOptions {
-  const middleware = {
-    pre: async (ctx: { setSignal(s: AbortSignal): void; setHeaderParam(k: string, v: string): void }) => {
+  const middleware: ObservableMiddleware = {
+    pre: (ctx: RequestContext) => {
       ctx.setSignal(AbortSignal.timeout(timeoutMs));
       for (const [k, v] of Object.entries(headers)) ctx.setHeaderParam(k, v);
-      return ctx;
+      return new Observable(Promise.resolve(ctx));
     },
-    post: async <T>(r: T) => r,
+    post: (res: ResponseContext) => new Observable(Promise.resolve(res)),
   };
-  return { middleware: [middleware], middlewareMergeStrategy: "append" } as unknown as CallOptions;
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
 }
 
 interface StatusBody {
