@@ -85,18 +85,26 @@ export class ControlPlane {
     if (missing.length) {
       throw new Error(`control plane (${opts.mode}) needs ${missing.join(", ")} in ${binDir}; run 'npm run control-plane:build' or set KUBEBUILDER_ASSETS`);
     }
-    const rootDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-cp-"));
-    registerTempRoot(rootDir);
-    const cp = new ControlPlane(opts.mode, binDir, rootDir, log);
-    try {
-      await cp.boot(opts);
-    } catch (err) {
-      await cp.stop();
-      throw err;
+    // Free ports are picked before the components bind them, so another process can grab one
+    // in between; such a start is retried on fresh ports (envtest retries similarly).
+    for (let attempt = 1; ; attempt++) {
+      const rootDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-cp-"));
+      registerTempRoot(rootDir);
+      const cp = new ControlPlane(opts.mode, binDir, rootDir, log);
+      try {
+        await cp.boot(opts);
+      } catch (err) {
+        await cp.stop();
+        if (attempt < 3 && err instanceof Error && /address already in use/i.test(err.message)) {
+          log(`port conflict, retrying start-up: ${err.message.split("\n")[0]}`);
+          continue;
+        }
+        throw err;
+      }
+      cp.startupMs.total = Math.round(performance.now() - t0);
+      log(`control plane (${opts.mode}) ready in ${fmt(cp.startupMs.total)}: ${cp.server}`);
+      return cp;
     }
-    cp.startupMs.total = Math.round(performance.now() - t0);
-    log(`control plane (${opts.mode}) ready in ${fmt(cp.startupMs.total)}: ${cp.server}`);
-    return cp;
   }
 
   /** Output of a component (last lines of stderr, or stdout if stderr is empty). */

@@ -43,6 +43,35 @@ function condition(j: V1Job, type: string): string | undefined {
   return j.status?.conditions?.find((c) => c.type === type)?.status;
 }
 
+const widgetCRDs = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.harness.orchestrator.test
+spec:
+  group: harness.orchestrator.test
+  scope: Namespaced
+  names: { plural: widgets, singular: widget, kind: Widget }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.harness.orchestrator.test
+spec:
+  group: harness.orchestrator.test
+  scope: Cluster
+  names: { plural: gadgets, singular: gadget, kind: Gadget }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+`;
+
 describe("minimal control plane", () => {
   const cluster = useControlPlane("minimal");
 
@@ -71,6 +100,21 @@ describe("minimal control plane", () => {
     const ns = await cp.kubeConfig.makeApiClient(CoreV1Api).readNamespace({ name: a });
     expect(ns.metadata?.name).toBe(a);
   });
+
+  it("installs multi-document CRD files, re-applies them, and waits for discovery", async () => {
+    const cp = cluster();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-crds-"));
+    try {
+      fs.writeFileSync(path.join(dir, "crds.yaml"), widgetCRDs);
+      expect(await cp.installCRDs([dir])).toEqual(["widgets.harness.orchestrator.test", "gadgets.harness.orchestrator.test"]);
+      // Second install updates in place (create → 409 → replace).
+      expect(await cp.installCRDs([path.join(dir, "crds.yaml")])).toHaveLength(2);
+      const r = await execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, "get", "widgets", "-A", "-o", "name"]);
+      expect(r.exitCode).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("full control plane (controller-manager, scheduler, kwok)", () => {
@@ -85,7 +129,7 @@ describe("full control plane (controller-manager, scheduler, kwok)", () => {
     // The pod passes through Running (kwok's pod-ready stage) before it completes.
     await eventually("a Running pod", async () => {
       const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: "job-name=ok" });
-      return pods.items.find((p) => p.status?.phase === "Running" || p.status?.phase === "Succeeded");
+      return pods.items.find((p) => p.status?.phase === "Running");
     });
     const done = await eventually("Job Complete", async () => {
       const j = await batch.readNamespacedJob({ name: "ok", namespace: ns });
@@ -115,6 +159,24 @@ describe("full control plane (controller-manager, scheduler, kwok)", () => {
     expect(terminated?.exitCode).toBe(1);
     expect(terminated?.reason).toBe("Error");
     expect(terminated?.message).toBe(message);
+  });
+
+  it("runs bare pods in a fresh namespace until deleted (ServiceAccount admission on)", async () => {
+    const cp = cluster();
+    const ns = await cp.createNamespace("bare");
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: "server" }, spec: { containers: [{ name: "c", image: "example.invalid/server" }] } } });
+    const running = await eventually("pod Running", async () => {
+      const p = await core.readNamespacedPod({ name: "server", namespace: ns });
+      return p.status?.phase === "Running" ? p : undefined;
+    });
+    expect(running.spec?.serviceAccountName).toBe("default");
+    expect(running.status?.podIP).toMatch(/^10\.244\./);
+    await core.deleteNamespacedPod({ name: "server", namespace: ns });
+    await eventually("pod deleted", async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns });
+      return pods.items.length === 0 ? true : undefined;
+    });
   });
 
   it(`copies ${KWOK_ENV.terminationMessage} on success too`, async () => {
