@@ -17,7 +17,8 @@ import { ensureControlPlaneBinaries, isExecutable } from "./assets.js";
 import { generateCerts, type ControlPlaneCerts } from "./certs.js";
 import { apiserverArgs, BIND_ADDRESS, controllerManagerArgs, etcdArgs, kwokArgs, schedulerArgs, type Mode } from "./flags.js";
 import { kwokConfigYaml, type KwokStageOptions } from "./kwok-stages.js";
-import { freePorts, httpGet, loadTlsClient, type TlsClient } from "./net.js";
+import { startPvProvisioner, type Provisioner } from "./pv-provisioner.js";
+import { freePorts, httpGet, httpSend, loadTlsClient, type TlsClient } from "./net.js";
 import { ManagedProcess, recordPid, registerTempRoot, releaseTempRoot } from "./process.js";
 
 export type { Mode } from "./flags.js";
@@ -68,6 +69,7 @@ export class ControlPlane {
   private readonly log: (line: string) => void;
   private tls: TlsClient = {};
   private stopping: Promise<void> | undefined;
+  private provisioner: Provisioner | undefined;
 
   private constructor(mode: Mode, binDir: string, rootDir: string, log: (line: string) => void) {
     this.mode = mode;
@@ -140,13 +142,10 @@ export class ControlPlane {
     const api = this.kubeConfig.makeApiClient(ApiextensionsV1Api);
     for (const crd of crds) {
       const name = crd.metadata?.name ?? "";
-      try {
-        await api.createCustomResourceDefinition({ body: crd });
-      } catch (err) {
-        if (apiCode(err) !== 409) throw new Error(`creating CRD ${name}: ${errText(err)}`);
-        const current = await api.readCustomResourceDefinition({ name });
-        await api.replaceCustomResourceDefinition({ name, body: { ...crd, metadata: { ...crd.metadata, resourceVersion: current.metadata?.resourceVersion } } });
-      }
+      // Server-side apply of the raw manifest: the typed client's serializer would silently drop
+      // schema keys it does not model (default, enum, x-kubernetes-validations, list types).
+      const r = await httpSend("PATCH", `${this.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=orchestrator-test&force=true`, JSON.stringify(crd), "application/apply-patch+yaml", this.tls);
+      if (r.status >= 300) throw new Error(`applying CRD ${name}: HTTP ${r.status}: ${r.body.slice(0, 500)}`);
     }
     for (const crd of crds) {
       const name = crd.metadata?.name ?? "";
@@ -170,6 +169,7 @@ export class ControlPlane {
   /** Stops components in reverse start order (SIGTERM, SIGKILL after 10 s) and removes the temp root. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.provisioner?.stop();
       const order = [...this.procs.values()].reverse();
       for (const p of order) await p.stop(STOP_GRACE_MS);
       releaseTempRoot(this.rootDir);
@@ -263,6 +263,8 @@ export class ControlPlane {
     });
     this.startupMs.node = Math.round(performance.now() - t);
     this.log(`node ${KWOK_NODE_NAME} ready in ${fmt(this.startupMs.node)}`);
+    // No storage driver here: claims get simulated volumes so pods that mount them schedule.
+    this.provisioner = await startPvProvisioner(this.kubeConfig, this.log);
   }
 
   private spawn(name: Component, args: string[], env: Record<string, string> = {}): ManagedProcess {
@@ -372,10 +374,6 @@ export function readCRDs(paths: string[]): V1CustomResourceDefinition[] {
     }
   }
   return crds;
-}
-
-function apiCode(err: unknown): number | undefined {
-  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "number" ? err.code : undefined;
 }
 
 function errText(err: unknown): string {

@@ -37,8 +37,11 @@ describe("CRDs on the real API server", () => {
     const cp = cluster();
     const applied = await kubectl(["apply", "-f", CRDS]);
     expect(applied.exitCode, applied.stderr).toBe(0);
-    const ns = await cp.createNamespace("crd");
-    const created = await kubectl(["apply", "-n", ns, "-f", "examples/coderun.yaml", "-f", "examples/docsrun.yaml"]);
+    // The examples name namespace "orchestrator" (the chart's default), as users will apply them.
+    const ns = "orchestrator";
+    await kubectl(["create", "namespace", ns]);
+    void cp;
+    const created = await kubectl(["apply", "-f", "examples/coderun.yaml", "-f", "examples/docsrun.yaml"]);
     expect(created.exitCode, created.stderr).toBe(0);
     const cr = await kubectl(["get", "cr", "-n", ns]);
     expect(cr.stdout.split("\n")[0]).toMatch(/^NAME\s+TASK\s+SERVICE\s+MODEL\s+PHASE\s+JOB\s+AGE$/);
