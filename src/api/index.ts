@@ -1,3 +1,4 @@
 export * from "./constants.js";
 export * from "./types.js";
 export * from "./runner-contract.js";
+export * from "./play.js";

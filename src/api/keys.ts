@@ -3,6 +3,7 @@
  * reject a missing or extra key, and tests/unit/crd-drift.test.ts compares these lists with
  * the CRD schema, so types and schema cannot drift apart.
  */
+import type { PlayAgents, PlayCheckRunRecord, PlayFeedbackWatermarks, PlayHistoryEntry, PlayPullRequest, PlaySpec, PlayStatus, PlayTaskState } from "./play.js";
 import type { AgentResult, CodeRunSpec, CodeRunStatus, DocsRunSpec, DocsRunStatus, EnvFromSecret } from "./types.js";
 
 type Keys<T> = Record<keyof Required<T>, true>;
@@ -33,3 +34,31 @@ export const AGENT_RESULT_KEYS: Keys<AgentResult> = {
   outcome: true, reason: true, message: true, pullRequestUrl: true, branch: true, commit: true, turns: true,
   inputTokens: true, outputTokens: true, costUsd: true,
 };
+
+// ---- Play -----------------------------------------------------------------------------------
+
+
+export const PLAY_SPEC_KEYS: Keys<PlaySpec> = {
+  service: true, repositoryUrl: true, docsRepositoryUrl: true, docsProjectDirectory: true, docsBranch: true, workingDirectory: true,
+  tasks: true, agents: true, models: true, maxRemediationIterations: true, env: true, stageEnv: true, cancel: true,
+};
+
+export const PLAY_AGENTS_KEYS: Keys<PlayAgents> = { implementation: true, quality: true, testing: true };
+
+export const PLAY_STATUS_KEYS: Keys<PlayStatus> = {
+  phase: true, reason: true, message: true, lastUpdate: true, startTime: true, completionTime: true, observedGeneration: true,
+  conditions: true, currentTaskIndex: true, currentTask: true, stage: true, agent: true, pullRequest: true, iteration: true,
+  activeRun: true, task: true, history: true, reported: true,
+};
+
+export const PLAY_PULL_REQUEST_KEYS: Keys<PlayPullRequest> = { number: true, url: true, headSha: true };
+
+export const PLAY_HISTORY_KEYS: Keys<PlayHistoryEntry> = {
+  taskId: true, stage: true, agent: true, run: true, iteration: true, outcome: true, pullRequest: true, headSha: true, time: true, message: true,
+};
+
+export const PLAY_TASK_STATE_KEYS: Keys<PlayTaskState> = { round: true, qaBaseSha: true, qaIteration: true, testingAfterReviewId: true, seen: true, rerun: true };
+
+export const PLAY_WATERMARK_KEYS: Keys<PlayFeedbackWatermarks> = { comment: true, review: true, reviewComment: true, checkRun: true };
+
+export const PLAY_CHECK_RUN_RECORD_KEYS: Keys<PlayCheckRunRecord> = { key: true, id: true, headSha: true, state: true };

@@ -1,7 +1,7 @@
 /** Reads the configuration once at start; nothing else reads process.env. */
 import { readFileSync, existsSync } from "node:fs";
 import { parse } from "yaml";
-import { z } from "zod";
+import type { z } from "zod";
 import { fileConfigSchema, type Config } from "./schema.js";
 
 export class ConfigError extends Error {}
@@ -25,9 +25,22 @@ export function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
 }
 
+/** The controller's GitHub App credentials, when GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are both set. */
+function githubAppFromEnv(env: NodeJS.ProcessEnv): { githubApp?: Config["githubApp"] } {
+  const appId = env.GITHUB_APP_ID?.trim();
+  const privateKey = env.GITHUB_APP_PRIVATE_KEY?.trim();
+  if (!appId && !privateKey) return {};
+  if (!appId || !privateKey) throw new ConfigError("Set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (the controller's GitHub App), or neither to use GITHUB_TOKEN.");
+  const installation = env.GITHUB_APP_INSTALLATION_ID?.trim();
+  if (installation && !/^[1-9][0-9]*$/.test(installation)) throw new ConfigError(`GITHUB_APP_INSTALLATION_ID=${installation} is not a number; set the numeric installation id or unset it to look it up per repository.`);
+  // Secrets managers often store PEMs with literal \n.
+  return { githubApp: { appId, privateKey: privateKey.replace(/\\n/g, "\n"), ...(installation ? { installationId: Number(installation) } : {}) } };
+}
+
 /**
  * Builds the frozen Config from a YAML text (or none) and the environment.
  * Environment overrides: KUBERNETES_NAMESPACE / POD_NAMESPACE (namespace), PORT (server.port).
+ * Secrets: ORCHESTRATOR_API_TOKENS, GITHUB_WEBHOOK_SECRET(_PREVIOUS), GITHUB_TOKEN, GITHUB_APP_*.
  */
 export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, configPath: string | null = null): Config {
   let raw: unknown = {};
@@ -50,6 +63,8 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
     ...parsed.data,
     apiTokens: splitList(env.ORCHESTRATOR_API_TOKENS),
     webhookSecrets: splitList(env.GITHUB_WEBHOOK_SECRET).concat(splitList(env.GITHUB_WEBHOOK_SECRET_PREVIOUS)),
+    githubToken: (env.GITHUB_TOKEN ?? "").trim(),
+    ...githubAppFromEnv(env),
     configPath,
   });
 }

@@ -64,6 +64,33 @@ export const agentSchema = z.strictObject({
   tools: z.strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() }).prefault({}),
 }).refine((a) => Boolean(a.githubUser) !== Boolean(a.githubApp), { message: "set exactly one of githubUser or githubApp" });
 
+/**
+ * Upstream's remediation triggers (remediation-feedback-sensor), as JavaScript regular
+ * expressions matched case-insensitively against PR comments and review bodies.
+ */
+export const DEFAULT_REMEDIATION_PATTERNS = ["^\\s*/remediate\\b", "🔴.*required changes", "\\bfix required\\b", "\\bneeds changes\\b", "\\bchanges requested\\b"];
+
+/** Multi-agent Plays (docs/play.md): roster defaults per role, remediation and GitHub reporting. */
+export const playSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Play reconciles running at once (different Plays). */
+  workers: z.number().int().min(1).max(16).default(2),
+  /** Every active Play re-reads GitHub this often, so a webhook delivery that never came is caught up. */
+  resyncSeconds: z.number().int().min(1).default(60),
+  /** Roster names (config agents, case-insensitive) used when a Play's spec.agents leaves a role out. */
+  implementationAgent: z.string().min(1).default("rex"),
+  qualityAgent: z.string().min(1).default("cleo"),
+  testingAgent: z.string().min(1).default("tess"),
+  /** Remediation runs per task before a Play stops (spec.maxRemediationIterations overrides). */
+  maxRemediationIterations: z.number().int().min(0).max(50).default(3),
+  /** The label the quality agent adds when the PR may go to testing. */
+  readyForQaLabel: z.string().min(1).default("ready-for-qa"),
+  /** Comments (and review bodies) matching one of these start a remediation run (flags i, m, u). */
+  remediationPatterns: z.array(regexSource).default(DEFAULT_REMEDIATION_PATTERNS),
+  /** External base URL of this service; check runs link to `<publicUrl>/api/v1/runs/CodeRun/<run>/logs`. Empty = no link. */
+  publicUrl: z.union([z.url(), z.literal("")]).default(""),
+}).prefault({});
+
 export const fileConfigSchema = z.strictObject({
   namespace: dnsLabel.default("orchestrator"),
   server: z.strictObject({ host: z.string().default("0.0.0.0"), port: z.coerce.number().int().min(1).max(65535).default(8080) }).prefault({}),
@@ -166,6 +193,7 @@ export const fileConfigSchema = z.strictObject({
     rules: z.array(webhookRuleSchema).default([]),
   }).prefault({}),
   agents: z.record(z.string(), agentSchema).default({}),
+  play: playSchema,
 });
 
 export type FileConfig = z.infer<typeof fileConfigSchema>;
@@ -176,6 +204,13 @@ export interface SecretConfig {
   apiTokens: string[];
   /** Webhook secrets; two during rotation. */
   webhookSecrets: string[];
+  /** GITHUB_TOKEN: the controller's own GitHub calls (Play state, comments). Empty = none. */
+  githubToken: string;
+  /**
+   * GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY (+ optional GITHUB_APP_INSTALLATION_ID): the controller
+   * as a GitHub App, preferred over githubToken; check runs on github.com need an App.
+   */
+  githubApp?: { appId: string; privateKey: string; installationId?: number };
 }
 
 export type Config = Readonly<FileConfig & SecretConfig & { configPath: string | null }>;

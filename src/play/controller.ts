@@ -1,0 +1,185 @@
+/**
+ * The Play controller: an informer for Plays, one for the CodeRuns Plays own (label
+ * orchestrator.platform/play), a work queue and workers running the Play reconciler. Three
+ * things wake a Play: its own or its runs' changes, a webhook delivery about its PR
+ * (enqueueForDelivery), and the periodic resync (config play.resyncSeconds), which re-reads
+ * GitHub for every active Play so a delivery that never arrived only delays work.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { GROUP, PlayAnnotations, PlayLabels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
+import type { Config } from "../config/schema.js";
+import { WorkQueue } from "../controller/queue.js";
+import type { KubeClients } from "../kube/clients.js";
+import { ResilientInformer } from "../kube/informer.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { ReporterGitHub } from "../reporter/play-reporter.js";
+import { deliveryRefs, playMatches } from "./deliveries.js";
+import { playKey } from "./names.js";
+import type { PlayGitHubReader, PlayKube } from "./ports.js";
+import { PlayReconciler } from "./reconciler.js";
+import { stageOfRun } from "./runs.js";
+import { compilePlaySettings } from "./settings.js";
+
+export interface PlayControllerOptions {
+  clients: KubeClients;
+  kube: PlayKube;
+  github: PlayGitHubReader & ReporterGitHub;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  now?: () => number;
+}
+
+export class PlayController {
+  readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 300_000 });
+  readonly reconciler: PlayReconciler;
+  private readonly plays: ResilientInformer<Play & KubernetesObject>;
+  private readonly runs: ResilientInformer<CodeRun & KubernetesObject>;
+  private readonly ns: string;
+  private readonly log: Logger;
+  private workers: Promise<void>[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private running = false;
+  private crashed: string | undefined;
+
+  constructor(private readonly opts: PlayControllerOptions) {
+    const { clients, config } = opts;
+    this.ns = config.namespace;
+    this.log = opts.logger.child({ component: "play-controller" });
+    this.plays = new ResilientInformer<Play & KubernetesObject>(
+      clients.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${Plurals.Play}`,
+      () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural: Plurals.Play }) as never,
+      undefined,
+      this.log,
+    );
+    this.plays.on("add", (p) => this.enqueuePlay(p));
+    this.plays.on("update", (p) => this.enqueuePlay(p));
+    const selector = PlayLabels.play;
+    this.runs = new ResilientInformer<CodeRun & KubernetesObject>(
+      clients.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${Plurals.CodeRun}`,
+      () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural: Plurals.CodeRun, labelSelector: selector }) as never,
+      selector,
+      this.log,
+    );
+    for (const verb of ["add", "update", "delete"] as const) this.runs.on(verb, (r) => this.enqueueOwner(r));
+    this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
+  }
+
+  /** Starts the informers, waits for their caches, then the workers and the resync timer. */
+  async start(): Promise<void> {
+    this.running = true;
+    await Promise.all([this.plays.start(), this.runs.start()]);
+    const { workers, resyncSeconds } = this.opts.config.play;
+    for (let i = 0; i < workers; i++) this.workers.push(this.worker(i));
+    this.timers.push(setInterval(() => this.resync(), resyncSeconds * 1000));
+    this.timers.push(setInterval(() => this.opts.metrics.queueDepth.set({ controller: "plays" }, this.queue.length), 5000));
+    this.timers.forEach((t) => t.unref());
+    this.log.info({ namespace: this.ns, workers, resyncSeconds }, "Started Play controller");
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.timers.forEach(clearInterval);
+    this.queue.shutDown();
+    await Promise.all([this.plays.stop(), this.runs.stop()]);
+    await Promise.all(this.workers);
+  }
+
+  isReady(): boolean {
+    return this.running && this.plays.healthy && this.runs.healthy;
+  }
+
+  isAlive(): boolean {
+    return this.running && this.crashed === undefined;
+  }
+
+  readinessDetail(): Record<string, boolean | string> {
+    const d: Record<string, boolean | string> = {
+      "informer:Play": this.plays.healthy || (this.plays.lastError ?? false),
+      "informer:PlayCodeRun": this.runs.healthy || (this.runs.lastError ?? false),
+    };
+    if (this.crashed) d.playCrashed = this.crashed;
+    return d;
+  }
+
+  /** Enqueues every Play that is not finished; each pass re-reads GitHub. */
+  resync(): void {
+    for (const p of this.plays.list(this.ns)) {
+      const phase = p.status?.phase;
+      if (phase !== "Succeeded" && phase !== "Cancelled" && !(phase === "Failed" && p.status?.observedGeneration === p.metadata.generation)) this.enqueuePlay(p);
+    }
+  }
+
+  /**
+   * Routes a verified webhook delivery: enqueues only the Plays it affects, and turns a check
+   * run's "Re-run stage" (requested_action) into intent on the Play (an annotation the
+   * reconciler handles once). Returns the keys enqueued.
+   */
+  readonly enqueueForDelivery = async (event: string, payload: unknown, delivery?: string): Promise<string[]> => {
+    const refs = deliveryRefs(event, payload);
+    if (refs.rerunOf && refs.rerunOf.namespace === this.ns) await this.requestRerun(refs.rerunOf.play, refs.rerunOf.run, delivery ?? `${Date.now()}`);
+    const keys: string[] = [];
+    for (const p of this.plays.list(this.ns)) {
+      if (!playMatches(p, refs)) continue;
+      const key = playKey(this.ns, p.metadata.name ?? "");
+      this.queue.add(key);
+      keys.push(key);
+    }
+    if (keys.length > 0) this.log.debug({ event, delivery, plays: keys }, "Enqueued Plays for webhook delivery");
+    return keys;
+  };
+
+  private async requestRerun(play: string, run: string, delivery: string): Promise<void> {
+    const cr = this.runs.get(run, this.ns);
+    const stage = cr ? stageOfRun(cr) : undefined;
+    if (!cr || !stage || cr.metadata.labels?.[PlayLabels.play] === undefined) {
+      this.log.info({ play, run }, "Ignored re-run request for an unknown stage run");
+      return;
+    }
+    const value = `${cr.spec.taskId}/${stage.stage}/${delivery}`;
+    await this.opts.kube.annotatePlay(this.ns, play, { [PlayAnnotations.rerun]: value });
+    this.log.info({ play, run, stage: stage.stage, task: cr.spec.taskId }, "Recorded re-run request on Play");
+  }
+
+  private enqueuePlay(p: Play): void {
+    if (p.metadata?.name) this.queue.add(playKey(this.ns, p.metadata.name));
+  }
+
+  private enqueueOwner(r: CodeRun): void {
+    const owner = r.metadata?.ownerReferences?.find((o) => o.kind === "Play" && o.controller);
+    if (owner) this.queue.add(playKey(r.metadata.namespace ?? this.ns, owner.name));
+  }
+
+  private async worker(id: number): Promise<void> {
+    const log = this.log.child({ worker: id });
+    try {
+      for (;;) {
+        const item = await this.queue.get();
+        if (!item) return;
+        const { key } = item;
+        this.opts.metrics.queueWait.observe({ controller: "plays" }, item.waitedMs / 1000);
+        const [namespace, name] = key.split("/") as [string, string];
+        const t0 = performance.now();
+        let outcome = "success";
+        try {
+          const res = await this.reconciler.reconcile(namespace, name);
+          this.queue.forget(key);
+          if (res.requeueAfterMs !== undefined) this.queue.addAfter(key, res.requeueAfterMs);
+        } catch (e) {
+          outcome = "error";
+          const delay = this.queue.addRateLimited(key);
+          log.warn({ play: key, err: (e as Error).message, retryInMs: delay }, "Play reconcile failed; will retry");
+        } finally {
+          this.opts.metrics.reconcileDuration.observe({ controller: "Play", result: outcome }, (performance.now() - t0) / 1000);
+          this.queue.done(key);
+        }
+      }
+    } catch (e) {
+      this.crashed = (e as Error).stack ?? String(e);
+      log.error({ err: this.crashed }, "Play worker crashed");
+    }
+  }
+}
