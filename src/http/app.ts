@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { isWebhookRoute, registerWebhookRoutes } from "../webhook/receiver.js";
+import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener } from "../webhook/receiver.js";
 import type { PermissionChecker } from "../webhook/rules.js";
 import { API_DISABLED_MESSAGE, WWW_AUTHENTICATE, type Authenticator } from "./auth.js";
 import { buildOpenApiDocument } from "./openapi.js";
@@ -45,6 +45,9 @@ export interface AppDeps {
   logger: Logger;
   clock?: Clock;
   permissions?: PermissionChecker;
+  /** Optional: every verified webhook delivery (the Play controller's enqueueForDelivery), and the events it wants. */
+  onDelivery?: DeliveryListener;
+  deliveryEvents?: readonly string[];
   version?: string;
   randomHex?: () => string;
 }
@@ -89,8 +92,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const labels = { method: req.method, route, status: String(reply.statusCode) };
     deps.metrics.httpRequests.inc(labels);
     deps.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    const quiet = QUIET_ROUTES.has(route) || isWebhookRoute(route);
+    if (quiet && !(req.log as Logger).isLevelEnabled("debug")) return;
     const line = { method: req.method, route, url: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
-    if (QUIET_ROUTES.has(route) || isWebhookRoute(route)) req.log.debug(line, "Served request");
+    if (quiet) req.log.debug(line, "Served request");
     else req.log.info(line, "Served request");
   });
 
@@ -107,7 +112,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`));
 
   registerSystemRoutes(app, { version, clock, readiness: deps.readiness, registry: deps.metrics.registry, openapi: buildOpenApiDocument(version) });
-  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions });
+  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions, onDelivery: deps.onDelivery, deliveryEvents: deps.deliveryEvents });
 
   // The REST API: authenticated before the body is even parsed.
   app.register(async (api) => {

@@ -42,7 +42,16 @@ export interface WebhookDeps {
   metrics: Metrics;
   /** Optional: the sender's real repository permission; when set, it decides instead of author_association. */
   permissions?: PermissionChecker;
+  /**
+   * Optional: told about every verified, non-duplicate delivery (before rules), e.g. the Play
+   * controller's enqueueForDelivery. Errors are logged, never fail the delivery.
+   */
+  onDelivery?: DeliveryListener;
+  /** Events onDelivery wants (default: all); others keep the no-rule fast path. */
+  deliveryEvents?: readonly string[];
 }
+
+export type DeliveryListener = (event: string, payload: Record<string, unknown>, delivery: string) => unknown;
 
 /** Event names come from GitHub after the signature check; anything odd becomes "other" (label cardinality). */
 function eventLabel(event: string | undefined): string {
@@ -84,6 +93,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
   const seen = new LruSet<string>(deps.config.webhook.dedupeCacheSize);
   const inflight = new Map<string, Promise<CreateResult>>();
   const count = (event: string, outcome: Outcome) => deps.metrics.webhookDeliveries.inc({ event, outcome });
+  const ruleEvents = new Set(rules.map((r) => r.rule.event));
 
   async function handle(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (secrets.length === 0) {
@@ -102,6 +112,14 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
       count(eventLabel(event), Outcomes.rejected);
       return sendProblem(reply, "badRequest", 400, "Missing or malformed X-GitHub-Event / X-GitHub-Delivery headers.");
     }
+    // Most event types have no rule at all (push, status, check_run, ...): answer those from the
+    // header alone, without parsing a payload that can be megabytes.
+    const listens = deps.onDelivery !== undefined && (deps.deliveryEvents?.includes(event) ?? true);
+    if (event !== "ping" && !ruleEvents.has(event) && !listens) {
+      req.log.info({ delivery, event }, "Ignored delivery: no rule matches");
+      count(eventLabel(event), Outcomes.ignored);
+      return reply.code(202).send({ success: true, message: "ignored: no rule matches this event", data: { delivery, event, outcome: Outcomes.ignored } });
+    }
     const parsed = parsePayload(raw, header(req, "content-type"));
     if (!parsed.ok) {
       count(eventLabel(event), Outcomes.rejected);
@@ -111,7 +129,13 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     const action = typeof payload.action === "string" ? payload.action.slice(0, 64) : undefined;
     const sender = payload.sender !== null && typeof payload.sender === "object" ? (payload.sender as Record<string, unknown>) : {};
     const senderLogin = typeof sender.login === "string" ? sender.login.slice(0, 100) : undefined;
-    const log = req.log.child({ delivery, event, action, sender: senderLogin });
+    // Bindings of every line about this delivery. A pino child logger costs more than the whole
+    // no-match path, so the child is made only once a CodeRun is built (rare).
+    const bind = { delivery, event, action, sender: senderLogin };
+    const log = {
+      info: (obj: Record<string, unknown>, msg: string) => req.log.info({ ...bind, ...obj }, msg),
+      warn: (obj: Record<string, unknown>, msg: string) => req.log.warn({ ...bind, ...obj }, msg),
+    };
     const ok = (status: number, outcome: Outcome, message: string, data: Record<string, unknown> = {}) => {
       count(eventLabel(event), outcome);
       return reply.code(status).send({ success: true, message, data: { delivery, event, outcome, ...data } });
@@ -132,9 +156,16 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
       if (r) return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: r.name, namespace: deps.runs.namespace });
     }
 
+    if (listens) {
+      try {
+        await deps.onDelivery!(event, payload, delivery);
+      } catch (err) {
+        log.warn({ err }, "Delivery listener failed");
+      }
+    }
     const match = matchEvent(event, payload, rules);
     if (!match) {
-      log.info("Ignored delivery: no rule matches");
+      log.info({}, "Ignored delivery: no rule matches");
       return ok(202, Outcomes.ignored, "ignored: no rule matches this event");
     }
     let decision = authorizeSender(event, payload, settings);
@@ -158,7 +189,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     }
     const run = built.run;
     const name = run.metadata.name!;
-    const runLog = log.child({ coderun: name, rule: match.rule.rule.name });
+    const runLog = req.log.child({ ...bind, coderun: name, rule: match.rule.rule.name });
 
     const creation: Promise<CreateResult> = deps.runs.create(run).then(
       () => ({ outcome: "created" as const, name }),
