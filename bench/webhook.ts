@@ -22,7 +22,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -168,6 +168,28 @@ interface LoadResult {
   p50ms: number;
   p99ms: number;
   maxms: number;
+  /** CPU time (user+system) the server process spent per delivery, in µs (from /proc; noise-robust). */
+  serverCpuUsPerDelivery?: number;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs a load function and adds the server's CPU time per delivery. */
+async function withCpu(pid: number | undefined, load: () => Promise<LoadResult>): Promise<LoadResult> {
+  const before = processCpuMs(pid);
+  const r = await load();
+  const used = processCpuMs(pid) - before;
+  return { ...r, serverCpuUsPerDelivery: Math.round((used * 1000) / Math.max(1, r.sent)) };
 }
 
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
@@ -257,7 +279,7 @@ async function intakeVsCeiling() {
   const ceiling = await startChild(["--serve-ceiling"]);
   const intake = await startChild(["--serve-intake", "ignore"]);
   try {
-    const results: Record<string, { payloadBytes: number; ceiling: LoadResult; intake: LoadResult; rounds: { ceiling: LoadResult; intake: LoadResult }[] }> = {};
+    const results: Record<string, { payloadBytes: number; ceiling: LoadResult; intake: LoadResult; cpuUsPerDelivery: { ceiling: number; intake: number }; rounds: { ceiling: LoadResult; intake: LoadResult }[] }> = {};
     for (const name of Object.keys(SCENARIOS) as Scenario[]) {
       const base = SCENARIOS[name]();
       // Same body and signature, a new delivery id per request (ids are not remembered for ignored events).
@@ -271,18 +293,20 @@ async function intakeVsCeiling() {
       for (let r = 0; r < ROUNDS; r++) {
         const opts = { total: TOTAL / (2 * ROUNDS), concurrency: CONCURRENCY, maxMs: DURATION_MS / (2 * ROUNDS), okStatus: ok };
         const ceilingFirst = r % 2 === 0;
-        const a = await closedLoop(ceilingFirst ? ceiling.port : intake.port, next, opts);
-        const b = await closedLoop(ceilingFirst ? intake.port : ceiling.port, next, opts);
+        const [first, second] = ceilingFirst ? [ceiling, intake] : [intake, ceiling];
+        const a = await withCpu(first.child.pid, () => closedLoop(first.port, next, opts));
+        const b = await withCpu(second.child.pid, () => closedLoop(second.port, next, opts));
         rounds.push(ceilingFirst ? { ceiling: a, intake: b } : { ceiling: b, intake: a });
       }
       const best = (k: "ceiling" | "intake") => rounds.map((x) => x[k]).sort((x, y) => y.perSecond - x.perSecond)[0]!;
-      results[name] = { payloadBytes: base.body.length, ceiling: best("ceiling"), intake: best("intake"), rounds };
+      const medianCpu = (k: "ceiling" | "intake") => rounds.map((x) => x[k].serverCpuUsPerDelivery ?? NaN).sort((x, y) => x - y)[Math.floor(rounds.length / 2)]!;
+      results[name] = { payloadBytes: base.body.length, ceiling: best("ceiling"), intake: best("intake"), cpuUsPerDelivery: { ceiling: medianCpu("ceiling"), intake: medianCpu("intake") }, rounds };
     }
     // Fixed rate on the costlier case (payload parsed and matched against the rules).
     const base = SCENARIOS["issue_comment (rule, text does not match)"]();
     const next = () => ({ body: base.body, headers: { ...base.headers, "x-github-delivery": randomUUID() } });
-    const rateCeiling = await fixedRate(ceiling.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok });
-    const rateIntake = await fixedRate(intake.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok });
+    const rateCeiling = await withCpu(ceiling.child.pid, () => fixedRate(ceiling.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }));
+    const rateIntake = await withCpu(intake.child.pid, () => fixedRate(intake.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }));
     return { closed: results, fixedRate: { rate: RATE, scenario: "issue_comment (rule, text does not match)", ceiling: rateCeiling, intake: rateIntake } };
   } finally {
     await stopChild(ceiling.child);
@@ -356,7 +380,11 @@ async function createRate() {
           );
           return summarize(latencies, ok, errors, (performance.now() - start) / 1000);
         };
-        const viaIntake = () => closedLoop(server.port, () => makeDelivery("issue_comment", payload), { total: CREATES, concurrency: CREATE_CONCURRENCY, maxMs: 120_000, okStatus: [201] });
+        // Deliveries are serialized and signed before the clock starts: the generator shares the CPUs.
+        const viaIntake = () => {
+          const deliveries = Array.from({ length: CREATES }, () => makeDelivery("issue_comment", payload));
+          return withCpu(server.child.pid, () => closedLoop(server.port, (i) => deliveries[i]!, { total: CREATES, concurrency: CREATE_CONCURRENCY, maxMs: 120_000, okStatus: [201] }));
+        };
         // Warm both paths (connections, API server caches) in their own namespaces first.
         await closedLoop(server.port, () => makeDelivery("issue_comment", payload), { total: 50, concurrency: CREATE_CONCURRENCY, maxMs: 30_000, okStatus: [201] });
         await plain("runstore", 50);
@@ -392,13 +420,15 @@ async function main(): Promise<void> {
   const phase2 = env.BENCH_SKIP_CLUSTER === "1" ? undefined : await createRate();
 
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 10;
-  const w = [58, 10, 8, 8, 7, 8];
-  const lines = [row(["phase", "deliv./s", "p50 ms", "p99 ms", "errors", "ratio"], w)];
+  const w = [58, 10, 8, 8, 7, 8, 10];
+  const lines = [row(["phase", "deliv./s", "p50 ms", "p99 ms", "errors", "ratio", "server CPU µs/deliv. (ratio)"], w)];
   const ratios: Record<string, number> = {};
+  const cpuRatios: Record<string, number> = {};
   for (const [name, r] of Object.entries(phase1.closed)) {
     ratios[name] = ratio(r.intake.perSecond, r.ceiling.perSecond);
-    lines.push(row([`ceiling, ${name}, c=${CONCURRENCY}`, r.ceiling.perSecond, r.ceiling.p50ms, r.ceiling.p99ms, r.ceiling.errors, ""], w));
-    lines.push(row([`intake,  ${name}, c=${CONCURRENCY}`, r.intake.perSecond, r.intake.p50ms, r.intake.p99ms, r.intake.errors, `${ratios[name]}%`], w));
+    cpuRatios[name] = ratio(r.cpuUsPerDelivery.ceiling, r.cpuUsPerDelivery.intake);
+    lines.push(row([`ceiling, ${name}, c=${CONCURRENCY}`, r.ceiling.perSecond, r.ceiling.p50ms, r.ceiling.p99ms, r.ceiling.errors, "", r.cpuUsPerDelivery.ceiling], w));
+    lines.push(row([`intake,  ${name}, c=${CONCURRENCY}`, r.intake.perSecond, r.intake.p50ms, r.intake.p99ms, r.intake.errors, `${ratios[name]}%`, `${r.cpuUsPerDelivery.intake} (${cpuRatios[name]}%)`], w));
   }
   const fr = phase1.fixedRate;
   lines.push(row([`ceiling at fixed ${RATE}/s (issue_comment)`, fr.ceiling.perSecond, fr.ceiling.p50ms, fr.ceiling.p99ms, fr.ceiling.errors, ""], w));
@@ -413,12 +443,14 @@ async function main(): Promise<void> {
   }
   const summary = {
     intakeToCeilingPercent: ratios,
+    /** Ceiling CPU per delivery / intake CPU per delivery: the throughput ratio on an otherwise idle machine. */
+    intakeToCeilingByCpuPercent: cpuRatios,
     fixedRateIntakeP99ms: fr.intake.p99ms,
     createToPlainPercent: phase2 ? ratio(phase2.intakePerSecond, phase2.plainPerSecond) : null,
     targets: { intakeToCeilingPercent: 70, fixedRateP99ms: 50, createToPlainPercent: 80 },
   };
   console.log("\n" + lines.join("\n"));
-  for (const [name, r] of Object.entries(ratios)) console.log(`intake / ceiling, ${name}: ${r}% (target ≥ 70%)`);
+  for (const [name, r] of Object.entries(ratios)) console.log(`intake / ceiling, ${name}: ${r}% by throughput, ${cpuRatios[name]}% by server CPU per delivery (target ≥ 70%)`);
   console.log(`intake p99 at ${RATE}/s: ${summary.fixedRateIntakeP99ms} ms (target < 50 ms)`);
   if (phase2) console.log(`CodeRun creates via webhook / plain client: ${phase2.intakePerSecond}/${phase2.plainPerSecond} per s = ${summary.createToPlainPercent}% (target ≥ 80%)`);
 

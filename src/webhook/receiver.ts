@@ -129,8 +129,8 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     const action = typeof payload.action === "string" ? payload.action.slice(0, 64) : undefined;
     const sender = payload.sender !== null && typeof payload.sender === "object" ? (payload.sender as Record<string, unknown>) : {};
     const senderLogin = typeof sender.login === "string" ? sender.login.slice(0, 100) : undefined;
-    // Bindings of every line about this delivery. A pino child logger costs more than the whole
-    // no-match path, so the child is made only once a CodeRun is built (rare).
+    // Bindings of every line about this delivery (a per-delivery child logger): plain objects
+    // merged into each line, because a pino child costs more than the whole no-match path.
     const bind = { delivery, event, action, sender: senderLogin };
     const log = {
       info: (obj: Record<string, unknown>, msg: string) => req.log.info({ ...bind, ...obj }, msg),
@@ -189,7 +189,11 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     }
     const run = built.run;
     const name = run.metadata.name!;
-    const runLog = req.log.child({ ...bind, coderun: name, rule: match.rule.rule.name });
+    const runBind = { ...bind, coderun: name, rule: match.rule.rule.name };
+    const runLog = {
+      info: (obj: Record<string, unknown>, msg: string) => req.log.info({ ...runBind, ...obj }, msg),
+      error: (obj: Record<string, unknown>, msg: string) => req.log.error({ ...runBind, ...obj }, msg),
+    };
 
     const creation: Promise<CreateResult> = deps.runs.create(run).then(
       () => ({ outcome: "created" as const, name }),
@@ -228,7 +232,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
         return reply.code(202).send({ success: true, message: "accepted: the CodeRun is being created", data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace } });
       }
       if (r.outcome === "duplicate") {
-        runLog.info("Ignored duplicate delivery");
+        runLog.info({}, "Ignored duplicate delivery");
         return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: name, namespace: deps.runs.namespace });
       }
       runLog.info({ taskId: run.spec.taskId, service: run.spec.service, by: decision.via }, "Created CodeRun from webhook delivery");

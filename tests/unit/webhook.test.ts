@@ -181,6 +181,15 @@ describe("POST /webhooks/github: events and rules", () => {
     expect(t.logs()).toContain("Ignored delivery: no rule matches");
   });
 
+  it("answers events no rule names from the headers alone, without parsing the payload", async () => {
+    t = buildTestApp();
+    const res = await deliver(t.app, await signedDelivery("workflow_job", "{this is not json"));
+    expect(res.statusCode).toBe(202);
+    expect(res.json().data).toMatchObject({ event: "workflow_job", outcome: "ignored" });
+    // A rule's event is parsed, so the same body is rejected there.
+    expect((await deliver(t.app, await signedDelivery("issue_comment", "{this is not json"))).statusCode).toBe(400);
+  });
+
   it("ignores an edited or deleted comment even if it matches (comment rules default to action created)", async () => {
     t = buildTestApp();
     const edited = commentPayload("/agent run again");
