@@ -18,6 +18,10 @@ import type { RenderFiles } from "../controller/reconciler.js";
 import { buildApp, createAuthenticator } from "../http/app.js";
 import { makeClients, loadKubeConfig } from "../kube/clients.js";
 import { createControllerKube } from "../kube/controller-kube.js";
+import { createPlayGitHub } from "../github/octokit.js";
+import { PlayController } from "../play/controller.js";
+import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
+import { createPlayKube } from "../play/kube-adapter.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
@@ -74,6 +78,20 @@ async function main(): Promise<void> {
   const controller = config.controller.enabled
     ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
+  // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
+  const plays = config.controller.enabled && config.play.enabled
+    ? new PlayController({
+      clients,
+      kube: createPlayKube(clients, config.controller),
+      github: createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp } }),
+      config,
+      logger,
+      metrics,
+    })
+    : undefined;
+  if (plays && !config.githubToken && !config.githubApp) {
+    logger.warn("Plays read and report on GitHub, but no credentials are set: set GITHUB_TOKEN (Helm: secrets.githubToken) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; calls are unauthenticated until then");
+  }
 
   const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
   const auth = createAuthenticator({
@@ -95,8 +113,10 @@ async function main(): Promise<void> {
         apiServer = (e as Error).message;
       }
       checks.apiServer = apiServer;
-      return { ready: apiServer === true && (!controller || controller.isReady()), checks };
+      if (plays) Object.assign(checks, plays.readinessDetail());
+      return { ready: apiServer === true && (!controller || controller.isReady()) && (!plays || plays.isReady()), checks };
     },
+    ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address: app.server.address() }, "Listening");
@@ -105,9 +125,13 @@ async function main(): Promise<void> {
   if (controller) {
     stops.unshift(() => controller.stop());
     await controller.start();
+    if (plays) {
+      stops.unshift(() => plays.stop());
+      await plays.start();
+    }
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
-      if (!controller.isAlive()) {
+      if (!controller.isAlive() || (plays && !plays.isAlive())) {
         logger.fatal("Controller workers stopped; exiting so the pod restarts");
         process.exit(1);
       }

@@ -1,6 +1,7 @@
 /**
  * A local GitHub REST API for tests (node:http on 127.0.0.1). It implements a small route table
- * (repositories, pull requests, labels, issue comments, GitHub App installation tokens) and checks
+ * (repositories, pull requests and their commits/reviews/review comments, labels and label
+ * events, issue comments, check runs, GitHub App installation tokens) and checks
  * EVERY request against GitHub's published OpenAPI description (@octokit/openapi,
  * api.github.com.json): the operation must exist, path and query parameters must match their
  * schemas, required parameters must be present, and the JSON body must satisfy the request body
@@ -214,6 +215,19 @@ export interface PullRecord {
   labels: string[];
   html_url: string;
   createdBy: string;
+  /** Head commit (default 40 zeros) and the PR's commits, oldest first. */
+  headSha?: string;
+  commits?: CommitRecord[];
+  merged?: boolean;
+  mergedAt?: string;
+}
+
+export interface CommitRecord {
+  sha: string;
+  /** Logins linked to the commit's author and committer (null = unlinked email). */
+  author: string | null;
+  committer: string | null;
+  message?: string;
 }
 
 export interface CommentRecord {
@@ -222,6 +236,66 @@ export interface CommentRecord {
   issueNumber: number;
   id: number;
   body: string;
+  /** Author login (the caller's login from `users`, else "unknown"). */
+  user?: string;
+  association?: string;
+}
+
+export interface ReviewRecord {
+  owner: string;
+  repo: string;
+  pullNumber: number;
+  id: number;
+  user: string;
+  /** APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED */
+  state: string;
+  body: string;
+  commitId: string;
+  association?: string;
+  submittedAt: string;
+}
+
+export interface ReviewCommentRecord {
+  owner: string;
+  repo: string;
+  pullNumber: number;
+  id: number;
+  reviewId: number | null;
+  user: string;
+  body: string;
+  path: string;
+  line: number | null;
+  commitId: string;
+  association?: string;
+}
+
+export interface IssueEventRecord {
+  owner: string;
+  repo: string;
+  issueNumber: number;
+  id: number;
+  event: "labeled" | "unlabeled" | "merged" | "closed";
+  label?: string;
+  actor: string;
+  createdAt: string;
+}
+
+export interface CheckRunRecord {
+  owner: string;
+  repo: string;
+  id: number;
+  name: string;
+  headSha: string;
+  status: string;
+  conclusion: string | null;
+  externalId: string | null;
+  /** Slug of the App that owns it (the caller's login for token callers). */
+  app: string;
+  detailsUrl: string | null;
+  output: { title?: string; summary?: string; text?: string };
+  actions: unknown[];
+  startedAt: string | null;
+  completedAt: string | null;
 }
 
 export interface Violation {
@@ -264,6 +338,14 @@ export interface GitHubState {
   repos: Set<string>;
   apps: AppRegistration[];
   nextNumber: Map<string, number>;
+  reviews: ReviewRecord[];
+  reviewComments: ReviewCommentRecord[];
+  issueEvents: IssueEventRecord[];
+  checkRuns: CheckRunRecord[];
+  /** Logins of token callers (token → login), for authorship of what they write. */
+  users: Map<string, string>;
+  /** Last id handed out by nextId(): ids of comments, reviews, events and check runs rise together, like GitHub's. */
+  lastId: number;
 }
 
 export interface RouteContext {
@@ -292,6 +374,8 @@ export interface GitHubServerOptions {
   htmlBaseUrl?: string;
   /** Whether a branch exists (for creating pull requests); default: every branch exists. */
   branchExists?: (owner: string, repo: string, branch: string) => boolean;
+  /** Logins of token callers (token → login); a token listed here is also accepted. */
+  users?: Record<string, string>;
 }
 
 export interface GitHubServer {
@@ -302,6 +386,8 @@ export interface GitHubServer {
   /** The next `count` requests matching method+template fail with `status` (default 502). */
   failNext(method: string, template: string, count: number, status?: number): void;
   pullsFor(owner: string, repo: string): PullRecord[];
+  /** A fresh id, larger than every id handed out before (for state added by tests). */
+  nextId(): number;
   close(): Promise<void>;
 }
 
@@ -311,6 +397,16 @@ const validationFailed = (errors: unknown[], message = "Validation Failed"): Rou
 
 function repoKey(owner: string, repo: string): string {
   return `${owner}/${repo}`.toLowerCase();
+}
+
+const ZERO_SHA = "0".repeat(40);
+
+function labelJson(name: string, i: number) {
+  return { id: i + 1, node_id: `L${i}`, url: "", name, description: null, color: "ededed", default: false };
+}
+
+function userJson(login: string) {
+  return { login, id: 1, type: login.endsWith("[bot]") ? "Bot" : "User" };
 }
 
 function pullJson(p: PullRecord, apiUrl: string): unknown {
@@ -323,10 +419,44 @@ function pullJson(p: PullRecord, apiUrl: string): unknown {
     body: p.body,
     draft: p.draft,
     html_url: p.html_url,
-    labels: p.labels.map((name, i) => ({ id: i + 1, name, color: "ededed", default: false })),
-    head: { ref: p.head, label: `${p.owner}:${p.head}`, sha: "0".repeat(40), repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
-    base: { ref: p.base, label: `${p.owner}:${p.base}`, sha: "0".repeat(40), repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
+    labels: p.labels.map(labelJson),
+    head: { ref: p.head, label: `${p.owner}:${p.head}`, sha: p.headSha ?? ZERO_SHA, repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
+    base: { ref: p.base, label: `${p.owner}:${p.base}`, sha: ZERO_SHA, repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
     user: { login: p.createdBy },
+    merged: p.merged ?? false,
+    merged_at: p.mergedAt ?? null,
+  };
+}
+
+function issueJson(p: PullRecord, apiUrl: string): unknown {
+  return {
+    id: 1000 + p.number,
+    number: p.number,
+    state: p.state,
+    title: p.title,
+    body: p.body,
+    html_url: p.html_url,
+    labels: p.labels.map(labelJson),
+    user: userJson(p.createdBy),
+    pull_request: { url: `${apiUrl}/repos/${p.owner}/${p.repo}/pulls/${p.number}`, html_url: p.html_url, merged_at: p.mergedAt ?? null },
+  };
+}
+
+function checkRunJson(c: CheckRunRecord, htmlBase: string): unknown {
+  return {
+    id: c.id,
+    name: c.name,
+    head_sha: c.headSha,
+    status: c.status,
+    conclusion: c.conclusion,
+    external_id: c.externalId,
+    details_url: c.detailsUrl,
+    html_url: `${htmlBase}/${c.owner}/${c.repo}/runs/${c.id}`,
+    started_at: c.startedAt,
+    completed_at: c.completedAt,
+    output: { title: c.output.title ?? null, summary: c.output.summary ?? null, text: c.output.text ?? null, annotations_count: 0 },
+    app: { slug: c.app, name: c.app },
+    pull_requests: [],
   };
 }
 
@@ -349,6 +479,13 @@ function verifyJwt(token: string, apps: AppRegistration[]): AppRegistration | nu
 
 function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string, string, RouteHandler][] {
   const repoExists = (s: GitHubState, owner: string, repo: string) => s.repos.size === 0 || s.repos.has(repoKey(owner, repo));
+  const callerLogin = (ctx: RouteContext): string =>
+    ctx.caller?.kind === "token" ? ctx.state.users.get(ctx.caller.token) ?? "unknown" : ctx.caller?.kind === "app" ? `app-${ctx.caller.app.appId}[bot]` : "unknown";
+  const sameRepo = (x: { owner: string; repo: string }, ctx: RouteContext) => repoKey(x.owner, x.repo) === repoKey(ctx.params.owner!, ctx.params.repo!);
+  const commentJson = (c: CommentRecord) => ({
+    id: c.id, node_id: `C${c.id}`, url: "", body: c.body, user: userJson(c.user ?? "unknown"), author_association: c.association ?? "NONE",
+    html_url: `${htmlBase}/${c.owner}/${c.repo}/issues/${c.issueNumber}#issuecomment-${c.id}`, issue_url: "", created_at: new Date(0).toISOString(), updated_at: new Date(0).toISOString(),
+  });
   const requireToken = (ctx: RouteContext): RouteResponse | null =>
     ctx.caller?.kind === "token" ? null : { status: 401, body: { message: "Requires authentication", documentation_url: DOCS, status: "401" } };
   return [
@@ -411,17 +548,142 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
       const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : (raw.labels ?? []);
       for (const item of items) {
         const name = typeof item === "string" ? item : String((item as { name: string }).name);
-        if (!p.labels.includes(name)) p.labels.push(name);
+        if (!p.labels.includes(name)) {
+          p.labels.push(name);
+          ctx.state.issueEvents.push({ owner: p.owner, repo: p.repo, issueNumber: p.number, id: ctx.server.nextId(), event: "labeled", label: name, actor: callerLogin(ctx), createdAt: new Date().toISOString() });
+        }
       }
-      return { status: 200, body: p.labels.map((name, i) => ({ id: i + 1, node_id: `L${i}`, url: "", name, description: null, color: "ededed", default: false })) };
+      return { status: 200, body: p.labels.map(labelJson) };
     }],
     ["POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", (ctx) => {
       const denied = requireToken(ctx);
       if (denied) return denied;
-      const id = ctx.state.comments.length + 1;
-      const comment: CommentRecord = { owner: ctx.params.owner!, repo: ctx.params.repo!, issueNumber: Number(ctx.params.issue_number), id, body: (ctx.body as { body: string }).body };
+      const id = ctx.server.nextId();
+      const comment: CommentRecord = { owner: ctx.params.owner!, repo: ctx.params.repo!, issueNumber: Number(ctx.params.issue_number), id, body: (ctx.body as { body: string }).body, user: callerLogin(ctx), association: "NONE" };
       ctx.state.comments.push(comment);
-      return { status: 201, body: { id, body: comment.body, html_url: `${htmlBase}/${comment.owner}/${comment.repo}/issues/${comment.issueNumber}#issuecomment-${id}` } };
+      return { status: 201, body: commentJson(comment) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const list = ctx.state.comments.filter((c) => sameRepo(c, ctx) && c.issueNumber === Number(ctx.params.issue_number)).sort((a, b) => a.id - b.id);
+      return { status: 200, body: list.map(commentJson) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
+      return c ? { status: 200, body: commentJson(c) } : notFound();
+    }],
+    ["PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
+      if (!c) return notFound();
+      c.body = (ctx.body as { body: string }).body;
+      return { status: 200, body: commentJson(c) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/issues", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const { owner, repo } = ctx.params as { owner: string; repo: string };
+      if (!repoExists(ctx.state, owner, repo)) return notFound();
+      const state = ctx.query.get("state") ?? "open";
+      const wanted = (ctx.query.get("labels") ?? "").split(",").map((l) => l.trim().toLowerCase()).filter(Boolean);
+      const list = ctx.server.pullsFor(owner, repo)
+        .filter((p) => (state === "all" || p.state === state) && wanted.every((w) => p.labels.some((l) => l.toLowerCase() === w)))
+        .sort((a, b) => b.number - a.number);
+      return { status: 200, body: list.map((p) => issueJson(p, ctx.server.url)) };
+    }],
+    ["DELETE", "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.issue_number));
+      const name = ctx.params.name!;
+      const i = p ? p.labels.findIndex((l) => l.toLowerCase() === name.toLowerCase()) : -1;
+      if (!p || i < 0) return { status: 404, body: { message: "Label does not exist", documentation_url: DOCS, status: "404" } };
+      p.labels.splice(i, 1);
+      ctx.state.issueEvents.push({ owner: p.owner, repo: p.repo, issueNumber: p.number, id: ctx.server.nextId(), event: "unlabeled", label: name, actor: callerLogin(ctx), createdAt: new Date().toISOString() });
+      return { status: 200, body: p.labels.map(labelJson) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/issues/{issue_number}/events", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const list = ctx.state.issueEvents.filter((e) => sameRepo(e, ctx) && e.issueNumber === Number(ctx.params.issue_number)).sort((a, b) => a.id - b.id);
+      return { status: 200, body: list.map((e) => ({ id: e.id, node_id: `E${e.id}`, url: "", event: e.event, actor: userJson(e.actor), created_at: e.createdAt, commit_id: null, commit_url: null, ...(e.label ? { label: { name: e.label, color: "ededed" } } : {}) })) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+      if (!p) return notFound();
+      return { status: 200, body: (p.commits ?? []).map((c) => ({ sha: c.sha, commit: { message: c.message ?? "", author: { name: c.author ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() }, committer: { name: c.committer ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() } }, author: c.author ? userJson(c.author) : null, committer: c.committer ? userJson(c.committer) : null, parents: [] })) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const list = ctx.state.reviews.filter((r) => sameRepo(r, ctx) && r.pullNumber === Number(ctx.params.pull_number)).sort((a, b) => a.id - b.id);
+      return { status: 200, body: list.map((r) => ({ id: r.id, node_id: `R${r.id}`, user: userJson(r.user), body: r.body, state: r.state, commit_id: r.commitId, submitted_at: r.submittedAt, author_association: r.association ?? "NONE", html_url: `${htmlBase}/${r.owner}/${r.repo}/pull/${r.pullNumber}#pullrequestreview-${r.id}`, pull_request_url: "" })) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/comments", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const list = ctx.state.reviewComments.filter((c) => sameRepo(c, ctx) && c.pullNumber === Number(ctx.params.pull_number)).sort((a, b) => a.id - b.id);
+      return { status: 200, body: list.map((c) => ({ id: c.id, pull_request_review_id: c.reviewId, user: userJson(c.user), body: c.body, path: c.path, line: c.line, commit_id: c.commitId, author_association: c.association ?? "NONE", html_url: `${htmlBase}/${c.owner}/${c.repo}/pull/${c.pullNumber}#discussion_r${c.id}` })) };
+    }],
+    ["POST", "/repos/{owner}/{repo}/check-runs", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const b = ctx.body as { name: string; head_sha: string; status?: string; conclusion?: string; external_id?: string; details_url?: string; output?: CheckRunRecord["output"]; actions?: unknown[]; started_at?: string; completed_at?: string };
+      const conclusion = b.conclusion ?? null;
+      const status = conclusion ? "completed" : b.status ?? "queued";
+      const run: CheckRunRecord = {
+        owner: ctx.params.owner!, repo: ctx.params.repo!, id: ctx.server.nextId(), name: b.name, headSha: b.head_sha, status, conclusion, externalId: b.external_id ?? null,
+        app: callerLogin(ctx), detailsUrl: b.details_url ?? null, output: b.output ?? {}, actions: b.actions ?? [], startedAt: b.started_at ?? new Date().toISOString(),
+        completedAt: status === "completed" ? b.completed_at ?? new Date().toISOString() : null,
+      };
+      ctx.state.checkRuns.push(run);
+      return { status: 201, body: checkRunJson(run, htmlBase) };
+    }],
+    ["PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
+      if (!run) return notFound();
+      const b = ctx.body as Partial<{ name: string; status: string; conclusion: string; external_id: string; details_url: string; output: CheckRunRecord["output"]; actions: unknown[]; completed_at: string }>;
+      if (b.name) run.name = b.name;
+      if (b.external_id) run.externalId = b.external_id;
+      if (b.details_url) run.detailsUrl = b.details_url;
+      if (b.output) run.output = b.output;
+      if (b.actions) run.actions = b.actions;
+      if (b.conclusion) {
+        run.conclusion = b.conclusion;
+        run.status = "completed";
+        run.completedAt = b.completed_at ?? new Date().toISOString();
+      } else if (b.status) {
+        run.status = b.status;
+      }
+      return { status: 200, body: checkRunJson(run, htmlBase) };
+    }],
+    ["GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
+      return run ? { status: 200, body: checkRunJson(run, htmlBase) } : notFound();
+    }],
+    ["GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const name = ctx.query.get("check_name");
+      const status = ctx.query.get("status");
+      let list = ctx.state.checkRuns.filter((c) => sameRepo(c, ctx) && c.headSha === ctx.params.ref && (!name || c.name === name) && (!status || c.status === status));
+      if ((ctx.query.get("filter") ?? "latest") === "latest") {
+        const newest = new Map<string, CheckRunRecord>();
+        for (const c of list) if ((newest.get(c.name)?.id ?? -1) < c.id) newest.set(c.name, c);
+        list = [...newest.values()];
+      }
+      list.sort((a, b) => a.id - b.id);
+      return { status: 200, body: { total_count: list.length, check_runs: list.map((c) => checkRunJson(c, htmlBase)) } };
     }],
     ["GET", "/repos/{owner}/{repo}/installation", (ctx) => {
       if (ctx.caller?.kind !== "app") return { status: 401, body: { message: "A JSON web token could not be decoded", documentation_url: DOCS, status: "401" } };
@@ -445,10 +707,13 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   const htmlBase = (options.htmlBaseUrl ?? "https://github.com").replace(/\/+$/, "");
   const state: GitHubState = {
     pulls: [], comments: [], violations: [], requests: [], installationTokens: [],
-    tokens: new Set(options.tokens ?? []),
+    tokens: new Set([...(options.tokens ?? []), ...Object.keys(options.users ?? {})]),
     repos: new Set((options.repos ?? []).map((r) => r.toLowerCase())),
     apps: [...(options.apps ?? [])],
     nextNumber: new Map(),
+    reviews: [], reviewComments: [], issueEvents: [], checkRuns: [],
+    users: new Map(Object.entries(options.users ?? {})),
+    lastId: 0,
   };
   const routes = new Map<string, RouteHandler>();
   const failures: { key: string; remaining: number; status: number }[] = [];
@@ -533,6 +798,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
       failures.push({ key: `${method.toUpperCase()} ${template}`, remaining: count, status });
     },
     pullsFor: (owner, repo) => state.pulls.filter((p) => repoKey(p.owner, p.repo) === repoKey(owner, repo)),
+    nextId: () => ++state.lastId,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
