@@ -42,7 +42,7 @@ const invalidFor: Record<string, fc.Arbitrary<unknown>> = {
   env_from_secrets: fc.oneof(fc.constant([{}]), fc.constant([{ name: "A" }]), fc.constant([{ name: "1", secretName: "s", secretKey: "k" }]), fc.string()),
   context_version: fc.oneof(fc.integer({ max: 0 }), fc.double({ noInteger: true }), fc.string()),
   working_directory: fc.oneof(notString, fc.constantFrom("../x", "/abs", "a/../../b", "")),
-  unknown_field: fc.anything(),
+  unknown_field: fc.anything().filter((v) => v !== undefined), // JSON.stringify drops undefined
 };
 
 /** A CodeRequest with one or more fields broken, so it can never be valid. */
@@ -79,12 +79,15 @@ const apiRequest = fc.record({
 });
 
 let t: TestApp;
-beforeAll(() => {
-  t = buildTestApp({ logLevel: "silent" });
-});
-afterAll(async () => {
-  await t.close();
-});
+/** One app per describe, so a failure in one property cannot cascade into the others. */
+function useFuzzApp() {
+  beforeAll(() => {
+    t = buildTestApp({ logLevel: "silent" });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+}
 
 function expectNoServerError(res: { statusCode: number; headers: Record<string, unknown>; body: string }, what: string) {
   if (res.statusCode >= 500) throw new Error(`${what} answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
@@ -94,6 +97,7 @@ function expectNoServerError(res: { statusCode: number; headers: Record<string, 
 }
 
 describe("fuzz: REST API", () => {
+  useFuzzApp();
   it("never answers 5xx and never creates a run for malformed requests", async () => {
     const seen = new Set<number>();
     await fc.assert(
@@ -151,6 +155,7 @@ const signature = (payload: string | Buffer) =>
   );
 
 describe("fuzz: webhook receiver", () => {
+  useFuzzApp();
   it("rejects unsigned, forged and garbage deliveries without 5xx and creates nothing", async () => {
     const delivery = fc.record({ body, contentType, event: fc.option(fc.oneof(fc.constantFrom("issue_comment", "issues", "ping", "push"), printable(30)), { nil: undefined }), id: fc.option(printable(60), { nil: undefined }), url: fc.constantFrom("/webhooks/github", "/webhook") });
     await fc.assert(
