@@ -257,7 +257,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: deps.config.webhook.maxBodyBytes }, (_req, body, done) => done(null, body));
     for (const path of WEBHOOK_PATHS) {
-      scope.post(path, { bodyLimit: deps.config.webhook.maxBodyBytes, config: { webhook: true } }, handle);
+      scope.post(path, { bodyLimit: deps.config.webhook.maxBodyBytes }, handle);
     }
   });
 }
