@@ -194,7 +194,6 @@ export class RunReconciler {
             next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.JobCreated, status: "True", reason: `Attempt${attempt}`, message: `Job ${started.jobName} created.` }, nowIso);
             next.conditions = setCondition(next.conditions, { type: ConditionTypes.Waiting, status: "False", reason: "JobCreated", message: "A Job is running the agent." }, nowIso);
             next.conditions = setCondition(next.conditions, { type: ConditionTypes.Ready, status: "False", reason: "Running", message: "The run is in progress." }, nowIso);
-            events.push({ reason: attempt > 1 ? "Retrying" : "JobCreated", message: `Created Job ${started.jobName} (attempt ${attempt})`, type: "Normal", attempt });
           }
         } catch (e) {
           if (!(e instanceof TerminalProblem)) throw e;
@@ -205,8 +204,16 @@ export class RunReconciler {
       }
     }
 
+    // Recording a Job in status for the first time is when its Event is due: this also covers a
+    // Job created just before a crash, whose creator never got to write status.
+    if (next.jobName && next.jobName !== prev.jobName && next.attempts) {
+      events.unshift({ reason: next.attempts > 1 ? "Retrying" : "JobCreated", message: `Created Job ${next.jobName} (attempt ${next.attempts})`, type: "Normal", attempt: next.attempts });
+    }
     if (next.attempts !== undefined) next.retryCount = Math.max(0, next.attempts - 1);
     next.lastUpdate = nowIso;
+    // Events before status: a crash in between re-emits them on the next pass, and their
+    // deterministic names turn the repeat into AlreadyExists, so each is recorded exactly once.
+    for (const ev of events) await this.emit(run, ev);
     const patch = statusPatch(prev, next);
     if (patch) {
       await this.deps.kube.patchRunStatus(run.kind, namespace, name, patch);
@@ -215,7 +222,6 @@ export class RunReconciler {
         this.deps.metrics?.runDuration.observe({ kind: run.kind, phase: next.phase as string }, Math.max(0, (Date.parse(next.completionTime ?? nowIso) - Date.parse(next.startTime)) / 1000));
       }
     }
-    for (const ev of events) await this.emit(run, ev);
     return result;
   }
 

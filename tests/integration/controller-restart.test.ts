@@ -13,7 +13,7 @@ const cluster = useControlPlane("full", { crdPaths: ["infra/charts/orchestrator/
 const N = 50;
 
 describe("controller restart", () => {
-  it(`finishes ${N} runs exactly once across a SIGKILL of the controller`, async () => {
+  it(`finishes ${N} runs exactly once across a SIGKILL of the controller`, { timeout: 400_000 }, async () => {
     const cp = cluster();
     const ns = await newNamespace("restart");
     await createAgentSecrets(cp.kubeConfig, ns);
@@ -23,7 +23,10 @@ describe("controller restart", () => {
     const config = "concurrency: {perService: 1}\njob: {maxRetries: 0}\ncontroller: {workers: 4, resyncSeconds: 30}\n";
 
     const first = await startControllerProcess(cp.kubeconfigPath, ns, config);
-    await first.ready();
+    await first.ready().catch(async (e) => {
+      first.child.kill("SIGKILL");
+      throw new Error(`${(e as Error).message}\n${(await first.child).all}`);
+    });
     // One service per run so they all may run at once; each pod runs 3 s.
     await Promise.all(Array.from({ length: N }, (_, i) => runs.create(codeRun(ns, `r${i}`, { service: `svc-${i}`, taskId: i + 1, env: { KWOK_RUN_DURATION: "3s" } }))));
     const jobsBeforeKill = await waitFor(async () => {

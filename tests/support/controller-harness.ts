@@ -58,7 +58,8 @@ export async function startControllerProcess(kubeconfigPath: string, namespace: 
   const port = await freePort();
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, `${configYaml}\nserver: {host: 127.0.0.1, port: ${port}}\n`);
-  const child: ResultPromise = execa("node_modules/.bin/tsx", ["src/cmd/main.ts"], {
+  // The same Node as the tests (node_modules/.bin/tsx would pick whatever `node` is on PATH).
+  const child: ResultPromise = execa(process.execPath, ["--import", "tsx", "src/cmd/main.ts"], {
     env: { KUBECONFIG: kubeconfigPath, ORCHESTRATOR_CONFIG: configPath, KUBERNETES_NAMESPACE: namespace, LOG_LEVEL: "info", ORCHESTRATOR_API_TOKENS: "test-token" },
     extendEnv: true,
     reject: false,
