@@ -42,6 +42,8 @@ export class PlayController {
   private timers: NodeJS.Timeout[] = [];
   private running = false;
   private crashed: string | undefined;
+  /** Last seen relevant fields per object, to skip updates that change nothing a Play reads. */
+  private readonly fingerprints = new Map<string, string>();
 
   constructor(private readonly opts: PlayControllerOptions) {
     const { clients, config } = opts;
@@ -54,8 +56,16 @@ export class PlayController {
       undefined,
       this.log,
     );
-    this.plays.on("add", (p) => this.enqueuePlay(p));
-    this.plays.on("update", (p) => this.enqueuePlay(p));
+    this.plays.on("add", (p) => {
+      this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp]);
+      this.enqueuePlay(p);
+    });
+    this.plays.on("update", (p) => {
+      // The Play's own status writes need no new pass (each write would cost a GitHub re-read):
+      // only spec (generation), annotations (re-run requests) and deletion wake it.
+      if (this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp])) this.enqueuePlay(p);
+    });
+    this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
     const selector = PlayLabels.play;
     this.runs = new ResilientInformer<CodeRun & KubernetesObject>(
       clients.kc,
@@ -64,7 +74,18 @@ export class PlayController {
       selector,
       this.log,
     );
-    for (const verb of ["add", "update", "delete"] as const) this.runs.on(verb, (r) => this.enqueueOwner(r));
+    this.runs.on("add", (r) => {
+      this.changed(`run/${r.metadata?.name}`, [r.status?.phase, r.spec?.cancel]);
+      this.enqueueOwner(r);
+    });
+    // Runs report progress often (JobCreated, AgentRunning, ...); a Play only cares about phase and cancel.
+    this.runs.on("update", (r) => {
+      if (this.changed(`run/${r.metadata?.name}`, [r.status?.phase, r.spec?.cancel])) this.enqueueOwner(r);
+    });
+    this.runs.on("delete", (r) => {
+      this.fingerprints.delete(`run/${r.metadata?.name}`);
+      this.enqueueOwner(r);
+    });
     this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
   }
 
@@ -142,6 +163,13 @@ export class PlayController {
     const value = `${cr.spec.taskId}/${stage.stage}/${delivery}`;
     await this.opts.kube.annotatePlay(this.ns, play, { [PlayAnnotations.rerun]: value });
     this.log.info({ play, run, stage: stage.stage, task: cr.spec.taskId }, "Recorded re-run request on Play");
+  }
+
+  private changed(key: string, fields: unknown[]): boolean {
+    const fp = JSON.stringify(fields);
+    if (this.fingerprints.get(key) === fp) return false;
+    this.fingerprints.set(key, fp);
+    return true;
   }
 
   private enqueuePlay(p: Play): void {

@@ -1,9 +1,13 @@
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
-import { AGENT_RESULT_KEYS, CODE_RUN_SPEC_KEYS, CODE_RUN_STATUS_KEYS, DOCS_RUN_SPEC_KEYS, DOCS_RUN_STATUS_KEYS, ENV_FROM_SECRET_KEYS } from "../../src/api/keys.js";
+import {
+  AGENT_RESULT_KEYS, CODE_RUN_SPEC_KEYS, CODE_RUN_STATUS_KEYS, DOCS_RUN_SPEC_KEYS, DOCS_RUN_STATUS_KEYS, ENV_FROM_SECRET_KEYS,
+  PLAY_AGENTS_KEYS, PLAY_CHECK_RUN_RECORD_KEYS, PLAY_HISTORY_KEYS, PLAY_PULL_REQUEST_KEYS, PLAY_SPEC_KEYS, PLAY_STATUS_KEYS, PLAY_TASK_STATE_KEYS, PLAY_WATERMARK_KEYS,
+} from "../../src/api/keys.js";
+import { PlayStages, type Play } from "../../src/api/index.js";
 
-type Schema = { type?: string; properties?: Record<string, Schema>; items?: Schema; required?: string[]; additionalProperties?: Schema };
+type Schema = { type?: string; properties?: Record<string, Schema>; items?: Schema; required?: string[]; additionalProperties?: Schema; enum?: string[] };
 
 const crds = parseAllDocuments(readFileSync("infra/charts/orchestrator/crds/platform-crds.yaml", "utf8")).map((d) => d.toJS());
 const schemaOf = (kind: string): Schema => crds.find((c) => c.spec.names.kind === kind).spec.versions[0].schema.openAPIV3Schema;
@@ -52,5 +56,48 @@ describe("CRD schema, TypeScript types and examples agree", () => {
     const unset = keys(CODE_RUN_SPEC_KEYS).filter((k) => !(k in obj.spec));
     // githubApp is the alternative identity and cancel a runtime switch; both are in docsrun.yaml / the tests.
     expect(unset).toEqual(["cancel", "githubApp"]);
+  });
+});
+
+describe("Play CRD schema and TypeScript types agree", () => {
+  const play = () => schemaOf("Play");
+  const spec = () => play().properties?.spec?.properties ?? {};
+  const status = () => play().properties?.status?.properties ?? {};
+
+  it("spec and status fields match the types", () => {
+    expect(keys(spec())).toEqual(keys(PLAY_SPEC_KEYS));
+    expect(keys(status())).toEqual(keys(PLAY_STATUS_KEYS));
+  });
+
+  it("nested objects match their types", () => {
+    for (const k of ["agents", "models", "stageEnv"]) expect(keys(spec()[k]?.properties ?? {}), k).toEqual(keys(PLAY_AGENTS_KEYS));
+    expect(keys(status().pullRequest?.properties ?? {})).toEqual(keys(PLAY_PULL_REQUEST_KEYS));
+    expect(keys(status().history?.items?.properties ?? {})).toEqual(keys(PLAY_HISTORY_KEYS));
+    expect(keys(status().task?.properties ?? {})).toEqual(keys(PLAY_TASK_STATE_KEYS));
+    expect(keys(status().task?.properties?.seen?.properties ?? {})).toEqual(keys(PLAY_WATERMARK_KEYS));
+    expect(keys(status().reported?.properties?.checkRuns?.items?.properties ?? {})).toEqual(keys(PLAY_CHECK_RUN_RECORD_KEYS));
+    expect([...(status().stage?.enum ?? [])].sort()).toEqual(Object.values(PlayStages).sort());
+  });
+
+  it("has the short name play and the printer columns of the issue", () => {
+    const crd = crds.find((c) => c.spec.names.kind === "Play");
+    expect(crd.spec.names.shortNames).toEqual(["play"]);
+    expect(crd.spec.versions[0].subresources).toEqual({ status: {} });
+    expect(crd.spec.versions[0].additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(["Task", "Stage", "Agent", "PR", "Iteration", "Phase", "Age"]);
+  });
+
+  it("a Play with every spec field fits the schema", () => {
+    const obj: Play = {
+      apiVersion: "orchestrator.platform/v1",
+      kind: "Play",
+      metadata: { name: "p" },
+      spec: {
+        service: "api", repositoryUrl: "https://github.com/acme/api", docsRepositoryUrl: "https://github.com/acme/docs", docsProjectDirectory: "_projects/api", docsBranch: "main",
+        workingDirectory: "api", tasks: [1, 2], agents: { implementation: "rex", quality: "cleo", testing: "tess" }, models: { implementation: "claude-sonnet-4-20250514" },
+        maxRemediationIterations: 3, env: { A: "1" }, stageEnv: { testing: { B: "2" } }, cancel: false,
+      },
+    };
+    expect(keys(obj.spec)).toEqual(keys(PLAY_SPEC_KEYS));
+    expect(checkAgainst(play(), { spec: obj.spec }, "Play")).toEqual([]);
   });
 });
