@@ -157,11 +157,14 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     }
 
     if (listens) {
-      try {
-        await deps.onDelivery!(event, payload, delivery);
-      } catch (err) {
-        log.warn({ err }, "Delivery listener failed");
-      }
+      // The listener (e.g. Play wakeups) must not eat GitHub's 10 s: after ackTimeoutMs it goes on
+      // in the background and the delivery proceeds.
+      let listenerTimer: NodeJS.Timeout | undefined;
+      const listened = Promise.resolve()
+        .then(() => deps.onDelivery!(event, payload, delivery))
+        .catch((err: unknown) => log.warn({ err }, "Delivery listener failed"));
+      await Promise.race([listened, new Promise<void>((resolve) => (listenerTimer = setTimeout(resolve, deps.config.webhook.ackTimeoutMs)))]);
+      clearTimeout(listenerTimer);
     }
     const match = matchEvent(event, payload, rules);
     if (!match) {

@@ -67,6 +67,8 @@ export interface TestAppOptions {
   auth?: Authenticator;
   readiness?: AppDeps["readiness"];
   permissions?: AppDeps["permissions"];
+  onDelivery?: AppDeps["onDelivery"];
+  deliveryEvents?: AppDeps["deliveryEvents"];
   logLevel?: string;
 }
 
@@ -96,6 +98,8 @@ export function buildTestApp(opts: TestAppOptions = {}): TestApp {
     randomHex: () => (counter++).toString(16).padStart(6, "0"),
     version: "1.2.3-test",
     permissions: opts.permissions,
+    onDelivery: opts.onDelivery,
+    deliveryEvents: opts.deliveryEvents,
   });
   const logs = () => chunks.join("");
   return {

@@ -341,6 +341,37 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
   });
 });
 
+describe("delivery listener (onDelivery, e.g. Play wakeups)", () => {
+  it("is told about verified deliveries of the events it wants, before rules, and never about forged ones", async () => {
+    const seenBy: [string, string][] = [];
+    t = buildTestApp({ onDelivery: (event, _payload, delivery) => void seenBy.push([event, delivery]), deliveryEvents: ["pull_request", "issue_comment"] });
+    const pr = await signedDelivery("pull_request", examplePayload("pull_request", "opened"));
+    // pull_request has no rule: it is parsed for the listener, then ignored.
+    expect((await deliver(t.app, pr)).statusCode).toBe(202);
+    const comment = await signedDelivery("issue_comment", commentPayload("/agent run x"));
+    expect((await deliver(t.app, comment)).statusCode).toBe(201);
+    expect((await deliver(t.app, comment)).statusCode).toBe(200); // duplicate: not told again
+    expect((await deliver(t.app, await signedDelivery("push", examplePayload("push")))).statusCode).toBe(202); // not wanted
+    expect((await deliver(t.app, await signedDelivery("pull_request", examplePayload("pull_request", "opened"), { secret: "forged" }))).statusCode).toBe(401);
+    expect(seenBy).toEqual([["pull_request", pr.id], ["issue_comment", comment.id]]);
+  });
+
+  it("does not fail or delay the delivery when the listener throws or hangs", async () => {
+    t = buildTestApp({
+      config: testConfig(DEFAULT_WITH_FAST_ACK),
+      onDelivery: (event) => {
+        if (event === "issues") throw new Error("listener broke");
+        return new Promise(() => undefined);
+      },
+    });
+    expect((await deliver(t.app, await signedDelivery("issues", examplePayload("issues", "opened")))).statusCode).toBe(202);
+    expect(t.logs()).toContain("Delivery listener failed");
+    const started = Date.now();
+    expect((await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run y")))).statusCode).toBe(201);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
 describe("logging", () => {
   it("logs one child logger per delivery and never a secret, signature or token", async () => {
     t = buildTestApp();
