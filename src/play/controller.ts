@@ -10,6 +10,7 @@ import { GROUP, PlayAnnotations, PlayLabels, Plurals, VERSION, type CodeRun, typ
 import type { Config } from "../config/schema.js";
 import { WorkQueue } from "../controller/queue.js";
 import type { KubeClients } from "../kube/clients.js";
+import { statusCode } from "../kube/errors.js";
 import { ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -42,6 +43,8 @@ export class PlayController {
   private timers: NodeJS.Timeout[] = [];
   private running = false;
   private crashed: string | undefined;
+  /** Why Plays are off (CRD or RBAC missing), or undefined. */
+  private unavailable: string | undefined;
   /** Last seen relevant fields per object, to skip updates that change nothing a Play reads. */
   private readonly fingerprints = new Map<string, string>();
 
@@ -89,9 +92,27 @@ export class PlayController {
     this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
   }
 
-  /** Starts the informers, waits for their caches, then the workers and the resync timer. */
+  /**
+   * Starts the informers, waits for their caches, then the workers and the resync timer. When
+   * the Play CRD (or RBAC for it) is missing, as after a Helm upgrade (Helm never upgrades CRDs),
+   * Plays stay off with a logged reason instead of keeping the whole process unready.
+   */
   async start(): Promise<void> {
     this.running = true;
+    const { clients } = this.opts;
+    try {
+      await clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural: Plurals.Play, limit: 1 });
+    } catch (e) {
+      const code = statusCode(e);
+      if (code === 404 || code === 403) {
+        this.unavailable = code === 404
+          ? "The Play CRD (plays.orchestrator.platform) is not installed: kubectl apply -f infra/charts/orchestrator/crds/platform-crds.yaml (Helm does not upgrade CRDs), then restart."
+          : `The controller may not list Plays in ${this.ns} (403): upgrade the chart's RBAC (plays, plays/status), then restart.`;
+        this.log.error({ namespace: this.ns }, `Plays disabled: ${this.unavailable}`);
+        return;
+      }
+      // Anything else (API server unreachable, ...) is retried by the informers below.
+    }
     await Promise.all([this.plays.start(), this.runs.start()]);
     const { workers, resyncSeconds } = this.opts.config.play;
     for (let i = 0; i < workers; i++) this.workers.push(this.worker(i));
@@ -110,7 +131,7 @@ export class PlayController {
   }
 
   isReady(): boolean {
-    return this.running && this.plays.healthy && this.runs.healthy;
+    return this.running && (this.unavailable !== undefined || (this.plays.healthy && this.runs.healthy));
   }
 
   isAlive(): boolean {
@@ -118,6 +139,7 @@ export class PlayController {
   }
 
   readinessDetail(): Record<string, boolean | string> {
+    if (this.unavailable) return { plays: `disabled: ${this.unavailable}` };
     const d: Record<string, boolean | string> = {
       "informer:Play": this.plays.healthy || (this.plays.lastError ?? false),
       "informer:PlayCodeRun": this.runs.healthy || (this.runs.lastError ?? false),
@@ -140,6 +162,7 @@ export class PlayController {
    * reconciler handles once). Returns the keys enqueued.
    */
   readonly enqueueForDelivery = async (event: string, payload: unknown, delivery?: string): Promise<string[]> => {
+    if (this.unavailable) return [];
     const refs = deliveryRefs(event, payload);
     if (refs.rerunOf && refs.rerunOf.namespace === this.ns) await this.requestRerun(refs.rerunOf.play, refs.rerunOf.run, delivery ?? `${Date.now()}`);
     const keys: string[] = [];
