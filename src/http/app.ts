@@ -33,6 +33,9 @@ import { registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
  * - `logger`: the redacting pino logger (createLogger()); each request gets a child logger.
  * - `clock`: time source for timestamps and generated names (default: system clock).
  * - `permissions`: optional GitHub permission check of webhook senders (else author_association).
+ * - `onDelivery` / `deliveryEvents`: optional listener told about every verified, non-duplicate
+ *   delivery of the listed events (default all) before the rules run, e.g. the Play controller's
+ *   enqueueForDelivery; bounded by webhook.ackTimeoutMs, its errors are logged and ignored.
  * - `version`: reported by /health and /openapi.json (default: package.json's version).
  * - `randomHex`: randomness for names without an Idempotency-Key (default: crypto).
  */
