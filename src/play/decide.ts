@@ -410,19 +410,21 @@ function describeItems(items: FeedbackItem[]): string {
 }
 
 /** What each stage run's check run should show. */
-function checkOf(run: CodeRun, s: { stage: RunStage; index: number }, round: number, signals: { qualityPassed: boolean; testingPassed: boolean }): { check: CheckState; note: string } {
+function checkOf(run: CodeRun, s: { stage: RunStage; index: number }, round: number, signals: { qualityPassed: boolean; testingPassed: boolean }, merged: boolean): { check: CheckState; note: string } {
   const phase = run.status?.phase;
+  // The merge pass is the task's last report: a run still going there is being cancelled.
+  const active = isActiveRun(run) && !merged;
   if (s.stage === "implementation" || s.stage === "remediation") {
     if (phase === Phases.Succeeded) return { check: "completed:success", note: "The agent finished and pushed its work." };
     if (phase === Phases.Failed) return { check: "completed:failure", note: `The run failed${run.status?.message ? `: ${run.status.message}` : ""}.` };
-    if (phase === Phases.Cancelled) return { check: "completed:cancelled", note: "The run was cancelled." };
+    if (phase === Phases.Cancelled || !active) return { check: "completed:cancelled", note: "The run was cancelled." };
     return { check: "in_progress", note: "The agent is working." };
   }
   if (s.index < round) return { check: "completed:cancelled", note: "Superseded: new commits from the implementation agent (or a re-run) restarted this stage." };
   const passed = s.stage === "quality" ? signals.qualityPassed : signals.testingPassed;
   if (passed) return { check: "completed:success", note: s.stage === "quality" ? "The quality agent marked the PR ready for QA." : "The testing agent approved the PR." };
-  if (phase === Phases.Cancelled) return { check: "completed:cancelled", note: "The run was cancelled." };
-  if (isActiveRun(run)) return { check: "in_progress", note: "The agent is working." };
+  if (phase === Phases.Cancelled || (merged && isActiveRun(run))) return { check: "completed:cancelled", note: "The run was cancelled." };
+  if (active) return { check: "in_progress", note: "The agent is working." };
   return { check: "completed:failure", note: s.stage === "quality" ? "The quality agent finished without marking the PR ready for QA." : "The testing agent finished without approving the PR." };
 }
 
@@ -442,7 +444,7 @@ function buildView(play: Play, st: PlayStatus, task: { index: number; taskId: nu
       message: r.status?.message,
       startedAt: r.status?.startTime ?? r.metadata.creationTimestamp,
       completedAt: r.status?.completionTime,
-      ...checkOf(r, s, round, signals),
+      ...checkOf(r, s, round, signals, merged),
     });
   }
   return {
