@@ -128,7 +128,7 @@ export function buildHistory(prev: PlayHistoryEntry[] | undefined, runs: CodeRun
       iteration: s.index,
       outcome: phase,
       time: r.status?.completionTime ?? r.status?.lastUpdate ?? r.metadata.creationTimestamp ?? "1970-01-01T00:00:00Z",
-      ...(r.status?.message ? { message: r.status.message.slice(0, 1000) } : {}),
+      ...(r.status?.message ? { message: r.status.message.slice(0, 300) } : {}),
     });
   }
   const all = [...merges, ...fromRuns].sort((a, b) => a.time.localeCompare(b.time) || (a.run ?? "").localeCompare(b.run ?? ""));
