@@ -76,7 +76,7 @@ export function resolvePlayAgents(spec: PlaySpec, settings: PlaySettings): { ok:
   }
   if (missing.length > 0) {
     const known = Object.keys(settings.agents).join(", ") || "none";
-    return { ok: false, message: `${missing.join(", ")} not in the agents roster (known: ${known}). Add it under agents: in the controller config (Helm: values agents) or set spec.agents.` };
+    return { ok: false, message: `${missing.join(", ")} not in the agents roster (known: ${known}). Add it under agents: in the controller config (Helm: values agents) or set spec.agents; then change the Play (any spec change) to resume.` };
   }
   return { ok: true, agents: out as ResolvedAgents };
 }
