@@ -96,7 +96,7 @@ async function waitUntil(pred: () => boolean, timeoutMs: number, what: string) {
   }
 }
 
-interface Result { runsPerSec: number; seconds: number; p50: number; p99: number; peakRssMb?: number }
+interface Result { runsPerSec: number; seconds: number; p50: number; p99: number; peakRssMb?: number; idleRssMb?: number }
 
 function summarize(n: number, t0: number, createdAt: Map<string, number>, jobSeen: Map<string, number>, end: number): Result {
   const lat = [...createdAt].map(([name, t]) => (jobSeen.get(name) ?? NaN) - t).filter((x) => !Number.isNaN(x));
@@ -176,6 +176,7 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
       if (Date.now() > end0) throw new Error("controller did not become ready");
       await new Promise((res) => setTimeout(res, 100));
     }
+    const idleRss = peakRssMb(child.pid ?? 0);
     const obs = await observe(kc, ns);
     const t0 = performance.now();
     const createdAt = await createRuns(kc, ns, n, () => undefined);
@@ -183,7 +184,7 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
     const end = performance.now();
     obs.stop();
     const rss = peakRssMb(child.pid ?? 0);
-    return { ...summarize(n, t0, createdAt, obs.jobSeen, end), peakRssMb: rss };
+    return { ...summarize(n, t0, createdAt, obs.jobSeen, end), peakRssMb: rss, idleRssMb: idleRss };
   } finally {
     child.kill("SIGTERM");
     await child;
@@ -210,6 +211,7 @@ async function main() {
         "ceiling p50 ms": Math.round(c.p50),
         "ceiling p99 ms": Math.round(c.p99),
         "peak RSS MB": Math.round(k.peakRssMb ?? NaN),
+        "idle RSS MB": Math.round(k.idleRssMb ?? NaN),
       };
       rows.push(row);
       console.table([row]);
