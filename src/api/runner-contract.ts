@@ -47,7 +47,7 @@ export const AgentEnv = {
 export const WorkspaceLayout = {
   /** The target repository clone (CodeRun) or the docs repository clone (DocsRun). */
   repo: "target-repo",
-  /** HOME for git and Claude Code, on the volume so `--continue` finds the last session. */
+  /** HOME root for git and Claude Code, on the volume so `--continue` finds the last session; one subdirectory per agent identity. */
   home: ".agent-home",
 } as const;
 

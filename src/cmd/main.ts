@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
   const auth = createAuthenticator({
     tokens: config.apiTokens,
-    ...(config.api.tokenReview ? { tokenReview: { reviewer: createKubeTokenReviewer(kc), allow: [], audiences: [], namespace: config.namespace } } : {}),
+    ...(config.api.tokenReview ? { tokenReview: { reviewer: createKubeTokenReviewer(kc), allow: [...config.api.tokenReviewAllow], audiences: [...config.api.tokenReviewAudiences], namespace: config.namespace } } : {}),
   });
   const app = buildApp({
     config,

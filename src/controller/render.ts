@@ -5,17 +5,13 @@
  */
 import type { AnyRun } from "../api/index.js";
 import type { Config } from "../config/schema.js";
+import { findAgent } from "../config/agents.js";
+
+export { findAgent };
 import { renderRunFiles, type Templates } from "../templates/index.js";
 import type { RenderFiles } from "./reconciler.js";
 
 export const AGENT_ANNOTATION = "orchestrator.platform/agent";
-
-/** The roster entry named by `name`, compared case-insensitively. */
-export function findAgent(config: Pick<Config, "agents">, name: string | undefined): Config["agents"][string] | undefined {
-  if (!name) return undefined;
-  const key = Object.keys(config.agents).find((k) => k.toLowerCase() === name.toLowerCase());
-  return key === undefined ? undefined : config.agents[key];
-}
 
 export function makeRenderFiles(templates: Templates, config: Pick<Config, "agents" | "permissions">): RenderFiles {
   return (run: AnyRun, params) => {

@@ -37,3 +37,13 @@ export function buildLayout(root: string): Layout {
     taskFile: (key) => path.join(taskFiles, key),
   };
 }
+
+/**
+ * HOME of one agent identity on the workspace volume. Each identity (GitHub user or App) gets
+ * its own, so in a Play a remediation run's `--continue` resumes the implementation agent's
+ * last session, not the reviewer's that ran in between on the same workspace.
+ */
+export function agentHome(workspace: string, identity: string | undefined): string {
+  const id = (identity ?? "").toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "default";
+  return path.join(workspace, WorkspaceLayout.home, id);
+}

@@ -17,7 +17,7 @@ import type { RunnerEnv } from "./env.js";
 import { Reasons, RunnerError, type Reason } from "./errors.js";
 import { Git, GitError, isNonFastForward, type Author } from "./git.js";
 import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
-import { buildLayout, type Layout } from "./layout.js";
+import { agentHome, buildLayout, type Layout } from "./layout.js";
 import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
@@ -180,6 +180,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       throw new RunnerError(Reasons.AgentFilesInvalid, `${runJson} is missing: the run's ConfigMap is not mounted at ${layout.taskFiles}.`);
     }
     const params = parseRunParameters(runText, runJson);
+    layout.home = agentHome(layout.workspace, params.githubApp ?? params.githubUser);
     state.params = params;
     state.branch = params.branch;
     log = baseLog.child({ run: params.runName, namespace: params.namespace, attempt: params.attempt, kind: params.kind });

@@ -6,6 +6,7 @@
  * agent run spends money and acts with the agent's credentials, and GitHub content (comments,
  * issue bodies, labels from issue templates) can be written by anyone on a public repository.
  */
+import { findAgent } from "../config/agents.js";
 import { createHash } from "node:crypto";
 import { API_VERSION, Annotations, Kinds } from "../api/constants.js";
 import type { CodeRun, CodeRunSpec } from "../api/types.js";
@@ -47,7 +48,7 @@ export function compileRules(settings: WebhookSettings): CompiledRule[] {
     const where = `webhook.rules[name=${rule.name}]`;
     let agent: { githubUser?: string; githubApp?: string; model?: string } | undefined;
     if (rule.run.agent !== undefined) {
-      agent = settings.agents[rule.run.agent];
+      agent = findAgent(settings, rule.run.agent);
       if (!agent) throw new WebhookConfigError(`${where}: run.agent "${rule.run.agent}" is not in the agents roster; add it under agents: or fix the name (known: ${Object.keys(settings.agents).join(", ") || "none"}).`);
     }
     // The first level that names an identity wins, so a rule's githubApp is not mixed with a default githubUser.
