@@ -4,9 +4,10 @@
  */
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/index.js";
 import { useControlPlane, newNamespace } from "../support/cluster.js";
+import { installChartRbac } from "../support/chart-rbac.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
 
 const CRDS = "infra/charts/orchestrator/crds/platform-crds.yaml";
@@ -16,11 +17,20 @@ afterEach(async () => {
   while (stops.length) await stops.pop()?.();
 });
 
+/**
+ * The controller runs either as cluster admin or with exactly the Helm chart's RBAC (its
+ * ServiceAccount's token): the lifecycle tests below pass under both, so the chart grants
+ * everything the controller uses.
+ */
+type Identity = "admin" | "chart ServiceAccount";
+let identity: Identity = "admin";
+
 async function setup(configYaml?: string) {
   const cp = cluster();
   const ns = await newNamespace("ctl");
   await createAgentSecrets(cp.kubeConfig, ns);
-  const { controller, started } = startInProcessController(cp.kubeConfig, ns, configYaml);
+  const kc = identity === "admin" ? cp.kubeConfig : await installChartRbac(cp, ns);
+  const { controller, started } = startInProcessController(kc, ns, configYaml);
   await started;
   stops.push(() => controller.stop());
   return { cp, ns, controller, runs: runsApi(cp.kubeConfig), batch: cp.kubeConfig.makeApiClient(BatchV1Api), core: cp.kubeConfig.makeApiClient(CoreV1Api) };
@@ -63,7 +73,10 @@ describe("CRDs on the real API server", () => {
   });
 });
 
-describe("CodeRun reconcile", () => {
+describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as %s", (who) => {
+  beforeAll(() => {
+    identity = who;
+  });
   it("creates exactly one PVC, ConfigMap and Job; 100 more reconciles create nothing", async () => {
     const { ns, controller, runs, batch, core } = await setup();
     const created = (await runs.create(codeRun(ns, "one", { env: { KWOK_RUN_DURATION: "60s" } }))) as CodeRun;
