@@ -17,6 +17,7 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ControllerCache, ControllerKube } from "./ports.js";
 import { observeJob, retryDelaySeconds, setCondition, statusPatch } from "./status.js";
+import { KeyedLock } from "../util/keyed-lock.js";
 
 /** Renders one attempt's agent files; throws an error with `.template` when a template fails. */
 export type RenderFiles = (run: AnyRun, params: RunParameters) => Record<string, string>;
@@ -69,7 +70,7 @@ export class RunReconciler {
   private readonly now: () => number;
   /** Jobs created by this process but maybe not yet in the informer cache (client-go "expectations"). */
   private readonly expectedJobs = new Map<string, { service: string; runUid: string; at: number }>();
-  private readonly serviceLocks = new Map<string, Promise<unknown>>();
+  private readonly serviceLocks = new KeyedLock();
   /** Names of Events already emitted, to skip repeated creates; the names are deterministic anyway. */
   private readonly emitted = new Set<string>();
 
@@ -260,7 +261,7 @@ export class RunReconciler {
       return { jobName: name };
     }
     const service = run.spec.service;
-    return this.withServiceLock(`${ns}/${service}`, async () => {
+    return this.serviceLocks.run(`${ns}/${service}`, async () => {
       const waiting = this.slotWait(run, ns, service);
       if (waiting) return { waiting };
       this.expectedJobs.set(`${ns}/${name}`, { service, runUid: run.metadata.uid ?? "", at: this.now() });
@@ -304,18 +305,6 @@ export class RunReconciler {
     if (holders.size + olderWaiting.length < limit) return undefined;
     const active = [...holders].sort().join(", ") || "none";
     return `Waiting for a slot: service ${service} allows ${limit} active run(s) at once (the workspace volume is ReadWriteOnce); active: ${active}; older runs waiting: ${olderWaiting.length}.`;
-  }
-
-  private async withServiceLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.serviceLocks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.serviceLocks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.serviceLocks.get(key) === tail) this.serviceLocks.delete(key);
-    }
   }
 
   private async checkSecrets(run: AnyRun): Promise<void> {

@@ -8,7 +8,7 @@ import { TERMINAL_PHASES } from "../../api/constants.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
 import { sendStoreError } from "../errors.js";
 import { IDEMPOTENCY_LABEL, buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, type IntentContext } from "../intent.js";
-import { KeyedLock } from "../keyed-lock.js";
+import { KeyedLock } from "../../util/keyed-lock.js";
 import type { RunKind } from "../ports.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../problem.js";
 import { codeRequestSchema, docsRequestSchema } from "../schemas.js";

@@ -1,7 +1,7 @@
 /**
- * Serializes async work per key within this process, so two identical submissions arriving
- * together cannot both pass the "already active?" check before either has created its run.
- * (Across replicas the Idempotency-Key name is what protects; see docs/http-api.md.)
+ * Serializes async work per key within this process: a check-then-create (is this task already
+ * active? is a slot of this service free?) cannot interleave with another for the same key.
+ * Across replicas only deterministic names protect; this project runs one replica.
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
