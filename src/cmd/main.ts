@@ -8,9 +8,10 @@
  * kube-controller-manager, kube-scheduler and kwok with one simulated node), installs the CRDs
  * and says so: pods there are simulated, no agent really runs.
  */
-import { existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ConfigError, readConfig } from "../config/config.js";
 import type { Config } from "../config/schema.js";
 import { Controller } from "../controller/controller.js";
@@ -94,8 +95,18 @@ async function main(): Promise<void> {
   }
 
   const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
+  // On the local development control plane, a throwaway API token when none is configured, so
+  // the REST API works out of the box there (never in a real cluster).
+  let tokens = config.apiTokens;
+  if (kubeconfigPath && tokens.length === 0) {
+    tokens = [randomBytes(16).toString("hex")];
+    // Written to a 0600 file next to the kubeconfig, never logged.
+    const tokenFile = join(dirname(kubeconfigPath), "api-token");
+    writeFileSync(tokenFile, `${tokens[0]}\n`, { mode: 0o600 });
+    logger.warn({ tokenFile }, "Local development: generated a REST API token (set ORCHESTRATOR_API_TOKENS to choose one); use: curl -H \"Authorization: Bearer $(cat <tokenFile>)\"");
+  }
   const auth = createAuthenticator({
-    tokens: config.apiTokens,
+    tokens,
     ...(config.api.tokenReview ? { tokenReview: { reviewer: createKubeTokenReviewer(kc), allow: [...config.api.tokenReviewAllow], audiences: [...config.api.tokenReviewAudiences], namespace: config.namespace } } : {}),
   });
   const app = buildApp({
