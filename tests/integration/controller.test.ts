@@ -51,7 +51,7 @@ describe("CRDs on the real API server", () => {
     const ns = "orchestrator";
     await kubectl(["create", "namespace", ns]);
     void cp;
-    const created = await kubectl(["apply", "-f", "examples/coderun.yaml", "-f", "examples/docsrun.yaml"]);
+    const created = await kubectl(["apply", "-f", "examples/coderun.yaml", "-f", "examples/docsrun.yaml", "-f", "examples/play.yaml"]);
     expect(created.exitCode, created.stderr).toBe(0);
     const cr = await kubectl(["get", "cr", "-n", ns]);
     expect(cr.stdout.split("\n")[0]).toMatch(/^NAME\s+TASK\s+SERVICE\s+MODEL\s+PHASE\s+JOB\s+AGE$/);

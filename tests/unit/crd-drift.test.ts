@@ -45,7 +45,7 @@ describe("CRD schema, TypeScript types and examples agree", () => {
     expect(keys(schemaOf("CodeRun").properties?.spec?.properties?.envFromSecrets?.items?.properties ?? {})).toEqual(keys(ENV_FROM_SECRET_KEYS));
   });
 
-  it.each([["examples/coderun.yaml", "CodeRun"], ["examples/docsrun.yaml", "DocsRun"]])("%s fits the schema", (file, kind) => {
+  it.each([["examples/coderun.yaml", "CodeRun"], ["examples/docsrun.yaml", "DocsRun"], ["examples/play.yaml", "Play"]])("%s fits the schema", (file, kind) => {
     const obj = parseAllDocuments(readFileSync(file, "utf8"))[0]?.toJS();
     expect(obj.kind).toBe(kind);
     expect(checkAgainst(schemaOf(kind), { spec: obj.spec }, kind)).toEqual([]);
