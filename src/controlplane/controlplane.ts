@@ -70,6 +70,7 @@ export class ControlPlane {
   private tls: TlsClient = {};
   private stopping: Promise<void> | undefined;
   private provisioner: Provisioner | undefined;
+  private apiserverArgs: string[] = [];
 
   private constructor(mode: Mode, binDir: string, rootDir: string, log: (line: string) => void) {
     this.mode = mode;
@@ -166,6 +167,29 @@ export class ControlPlane {
     return crds.map((c) => c.metadata?.name ?? "");
   }
 
+  /**
+   * Stops kube-apiserver and starts it again on the same port and etcd, as an upgrade or a crash
+   * would: every open watch breaks. Returns the milliseconds until it is ready again.
+   */
+  async restartApiServer(): Promise<number> {
+    const t = performance.now();
+    await this.procs.get("kube-apiserver")?.stop(STOP_GRACE_MS);
+    this.spawn("kube-apiserver", this.apiserverArgs);
+    await this.waitApiServerReady();
+    return Math.round(performance.now() - t);
+  }
+
+  private async waitApiServerReady(): Promise<void> {
+    await this.waitReady(
+      "kube-apiserver",
+      async () => {
+        const r = await httpGet(`${this.server}/readyz`, this.tls);
+        return r.status === 200 && r.body.trim() === "ok";
+      },
+      async () => (await httpGet(`${this.server}/api/v1/namespaces/default`, this.tls)).status === 200,
+    );
+  }
+
   /** Stops components in reverse start order (SIGTERM, SIGKILL after 10 s) and removes the temp root. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -202,15 +226,9 @@ export class ControlPlane {
     this.certs = await certsDone;
     this.tls = loadTlsClient({ ca: this.certs.caCert, cert: this.certs.adminCert, key: this.certs.adminKey });
 
-    this.spawn("kube-apiserver", apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }}));
-    await this.waitReady(
-      "kube-apiserver",
-      async () => {
-        const r = await httpGet(`${this.server}/readyz`, this.tls);
-        return r.status === 200 && r.body.trim() === "ok";
-      },
-      async () => (await httpGet(`${this.server}/api/v1/namespaces/default`, this.tls)).status === 200,
-    );
+    this.apiserverArgs = apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }});
+    this.spawn("kube-apiserver", this.apiserverArgs);
+    await this.waitApiServerReady();
     fs.writeFileSync(this.kubeconfigPath, kubeconfigYaml({ server: this.server, certs: this.certs }), { mode: 0o600 });
     this.kubeConfig = new KubeConfig();
     this.kubeConfig.loadFromFile(this.kubeconfigPath);
