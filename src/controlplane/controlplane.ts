@@ -71,6 +71,8 @@ export class ControlPlane {
   private stopping: Promise<void> | undefined;
   private provisioner: Provisioner | undefined;
   private apiserverArgs: string[] = [];
+  /** Processes stopped on purpose (restartApiServer), whose exit is not news. */
+  private readonly expectedExits = new Set<ManagedProcess>();
 
   private constructor(mode: Mode, binDir: string, rootDir: string, log: (line: string) => void) {
     this.mode = mode;
@@ -173,7 +175,9 @@ export class ControlPlane {
    */
   async restartApiServer(): Promise<number> {
     const t = performance.now();
-    await this.procs.get("kube-apiserver")?.stop(STOP_GRACE_MS);
+    const old = this.procs.get("kube-apiserver");
+    if (old) this.expectedExits.add(old);
+    await old?.stop(STOP_GRACE_MS);
     this.spawn("kube-apiserver", this.apiserverArgs);
     await this.waitApiServerReady();
     return Math.round(performance.now() - t);
@@ -297,7 +301,7 @@ export class ControlPlane {
     this.procs.set(name, p);
     recordPid(this.rootDir, p.pid);
     void p.exited.then((info) => {
-      if (!this.stopping && this.startupMs.total > 0) {
+      if (!this.stopping && this.startupMs.total > 0 && !this.expectedExits.has(p)) {
         this.log(`${name} exited unexpectedly (code ${info.code}, signal ${info.signal}):\n${p.outputTail(20)}`);
       }
     });
