@@ -6,7 +6,7 @@
  * tests/unit/crd-drift.test.ts keeps it and these types in sync. docs/play.md explains the flow.
  */
 import type { Phase } from "./constants.js";
-import type { Condition, ObjectMeta } from "./types.js";
+import type { Condition, ObjectMeta, ServiceTarget } from "./types.js";
 
 /** Agent roles of a Play; each names the roster agent that runs that stage. */
 export const PlayRoles = { implementation: "implementation", quality: "quality", testing: "testing" } as const;
@@ -70,14 +70,8 @@ export interface PlayStageEnv {
   testing?: Record<string, string>;
 }
 
-export interface PlaySpec {
-  service: string;
-  /** The repository the agents change; the task PRs are opened there. */
-  repositoryUrl: string;
-  docsRepositoryUrl: string;
-  docsProjectDirectory?: string;
-  docsBranch?: string;
-  workingDirectory?: string;
+/** `repositoryUrl` is the repository the agents change; the task PRs are opened there. */
+export interface PlaySpec extends ServiceTarget {
   /** Task ids, walked in order; each is merged before the next starts. */
   tasks: number[];
   agents?: PlayAgents;

@@ -58,14 +58,18 @@ export interface RunLimits {
   cancel?: boolean;
 }
 
-export interface CodeRunSpec extends RunLimits {
-  taskId: number;
+/** The service, repositories and directories a CodeRun (or a Play's stage runs) work on. */
+export interface ServiceTarget {
   service: string;
   repositoryUrl: string;
   docsRepositoryUrl: string;
   docsProjectDirectory?: string;
   docsBranch?: string;
   workingDirectory?: string;
+}
+
+export interface CodeRunSpec extends RunLimits, ServiceTarget {
+  taskId: number;
   model: string;
   githubUser?: string;
   githubApp?: string;
