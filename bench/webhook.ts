@@ -323,7 +323,11 @@ async function createRate() {
     const crds = join(repoRoot(), "infra/charts/orchestrator/crds/platform-crds.yaml");
     await execa(tools.kubectl, ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", crds]);
     await execa(tools.kubectl, ["--kubeconfig", cp.kubeconfigPath, "wait", "--for=condition=Established", "--timeout=60s", "crd/coderuns.orchestrator.platform"]);
-    const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+    // A KubeConfig of its own: the RunStore pools connections on the one it is given, and this
+    // reference must keep client-node's default (a new connection per call).
+    const plainKc = new KubeConfig();
+    plainKc.loadFromFile(cp.kubeconfigPath);
+    const custom = plainKc.makeApiClient(CustomObjectsApi);
     for (let i = 0; ; i++) {
       try {
         await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "default", plural: "coderuns" });

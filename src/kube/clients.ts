@@ -15,17 +15,25 @@ const POOLED = Symbol("orchestrator.pooled");
  * called per request), so no connection is ever reused: each call pays a TLS handshake and the
  * agents pile up until GC. Measured on the controller benchmark this cost more than half the
  * throughput and doubled peak RSS. This memoizes the dispatcher per cluster + credentials, so
- * requests share one keep-alive connection pool, as client-go does.
+ * every client made from this KubeConfig shares one keep-alive pool, as client-go does. The
+ * pool is renewed every few minutes so rotated client-certificate files are picked up; requests
+ * in flight on the old one finish first.
  */
-export function withConnectionPool(kc: KubeConfig): KubeConfig {
-  const k = kc as unknown as { [POOLED]?: boolean; createDispatcher: (cluster: { server?: string } | null, opts: { cert?: unknown; key?: unknown }) => unknown };
+export function withConnectionPool(kc: KubeConfig, maxAgeMs = 5 * 60_000): KubeConfig {
+  type Dispatcher = { close?: () => Promise<void> };
+  const k = kc as unknown as { [POOLED]?: boolean; createDispatcher: (cluster: { server?: string } | null, opts: { cert?: unknown; key?: unknown }) => Dispatcher | undefined };
   if (k[POOLED]) return kc;
   const original = k.createDispatcher.bind(kc);
-  const pool = new Map<string, unknown>();
+  const pool = new Map<string, { dispatcher: Dispatcher | undefined; since: number }>();
   k.createDispatcher = (cluster, opts) => {
     const key = `${cluster?.server ?? ""}|${String(opts?.cert ?? "")}|${String(opts?.key ?? "").length}`;
-    if (!pool.has(key)) pool.set(key, original(cluster, opts));
-    return pool.get(key);
+    const now = Date.now();
+    const hit = pool.get(key);
+    if (hit && now - hit.since <= maxAgeMs) return hit.dispatcher;
+    void hit?.dispatcher?.close?.().catch(() => undefined);
+    const fresh = { dispatcher: original(cluster, opts), since: now };
+    pool.set(key, fresh);
+    return fresh.dispatcher;
   };
   k[POOLED] = true;
   return kc;

@@ -22,6 +22,7 @@ import {
 } from "@kubernetes/client-node";
 import { GROUP, Plurals, VERSION } from "../api/constants.js";
 import type { AnyRun } from "../api/types.js";
+import { withConnectionPool } from "./clients.js";
 import type { TokenReviewer } from "../http/auth.js";
 import { RunStoreError, type JobLogOptions, type RunKind, type RunStore } from "../http/ports.js";
 
@@ -30,49 +31,18 @@ export interface KubeRunStoreOptions {
   namespace: string;
   /** Per-request timeout; a hung API server becomes Unavailable instead of a hung request. */
   requestTimeoutMs?: number;
-  /** Reuse one keep-alive connection pool (default true); false = client-node's default, a new connection per call. */
-  keepAlive?: boolean;
 }
 
 /**
- * client-node 2.0 gives every request a new undici Agent (KubeConfig.applySecurityAuthentication),
- * so no connection is ever reused and each call pays a TLS handshake on both ends. The first
- * dispatcher a client gets is kept and reused (keep-alive); it carries only the TLS settings of
- * the kubeconfig (credentials such as tokens go in headers, per request), and it is renewed every
- * few minutes so rotated client certificate files are picked up.
- */
-type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
-
-export class DispatcherCache {
-  private current: { dispatcher: Dispatcher; since: number } | undefined;
-  constructor(private readonly maxAgeMs = 5 * 60_000) {}
-
-  reuse(ctx: RequestContext): void {
-    const fresh = ctx.getDispatcher();
-    if (!fresh) return;
-    const now = Date.now();
-    if (!this.current || now - this.current.since > this.maxAgeMs) {
-      const old = this.current?.dispatcher;
-      this.current = { dispatcher: fresh, since: now };
-      // In-flight requests on the old one finish first.
-      void old?.close().catch(() => undefined);
-      return;
-    }
-    ctx.setDispatcher(this.current.dispatcher);
-  }
-}
-
-/**
- * Options for one call: a fresh timeout signal, the shared dispatcher, optionally extra headers.
+ * Options for one call: a fresh timeout signal, optionally extra headers.
  * The object-parameter API takes Observable middleware (the client's rxjs stub), not Promise
  * middleware.
  */
 type CallOptions = Parameters<CustomObjectsApi["getNamespacedCustomObject"]>[1];
-function callOptions(timeoutMs: number, dispatchers: DispatcherCache | undefined, headers: Record<string, string> = {}): CallOptions {
+function callOptions(timeoutMs: number, headers: Record<string, string> = {}): CallOptions {
   const middleware: ObservableMiddleware = {
     pre: (ctx: RequestContext) => {
       ctx.setSignal(AbortSignal.timeout(timeoutMs));
-      dispatchers?.reuse(ctx);
       for (const [k, v] of Object.entries(headers)) ctx.setHeaderParam(k, v);
       return new Observable(Promise.resolve(ctx));
     },
@@ -133,12 +103,12 @@ function newestPod(pods: V1Pod[]): V1Pod | undefined {
 
 /** Creates the Kubernetes-backed RunStore for one namespace. */
 export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
+  withConnectionPool(opts.kubeConfig);
   const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const log = new Log(opts.kubeConfig);
   const timeout = opts.requestTimeoutMs ?? 10_000;
   const namespace = opts.namespace;
-  const dispatchers = opts.keepAlive === false ? undefined : new DispatcherCache();
   const base = (kind: RunKind) => ({ group: GROUP, version: VERSION, namespace, plural: Plurals[kind] });
 
   return {
@@ -146,23 +116,23 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
     create: (run) =>
       wrap(async () => {
         const body = { ...run, metadata: { ...run.metadata, namespace } };
-        return (await custom.createNamespacedCustomObject({ ...base(run.kind), body }, callOptions(timeout, dispatchers))) as typeof run;
+        return (await custom.createNamespacedCustomObject({ ...base(run.kind), body }, callOptions(timeout))) as typeof run;
       }),
-    get: (kind, name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout, dispatchers))) as AnyRun),
+    get: (kind, name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
     list: (kind, labels = {}) =>
       wrap(async () => {
         const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || undefined;
-        const res = (await custom.listNamespacedCustomObject({ ...base(kind), labelSelector }, callOptions(timeout, dispatchers))) as { items?: AnyRun[] };
+        const res = (await custom.listNamespacedCustomObject({ ...base(kind), labelSelector }, callOptions(timeout))) as { items?: AnyRun[] };
         return (res.items ?? []).map((r) => ({ ...r, apiVersion: r.apiVersion ?? `${GROUP}/${VERSION}`, kind: r.kind ?? kind }) as AnyRun);
       }),
     patchSpec: (kind, name, patch) =>
-      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base(kind), name, body: { spec: patch } }, callOptions(timeout, dispatchers, { "Content-Type": "application/merge-patch+json" }))) as AnyRun),
-    openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout, dispatchers)),
+      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base(kind), name, body: { spec: patch } }, callOptions(timeout, { "Content-Type": "application/merge-patch+json" }))) as AnyRun),
+    openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout)),
   };
 }
 
-async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName: string, o: JobLogOptions, timeout: number, dispatchers: DispatcherCache | undefined): Promise<Readable> {
-  const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` }, callOptions(timeout, dispatchers));
+async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName: string, o: JobLogOptions, timeout: number): Promise<Readable> {
+  const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` }, callOptions(timeout));
   const pod = newestPod(pods.items);
   if (!pod?.metadata?.name) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
   const container = o.container ?? pod.spec?.containers[0]?.name;
@@ -191,12 +161,12 @@ async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName
 
 /** TokenReview adapter for createAuthenticator({ tokenReview }). */
 export function createKubeTokenReviewer(kubeConfig: KubeConfig, requestTimeoutMs = 5000): TokenReviewer {
+  withConnectionPool(kubeConfig);
   const auth = kubeConfig.makeApiClient(AuthenticationV1Api);
-  const dispatchers = new DispatcherCache();
   return {
     async review(token, audiences) {
       const body: V1TokenReview = { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, ...(audiences.length ? { audiences } : {}) } };
-      const res = await wrap(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs, dispatchers)));
+      const res = await wrap(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs)));
       return { authenticated: res.status?.authenticated === true, username: res.status?.user?.username, groups: res.status?.user?.groups, error: res.status?.error };
     },
   };
