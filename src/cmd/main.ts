@@ -22,7 +22,7 @@ import { createControllerKube } from "../kube/controller-kube.js";
 import { createPlayGitHub } from "../github/octokit.js";
 import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
-import { createPlayKube } from "../play/kube-adapter.js";
+import { createPlayKube } from "../kube/play-kube.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";

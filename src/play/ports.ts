@@ -1,6 +1,6 @@
 /**
  * What the Play controller needs from Kubernetes and GitHub, declared here by the consumer.
- * Adapters: src/play/kube-adapter.ts (Kubernetes) and src/github/octokit.ts (GitHub); tests use
+ * Adapters: src/kube/play-kube.ts (Kubernetes) and src/github/octokit.ts (GitHub); tests use
  * the real API server and the OpenAPI-checked GitHub test server.
  */
 import type { CodeRun, Play, PlayStatus } from "../api/index.js";

@@ -15,7 +15,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 import { PlayController } from "../../src/play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../../src/play/deliveries.js";
-import { createPlayKube } from "../../src/play/kube-adapter.js";
+import { createPlayKube } from "../../src/kube/play-kube.js";
 import type { PlayKube } from "../../src/play/ports.js";
 import { createAgentSecrets, startInProcessController } from "./controller-harness.js";
 import { createMemoryRunStore } from "./memory-run-store.js";

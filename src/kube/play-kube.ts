@@ -1,15 +1,14 @@
 /**
  * The Play controller's Kubernetes adapter (implements PlayKube with the controller's client-side
- * rate limit). It belongs with the other adapters in src/kube/; it lives here because src/kube is
- * maintained separately, and only this file of src/play imports the Kubernetes SDK.
+ * rate limit). Like every SDK adapter, it lives in src/kube/; src/play depends only on PlayKube.
  */
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { GROUP, PlayLabels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
-import type { KubeClients } from "../kube/clients.js";
-import { isAlreadyExists, isNotFound } from "../kube/errors.js";
-import { TokenBucket } from "../kube/rate-limit.js";
+import type { KubeClients } from "./clients.js";
+import { isAlreadyExists, isNotFound } from "./errors.js";
+import { TokenBucket } from "./rate-limit.js";
 import { sanitizeLabelValue } from "../manifests/names.js";
-import type { PlayKube } from "./ports.js";
+import type { PlayKube } from "../play/ports.js";
 
 const FIELD_MANAGER = "orchestrator-play-controller";
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
