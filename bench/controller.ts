@@ -16,12 +16,11 @@
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { GROUP, VERSION, type CodeRun } from "../src/api/index.js";
 import { parseConfig } from "../src/config/config.js";
-import { ControlPlane } from "../src/controlplane/index.js";
+import { ControlPlane, freePorts } from "../src/controlplane/index.js";
 import { makeClients } from "../src/kube/clients.js";
 import { createControllerKube } from "../src/kube/controller-kube.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
@@ -168,14 +167,6 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
   return summarize(n, t0, createdAt, obs.jobSeen, end);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -186,7 +177,7 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
   const kc = cp.kubeConfig;
   await prepareNamespace(kc, ns);
   const dir = mkdtempSync(join(tmpdir(), "bench-ctl-"));
-  const port = await freePort();
+  const port = (await freePorts(1))[0] as number;
   writeFileSync(join(dir, "config.yaml"), `${CONFIG_YAML}server: {host: 127.0.0.1, port: ${port}}\n`);
   const child = execa(process.execPath, [...NODE_FLAGS, "dist/cmd/main.js"], {
     env: { KUBECONFIG: cp.kubeconfigPath, ORCHESTRATOR_CONFIG: join(dir, "config.yaml"), KUBERNETES_NAMESPACE: ns, LOG_LEVEL: "warn", ORCHESTRATOR_API_TOKENS: "x" },

@@ -185,7 +185,6 @@ export class RunReconciler {
               reason: "JobCreated",
               message: jobCreatedMessage(started.jobName ?? "", attempt),
               attempts: attempt,
-              retryCount: attempt - 1,
               jobName: started.jobName,
               configmapName: configMapName(run, attempt),
               startTime: next.startTime ?? nowIso,

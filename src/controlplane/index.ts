@@ -3,3 +3,4 @@ export { ControlPlane, KWOK_NODE_NAME, kubeconfigYaml, readCRDs, type Component,
 export { ensureControlPlaneBinaries, ensureKubeTools, pinnedVersions, cacheRoot, repoRoot, type ControlPlaneBinaries, type KubeTools } from "./assets.js";
 export { KWOK_ENV, kwokStages, kwokConfigYaml, type KwokStageOptions } from "./kwok-stages.js";
 export { generateCerts, type ControlPlaneCerts } from "./certs.js";
+export { freePorts } from "./net.js";

@@ -2,9 +2,9 @@
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import { execa, type ResultPromise } from "execa";
+import { freePorts } from "../../src/controlplane/index.js";
 import { GROUP, VERSION, type AnyRun, type CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
 import { Controller } from "../../src/controller/controller.js";
@@ -41,21 +41,11 @@ export function startInProcessController(kc: KubeConfig, namespace: string, conf
   return { controller, config, started: controller.start() };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `src/cmd/main.ts` as a child process, exactly as the image runs the orchestrator. */
 export async function startControllerProcess(kubeconfigPath: string, namespace: string, configYaml = DEFAULT_TEST_CONFIG) {
   const dir = mkdtempSync(join(tmpdir(), "orchestrator-ctl-"));
-  const port = await freePort();
+  const port = (await freePorts(1))[0] as number;
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, `${configYaml}\nserver: {host: 127.0.0.1, port: ${port}}\n`);
   // The same Node as the tests (node_modules/.bin/tsx would pick whatever `node` is on PATH).
