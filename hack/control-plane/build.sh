@@ -17,7 +17,7 @@ die() { printf '[control-plane] ERROR: %s\n' "$*" >&2; exit 1; }
 cache_root="${ORCHESTRATOR_CACHE:-$HOME/.cache/orchestrator}"
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 out="$cache_root/control-plane/$key"
-bins=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok)
 
 have() { [[ -x "$out/$1" ]]; }
 
@@ -44,6 +44,19 @@ command -v go >/dev/null 2>&1 || die "missing binaries (${missing[*]}) and no Go
 Install Go >= 1.25 (https://go.dev/doc/install, or 'apt-get install golang-go' where it is new enough),
 or set KUBEBUILDER_ASSETS to a directory that contains: ${bins[*]}."
 
+# One build at a time per cache: a second caller (another test run, another checkout) waits for
+# the first, then finds the binaries cached instead of building into the same work directory.
+if [[ -z "${ORCHESTRATOR_BUILD_LOCKED:-}" ]]; then
+  mkdir -p "$cache_root"
+  exec 9>"$cache_root/.control-plane-build.lock"
+  if ! flock -n 9; then
+    log "another build of the control-plane binaries is running; waiting for it"
+    flock 9
+  fi
+  export ORCHESTRATOR_BUILD_LOCKED=1
+  exec bash "${BASH_SOURCE[0]}" "$@"
+fi
+
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$out"
 work="$cache_root/control-plane/work-$key"
@@ -59,7 +72,7 @@ timed() { # name cmd...
 
 needs() { for m in "${missing[@]}"; do [[ $m == "$1" ]] && return 0; done; return 1; }
 
-if needs kube-apiserver || needs kube-controller-manager || needs kube-scheduler; then
+if needs kube-apiserver || needs kube-controller-manager || needs kube-scheduler || needs kubelet || needs kube-proxy; then
   mod="$work/kubernetes"
   if [[ ! -f "$mod/.ready" ]]; then
     rm -rf "$mod"; mkdir -p "$mod"
@@ -88,6 +101,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
     (cd "$mod" && go get "k8s.io/kubernetes@${KUBERNETES_VERSION}" >&2 && go mod tidy -e >/dev/null 2>&1 || true)
@@ -100,7 +115,7 @@ GO
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=${KUBERNETES_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor} -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     needs "$b" || continue
     timed "$b" bash -c "cd '$mod' && go build -trimpath -ldflags '$ld' -o '$out/$b.tmp' k8s.io/kubernetes/cmd/$b && mv '$out/$b.tmp' '$out/$b'"
   done
