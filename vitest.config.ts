@@ -1,14 +1,21 @@
 import { defineConfig } from "vitest/config";
 
+/** The control-plane binaries and kube CLIs: only the projects that start a control plane wait for them. */
+const controlPlaneSetup = ["tests/support/global-setup.ts"];
+
 export default defineConfig({
   test: {
-    include: ["tests/**/*.test.ts"],
-    globalSetup: ["tests/support/global-setup.ts"],
     testTimeout: 120_000,
     hookTimeout: 180_000,
     // Integration tests start one control plane per file; two cores do not benefit from more workers.
     maxWorkers: 2,
     // The JSON report lets .ci/run print a plain "N passed, N failed" summary line.
     reporters: ["default", ["json", { outputFile: ".cache/vitest-report.json" }]],
+    // `vitest run` runs every project; `--project unit` is the fast inner loop (no servers, no build).
+    projects: [
+      { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"] } },
+      { extends: true, test: { name: "integration", include: ["tests/integration/**/*.test.ts"], globalSetup: controlPlaneSetup } },
+      { extends: true, test: { name: "e2e", include: ["tests/e2e/**/*.test.ts"], globalSetup: controlPlaneSetup } },
+    ],
   },
 });

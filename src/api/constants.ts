@@ -19,7 +19,10 @@ export type Phase = (typeof Phases)[keyof typeof Phases];
 
 export const TERMINAL_PHASES: readonly Phase[] = [Phases.Succeeded, Phases.Failed, Phases.Cancelled];
 
-/** Label keys put on every object the controller creates. Selectors use these. */
+/**
+ * Every label key the orchestrator writes or selects on: on the children of a run (Job,
+ * ConfigMap, Pod), on runs created by the intake and on a Play's stage CodeRuns.
+ */
 export const Labels = {
   app: "app",
   component: "component",
@@ -33,6 +36,16 @@ export const Labels = {
   githubUser: "github-user",
   contextVersion: "context-version",
   taskType: "task-type",
+  /**
+   * sha256(Idempotency-Key) (40 hex) on intake-created runs: the key itself may hold characters
+   * labels forbid; the label makes "was this key used before?" one selector query.
+   */
+  idempotencyKeyHash: "orchestrator.platform/idempotency-key-hash",
+  /** On a Play's stage CodeRuns: the Play (the Play's CodeRun informer selects on it). */
+  play: "orchestrator.platform/play",
+  /** On a Play's stage CodeRuns: the stage, and its iteration (implementation/remediation) or round (quality/testing). */
+  playStage: "orchestrator.platform/play-stage",
+  playIndex: "orchestrator.platform/play-index",
 } as const;
 
 export const APP_LABEL_VALUE = "orchestrator";
@@ -48,10 +61,29 @@ export const ConditionTypes = {
   ConfigError: "ConfigError",
 } as const;
 
-/** Annotation on a Play-created CodeRun naming its Play stage. */
+/** Every annotation key the orchestrator writes or reads. */
 export const Annotations = {
-  deliveryId: "orchestrator.platform/github-delivery",
+  /** Who asked for the run (authenticated principal or GitHub sender). */
   requestedBy: "orchestrator.platform/requested-by",
   idempotencyKey: "orchestrator.platform/idempotency-key",
+  /** Which intake created the object: `api` | `webhook`. */
+  source: "orchestrator.platform/source",
+  /** The run a retry was made from. */
+  retryOf: "orchestrator.platform/retry-of",
+  /** Webhook-created runs: the delivery, event, repository, issue/PR, its URL and the rule. */
+  deliveryId: "orchestrator.platform/github-delivery",
+  githubEvent: "orchestrator.platform/github-event",
+  githubRepository: "orchestrator.platform/github-repository",
+  githubIssue: "orchestrator.platform/github-issue",
+  githubUrl: "orchestrator.platform/github-url",
+  webhookRule: "orchestrator.platform/webhook-rule",
+  /** On stage CodeRuns: the roster agent; the CodeRun controller adds its system prompt and tools. */
+  agent: "orchestrator.platform/agent",
+  /** On stage CodeRuns: the Play stage. */
   playStage: "orchestrator.platform/play-stage",
+  /**
+   * On a Play: a "re-run stage" request from a check run's requested_action, written by the
+   * webhook intake as `{taskId}/{stage}/{deliveryId}` and handled once by the reconciler.
+   */
+  rerun: "orchestrator.platform/rerun",
 } as const;

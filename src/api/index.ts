@@ -2,3 +2,5 @@ export * from "./constants.js";
 export * from "./types.js";
 export * from "./runner-contract.js";
 export * from "./play.js";
+export * from "./reasons.js";
+export * from "./predicates.js";

@@ -26,26 +26,6 @@ export const PlayStages = {
 } as const;
 export type PlayStage = (typeof PlayStages)[keyof typeof PlayStages];
 
-/** Labels on every CodeRun a Play creates (the Play's CodeRun informer selects on `play`). */
-export const PlayLabels = {
-  play: "orchestrator.platform/play",
-  stage: "orchestrator.platform/play-stage",
-  taskId: "task-id",
-} as const;
-
-/** Annotations written by the Play controller. */
-export const PlayAnnotations = {
-  /** On stage CodeRuns: the roster agent; the CodeRun controller adds its system prompt and tools. */
-  agent: "orchestrator.platform/agent",
-  /** On stage CodeRuns: the Play stage. */
-  stage: "orchestrator.platform/play-stage",
-  /**
-   * On the Play: a "re-run stage" request from a check run's requested_action, written by the
-   * webhook intake as `{taskId}/{stage}/{deliveryId}` and handled once by the reconciler.
-   */
-  rerun: "orchestrator.platform/rerun",
-} as const;
-
 /** Condition types of a Play (besides Ready). */
 export const PlayConditionTypes = {
   Ready: "Ready",

@@ -20,6 +20,7 @@ import { buildApp, createAuthenticator } from "../http/app.js";
 import { makeClients, loadKubeConfig } from "../kube/clients.js";
 import { createControllerKube } from "../kube/controller-kube.js";
 import { createPlayGitHub } from "../github/octokit.js";
+import { createTaskReporter } from "../reporter/play-reporter.js";
 import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
@@ -80,11 +81,13 @@ async function main(): Promise<void> {
     ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
+  const playGitHub = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp } });
   const plays = config.controller.enabled && config.play.enabled
     ? new PlayController({
       clients,
       kube: createPlayKube(clients, config.controller),
-      github: createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp } }),
+      github: playGitHub,
+      reporter: createTaskReporter(playGitHub),
       config,
       logger,
       metrics,

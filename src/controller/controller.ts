@@ -3,7 +3,7 @@
  * the run reconciler. One bad object never stops the others: errors back off per key.
  */
 import type { KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
-import { GROUP, Kinds, Labels, MANAGED_BY, Phases, Plurals, VERSION, type AnyRun, type Kind } from "../api/index.js";
+import { GROUP, Kinds, Labels, MANAGED_BY, Phases, Plurals, VERSION, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import type { KubeClients } from "../kube/clients.js";
 import { ResilientInformer } from "../kube/informer.js";
@@ -11,7 +11,7 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ControllerCache, ControllerKube } from "./ports.js";
 import { WorkQueue } from "./queue.js";
-import { RunReconciler, isTerminal, runKey, type RenderFiles } from "./reconciler.js";
+import { RunReconciler, runKey, type RenderFiles } from "./reconciler.js";
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -183,7 +183,7 @@ export class Controller implements ControllerCache {
   /** A slot of the service may have freed: wake the runs waiting for it. */
   private enqueueServiceWaiters(namespace: string, service: string): void {
     for (const r of this.listRuns(Kinds.CodeRun, namespace)) {
-      if (r.kind === Kinds.CodeRun && r.spec.service === service && !isTerminal(r.status?.phase) && r.status?.phase !== Phases.Running) this.enqueueRun(r);
+      if (r.kind === Kinds.CodeRun && r.spec.service === service && !isTerminalPhase(r.status?.phase) && r.status?.phase !== Phases.Running) this.enqueueRun(r);
     }
   }
 

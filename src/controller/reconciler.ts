@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CoreV1Event, V1Job } from "@kubernetes/client-node";
-import { ConditionTypes, Labels, Phases, TERMINAL_PHASES, type AnyRun, type Kind, type Phase, type RunStatus, type CodeRunStatus } from "../api/index.js";
+import { ConditionTypes, Labels, Phases, isTerminalPhase, type AnyRun, type Kind, type Phase, type RunStatus, type CodeRunStatus } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import {
   buildJob, buildRunConfigMap, buildWorkspacePvc, computeLimits, computeRunParameters, configMapName,
@@ -58,10 +58,6 @@ function jobCreatedMessage(job: string, attempt: number): string {
   return `Job ${job} created; waiting for its pod (attempt ${attempt}).`;
 }
 
-export function isTerminal(phase: Phase | undefined): boolean {
-  return phase !== undefined && TERMINAL_PHASES.includes(phase);
-}
-
 export function runKey(kind: Kind, namespace: string, name: string): string {
   return `${kind}/${namespace}/${name}`;
 }
@@ -105,7 +101,7 @@ export class RunReconciler {
       if (phase === Phases.Succeeded) next.workCompleted = true;
     };
 
-    if (isTerminal(prev.phase)) {
+    if (isTerminalPhase(prev.phase)) {
       // A finished run stays finished, even when its Job is later deleted (TTL or by hand).
       if (prev.phase === Phases.Cancelled) await this.deleteActiveJobs(run, jobs);
     } else if (run.spec.cancel) {
@@ -218,7 +214,7 @@ export class RunReconciler {
     if (patch) {
       await this.deps.kube.patchRunStatus(run.kind, namespace, name, patch);
       log.info({ phase: next.phase, reason: next.reason, attempts: next.attempts }, "Updated run status");
-      if (isTerminal(next.phase) && !isTerminal(prev.phase) && next.startTime) {
+      if (isTerminalPhase(next.phase) && !isTerminalPhase(prev.phase) && next.startTime) {
         this.deps.metrics?.runDuration.observe({ kind: run.kind, phase: next.phase as string }, Math.max(0, (Date.parse(next.completionTime ?? nowIso) - Date.parse(next.startTime)) / 1000));
       }
     }
@@ -297,7 +293,7 @@ export class RunReconciler {
     const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
     const mine = created(run);
     const olderWaiting = runs.filter((r) => {
-      if (holders.has(r.metadata.name ?? "") || isTerminal(r.status?.phase) || r.spec.cancel || r.metadata.deletionTimestamp) return false;
+      if (holders.has(r.metadata.name ?? "") || isTerminalPhase(r.status?.phase) || r.spec.cancel || r.metadata.deletionTimestamp) return false;
       if (r.status?.nextRetryTime) return false; // in retry backoff: not contending now
       return created(r) < mine;
     });

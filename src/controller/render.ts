@@ -3,7 +3,7 @@
  * (annotation orchestrator.platform/agent, e.g. by a Play), that agent's system prompt and tool
  * permissions. Agent names resolve case-insensitively.
  */
-import type { AnyRun } from "../api/index.js";
+import { Annotations, type AnyRun } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import { findAgent } from "../config/agents.js";
 
@@ -11,11 +11,10 @@ export { findAgent };
 import { renderRunFiles, type Templates } from "../templates/index.js";
 import type { RenderFiles } from "./reconciler.js";
 
-export const AGENT_ANNOTATION = "orchestrator.platform/agent";
 
 export function makeRenderFiles(templates: Templates, config: Pick<Config, "agents" | "permissions">): RenderFiles {
   return (run: AnyRun, params) => {
-    const agent = findAgent(config, run.metadata.annotations?.[AGENT_ANNOTATION]);
+    const agent = findAgent(config, run.metadata.annotations?.[Annotations.agent]);
     return renderRunFiles(templates, {
       params,
       permissions: { allow: [...(agent?.tools.allow ?? config.permissions.allow)], deny: [...(agent?.tools.deny ?? config.permissions.deny)] },

@@ -13,8 +13,9 @@ import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener } from "..
 import type { PermissionChecker } from "../webhook/rules.js";
 import { API_DISABLED_MESSAGE, WWW_AUTHENTICATE, type Authenticator } from "./auth.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import { systemClock, type Clock, type RunStore } from "./ports.js";
-import { sendProblem } from "./problem.js";
+import type { RunStore } from "../intake/store.js";
+import { sendProblem } from "../intake/problem.js";
+import { systemClock, type Clock } from "./ports.js";
 import type { RouteContext } from "./routes/context.js";
 import { registerRunRoutes } from "./routes/runs.js";
 import { registerSubmitRoutes } from "./routes/submit.js";
@@ -141,7 +142,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
 export type { Authenticator, AuthResult, Principal, TokenReviewer } from "./auth.js";
 export { createAuthenticator } from "./auth.js";
-export type { Clock, JobLogOptions, RunKind, RunStore } from "./ports.js";
-export { RunStoreError, StoreErrorReasons } from "./ports.js";
+export type { Clock } from "./ports.js";
+export type { JobLogOptions, RunKind, RunStore } from "../intake/store.js";
+export { RunStoreError, StoreErrorReasons } from "../intake/store.js";
 export type { ReadinessCheck } from "./routes/system.js";
 export { WebhookConfigError, type PermissionChecker } from "../webhook/rules.js";

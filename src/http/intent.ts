@@ -5,24 +5,16 @@
 import { createHash } from "node:crypto";
 import { API_VERSION, APP_LABEL_VALUE, Annotations, Kinds, Labels } from "../api/constants.js";
 import type { AnyRun, CodeRun, CodeRunSpec, DocsRun, DocsRunSpec } from "../api/types.js";
+import { codeRunLabels, labelValue } from "../intake/labels.js";
 import type { CodeRequest, DocsRequest } from "./schemas.js";
 
-/** Annotation naming the run a retry was made from. */
-export const RETRY_OF_ANNOTATION = "orchestrator.platform/retry-of";
-/** Annotation saying which intake created the object: api | webhook. */
-export const SOURCE_ANNOTATION = "orchestrator.platform/source";
-/**
- * Label holding sha256(Idempotency-Key) (40 hex): the key itself may hold characters labels
- * forbid; the label makes "was this key used before?" one selector query that survives restarts.
- */
-export const IDEMPOTENCY_LABEL = "orchestrator.platform/idempotency-key-hash";
-
+/** The value of the idempotency-key-hash label for one Idempotency-Key. */
 export function idempotencyLabelValue(key: string): string {
   return sha256Hex(key).slice(0, 40);
 }
 
 function keyLabel(ctx: IntentContext): Record<string, string> {
-  return ctx.idempotencyKey === undefined ? {} : { [IDEMPOTENCY_LABEL]: idempotencyLabelValue(ctx.idempotencyKey) };
+  return ctx.idempotencyKey === undefined ? {} : { [Labels.idempotencyKeyHash]: idempotencyLabelValue(ctx.idempotencyKey) };
 }
 
 export interface IntentContext {
@@ -43,13 +35,6 @@ export function sha256Hex(s: string): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
-/** A label value Kubernetes accepts, or undefined (e.g. a user name with characters labels forbid). */
-export function labelValue(v: string | number | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  const s = String(v);
-  return /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(s) && s.length <= 63 ? s : undefined;
-}
-
 function compact<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
@@ -68,19 +53,8 @@ function annotations(ctx: IntentContext, extra: Record<string, string> = {}): Re
   return compact({
     [Annotations.requestedBy]: ctx.requestedBy,
     [Annotations.idempotencyKey]: ctx.idempotencyKey,
-    [SOURCE_ANNOTATION]: "api",
+    [Annotations.source]: "api",
     ...extra,
-  }) as Record<string, string>;
-}
-
-/** Labels every CodeRun gets; the controller and GET /api/v1/runs select on them. */
-export function codeRunLabels(spec: Pick<CodeRunSpec, "service" | "taskId" | "contextVersion" | "githubUser" | "githubApp">): Record<string, string> {
-  return compact({
-    [Labels.app]: APP_LABEL_VALUE,
-    [Labels.service]: spec.service,
-    [Labels.taskId]: String(spec.taskId),
-    [Labels.contextVersion]: String(spec.contextVersion ?? 1),
-    [Labels.githubUser]: labelValue(spec.githubUser ?? spec.githubApp),
   }) as Record<string, string>;
 }
 
@@ -154,7 +128,7 @@ export function buildDocsRunFromRequest(req: DocsRequest, ctx: IntentContext): D
  * server as AlreadyExists instead of starting two runs.
  */
 export function buildRetryRun(source: AnyRun, opts: { contextVersion: number; promptModification?: string }, ctx: IntentContext): AnyRun {
-  const retryOf = { [RETRY_OF_ANNOTATION]: source.metadata.name ?? "" };
+  const retryOf = { [Annotations.retryOf]: source.metadata.name ?? "" };
   if (source.kind === Kinds.CodeRun) {
     const rest = { ...source.spec };
     delete rest.cancel;
@@ -186,7 +160,7 @@ export function buildRetryRun(source: AnyRun, opts: { contextVersion: number; pr
     metadata: {
       name: `docs-gen-r${sha256Hex(`retry\0${attempt}`).slice(0, 10)}`,
       namespace: ctx.namespace,
-      labels: { ...Object.fromEntries(Object.entries(source.metadata.labels ?? {}).filter(([k]) => k !== IDEMPOTENCY_LABEL)), ...keyLabel(ctx) },
+      labels: { ...Object.fromEntries(Object.entries(source.metadata.labels ?? {}).filter(([k]) => k !== Labels.idempotencyKeyHash)), ...keyLabel(ctx) },
       annotations: annotations(ctx, retryOf),
     },
     spec: rest,

@@ -3,7 +3,7 @@
  * rate limit). Like every SDK adapter, it lives in src/kube/; src/play depends only on PlayKube.
  */
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { GROUP, PlayLabels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
+import { GROUP, Labels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
 import type { KubeClients } from "./clients.js";
 import { isAlreadyExists, isNotFound } from "./errors.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -32,7 +32,7 @@ export function createPlayKube(clients: KubeClients, limits: { qps: number; burs
       }
     },
     async listPlayRuns(namespace, play) {
-      const res = (await call(() => custom.listNamespacedCustomObject({ ...coderuns, namespace, labelSelector: `${PlayLabels.play}=${sanitizeLabelValue(play)}` }))) as { items: CodeRun[] };
+      const res = (await call(() => custom.listNamespacedCustomObject({ ...coderuns, namespace, labelSelector: `${Labels.play}=${sanitizeLabelValue(play)}` }))) as { items: CodeRun[] };
       return res.items;
     },
     async createRun(run) {

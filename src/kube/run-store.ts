@@ -1,5 +1,5 @@
 /**
- * The RunStore (src/http/ports.ts) over @kubernetes/client-node: CodeRuns/DocsRuns through
+ * The RunStore (src/intake/store.ts) over @kubernetes/client-node: CodeRuns/DocsRuns through
  * CustomObjectsApi, Job pod logs through CoreV1Api + Log. Also the TokenReview adapter for API
  * authentication. Every API outcome becomes a RunStoreError:
  *   409 → AlreadyExists, 404 → NotFound, 400/422 → Invalid (with the API server's causes),
@@ -24,7 +24,7 @@ import { GROUP, Plurals, VERSION } from "../api/constants.js";
 import type { AnyRun } from "../api/types.js";
 import { withConnectionPool } from "./clients.js";
 import type { TokenReviewer } from "../http/auth.js";
-import { RunStoreError, type JobLogOptions, type RunKind, type RunStore } from "../http/ports.js";
+import { RunStoreError, type JobLogOptions, type RunKind, type RunStore } from "../intake/store.js";
 
 export interface KubeRunStoreOptions {
   kubeConfig: KubeConfig;

@@ -6,7 +6,7 @@
  * GitHub for every active Play so a delivery that never arrived only delays work.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { GROUP, PlayAnnotations, PlayLabels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
+import { Annotations, GROUP, Labels, Plurals, VERSION, type CodeRun, type Play } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import { WorkQueue } from "../controller/queue.js";
 import type { KubeClients } from "../kube/clients.js";
@@ -14,10 +14,9 @@ import { statusCode } from "../kube/errors.js";
 import { ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { ReporterGitHub } from "../reporter/play-reporter.js";
 import { deliveryRefs, playMatches } from "./deliveries.js";
 import { playKey } from "./names.js";
-import type { PlayGitHubReader, PlayKube } from "./ports.js";
+import type { PlayGitHubReader, PlayKube, TaskReporter } from "./ports.js";
 import { PlayReconciler } from "./reconciler.js";
 import { stageOfRun } from "./runs.js";
 import { compilePlaySettings } from "./settings.js";
@@ -25,7 +24,9 @@ import { compilePlaySettings } from "./settings.js";
 export interface PlayControllerOptions {
   clients: KubeClients;
   kube: PlayKube;
-  github: PlayGitHubReader & ReporterGitHub;
+  github: PlayGitHubReader;
+  /** Writes check runs and progress comments (src/reporter). */
+  reporter: TaskReporter;
   config: Config;
   logger: Logger;
   metrics: Metrics;
@@ -69,7 +70,7 @@ export class PlayController {
       if (this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp])) this.enqueuePlay(p);
     });
     this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
-    const selector = PlayLabels.play;
+    const selector = Labels.play;
     this.runs = new ResilientInformer<CodeRun & KubernetesObject>(
       clients.kc,
       `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${Plurals.CodeRun}`,
@@ -89,7 +90,7 @@ export class PlayController {
       this.fingerprints.delete(`run/${r.metadata?.name}`);
       this.enqueueOwner(r);
     });
-    this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
+    this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, reporter: opts.reporter, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
   }
 
   /**
@@ -179,12 +180,12 @@ export class PlayController {
   private async requestRerun(play: string, run: string, delivery: string): Promise<void> {
     const cr = this.runs.get(run, this.ns);
     const stage = cr ? stageOfRun(cr) : undefined;
-    if (!cr || !stage || cr.metadata.labels?.[PlayLabels.play] === undefined) {
+    if (!cr || !stage || cr.metadata.labels?.[Labels.play] === undefined) {
       this.log.info({ play, run }, "Ignored re-run request for an unknown stage run");
       return;
     }
     const value = `${cr.spec.taskId}/${stage.stage}/${delivery}`;
-    await this.opts.kube.annotatePlay(this.ns, play, { [PlayAnnotations.rerun]: value });
+    await this.opts.kube.annotatePlay(this.ns, play, { [Annotations.rerun]: value });
     this.log.info({ play, run, stage: stage.stage, task: cr.spec.taskId }, "Recorded re-run request on Play");
   }
 

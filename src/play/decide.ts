@@ -14,12 +14,12 @@
  * The status only remembers what GitHub cannot tell: the task index, the remediation iteration,
  * the QA round and feedback watermarks (see PlayTaskState).
  */
-import { ConditionTypes, PlayAnnotations, Phases, type CodeRun, type Phase, type Play, type PlayHistoryEntry, type PlayStage, type PlayStatus, type PlayTaskState } from "../api/index.js";
+import { Annotations, ConditionTypes, Phases, isActive, isTerminalPhase, type CodeRun, type Phase, type Play, type PlayHistoryEntry, type PlayStage, type PlayStatus, type PlayTaskState } from "../api/index.js";
 import { setCondition } from "../controller/status.js";
 import { buildRemediationPrompt, collectFeedback, FeedbackTypes, initialWatermarks, type FeedbackItem } from "./feedback.js";
 import { progressMarker, repoOf, stageRunName, type RunStage } from "./names.js";
 import type { CommitInfo, PullState, ReviewInfo, TaskSnapshot } from "./ports.js";
-import { buildStageRun, isActiveRun, roleOf, stageOfRun } from "./runs.js";
+import { buildStageRun, roleOf, stageOfRun } from "./runs.js";
 import { resolvePlayAgents, type PlaySettings, type ResolvedAgents } from "./settings.js";
 
 export type PlayAction =
@@ -98,10 +98,6 @@ export function currentTask(play: Play): { index: number; taskId: number } | und
   return taskId === undefined ? undefined : { index, taskId };
 }
 
-function isTerminalPhase(phase: Phase | undefined): boolean {
-  return phase === Phases.Succeeded || phase === Phases.Failed || phase === Phases.Cancelled;
-}
-
 /** Whether a pass needs GitHub: active Plays always; stopped ones until their check runs are final. */
 export function needsGitHub(play: Play, runs: CodeRun[]): boolean {
   const st = play.status;
@@ -109,7 +105,7 @@ export function needsGitHub(play: Play, runs: CodeRun[]): boolean {
   if (st?.phase === Phases.Failed && st.observedGeneration !== play.metadata.generation) return true;
   if (st?.phase === Phases.Succeeded) return false;
   const task = st?.currentTask;
-  return (st?.reported?.checkRuns ?? []).some((c) => !c.state.startsWith("completed")) || runs.some((r) => r.spec.taskId === task && isActiveRun(r));
+  return (st?.reported?.checkRuns ?? []).some((c) => !c.state.startsWith("completed")) || runs.some((r) => r.spec.taskId === task && isActive(r));
 }
 
 /** History: merged tasks (remembered) plus every finished stage run (recomputed from the runs). */
@@ -123,7 +119,7 @@ export function buildHistory(prev: PlayHistoryEntry[] | undefined, runs: CodeRun
     fromRuns.push({
       taskId: r.spec.taskId,
       stage: s.stage,
-      agent: r.metadata.annotations?.[PlayAnnotations.agent],
+      agent: r.metadata.annotations?.[Annotations.agent],
       run: r.metadata.name,
       iteration: s.index,
       outcome: phase,
@@ -159,7 +155,7 @@ export function qualityLabelled(s: TaskSnapshot, label: string, login: string): 
 
 /** A pending "re-run stage" request on the Play (from a check run's requested_action). */
 export function parseRerun(play: Play): { taskId: number; stage: string; nonce: string; value: string } | undefined {
-  const value = play.metadata.annotations?.[PlayAnnotations.rerun];
+  const value = play.metadata.annotations?.[Annotations.rerun];
   const m = /^([0-9]+)\/([a-z]+)\/(.+)$/.exec(value ?? "");
   return m ? { taskId: Number(m[1]), stage: m[2]!, nonce: m[3]!, value: value! } : undefined;
 }
@@ -175,7 +171,7 @@ export function decidePlay(input: DecideInput): Decision {
   let st: PlayStatus = { ...prev, observedGeneration: generation, startTime: prev.startTime ?? now, history: buildHistory(prev.history, runs) };
   const actions: PlayAction[] = [];
   const cancel = (list: CodeRun[]) => {
-    for (const r of list) if (isActiveRun(r) && !r.spec.cancel) actions.push({ type: "cancelRun", name: r.metadata.name ?? "" });
+    for (const r of list) if (isActive(r) && !r.spec.cancel) actions.push({ type: "cancelRun", name: r.metadata.name ?? "" });
   };
   const setReady = (status: "True" | "False", reason: string, message: string) => {
     st.conditions = setCondition(st.conditions ?? [], { type: ConditionTypes.Ready, status, reason, message, observedGeneration: generation }, now);
@@ -279,7 +275,7 @@ export function decidePlay(input: DecideInput): Decision {
     if (!implRun) {
       create(implStage, iteration);
       wait("StageStarted", `Started ${implStage} of task ${taskId} by ${agents.implementation.name} (${implName}).`);
-    } else if (isActiveRun(implRun)) {
+    } else if (isActive(implRun)) {
       wait("AgentRunning", `${agents.implementation.name} is implementing task ${taskId} (${implName}).`);
     } else if (implRun.status?.phase !== Phases.Succeeded) {
       finish(Phases.Failed, "ImplementationFailed", `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`);
@@ -300,7 +296,7 @@ export function decidePlay(input: DecideInput): Decision {
     wait("PullRequestClosed", `PR #${pull.number} was closed without merging; reopen it to continue, or cancel the Play.`);
     return done();
   }
-  if (implRun && isActiveRun(implRun)) {
+  if (implRun && isActive(implRun)) {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
     wait("AgentRunning", `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`);
     return done();
@@ -387,14 +383,14 @@ export function decidePlay(input: DecideInput): Decision {
   st = { ...st, stage, agent: agent.name, activeRun: runName };
   if (!run) {
     // One agent at a time in the service's workspace: wait for runs still finishing (or being cancelled).
-    const busy = taskRuns.filter((r) => isActiveRun(r) && r.metadata.name !== runName).map((r) => r.metadata.name);
+    const busy = taskRuns.filter((r) => isActive(r) && r.metadata.name !== runName).map((r) => r.metadata.name);
     if (busy.length > 0) {
       wait("WaitingForRun", `Waiting for ${busy.join(", ")} to finish before starting ${stage} (${runName}).`);
     } else {
       create(stage, ts.round);
       wait("StageStarted", `Started ${stage} of task ${taskId} by ${agent.name} (${runName}).`);
     }
-  } else if (isActiveRun(run)) {
+  } else if (isActive(run)) {
     wait("AgentRunning", `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
   } else {
     const missing = stage === "quality" ? `the ${readyLabel} label from ${agent.name}` : `an approving review of ${head.slice(0, 7)} from ${agent.name}`;
@@ -413,7 +409,7 @@ function describeItems(items: FeedbackItem[]): string {
 function checkOf(run: CodeRun, s: { stage: RunStage; index: number }, round: number, signals: { qualityPassed: boolean; testingPassed: boolean }, merged: boolean): { check: CheckState; note: string } {
   const phase = run.status?.phase;
   // The merge pass is the task's last report: a run still going there is being cancelled.
-  const active = isActiveRun(run) && !merged;
+  const active = isActive(run) && !merged;
   if (s.stage === "implementation" || s.stage === "remediation") {
     if (phase === Phases.Succeeded) return { check: "completed:success", note: "The agent finished and pushed its work." };
     if (phase === Phases.Failed) return { check: "completed:failure", note: `The run failed${run.status?.message ? `: ${run.status.message}` : ""}.` };
@@ -423,7 +419,7 @@ function checkOf(run: CodeRun, s: { stage: RunStage; index: number }, round: num
   if (s.index < round) return { check: "completed:cancelled", note: "Superseded: new commits from the implementation agent (or a re-run) restarted this stage." };
   const passed = s.stage === "quality" ? signals.qualityPassed : signals.testingPassed;
   if (passed) return { check: "completed:success", note: s.stage === "quality" ? "The quality agent marked the PR ready for QA." : "The testing agent approved the PR." };
-  if (phase === Phases.Cancelled || (merged && isActiveRun(run))) return { check: "completed:cancelled", note: "The run was cancelled." };
+  if (phase === Phases.Cancelled || (merged && isActive(run))) return { check: "completed:cancelled", note: "The run was cancelled." };
   if (active) return { check: "in_progress", note: "The agent is working." };
   return { check: "completed:failure", note: s.stage === "quality" ? "The quality agent finished without marking the PR ready for QA." : "The testing agent finished without approving the PR." };
 }
@@ -439,7 +435,7 @@ function buildView(play: Play, st: PlayStatus, task: { index: number; taskId: nu
       name: r.metadata.name ?? "",
       stage: s.stage,
       index: s.index,
-      agent: r.metadata.annotations?.[PlayAnnotations.agent],
+      agent: r.metadata.annotations?.[Annotations.agent],
       phase: r.status?.phase,
       message: r.status?.message,
       startedAt: r.status?.startTime ?? r.metadata.creationTimestamp,

@@ -7,9 +7,8 @@
  * its current task (label task-N, branch …task-N…), a commit it is tracking (head SHA), or one
  * of its check runs (external_id).
  */
-import { Phases, type Play } from "../api/index.js";
-import { parseExternalId, repoKey, repoOf } from "./names.js";
-import { RERUN_ACTION } from "../reporter/progress.js";
+import { isActive, type Play } from "../api/index.js";
+import { RERUN_ACTION, parseExternalId, repoKey, repoOf } from "./names.js";
 
 /** Events that can concern a Play (the webhook receiver parses only these when no rule wants them). */
 export const PLAY_DELIVERY_EVENTS: readonly string[] = [
@@ -82,13 +81,8 @@ export function deliveryRefs(event: string, payload: unknown): DeliveryRefs {
   return refs;
 }
 
-/** Plays that wait on GitHub: running, or stopped but resumable by a spec change are not woken. */
-function isActive(play: Play): boolean {
-  const phase = play.status?.phase;
-  return phase !== Phases.Succeeded && phase !== Phases.Failed && phase !== Phases.Cancelled;
-}
-
 export function playMatches(play: Play, refs: DeliveryRefs): boolean {
+  // Only active Plays wait on GitHub; stopped ones (even if resumable by a spec change) are not woken.
   if (!isActive(play) || !refs.repo) return false;
   const repo = repoOf(play.spec.repositoryUrl);
   if (!repo || repoKey(repo) !== refs.repo) return false;

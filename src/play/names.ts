@@ -55,6 +55,9 @@ export function taskLabel(taskId: number): string {
 }
 
 /** Check runs made by this Play carry external_id `play:{namespace}/{play}:{run}`. */
+/** The requested_action identifier of a check run's "Re-run stage" button. */
+export const RERUN_ACTION = "rerun";
+
 export const EXTERNAL_ID_PREFIX = "play:";
 
 export function checkRunExternalId(namespace: string, play: string, run: string): string {

@@ -3,7 +3,9 @@
  * Adapters: src/kube/play-kube.ts (Kubernetes) and src/github/octokit.ts (GitHub); tests use
  * the real API server and the OpenAPI-checked GitHub test server.
  */
-import type { CodeRun, Play, PlayStatus } from "../api/index.js";
+import type { CodeRun, Play, PlayReported, PlayStatus } from "../api/index.js";
+import type { Logger } from "../observability/logger.js";
+import type { TaskView } from "./decide.js";
 
 export interface PlayKube {
   /** A live read (not the cache): the reconciler must see its own last status write. */
@@ -114,6 +116,34 @@ export interface TaskSnapshot {
   labelEvents: LabelEventInfo[];
   /** Check runs on the PR's head commit. */
   checkRuns: CheckRunInfo[];
+}
+
+/** Where a Play's reports link to. */
+export interface ReportTarget {
+  namespace: string;
+  play: string;
+  /** External URL of the orchestrator (config play.publicUrl); empty = no log links. */
+  publicUrl: string;
+}
+
+/** One pass's report of the current task: the decision's view and what was reported before. */
+export interface TaskReport {
+  repo: RepoRef;
+  view: TaskView;
+  snapshot: TaskSnapshot;
+  reported: PlayReported;
+  target: ReportTarget;
+  /** Other commits a check run of this task may sit on (earlier heads known to status). */
+  knownShas: string[];
+  log: Logger;
+}
+
+/**
+ * Writes a task's progress to GitHub (src/reporter). Injected, so the Play controller decides
+ * and the reporter alone writes check runs and comments.
+ */
+export interface TaskReporter {
+  reportTask(report: TaskReport): Promise<{ reported: PlayReported; errors: string[] }>;
 }
 
 export type { PlayStatus };

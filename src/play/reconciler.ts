@@ -5,19 +5,19 @@
  * with the Play's resourceVersion as a precondition. Every step is idempotent: deterministic run
  * names, AlreadyExists/NotFound as success, and the reporter's read-before-write bookkeeping.
  */
-import { PlayConditionTypes, type PlayStatus } from "../api/index.js";
+import { Labels, PlayConditionTypes, type PlayStatus } from "../api/index.js";
 import { setCondition } from "../controller/status.js";
 import type { Logger } from "../observability/logger.js";
-import { reportTask, type ReporterGitHub } from "../reporter/play-reporter.js";
 import { currentTask, decidePlay, needsGitHub, type PlayAction } from "./decide.js";
 import { repoOf } from "./names.js";
-import type { PlayGitHubReader, PlayKube, RepoRef, TaskSnapshot } from "./ports.js";
+import type { PlayGitHubReader, PlayKube, RepoRef, TaskReporter, TaskSnapshot } from "./ports.js";
 import type { PlaySettings } from "./settings.js";
 import { readTaskSnapshot } from "./snapshot.js";
 
 export interface PlayReconcilerDeps {
   kube: PlayKube;
-  github: PlayGitHubReader & ReporterGitHub;
+  github: PlayGitHubReader;
+  reporter: TaskReporter;
   settings: PlaySettings;
   logger: Logger;
   now?: () => number;
@@ -83,8 +83,7 @@ export class PlayReconciler {
     const view = decision.view;
     if (view && snapshot && repo) {
       const sameTask = view.taskId === prev.currentTask;
-      const result = await reportTask({
-        gh: github,
+      const result = await this.deps.reporter.reportTask({
         repo,
         view,
         snapshot,
@@ -113,7 +112,7 @@ export class PlayReconciler {
     switch (action.type) {
       case "createRun":
         await this.deps.kube.createRun(action.run);
-        log.info({ coderun: action.run.metadata.name, stage: action.run.metadata.labels?.["orchestrator.platform/play-stage"], task: action.run.spec.taskId }, "Created stage CodeRun");
+        log.info({ coderun: action.run.metadata.name, stage: action.run.metadata.labels?.[Labels.playStage], task: action.run.spec.taskId }, "Created stage CodeRun");
         return;
       case "cancelRun":
         await this.deps.kube.cancelRun(namespace, action.name);

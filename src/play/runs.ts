@@ -4,14 +4,11 @@
  * prompt and tool permissions; the owner reference makes the runs go with the Play. All stages
  * of a task use the same taskId, hence the same branch and PR, and the same service workspace.
  */
-import { API_VERSION, PlayAnnotations, PlayLabels, Phases, TERMINAL_PHASES, type CodeRun, type Play, type PlayRole } from "../api/index.js";
+import { API_VERSION, Annotations, Labels, type CodeRun, type Play, type PlayRole } from "../api/index.js";
 import { sanitizeLabelValue } from "../manifests/names.js";
 import { stageRunName, type RunStage } from "./names.js";
 import type { PullState } from "./ports.js";
 import type { ResolvedAgent } from "./settings.js";
-
-/** Label with the iteration (implementation/remediation) or round (quality/testing) of a stage run. */
-export const INDEX_LABEL = "orchestrator.platform/play-index";
 
 export function roleOf(stage: RunStage): PlayRole {
   return stage === "remediation" ? "implementation" : stage;
@@ -78,12 +75,12 @@ export function buildStageRun(input: StageRunInput): CodeRun {
       name,
       namespace: play.metadata.namespace,
       labels: {
-        [PlayLabels.play]: sanitizeLabelValue(play.metadata.name ?? ""),
-        [PlayLabels.taskId]: String(taskId),
-        [PlayLabels.stage]: stage,
-        [INDEX_LABEL]: String(index),
+        [Labels.play]: sanitizeLabelValue(play.metadata.name ?? ""),
+        [Labels.taskId]: String(taskId),
+        [Labels.playStage]: stage,
+        [Labels.playIndex]: String(index),
       },
-      annotations: { [PlayAnnotations.agent]: agent.name, [PlayAnnotations.stage]: stage },
+      annotations: { [Annotations.agent]: agent.name, [Annotations.playStage]: stage },
       ownerReferences: [{ apiVersion: API_VERSION, kind: "Play", name: play.metadata.name ?? "", uid: play.metadata.uid ?? "", controller: true, blockOwnerDeletion: true }],
     },
     spec: {
@@ -106,18 +103,8 @@ export function buildStageRun(input: StageRunInput): CodeRun {
 
 /** Stage and index of a run this Play made (from its labels). */
 export function stageOfRun(run: CodeRun): { stage: RunStage; index: number } | undefined {
-  const stage = run.metadata.labels?.[PlayLabels.stage];
-  const index = Number(run.metadata.labels?.[INDEX_LABEL]);
+  const stage = run.metadata.labels?.[Labels.playStage];
+  const index = Number(run.metadata.labels?.[Labels.playIndex]);
   if (stage !== "implementation" && stage !== "remediation" && stage !== "quality" && stage !== "testing") return undefined;
   return { stage, index: Number.isInteger(index) ? index : 0 };
-}
-
-/** Not finished yet (a run with spec.cancel still holds the workspace until its Job is gone). */
-export function isActiveRun(run: CodeRun): boolean {
-  const phase = run.status?.phase;
-  return phase === undefined || !TERMINAL_PHASES.includes(phase);
-}
-
-export function isSucceeded(run: CodeRun): boolean {
-  return run.status?.phase === Phases.Succeeded;
 }

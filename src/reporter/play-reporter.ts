@@ -12,11 +12,9 @@
  * written to status after the GitHub write, in the same pass. A completed check run is final.
  */
 import type { PlayCheckRunRecord, PlayReported } from "../api/index.js";
-import type { Logger } from "../observability/logger.js";
-import type { TaskView } from "../play/decide.js";
 import { progressMarker } from "../play/names.js";
-import type { CheckRunInfo, CommentInfo, RepoRef, TaskSnapshot } from "../play/ports.js";
-import { buildCheckRun, buildProgressComment, digestOf, type CheckRunContent, type ReportTarget } from "./progress.js";
+import type { CheckRunInfo, CommentInfo, RepoRef, TaskReport, TaskReporter } from "../play/ports.js";
+import { buildCheckRun, buildProgressComment, digestOf, type CheckRunContent } from "./progress.js";
 
 /** The GitHub calls the reporter makes (one REST call each). */
 export interface ReporterGitHub {
@@ -35,16 +33,8 @@ export function checkStateOf(c: Pick<CheckRunInfo, "status" | "conclusion">): st
 
 const normalize = (s: string) => s.replace(/\r\n/g, "\n").trim();
 
-export interface ReportInput {
+export interface ReportInput extends TaskReport {
   gh: ReporterGitHub;
-  repo: RepoRef;
-  view: TaskView;
-  snapshot: TaskSnapshot;
-  reported: PlayReported;
-  target: ReportTarget;
-  /** Other commits a check run of this task may sit on (earlier heads known to status). */
-  knownShas: string[];
-  log: Logger;
 }
 
 export interface ReportResult {
@@ -52,6 +42,11 @@ export interface ReportResult {
   /** Writes that failed; they are tried again on the next pass. */
   errors: string[];
   writes: number;
+}
+
+/** The Play controller's TaskReporter port over one GitHub adapter. */
+export function createTaskReporter(gh: ReporterGitHub): TaskReporter {
+  return { reportTask: (report) => reportTask({ ...report, gh }) };
 }
 
 export async function reportTask(input: ReportInput): Promise<ReportResult> {

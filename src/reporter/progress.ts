@@ -5,14 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import type { CheckState, StageRunView, TaskView } from "../play/decide.js";
-import { checkRunExternalId, progressMarker } from "../play/names.js";
-
-export interface ReportTarget {
-  namespace: string;
-  play: string;
-  /** External URL of the orchestrator (config play.publicUrl); empty = no log links. */
-  publicUrl: string;
-}
+import { RERUN_ACTION, checkRunExternalId, progressMarker } from "../play/names.js";
+import type { ReportTarget } from "../play/ports.js";
 
 export interface CheckRunContent {
   name: string;
@@ -26,9 +20,6 @@ export interface CheckRunContent {
   summary: string;
   actions: { label: string; description: string; identifier: string }[];
 }
-
-/** The requested_action identifier of the "Re-run stage" button. */
-export const RERUN_ACTION = "rerun";
 
 const STAGE_LABEL: Record<string, string> = {
   implementation: "implementation",

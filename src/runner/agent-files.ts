@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import { TaskFileKeys, type RunParameters } from "../api/runner-contract.js";
-import { Reasons, RunnerError } from "./errors.js";
+import { Reasons } from "../api/reasons.js";
+import { RunnerError } from "./errors.js";
 import type { Git } from "./git.js";
 import type { Layout } from "./layout.js";
 

@@ -5,7 +5,8 @@
  */
 import { Octokit } from "@octokit/rest";
 import type { Logger } from "pino";
-import { Reasons, RunnerError } from "./errors.js";
+import { Reasons } from "../api/reasons.js";
+import { RunnerError } from "./errors.js";
 
 export interface PullRequest {
   number: number;

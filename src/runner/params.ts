@@ -2,7 +2,8 @@
 import path from "node:path";
 import { z } from "zod";
 import type { RunParameters } from "../api/runner-contract.js";
-import { Reasons, RunnerError } from "./errors.js";
+import { Reasons } from "../api/reasons.js";
+import { RunnerError } from "./errors.js";
 
 const relativeDir = z.string().min(1).refine((d) => !path.posix.isAbsolute(d) && !d.split("/").includes(".."), {
   message: "must be a relative path inside the repository (no leading / and no ..)",

@@ -14,7 +14,8 @@ import { readAgentFiles, installAgentFiles, INSTALLED_FILES, type AgentFiles } f
 import { resolveCredentials, type Credentials } from "./auth.js";
 import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
-import { Reasons, RunnerError, type Reason } from "./errors.js";
+import { Reasons, type Reason } from "../api/reasons.js";
+import { RunnerError } from "./errors.js";
 import { Git, GitError, isNonFastForward, type Author } from "./git.js";
 import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
 import { agentHome, buildLayout, type Layout } from "./layout.js";

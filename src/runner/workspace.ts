@@ -8,7 +8,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { RunParameters } from "../api/runner-contract.js";
-import { Reasons, RunnerError } from "./errors.js";
+import { Reasons } from "../api/reasons.js";
+import { RunnerError } from "./errors.js";
 import { GitError, isAuthFailure, type Author, type Git } from "./git.js";
 import { redactUrl, sameRepository } from "./repo-url.js";
 

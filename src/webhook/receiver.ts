@@ -14,9 +14,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/schema.js";
-import { RETRY_AFTER_SECONDS } from "../http/errors.js";
-import { RunStoreError, isStoreError, type RunStore } from "../http/ports.js";
-import { sendProblem } from "../http/problem.js";
+import { RETRY_AFTER_SECONDS } from "../intake/errors.js";
+import { RunStoreError, isStoreError, type RunStore } from "../intake/store.js";
+import { sendProblem } from "../intake/problem.js";
 import type { Metrics } from "../observability/metrics.js";
 import { LruSet } from "./lru.js";
 import { authorizeSender, buildCodeRunFromEvent, compileRules, isBot, matchEvent, type PermissionChecker } from "./rules.js";

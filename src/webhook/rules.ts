@@ -11,16 +11,7 @@ import { createHash } from "node:crypto";
 import { API_VERSION, Annotations, Kinds } from "../api/constants.js";
 import type { CodeRun, CodeRunSpec } from "../api/types.js";
 import type { Config, WebhookRule } from "../config/schema.js";
-import { SOURCE_ANNOTATION, codeRunLabels } from "../http/intent.js";
-
-/** Annotations a webhook-created CodeRun carries besides deliveryId and requestedBy. */
-export const WebhookAnnotations = {
-  event: "orchestrator.platform/github-event",
-  repository: "orchestrator.platform/github-repository",
-  issue: "orchestrator.platform/github-issue",
-  url: "orchestrator.platform/github-url",
-  rule: "orchestrator.platform/webhook-rule",
-} as const;
+import { codeRunLabels } from "../intake/labels.js";
 
 export class WebhookConfigError extends Error {}
 
@@ -256,13 +247,13 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   const annotations: Record<string, string> = {
     [Annotations.deliveryId]: ctx.deliveryId,
     [Annotations.requestedBy]: login,
-    [SOURCE_ANNOTATION]: "webhook",
-    [WebhookAnnotations.event]: action ? `${ctx.event}.${action}` : ctx.event,
-    [WebhookAnnotations.rule]: rule.rule.name,
+    [Annotations.source]: "webhook",
+    [Annotations.githubEvent]: action ? `${ctx.event}.${action}` : ctx.event,
+    [Annotations.webhookRule]: rule.rule.name,
   };
-  if (fullName) annotations[WebhookAnnotations.repository] = fullName;
-  if (number !== undefined) annotations[WebhookAnnotations.issue] = String(number);
-  if (url) annotations[WebhookAnnotations.url] = url;
+  if (fullName) annotations[Annotations.githubRepository] = fullName;
+  if (number !== undefined) annotations[Annotations.githubIssue] = String(number);
+  if (url) annotations[Annotations.githubUrl] = url;
 
   return {
     ok: true,

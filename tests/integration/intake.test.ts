@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, VERSION } from "../../src/api/constants.js";
 import type { CodeRun } from "../../src/api/types.js";
 import { createAuthenticator } from "../../src/http/app.js";
-import { RunStoreError } from "../../src/http/ports.js";
+import { RunStoreError } from "../../src/intake/store.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-store.js";
 import { deliveryRunName } from "../../src/webhook/rules.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";

@@ -6,7 +6,7 @@
  */
 import { Readable } from "node:stream";
 import type { AnyRun, RunStatus } from "../../src/api/types.js";
-import { RunStoreError, type JobLogOptions, type RunKind, type RunStore, type StoreErrorReason } from "../../src/http/ports.js";
+import { RunStoreError, type JobLogOptions, type RunKind, type RunStore, type StoreErrorReason } from "../../src/intake/store.js";
 
 export interface MemoryRunStore extends RunStore {
   /** All stored objects (both kinds). */

@@ -9,6 +9,7 @@ import { GROUP, VERSION, type CodeRun, type Play, type PlaySpec } from "../../sr
 import { parseConfig } from "../../src/config/config.js";
 import type { Config } from "../../src/config/schema.js";
 import { createPlayGitHub } from "../../src/github/octokit.js";
+import { createTaskReporter } from "../../src/reporter/play-reporter.js";
 import { buildApp, createAuthenticator } from "../../src/http/app.js";
 import { makeClients } from "../../src/kube/clients.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -68,10 +69,12 @@ export async function startPlayController(kc: KubeConfig, namespace: string, con
   const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace, GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
   const clients = makeClients(kc);
   const kube = createPlayKube(clients, config.controller);
+  const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken } });
   const plays = new PlayController({
     clients,
     kube: opts.wrapKube ? opts.wrapKube(kube) : kube,
-    github: createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken } }),
+    github,
+    reporter: createTaskReporter(github),
     config,
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     metrics: createMetrics(),

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun, DocsRun } from "../../src/api/types.js";
-import { IDEMPOTENCY_LABEL } from "../../src/http/intent.js";
-import { RunStoreError } from "../../src/http/ports.js";
+import { Labels } from "../../src/api/constants.js";
+import { RunStoreError } from "../../src/intake/store.js";
 import { API_TOKEN, authHeader, buildTestApp, type TestApp } from "../support/webhook-fixtures.js";
 
 const codeBody = {
@@ -192,7 +192,7 @@ describe("POST /api/v1/pm/tasks", () => {
     const name = first.json().data.coderun_name as string;
     const run = t.runs.all()[0]!;
     expect(run.metadata.annotations?.["orchestrator.platform/idempotency-key"]).toBe(key);
-    expect(run.metadata.labels?.[IDEMPOTENCY_LABEL]).toMatch(/^[0-9a-f]{40}$/);
+    expect(run.metadata.labels?.[Labels.idempotencyKeyHash]).toMatch(/^[0-9a-f]{40}$/);
     t.runs.setStatus("CodeRun", name, { phase: "Succeeded" });
     const again = expectProblem(await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key }), 409);
     expect(again.existing).toMatchObject({ name });
@@ -216,7 +216,7 @@ describe("POST /api/v1/pm/tasks", () => {
     t.runs.setStatus("CodeRun", first.json().data.coderun_name, { phase: "Succeeded" });
     // The label lookup misses (as if the other replica's create was not visible yet); the name still collides.
     const list = t.runs.list.bind(t.runs);
-    t.runs.list = async (kind, labels) => (labels?.[IDEMPOTENCY_LABEL] ? [] : list(kind, labels));
+    t.runs.list = async (kind, labels) => (labels?.[Labels.idempotencyKeyHash] ? [] : list(kind, labels));
     const res = expectProblem(await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": "race" }), 409);
     expect(res.detail).toMatch(/already exists/);
     expect(t.runs.all()).toHaveLength(1);

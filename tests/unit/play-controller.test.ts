@@ -12,7 +12,7 @@ function controllerFailingWith(code: number): PlayController {
   const kc = new KubeConfig();
   kc.loadFromOptions({ clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
   const clients = { kc, custom: { listNamespacedCustomObject: async () => Promise.reject(Object.assign(new Error(`HTTP ${code}`), { code })) } } as unknown as KubeClients;
-  return new PlayController({ clients, kube: {} as PlayKube, github: {} as never, config: parseConfig(null, {}), logger: createLogger({ level: "silent" }), metrics: createMetrics() });
+  return new PlayController({ clients, kube: {} as PlayKube, github: {} as never, reporter: {} as never, config: parseConfig(null, {}), logger: createLogger({ level: "silent" }), metrics: createMetrics() });
 }
 
 describe("PlayController without the Play CRD or RBAC", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { CodeRun } from "../../src/api/index.js";
+import { Annotations, type CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
-import { AGENT_ANNOTATION, findAgent, makeRenderFiles } from "../../src/controller/render.js";
+import { findAgent, makeRenderFiles } from "../../src/controller/render.js";
 import { computeRunParameters } from "../../src/manifests/index.js";
 import { loadTemplates } from "../../src/templates/index.js";
 
@@ -12,7 +12,7 @@ const config = parseConfig(
 const run = (agent?: string): CodeRun => ({
   apiVersion: "orchestrator.platform/v1",
   kind: "CodeRun",
-  metadata: { name: "r", namespace: "ns", uid: "u", ...(agent ? { annotations: { [AGENT_ANNOTATION]: agent } } : {}) },
+  metadata: { name: "r", namespace: "ns", uid: "u", ...(agent ? { annotations: { [Annotations.agent]: agent } } : {}) },
   spec: { taskId: 1, service: "s", repositoryUrl: "r", docsRepositoryUrl: "d", model: "m", githubApp: "5DLabs-Rex", promptModification: "Focus on <tests> & \"edge\" cases" },
 });
 

@@ -3,8 +3,9 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { Principal } from "../auth.js";
-import type { Clock, RunStore } from "../ports.js";
-import { sendProblem } from "../problem.js";
+import type { RunStore } from "../../intake/store.js";
+import { sendProblem } from "../../intake/problem.js";
+import type { Clock } from "../ports.js";
 
 export interface RouteContext {
   config: Config;

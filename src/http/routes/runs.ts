@@ -4,14 +4,15 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Labels } from "../../api/constants.js";
+import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
-import { sendStoreError } from "../errors.js";
+import { sendStoreError } from "../../intake/errors.js";
 import { buildRetryRun } from "../intent.js";
-import { RunKinds, isStoreError, type RunKind } from "../ports.js";
-import { fieldErrors, sendProblem, summarizeFieldErrors } from "../problem.js";
+import { RunKinds, isStoreError, type RunKind } from "../../intake/store.js";
+import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import { listQuerySchema, logsQuerySchema, retryRequestSchema, runParamsSchema } from "../schemas.js";
 import { badIdempotencyKey, readIdempotencyKey, type RouteContext } from "./context.js";
-import { duplicateKey, findByIdempotencyKey, intentContext, isActive } from "./submit.js";
+import { duplicateKey, findByIdempotencyKey, intentContext } from "./submit.js";
 
 /** The object as returned to clients: managedFields are noise for API users. */
 function present(run: AnyRun): AnyRun {

@@ -4,19 +4,16 @@
  * controller creates the Jobs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { TERMINAL_PHASES } from "../../api/constants.js";
+import { Labels } from "../../api/constants.js";
+import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
-import { sendStoreError } from "../errors.js";
-import { IDEMPOTENCY_LABEL, buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, type IntentContext } from "../intent.js";
+import { sendStoreError } from "../../intake/errors.js";
+import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, type IntentContext } from "../intent.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
-import type { RunKind } from "../ports.js";
-import { fieldErrors, sendProblem, summarizeFieldErrors } from "../problem.js";
+import type { RunKind } from "../../intake/store.js";
+import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import { codeRequestSchema, docsRequestSchema } from "../schemas.js";
 import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
-
-export function isActive(run: AnyRun): boolean {
-  return !TERMINAL_PHASES.includes(run.status?.phase ?? "Pending");
-}
 
 export function intentContext(ctx: RouteContext, req: FastifyRequest, idempotencyKey: string | undefined): IntentContext {
   return {
@@ -33,7 +30,7 @@ export function intentContext(ctx: RouteContext, req: FastifyRequest, idempotenc
 /** 409 when the Idempotency-Key was used before (the object carries its hash as a label). */
 export async function findByIdempotencyKey(ctx: RouteContext, kind: RunKind, key: string | undefined): Promise<AnyRun | undefined> {
   if (key === undefined) return undefined;
-  const found = await ctx.runs.list(kind, { [IDEMPOTENCY_LABEL]: idempotencyLabelValue(key) });
+  const found = await ctx.runs.list(kind, { [Labels.idempotencyKeyHash]: idempotencyLabelValue(key) });
   return found[0];
 }
 

@@ -1,6 +1,6 @@
 /** Maps RunStore failures to HTTP problems, with a message that says what to do next. */
 import type { FastifyReply } from "fastify";
-import { RunStoreError } from "./ports.js";
+import { RunStoreError } from "./store.js";
 import { sendProblem, type FieldError } from "./problem.js";
 
 /** Seconds a client should wait before retrying after a 503. */

@@ -1,0 +1,85 @@
+/**
+ * Every `reason` the orchestrator writes into status, conditions and Events: the agent runner's
+ * outcomes, the run controller's and the Play controller's. Defined once here; dashboards and
+ * clients match on these strings.
+ */
+
+/** Why the agent runner ended a run: its result's `reason`, copied into the run's status. */
+export const Reasons = {
+  /** run.json, CLAUDE.md, managed settings, ... missing or malformed in /task-files. */
+  AgentFilesInvalid: "AgentFilesInvalid",
+  /** Repository URL cannot be mapped to a GitHub owner/repo. */
+  InvalidParameters: "InvalidParameters",
+  /** No usable credentials, or GitHub rejected them. */
+  AuthFailed: "AuthFailed",
+  /** git could not reach the target or docs repository. */
+  RepoUnreachable: "RepoUnreachable",
+  /** The base branch (or docs branch) does not exist on the remote. */
+  BranchNotFound: "BranchNotFound",
+  /** Merging the base branch into the work branch conflicts. */
+  MergeConflict: "MergeConflict",
+  /** task.md / prompt.md (or tasks.json for DocsRuns) missing. */
+  TaskDocsMissing: "TaskDocsMissing",
+  /** The workspace could not be prepared (git failure other than the above). */
+  WorkspaceFailed: "WorkspaceFailed",
+  /** Claude Code exited with an error or produced no result. */
+  AgentFailed: "AgentFailed",
+  /** The wall-clock budget ran out; work in progress was pushed. */
+  BudgetExceeded: "BudgetExceeded",
+  /** The agent used all its turns; work in progress was pushed. */
+  MaxTurnsReached: "MaxTurnsReached",
+  /** The runner was asked to stop (SIGTERM: cancel or Job deadline). */
+  Terminated: "Terminated",
+  PushFailed: "PushFailed",
+  PullRequestFailed: "PullRequestFailed",
+  /** Success reasons. */
+  PullRequestOpened: "PullRequestOpened",
+  PullRequestUpdated: "PullRequestUpdated",
+  NoChanges: "NoChanges",
+  /** A bug or an unexpected failure in the runner itself. */
+  InternalError: "InternalError",
+} as const;
+export type Reason = (typeof Reasons)[keyof typeof Reasons];
+
+/** Reasons the run controller writes (status.reason, conditions, Events). */
+export const RunReasons = {
+  JobCreated: "JobCreated",
+  /** Another run of the same service holds the workspace; this one waits for a slot. */
+  WaitingForSlot: "WaitingForSlot",
+  RetryBackoff: "RetryBackoff",
+  Retrying: "Retrying",
+  AttemptFailed: "AttemptFailed",
+  /** The Job failed without a runner result. */
+  JobFailed: "JobFailed",
+  JobDeleted: "JobDeleted",
+  Started: "Started",
+  Running: "Running",
+  Finished: "Finished",
+  Succeeded: "Succeeded",
+  Failed: "Failed",
+  Cancelled: "Cancelled",
+  /** Terminal configuration problems: recorded, not retried until the run changes. */
+  SecretMissing: "SecretMissing",
+  TemplateError: "TemplateError",
+} as const;
+
+/** Reasons the Play controller writes. */
+export const PlayReasons = {
+  StageStarted: "StageStarted",
+  AgentRunning: "AgentRunning",
+  AgentNotFound: "AgentNotFound",
+  InvalidRepository: "InvalidRepository",
+  ImplementationFailed: "ImplementationFailed",
+  NoChanges: "NoChanges",
+  WaitingForPullRequest: "WaitingForPullRequest",
+  PullRequestClosed: "PullRequestClosed",
+  MaxRemediationIterations: "MaxRemediationIterations",
+  RemediationStarted: "RemediationStarted",
+  WaitingForRun: "WaitingForRun",
+  StageNotPassed: "StageNotPassed",
+  WaitingForMerge: "WaitingForMerge",
+  TaskMerged: "TaskMerged",
+  AllTasksMerged: "AllTasksMerged",
+  Reported: "Reported",
+  GitHubWriteFailed: "GitHubWriteFailed",
+} as const;
