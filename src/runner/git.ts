@@ -104,7 +104,7 @@ export class Git {
     const exitCode = result.exitCode ?? -1;
     this.opts.log.debug({ git: shown, cwd, exitCode }, "Ran git");
     if (exitCode !== 0 && !options.allowFailure) {
-      const why = result.timedOut ? `timed out after ${options.timeoutMs / 1000}s` : stderr.split("\n").filter(Boolean).slice(-3).join(" | ") || `exit code ${exitCode}`;
+      const why = result.timedOut ? `timed out after ${options.timeoutMs / 1000}s` : summarizeGitStderr(stderr) || `exit code ${exitCode}`;
       throw new GitError(`git ${shown} failed: ${why}`, args, result.exitCode, stderr);
     }
     return { stdout, stderr, exitCode };
@@ -224,12 +224,39 @@ export class Git {
   }
 }
 
-/** True when a git error looks like a rejected push that a fetch and merge may fix. */
+/**
+ * A push git refused because the remote branch has commits we lack: `git push` exits 1 and
+ * reports the ref as ` ! [rejected]  HEAD -> b (fetch first | non-fast-forward)`. A fetch and
+ * merge may fix that. A hook or branch protection says `! [remote rejected]` and is final.
+ * Only git's own phrases count: URLs, repository names and ports in stderr may hold any digits.
+ */
 export function isNonFastForward(err: unknown): boolean {
-  return err instanceof GitError && /\b(non-fast-forward|fetch first|rejected)\b/i.test(err.stderr) && !/protected branch|permission|denied|403/i.test(err.stderr);
+  return err instanceof GitError && err.exitCode === 1 && /^ ! \[rejected\] .*\((fetch first|non-fast-forward)\)$/m.test(err.stderr);
 }
 
-/** True when git's error says the remote refused our credentials. */
+/** git's phrases for refused credentials (HTTP 401/403 as git reports them, SSH, missing username). */
+const AUTH_FAILURE = [
+  /^fatal: Authentication failed for /m,
+  /^fatal: unable to access '.*': The requested URL returned error: 40[13]$/m,
+  /^fatal: could not read (Username|Password) for /m,
+  /^remote: Permission to \S+ denied to /m,
+  /^remote: Invalid username or (password|token)/m,
+  /Permission denied \(publickey/,
+  /^Host key verification failed\.$/m,
+];
+
+/** True when git's error says the remote refused our credentials (git exits 128 for these). */
 export function isAuthFailure(err: unknown): boolean {
-  return err instanceof GitError && /Authentication failed|Permission denied \(publickey|could not read Username|invalid credentials|403|401|Host key verification failed/i.test(err.stderr);
+  return err instanceof GitError && err.exitCode === 128 && AUTH_FAILURE.some((re) => re.test(err.stderr));
+}
+
+/**
+ * The lines of git's stderr that say what went wrong: every ` ! [rejected]` / `! [remote
+ * rejected]` ref line, then the last two other lines; `hint:` lines are advice, not the error.
+ */
+export function summarizeGitStderr(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trimEnd()).filter((l) => l.trim() && !l.startsWith("hint:"));
+  const refs = lines.filter((l) => /^ ?! \[/.test(l));
+  const others = lines.filter((l) => !/^ ?! \[/.test(l)).slice(-2);
+  return [...refs.map((l) => l.trim().replace(/\s+/g, " ")), ...others].join(" | ");
 }

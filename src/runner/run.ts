@@ -110,7 +110,7 @@ async function takePrDescription(git: Git, repoDir: string, workDir: string, par
 }
 
 /** Pushes HEAD to the run's branch; a rejected push is retried once after merging the remote branch. */
-async function pushBranch(git: Git, repoDir: string, params: RunParameters, log: Logger): Promise<void> {
+export async function pushBranch(git: Git, repoDir: string, params: Pick<RunParameters, "branch" | "repositoryUrl">, log: Logger): Promise<void> {
   const push = () => git.remote(repoDir, ["push", "--no-verify", "origin", `HEAD:refs/heads/${params.branch}`]);
   try {
     await push();
@@ -134,7 +134,7 @@ async function pushBranch(git: Git, repoDir: string, params: RunParameters, log:
   log.info({ branch: params.branch, head: await git.revParse(repoDir, "HEAD") }, "Pushed branch");
 }
 
-function pushFailed(params: RunParameters, err: unknown): RunnerError {
+function pushFailed(params: Pick<RunParameters, "branch" | "repositoryUrl">, err: unknown): RunnerError {
   const detail = err instanceof GitError ? err.message : String(err);
   return new RunnerError(Reasons.PushFailed, `Could not push ${params.branch} to ${redactUrl(params.repositoryUrl)}: ${detail}. The work is committed in the workspace; check the credentials' write access and branch protection.`, { cause: err });
 }
