@@ -53,9 +53,12 @@ export interface WebhookDeps {
 
 export type DeliveryListener = (event: string, payload: Record<string, unknown>, delivery: string) => unknown;
 
+/** GitHub's event names: lowercase letters, digits and underscores (`projects_v2_item`). */
+const EVENT_NAME = /^[a-z0-9_]{1,64}$/;
+
 /** Event names come from GitHub after the signature check; anything odd becomes "other" (label cardinality). */
 function eventLabel(event: string | undefined): string {
-  return event !== undefined && /^[a-z_]{1,64}$/.test(event) ? event : "other";
+  return event !== undefined && EVENT_NAME.test(event) ? event : "other";
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -108,7 +111,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     }
     const event = header(req, "x-github-event");
     const delivery = header(req, "x-github-delivery");
-    if (!event || !/^[a-z_]{1,64}$/.test(event) || !delivery || !/^[A-Za-z0-9-]{1,100}$/.test(delivery)) {
+    if (!event || !EVENT_NAME.test(event) || !delivery || !/^[A-Za-z0-9-]{1,100}$/.test(delivery)) {
       count(eventLabel(event), Outcomes.rejected);
       return sendProblem(reply, "badRequest", 400, "Missing or malformed X-GitHub-Event / X-GitHub-Delivery headers.");
     }

@@ -181,6 +181,19 @@ describe("POST /webhooks/github: events and rules", () => {
     expect(t.logs()).toContain("Ignored delivery: no rule matches");
   });
 
+  it("accepts real event names with digits (projects_v2_item, projects_v2) and counts them under their name", async () => {
+    t = buildTestApp();
+    for (const [event, payload] of [
+      ["projects_v2_item", examplePayload("projects_v2_item")],
+      ["projects_v2", { action: "edited", projects_v2: { id: 1, title: "Roadmap" } }],
+    ] as const) {
+      const res = await deliver(t.app, await signedDelivery(event, payload));
+      expect(res.statusCode, event).toBe(202);
+      expect(res.json().data).toMatchObject({ event, outcome: "ignored" });
+      expect(await deliveries("ignored", event)).toBe(1);
+    }
+  });
+
   it("answers events no rule names from the headers alone, without parsing the payload", async () => {
     t = buildTestApp();
     const res = await deliver(t.app, await signedDelivery("workflow_job", "{this is not json"));
