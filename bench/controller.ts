@@ -23,6 +23,7 @@ import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, freePorts } from "../src/controlplane/index.js";
 import { makeClients } from "../src/kube/clients.js";
 import { createControllerKube } from "../src/kube/controller-kube.js";
+import { TokenBucket } from "../src/kube/rate-limit.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
 
@@ -133,7 +134,7 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
   await prepareNamespace(kc, ns);
   const config = parseConfig(CONFIG_YAML, { KUBERNETES_NAMESPACE: ns });
   const clients = makeClients(kc);
-  const kube = createControllerKube(clients, config.controller);
+  const kube = createControllerKube(clients, new TokenBucket(config.controller.qps, config.controller.burst));
   const templates = loadTemplates();
   const obs = await observe(kc, ns);
   const queue: CodeRun[] = [];

@@ -24,6 +24,7 @@ import { createTaskReporter } from "../reporter/play-reporter.js";
 import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
+import { TokenBucket } from "../kube/rate-limit.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
@@ -76,7 +77,9 @@ async function main(): Promise<void> {
     await clients.core.createNamespace({ body: { metadata: { name: config.namespace } } }).catch(() => undefined);
   }
   const metrics = createMetrics({ defaultMetrics: true });
-  const kube = createControllerKube(clients, config.controller);
+  // One client-side limit for the whole process (client-go: one per rest.Config).
+  const limiter = new TokenBucket(config.controller.qps, config.controller.burst);
+  const kube = createControllerKube(clients, limiter);
   const controller = config.controller.enabled
     ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   const plays = config.controller.enabled && config.play.enabled
     ? new PlayController({
       clients,
-      kube: createPlayKube(clients, config.controller),
+      kube: createPlayKube(clients, limiter),
       github: playGitHub,
       reporter: createTaskReporter(playGitHub),
       config,

@@ -3,36 +3,16 @@ import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1ConfigMap, ty
 import { GROUP, Plurals, VERSION, type Kind } from "../api/constants.js";
 import type { ControllerKube } from "../controller/ports.js";
 import type { KubeClients } from "./clients.js";
-import { isAlreadyExists, isNotFound } from "./errors.js";
-import { TokenBucket } from "./rate-limit.js";
+import { limitedCalls, type TokenBucket } from "./rate-limit.js";
 
 const FIELD_MANAGER = "orchestrator-controller";
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
-export function createControllerKube(clients: KubeClients, limits: { qps: number; burst: number }): ControllerKube & { limiter: TokenBucket } {
-  const limiter = new TokenBucket(limits.qps, limits.burst);
+/** `limiter` is the process's one client-side limit, shared with the Play adapter. */
+export function createControllerKube(clients: KubeClients, limiter: TokenBucket): ControllerKube {
   const { core, batch, custom } = clients;
-  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
-    await limiter.acquire();
-    return fn();
-  };
-  const ignoreExists = async (fn: () => Promise<unknown>) => {
-    try {
-      await call(fn);
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-    }
-  };
-  const orNull = async <T>(fn: () => Promise<T>): Promise<T | null> => {
-    try {
-      return await call(fn);
-    } catch (e) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
-  };
+  const { call, ignoreExists, orNull } = limitedCalls(limiter);
   return {
-    limiter,
     getPvc: (namespace, name) => orNull(() => core.readNamespacedPersistentVolumeClaim({ namespace, name })),
     createPvc: (pvc: V1PersistentVolumeClaim) => ignoreExists(() => core.createNamespacedPersistentVolumeClaim({ namespace: pvc.metadata?.namespace ?? "", body: pvc, fieldManager: FIELD_MANAGER })),
     createConfigMap: (cm: V1ConfigMap) => ignoreExists(() => core.createNamespacedConfigMap({ namespace: cm.metadata?.namespace ?? "", body: cm, fieldManager: FIELD_MANAGER })),

@@ -10,6 +10,7 @@ import { parseConfig } from "../../src/config/config.js";
 import { Controller } from "../../src/controller/controller.js";
 import { makeClients } from "../../src/kube/clients.js";
 import { createControllerKube } from "../../src/kube/controller-kube.js";
+import { TokenBucket } from "../../src/kube/rate-limit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 import { loadTemplates } from "../../src/templates/index.js";
@@ -32,7 +33,7 @@ export function startInProcessController(kc: KubeConfig, namespace: string, conf
   const clients = makeClients(kc);
   const controller = new Controller({
     clients,
-    kube: createControllerKube(clients, config.controller),
+    kube: createControllerKube(clients, new TokenBucket(config.controller.qps, config.controller.burst)),
     config,
     renderFiles: makeRenderFiles(loadTemplates(), config),
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),

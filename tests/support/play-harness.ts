@@ -17,6 +17,7 @@ import { createMetrics } from "../../src/observability/metrics.js";
 import { PlayController } from "../../src/play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../../src/play/deliveries.js";
 import { createPlayKube } from "../../src/kube/play-kube.js";
+import { TokenBucket } from "../../src/kube/rate-limit.js";
 import type { PlayKube } from "../../src/play/ports.js";
 import { createAgentSecrets, startInProcessController } from "./controller-harness.js";
 import { createMemoryRunStore } from "./memory-run-store.js";
@@ -68,7 +69,7 @@ export async function createPlayAgentSecrets(kc: KubeConfig, namespace: string):
 export async function startPlayController(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<{ config: Config; plays: PlayController }> {
   const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace, GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
   const clients = makeClients(kc);
-  const kube = createPlayKube(clients, config.controller);
+  const kube = createPlayKube(clients, new TokenBucket(config.controller.qps, config.controller.burst));
   const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken } });
   const plays = new PlayController({
     clients,

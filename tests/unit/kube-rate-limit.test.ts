@@ -1,0 +1,40 @@
+import { KubeConfig } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { makeClients } from "../../src/kube/clients.js";
+import { createControllerKube } from "../../src/kube/controller-kube.js";
+import { createPlayKube } from "../../src/kube/play-kube.js";
+import { TokenBucket } from "../../src/kube/rate-limit.js";
+
+/** A kubeconfig whose server refuses connections at once: each call fails fast after its token. */
+function unreachableClients() {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "c", server: "http://127.0.0.1:9", skipTLSVerify: true }],
+    users: [{ name: "u", token: "t" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  return makeClients(kc);
+}
+
+describe("the controller process's client-side rate limit", () => {
+  it("is one limit shared by the run controller's and the Play controller's adapters", async () => {
+    const clients = unreachableClients();
+    const limiter = new TokenBucket(2, 1); // 2 requests/s, burst 1
+    const runs = createControllerKube(clients, limiter);
+    const plays = createPlayKube(clients, limiter);
+    await runs.getJob("ns", "job").catch(() => undefined); // takes the only token
+    const started = performance.now();
+    await plays.getPlay("ns", "play").catch(() => undefined);
+    // The Play adapter waited for the next token (500 ms at 2/s): together they stay at 2/s.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(400);
+  });
+
+  it("spaces requests at qps once the burst is spent", async () => {
+    const limiter = new TokenBucket(20, 2);
+    const started = performance.now();
+    for (let i = 0; i < 6; i++) await limiter.acquire();
+    // 2 from the burst, then 4 at 20/s: at least 200 ms.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(180);
+  });
+});
