@@ -17,6 +17,8 @@ export function sendStoreError(reply: FastifyReply, err: unknown, what: string):
       const errors: FieldError[] = err.causes.map((c) => ({ field: c.field ?? "(object)", pointer: "#/" + (c.field ?? "").replace(/\./g, "/"), message: c.message }));
       return sendProblem(reply, "validation", 422, `The Kubernetes API server rejected ${what}: ${err.message}`, { errors });
     }
+    case "Conflict":
+      return sendProblem(reply, "conflict", 409, `${what} was changed by someone else at the same time (${err.message}). Read it again and retry.`);
     case "NotReady":
       return sendProblem(reply, "notReady", 409, `${err.message}. Retry in a few seconds.`);
     case "Unavailable":

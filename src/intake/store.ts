@@ -13,8 +13,10 @@ export type RunKind = (typeof RunKinds)[number];
 
 /** Why a RunStore call failed; the HTTP layer maps each to one status code. */
 export const StoreErrorReasons = {
-  /** The object (name) exists already (409 from the API server). */
+  /** The object (name) exists already (409 with Status reason AlreadyExists). */
   AlreadyExists: "AlreadyExists",
+  /** Any other 409: the object changed concurrently (stale resourceVersion) or is being deleted. */
+  Conflict: "Conflict",
   NotFound: "NotFound",
   /** The API server rejected the object (422/400: schema, CEL rules). */
   Invalid: "Invalid",

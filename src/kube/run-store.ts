@@ -2,7 +2,7 @@
  * The RunStore (src/intake/store.ts) over @kubernetes/client-node: CodeRuns/DocsRuns through
  * CustomObjectsApi, Job pod logs through CoreV1Api + Log. Also the TokenReview adapter for API
  * authentication. Every API outcome becomes a RunStoreError:
- *   409 → AlreadyExists, 404 → NotFound, 400/422 → Invalid (with the API server's causes),
+ *   409 → AlreadyExists or Conflict (by the Status reason), 404 → NotFound, 400/422 → Invalid (with the API server's causes),
  *   401/403 → Forbidden, 408/429/5xx and connection errors or timeouts → Unavailable.
  */
 import { PassThrough, type Readable } from "node:stream";
@@ -75,7 +75,7 @@ export function toStoreError(err: unknown): RunStoreError {
     const code = err.code as number;
     const status = parseStatus(err.body);
     const message = status.message ?? `HTTP ${code}`;
-    if (code === 409) return new RunStoreError("AlreadyExists", message);
+    if (code === 409) return new RunStoreError(status.reason === "AlreadyExists" ? "AlreadyExists" : "Conflict", message);
     if (code === 404) return new RunStoreError("NotFound", message);
     if (code === 401 || code === 403) return new RunStoreError("Forbidden", message);
     if (code === 408 || code === 429 || code >= 500) return new RunStoreError("Unavailable", `HTTP ${code}: ${message}`);
