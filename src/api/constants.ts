@@ -66,6 +66,11 @@ export const Annotations = {
   /** Who asked for the run (authenticated principal or GitHub sender). */
   requestedBy: "orchestrator.platform/requested-by",
   idempotencyKey: "orchestrator.platform/idempotency-key",
+  /**
+   * sha256 of what the request with that key asked for (route, validated body, principal): a
+   * repeat with the same key is answered with the original response only if it asks the same.
+   */
+  requestDigest: "orchestrator.platform/request-digest",
   /** Which intake created the object: `api` | `webhook`. */
   source: "orchestrator.platform/source",
   /** The run a retry was made from. */

@@ -1,6 +1,7 @@
 /** Pure derivations of run status from the world (Job, Pods) and status patch computation. */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import type { AgentResult, Condition, RunStatus } from "../api/index.js";
+import { canonicalJson } from "../util/json.js";
 
 export type JobState = "active" | "running" | "succeeded" | "failed";
 
@@ -75,10 +76,6 @@ export function setCondition(conditions: Condition[], next: Omit<Condition, "las
   return [...rest, cond].sort((a, b) => a.type.localeCompare(b.type));
 }
 
-function stable(v: unknown): string {
-  return JSON.stringify(v, (_k, val) => (val && typeof val === "object" && !Array.isArray(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val));
-}
-
 /**
  * A JSON merge patch turning `prev` into `next` (null deletes a field), or null when nothing
  * but lastUpdate would change, so an unchanged pass writes nothing.
@@ -91,7 +88,7 @@ export function statusPatch(prev: RunStatus | undefined, next: RunStatus): Recor
     if (k === "lastUpdate") continue;
     if (n[k] === undefined) {
       if (p[k] !== undefined) patch[k] = null;
-    } else if (stable(p[k]) !== stable(n[k])) {
+    } else if (canonicalJson(p[k]) !== canonicalJson(n[k])) {
       patch[k] = n[k];
     }
   }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { API_VERSION, APP_LABEL_VALUE, Annotations, Kinds, Labels } from "../api/constants.js";
 import type { AnyRun, CodeRun, CodeRunSpec, DocsRun, DocsRunSpec } from "../api/types.js";
 import { codeRunLabels, labelValue } from "../intake/labels.js";
+import { canonicalJson } from "../util/json.js";
 import type { CodeRequest, DocsRequest } from "./schemas.js";
 
 /** The value of the idempotency-key-hash label for one Idempotency-Key. */
@@ -25,10 +26,17 @@ export interface IntentContext {
   requestedBy: string;
   /** The client's Idempotency-Key, if any. */
   idempotencyKey?: string;
+  /** requestDigest() of the request, recorded with the key. */
+  requestDigest?: string;
   /** Used for names only when there is no Idempotency-Key. */
   now: Date;
   /** Random hex, used with `now` when there is no Idempotency-Key. */
   randomHex: string;
+}
+
+/** The fingerprint of a request (the Idempotency-Key draft's "request payload fingerprint"). */
+export function requestDigest(route: string, principal: string, body: unknown): string {
+  return sha256Hex(`${route}\n${principal}\n${canonicalJson(body)}`);
 }
 
 export function sha256Hex(s: string): string {
@@ -53,6 +61,7 @@ function annotations(ctx: IntentContext, extra: Record<string, string> = {}): Re
   return compact({
     [Annotations.requestedBy]: ctx.requestedBy,
     [Annotations.idempotencyKey]: ctx.idempotencyKey,
+    [Annotations.requestDigest]: ctx.idempotencyKey === undefined ? undefined : ctx.requestDigest,
     [Annotations.source]: "api",
     ...extra,
   }) as Record<string, string>;

@@ -49,7 +49,7 @@ const idempotencyKey = {
   name: "Idempotency-Key",
   in: "header",
   required: false,
-  description: "Makes the request safe to repeat: a second request with the same key answers 409 and creates nothing (survives restarts; the key's hash is a label on the created object).",
+  description: "Makes the request safe to repeat: a second request with the same key gets the original 201 response (same body and Location) and creates nothing; the same key with a different request is 422 (survives restarts; the key's hash is a label on the created object).",
   schema: { type: "string", minLength: 1, maxLength: 255 },
 };
 const common = {
@@ -93,8 +93,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           responses: {
             "201": { description: "CodeRun created.", content: json("CodeSubmitResponse") },
             "400": problem("Body is not a JSON object, or a malformed header."),
-            "409": problem("Idempotency-Key already used, or the same task/service/context version is still active."),
-            "422": problem("Validation failed; errors[] lists the fields."),
+            "409": problem("The same task/service/context version is still active."),
+            "422": problem("Validation failed (errors[] lists the fields), or the Idempotency-Key was used for a different request."),
             ...common,
           },
         },
@@ -108,8 +108,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           responses: {
             "201": { description: "DocsRun created.", content: json("DocsSubmitResponse") },
             "400": problem("Body is not a JSON object."),
-            "409": problem("Idempotency-Key already used."),
-            "422": problem("Validation failed; errors[] lists the fields."),
+            "409": problem("Changed concurrently; retry."),
+            "422": problem("Validation failed (errors[] lists the fields), or the Idempotency-Key was used for a different request."),
             ...common,
           },
         },
@@ -147,8 +147,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           responses: {
             "201": { description: "New run created.", content: json("ApiResponse") },
             "404": problem("No such run."),
-            "409": problem("The run has not finished, another run of the task is active, or the retry exists already."),
-            "422": problem("Validation failed."),
+            "409": problem("The run has not finished, or another run of the task is active."),
+            "422": problem("Validation failed, or the Idempotency-Key was used for a different request."),
             ...common,
           },
         },

@@ -19,6 +19,7 @@ export const ProblemTypes = {
   notFound: { slug: "not-found", title: "Not found" },
   conflict: { slug: "conflict", title: "Conflict" },
   duplicate: { slug: "duplicate", title: "Duplicate request" },
+  keyReused: { slug: "idempotency-key-reused", title: "Idempotency-Key reused for a different request" },
   notReady: { slug: "not-ready", title: "Not ready yet" },
   tooLarge: { slug: "payload-too-large", title: "Payload too large" },
   unsupportedMediaType: { slug: "unsupported-media-type", title: "Unsupported media type" },

@@ -13,6 +13,7 @@ import { repoOf } from "./names.js";
 import type { PlayGitHubReader, PlayKube, RepoRef, TaskReporter, TaskSnapshot } from "./ports.js";
 import type { PlaySettings } from "./settings.js";
 import { readTaskSnapshot } from "./snapshot.js";
+import { computeMergePatch } from "../util/json.js";
 
 export interface PlayReconcilerDeps {
   kube: PlayKube;
@@ -25,35 +26,6 @@ export interface PlayReconcilerDeps {
 
 export interface PlayReconcileResult {
   requeueAfterMs?: number;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function stable(v: unknown): string {
-  return JSON.stringify(v, (_k, val) => (isPlainObject(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val));
-}
-
-/**
- * A JSON merge patch (RFC 7386) turning `prev` into `next`: nested objects are patched key by
- * key with null for removed keys, arrays and scalars are replaced. Null when nothing changed.
- */
-export function computeMergePatch(prev: Record<string, unknown>, next: Record<string, unknown>): Record<string, unknown> | null {
-  const patch: Record<string, unknown> = {};
-  for (const k of new Set([...Object.keys(prev), ...Object.keys(next)])) {
-    const p = prev[k];
-    const n = next[k];
-    if (n === undefined) {
-      if (p !== undefined) patch[k] = null;
-    } else if (isPlainObject(p) && isPlainObject(n)) {
-      const sub = computeMergePatch(p, n);
-      if (sub) patch[k] = sub;
-    } else if (stable(p) !== stable(n)) {
-      patch[k] = n;
-    }
-  }
-  return Object.keys(patch).length > 0 ? patch : null;
 }
 
 export class PlayReconciler {

@@ -141,6 +141,19 @@ describe("POST /api/v1/runs/:kind/:name/retry", () => {
     expect(t.runs.all()).toHaveLength(2);
   });
 
+  it("answers a retry repeated with the same Idempotency-Key with the original 201", async () => {
+    t = buildTestApp();
+    const name = await submit(5);
+    t.runs.setStatus("CodeRun", name, { phase: "Failed" });
+    const headers = { "idempotency-key": "retry-once" };
+    const first = await post(`/api/v1/runs/coderun/${name}/retry`, { prompt_modification: "try again" }, headers);
+    expect(first.statusCode).toBe(201);
+    const again = await post(`/api/v1/runs/coderun/${name}/retry`, { prompt_modification: "try again" }, headers);
+    expect([again.statusCode, again.json(), again.headers.location]).toEqual([201, first.json(), first.headers.location]);
+    expect((await post(`/api/v1/runs/coderun/${name}/retry`, { prompt_modification: "other" }, headers)).statusCode).toBe(422);
+    expect(t.runs.all()).toHaveLength(2);
+  });
+
   it("retries a finished DocsRun, rejects prompt_modification for it, and 422s bad bodies", async () => {
     t = buildTestApp();
     const name = await submitDocs();

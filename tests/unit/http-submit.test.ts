@@ -184,7 +184,7 @@ describe("POST /api/v1/pm/tasks", () => {
     expect(t.runs.all()).toHaveLength(1);
   });
 
-  it("answers 409 for a repeated Idempotency-Key, even after the first run finished and with another body", async () => {
+  it("answers a repeated Idempotency-Key with the original 201 (same body, same Location), also after the run finished", async () => {
     t = buildTestApp();
     const key = "5b0e6a4c-0d6f-4d59-9a0f-1c1d6a2f9e11";
     const first = await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key });
@@ -193,10 +193,23 @@ describe("POST /api/v1/pm/tasks", () => {
     const run = t.runs.all()[0]!;
     expect(run.metadata.annotations?.["orchestrator.platform/idempotency-key"]).toBe(key);
     expect(run.metadata.labels?.[Labels.idempotencyKeyHash]).toMatch(/^[0-9a-f]{40}$/);
+    const again = await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key });
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual(first.json());
+    expect(again.headers.location).toBe(first.headers.location);
     t.runs.setStatus("CodeRun", name, { phase: "Succeeded" });
-    const again = expectProblem(await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key }), 409);
-    expect(again.existing).toMatchObject({ name });
-    expectProblem(await post("/api/v1/pm/tasks", { ...codeBody, task_id: 7 }, { "idempotency-key": key }), 409);
+    const later = await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key });
+    expect([later.statusCode, later.json()]).toEqual([201, first.json()]);
+    expect(t.runs.all()).toHaveLength(1);
+  });
+
+  it("answers 422 when an Idempotency-Key is reused for a different request", async () => {
+    t = buildTestApp();
+    const key = "k-reused";
+    expect((await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": key })).statusCode).toBe(201);
+    const other = expectProblem(await post("/api/v1/pm/tasks", { ...codeBody, task_id: 7 }, { "idempotency-key": key }), 422);
+    expect(other.type).toBe("urn:orchestrator:problem:idempotency-key-reused");
+    expect(other.detail).toMatch(/Use a new key/);
     expect(t.runs.all()).toHaveLength(1);
   });
 
@@ -210,15 +223,15 @@ describe("POST /api/v1/pm/tasks", () => {
     expect(a).toMatch(/^code-42-k[0-9a-f]{10}$/);
   });
 
-  it("answers 409 when the name from the Idempotency-Key already exists (the lookup raced another replica)", async () => {
+  it("answers the original 201 when the name from the Idempotency-Key already exists (the lookup raced another replica)", async () => {
     t = buildTestApp();
     const first = await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": "race" });
     t.runs.setStatus("CodeRun", first.json().data.coderun_name, { phase: "Succeeded" });
     // The label lookup misses (as if the other replica's create was not visible yet); the name still collides.
     const list = t.runs.list.bind(t.runs);
     t.runs.list = async (kind, labels) => (labels?.[Labels.idempotencyKeyHash] ? [] : list(kind, labels));
-    const res = expectProblem(await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": "race" }), 409);
-    expect(res.detail).toMatch(/already exists/);
+    const res = await post("/api/v1/pm/tasks", codeBody, { "idempotency-key": "race" });
+    expect([res.statusCode, res.json()]).toEqual([201, first.json()]);
     expect(t.runs.all()).toHaveLength(1);
   });
 
@@ -280,10 +293,12 @@ describe("POST /api/v1/pm/docs/generate", () => {
     expect([...new Set((bad.errors as { field: string }[]).map((e) => e.field))].sort()).toEqual(["repository_url", "source_branch", "working_directory"]);
   });
 
-  it("answers 409 for a repeated Idempotency-Key and 503 when the API is down", async () => {
+  it("answers a repeated Idempotency-Key with the original 201 and 503 when the API is down", async () => {
     t = buildTestApp();
-    expect((await post("/api/v1/pm/docs/generate", docsBody, { "idempotency-key": "d1" })).statusCode).toBe(201);
-    expectProblem(await post("/api/v1/pm/docs/generate", docsBody, { "idempotency-key": "d1" }), 409);
+    const first = await post("/api/v1/pm/docs/generate", docsBody, { "idempotency-key": "d1" });
+    expect(first.statusCode).toBe(201);
+    const again = await post("/api/v1/pm/docs/generate", docsBody, { "idempotency-key": "d1" });
+    expect([again.statusCode, again.json(), again.headers.location]).toEqual([201, first.json(), first.headers.location]);
     t.runs.failWith("Unavailable");
     expectProblem(await post("/api/v1/pm/docs/generate", docsBody), 503);
     expect(t.runs.all()).toHaveLength(1);

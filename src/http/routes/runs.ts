@@ -3,7 +3,7 @@
  * write intent (spec.cancel, a new run); the controller acts on it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Labels } from "../../api/constants.js";
+import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
@@ -12,7 +12,7 @@ import { RunKinds, isStoreError, type RunKind } from "../../intake/store.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import { listQuerySchema, logsQuerySchema, retryRequestSchema, runParamsSchema } from "../schemas.js";
 import { badIdempotencyKey, readIdempotencyKey, type RouteContext } from "./context.js";
-import { duplicateKey, findByIdempotencyKey, intentContext } from "./submit.js";
+import { createOnce, findByIdempotencyKey, intentContext, replayCreated } from "./submit.js";
 
 /** The object as returned to clients: managedFields are noise for API users. */
 function present(run: AnyRun): AnyRun {
@@ -22,6 +22,18 @@ function present(run: AnyRun): AnyRun {
 }
 
 const lower = (k: RunKind) => k.toLowerCase();
+
+/** The 201 of a retry, from the run it created (also when replayed for a repeated Idempotency-Key). */
+function retryCreated(reply: FastifyReply, run: AnyRun, namespace: string): FastifyReply {
+  const retryOf = run.metadata.annotations?.[Annotations.retryOf] ?? "";
+  reply.header("location", `/api/v1/runs/${lower(run.kind)}/${run.metadata.name}`);
+  const nameKey = run.kind === "CodeRun" ? "coderun_name" : "docsrun_name";
+  return reply.code(201).send({
+    success: true,
+    message: `Retry of ${run.kind} ${retryOf} submitted successfully`,
+    data: { [nameKey]: run.metadata.name, namespace, retry_of: retryOf, ...(run.kind === "CodeRun" ? { context_version: run.spec.contextVersion ?? 1 } : {}) },
+  });
+}
 
 function parseParams(req: FastifyRequest, reply: FastifyReply): { kind: RunKind; name: string } | undefined {
   const parsed = runParamsSchema.safeParse(req.params);
@@ -114,8 +126,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
           phase: source.status?.phase ?? "Pending",
         });
       }
+      const intent = intentContext(ctx, req, key, parsed.data);
+      const sendCreated = (r: AnyRun) => retryCreated(reply, r, ctx.runs.namespace);
       const byKey = await findByIdempotencyKey(ctx, p.kind, key);
-      if (byKey) return duplicateKey(reply, byKey);
+      if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
       let contextVersion = 1;
       if (source.kind === "CodeRun") {
         // The next version after every run of this task and service, not just after the source,
@@ -129,16 +143,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
         }
         contextVersion = Math.max(source.spec.contextVersion ?? 1, ...siblings.map((r) => r.spec.contextVersion ?? 1)) + 1;
       }
-      const run = buildRetryRun(source, { contextVersion, promptModification: parsed.data.prompt_modification }, intentContext(ctx, req, key));
-      const created = await ctx.runs.create(run);
-      req.log.info({ [lower(p.kind)]: created.metadata.name, retryOf: p.name, contextVersion, by: req.principal?.name }, `Created ${p.kind} retry`);
-      reply.header("location", `/api/v1/runs/${lower(p.kind)}/${created.metadata.name}`);
-      const nameKey = p.kind === "CodeRun" ? "coderun_name" : "docsrun_name";
-      return reply.code(201).send({
-        success: true,
-        message: `Retry of ${p.kind} ${p.name} submitted successfully`,
-        data: { [nameKey]: created.metadata.name, namespace: ctx.runs.namespace, retry_of: p.name, ...(p.kind === "CodeRun" ? { context_version: contextVersion } : {}) },
-      });
+      const run = buildRetryRun(source, { contextVersion, promptModification: parsed.data.prompt_modification }, intent);
+      const res = await createOnce(ctx, reply, run, intent, sendCreated);
+      req.log.info({ [lower(p.kind)]: run.metadata.name, retryOf: p.name, contextVersion, by: req.principal?.name }, `Created ${p.kind} retry`);
+      return res;
     } catch (err) {
       return sendStoreError(reply, err, `${p.kind} ${p.name}`);
     }

@@ -4,39 +4,94 @@
  * controller creates the Jobs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Labels } from "../../api/constants.js";
+import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
-import type { AnyRun, CodeRun } from "../../api/types.js";
+import type { AnyRun, CodeRun, DocsRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
-import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, type IntentContext } from "../intent.js";
+import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, requestDigest, type IntentContext } from "../intent.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
-import type { RunKind } from "../../intake/store.js";
+import { isStoreError, type RunKind } from "../../intake/store.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import { codeRequestSchema, docsRequestSchema } from "../schemas.js";
 import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
 
-export function intentContext(ctx: RouteContext, req: FastifyRequest, idempotencyKey: string | undefined): IntentContext {
+/** `body`: the validated request, fingerprinted with the route and principal for Idempotency-Key replays. */
+export function intentContext(ctx: RouteContext, req: FastifyRequest, idempotencyKey: string | undefined, body: unknown): IntentContext {
+  const requestedBy = req.principal?.name ?? "unknown";
   return {
     namespace: ctx.runs.namespace,
     defaultCodeModel: ctx.config.models.defaultCodeModel,
     defaultDocsModel: ctx.config.models.defaultDocsModel,
-    requestedBy: req.principal?.name ?? "unknown",
+    requestedBy,
     idempotencyKey,
+    requestDigest: requestDigest(`${req.method} ${req.url.split("?")[0]}`, requestedBy, body),
     now: ctx.clock.now(),
     randomHex: ctx.randomHex(),
   };
 }
 
-/** 409 when the Idempotency-Key was used before (the object carries its hash as a label). */
+/** The run an Idempotency-Key created before, if any (the object carries the key's hash as a label). */
 export async function findByIdempotencyKey(ctx: RouteContext, kind: RunKind, key: string | undefined): Promise<AnyRun | undefined> {
   if (key === undefined) return undefined;
   const found = await ctx.runs.list(kind, { [Labels.idempotencyKeyHash]: idempotencyLabelValue(key) });
   return found[0];
 }
 
-export function duplicateKey(reply: FastifyReply, existing: AnyRun): FastifyReply {
-  return sendProblem(reply, "duplicate", 409, `This Idempotency-Key was already used: ${existing.kind} ${existing.metadata.name} was created for it. Use a new key for a new request.`, {
-    existing: { kind: existing.kind, name: existing.metadata.name, namespace: existing.metadata.namespace },
+/**
+ * The answer to a repeated Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): the
+ * original 201, same body and Location, rebuilt from the object the first request created, so a
+ * client that lost the response may simply retry. A key reused for a different request is 422.
+ */
+export function replayCreated(reply: FastifyReply, existing: AnyRun, ctx: IntentContext, sendCreated: (run: AnyRun) => FastifyReply): FastifyReply {
+  const recorded = existing.metadata.annotations?.[Annotations.requestDigest];
+  if (recorded !== undefined && recorded !== ctx.requestDigest) {
+    return sendProblem(reply, "keyReused", 422, `This Idempotency-Key was already used for a different request, which created ${existing.kind} ${existing.metadata.name}. Use a new key for a new request.`, {
+      existing: { kind: existing.kind, name: existing.metadata.name, namespace: existing.metadata.namespace },
+    });
+  }
+  return sendCreated(existing);
+}
+
+/**
+ * Creates `run`; with an Idempotency-Key, a name already taken (another replica's create of the
+ * same key raced the label lookup) is answered like a repeated key.
+ */
+export async function createOnce(ctx: RouteContext, reply: FastifyReply, run: AnyRun, intent: IntentContext, sendCreated: (run: AnyRun) => FastifyReply): Promise<FastifyReply> {
+  try {
+    return sendCreated(await ctx.runs.create(run));
+  } catch (err) {
+    if (intent.idempotencyKey === undefined || !isStoreError(err, "AlreadyExists")) throw err;
+    return replayCreated(reply, await ctx.runs.get(run.kind, run.metadata.name ?? ""), intent, sendCreated);
+  }
+}
+
+function codeRunCreated(reply: FastifyReply, run: CodeRun, namespace: string): FastifyReply {
+  reply.header("location", `/api/v1/runs/coderun/${run.metadata.name}`);
+  return reply.code(201).send({
+    success: true,
+    message: "Code task submitted successfully",
+    data: {
+      coderun_name: run.metadata.name,
+      namespace: run.metadata.namespace ?? namespace,
+      task_id: run.spec.taskId,
+      service: run.spec.service,
+      context_version: run.spec.contextVersion ?? 1,
+      model: run.spec.model,
+    },
+  });
+}
+
+function docsRunCreated(reply: FastifyReply, run: DocsRun, namespace: string): FastifyReply {
+  reply.header("location", `/api/v1/runs/docsrun/${run.metadata.name}`);
+  return reply.code(201).send({
+    success: true,
+    message: "Documentation generation job submitted successfully",
+    data: {
+      docsrun_name: run.metadata.name,
+      namespace: run.metadata.namespace ?? namespace,
+      repository_url: run.spec.repositoryUrl,
+      model: run.spec.model,
+    },
   });
 }
 
@@ -54,7 +109,9 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
       return sendProblem(reply, "validation", 422, `Invalid CodeRequest: ${summarizeFieldErrors(errors)}`, { errors });
     }
     const request = parsed.data;
-    const run = buildCodeRunFromRequest(request, intentContext(ctx, req, key));
+    const intent = intentContext(ctx, req, key, request);
+    const run = buildCodeRunFromRequest(request, intent);
+    const sendCreated = (r: AnyRun) => codeRunCreated(reply, r as CodeRun, ctx.runs.namespace);
     const log = req.log.child({ coderun: run.metadata.name, taskId: request.task_id, service: request.service });
     // One submission of a (task, service, version) at a time in this process: the active-run
     // check and the create must not interleave with an identical request.
@@ -62,7 +119,7 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
     try {
       return await lock.run(lockKey, async () => {
         const byKey = await findByIdempotencyKey(ctx, "CodeRun", key);
-        if (byKey) return duplicateKey(reply, byKey);
+        if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
         const siblings = (await ctx.runs.list("CodeRun", { service: request.service, "task-id": String(request.task_id) })) as CodeRun[];
         const active = siblings.find((r) => (r.spec.contextVersion ?? 1) === request.context_version && isActive(r));
         if (active) {
@@ -70,21 +127,9 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
             existing: { kind: "CodeRun", name: active.metadata.name, namespace: active.metadata.namespace, phase: active.status?.phase ?? "Pending" },
           });
         }
-        const created = await ctx.runs.create(run);
+        const res = await createOnce(ctx, reply, run, intent, sendCreated);
         log.info({ model: run.spec.model, contextVersion: run.spec.contextVersion, by: req.principal?.name }, "Created CodeRun");
-        reply.header("location", `/api/v1/runs/coderun/${created.metadata.name}`);
-        return reply.code(201).send({
-          success: true,
-          message: "Code task submitted successfully",
-          data: {
-            coderun_name: created.metadata.name,
-            namespace: created.metadata.namespace ?? ctx.runs.namespace,
-            task_id: request.task_id,
-            service: request.service,
-            context_version: request.context_version,
-            model: run.spec.model,
-          },
-        });
+        return res;
       });
     } catch (err) {
       log.warn({ err }, "Failed to create CodeRun");
@@ -102,24 +147,16 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
       const errors = fieldErrors(parsed.error);
       return sendProblem(reply, "validation", 422, `Invalid DocsRequest: ${summarizeFieldErrors(errors)}`, { errors });
     }
-    const run = buildDocsRunFromRequest(parsed.data, intentContext(ctx, req, key));
+    const intent = intentContext(ctx, req, key, parsed.data);
+    const run = buildDocsRunFromRequest(parsed.data, intent);
     const log = req.log.child({ docsrun: run.metadata.name });
+    const sendCreated = (r: AnyRun) => docsRunCreated(reply, r as DocsRun, ctx.runs.namespace);
     try {
       const byKey = await findByIdempotencyKey(ctx, "DocsRun", key);
-      if (byKey) return duplicateKey(reply, byKey);
-      const created = await ctx.runs.create(run);
+      if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
+      const res = await createOnce(ctx, reply, run, intent, sendCreated);
       log.info({ model: run.spec.model, by: req.principal?.name }, "Created DocsRun");
-      reply.header("location", `/api/v1/runs/docsrun/${created.metadata.name}`);
-      return reply.code(201).send({
-        success: true,
-        message: "Documentation generation job submitted successfully",
-        data: {
-          docsrun_name: created.metadata.name,
-          namespace: created.metadata.namespace ?? ctx.runs.namespace,
-          repository_url: run.spec.repositoryUrl,
-          model: run.spec.model,
-        },
-      });
+      return res;
     } catch (err) {
       log.warn({ err }, "Failed to create DocsRun");
       return sendStoreError(reply, err, `DocsRun ${run.metadata.name}`);
