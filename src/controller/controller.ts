@@ -6,7 +6,7 @@ import type { KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
 import { GROUP, Kinds, Labels, MANAGED_BY, Phases, Plurals, VERSION, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import type { KubeClients } from "../kube/clients.js";
-import { ResilientInformer } from "../kube/informer.js";
+import { createInformer, type ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ControllerCache, ControllerKube } from "./ports.js";
@@ -44,7 +44,7 @@ export class Controller implements ControllerCache {
     const log = logger.child({ component: "controller" });
     for (const kind of RUN_KINDS) {
       const plural = Plurals[kind];
-      const inf = new ResilientInformer<AnyRun & KubernetesObject>(
+      const inf = createInformer<AnyRun & KubernetesObject>(
         clients.kc,
         `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${plural}`,
         () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural }) as never,
@@ -57,8 +57,8 @@ export class Controller implements ControllerCache {
       this.runInformers.set(kind, inf);
     }
     const selector = `${Labels.managedBy}=${MANAGED_BY}`;
-    this.jobInformer = new ResilientInformer<V1Job>(clients.kc, `/apis/batch/v1/namespaces/${this.ns}/jobs`, () => clients.batch.listNamespacedJob({ namespace: this.ns, labelSelector: selector }), selector, log);
-    this.podInformer = new ResilientInformer<V1Pod>(clients.kc, `/api/v1/namespaces/${this.ns}/pods`, () => clients.core.listNamespacedPod({ namespace: this.ns, labelSelector: selector }), selector, log);
+    this.jobInformer = createInformer<V1Job>(clients.kc, `/apis/batch/v1/namespaces/${this.ns}/jobs`, () => clients.batch.listNamespacedJob({ namespace: this.ns, labelSelector: selector }), selector, log);
+    this.podInformer = createInformer<V1Pod>(clients.kc, `/api/v1/namespaces/${this.ns}/pods`, () => clients.core.listNamespacedPod({ namespace: this.ns, labelSelector: selector }), selector, log);
     this.jobInformer.on("add", (j) => this.onJob(j, false));
     this.jobInformer.on("update", (j) => this.onJob(j, false));
     this.jobInformer.on("delete", (j) => this.onJob(j, true));

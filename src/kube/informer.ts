@@ -3,13 +3,20 @@
  * a watch or list error and leaves restarting to the caller; this wrapper restarts it with
  * exponential backoff and reports whether it is synced and healthy (for /ready).
  */
-import { makeInformer, type KubeConfig, type KubernetesObject, type ListPromise } from "@kubernetes/client-node";
+import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 
 export type Handler<T> = (obj: T) => void;
 
+/** client-node's informer: list + watch + cache, restarted by nobody. */
+export type InformerCore<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+/** A ResilientInformer over client-node's informer for one collection path. */
+export function createInformer<T extends KubernetesObject>(kc: KubeConfig, path: string, listFn: ListPromise<T>, labelSelector: string | undefined, log: Logger): ResilientInformer<T> {
+  return new ResilientInformer(makeInformer<T>(kc, path, listFn, labelSelector), path, log);
+}
+
 export class ResilientInformer<T extends KubernetesObject> {
-  private readonly inner;
   private started = false;
   private stopped = false;
   private errored = false;
@@ -19,8 +26,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   synced = false;
   lastError: string | undefined;
 
-  constructor(kc: KubeConfig, private readonly path: string, listFn: ListPromise<T>, labelSelector: string | undefined, private readonly log: Logger) {
-    this.inner = makeInformer<T>(kc, path, listFn, labelSelector);
+  constructor(private readonly inner: InformerCore<T>, private readonly path: string, private readonly log: Logger) {
     this.inner.on("error", (err: unknown) => this.onError(err));
     this.inner.on("connect", () => {
       this.errored = false;
@@ -49,7 +55,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.started = true;
     while (!this.stopped) {
       this.errored = false;
-      await this.inner.start();
+      await this.inner.start().catch((err: unknown) => this.onError(err));
       if (!this.errored) {
         this.synced = true;
         this.backoffMs = 500;
@@ -81,9 +87,14 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.restartTimer = undefined;
       if (this.stopped) return;
       this.errored = false;
-      void this.inner.start().then(() => {
-        if (!this.errored) this.backoffMs = 500;
-      });
+      // start() rejects when authentication or an event handler throws: that is one more
+      // failed attempt (restarted with backoff), never an unhandled rejection.
+      this.inner.start().then(
+        () => {
+          if (!this.errored) this.backoffMs = 500;
+        },
+        (err: unknown) => this.onError(err),
+      );
     }, delay);
   }
 }

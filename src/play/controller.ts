@@ -11,7 +11,7 @@ import type { Config } from "../config/schema.js";
 import { WorkQueue } from "../controller/queue.js";
 import type { KubeClients } from "../kube/clients.js";
 import { statusCode } from "../kube/errors.js";
-import { ResilientInformer } from "../kube/informer.js";
+import { createInformer, type ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { deliveryRefs, playMatches } from "./deliveries.js";
@@ -53,7 +53,7 @@ export class PlayController {
     const { clients, config } = opts;
     this.ns = config.namespace;
     this.log = opts.logger.child({ component: "play-controller" });
-    this.plays = new ResilientInformer<Play & KubernetesObject>(
+    this.plays = createInformer<Play & KubernetesObject>(
       clients.kc,
       `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${Plurals.Play}`,
       () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural: Plurals.Play }) as never,
@@ -71,7 +71,7 @@ export class PlayController {
     });
     this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
     const selector = Labels.play;
-    this.runs = new ResilientInformer<CodeRun & KubernetesObject>(
+    this.runs = createInformer<CodeRun & KubernetesObject>(
       clients.kc,
       `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${Plurals.CodeRun}`,
       () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural: Plurals.CodeRun, labelSelector: selector }) as never,
