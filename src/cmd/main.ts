@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
-  const playGitHub = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp } });
+  const playGitHub = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp }, log: logger.child({ component: "github" }) });
   const plays = config.controller.enabled && config.play.enabled
     ? new PlayController({
       clients,

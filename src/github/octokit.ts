@@ -9,7 +9,11 @@
  * fail (403) and are logged, while the progress comment and the Play itself work.
  */
 import { createAppAuth } from "@octokit/auth-app";
-import { Octokit } from "@octokit/rest";
+import { retry } from "@octokit/plugin-retry";
+import { throttling } from "@octokit/plugin-throttling";
+import { Octokit as RestOctokit } from "@octokit/rest";
+import Bottleneck from "bottleneck";
+import type { Logger } from "../observability/logger.js";
 import type { CheckRunInfo, CommentInfo, CommitInfo, LabelEventInfo, PlayGitHubReader, PullState, RepoRef, ReviewCommentInfo, ReviewInfo } from "../play/ports.js";
 import type { ReporterGitHub } from "../reporter/play-reporter.js";
 import type { CheckRunContent } from "../reporter/progress.js";
@@ -23,6 +27,31 @@ export interface PlayGitHubOptions {
   apiUrl: string;
   auth: GitHubAuthOptions;
   userAgent?: string;
+  log?: Logger;
+  /** Spacing of writes (POST/PATCH/...): GitHub asks integrations for 1 s; tests of the logic may use 0. */
+  writeIntervalMs?: number;
+}
+
+/**
+ * Octokit with GitHub's recommended client behaviour: 5xx answers and network errors are
+ * retried with backoff (plugin-retry, 3 times), rate limits are waited out (plugin-throttling,
+ * which also spaces writes by 1 s as GitHub asks of integrations).
+ */
+const Octokit = RestOctokit.plugin(retry, throttling);
+type Octokit = InstanceType<typeof Octokit>;
+
+/** Rate-limit waits longer than this fail the call instead; the reconciler retries the pass later. */
+const MAX_RATE_LIMIT_WAIT_SECONDS = 60;
+
+function clientBehaviour(log: Logger | undefined, writeIntervalMs: number) {
+  const onLimit = (kind: string) => (retryAfter: number, options: { method?: string; url?: string }, _octokit: unknown, retryCount: number): boolean => {
+    const wait = retryCount < 2 && retryAfter <= MAX_RATE_LIMIT_WAIT_SECONDS;
+    log?.warn({ request: `${options.method} ${options.url}`, retryAfterSeconds: retryAfter, retryCount, waiting: wait }, `Hit GitHub's ${kind} rate limit`);
+    return wait;
+  };
+  // One write group per adapter (plugin-throttling's default group is shared by the whole process).
+  const write = new Bottleneck.Group({ maxConcurrent: 1, minTime: writeIntervalMs });
+  return { throttle: { onRateLimit: onLimit("primary"), onSecondaryRateLimit: onLimit("secondary"), write } };
 }
 
 export type PlayGitHub = PlayGitHubReader & ReporterGitHub;
@@ -85,7 +114,7 @@ function checkRunBody(content: CheckRunContent) {
 }
 
 export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
-  const base = { baseUrl: opts.apiUrl.replace(/\/+$/, ""), userAgent: opts.userAgent ?? "orchestrator-play" };
+  const base = { baseUrl: opts.apiUrl.replace(/\/+$/, ""), userAgent: opts.userAgent ?? "orchestrator-play", ...clientBehaviour(opts.log, opts.writeIntervalMs ?? 1000) };
   const app = opts.auth.app;
   const shared = app
     ? app.installationId

@@ -383,8 +383,11 @@ export interface GitHubServer {
   state: GitHubState;
   /** Adds or replaces the handler of an OpenAPI path template, e.g. ("GET", "/repos/{owner}/{repo}/pulls"). */
   route(method: string, template: string, handler: RouteHandler): void;
-  /** The next `count` requests matching method+template fail with `status` (default 502). */
-  failNext(method: string, template: string, count: number, status?: number): void;
+  /**
+   * The next `count` requests matching method+template fail with `status` (default 502), and
+   * optionally GitHub's rate-limit message and headers (retry-after, x-ratelimit-*).
+   */
+  failNext(method: string, template: string, count: number, status?: number, response?: { message?: string; headers?: Record<string, string> }): void;
   pullsFor(owner: string, repo: string): PullRecord[];
   /** A fresh id, larger than every id handed out before (for state added by tests). */
   nextId(): number;
@@ -716,7 +719,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     lastId: 0,
   };
   const routes = new Map<string, RouteHandler>();
-  const failures: { key: string; remaining: number; status: number }[] = [];
+  const failures: { key: string; remaining: number; status: number; message?: string; headers?: Record<string, string> }[] = [];
   // eslint-disable-next-line prefer-const -- assigned once the server listens
   let self: GitHubServer;
 
@@ -760,7 +763,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     const failure = failures.find((f) => f.key === key && f.remaining > 0);
     if (failure) {
       failure.remaining--;
-      return { status: failure.status, body: { message: "Server Error" }, operationId: matched.operation.operationId, caller: callerName };
+      return { status: failure.status, body: { message: failure.message ?? "Server Error", documentation_url: DOCS }, headers: failure.headers, operationId: matched.operation.operationId, caller: callerName };
     }
     const handler = routes.get(key);
     if (!handler) return { ...notFound(), operationId: matched.operation.operationId, caller: callerName };
@@ -794,8 +797,8 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     route(method, template, handler) {
       routes.set(`${method.toUpperCase()} ${template}`, handler);
     },
-    failNext(method, template, count, status = 502) {
-      failures.push({ key: `${method.toUpperCase()} ${template}`, remaining: count, status });
+    failNext(method, template, count, status = 502, response = {}) {
+      failures.push({ key: `${method.toUpperCase()} ${template}`, remaining: count, status, ...response });
     },
     pullsFor: (owner, repo) => state.pulls.filter((p) => repoKey(p.owner, p.repo) === repoKey(owner, repo)),
     nextId: () => ++state.lastId,

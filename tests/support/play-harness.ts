@@ -70,7 +70,7 @@ export async function startPlayController(kc: KubeConfig, namespace: string, con
   const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace, GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
   const clients = makeClients(kc);
   const kube = createPlayKube(clients, new TokenBucket(config.controller.qps, config.controller.burst));
-  const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken } });
+  const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken }, writeIntervalMs: 0 });
   const plays = new PlayController({
     clients,
     kube: opts.wrapKube ? opts.wrapKube(kube) : kube,

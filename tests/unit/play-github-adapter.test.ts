@@ -62,16 +62,63 @@ async function exercise(gh: PlayGitHub) {
 
 describe("Octokit adapter", () => {
   it("with a token: every call is a valid GitHub REST call", async () => {
-    await exercise(createPlayGitHub({ apiUrl: github.url, auth: { token: "ghp_controller" } }));
+    await exercise(createPlayGitHub({ apiUrl: github.url, auth: { token: "ghp_controller" }, writeIntervalMs: 0 }));
     expect(github.state.violations).toEqual([]);
     expect(github.state.checkRuns.find((c) => c.externalId === "play:ns/demo:run-1")?.app).toBe("orchestrator-bot");
   });
 
   it("as a GitHub App: the installation is looked up per repository and its token used", async () => {
     const before = github.state.installationTokens.length;
-    await exercise(createPlayGitHub({ apiUrl: github.url, auth: { app: { appId: "4242", privateKey: keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } } }));
+    await exercise(createPlayGitHub({ apiUrl: github.url, auth: { app: { appId: "4242", privateKey: keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } }, writeIntervalMs: 0 }));
     expect(github.state.violations).toEqual([]);
     expect(github.state.installationTokens.length).toBeGreaterThan(before);
     expect(github.state.requests.filter((r) => r.path === "/repos/acme/api/installation")).toHaveLength(1);
+  });
+});
+
+describe("Octokit adapter: GitHub's failures", () => {
+  const gh = () => createPlayGitHub({ apiUrl: github.url, auth: { token: "ghp_controller" }, writeIntervalMs: 0 });
+  const calls = (path: string) => github.state.requests.filter((r) => r.path === path).length;
+
+  it("spaces writes by 1 s by default, as GitHub asks of integrations", async () => {
+    const client = createPlayGitHub({ apiUrl: github.url, auth: { token: "ghp_controller" } });
+    const started = Date.now();
+    await Promise.all([client.createComment(repo, 1, "one"), client.createComment(repo, 1, "two")]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("retries a 5xx answer", async () => {
+    github.failNext("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", 1, 502);
+    const before = calls("/repos/acme/api/pulls/1");
+    expect(await gh().getPull(repo, 1)).toMatchObject({ number: 1 });
+    expect(calls("/repos/acme/api/pulls/1") - before).toBe(2);
+  });
+
+  it("waits out a secondary rate limit (403 with retry-after) and then writes", async () => {
+    github.failNext("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", 1, 403, {
+      message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+      headers: { "retry-after": "1" },
+    });
+    const started = Date.now();
+    const comment = await gh().createComment(repo, 1, "after the limit");
+    expect(comment.body).toBe("after the limit");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("waits for the primary rate limit's reset (x-ratelimit-remaining: 0) and then reads", async () => {
+    const reset = String(Math.floor(Date.now() / 1000) + 1);
+    github.failNext("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews", 1, 403, {
+      message: "API rate limit exceeded for installation ID 99.",
+      headers: { "x-ratelimit-remaining": "0", "x-ratelimit-limit": "5000", "x-ratelimit-reset": reset },
+    });
+    expect((await gh().listReviews(repo, 1))[0]).toMatchObject({ login: "tess-agent" });
+  });
+
+  it("fails a call whose rate limit resets later than a minute, so the pass is retried later instead of blocking a worker", async () => {
+    github.failNext("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits", 1, 403, {
+      message: "API rate limit exceeded for installation ID 99.",
+      headers: { "x-ratelimit-remaining": "0", "x-ratelimit-limit": "5000", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) },
+    });
+    await expect(gh().listPullCommits(repo, 1)).rejects.toMatchObject({ status: 403 });
   });
 });
