@@ -14,8 +14,6 @@ export interface ControllerKube {
   /** A live read, for when the cache may lag behind our own create. */
   getJob(namespace: string, name: string): Promise<V1Job | null>;
   deleteJob(namespace: string, name: string): Promise<void>;
-  /** A live list (authoritative for concurrency slots). */
-  listJobs(namespace: string, labelSelector: string): Promise<V1Job[]>;
   /** Keys of a Secret's data, or null when it does not exist. Values are never read. */
   getSecretKeys(namespace: string, name: string): Promise<string[] | null>;
   /** Merge-patches the status subresource; null values delete fields. */

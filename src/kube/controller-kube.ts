@@ -22,7 +22,6 @@ export function createControllerKube(clients: KubeClients, limiter: TokenBucket)
       // Background propagation: the Job's pods go with it.
       await orNull(() => batch.deleteNamespacedJob({ namespace, name, propagationPolicy: "Background" }));
     },
-    listJobs: async (namespace, labelSelector) => (await call(() => batch.listNamespacedJob({ namespace, labelSelector }))).items,
     getSecretKeys: async (namespace, name) => {
       const s = await orNull(() => core.readNamespacedSecret({ namespace, name }));
       return s ? Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }) : null;

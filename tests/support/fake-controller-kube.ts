@@ -71,9 +71,6 @@ export class FakeKube implements ControllerKube, ControllerCache {
     this.calls.push(`deleteJob ${name}`);
     this.jobs.delete(`${ns}/${name}`);
   }
-  async listJobs(ns: string) {
-    return [...this.jobs.values()].filter((j) => j.metadata?.namespace === ns);
-  }
   async getSecretKeys(ns: string, name: string) {
     return this.secrets.get(`${ns}/${name}`) ?? null;
   }
