@@ -12,6 +12,7 @@ export interface PullRequest {
   number: number;
   htmlUrl: string;
   title: string;
+  body: string;
 }
 
 export interface NewPullRequest {
@@ -27,6 +28,7 @@ export interface GitHubPort {
   checkRepositoryAccess(): Promise<void>;
   findOpenPullRequest(head: string, base: string): Promise<PullRequest | null>;
   createPullRequest(input: NewPullRequest): Promise<PullRequest>;
+  updatePullRequest(number: number, text: { title: string; body: string }): Promise<void>;
   addLabels(issueNumber: number, labels: string[]): Promise<void>;
 }
 
@@ -89,7 +91,7 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
   const retry = { log, ...options.retry };
   const client = async () =>
     new Octokit({ auth: await options.token(), baseUrl: options.baseUrl.replace(/\/+$/, ""), userAgent: "orchestrator-agent-runner", log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
-  const toPullRequest = (p: { number: number; html_url: string; title: string }): PullRequest => ({ number: p.number, htmlUrl: p.html_url, title: p.title });
+  const toPullRequest = (p: { number: number; html_url: string; title: string; body: string | null }): PullRequest => ({ number: p.number, htmlUrl: p.html_url, title: p.title, body: p.body ?? "" });
 
   return {
     async checkRepositoryAccess() {
@@ -123,6 +125,10 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
       return toPullRequest(data);
     },
 
+    async updatePullRequest(number, text) {
+      await withRetry("update pull request", async () => (await client()).rest.pulls.update({ owner, repo, pull_number: number, title: text.title, body: text.body }), retry);
+    },
+
     async addLabels(issueNumber, labels) {
       if (labels.length === 0) return;
       await withRetry("add labels", async () => (await client()).rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }), retry);
@@ -138,8 +144,10 @@ export interface EnsuredPullRequest {
 /**
  * Exactly one open pull request head → base: the existing one, or a new one. A 422 on create
  * means another writer won the race (or the PR appeared meanwhile): list again and use it.
+ * `replaceText`: the agent wrote PR_DESCRIPTION.md in this run, so an existing PR takes its
+ * title and body (a later run describes the branch as it is now).
  */
-export async function ensurePullRequest(port: GitHubPort, input: NewPullRequest & { labels: string[] }): Promise<EnsuredPullRequest> {
+export async function ensurePullRequest(port: GitHubPort, input: NewPullRequest & { labels: string[]; replaceText?: boolean }): Promise<EnsuredPullRequest> {
   try {
     let pullRequest = await port.findOpenPullRequest(input.head, input.base);
     let created = false;
@@ -152,6 +160,10 @@ export async function ensurePullRequest(port: GitHubPort, input: NewPullRequest 
         pullRequest = await port.findOpenPullRequest(input.head, input.base);
         if (!pullRequest) throw err;
       }
+    }
+    if (!created && input.replaceText && (pullRequest.title !== input.title || pullRequest.body !== input.body)) {
+      await port.updatePullRequest(pullRequest.number, { title: input.title, body: input.body });
+      pullRequest = { ...pullRequest, title: input.title, body: input.body };
     }
     await port.addLabels(pullRequest.number, input.labels);
     return { pullRequest, created };

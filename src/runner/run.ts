@@ -88,8 +88,11 @@ function defaultPullRequestText(params: RunParameters): PullRequestText {
   };
 }
 
-/** Reads PR_DESCRIPTION.md (working directory first, then the repository root) and removes it from the tree. */
-async function takePrDescription(git: Git, repoDir: string, workDir: string, params: RunParameters, log: Logger): Promise<PullRequestText> {
+/**
+ * Reads PR_DESCRIPTION.md (working directory first, then the repository root) and removes it
+ * from the tree. `fromAgent`: the agent wrote one (else the default text).
+ */
+async function takePrDescription(git: Git, repoDir: string, workDir: string, params: RunParameters, log: Logger): Promise<PullRequestText & { fromAgent: boolean }> {
   const fallback = defaultPullRequestText(params);
   let text: PullRequestText | null = null;
   for (const dir of [...new Set([workDir, repoDir])]) {
@@ -104,9 +107,9 @@ async function takePrDescription(git: Git, repoDir: string, workDir: string, par
       log.info({ file: relative, title: parsed.title }, "Read the agent's PR description");
     }
   }
-  if (!text) return fallback;
+  if (!text) return { ...fallback, fromAgent: false };
   const footer = `\n\n---\n_Run ${params.runName}, attempt ${params.attempt}${params.taskId !== undefined ? `, task ${params.taskId}` : ""}._`;
-  return { title: text.title, body: `${text.body}${footer}` };
+  return { title: text.title, body: `${text.body}${footer}`, fromAgent: true };
 }
 
 /** Pushes HEAD to the run's branch; a rejected push is retried once after merging the remote branch. */
@@ -363,7 +366,7 @@ async function deliver(d: {
     return { outcome: "no-changes", reason: Reasons.NoChanges, message: `The agent finished without changes relative to ${params.baseBranch}; nothing was pushed.`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
   }
   await pushBranch(git, repoDir, params, log);
-  const { pullRequest, created } = await ensurePullRequest(github, { title: text.title, body: text.body, head: params.branch, base: params.baseBranch, labels: params.prLabels });
+  const { pullRequest, created } = await ensurePullRequest(github, { title: text.title, body: text.body, head: params.branch, base: params.baseBranch, labels: params.prLabels, replaceText: text.fromAgent });
   log.info({ pullRequest: pullRequest.htmlUrl, number: pullRequest.number, created }, created ? "Opened pull request" : "Found existing pull request");
   return {
     outcome: "succeeded",

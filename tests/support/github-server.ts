@@ -519,6 +519,18 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
       const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
       return p ? { status: 200, body: pullJson(p, ctx.server.url) } : notFound();
     }],
+    ["PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}", (ctx) => {
+      const denied = requireToken(ctx);
+      if (denied) return denied;
+      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+      if (!p) return notFound();
+      const body = ctx.body as { title?: string; body?: string; state?: "open" | "closed"; base?: string };
+      if (body.title !== undefined) p.title = body.title;
+      if (body.body !== undefined) p.body = body.body;
+      if (body.state !== undefined) p.state = body.state;
+      if (body.base !== undefined) p.base = body.base;
+      return { status: 200, body: pullJson(p, ctx.server.url) };
+    }],
     ["POST", "/repos/{owner}/{repo}/pulls", (ctx) => {
       const denied = requireToken(ctx);
       if (denied) return denied;

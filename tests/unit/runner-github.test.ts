@@ -65,6 +65,16 @@ describe("GitHub adapter", () => {
     expect(github.state.violations).toEqual([]);
   });
 
+  it("gives an existing pull request the title and body of a later run's PR_DESCRIPTION.md, and keeps it otherwise", async () => {
+    const first = await ensurePullRequest(port, { title: "feat: first try", body: "First body", head: "feature/later", base: "main", labels: [] });
+    const kept = await ensurePullRequest(port, { title: "feat(api): implement task 9", body: "Default text", head: "feature/later", base: "main", labels: [] });
+    expect(kept.pullRequest).toMatchObject({ number: first.pullRequest.number, title: "feat: first try" });
+    const later = await ensurePullRequest(port, { title: "feat: rate limiter, second pass", body: "Now with tests", head: "feature/later", base: "main", labels: [], replaceText: true });
+    expect(later).toMatchObject({ created: false, pullRequest: { number: first.pullRequest.number, title: "feat: rate limiter, second pass" } });
+    expect(github.pullsFor("acme", "shop").find((p) => p.head === "feature/later")).toMatchObject({ title: "feat: rate limiter, second pass", body: "Now with tests" });
+    expect(github.state.violations).toEqual([]);
+  });
+
   it("uses the pull request another writer created meanwhile (422 on create)", async () => {
     let listed = 0;
     const racing: GitHubPort = {
