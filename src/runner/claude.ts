@@ -8,12 +8,13 @@ import path from "node:path";
 import { execa } from "execa";
 import type { Logger } from "pino";
 import type { Redactor } from "./redact.js";
+import { estimateCostUsd } from "./pricing.js";
 
 // ---- stream-json parsing (pure) ----------------------------------------------------------------
 
 export type AgentEvent =
   | { kind: "init"; sessionId: string | null; model: string | null; tools: number; permissionMode: string | null }
-  | { kind: "assistant"; messageId: string | null; texts: string[]; toolCalls: { id: string; name: string }[]; inputTokens: number; outputTokens: number }
+  | { kind: "assistant"; messageId: string | null; texts: string[]; toolCalls: { id: string; name: string }[]; inputTokens: number; outputTokens: number; cacheWriteTokens: number; cacheReadTokens: number }
   | { kind: "tool-results"; results: { toolUseId: string; isError: boolean; error: string | null }[] }
   | {
       kind: "result";
@@ -67,6 +68,8 @@ export function parseStreamLine(line: string): AgentEvent | null {
       toolCalls: content.filter((c) => c.type === "tool_use").map((c) => ({ id: str(c.id) ?? "", name: str(c.name) ?? "unknown" })),
       inputTokens: num(usage.input_tokens) ?? 0,
       outputTokens: num(usage.output_tokens) ?? 0,
+      cacheWriteTokens: num(usage.cache_creation_input_tokens) ?? 0,
+      cacheReadTokens: num(usage.cache_read_input_tokens) ?? 0,
     };
   }
   if (type === "user") {
@@ -106,6 +109,11 @@ export interface AgentProgress {
   toolCalls: Record<string, number>;
   inputTokens: number;
   outputTokens: number;
+  /** Prompt-cache writes and reads, summed over the assistant messages (for the cost estimate). */
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
+  /** The model that answered (from the init event). */
+  model: string | null;
   costUsd: number | null;
   result: Extract<AgentEvent, { kind: "result" }> | null;
   /** Message ids already counted (one message may arrive as several events). */
@@ -115,14 +123,14 @@ export interface AgentProgress {
 }
 
 export function initialProgress(): AgentProgress {
-  return { sessionId: null, turns: 0, toolCalls: {}, inputTokens: 0, outputTokens: 0, costUsd: null, result: null, seenMessages: [], pendingTools: {} };
+  return { sessionId: null, turns: 0, toolCalls: {}, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, model: null, costUsd: null, result: null, seenMessages: [], pendingTools: {} };
 }
 
 /** The progress after one event (pure). The final result's figures replace the running sums. */
 export function updateProgress(state: AgentProgress, event: AgentEvent): AgentProgress {
   switch (event.kind) {
     case "init":
-      return { ...state, sessionId: event.sessionId ?? state.sessionId };
+      return { ...state, sessionId: event.sessionId ?? state.sessionId, model: event.model ?? state.model };
     case "assistant": {
       const isNew = !event.messageId || !state.seenMessages.includes(event.messageId);
       const toolCalls = { ...state.toolCalls };
@@ -136,6 +144,8 @@ export function updateProgress(state: AgentProgress, event: AgentEvent): AgentPr
         turns: state.turns + (isNew ? 1 : 0),
         inputTokens: state.inputTokens + (isNew ? event.inputTokens : 0),
         outputTokens: state.outputTokens + (isNew ? event.outputTokens : 0),
+        cacheWriteTokens: state.cacheWriteTokens + (isNew ? event.cacheWriteTokens : 0),
+        cacheReadTokens: state.cacheReadTokens + (isNew ? event.cacheReadTokens : 0),
         seenMessages: isNew && event.messageId ? [...state.seenMessages, event.messageId] : state.seenMessages,
         toolCalls,
         pendingTools,
@@ -154,6 +164,25 @@ export function updateProgress(state: AgentProgress, event: AgentEvent): AgentPr
     default:
       return state;
   }
+}
+
+/** The usage an agent result reports. */
+export interface ReportedUsage {
+  turns: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd?: number;
+}
+
+/**
+ * What a session used (pure). Claude Code's own cost when it wrote its result; a session
+ * stopped by the budget or a cancel has no result, so its cost is estimated from the tokens at
+ * list prices. Turns never exceed maxTurns: at the limit, Claude Code's num_turns counts the turn
+ * it refused to start.
+ */
+export function computeUsage(p: AgentProgress, maxTurns: number): ReportedUsage {
+  const costUsd = p.costUsd ?? estimateCostUsd(p.model, p);
+  return { turns: Math.min(p.turns, maxTurns), inputTokens: p.inputTokens, outputTokens: p.outputTokens, ...(costUsd !== undefined ? { costUsd } : {}) };
 }
 
 // ---- command line (pure) -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import type { AgentResult } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
 import { readAgentFiles, installAgentFiles, INSTALLED_FILES, type AgentFiles } from "./agent-files.js";
 import { resolveCredentials, type Credentials } from "./auth.js";
-import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
+import { computeUsage, readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
 import { Reasons, type Reason } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
@@ -151,13 +151,8 @@ interface RunState {
 
 function usage(state: RunState): Partial<AgentResult> {
   const p = state.claude?.progress;
-  if (!p) return {};
-  return {
-    turns: p.turns,
-    inputTokens: p.inputTokens,
-    outputTokens: p.outputTokens,
-    ...(p.costUsd !== null ? { costUsd: p.costUsd } : {}),
-  };
+  if (!p || !state.params) return {};
+  return computeUsage(p, state.params.maxTurns);
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {

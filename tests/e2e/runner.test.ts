@@ -255,6 +255,8 @@ describe("budget", () => {
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "BudgetExceeded", branch: "feature/task-8-implementation" });
     expect(run.result?.message).toMatch(/budget/);
     expect(run.result?.message).toMatch(/pushed to feature\/task-8-implementation/);
+    // Stopped before Claude Code wrote its result: the cost is estimated from the tokens used.
+    expect(run.result?.costUsd).toBeGreaterThan(0);
     expect(run.exitCode).toBe(1);
     expect(run.durationMs).toBeLessThan(45_000);
     expect(readFileAt(bare("target"), "feature/task-8-implementation", "services/api/slow.txt")).toBe("partial work");
@@ -281,6 +283,7 @@ describe("turn limit", () => {
     }));
     const run = await launchRunner(agent, jobEnv());
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "MaxTurnsReached" });
+    expect(run.result?.turns).toBeLessThanOrEqual(2);
     expect(run.exitCode).toBe(1);
     expect(listFiles(bare("target"), "feature/task-8-turns")).toContain("services/api/turn1.txt");
     expect(github.pullsFor("org", "target").some((p) => p.head === "feature/task-8-turns")).toBe(false);

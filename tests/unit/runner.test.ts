@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AgentResult } from "../../src/api/types.js";
 import {
-  buildClaudeArgs, classifyExit, describeClaudeArgs, initialProgress, parseStreamLine, updateProgress, type AgentEvent,
+  buildClaudeArgs, classifyExit, computeUsage, describeClaudeArgs, initialProgress, parseStreamLine, updateProgress, type AgentEvent,
 } from "../../src/runner/claude.js";
 import { readRunnerEnv } from "../../src/runner/env.js";
 import { RunnerError } from "../../src/runner/errors.js";
@@ -228,5 +228,31 @@ describe("secrets", () => {
     expect(env.githubRepository).toBe("a/b");
     expect(env.agentEnv).toEqual({ ANTHROPIC_API_KEY: "k", PATH: "/bin" });
     expect(env.baseEnv).toEqual({ PATH: "/bin" });
+  });
+});
+
+describe("computeUsage", () => {
+  const progress = (over: Partial<ReturnType<typeof initialProgress>>) => ({ ...initialProgress(), model: "claude-sonnet-4-20250514", ...over });
+  const result = (turns: number, costUsd: number | null) => ({ kind: "result" as const, subtype: "error_max_turns", isError: true, turns, costUsd, inputTokens: null, outputTokens: null, sessionId: null, durationMs: null, text: null });
+
+  it.each([
+    ["Claude Code's own figures", progress({ turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 }), 30, { turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 }],
+    ["at the turn limit, num_turns counts the refused turn", progress({ turns: 3, result: result(3, 0.02), costUsd: 0.02 }), 2, { turns: 2, costUsd: 0.02 }],
+    ["a budget stop: no result, cost estimated at list prices", progress({ turns: 2, inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 800, cacheReadTokens: 10_000 }), 30,
+      { turns: 2, inputTokens: 1000, outputTokens: 100, costUsd: (1000 + 1.25 * 800 + 0.1 * 10_000) * 3e-6 + 100 * 15e-6 }],
+  ])("%s", (_name, p, maxTurns, expected) => {
+    const usage = computeUsage(p, maxTurns);
+    expect(usage).toMatchObject({ ...expected, costUsd: expect.closeTo(expected.costUsd ?? 0, 9) });
+  });
+
+  it("reports no cost for a model without a list price", () => {
+    expect(computeUsage(progress({ model: "claude-test", turns: 1, inputTokens: 10 }), 5)).not.toHaveProperty("costUsd");
+  });
+
+  it("sums prompt-cache tokens of each assistant message once", () => {
+    const line = `{"type":"assistant","message":{"id":"m1","content":[],"usage":{"input_tokens":5,"output_tokens":1,"cache_creation_input_tokens":700,"cache_read_input_tokens":9000}}}`;
+    let p = initialProgress();
+    for (const l of [line, line]) p = updateProgress(p, parseStreamLine(l)!);
+    expect([p.cacheWriteTokens, p.cacheReadTokens]).toEqual([700, 9000]);
   });
 });
