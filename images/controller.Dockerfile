@@ -9,10 +9,14 @@ ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Optional dependencies are the development Node binary and Claude Code's native CLI: not needed to compile.
-RUN npm ci --omit=optional --ignore-scripts --no-audit --no-fund
+# With optional dependencies: Vite's bundler (rolldown) ships its native binary as one. This stage
+# is thrown away, so the other optional ones (the development Node binary, Claude Code's native
+# CLI) cost build time only.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY web ./web
+# The server into dist/, the dashboard's front end into dist/web.
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS deps

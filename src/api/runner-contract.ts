@@ -92,3 +92,18 @@ export interface RunParameters {
 
 /** Upper bound Kubernetes puts on a termination message. */
 export const TERMINATION_MESSAGE_MAX_BYTES = 4096;
+
+/**
+ * Messages of the runner's log lines (pino JSON on stdout) that report the agent's progress; the
+ * dashboard reads them from the pod log to show live turns, tool calls, tokens and cost.
+ */
+export const AgentLogMessages = {
+  /** `{turn, tool}` per tool call. */
+  toolCall: "Agent called tool",
+  /** `{turns, inputTokens, outputTokens}` every 10 turns. */
+  progress: "Agent progress",
+  /** `{turns, costUsd, inputTokens, outputTokens, ...}` from Claude Code's result message. */
+  result: "Claude Code reported its result",
+  /** `{status, turns, toolCalls, inputTokens, outputTokens, costUsd, ...}` when the CLI has exited. */
+  exited: "Claude Code exited",
+} as const;

@@ -19,6 +19,8 @@ import type { RenderFiles } from "../controller/reconciler.js";
 import { buildApp, createAuthenticator } from "../http/app.js";
 import { makeClients, loadKubeConfig } from "../kube/clients.js";
 import { createControllerKube } from "../kube/controller-kube.js";
+import { createDashboardInformers, createDashboardKube } from "../kube/dashboard-kube.js";
+import { LiveFeed, dashboardRoutes, defaultAssetsDir } from "../dashboard/index.js";
 import { createPlayGitHub } from "../github/octokit.js";
 import { createTaskReporter } from "../reporter/play-reporter.js";
 import { PlayController } from "../play/controller.js";
@@ -30,6 +32,22 @@ import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
 import { loadTemplates } from "../templates/index.js";
 import { makeRenderFiles } from "../controller/render.js";
+
+/**
+ * The dashboard's live feed: the controllers' informers when they run in this process, else
+ * informers of its own (started here, stopped with the process).
+ */
+function dashboardFeed(controller: Controller | undefined, plays: PlayController | undefined, clients: ReturnType<typeof makeClients>, config: Config, logger: Logger, stops: Array<() => Promise<void>>): LiveFeed {
+  if (controller) {
+    return new LiveFeed({ runs: [controller.runInformer("CodeRun"), controller.runInformer("DocsRun")].filter((i) => i !== undefined), plays: plays?.playInformer });
+  }
+  const own = createDashboardInformers(clients, config.namespace, logger.child({ component: "dashboard" }));
+  for (const inf of [...own.runs, own.plays]) {
+    void inf.start();
+    stops.push(() => inf.stop());
+  }
+  return new LiveFeed(own);
+}
 
 function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.KUBECONFIG) || Boolean(env.KUBERNETES_SERVICE_HOST) || existsSync(join(homedir(), ".kube", "config"));
@@ -134,6 +152,16 @@ async function main(): Promise<void> {
       return { ready: apiServer === true && (!controller || controller.isReady()) && (!plays || plays.isReady()), checks };
     },
     ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
+    routes: dashboardRoutes({
+      feed: dashboardFeed(controller, plays, clients, config, logger, stops),
+      kube: createDashboardKube(clients, config.namespace),
+      runs,
+      auth,
+      namespace: config.namespace,
+      slotsPerService: config.concurrency.perService,
+      assetsDir: defaultAssetsDir(),
+      logger,
+    }),
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address: app.server.address() }, "Listening");

@@ -82,6 +82,11 @@ export class Controller implements ControllerCache {
     return [...(this.podsByJob.get(`${namespace}/${jobName}`)?.values() ?? [])];
   }
 
+  /** The informer of a run kind, shared with the dashboard's live feed. */
+  runInformer(kind: Kind): ResilientInformer<AnyRun & KubernetesObject> | undefined {
+    return this.runInformers.get(kind);
+  }
+
   // ---- lifecycle ---------------------------------------------------------------------------
   /** Starts informers, waits until their caches are synced, then starts the workers. */
   async start(): Promise<void> {

@@ -5,13 +5,14 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import fastifyCookie from "@fastify/cookie";
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener } from "../webhook/receiver.js";
 import type { PermissionChecker } from "../webhook/rules.js";
-import { API_DISABLED_MESSAGE, WWW_AUTHENTICATE, type Authenticator } from "./auth.js";
+import { API_DISABLED_MESSAGE, CSRF_MESSAGE, WWW_AUTHENTICATE, requestCredentials, type Authenticator } from "./auth.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import type { RunStore } from "../intake/store.js";
 import { sendProblem } from "../intake/problem.js";
@@ -39,6 +40,7 @@ import { registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
  *   enqueueForDelivery; bounded by webhook.ackTimeoutMs, its errors are logged and ignored.
  * - `version`: reported by /health and /openapi.json (default: package.json's version).
  * - `randomHex`: randomness for names without an Idempotency-Key (default: crypto).
+ * - `routes`: more routes, public and behind the API's authentication (the dashboard's).
  */
 export interface AppDeps {
   config: Config;
@@ -54,6 +56,7 @@ export interface AppDeps {
   deliveryEvents?: readonly string[];
   version?: string;
   randomHex?: () => string;
+  routes?: { public?: (app: FastifyInstance) => void; api?: (api: FastifyInstance) => void };
 }
 
 function packageVersion(): string {
@@ -90,6 +93,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   };
 
   if (!deps.auth.enabled) deps.logger.warn(API_DISABLED_MESSAGE);
+  // The dashboard's session cookie is one way to send the API token (src/dashboard).
+  app.register(fastifyCookie);
 
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -124,7 +129,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     api.removeContentTypeParser("text/plain");
     api.addHook("onRequest", async (req, reply) => {
       if (!deps.auth.enabled) return sendProblem(reply, "disabled", 503, API_DISABLED_MESSAGE);
-      const result = await deps.auth.authenticate(req.headers.authorization);
+      const credentials = requestCredentials(req);
+      if (credentials.csrfRefused) return sendProblem(reply, "forbidden", 403, CSRF_MESSAGE);
+      const result = await deps.auth.authenticate(credentials.authorization);
       if (!result.ok) {
         if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
         if (result.status === 503) reply.header("retry-after", "5");
@@ -135,7 +142,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     });
     registerSubmitRoutes(api, ctx);
     registerRunRoutes(api, ctx);
+    deps.routes?.api?.(api);
   });
+  deps.routes?.public?.(app);
 
   return app;
 }

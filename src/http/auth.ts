@@ -113,3 +113,29 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 /** Message for a disabled API (no tokens and no TokenReview). */
 export const API_DISABLED_MESSAGE =
   "The REST API is disabled because no authentication is configured. Set ORCHESTRATOR_API_TOKENS (comma-separated bearer tokens; Helm: the chart's API token Secret) or enable api.tokenReview in the controller config, then restart.";
+
+/**
+ * The dashboard's session cookie. It holds the bearer token itself (there is no server-side
+ * session to lose on restart); HttpOnly keeps page scripts from reading it.
+ */
+export const SESSION_COOKIE = "orchestrator_session";
+
+/**
+ * Header the dashboard sends with every write. A cookie is sent by the browser whoever made the
+ * page; a custom header cannot be set cross-origin without a CORS preflight this service never
+ * grants, so a cookie-authenticated write without it is refused (CSRF).
+ */
+export const CSRF_HEADER = "x-orchestrator-dashboard";
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** Where a request's credentials come from: the Authorization header first, else the session cookie. */
+export function requestCredentials(req: { method: string; headers: Record<string, string | string[] | undefined>; cookies?: Record<string, string | undefined> }): { authorization: string | undefined; csrfRefused: boolean } {
+  const header = req.headers.authorization;
+  if (typeof header === "string") return { authorization: header, csrfRefused: false };
+  const token = req.cookies?.[SESSION_COOKIE];
+  if (!token) return { authorization: undefined, csrfRefused: false };
+  return { authorization: `Bearer ${token}`, csrfRefused: !SAFE_METHODS.has(req.method) && req.headers[CSRF_HEADER] !== "1" };
+}
+
+export const CSRF_MESSAGE = `Writes authenticated by the dashboard's session cookie must carry the header '${CSRF_HEADER}: 1'. API clients should send 'Authorization: Bearer <token>' instead of the cookie.`;

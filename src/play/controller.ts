@@ -93,6 +93,11 @@ export class PlayController {
     this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, reporter: opts.reporter, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
   }
 
+  /** The Play informer, shared with the dashboard's live feed. */
+  get playInformer(): ResilientInformer<Play & KubernetesObject> {
+    return this.plays;
+  }
+
   /**
    * Starts the informers, waits for their caches, then the workers and the resync timer. When
    * the Play CRD (or RBAC for it) is missing, as after a Helm upgrade (Helm never upgrades CRDs),

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import type { Logger } from "pino";
+import { AgentLogMessages } from "../api/runner-contract.js";
 import type { Redactor } from "./redact.js";
 import { estimateCostUsd } from "./pricing.js";
 
@@ -374,7 +375,7 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
     status, exitCode, signal: result.signal ?? null, turns: progress.turns, toolCalls: progress.toolCalls,
     inputTokens: progress.inputTokens, outputTokens: progress.outputTokens, costUsd: progress.costUsd, durationMs,
     ...(status === "failed" && stderrTail ? { stderr: stderrTail } : {}),
-  }, "Claude Code exited");
+  }, AgentLogMessages.exited);
   return { status, exitCode, progress, stderrTail, durationMs };
 }
 
@@ -385,9 +386,9 @@ function logEvent(log: Logger, event: AgentEvent, before: AgentProgress, after: 
       break;
     case "assistant":
       for (const text of event.texts) log.info({ turn: after.turns, text: redactor.scrub(truncate(text, 300)) }, "Agent wrote");
-      for (const call of event.toolCalls) log.info({ turn: after.turns, tool: call.name }, "Agent called tool");
+      for (const call of event.toolCalls) log.info({ turn: after.turns, tool: call.name }, AgentLogMessages.toolCall);
       if (after.turns !== before.turns && after.turns % 10 === 0) {
-        log.info({ turns: after.turns, inputTokens: after.inputTokens, outputTokens: after.outputTokens }, "Agent progress");
+        log.info({ turns: after.turns, inputTokens: after.inputTokens, outputTokens: after.outputTokens }, AgentLogMessages.progress);
       }
       break;
     case "tool-results":
@@ -399,7 +400,7 @@ function logEvent(log: Logger, event: AgentEvent, before: AgentProgress, after: 
       log.info({
         subtype: event.subtype, isError: event.isError, turns: event.turns, costUsd: event.costUsd,
         inputTokens: event.inputTokens, outputTokens: event.outputTokens, durationMs: event.durationMs,
-      }, "Claude Code reported its result");
+      }, AgentLogMessages.result);
       break;
     case "unparsed":
       log.debug({ line: redactor.scrub(truncate(event.line, 300)) }, "Claude Code printed a non-JSON line");

@@ -44,14 +44,14 @@ export function startInProcessController(kc: KubeConfig, namespace: string, conf
 
 
 /** Runs `src/cmd/main.ts` as a child process, exactly as the image runs the orchestrator. */
-export async function startControllerProcess(kubeconfigPath: string, namespace: string, configYaml = DEFAULT_TEST_CONFIG) {
+export async function startControllerProcess(kubeconfigPath: string, namespace: string, configYaml = DEFAULT_TEST_CONFIG, env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), "orchestrator-ctl-"));
   const port = (await freePorts(1))[0] as number;
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, `${configYaml}\nserver: {host: 127.0.0.1, port: ${port}}\n`);
   // The same Node as the tests (node_modules/.bin/tsx would pick whatever `node` is on PATH).
   const child: ResultPromise = execa(process.execPath, ["--import", "tsx", "src/cmd/main.ts"], {
-    env: { KUBECONFIG: kubeconfigPath, ORCHESTRATOR_CONFIG: configPath, KUBERNETES_NAMESPACE: namespace, LOG_LEVEL: "info", ORCHESTRATOR_API_TOKENS: "test-token" },
+    env: { KUBECONFIG: kubeconfigPath, ORCHESTRATOR_CONFIG: configPath, KUBERNETES_NAMESPACE: namespace, LOG_LEVEL: "info", ORCHESTRATOR_API_TOKENS: "test-token", ...env },
     extendEnv: true,
     reject: false,
     all: true,

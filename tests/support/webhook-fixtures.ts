@@ -69,6 +69,7 @@ export interface TestAppOptions {
   permissions?: AppDeps["permissions"];
   onDelivery?: AppDeps["onDelivery"];
   deliveryEvents?: AppDeps["deliveryEvents"];
+  routes?: AppDeps["routes"];
   logLevel?: string;
 }
 
@@ -100,6 +101,7 @@ export function buildTestApp(opts: TestAppOptions = {}): TestApp {
     permissions: opts.permissions,
     onDelivery: opts.onDelivery,
     deliveryEvents: opts.deliveryEvents,
+    routes: opts.routes,
   });
   const logs = () => chunks.join("");
   return {
