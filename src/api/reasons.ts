@@ -8,8 +8,10 @@
 export const Reasons = {
   /** run.json, CLAUDE.md, managed settings, ... missing or malformed in /task-files. */
   AgentFilesInvalid: "AgentFilesInvalid",
-  /** Repository URL cannot be mapped to a GitHub owner/repo. */
-  InvalidParameters: "InvalidParameters",
+  /** A repository URL is not on the configured GitHub host (or uses another scheme): refused before any network call. */
+  RepositoryNotAllowed: "RepositoryNotAllowed",
+  /** The workspace holds a clone of another repository: refused, never moved aside. */
+  WorkspaceInUse: "WorkspaceInUse",
   /** No usable credentials, or GitHub rejected them. */
   AuthFailed: "AuthFailed",
   /** git could not reach the target or docs repository. */

@@ -75,6 +75,8 @@ export interface RunParameters {
   timeBudgetSeconds: number;
   /** GitHub REST API base URL (https://api.github.com, or GHES). */
   githubApiUrl: string;
+  /** The GitHub web/git origin (https://github.com): the only host the runner gives credentials to. */
+  githubUrl: string;
   /** Labels to put on the PR, e.g. task-7. */
   prLabels: string[];
   // CodeRun only

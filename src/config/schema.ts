@@ -4,6 +4,7 @@
  * developer can run `npm start` with no file at all.
  */
 import { z } from "zod";
+import { defaultGithubUrl, githubUrlProblem } from "../api/github-host.js";
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$/, "must be a Kubernetes quantity such as 10Gi or 500m");
 const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')").max(63);
@@ -20,6 +21,12 @@ const regexSource = z.string().min(1).max(1000).refine((src) => {
     return false;
   }
 }, { message: "must be a valid JavaScript regular expression (u flag); use (?<prompt>...) for the request text" });
+
+/** The GitHub web or API URL: https (plain http only on a loopback address), without credentials. */
+const githubUrl = z.string().superRefine((url, ctx) => {
+  const problem = githubUrlProblem(url);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 
 /** A webhook rule turns a GitHub event into intent (a CodeRun), without code. The first matching rule wins. */
 export const webhookRuleSchema = z.strictObject({
@@ -152,8 +159,13 @@ export const fileConfigSchema = z.strictObject({
     deny: z.array(z.string()).default([]),
   }).prefault({}),
   github: z.strictObject({
-    apiUrl: z.url().default("https://api.github.com"),
-  }).prefault({}),
+    apiUrl: githubUrl.default("https://api.github.com"),
+    /**
+     * The GitHub web and git host (scheme://host[:port]): the only place run credentials are
+     * sent. Default: https://github.com for api.github.com, else the API URL's origin (GHES).
+     */
+    url: githubUrl.optional(),
+  }).prefault({}).transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin })),
   api: z.strictObject({
     /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
     tokenReview: z.boolean().default(false),

@@ -50,6 +50,7 @@ export function computeRunParameters(run: AnyRun, attempt: number, config: Build
     maxTurns: limits.maxTurns,
     timeBudgetSeconds: limits.timeBudgetSeconds,
     githubApiUrl: config.github.apiUrl,
+    githubUrl: config.github.url,
   };
   if (run.kind === "CodeRun") {
     const s = run.spec;

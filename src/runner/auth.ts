@@ -13,13 +13,13 @@ import path from "node:path";
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import type { Logger } from "pino";
+import type { BoundRepository } from "../api/github-host.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import { Reasons } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 import type { Author, GitAuth, GitAuthProvider } from "./git.js";
 import type { Layout } from "./layout.js";
 import type { Redactor } from "./redact.js";
-import { isHttpUrl, isSshUrl, parseRepoUrl, toHttpsUrl, type RepoCoordinates } from "./repo-url.js";
 
 /** The environment variable the credential helper reads; set only on git processes. */
 const TOKEN_VAR = "GITHUB_TOKEN";
@@ -28,19 +28,15 @@ const TOKEN_VAR = "GITHUB_TOKEN";
  * git config for a credential helper that answers `get` with the token from the git process's
  * environment (the `$` is expanded by the helper's shell at call time, never stored anywhere) and
  * ignores `store`/`erase`. The empty helper first clears helpers from every config file (including
- * any an agent might have added to .git/config); the token is offered only to `origins`.
+ * any an agent might have added to .git/config); the token is offered only to `origin`, the
+ * configured GitHub host (scheme, host and port must all match).
  */
-export function buildTokenHelperConfig(origins: string[]): string[] {
+export function buildTokenHelperConfig(origin: string): string[] {
   const helper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=$${TOKEN_VAR}"; }; f`;
-  return ["credential.helper=", ...[...new Set(origins)].map((o) => `credential.${o}.helper=${helper}`)];
+  return ["credential.helper=", `credential.${new URL(origin).origin}.helper=${helper}`];
 }
 
-/** scheme://host[:port] of the HTTP(S) URLs among `urls`. */
-export function httpOrigins(urls: string[]): string[] {
-  return urls.filter(isHttpUrl).map((u) => new URL(u).origin);
-}
-
-export type AuthMethod = "github-app" | "token" | "ssh" | "none";
+export type AuthMethod = "github-app" | "token" | "ssh";
 
 export interface Credentials {
   /** How git reaches the repositories. */
@@ -50,8 +46,8 @@ export interface Credentials {
   gitAuth: GitAuthProvider;
   /** Commit author and committer. */
   author: Author;
-  /** The URL git should use for a remote, e.g. https instead of SSH when only a token is available. */
-  remoteUrl(url: string, coords: RepoCoordinates | null): string;
+  /** The URL git uses for a repository: its canonical HTTPS URL, or its SSH URL when an SSH key is used. */
+  remoteUrl(repository: BoundRepository): string;
   /** Removes the temporary key file. */
   dispose(): void;
 }
@@ -60,8 +56,10 @@ export interface CredentialInputs {
   params: RunParameters;
   layout: Layout;
   githubToken: string | undefined;
-  /** owner/repo of the target repository (for the App's installation lookup). */
-  coords: RepoCoordinates;
+  /** The target repository, on the configured host (for the App's installation lookup). */
+  target: BoundRepository;
+  /** The docs repository, when it differs from the target. */
+  docs?: BoundRepository;
   redactor: Redactor;
   log: Logger;
 }
@@ -104,7 +102,7 @@ function prepareSsh(layout: Layout, key: string): { env: Record<string, string>;
 }
 
 async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<string>> {
-  const { params, layout, coords, redactor, log } = inputs;
+  const { params, layout, target, redactor, log } = inputs;
   const app = params.githubApp!;
   const appIdText = readSecretFile(path.join(layout.githubAppSecret, "app-id"))?.trim();
   const privateKey = readSecretFile(path.join(layout.githubAppSecret, "private-key"));
@@ -120,22 +118,24 @@ async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<s
     if (!installationId) {
       const { token: jwt } = await auth({ type: "app" });
       redactor.add(jwt);
-      const { data } = await request("GET /repos/{owner}/{repo}/installation", { owner: coords.owner, repo: coords.repo, headers: { authorization: `bearer ${jwt}` } });
+      const { data } = await request("GET /repos/{owner}/{repo}/installation", { owner: target.owner, repo: target.repo, headers: { authorization: `bearer ${jwt}` } });
       installationId = data.id;
     }
+    // The token may reach only the run's repositories, even when the App is installed on more.
+    const repositoryNames = appRepositoryNames(target, inputs.docs);
     const mint = async () => {
-      const { token } = await auth({ type: "installation", installationId });
+      const { token } = await auth({ type: "installation", installationId, repositoryNames });
       redactor.add(token);
       return token;
     };
     await mint();
-    log.info({ app, installationId }, "Minted GitHub App installation token");
+    log.info({ app, installationId, repositories: repositoryNames }, "Minted GitHub App installation token");
     return mint;
   } catch (err) {
     const status = (err as { status?: number }).status;
     const detail = redactor.scrub((err as Error).message);
     const hint = status === 404
-      ? `the App is not installed on ${coords.owner}/${coords.repo}`
+      ? `the App is not installed on ${target.owner}/${target.repo}`
       : status === 401
         ? "GitHub rejected the App's JWT: check app-id and private-key"
         : "check app-id, private-key (PEM) and githubApiUrl";
@@ -143,9 +143,14 @@ async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<s
   }
 }
 
-/** The URLs git will use for the target and docs repositories. */
-function remoteUrls(params: RunParameters, remoteUrl: (url: string, coords: RepoCoordinates | null) => string): string[] {
-  return [params.repositoryUrl, params.docsRepositoryUrl].filter((u): u is string => Boolean(u)).map((u) => remoteUrl(u, parseRepoUrl(u)));
+/**
+ * Repositories an App token is scoped to: the target, plus the docs repository when it belongs to
+ * the same installation's account (a token cannot span installations anyway).
+ */
+export function appRepositoryNames(target: BoundRepository, docs: BoundRepository | undefined): string[] {
+  const names = [target.repo];
+  if (docs && docs.owner.toLowerCase() === target.owner.toLowerCase() && docs.key !== target.key) names.push(docs.repo);
+  return names;
 }
 
 /** Resolves and checks the run's credentials; throws RunnerError(AuthFailed) with what to fix. */
@@ -154,10 +159,10 @@ export async function resolveCredentials(inputs: CredentialInputs): Promise<Cred
   const author = computeAuthor(params);
   const noop = () => {};
 
+  const config = buildTokenHelperConfig(params.githubUrl);
   if (params.githubApp) {
     const mint = await appCredentials(inputs);
-    const remoteUrl = (url: string, coords: RepoCoordinates | null) => (isSshUrl(url) && coords ? toHttpsUrl(coords) : url);
-    const config = buildTokenHelperConfig(httpOrigins(remoteUrls(params, remoteUrl)));
+    const remoteUrl = (repository: BoundRepository) => repository.httpsUrl;
     const gitAuth = async (): Promise<GitAuth> => ({ env: { [TOKEN_VAR]: await mint() }, config });
     return { gitMethod: "github-app", apiToken: mint, gitAuth, author, remoteUrl, dispose: noop };
   }
@@ -167,15 +172,15 @@ export async function resolveCredentials(inputs: CredentialInputs): Promise<Cred
     throw new RunnerError(Reasons.AuthFailed, `No GitHub token for user ${params.githubUser ?? "(unset)"}: the runner needs GITHUB_TOKEN (secret github-token-${params.githubUser ?? "{user}"}, key token) to open pull requests, or set githubApp.`);
   }
   const sshKey = readSecretFile(path.join(layout.sshSecret, "ssh-privatekey"));
-  const usesSsh = isSshUrl(params.repositoryUrl) || (params.docsRepositoryUrl ? isSshUrl(params.docsRepositoryUrl) : false);
+  const usesSsh = Boolean(inputs.target.sshUrl ?? inputs.docs?.sshUrl);
   const ssh = sshKey?.trim() && usesSsh ? prepareSsh(layout, sshKey) : null;
   if (sshKey) redactor.add(sshKey);
   // Without a key, an SSH remote is reached over HTTPS with the token.
-  const remoteUrl = (url: string, coords: RepoCoordinates | null) => (isSshUrl(url) && !ssh && coords ? toHttpsUrl(coords) : url);
-  const tokenAuth: GitAuth = { env: { [TOKEN_VAR]: githubToken }, config: buildTokenHelperConfig(httpOrigins(remoteUrls(params, remoteUrl))) };
+  const remoteUrl = (repository: BoundRepository) => (repository.sshUrl && ssh ? repository.sshUrl : repository.httpsUrl);
+  const tokenAuth: GitAuth = { env: { [TOKEN_VAR]: githubToken }, config };
   const gitAuth = async (): Promise<GitAuth> => (ssh ? { env: { ...tokenAuth.env, ...ssh.env }, config: tokenAuth.config } : tokenAuth);
   return {
-    gitMethod: ssh ? "ssh" : isHttpUrl(remoteUrl(params.repositoryUrl, inputs.coords)) ? "token" : "none",
+    gitMethod: ssh && inputs.target.sshUrl ? "ssh" : "token",
     apiToken: async () => githubToken,
     gitAuth,
     author,

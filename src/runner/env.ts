@@ -5,8 +5,6 @@
  * - ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, and any spec.env / envFromSecrets: passed to Claude Code.
  * - GITHUB_TOKEN: token of the run's GitHub user (REST API and git over HTTPS). Never passed to the agent.
  * - AGENT_ROOT: tests only; prefix for every absolute contract path.
- * - GITHUB_REPOSITORY=owner/repo: overrides the owner/repo derived from run.json's repositoryUrl
- *   (needed when the URL is a local path, as in tests, or a mirror).
  * - CLAUDE_BIN: the Claude Code executable (default `claude` on PATH).
  * - LOG_LEVEL: pino level (default info).
  */
@@ -16,7 +14,6 @@ export interface RunnerEnv {
   /** "" when unset: contract paths are used as they are. */
   agentRoot: string;
   githubToken: string | undefined;
-  githubRepository: string | undefined;
   claudeBin: string;
   logLevel: string;
   /** The environment Claude Code starts from (GitHub credentials removed). */
@@ -36,7 +33,6 @@ export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   return {
     agentRoot: defined[AgentEnv.agentRoot] ?? "",
     githubToken: defined[AgentEnv.githubToken] || undefined,
-    githubRepository: defined.GITHUB_REPOSITORY || undefined,
     claudeBin: defined.CLAUDE_BIN || "claude",
     logLevel: defined.LOG_LEVEL || "info",
     agentEnv,

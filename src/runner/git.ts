@@ -50,13 +50,23 @@ export interface GitOptions {
   log: Logger;
   /** Upper bound for one network command. */
   remoteTimeoutMs?: number;
+  /** The URL `origin` must have before any remote command in a clone (the agent may have changed it). */
+  origin?: string;
 }
 
 /**
  * Config on every command: the agent can write .git/config and .git/hooks, and the runner's git
  * holds credentials, so hooks and fsmonitor commands never run under the runner.
  */
-export const HARDENING_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never"];
+export const HARDENING_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never", "core.sshCommand=ssh", "http.sslVerify=true"];
+
+/**
+ * Keys of a clone's own config (.git/config, writable by the agent) that could send the runner's
+ * remote commands elsewhere or run a program while its credentials are in the environment:
+ * URL rewriting, proxies and TLS settings, credential helpers, includes, SSH and askpass programs.
+ * They are removed before every remote command in a clone.
+ */
+export const UNSAFE_LOCAL_CONFIG = /^(url\..*|https?\..*|credential\..*|include\..*|includeif\..*|core\.(sshcommand|askpass|gitproxy)|remote\.[^.]+\.(proxy|uploadpack|receivepack|pushurl|vcs|proxyauthmethod)|protocol\..*)$/i;
 
 const NO_AUTH: GitAuthProvider = async () => ({ env: {}, config: [] });
 
@@ -78,6 +88,7 @@ export class Git {
 
   /** A command that talks to a remote (clone, fetch, push, ls-remote): adds the credentials. */
   async remote(cwd: string, args: string[], options: { allowFailure?: boolean } = {}): Promise<GitResult> {
+    if (fs.existsSync(path.join(cwd, ".git"))) await this.guardClone(cwd, this.opts.origin);
     const auth = await this.opts.auth();
     return this.exec(cwd, args, auth, { ...options, timeoutMs: this.remoteTimeoutMs });
   }
@@ -108,6 +119,18 @@ export class Git {
       throw new GitError(`git ${shown} failed: ${why}`, args, result.exitCode, stderr);
     }
     return { stdout, stderr, exitCode };
+  }
+
+  /**
+   * Removes config an agent could have planted in the clone and resets origin to `origin`, before
+   * credentials are used there (and before origin is read: `remote get-url` applies URL rewriting).
+   */
+  async guardClone(dir: string, origin?: string): Promise<void> {
+    const listed = await this.run(dir, ["config", "--local", "--name-only", "--list"], { allowFailure: true });
+    const unsafe = [...new Set(listed.stdout.split("\n").filter((k) => UNSAFE_LOCAL_CONFIG.test(k)))];
+    for (const key of unsafe) await this.run(dir, ["config", "--local", "--unset-all", key], { allowFailure: true });
+    if (unsafe.length > 0) this.opts.log.warn({ keys: unsafe }, "Removed unsafe settings from the clone's git config");
+    if (origin && (await this.remoteUrl(dir)) !== origin) await this.run(dir, ["remote", "set-url", "origin", origin], { allowFailure: true });
   }
 
   // ---- queries -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 import path from "node:path";
 import { z } from "zod";
 import type { RunParameters } from "../api/runner-contract.js";
+import { githubUrlProblem } from "../api/github-host.js";
 import { Reasons } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 
@@ -9,6 +10,12 @@ const relativeDir = z.string().min(1).refine((d) => !path.posix.isAbsolute(d) &&
   message: "must be a relative path inside the repository (no leading / and no ..)",
 });
 const branchName = z.string().min(1).regex(/^(?!-)(?!.*\.\.)[^\s~^:?*[\\]+$/, "must be a valid git branch name");
+
+/** Credentials only ever go to these URLs, so they are checked as the controller checks its config. */
+const githubUrl = z.string().superRefine((url, ctx) => {
+  const problem = githubUrlProblem(url);
+  if (problem) ctx.addIssue({ code: "custom", message: `${problem} (the controller renders it from github.apiUrl / github.url)` });
+});
 
 const schema = z.object({
   kind: z.enum(["code", "docs"]),
@@ -26,7 +33,8 @@ const schema = z.object({
   overwriteMemory: z.boolean(),
   maxTurns: z.number().int().min(1),
   timeBudgetSeconds: z.number().positive(),
-  githubApiUrl: z.url(),
+  githubApiUrl: githubUrl,
+  githubUrl: githubUrl,
   prLabels: z.array(z.string()),
   taskId: z.number().int().min(0).optional(),
   service: z.string().optional(),

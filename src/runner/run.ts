@@ -5,8 +5,10 @@
  * always committed and pushed, whatever the outcome.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
+import { bindRepository, type BoundRepository } from "../api/github-host.js";
 import { TaskFileKeys, type RunParameters } from "../api/runner-contract.js";
 import type { AgentResult } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
@@ -22,7 +24,7 @@ import { agentHome, buildLayout, type Layout } from "./layout.js";
 import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
-import { parseRepoUrl, redactUrl, sameRepository, type RepoCoordinates } from "./repo-url.js";
+import { redactUrl } from "./repo-url.js";
 import { writeAgentResult } from "./result.js";
 import { fetchTaskDocs, TASK_DIR } from "./task-docs.js";
 import { prepareRepository, unreachable } from "./workspace.js";
@@ -33,7 +35,7 @@ export interface RunnerOptions {
   /** Aborted on SIGTERM: the agent is stopped and its work pushed. */
   signal?: AbortSignal;
   /** Replaces the Octokit adapter (tests). */
-  github?: (opts: { params: RunParameters; coords: RepoCoordinates; credentials: Credentials; log: Logger }) => GitHubPort;
+  github?: (opts: { params: RunParameters; target: BoundRepository; credentials: Credentials; log: Logger }) => GitHubPort;
   /** Wall-clock start of the run; the budget counts from here. */
   startedAt?: number;
 }
@@ -48,19 +50,21 @@ function computeExcludes(workingDirectory: string): { infoExclude: string[]; com
   };
 }
 
-/** owner/repo: GITHUB_REPOSITORY wins (local paths, mirrors), else parsed from the URL. */
-export function resolveCoordinates(params: RunParameters, override: string | undefined): RepoCoordinates {
-  if (override) {
-    const m = /^([^/\s]+)\/([^/\s]+)$/.exec(override.trim());
-    if (!m) throw new RunnerError(Reasons.InvalidParameters, `GITHUB_REPOSITORY must be owner/repo, got "${override}"`);
-    const host = parseRepoUrl(params.repositoryUrl)?.host ?? new URL(params.githubApiUrl).host;
-    return { host, owner: m[1]!, repo: m[2]!.replace(/\.git$/, "") };
-  }
-  const coords = parseRepoUrl(params.repositoryUrl);
-  if (!coords) {
-    throw new RunnerError(Reasons.InvalidParameters, `Cannot tell the GitHub owner/repo of repositoryUrl ${redactUrl(params.repositoryUrl)}; use https://host/owner/repo(.git) or git@host:owner/repo.git, or set GITHUB_REPOSITORY=owner/repo.`);
-  }
-  return coords;
+/** The run's repositories, bound to the configured GitHub host; anything else fails here, before any network call. */
+export interface RunRepositories {
+  target: BoundRepository;
+  /** The docs repository of a code run (may be the target itself). */
+  docs?: BoundRepository;
+}
+
+export function bindRunRepositories(params: RunParameters): RunRepositories {
+  const bind = (field: "repositoryUrl" | "docsRepositoryUrl", url: string): BoundRepository => {
+    const b = bindRepository(url, params.githubUrl);
+    if (!b.ok) throw new RunnerError(Reasons.RepositoryNotAllowed, `${field} ${redactUrl(url)} was refused before any network call: ${b.problem}.`);
+    return b.repository;
+  };
+  const target = bind("repositoryUrl", params.repositoryUrl);
+  return params.kind === "code" && params.docsRepositoryUrl ? { target, docs: bind("docsRepositoryUrl", params.docsRepositoryUrl) } : { target };
 }
 
 function writeGitConfig(home: string, author: Author): void {
@@ -170,6 +174,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
   const state: RunState = {};
   let log = baseLog;
   let credentials: Credentials | undefined;
+  let outside: string | undefined;
   try {
     const runJson = layout.taskFile(TaskFileKeys.runJson);
     let runText: string;
@@ -186,39 +191,42 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     log.info({ repository: redactUrl(params.repositoryUrl), branch: params.branch, base: params.baseBranch, model: params.model, continueSession: params.continueSession }, "Started agent runner");
 
     const files = readAgentFiles(layout, params.kind);
-    const coords = resolveCoordinates(params, env.githubRepository);
+    const { target, docs } = bindRunRepositories(params);
     checkAborted(options.signal);
 
     fs.mkdirSync(layout.workspace, { recursive: true });
-    credentials = await resolveCredentials({ params, layout, githubToken: env.githubToken, coords, redactor, log });
+    credentials = await resolveCredentials({ params, layout, githubToken: env.githubToken, target, ...(docs && docs.key !== target.key ? { docs } : {}), redactor, log });
     writeGitConfig(layout.home, credentials.author);
     const github = options.github
-      ? options.github({ params, coords, credentials, log })
-      : createGitHubClient({ baseUrl: params.githubApiUrl, owner: coords.owner, repo: coords.repo, token: credentials.apiToken, log });
+      ? options.github({ params, target, credentials, log })
+      : createGitHubClient({ baseUrl: params.githubApiUrl, owner: target.owner, repo: target.repo, token: credentials.apiToken, log });
     await github.checkRepositoryAccess();
-    log.info({ owner: coords.owner, repo: coords.repo, git: credentials.gitMethod }, "Checked GitHub access");
+    log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
 
-    const gitEnv = { ...env.baseEnv, HOME: layout.home, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C" };
-    const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log });
-    const remoteUrl = credentials.remoteUrl(params.repositoryUrl, coords);
+    // Commands outside the clone run in a directory of the runner's own, never in the workspace,
+    // where an agent could have left a .git whose config git would read; the ceiling stops git
+    // from looking for one above it.
+    outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-"));
+    const gitEnv = { ...env.baseEnv, HOME: layout.home, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C", GIT_CEILING_DIRECTORIES: path.dirname(outside) };
+    const remoteUrl = credentials.remoteUrl(target);
+    const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log, origin: remoteUrl });
 
     // Reachability before any local work: a wrong URL or key fails here, in seconds.
     let remoteBranches: string[];
     try {
-      remoteBranches = await git.listRemoteBranches(remoteUrl, layout.workspace);
+      remoteBranches = await git.listRemoteBranches(remoteUrl, outside);
     } catch (err) {
       throw unreachable(params.repositoryUrl, err, "repository");
     }
     if (!remoteBranches.includes(params.baseBranch)) {
       throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);
     }
-    const docsUrl = params.kind === "code" ? params.docsRepositoryUrl! : null;
-    const docsRemoteUrl = docsUrl ? credentials.remoteUrl(docsUrl, parseRepoUrl(docsUrl)) : null;
-    if (docsUrl && docsRemoteUrl && !sameRepository(docsUrl, params.repositoryUrl)) {
+    const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
+    if (docs && docsRemoteUrl && docs.key !== target.key) {
       try {
-        await git.listRemoteBranches(docsRemoteUrl, layout.workspace);
+        await git.listRemoteBranches(docsRemoteUrl, outside);
       } catch (err) {
-        throw unreachable(docsUrl, err, "docs repository");
+        throw unreachable(params.docsRepositoryUrl!, err, "docs repository");
       }
     }
     checkAborted(options.signal);
@@ -226,15 +234,15 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     const excludes = computeExcludes(params.workingDirectory);
     await prepareRepository({
       git, params, repoDir: layout.repo, remoteUrl, author: credentials.author,
-      excludes: excludes.infoExclude, commitExcludes: excludes.commitExcludes, log,
+      excludes: excludes.infoExclude, commitExcludes: excludes.commitExcludes, scratchDir: outside, log,
     });
     const workDir = path.join(layout.repo, params.workingDirectory);
     fs.mkdirSync(workDir, { recursive: true });
 
     let prompt: string;
     if (params.kind === "code") {
-      const docs = await fetchTaskDocs({ git, params, repoDir: layout.repo, workDir, docsRemoteUrl: docsRemoteUrl!, log });
-      prompt = docs["prompt.md"]!;
+      const taskDocs = await fetchTaskDocs({ git, params, repoDir: layout.repo, workDir, docsRemoteUrl: docsRemoteUrl!, docsIsTarget: docs?.key === target.key, log });
+      prompt = taskDocs["prompt.md"]!;
     } else {
       const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");
       if (!fs.existsSync(tasksJson)) {
@@ -264,6 +272,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     };
   } finally {
     credentials?.dispose();
+    if (outside) fs.rmSync(outside, { recursive: true, force: true });
   }
 }
 

@@ -13,7 +13,7 @@ import type { RunParameters } from "../api/runner-contract.js";
 import { Reasons } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 import { GitError, type Git } from "./git.js";
-import { redactUrl, sameRepository } from "./repo-url.js";
+import { redactUrl } from "./repo-url.js";
 import { unreachable } from "./workspace.js";
 
 export const TASK_DIR = "task";
@@ -57,6 +57,8 @@ export interface FetchTaskDocsOptions {
   workDir: string;
   /** The URL git uses for the docs repository. */
   docsRemoteUrl: string;
+  /** The docs live in the target repository itself (fetched there, not cloned). */
+  docsIsTarget: boolean;
   log: Logger;
 }
 
@@ -69,7 +71,7 @@ export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<
   const source = `${redactUrl(docsUrl)}@${branch}`;
   let docs: Record<string, string>;
 
-  if (sameRepository(docsUrl, params.repositoryUrl)) {
+  if (opts.docsIsTarget) {
     try {
       await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
     } catch (err) {

@@ -2,7 +2,7 @@
  * The repository clone on the workspace volume: cloned once, then fetched on every run; the run's
  * branch checked out (or created from the base branch) and the base branch merged in. Work left
  * by a previous run is never thrown away: uncommitted changes become a WIP commit, and a clone of
- * another repository is moved aside, not deleted.
+ * another repository is refused (the run fails, the clone stays as it was).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -24,6 +24,8 @@ export interface PrepareOptions {
   excludes: string[];
   /** Pathspecs never committed (same files, for tracked-file safety). */
   commitExcludes: string[];
+  /** An empty directory of the runner's own to run the clone in (never the workspace, where a .git could be planted). */
+  scratchDir: string;
   log: Logger;
 }
 
@@ -37,12 +39,15 @@ export function unreachable(url: string, err: unknown, what: string): RunnerErro
   );
 }
 
-/** Moves a directory aside (never deletes it) and returns where it went. */
-function moveAside(dir: string, runName: string): string {
-  let target = `${dir}.previous-${runName}`;
-  for (let i = 2; fs.existsSync(target); i++) target = `${dir}.previous-${runName}-${i}`;
-  fs.renameSync(dir, target);
-  return target;
+/**
+ * A workspace holding something other than a clone of the run's repository is refused: moving it
+ * aside would leave another repository's code (and its uncommitted work) readable by this agent.
+ */
+function foreignWorkspace(params: RunParameters, repoDir: string, found: string): RunnerError {
+  return new RunnerError(
+    Reasons.WorkspaceInUse,
+    `The workspace ${repoDir} holds ${found}, not a clone of ${redactUrl(params.repositoryUrl)}; the run was refused and nothing was changed. Workspaces are kept per repository: give this repository its own service (or delete the workspace volume's clone if it is no longer needed).`,
+  );
 }
 
 /** Commits uncommitted work left in the clone so nothing is lost; returns the WIP commit. */
@@ -90,16 +95,12 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
 
   if (fs.existsSync(repoDir)) {
     if (await git.isRepository(repoDir)) {
+      await git.guardClone(repoDir);
       const origin = await git.remoteUrl(repoDir);
-      if (!origin || !sameRepository(origin, params.repositoryUrl)) {
-        const moved = moveAside(repoDir, params.runName);
-        log.warn({ previousOrigin: origin ? redactUrl(origin) : null, movedTo: moved }, "Moved aside a clone of another repository");
-      } else if (origin !== remoteUrl) {
-        await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
-      }
+      if (!origin || !sameRepository(origin, remoteUrl)) throw foreignWorkspace(params, repoDir, origin ? `a clone of ${redactUrl(origin)}` : "a clone without an origin");
+      if (origin !== remoteUrl) await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
     } else if (fs.readdirSync(repoDir).length > 0) {
-      const moved = moveAside(repoDir, params.runName);
-      log.warn({ movedTo: moved }, "Moved aside a directory that was not a git clone");
+      throw foreignWorkspace(params, repoDir, "files that are not a git clone");
     } else {
       fs.rmdirSync(repoDir);
     }
@@ -108,7 +109,7 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   const cloned = !fs.existsSync(repoDir);
   if (cloned) {
     try {
-      await git.remote(parent, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
+      await git.remote(opts.scratchDir, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
     } catch (err) {
       throw unreachable(params.repositoryUrl, err, "repository");
     }

@@ -330,8 +330,8 @@ export interface GitHubState {
   comments: CommentRecord[];
   violations: Violation[];
   requests: RecordedRequest[];
-  /** Installation tokens minted, by installation id. */
-  installationTokens: { installationId: number; token: string }[];
+  /** Installation tokens minted, by installation id, with the repositories the request scoped them to (undefined = all). */
+  installationTokens: { installationId: number; token: string; repositories?: string[] }[];
   /** Valid tokens (user PATs and minted installation tokens). */
   tokens: Set<string>;
   /** Existing repositories ("owner/repo"); empty = every repository exists. */
@@ -711,8 +711,9 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
       if (Number(ctx.params.installation_id) !== ctx.caller.app.installationId) return notFound();
       const token = `ghs_${crypto.randomBytes(18).toString("hex")}`;
       ctx.state.tokens.add(token);
-      ctx.state.installationTokens.push({ installationId: ctx.caller.app.installationId, token });
-      return { status: 201, body: { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: "write", pull_requests: "write" }, repository_selection: "all" } };
+      const repositories = (ctx.body as { repositories?: string[] } | null)?.repositories;
+      ctx.state.installationTokens.push({ installationId: ctx.caller.app.installationId, token, ...(repositories ? { repositories } : {}) });
+      return { status: 201, body: { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: "write", pull_requests: "write" }, repository_selection: repositories ? "selected" : "all" } };
     }],
   ];
 }

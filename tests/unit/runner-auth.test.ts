@@ -5,10 +5,10 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RunParameters } from "../../src/api/runner-contract.js";
-import { buildTokenHelperConfig, computeAuthor, resolveCredentials } from "../../src/runner/auth.js";
+import { bindRepository } from "../../src/api/github-host.js";
+import { appRepositoryNames, buildTokenHelperConfig, computeAuthor, resolveCredentials } from "../../src/runner/auth.js";
 import { buildLayout } from "../../src/runner/layout.js";
 import { Redactor } from "../../src/runner/redact.js";
-import { parseRepoUrl } from "../../src/runner/repo-url.js";
 
 const log = pino({ level: "silent" });
 const roots: string[] = [];
@@ -27,15 +27,17 @@ function setup(repositoryUrl: string, over: Partial<RunParameters> = {}, files: 
   const params = {
     kind: "code", runName: "r", namespace: "n", attempt: 1, model: "m", repositoryUrl, workingDirectory: ".", baseBranch: "main",
     branch: "feature/x", githubUser: "rex", continueSession: false, overwriteMemory: false, maxTurns: 5, timeBudgetSeconds: 60,
-    githubApiUrl: "http://127.0.0.1:9", prLabels: [], taskId: 1, docsRepositoryUrl: repositoryUrl, ...over,
+    githubApiUrl: "http://127.0.0.1:9", githubUrl: "https://github.com", prLabels: [], taskId: 1, docsRepositoryUrl: repositoryUrl, ...over,
   } as RunParameters;
-  return { root, layout, params, coords: parseRepoUrl(repositoryUrl) ?? { host: "h", owner: "o", repo: "r" } };
+  const bound = bindRepository(repositoryUrl, params.githubUrl);
+  if (!bound.ok) throw new Error(bound.problem);
+  return { root, layout, params, target: bound.repository };
 }
 
 describe("resolveCredentials", () => {
   it("uses the SSH key for SSH remotes: private temp file, IdentitiesOnly, accept-new, known_hosts in HOME", async () => {
-    const { root, layout, params, coords } = setup("git@github.com:acme/shop.git", {}, { "secrets/github-ssh/ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----" });
-    const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", coords, redactor: new Redactor(), log });
+    const { root, layout, params, target } = setup("git@github.com:acme/shop.git", {}, { "secrets/github-ssh/ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----" });
+    const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", target, redactor: new Redactor(), log });
     expect(creds.gitMethod).toBe("ssh");
     const auth = await creds.gitAuth();
     const command = auth.env.GIT_SSH_COMMAND!;
@@ -46,15 +48,15 @@ describe("resolveCredentials", () => {
     expect(keyFile.startsWith(root)).toBe(false);
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(keyFile, "utf8").endsWith("-----END OPENSSH PRIVATE KEY-----\n")).toBe(true);
-    expect(creds.remoteUrl(params.repositoryUrl, coords)).toBe("git@github.com:acme/shop.git");
+    expect(creds.remoteUrl(target)).toBe("ssh://git@github.com/acme/shop.git");
     creds.dispose();
     expect(fs.existsSync(keyFile)).toBe(false);
   });
 
   it("reaches an SSH remote over HTTPS with the token when there is no key", async () => {
-    const { layout, params, coords } = setup("git@github.com:acme/shop.git");
-    const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", coords, redactor: new Redactor(), log });
-    expect(creds.remoteUrl(params.repositoryUrl, coords)).toBe("https://github.com/acme/shop.git");
+    const { layout, params, target } = setup("git@github.com:acme/shop.git");
+    const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", target, redactor: new Redactor(), log });
+    expect(creds.remoteUrl(target)).toBe("https://github.com/acme/shop.git");
     const auth = await creds.gitAuth();
     expect(auth.env).toEqual({ GITHUB_TOKEN: "ghp_token123" });
     expect(auth.config.join("\n")).not.toContain("ghp_token123");
@@ -62,12 +64,25 @@ describe("resolveCredentials", () => {
   });
 
   it("requires a token or an App, naming the secret", async () => {
-    const { layout, params, coords } = setup("https://github.com/acme/shop.git");
-    await expect(resolveCredentials({ params, layout, githubToken: undefined, coords, redactor: new Redactor(), log }))
+    const { layout, params, target } = setup("https://github.com/acme/shop.git");
+    await expect(resolveCredentials({ params, layout, githubToken: undefined, target, redactor: new Redactor(), log }))
       .rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-token-rex/) });
     const app = setup("https://github.com/acme/shop.git", { githubApp: "Rex-App", githubUser: undefined });
-    await expect(resolveCredentials({ params: app.params, layout: app.layout, githubToken: undefined, coords, redactor: new Redactor(), log }))
+    await expect(resolveCredentials({ params: app.params, layout: app.layout, githubToken: undefined, target, redactor: new Redactor(), log }))
       .rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-app-rex-app/) });
+  });
+
+  it("scopes a GitHub App token to the run's repositories of the installation's account", () => {
+    const repo = (url: string) => {
+      const b = bindRepository(url, "https://github.com");
+      if (!b.ok) throw new Error(b.problem);
+      return b.repository;
+    };
+    expect(appRepositoryNames(repo("acme/shop"), undefined)).toEqual(["shop"]);
+    expect(appRepositoryNames(repo("acme/shop"), repo("Acme/docs"))).toEqual(["shop", "docs"]);
+    expect(appRepositoryNames(repo("acme/shop"), repo("acme/shop"))).toEqual(["shop"]);
+    // Another account's repository is another installation: never added to this token.
+    expect(appRepositoryNames(repo("acme/shop"), repo("other/docs"))).toEqual(["shop"]);
   });
 
   it("derives the commit identity", () => {
@@ -86,10 +101,12 @@ describe("token credential helper", () => {
     });
 
   it("answers with the token from git's environment, for the repository's host only", () => {
-    const config = buildTokenHelperConfig(["https://github.com"]);
+    const config = buildTokenHelperConfig("https://github.com");
     expect(fill(config, "https://github.com/acme/shop.git", { GITHUB_TOKEN: "ghs_fromEnv" })).toContain("password=ghs_fromEnv");
     expect(fill(config, "https://github.com/acme/shop.git", { GITHUB_TOKEN: "ghs_fromEnv" })).toContain("username=x-access-token");
-    // Another host gets nothing (git then fails instead of prompting).
-    expect(() => fill(config, "https://evil.example.com/x.git", { GITHUB_TOKEN: "ghs_fromEnv" })).toThrow();
+    // Another host, scheme or port gets nothing (git then fails instead of prompting).
+    for (const url of ["https://evil.example.com/x.git", "http://github.com/acme/shop.git", "https://github.com:8443/acme/shop.git"]) {
+      expect(() => fill(config, url, { GITHUB_TOKEN: "ghs_fromEnv" }), url).toThrow();
+    }
   });
 });

@@ -8,9 +8,9 @@ import { RunnerError } from "../../src/runner/errors.js";
 import { parseRunParameters } from "../../src/runner/params.js";
 import { parsePrDescription } from "../../src/runner/pr-description.js";
 import { Redactor } from "../../src/runner/redact.js";
-import { isSshUrl, parseRepoUrl, redactUrl, sameRepository, toHttpsUrl } from "../../src/runner/repo-url.js";
+import { isSshUrl, parseRepoUrl, redactUrl, sameRepository } from "../../src/runner/repo-url.js";
 import { serializeAgentResult, truncateUtf8 } from "../../src/runner/result.js";
-import { resolveCoordinates } from "../../src/runner/run.js";
+import { bindRunRepositories } from "../../src/runner/run.js";
 import { computeTaskDocPaths } from "../../src/runner/task-docs.js";
 
 describe("parseRepoUrl", () => {
@@ -49,17 +49,21 @@ describe("parseRepoUrl", () => {
     expect(sameRepository("/srv/git/shop.git", "/srv/git/docs.git")).toBe(false);
   });
 
-  it("removes credentials for display and builds https URLs", () => {
+  it("removes credentials for display", () => {
     expect(redactUrl("https://x-access-token:ghs_abc@github.com/acme/shop.git")).toBe("https://github.com/acme/shop.git");
     expect(redactUrl("git@github.com:acme/shop.git")).toBe("git@github.com:acme/shop.git");
-    expect(toHttpsUrl({ host: "github.com", owner: "acme", repo: "shop" })).toBe("https://github.com/acme/shop.git");
   });
 
-  it("lets GITHUB_REPOSITORY name the repository of a local path", () => {
-    const params = { repositoryUrl: "/srv/git/shop.git", githubApiUrl: "http://127.0.0.1:9999" } as Parameters<typeof resolveCoordinates>[0];
-    expect(resolveCoordinates(params, "acme/shop")).toEqual({ host: "127.0.0.1:9999", owner: "acme", repo: "shop" });
-    expect(() => resolveCoordinates(params, undefined)).toThrow(/GITHUB_REPOSITORY/);
-    expect(() => resolveCoordinates(params, "no-slash")).toThrow(RunnerError);
+  it("binds the run's repositories to the configured GitHub host before any network call", () => {
+    const params = { kind: "code", repositoryUrl: "acme/shop", docsRepositoryUrl: "git@github.com:acme/docs.git", githubUrl: "https://github.com" } as Parameters<typeof bindRunRepositories>[0];
+    expect(bindRunRepositories(params)).toEqual({
+      target: { owner: "acme", repo: "shop", key: "acme/shop", httpsUrl: "https://github.com/acme/shop.git" },
+      docs: { owner: "acme", repo: "docs", key: "acme/docs", httpsUrl: "https://github.com/acme/docs.git", sshUrl: "ssh://git@github.com/acme/docs.git" },
+    });
+    for (const repositoryUrl of ["/srv/git/shop.git", "file:///srv/git/shop.git", "http://github.com/acme/shop.git", "https://evil.example/acme/shop.git", "https://x:y@github.com/acme/shop"]) {
+      expect(() => bindRunRepositories({ ...params, repositoryUrl }), repositoryUrl).toThrow(RunnerError);
+    }
+    expect(() => bindRunRepositories({ ...params, docsRepositoryUrl: "http://127.0.0.1:9/x/y.git" })).toThrow(/docsRepositoryUrl http:\/\/127\.0\.0\.1:9\/x\/y\.git was refused before any network call: http:\/\/127\.0\.0\.1:9 is not the configured GitHub host; credentials are only used with https:\/\/github\.com/);
   });
 });
 
@@ -191,7 +195,7 @@ describe("parseRunParameters", () => {
     kind: "code", runName: "r", namespace: "n", attempt: 1, model: "m", repositoryUrl: "https://github.com/a/b",
     workingDirectory: "./services/api/", baseBranch: "main", branch: "feature/task-1-implementation", continueSession: false,
     overwriteMemory: false, maxTurns: 10, timeBudgetSeconds: 100, githubApiUrl: "https://api.github.com", prLabels: [],
-    taskId: 1, docsRepositoryUrl: "https://github.com/a/docs",
+    taskId: 1, docsRepositoryUrl: "https://github.com/a/docs", githubUrl: "https://github.com",
   };
 
   it("normalises directories", () => {
@@ -202,6 +206,8 @@ describe("parseRunParameters", () => {
     const bad = { ...valid, workingDirectory: "../escape", branch: "main", taskId: undefined, maxTurns: 0 };
     expect(() => parseRunParameters(JSON.stringify(bad), "/task-files/run.json")).toThrow(/\/task-files\/run\.json is invalid: .*workingDirectory.*maxTurns.*taskId.*branch/s);
     expect(() => parseRunParameters("{", "run.json")).toThrow(/not valid JSON/);
+    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubUrl: "http://github.com" }), "run.json")).toThrow(/githubUrl must use https:\/\//);
+    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubApiUrl: "http://evil.example" }), "run.json")).toThrow(/githubApiUrl must use https:\/\//);
   });
 });
 
@@ -225,7 +231,6 @@ describe("secrets", () => {
     const env = readRunnerEnv({ GITHUB_TOKEN: "t0ken", ANTHROPIC_API_KEY: "k", PATH: "/bin", AGENT_ROOT: "/tmp/x", GITHUB_REPOSITORY: "a/b" });
     expect(env.githubToken).toBe("t0ken");
     expect(env.agentRoot).toBe("/tmp/x");
-    expect(env.githubRepository).toBe("a/b");
     expect(env.agentEnv).toEqual({ ANTHROPIC_API_KEY: "k", PATH: "/bin" });
     expect(env.baseEnv).toEqual({ PATH: "/bin" });
   });

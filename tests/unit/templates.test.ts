@@ -23,6 +23,7 @@ const codeParams: RunParameters = {
   maxTurns: 50,
   timeBudgetSeconds: 3000,
   githubApiUrl: "https://api.github.com",
+  githubUrl: "https://github.com",
   prLabels: ["task-7"],
   taskId: 7,
   service: "api",
@@ -47,6 +48,7 @@ const docsParams: RunParameters = {
   maxTurns: 100,
   timeBudgetSeconds: 3000,
   githubApiUrl: "https://api.github.com",
+  githubUrl: "https://github.com",
   prLabels: [],
   includeCodebase: true,
 };
