@@ -32,7 +32,7 @@ const WORKERS = 8;
 const QPS = 200;
 const BURST = 400;
 const CREATE_CONCURRENCY = 16;
-/** Node flags of the controller process; the images set the same (see images/controller.Dockerfile). */
+/** Node flags of the controller process; the images set the same (see images/controller.yaml). */
 const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=1 --max-old-space-size=160").split(" ").filter(Boolean);
 const IDLE_SAMPLES = 30;
 const CONFIG_YAML = `controller: {workers: ${WORKERS}, qps: ${QPS}, burst: ${BURST}, resyncSeconds: 600}\nconcurrency: {perService: 1}\n`;

@@ -39,7 +39,12 @@ export interface BuiltImage {
 interface ArchiveMeta {
   ref: string;
   digest: string;
+  /** Cache keys of the layers the archive was assembled from. */
+  layers: string[];
 }
+
+/** A layer no archive uses is deleted once it is this old (younger ones may belong to a build in progress). */
+const UNUSED_LAYER_TTL_MS = 60 * 60 * 1000;
 
 /** The definition files in images/, by short name. */
 export function listDefinitions(repoRoot: string): Map<string, string> {
@@ -82,8 +87,9 @@ async function buildImage(name: string, def: ImageDefinition, ref: string, ctx: 
   const config = buildImageConfig(def.config, layers.map((l) => l.descriptor.digest));
   const manifest = buildManifest(config.descriptor, layers.map((l) => l.descriptor));
   await writeArchive(archive, { ref, config, manifest, layers });
-  writeAtomic(metaFile, JSON.stringify({ ref, digest: manifest.descriptor.digest } satisfies ArchiveMeta));
+  writeAtomic(metaFile, JSON.stringify({ ref, digest: manifest.descriptor.digest, layers: layerKeys } satisfies ArchiveMeta));
   pruneArchives(cacheDir, name, archive);
+  pruneLayers(cacheDir, Date.now());
   ctx.log(`built ${ref} in ${((performance.now() - started) / 1000).toFixed(1)}s → ${archive}`);
   return { name, ref, archive, digest: manifest.descriptor.digest, cached: false };
 }
@@ -153,6 +159,19 @@ function pruneArchives(cacheDir: string, name: string, keep: string): void {
   for (const f of fs.readdirSync(cacheDir)) {
     const p = path.join(cacheDir, f);
     if (re.test(f) && p !== keep && p !== `${keep}.json`) fs.rmSync(p, { force: true });
+  }
+}
+
+/** Deletes layers that no kept archive was built from, once they are old enough. */
+function pruneLayers(cacheDir: string, now: number): void {
+  const used = new Set<string>();
+  for (const f of fs.readdirSync(cacheDir)) if (f.endsWith(".tar.json")) for (const k of readJson<Partial<ArchiveMeta>>(path.join(cacheDir, f)).layers ?? []) used.add(k);
+  const dir = path.join(cacheDir, "layers");
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^([0-9a-f]{64})\.(tar|json)$/.exec(f);
+    if (!m?.[1] || used.has(m[1])) continue;
+    const p = path.join(dir, f);
+    if (now - fs.statSync(p).mtimeMs > UNUSED_LAYER_TTL_MS) fs.rmSync(p, { force: true });
   }
 }
 

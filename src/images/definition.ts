@@ -32,8 +32,11 @@ const goLayer = z.strictObject({ source: z.string().min(1), to: imagePath });
 /** Files of an installed npm package (its version is the one package-lock.json pins). */
 const npmLayer = z.strictObject({ package: z.string().min(1), files: z.record(z.string().min(1), imagePath) });
 
-/** The orchestrator itself: dist/ compiled from src/, package.json and production node_modules. */
+/** The orchestrator itself: dist/ compiled from src/, and package.json. */
 const appLayer = z.strictObject({ to: imagePath });
+
+/** The orchestrator's production node_modules, installed from package-lock.json. */
+const dependenciesLayer = z.strictObject({ to: imagePath });
 
 const ownedDir = z.strictObject({
   path: imagePath,
@@ -51,11 +54,12 @@ export type DebianLayer = z.infer<typeof debianLayer>;
 export type GoLayer = z.infer<typeof goLayer>;
 export type NpmLayer = z.infer<typeof npmLayer>;
 export type AppLayer = z.infer<typeof appLayer>;
+export type DependenciesLayer = z.infer<typeof dependenciesLayer>;
 export type FilesLayer = z.infer<typeof filesLayer>;
 const layerSchema = z
-  .strictObject({ debian: debianLayer.optional(), go: goLayer.optional(), npm: npmLayer.optional(), app: appLayer.optional(), files: filesLayer.optional() })
-  .refine((l) => Object.keys(l).length === 1, "each layer has exactly one kind: debian, go, npm, app or files")
-  .transform((l) => l as OneOf<{ debian: DebianLayer; go: GoLayer; npm: NpmLayer; app: AppLayer; files: FilesLayer }>);
+  .strictObject({ debian: debianLayer.optional(), go: goLayer.optional(), npm: npmLayer.optional(), app: appLayer.optional(), dependencies: dependenciesLayer.optional(), files: filesLayer.optional() })
+  .refine((l) => Object.keys(l).length === 1, "each layer has exactly one kind: debian, go, npm, dependencies, app or files")
+  .transform((l) => l as OneOf<{ debian: DebianLayer; go: GoLayer; npm: NpmLayer; dependencies: DependenciesLayer; app: AppLayer; files: FilesLayer }>);
 
 const configSchema = z.strictObject({
   user: z.string().regex(/^\d+(:\d+)?$/, "must be a numeric uid or uid:gid").optional(),

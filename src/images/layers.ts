@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
-import type { AppLayer, DebianLayer, FilesLayer, GoLayer, LayerDefinition, NpmLayer } from "./definition.js";
+import type { AppLayer, DebianLayer, DependenciesLayer, FilesLayer, GoLayer, LayerDefinition, NpmLayer } from "./definition.js";
 
 /** What a layer may read besides its definition. */
 export interface LayerContext {
@@ -23,8 +23,10 @@ export class LayerBuildError extends Error {
   override name = "LayerBuildError";
 }
 
-/** Files the app layer is compiled and installed from. */
-const APP_INPUTS = ["src", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+/** Files the app layer is compiled from. */
+const APP_INPUTS = ["src", "package.json", "tsconfig.json", "tsconfig.build.json"];
+/** Files the production dependencies are installed from. */
+const DEPENDENCY_INPUTS = ["package.json", "package-lock.json"];
 
 /**
  * The inputs of a layer other than its definition, as a JSON-able value. Cheap (hashes sources,
@@ -37,6 +39,7 @@ export async function computeLayerInputs(layer: LayerDefinition, ctx: LayerConte
   }
   if ("npm" in layer) return lockedPackage(layer.npm.package, ctx);
   if ("app" in layer) return { sources: hashTree(ctx.repoRoot, APP_INPUTS), node: process.version };
+  if ("dependencies" in layer) return { sources: hashTree(ctx.repoRoot, DEPENDENCY_INPUTS) };
   return null; // debian (pinned packages) and files are fully described by their definition
 }
 
@@ -46,6 +49,7 @@ export async function buildLayer(layer: LayerDefinition, ctx: LayerContext, stag
   if ("go" in layer) await buildGo(layer.go, ctx, stage);
   else if ("npm" in layer) copyNpmFiles(layer.npm, ctx, stage);
   else if ("app" in layer) await buildApp(layer.app, ctx, stage);
+  else if ("dependencies" in layer) await installDependencies(layer.dependencies, ctx, stage);
   else makeFiles(layer.files, stage);
   await tarDirectory(stage, outTar);
 }
@@ -69,7 +73,10 @@ async function buildDebian(spec: DebianLayer, outTar: string, ctx: LayerContext)
   ];
   ctx.log(`mmdebstrap ${spec.variant} ${spec.suite}: ${spec.packages.join(" ") || "(no extra packages)"}`);
   // SOURCE_DATE_EPOCH makes mmdebstrap's tarball reproducible (fixed mtimes, sorted entries).
-  await run("mmdebstrap", args, { SOURCE_DATE_EPOCH: "0" }, "apt-get install mmdebstrap uidmap (Debian), run as root or with subuids");
+  // A Debian PATH: mmdebstrap runs its python3 helper once per package, and a version manager's
+  // python3 shim on PATH (pyenv) multiplies the build time several times over.
+  const env = { SOURCE_DATE_EPOCH: "0", PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+  await run("mmdebstrap", args, env, "apt-get install mmdebstrap uidmap (Debian), run as root or with subuids");
 }
 
 async function buildGo(spec: GoLayer, ctx: LayerContext, stage: string): Promise<void> {
@@ -97,12 +104,22 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
   ctx.log(`compiling src/ → ${spec.to}/dist`);
   const tsc = path.join(ctx.repoRoot, "node_modules", "typescript", "bin", "tsc");
   await run(process.execPath, [tsc, "-p", path.join(ctx.repoRoot, "tsconfig.build.json"), "--outDir", path.join(dest, "dist")], {}, "run npm ci");
-  for (const f of ["package.json", "package-lock.json"]) fs.copyFileSync(path.join(ctx.repoRoot, f), path.join(dest, f));
-  ctx.log(`installing production dependencies into ${spec.to}/node_modules`);
-  await run("npm", ["ci", "--omit=dev", "--omit=optional", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], {}, "check that the npm registry (or npm's cache) is reachable", dest);
+  // package.json says "type": "module", which dist/ needs.
+  fs.copyFileSync(path.join(ctx.repoRoot, "package.json"), path.join(dest, "package.json"));
   // The entry points run as commands (orchestrator, orchestrator-agent-runner): they carry a shebang.
   const cmdDir = path.join(dest, "dist", "cmd");
   for (const f of fs.readdirSync(cmdDir)) if (f.endsWith(".js")) fs.chmodSync(path.join(cmdDir, f), 0o755);
+}
+
+async function installDependencies(spec: DependenciesLayer, ctx: LayerContext, stage: string): Promise<void> {
+  const dest = stagePath(stage, spec.to);
+  fs.mkdirSync(dest, { recursive: true });
+  for (const f of DEPENDENCY_INPUTS) fs.copyFileSync(path.join(ctx.repoRoot, f), path.join(dest, f));
+  ctx.log(`installing production dependencies into ${spec.to}/node_modules`);
+  await run("npm", ["ci", "--omit=dev", "--omit=optional", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], {}, "check that the npm registry (or npm's cache) is reachable", dest);
+  // Only node_modules belongs to this layer; the app layer above brings package.json.
+  for (const f of DEPENDENCY_INPUTS) fs.rmSync(path.join(dest, f));
+  fs.rmSync(path.join(dest, "node_modules", ".package-lock.json"), { force: true });
 }
 
 function makeFiles(spec: FilesLayer, stage: string): void {

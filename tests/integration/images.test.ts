@@ -1,6 +1,9 @@
 // The images built from images/*.yaml, imported into a real (private) containerd exactly as the
 // node harness imports them (`ctr -n k8s.io images import`) and run with runc.
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureImages } from "../../src/controlplane/images.js";
 import type { BuiltImage } from "../../src/images/index.js";
@@ -64,6 +67,21 @@ describe("node images", () => {
     expect(kill.ok, kill.stderr).toBe(true);
     const done = await run;
     expect(done.exitCode, String(done.stderr)).toBe(0);
+  });
+
+  it("skopeo, which publishes, reads the archive as the same image (digest and config)", async () => {
+    const img = image("busybox");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "images-skopeo-"));
+    try {
+      const inspect = await execa("skopeo", ["inspect", `oci-archive:${img.archive}`]);
+      expect(JSON.parse(inspect.stdout)).toMatchObject({ Digest: img.digest, Architecture: "amd64", Os: "linux" });
+      const copy = await execa("skopeo", ["copy", "--dest-oci-accept-uncompressed-layers", `oci-archive:${img.archive}`, `oci:${dir}:copy`], { reject: false });
+      expect(copy.exitCode, String(copy.stderr)).toBe(0);
+      const index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+      expect(index.manifests.map((m) => m.digest)).toEqual([img.digest]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a second build of unchanged definitions comes from the cache in seconds", async () => {

@@ -9,6 +9,15 @@ import { ManagedProcess, recordPid, registerTempRoot, releaseTempRoot } from "..
 /** The namespace kubelet's containerd uses; images are imported exactly as the node harness does. */
 export const K8S_NAMESPACE = "k8s.io";
 
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Container path → host path. */
+  readOnlyMounts?: Record<string, string>;
+  /** Share the host's network namespace (to reach servers on 127.0.0.1). */
+  netHost?: boolean;
+  timeoutMs?: number;
+}
+
 export class PrivateContainerd {
   private constructor(
     readonly root: string,
@@ -51,9 +60,16 @@ export class PrivateContainerd {
     return { ok: r.exitCode === 0, exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
-  /** `ctr run --rm` of an imported image (runc state and FIFOs stay under the temp dir). */
-  run(ref: string, id: string, args: string[] = []): ResultPromise<{ reject: false }> {
-    return execa("ctr", ["--address", this.address, "--namespace", K8S_NAMESPACE, "run", "--rm", "--runc-root", path.join(this.root, "runc"), "--fifo-dir", path.join(this.root, "fifo"), ref, id, ...args], { reject: false, timeout: 120_000 });
+  /**
+   * `ctr run --rm` of an imported image; `args` replace the image's entrypoint and command (none:
+   * the image's own). runc state and FIFOs stay under the temp dir.
+   */
+  run(ref: string, id: string, args: string[] = [], opts: RunOptions = {}): ResultPromise<{ reject: false }> {
+    const flags = ["--rm", "--runc-root", path.join(this.root, "runc"), "--fifo-dir", path.join(this.root, "fifo")];
+    if (opts.netHost) flags.push("--net-host");
+    for (const [k, v] of Object.entries(opts.env ?? {})) flags.push("--env", `${k}=${v}`);
+    for (const [dst, src] of Object.entries(opts.readOnlyMounts ?? {})) flags.push("--mount", `type=bind,src=${src},dst=${dst},options=rbind:ro`);
+    return execa("ctr", ["--address", this.address, "--namespace", K8S_NAMESPACE, "run", ...flags, ref, id, ...args], { reject: false, timeout: opts.timeoutMs ?? 120_000 });
   }
 
   /** Kills what still runs (a failed test may leave a task), then stops containerd and removes the temp dir. */

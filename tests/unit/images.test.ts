@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { listDefinitions } from "../../src/images/build.js";
 import { computeRef, ImageDefinitionError, parseImageDefinition, type ImageDefinition } from "../../src/images/definition.js";
 import { hashTree } from "../../src/images/layers.js";
+import { buildPublishCommand, computePublishTarget } from "../../src/images/publish.js";
 import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, MediaType, sha256Digest } from "../../src/images/oci.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
@@ -104,5 +105,24 @@ describe("hashTree", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("publishing", () => {
+  it.each([
+    ["ghcr.io/acme", "docker.io/orchestrator/agent:0.1.0", "ghcr.io/acme/orchestrator/agent:0.1.0"],
+    ["docker://ghcr.io/acme/", "docker.io/orchestrator/controller:0.1.0", "ghcr.io/acme/orchestrator/controller:0.1.0"],
+    ["localhost:5000", "docker.io/orchestrator/pause:1.0", "localhost:5000/orchestrator/pause:1.0"],
+  ])("%s + %s → %s", (prefix, ref, target) => {
+    expect(computePublishTarget(prefix, ref)).toBe(target);
+  });
+
+  it("refuses a prefix that is not a registry path", () => {
+    expect(() => computePublishTarget("https://ghcr.io/Acme", "docker.io/a/b:1")).toThrow(/--registry https:\/\/ghcr.io\/Acme is not a registry prefix such as ghcr.io\/acme/);
+  });
+
+  it("pushes the tested archive itself with skopeo", () => {
+    const img = { name: "agent", ref: "docker.io/orchestrator/agent:0.1.0", archive: "/cache/agent-1.tar", digest: "sha256:1", cached: true };
+    expect(buildPublishCommand(img, "ghcr.io/acme/orchestrator/agent:0.1.0")).toEqual(["skopeo", "copy", "--retry-times=3", "--dest-compress-format=gzip", "oci-archive:/cache/agent-1.tar", "docker://ghcr.io/acme/orchestrator/agent:0.1.0"]);
   });
 });
