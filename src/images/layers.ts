@@ -23,8 +23,8 @@ export class LayerBuildError extends Error {
   override name = "LayerBuildError";
 }
 
-/** Files the app layer is compiled from. */
-const APP_INPUTS = ["src", "package.json", "tsconfig.json", "tsconfig.build.json"];
+/** Files the app layer is compiled from (the server from src/, the dashboard from web/). */
+const APP_INPUTS = ["src", "web", "package.json", "tsconfig.json", "tsconfig.build.json"];
 /** Files the production dependencies are installed from. */
 const DEPENDENCY_INPUTS = ["package.json", "package-lock.json"];
 
@@ -104,6 +104,10 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
   ctx.log(`compiling src/ → ${spec.to}/dist`);
   const tsc = path.join(ctx.repoRoot, "node_modules", "typescript", "bin", "tsc");
   await run(process.execPath, [tsc, "-p", path.join(ctx.repoRoot, "tsconfig.build.json"), "--outDir", path.join(dest, "dist")], {}, "run npm ci");
+  ctx.log(`building the dashboard web/ → ${spec.to}/dist/web`);
+  const vite = path.join(ctx.repoRoot, "node_modules", "vite", "bin", "vite.js");
+  const webConfig = path.join(ctx.repoRoot, "web", "vite.config.ts");
+  await run(process.execPath, [vite, "build", "--config", webConfig, "--outDir", path.join(dest, "dist", "web"), "--emptyOutDir", "--logLevel", "warn"], {}, "run npm ci", ctx.repoRoot);
   // package.json says "type": "module", which dist/ needs.
   fs.copyFileSync(path.join(ctx.repoRoot, "package.json"), path.join(dest, "package.json"));
   // The entry points run as commands (orchestrator, orchestrator-agent-runner): they carry a shebang.

@@ -85,7 +85,7 @@ describe("agent image", () => {
 });
 
 describe("controller image", () => {
-  it("starts as uid 1000 with the image's Node flags, serves /health and becomes ready against the API server, and exits 0 on SIGTERM", async () => {
+  it("starts as uid 1000 with the image's Node flags, serves /health, the dashboard and becomes ready against the API server, and exits 0 on SIGTERM", async () => {
     const cp = cluster();
     const ns = await cp.createNamespace("ctrl-image");
     // The container runs as uid 1000: give it a readable copy of the admin kubeconfig.
@@ -106,6 +106,11 @@ describe("controller image", () => {
     expect(health).toMatchObject({ status: "healthy", version: pkg.version });
     const ready = await poll(() => !exited, async () => fetch(`${base}/ready`).then((r) => (r.status === 200 ? r.json() : undefined)));
     expect(ready).toMatchObject({ status: "ready" });
+    // The dashboard's front end is part of the image (dist/web).
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await page.text()).toMatch(/<script[^>]+src="\.\/assets\//);
 
     const pid = Number(/^controller\s+(\d+)\s+RUNNING/m.exec((await containerd.ctr(["tasks", "ls"])).stdout)?.[1]);
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
