@@ -5,7 +5,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { listDefinitions } from "../../src/images/build.js";
 import { computeRef, ImageDefinitionError, parseImageDefinition, type ImageDefinition } from "../../src/images/definition.js";
-import { hashTree } from "../../src/images/layers.js";
+import { execa } from "execa";
+import { buildLayer, hashTree } from "../../src/images/layers.js";
 import { buildPublishCommand, computePublishTarget } from "../../src/images/publish.js";
 import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, MediaType, sha256Digest } from "../../src/images/oci.js";
 
@@ -124,5 +125,33 @@ describe("publishing", () => {
   it("pushes the tested archive itself with skopeo", () => {
     const img = { name: "agent", ref: "docker.io/orchestrator/agent:0.1.0", archive: "/cache/agent-1.tar", digest: "sha256:1", cached: true };
     expect(buildPublishCommand(img, "ghcr.io/acme/orchestrator/agent:0.1.0")).toEqual(["skopeo", "copy", "--retry-times=3", "--dest-compress-format=gzip", "oci-archive:/cache/agent-1.tar", "docker://ghcr.io/acme/orchestrator/agent:0.1.0"]);
+  });
+});
+
+describe("layer tars", () => {
+  it("are reproducible: same definition, byte-identical tar, with the staged owners and modes and epoch mtimes", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "images-layer-"));
+    try {
+      const layer = { files: { dirs: [{ path: "/workspace", mode: "0750", owner: "1000:1000" }], links: { "/usr/local/bin/tool": "/app/tool.js" } } };
+      const ctx = { repoRoot: repo, lock: { packages: {} }, log: () => {} };
+      const tars: Buffer[] = [];
+      for (const n of [1, 2]) {
+        const stage = path.join(dir, `stage${n}`);
+        fs.mkdirSync(stage);
+        await buildLayer(layer, ctx, stage, path.join(dir, `layer${n}.tar`));
+        tars.push(fs.readFileSync(path.join(dir, `layer${n}.tar`)));
+      }
+      expect(tars[0]?.equals(tars[1] ?? Buffer.alloc(0))).toBe(true);
+      const listing = (await execa("tar", ["--list", "--verbose", "--numeric-owner", "--full-time", `--file=${path.join(dir, "layer1.tar")}`])).stdout.split("\n");
+      expect(listing).toEqual([
+        "drwxr-xr-x 0/0               0 1970-01-01 00:00:00 usr/",
+        "drwxr-xr-x 0/0               0 1970-01-01 00:00:00 usr/local/",
+        "drwxr-xr-x 0/0               0 1970-01-01 00:00:00 usr/local/bin/",
+        "lrwxrwxrwx 0/0               0 1970-01-01 00:00:00 usr/local/bin/tool -> /app/tool.js",
+        "drwxr-x--- 1000/1000         0 1970-01-01 00:00:00 workspace/",
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
