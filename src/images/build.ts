@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { computeRef, definitionName, parseImageDefinition, type ImageDefinition, type LayerDefinition } from "./definition.js";
+import { withLock } from "./lock.js";
 import { buildLayer, computeLayerInputs, LayerBuildError, type LayerContext, type PackageLock } from "./layers.js";
 import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, MediaType, OCI_LAYOUT, type Blob, type Descriptor } from "./oci.js";
 
@@ -105,9 +106,16 @@ async function ensureLayer(layer: LayerDefinition, key: string, ctx: LayerContex
   const dir = path.join(cacheDir, "layers");
   const tar = path.join(dir, `${key}.tar`);
   const metaFile = path.join(dir, `${key}.json`);
-  if (fs.existsSync(tar) && fs.existsSync(metaFile)) return { descriptor: readJson<Descriptor>(metaFile), file: tar };
+  const cached = () => (fs.existsSync(tar) && fs.existsSync(metaFile) ? { descriptor: readJson<Descriptor>(metaFile), file: tar } : undefined);
+  const hit = cached();
+  if (hit) return hit;
   fs.mkdirSync(dir, { recursive: true });
-  // Build beside the cache entry and rename: a concurrent build of the same layer never sees half a file.
+  return withLock(path.join(dir, `${key}.lock`), cached, () => buildCachedLayer(layer, ctx, dir, key));
+}
+
+async function buildCachedLayer(layer: LayerDefinition, ctx: LayerContext, dir: string, key: string): Promise<CachedLayer> {
+  const tar = path.join(dir, `${key}.tar`);
+  // Build beside the cache entry and rename: nobody ever sees half a file.
   const scratch = fs.mkdtempSync(path.join(dir, `${key.slice(0, 16)}.tmp-`));
   try {
     const stage = path.join(scratch, "stage");
@@ -116,7 +124,7 @@ async function ensureLayer(layer: LayerDefinition, key: string, ctx: LayerContex
     await buildLayer(layer, ctx, stage, path.join(scratch, "layer.tar"));
     const descriptor: Descriptor = { mediaType: MediaType.layer, digest: await fileDigest(path.join(scratch, "layer.tar")), size: fs.statSync(path.join(scratch, "layer.tar")).size };
     fs.renameSync(path.join(scratch, "layer.tar"), tar);
-    writeAtomic(metaFile, JSON.stringify(descriptor));
+    writeAtomic(path.join(dir, `${key}.json`), JSON.stringify(descriptor));
     ctx.log(`layer ${Object.keys(layer)[0]} ${descriptor.digest.slice(7, 19)} (${(descriptor.size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)}s`);
     return { descriptor, file: tar };
   } finally {
@@ -168,6 +176,8 @@ function pruneLayers(cacheDir: string, now: number): void {
   for (const f of fs.readdirSync(cacheDir)) if (f.endsWith(".tar.json")) for (const k of readJson<Partial<ArchiveMeta>>(path.join(cacheDir, f)).layers ?? []) used.add(k);
   const dir = path.join(cacheDir, "layers");
   for (const f of fs.readdirSync(dir)) {
+    // Scratch directories of builds that were killed (a live build's is younger than the TTL).
+    if (/\.tmp-/.test(f) && now - fs.statSync(path.join(dir, f)).mtimeMs > UNUSED_LAYER_TTL_MS) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
     const m = /^([0-9a-f]{64})\.(tar|json)$/.exec(f);
     if (!m?.[1] || used.has(m[1])) continue;
     const p = path.join(dir, f);

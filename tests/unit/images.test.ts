@@ -1,4 +1,5 @@
 // The pure parts of the image builder: definitions, references, OCI documents, source hashing.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -7,6 +8,7 @@ import { listDefinitions } from "../../src/images/build.js";
 import { computeRef, ImageDefinitionError, parseImageDefinition, type ImageDefinition } from "../../src/images/definition.js";
 import { execa } from "execa";
 import { buildLayer, hashTree } from "../../src/images/layers.js";
+import { withLock } from "../../src/images/lock.js";
 import { buildPublishCommand, computePublishTarget } from "../../src/images/publish.js";
 import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, MediaType, sha256Digest } from "../../src/images/oci.js";
 
@@ -150,6 +152,40 @@ describe("layer tars", () => {
         "lrwxrwxrwx 0/0               0 1970-01-01 00:00:00 usr/local/bin/tool -> /app/tool.js",
         "drwxr-x--- 1000/1000         0 1970-01-01 00:00:00 workspace/",
       ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("withLock", () => {
+  it("builds an entry once when two callers want it at the same time; the second gets the first's result", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "images-lock-"));
+    try {
+      let entry: string | undefined;
+      let builds = 0;
+      const build = async () => {
+        builds++;
+        await new Promise((r) => setTimeout(r, 100));
+        entry = `built ${builds}`;
+        return entry;
+      };
+      const results = await Promise.all([withLock(path.join(dir, "x.lock"), () => entry, build, 20), withLock(path.join(dir, "x.lock"), () => entry, build, 20)]);
+      expect(results).toEqual(["built 1", "built 1"]);
+      expect(builds).toBe(1);
+      expect(fs.existsSync(path.join(dir, "x.lock"))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes over a lock whose holder died", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "images-lock-"));
+    try {
+      const dead = spawnSync("true");
+      fs.mkdirSync(path.join(dir, "x.lock"));
+      fs.writeFileSync(path.join(dir, "x.lock", "pid"), String(dead.pid));
+      await expect(withLock(path.join(dir, "x.lock"), () => undefined, async () => "mine", 20)).resolves.toBe("mine");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
