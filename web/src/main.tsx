@@ -1,6 +1,6 @@
 // The dashboard's shell: session check, navigation, theme, and the page for the current route.
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, type Session } from "./api.js";
 import { connect, reconnect, signedOut, useLive, type Connection } from "./live.js";
 import { Login } from "./pages/login.js";
@@ -37,8 +37,13 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const live = useLive();
   const current = route.parts[0] ?? "runs";
   useEffect(() => connect(), []);
-  // Move focus to the new page's heading, so keyboard and screen-reader users land on it.
-  useEffect(() => document.querySelector<HTMLElement>("main h1")?.focus(), [route.parts.join("/")]);
+  // After a navigation (not on load), focus moves to the new page's heading, so keyboard and
+  // screen-reader users land on it; on load the skip link stays the first stop.
+  const loaded = useRef(false);
+  useEffect(() => {
+    if (loaded.current) document.querySelector<HTMLElement>("main h1")?.focus();
+    loaded.current = true;
+  }, [route.parts.join("/")]);
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById("main")?.focus())}>
