@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GROUP, VERSION, type AnyRun, type CodeRun, type DocsRun } from "../../src/api/index.js";
 import { launchBrowser, seriousAxeViolations } from "../support/browser.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
-import { codeRun, runsApi, startControllerProcess, waitFor } from "../support/controller-harness.js";
+import { codeRun, createAgentSecrets, runsApi, startControllerProcess, waitFor } from "../support/controller-harness.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
 import { GitHubSim } from "../support/play-github.js";
 import { startPrefixProxy } from "../support/prefix-proxy.js";
@@ -24,6 +24,8 @@ import { signedDelivery, WEBHOOK_SECRET } from "../support/webhook-fixtures.js";
 const cluster = useControlPlane("full", { crdPaths: ["infra/charts/orchestrator/crds"] });
 const TOKEN = "test-token";
 const SHOTS = "docs/screenshots";
+/** How long a page may take to show what the cluster already has (the machine may be busy). */
+const PATIENT = { timeout: 15_000 };
 
 let ns: string;
 let base: string;
@@ -57,6 +59,7 @@ beforeAll(async () => {
   const cp = cluster();
   ns = await newNamespace("dash");
   await createPlayAgentSecrets(cp.kubeConfig, ns);
+  await createAgentSecrets(cp.kubeConfig, ns);
   github = await startGitHubServer({ users: { [CONTROLLER_TOKEN]: CONTROLLER_LOGIN } });
   // The front end as `npm run build` builds it (the process serves dist/web).
   await execa(process.execPath, ["node_modules/vite/bin/vite.js", "build", "--config", "web/vite.config.ts", "--logLevel", "warn"]);
@@ -85,7 +88,7 @@ afterAll(async () => {
 describe("dashboard", () => {
   it("shows the login to an unauthenticated visitor and refuses a bad token", async () => {
     await page.goto(base);
-    await expect.poll(() => page.getByRole("heading", { name: "Sign in to orchestrator" }).isVisible()).toBe(true);
+    await expect.poll(() => page.getByRole("heading", { name: "Sign in to orchestrator" }).isVisible(), PATIENT).toBe(true);
     // Without the cookie the API refuses the page's calls.
     expect((await page.request.get(`${base}api/v1/dashboard/session`)).status()).toBe(401);
     await expectAccessible();
@@ -93,7 +96,7 @@ describe("dashboard", () => {
 
     await page.getByLabel("API token").fill("not-a-token");
     await page.keyboard.press("Enter");
-    await expect.poll(() => page.getByRole("alert").textContent()).toContain("This token was refused");
+    await expect.poll(() => page.getByRole("alert").textContent(), PATIENT).toContain("This token was refused");
     expect((await browser.context.cookies()).filter((c) => c.name === "orchestrator_session")).toEqual([]);
 
     await page.getByLabel("API token").fill(TOKEN);
@@ -124,13 +127,13 @@ describe("dashboard", () => {
     }
 
     await page.getByLabel("Service").selectOption("svc-a");
-    await expect.poll(() => page.locator("tbody tr").count()).toBe(2);
+    await expect.poll(() => page.locator("tbody tr").count(), PATIENT).toBe(2);
     await page.getByLabel("Phase").selectOption("Running");
-    await expect.poll(() => page.locator("tbody tr[data-run]").evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { run: string } }).dataset.run))).toEqual(["alpha"]);
+    await expect.poll(() => page.locator("tbody tr[data-run]").evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { run: string } }).dataset.run)), PATIENT).toEqual(["alpha"]);
     expect(page.url()).toContain("service=svc-a");
     await page.getByLabel("Phase").selectOption("");
     await page.getByLabel("Service").selectOption("");
-    await expect.poll(() => page.locator("tbody tr").count()).toBe(3);
+    await expect.poll(() => page.locator("tbody tr").count(), PATIENT).toBe(3);
     await expectAccessible();
     await screenshot("runs");
     await page.emulateMedia({ colorScheme: "dark" });
@@ -145,14 +148,14 @@ describe("dashboard", () => {
     const timeline = page.locator(".timeline");
     // The controller's Events and the attempt's Job, from the cluster.
     await expect.poll(() => timeline.textContent(), { timeout: 15_000 }).toContain("JobCreated");
-    await expect.poll(() => timeline.textContent()).toContain("Attempt 1: Job");
-    await expect.poll(() => timeline.textContent()).toContain("Finished: Succeeded");
+    await expect.poll(() => timeline.textContent(), PATIENT).toContain("Attempt 1: Job");
+    await expect.poll(() => timeline.textContent(), PATIENT).toContain("Finished: Succeeded");
     const gamma = (await runs().get("CodeRun", ns, "gamma")) as CodeRun;
-    await expect.poll(() => page.getByRole("region", { name: "Attempts" }).textContent()).toContain(gamma.status!.jobName!);
+    await expect.poll(() => page.getByRole("region", { name: "Attempts" }).textContent(), PATIENT).toContain(gamma.status!.jobName!);
     expect(await page.getByRole("region", { name: "Summary" }).textContent()).toContain("svc-b");
     // kwok's pods have no containers to log from: the log section says so instead of hanging.
     await expect.poll(() => page.getByRole("region", { name: "Agent log" }).textContent(), { timeout: 15_000 }).not.toContain("Waiting for output");
-    await expect.poll(() => page.getByRole("button", { name: "Retry" }).isEnabled()).toBe(true);
+    await expect.poll(() => page.getByRole("button", { name: "Retry" }).isEnabled(), PATIENT).toBe(true);
     expect(await page.getByRole("button", { name: "Cancel run" }).isDisabled()).toBe(true);
     await expectAccessible();
     await screenshot("run");
@@ -184,7 +187,7 @@ describe("dashboard", () => {
     const svcA = page.getByRole("region", { name: "Service svc-a" });
     await svcA.waitFor();
     await expect.poll(() => svcA.textContent(), { timeout: 15_000 }).toContain("workspace-svc-a");
-    await expect.poll(() => svcA.textContent()).toContain("Slots: 1 of 1 in use");
+    await expect.poll(() => svcA.textContent(), PATIENT).toContain("Slots: 1 of 1 in use");
     // beta holds the slot; alpha's retry waits for it.
     const text = (await svcA.textContent()) ?? "";
     expect(text).toMatch(/beta \(attempt 1/);
@@ -201,21 +204,23 @@ describe("dashboard", () => {
     await page.getByLabel("Service").fill("Not_A_Label");
     await page.getByRole("button", { name: "Submit code task" }).click();
     const service = page.getByLabel("Service");
-    await expect.poll(() => service.getAttribute("aria-invalid")).toBe("true");
-    const errorOf = async (label: string) => {
-      const id = (await page.getByLabel(label, { exact: true }).getAttribute("aria-describedby"))?.split(" ").find((x) => x.endsWith("-error"));
+    await expect.poll(() => service.getAttribute("aria-invalid"), PATIENT).toBe("true");
+    // The message the API gave for a field, found through the field's aria-describedby.
+    const errorOf = async (field: string) => {
+      const id = (await page.locator(`#code-form-${field}`).getAttribute("aria-describedby"))?.split(" ").find((x) => x.endsWith("-error"));
       return id ? page.locator(`[id="${id}"]`).textContent() : null;
     };
-    expect(await errorOf("Service")).toContain("DNS label");
-    expect(await errorOf("Task id")).toBeTruthy();
-    expect(await errorOf("Repository URL")).toBeTruthy();
+    expect(await errorOf("service")).toContain("DNS label");
+    expect(await errorOf("task_id")).toBeTruthy();
+    expect(await errorOf("repository_url")).toBeTruthy();
+    expect(await errorOf("model")).toBeNull();
     expect(await page.getByRole("alert").textContent()).toContain("Request validation failed");
     await expectAccessible();
     await screenshot("submit");
 
     await page.getByLabel("Task id").fill("21");
     await service.fill("svc-c");
-    await page.getByLabel("Repository URL", { exact: true }).fill("https://github.com/acme/api.git");
+    await page.locator("#code-form-repository_url").fill("https://github.com/acme/api.git");
     await page.getByLabel("Docs repository URL").fill("https://github.com/acme/docs.git");
     await page.getByLabel("GitHub user").fill(AGENT_USERS.rex);
     await page.getByRole("button", { name: "Submit code task" }).click();
@@ -259,15 +264,15 @@ describe("dashboard", () => {
     expect(await stages.locator('[aria-current="step"]').textContent()).toContain("agent: cleo");
     expect(await stages.locator(".stage-done").first().textContent()).toContain("Implementation");
     const summary = page.getByRole("region", { name: "Summary" });
-    await expect.poll(() => summary.textContent()).toContain(`#${pull.number}`);
+    await expect.poll(() => summary.textContent(), PATIENT).toContain(`#${pull.number}`);
     await expect.poll(() => page.getByRole("region", { name: "Check runs" }).textContent(), { timeout: 30_000 }).toMatch(/in_progress/);
-    await expect.poll(() => page.getByRole("region", { name: "History" }).textContent()).toContain(implRun.metadata.name!);
+    await expect.poll(() => page.getByRole("region", { name: "History" }).textContent(), PATIENT).toContain(implRun.metadata.name!);
     expect(await page.getByRole("region", { name: "Stage runs" }).textContent()).toContain(implRun.metadata.name!);
     await expectAccessible();
     await screenshot("play");
     await page.getByRole("link", { name: "Plays" }).first().click();
     await page.getByRole("heading", { name: "Plays" }).waitFor();
-    await expect.poll(() => page.locator("tbody").textContent()).toContain("cleo");
+    await expect.poll(() => page.locator("tbody").textContent(), PATIENT).toContain("cleo");
     await expectAccessible();
   });
 
@@ -293,7 +298,7 @@ describe("dashboard", () => {
       const cookie = (await browser.context.cookies(proxy.url)).find((c) => c.name === "orchestrator_session" && c.path === "/orchestrator");
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
       // The stream and the API calls go through the prefix too.
-      await expect.poll(() => other.locator(".conn").textContent()).toBe("Live");
+      await expect.poll(() => other.locator(".conn").textContent(), PATIENT).toBe("Live");
       await other.locator('tr[data-run="gamma"]').waitFor();
       await other.locator('tr[data-run="gamma"] a').click();
       await other.getByRole("heading", { name: /gamma/ }).waitFor();

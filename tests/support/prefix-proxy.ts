@@ -6,7 +6,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
-export async function startPrefixProxy(backend: string, prefix: string): Promise<{ url: string; close: () => Promise<void> }> {
+/** `host`: where the proxy listens; another loopback address than the backend's keeps their cookies apart. */
+export async function startPrefixProxy(backend: string, prefix: string, host = "127.0.0.2"): Promise<{ url: string; close: () => Promise<void> }> {
   const target = new URL(backend);
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
@@ -23,10 +24,10 @@ export async function startPrefixProxy(backend: string, prefix: string): Promise
     res.on("close", () => upstream.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}${prefix}/`,
+    url: `http://${host}:${port}${prefix}/`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

@@ -30,7 +30,8 @@ export function timelineEntries(run: AnyRun, t: Timeline | null): Entry[] {
   }
   for (const e of t?.events ?? []) add(e.lastTime, "event", `${e.reason} on ${e.object}: ${e.message}${e.count > 1 ? ` (×${e.count})` : ""}`, e.type === "Warning");
   add(run.status?.completionTime, "run", `Finished: ${phaseOf(run)}${run.status?.message ? ` — ${run.status.message}` : ""}`, phaseOf(run) === "Failed");
-  return out.sort((a, b) => a.time.localeCompare(b.time));
+  // By instant (the API mixes "…:25Z" and "…:25.000Z"); the sort is stable, so ties keep the order above.
+  return out.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
 
 function Actions({ run }: { run: AnyRun }) {
