@@ -115,15 +115,24 @@ describe("dashboard", () => {
     await page.locator('tr[data-run="alpha"] .phase-running').waitFor();
     await page.locator('tr[data-run="beta"] .phase-pending').waitFor();
 
-    // Pending → Running → Succeeded of a fresh run, each seen by the page within 1 s of the API server.
+    // Pending → Running → Succeeded of a fresh run, each on the page within 1 s of the API server.
+    // The page notes when each phase badge appeared in its DOM (same clock as the test's watch).
+    await page.evaluate(() => {
+      const w = globalThis as unknown as { phaseShown: Record<string, number>; document: { body: unknown; querySelectorAll(s: string): Iterable<{ textContent: string | null }> }; MutationObserver: new (cb: () => void) => { observe(n: unknown, o: object): void } };
+      w.phaseShown = {};
+      new w.MutationObserver(() => {
+        for (const b of w.document.querySelectorAll('tr[data-run="gamma"] .badge')) w.phaseShown[b.textContent ?? ""] ??= Date.now();
+      }).observe(w.document.body, { subtree: true, childList: true, characterData: true });
+    });
     await runs().create(codeRun(ns, "gamma", { service: "svc-b", taskId: 13, env: { KWOK_RUN_DURATION: "4s" } }));
     for (const phase of ["Running", "Succeeded"]) {
       await page.locator(`tr[data-run="gamma"] .phase-${phase.toLowerCase()}`).waitFor({ timeout: 60_000 });
-      const shown = Date.now();
+      const shown = await page.evaluate((p) => (globalThis as unknown as { phaseShown: Record<string, number> }).phaseShown[p], phase);
+      expect(shown, `the page saw gamma ${phase}`).toBeDefined();
       const atServer = seen.get(`gamma:${phase}`);
       expect(atServer, `the test's watch saw gamma ${phase}`).toBeDefined();
-      console.log(`[dashboard] gamma ${phase}: on the page ${shown - atServer!} ms after the API server`);
-      expect(shown - atServer!).toBeLessThan(1000);
+      console.log(`[dashboard] gamma ${phase}: on the page ${shown! - atServer!} ms after the API server`);
+      expect(shown! - atServer!).toBeLessThan(1000);
     }
 
     await page.getByLabel("Service").selectOption("svc-a");
