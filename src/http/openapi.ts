@@ -162,6 +162,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
             "200": { description: "Log text.", content: { "text/plain": { schema: { type: "string" } } } },
             "404": problem("No such run, or no Job/pod yet."),
             "409": problem("The pod's container has not started yet."),
+            "502": problem("The API server could not read the log from the pod's node (kubelet unreachable; simulated pods have no logs)."),
             ...common,
           },
         },

@@ -24,6 +24,7 @@ export const ProblemTypes = {
   tooLarge: { slug: "payload-too-large", title: "Payload too large" },
   unsupportedMediaType: { slug: "unsupported-media-type", title: "Unsupported media type" },
   unavailable: { slug: "kubernetes-unavailable", title: "Kubernetes API unavailable" },
+  logsUnavailable: { slug: "logs-unavailable", title: "Pod log unavailable" },
   disabled: { slug: "not-configured", title: "Not configured" },
   internal: { slug: "internal-error", title: "Internal error" },
 } as const;

@@ -17,8 +17,8 @@ export interface MemoryRunStore extends RunStore {
   failWith(reason: StoreErrorReason | undefined, message?: string): void;
   /** Every call waits this long first (simulates a slow API server). */
   delayMs: number;
-  /** Job logs: text, or "waiting" (container not started). Missing = no pod. */
-  jobLogs: Map<string, string | "waiting">;
+  /** Job logs: text, "waiting" (container not started), or the error reading them throws. Missing = no pod. */
+  jobLogs: Map<string, string | "waiting" | RunStoreError>;
   /** Number of create() calls (including failed ones). */
   createCalls: number;
 }
@@ -76,6 +76,7 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
       const logs = store.jobLogs.get(jobName);
       if (logs === undefined) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
       if (logs === "waiting") throw new RunStoreError("NotReady", `pod ${jobName}-abcde container agent is ContainerCreating`);
+      if (logs instanceof RunStoreError) throw logs;
       const lines = logs.split("\n");
       const text = o.tailLines !== undefined ? lines.slice(-o.tailLines).join("\n") : logs;
       return Readable.from([text]);

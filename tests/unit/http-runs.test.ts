@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun, DocsRun } from "../../src/api/types.js";
+import { RunStoreError } from "../../src/intake/store.js";
 import { authHeader, buildTestApp, type TestApp } from "../support/webhook-fixtures.js";
 
 let t: TestApp;
@@ -188,6 +189,13 @@ describe("GET /api/v1/runs/:kind/:name/logs", () => {
     const waiting = await get(`/api/v1/runs/coderun/${name}/logs?follow=true`);
     expect(waiting.statusCode).toBe(409);
     expect(waiting.json().type).toBe("urn:orchestrator:problem:not-ready");
+
+    // The API server could not reach the node's kubelet: a 502 that says so, not "API server unreachable".
+    t.runs.jobLogs.set("code-11-job", new RunStoreError("Unavailable", 'HTTP 500: Get "https://127.0.0.1:10250/containerLogs/ns/pod/agent": dial tcp 127.0.0.1:10250: connect: connection refused'));
+    const noKubelet = await get(`/api/v1/runs/coderun/${name}/logs`);
+    expect(noKubelet.statusCode).toBe(502);
+    expect(noKubelet.json()).toMatchObject({ type: "urn:orchestrator:problem:logs-unavailable" });
+    expect(noKubelet.json().detail).toMatch(/could not read the log of Job code-11-job from its node \(HTTP 500: .*10250.*\)\. Check that the node's kubelet/);
 
     t.runs.jobLogs.set("code-11-job", "line 1\nline 2\nline 3");
     const logs = await get(`/api/v1/runs/coderun/${name}/logs?tail_lines=2`);

@@ -190,6 +190,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       if (isStoreError(err, "NotReady")) {
         return sendProblem(reply, "notReady", 409, `The pod of Job ${jobName} has not started its container yet (${err.message}). Retry in a few seconds.`);
       }
+      // The API server answered, but could not fetch the log from the pod's node (its kubelet).
+      if (isStoreError(err, "Unavailable") && /^HTTP 5\d\d:/.test(err.message)) {
+        return sendProblem(reply, "logsUnavailable", 502, `The Kubernetes API server could not read the log of Job ${jobName} from its node (${err.message}). Check that the node's kubelet is reachable from the API server; pods on simulated (kwok) nodes have no logs.`);
+      }
       return sendStoreError(reply, err, `the logs of ${p.kind} ${p.name}`);
     }
   });
