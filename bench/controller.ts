@@ -152,10 +152,12 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
       await kube.getSecretKeys(ns, "github-token-alice");
       const params = computeRunParameters(r, 1, config);
       const files = renderRunFiles(templates, { params, permissions: { allow: [...config.permissions.allow], deny: [] } });
-      if (!(await kube.getPvc(ns, workspacePvcName(r.spec.service)))) await kube.createPvc(buildWorkspacePvc(r.spec.service, ns, config));
+      const repositoryKey = "acme/api";
+      const claim = workspacePvcName(r.spec.service, repositoryKey);
+      if (!(await kube.getPvc(ns, claim))) await kube.createPvc(buildWorkspacePvc(r.spec.service, repositoryKey, ns, config));
       await kube.createConfigMap(buildRunConfigMap(r, 1, params, files));
-      await kube.createJob(buildJob(r, 1, config));
-      await kube.patchRunStatus("CodeRun", ns, name, { phase: "Running", attempts: 1, jobName: buildJob(r, 1, config).metadata?.name });
+      await kube.createJob(buildJob(r, 1, config, claim));
+      await kube.patchRunStatus("CodeRun", ns, name, { phase: "Running", attempts: 1, jobName: buildJob(r, 1, config, claim).metadata?.name });
       await kube.createEvent({ metadata: { name: `${name}.bench`, namespace: ns }, involvedObject: { kind: "CodeRun", name, namespace: ns }, reason: "JobCreated", message: "bench", type: "Normal" });
       done++;
     }

@@ -91,4 +91,12 @@ export const Annotations = {
    * webhook intake as `{taskId}/{stage}/{deliveryId}` and handled once by the reconciler.
    */
   rerun: "orchestrator.platform/rerun",
+  /** On a workspace PVC: the owner/repo (lowercase) whose clone it holds. */
+  repository: "orchestrator.platform/repository",
+  /**
+   * The requester the intake authorized a run for (docs/security.md), and a digest of the spec it
+   * authorized. Only the controller's ServiceAccount may set them (the chart's admission policy).
+   */
+  requester: "orchestrator.platform/requester",
+  authorizedSpec: "orchestrator.platform/authorized-spec",
 } as const;

@@ -18,6 +18,15 @@ export const SECRET_KEY_PATTERN = "^[-._a-zA-Z0-9]+$";
  */
 export const IDENTITY_PATTERN = "^[A-Za-z0-9]([-A-Za-z0-9]{0,37}[A-Za-z0-9])?$";
 
+/**
+ * The shape of a repository URL the CRDs accept: `https://host/owner/repo(.git)`,
+ * `git@host:owner/repo(.git)`, `ssh://git@host[:port]/owner/repo(.git)` or `owner/repo`. Which
+ * host is allowed is the controller's configuration (bindRepository), checked at intake and
+ * reconcile; the schema already refuses other schemes (http, file, git), credentials in the URL
+ * and local paths.
+ */
+export const REPOSITORY_URL_PATTERN = "^(https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+/?|git@[A-Za-z0-9.-]+:[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|ssh://git@[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)$";
+
 const SECRET_NAME = new RegExp(SECRET_NAME_PATTERN);
 const SECRET_KEY = new RegExp(SECRET_KEY_PATTERN);
 const IDENTITY = new RegExp(IDENTITY_PATTERN);
@@ -42,7 +51,7 @@ export function isIdentityName(name: string): boolean {
  */
 export const RESERVED_ENV_PREFIXES = ["ANTHROPIC_", "GITHUB_", "GH_", "GIT_", "SSH_", "SSL_", "NODE_", "LD_", "CURL_", "NPM_CONFIG_"] as const;
 export const RESERVED_ENV_NAMES = [
-  "PATH", "HOME", "SHELL", "AGENT_ROOT", "CLAUDE_BIN", "LOG_LEVEL", "TASK_ID", "SERVICE_NAME", "LOCAL_TOOLS", "REMOTE_TOOLS",
+  "PATH", "HOME", "SHELL", "AGENT_ROOT", "CLAUDE_BIN", "TASK_ID", "SERVICE_NAME", "LOCAL_TOOLS", "REMOTE_TOOLS",
   "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "BASH_ENV", "ENV", "PROMPT_COMMAND",
 ] as const;
 
@@ -50,4 +59,11 @@ export const RESERVED_ENV_NAMES = [
 export function isReservedEnvName(name: string): boolean {
   const upper = name.toUpperCase();
   return (RESERVED_ENV_NAMES as readonly string[]).includes(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p));
+}
+
+/** A CEL expression, true when the string `name` is not a reserved variable (the CRDs' form of isReservedEnvName). */
+export function buildReservedEnvCel(name: string): string {
+  const names = RESERVED_ENV_NAMES.map((n) => `'${n}'`).join(", ");
+  const prefixes = RESERVED_ENV_PREFIXES.map((p) => `'${p}'`).join(", ");
+  return `!(${name}.upperAscii() in [${names}]) && ![${prefixes}].exists(p, ${name}.upperAscii().startsWith(p))`;
 }

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { defaultGithubUrl, githubUrlProblem } from "../api/github-host.js";
+import { SECRET_NAME_PATTERN } from "../api/validation.js";
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$/, "must be a Kubernetes quantity such as 10Gi or 500m");
 const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')").max(63);
@@ -97,6 +98,21 @@ export const playSchema = z.strictObject({
   /** External base URL of this service; check runs link to `<publicUrl>/api/v1/runs/CodeRun/<run>/logs`. Empty = no link. */
   publicUrl: z.union([z.url(), z.literal("")]).default(""),
 }).prefault({});
+
+/** One authorization rule: which requesters may use which identities, repositories and Secrets (`*` is a wildcard). */
+export const authorizationRuleSchema = z.strictObject({
+  /**
+   * Who: API token principals (`api-token-1`), ServiceAccounts (`system:serviceaccount:ci:bot`),
+   * webhook rules (`webhook:<rule name>`), or `kubernetes` for runs created with kubectl.
+   */
+  requesters: z.array(z.string().min(1)).min(1),
+  /** GitHub identities: `user:<login>`, `app:<name>` (case-insensitive). */
+  identities: z.array(z.string().min(1)).default(["*"]),
+  /** Repositories on the configured GitHub host: `owner/repo` (case-insensitive). */
+  repositories: z.array(z.string().min(1)).default(["*"]),
+  /** Secrets (names) this requester's runs may mount; they must also be in mountableSecrets. */
+  secrets: z.array(z.string().min(1)).default([]),
+});
 
 export const fileConfigSchema = z.strictObject({
   namespace: dnsLabel.default("orchestrator"),
@@ -206,6 +222,16 @@ export const fileConfigSchema = z.strictObject({
   }).prefault({}),
   agents: z.record(z.string(), agentSchema).default({}),
   play: playSchema,
+  /** Who may use what (docs/security.md). Enforced at intake and again before every attempt. */
+  authorization: z.strictObject({
+    /**
+     * Secrets runs may mount through envFromSecrets. The controller's own Secret and identity
+     * Secrets (github-token-*, github-ssh-*, github-app-*) are never mountable.
+     */
+    mountableSecrets: z.array(z.string().regex(new RegExp(SECRET_NAME_PATTERN), "must be a Secret name (DNS subdomain)")).default([]),
+    /** Empty = one rule for every requester: any identity, any repository on github.url, the mountable Secrets. */
+    rules: z.array(authorizationRuleSchema).default([]),
+  }).prefault({}),
 });
 
 export type FileConfig = z.infer<typeof fileConfigSchema>;

@@ -10,8 +10,10 @@ import { ConditionTypes, Labels, Phases, isTerminalPhase, type AnyRun, type Kind
 import type { Config } from "../config/schema.js";
 import {
   buildJob, buildRunConfigMap, buildWorkspacePvc, computeLimits, computeRunParameters, configMapName,
-  githubAppSecretName, githubTokenSecretName, jobName, workspacePvcName,
+  githubAppSecretName, githubTokenSecretName, jobName, legacyWorkspacePvcName, workspacePvcName,
 } from "../manifests/index.js";
+import { authorizeRun, requesterOf, runRequestOf } from "../authz/authorize.js";
+import { Annotations, bindRepository } from "../api/index.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -25,7 +27,7 @@ export type RenderFiles = (run: AnyRun, params: RunParameters) => Record<string,
 export interface ReconcilerDeps {
   kube: ControllerKube;
   cache: ControllerCache;
-  config: Pick<Config, "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions" | "concurrency">;
+  config: Pick<Config, "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions" | "concurrency" | "authorization">;
   renderFiles: RenderFiles;
   logger: Logger;
   metrics?: Metrics;
@@ -65,7 +67,7 @@ export function runKey(kind: Kind, namespace: string, name: string): string {
 export class RunReconciler {
   private readonly now: () => number;
   /** Jobs created by this process but maybe not yet in the informer cache (client-go "expectations"). */
-  private readonly expectedJobs = new Map<string, { service: string; runUid: string; at: number }>();
+  private readonly expectedJobs = new Map<string, { workspace: string; runUid: string; at: number }>();
   private readonly serviceLocks = new KeyedLock();
   /** Names of Events already emitted, to skip repeated creates; the names are deterministic anyway. */
   private readonly emitted = new Set<string>();
@@ -228,6 +230,12 @@ export class RunReconciler {
   /** Checks what the Job needs and that a slot is free, then creates PVC, ConfigMap and Job. */
   private async startAttempt(run: AnyRun, attempt: number, nowIso: string, log: Logger): Promise<{ jobName: string; waiting?: undefined } | { waiting: string; jobName?: undefined }> {
     const ns = run.metadata.namespace ?? "";
+    // Runs can be created with kubectl: the intake's decision is made again, for the recorded
+    // requester only while the spec is the one it authorized. Before any Secret is looked at, so
+    // a refused run learns nothing about which Secrets exist.
+    const decision = authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config);
+    if (!decision.allowed) throw new TerminalProblem(decision.reason, decision.message);
+    const repositoryKey = decision.repositories[0]!.key;
     await this.checkSecrets(run);
     const params = computeRunParameters(run, attempt, this.deps.config);
     let files: Record<string, string>;
@@ -237,15 +245,13 @@ export class RunReconciler {
       const t = (e as { template?: string }).template;
       throw new TemplateProblem(t, (e as Error).message);
     }
-    const job = buildJob(run, attempt, this.deps.config);
+    const claim = run.kind === "CodeRun" ? await this.resolveWorkspace(ns, run.spec.service, repositoryKey) : { name: "", exists: true };
+    const job = buildJob(run, attempt, this.deps.config, claim.name);
     const name = job.metadata?.name ?? "";
     const create = async () => {
-      if (run.kind === "CodeRun") {
-        const pvcName = workspacePvcName(run.spec.service);
-        if (!(await this.deps.kube.getPvc(ns, pvcName))) {
-          await this.deps.kube.createPvc(buildWorkspacePvc(run.spec.service, ns, this.deps.config));
-          log.info({ pvc: pvcName }, "Created workspace PersistentVolumeClaim");
-        }
+      if (run.kind === "CodeRun" && !claim.exists) {
+        await this.deps.kube.createPvc(buildWorkspacePvc(run.spec.service, repositoryKey, ns, this.deps.config));
+        log.info({ pvc: claim.name, repository: repositoryKey }, "Created workspace PersistentVolumeClaim");
       }
       await this.deps.kube.createConfigMap(buildRunConfigMap(run, attempt, params, files));
       await this.deps.kube.createJob(job);
@@ -257,9 +263,9 @@ export class RunReconciler {
     }
     const service = run.spec.service;
     return this.serviceLocks.run(`${ns}/${service}`, async () => {
-      const waiting = this.slotWait(run, ns, service);
+      const waiting = this.slotWait(run, ns, service, repositoryKey);
       if (waiting) return { waiting };
-      this.expectedJobs.set(`${ns}/${name}`, { service, runUid: run.metadata.uid ?? "", at: this.now() });
+      this.expectedJobs.set(`${ns}/${name}`, { workspace: `${service}/${repositoryKey}`, runUid: run.metadata.uid ?? "", at: this.now() });
       try {
         await create();
       } catch (e) {
@@ -275,11 +281,17 @@ export class RunReconciler {
    * (plus Jobs this process just created) on every pass: never a counter that can drift.
    * Waiting runs start oldest first.
    */
-  private slotWait(run: AnyRun & { kind: "CodeRun" }, ns: string, service: string): string | undefined {
+  private slotWait(run: AnyRun & { kind: "CodeRun" }, ns: string, service: string, repositoryKey: string): string | undefined {
     const limit = this.deps.config.concurrency.perService;
     const uid = run.metadata.uid ?? "";
     const holders = new Set<string>();
-    const runs = this.deps.cache.listRuns("CodeRun", ns).filter((r) => r.kind === "CodeRun" && r.spec.service === service && r.metadata.uid !== uid);
+    // Runs contend for one workspace: the same service and repository.
+    const sameWorkspace = (r: AnyRun) => {
+      if (r.kind !== "CodeRun" || r.spec.service !== service) return false;
+      const b = bindRepository(r.spec.repositoryUrl, this.deps.config.github.url);
+      return b.ok && b.repository.key === repositoryKey;
+    };
+    const runs = this.deps.cache.listRuns("CodeRun", ns).filter((r) => sameWorkspace(r) && r.metadata.uid !== uid);
     const byUid = new Map(runs.map((r) => [r.metadata.uid ?? "", r]));
     for (const r of runs) {
       if (this.deps.cache.jobsOfRun(r.metadata.uid ?? "").some((j) => !isFinished(j))) holders.add(r.metadata.name ?? "");
@@ -288,7 +300,7 @@ export class RunReconciler {
       const jobNameOf = key.slice(key.indexOf("/") + 1);
       const seen = this.deps.cache.jobsOfRun(exp.runUid).some((j) => j.metadata?.name === jobNameOf);
       if (seen || this.now() - exp.at > EXPECTATION_TTL_MS) this.expectedJobs.delete(key);
-      else if (exp.service === service && key.startsWith(`${ns}/`) && exp.runUid !== uid) holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
+      else if (exp.workspace === `${service}/${repositoryKey}` && key.startsWith(`${ns}/`) && exp.runUid !== uid) holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
     }
     const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
     const mine = created(run);
@@ -299,7 +311,20 @@ export class RunReconciler {
     });
     if (holders.size + olderWaiting.length < limit) return undefined;
     const active = [...holders].sort().join(", ") || "none";
-    return `Waiting for a slot: service ${service} allows ${limit} active run(s) at once (the workspace volume is ReadWriteOnce); active: ${active}; older runs waiting: ${olderWaiting.length}.`;
+    return `Waiting for a slot: service ${service} allows ${limit} active run(s) at once on the workspace of ${repositoryKey} (the volume is ReadWriteOnce); active: ${active}; older runs waiting: ${olderWaiting.length}.`;
+  }
+
+  /**
+   * The workspace PVC of a service's repository. A `workspace-{service}` volume from before
+   * workspaces were keyed by repository keeps serving the repository it is bound to, or is used
+   * as it is when unbound (the runner refuses it if it holds another repository's clone).
+   */
+  private async resolveWorkspace(ns: string, service: string, repositoryKey: string): Promise<{ name: string; exists: boolean }> {
+    const legacy = await this.deps.kube.getPvc(ns, legacyWorkspacePvcName(service));
+    const boundTo = legacy?.metadata?.annotations?.[Annotations.repository];
+    if (legacy && (!boundTo || boundTo === repositoryKey)) return { name: legacyWorkspacePvcName(service), exists: true };
+    const name = workspacePvcName(service, repositoryKey);
+    return { name, exists: (await this.deps.kube.getPvc(ns, name)) !== null };
   }
 
   private async checkSecrets(run: AnyRun): Promise<void> {

@@ -4,7 +4,7 @@ import { Labels } from "../api/constants.js";
 import { AgentEnv, AgentPaths, TaskFileKeys } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { ownerReference, runLabels } from "./labels.js";
-import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName, workspacePvcName } from "./names.js";
+import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName } from "./names.js";
 import { computeLimits, type BuilderConfig } from "./run-params.js";
 
 /** Container names kept from the original so `kubectl logs -c` habits keep working. */
@@ -33,14 +33,18 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   return env;
 }
 
-/** The agent Job of `attempt`, owned by the run, mounting the workspace and the run's files. */
-export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig): V1Job {
+/**
+ * The agent Job of `attempt`, owned by the run, mounting the workspace and the run's files.
+ * `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it (unused for DocsRuns,
+ * which get an emptyDir).
+ */
+export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, workspaceClaim: string): V1Job {
   const limits = computeLimits(run, config);
   const labels = { ...runLabels(run), [Labels.attempt]: String(attempt) };
   const isCode = run.kind === "CodeRun";
   const volumes: V1Volume[] = [
     isCode
-      ? { name: "workspace", persistentVolumeClaim: { claimName: workspacePvcName(run.spec.service) } }
+      ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } }
       : { name: "workspace", emptyDir: {} },
     { name: "task-files", configMap: { name: configMapName(run, attempt) } },
     { name: "tmp", emptyDir: {} },

@@ -57,8 +57,20 @@ export function configMapName(run: AnyRun, attempt: number): string {
   return `${jobName(run, attempt)}-files`;
 }
 
-/** The per-service workspace; the original's name, so existing volumes are reused. */
-export function workspacePvcName(service: string): string {
+/**
+ * The workspace of one repository for one service: `workspace-{service}-{hash of owner/repo}`.
+ * Keyed by repository so two repositories never share a clone (webhook services are bare
+ * repository names: acme/api and other/api are both "api").
+ */
+export function workspacePvcName(service: string, repositoryKey: string): string {
+  return fit("workspace", service, shortHash(repositoryKey.toLowerCase(), 8));
+}
+
+/**
+ * The original's per-service name. An existing one is still used by the runs of the repository
+ * it is bound to (annotation orchestrator.platform/repository), or adopted when unbound.
+ */
+export function legacyWorkspacePvcName(service: string): string {
   return `workspace-${service}`;
 }
 

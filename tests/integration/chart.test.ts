@@ -30,15 +30,16 @@ const QUICK_SET = ["--set", "secrets.anthropicApiKey=your-anthropic-api-key"];
 
 /** The controller's permissions, as the task defines them: the chart must grant exactly these. */
 const EXPECTED_RULES = [
-  { apiGroups: ["orchestrator.platform"], resources: ["coderuns", "docsruns", "plays"], verbs: ["get", "list", "watch", "create", "patch"] },
-  { apiGroups: ["orchestrator.platform"], resources: ["coderuns/status", "docsruns/status", "plays/status"], verbs: ["get", "patch", "update"] },
+  { apiGroups: ["orchestrator.platform"], resources: ["coderuns", "docsruns"], verbs: ["get", "list", "watch", "create", "patch"] },
+  { apiGroups: ["orchestrator.platform"], resources: ["plays"], verbs: ["get", "list", "watch", "patch"] },
+  { apiGroups: ["orchestrator.platform"], resources: ["coderuns/status", "docsruns/status", "plays/status"], verbs: ["patch"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["get", "list", "watch", "create", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-  { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "update"] },
-  { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch", "create"] },
+  { apiGroups: [""], resources: ["configmaps"], verbs: ["create"] },
+  { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get", "create"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
-  { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+  { apiGroups: [""], resources: ["events"], verbs: ["create"] },
 ];
 const ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 
@@ -329,7 +330,7 @@ describe("chart: render", () => {
     expect(secretData(await render([...QUICK_SET, "--set", "secrets.apiTokens={a,b}"])).ORCHESTRATOR_API_TOKENS).toBe("a,b");
   });
 
-  it("RBAC: exactly the controller's verbs, as Role (namespaced) or ClusterRole, bound to the chart's ServiceAccount", async () => {
+  it("RBAC: exactly the controller's verbs, always as a namespaced Role bound to the chart's ServiceAccount", async () => {
     const ns = await render(QUICK_SET);
     expect(rulesOf(ns, "Role", "orchestrator")).toEqual(EXPECTED_RULES);
     expect(find(ns, "RoleBinding", "orchestrator")).toMatchObject({
@@ -338,10 +339,10 @@ describe("chart: render", () => {
     });
     expect(ns.some((o) => o.kind.startsWith("Cluster"))).toBe(false);
 
-    const cluster = await render([...QUICK_SET, "--set", "rbac.namespaced=false"]);
-    expect(rulesOf(cluster, "ClusterRole", "orchestrator-orchestrator")).toEqual(EXPECTED_RULES);
-    expect(find(cluster, "ClusterRoleBinding", "orchestrator-orchestrator")).toMatchObject({ roleRef: { kind: "ClusterRole", name: "orchestrator-orchestrator" } });
-    expect(cluster.some((o) => o.kind === "Role" || o.kind === "RoleBinding")).toBe(false);
+    // A ClusterRole would grant Secrets and Jobs in every namespace: refused with what to do.
+    const cluster = await run(tools.helm, ["template", "orchestrator", CHART, "--namespace", "orchestrator", ...QUICK_SET, "--set", "rbac.namespaced=false"]);
+    expect(cluster.exitCode).not.toBe(0);
+    expect(String(cluster.stderr)).toMatch(/rbac\.namespaced=false is not supported.*Remove --set rbac\.namespaced=false/s);
 
     const none = await render([...QUICK_SET, "--set", "rbac.create=false", "--set", "api.tokenReview=true"]);
     expect(none.filter((o) => /Role/.test(o.kind))).toEqual([]);
@@ -442,7 +443,7 @@ describe("chart on a real API server", () => {
       ["production", ["--values", PROD_VALUES]],
       ["development", DEV_SET],
       ["every section", ["--values", FULL_VALUES, "--set", `config.namespace=${agents}`]],
-      ["cluster RBAC, existing secret", ["--set", "secrets.existingSecret=x", "--set", "rbac.namespaced=false", "--set", "ingress.enabled=false"]],
+      ["existing secret, no ingress", ["--set", "secrets.existingSecret=x", "--set", "ingress.enabled=false"]],
     ];
     for (const [label, args] of sets) {
       const r = await run(tools.helm, ["template", "orchestrator", SEED_CHART, "--namespace", ns, ...args]);

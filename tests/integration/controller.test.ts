@@ -9,6 +9,7 @@ import type { CodeRun } from "../../src/api/index.js";
 import { useControlPlane, newNamespace } from "../support/cluster.js";
 import { installChartRbac } from "../support/chart-rbac.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
+import { workspacePvcName } from "../../src/manifests/index.js";
 
 const CRDS = "infra/charts/orchestrator/crds/platform-crds.yaml";
 const cluster = useControlPlane("full", { crdPaths: [CRDS] });
@@ -91,7 +92,7 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items;
     expect(jobs.map((j) => j.metadata?.name)).toEqual([`code-one-${uid.replace(/-/g, "").slice(0, 8)}-t7-v1-a1`]);
     expect(cms.map((c) => c.metadata?.name)).toEqual([`${jobs[0]?.metadata?.name}-files`]);
-    expect(pvcs.map((p) => p.metadata?.name)).toEqual(["workspace-api"]);
+    expect(pvcs.map((p) => p.metadata?.name)).toEqual([workspacePvcName("api", "acme/api")]);
     const job = jobs[0];
     expect(job?.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: "CodeRun", name: "one", uid, controller: true, blockOwnerDeletion: true })]);
     expect(cms[0]?.metadata?.ownerReferences?.[0]?.uid).toBe(uid);
@@ -136,7 +137,7 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     expect((await phaseOf(runs, ns, "ok"))?.phase).toBe("Succeeded");
     await runs.delete(ns, "ok");
     await new Promise((r) => setTimeout(r, 1000));
-    expect((await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items.map((p) => p.metadata?.name)).toEqual(["workspace-api"]);
+    expect((await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items.map((p) => p.metadata?.name)).toEqual([workspacePvcName("api", "acme/api")]);
   });
 
   it("a failing Job is retried up to the limit, each attempt a new Job, then the run is Failed with the reason", async () => {

@@ -6,6 +6,7 @@ import {
   PLAY_AGENTS_KEYS, PLAY_CHECK_RUN_RECORD_KEYS, PLAY_HISTORY_KEYS, PLAY_PULL_REQUEST_KEYS, PLAY_SPEC_KEYS, PLAY_STATUS_KEYS, PLAY_TASK_STATE_KEYS, PLAY_WATERMARK_KEYS,
 } from "../../src/api/keys.js";
 import { PlayStages, type Play } from "../../src/api/index.js";
+import { buildReservedEnvCel, IDENTITY_PATTERN, REPOSITORY_URL_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN } from "../../src/api/validation.js";
 
 type Schema = { type?: string; properties?: Record<string, Schema>; items?: Schema; required?: string[]; additionalProperties?: Schema; enum?: string[] };
 
@@ -99,5 +100,30 @@ describe("Play CRD schema and TypeScript types agree", () => {
     };
     expect(keys(obj.spec)).toEqual(keys(PLAY_SPEC_KEYS));
     expect(checkAgainst(play(), { spec: obj.spec }, "Play")).toEqual([]);
+  });
+});
+
+describe("CRD patterns are the intake's and reconciler's rules", () => {
+  type Loose = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const spec = (kind: string) => (schemaOf(kind).properties?.spec as Loose).properties as Loose;
+
+  it("repository URLs, identities and Secret names", () => {
+    for (const kind of ["CodeRun", "DocsRun", "Play"]) expect(spec(kind).repositoryUrl.pattern, kind).toBe(REPOSITORY_URL_PATTERN);
+    for (const kind of ["CodeRun", "Play"]) expect(spec(kind).docsRepositoryUrl.pattern, kind).toBe(REPOSITORY_URL_PATTERN);
+    for (const kind of ["CodeRun", "DocsRun"]) {
+      expect(spec(kind).githubUser.pattern).toBe(IDENTITY_PATTERN);
+      expect(spec(kind).githubApp.pattern).toBe(IDENTITY_PATTERN);
+    }
+    const item = spec("CodeRun").envFromSecrets.items;
+    expect(item.properties.secretName.pattern).toBe(SECRET_NAME_PATTERN);
+    expect(item.properties.secretKey.pattern).toBe(SECRET_KEY_PATTERN);
+    expect(item["x-kubernetes-validations"][0].rule).toBe(buildReservedEnvCel("self.name"));
+    for (const kind of ["CodeRun", "Play"]) expect(spec(kind).env["x-kubernetes-validations"][0].rule, kind).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
+  });
+
+  it("the repository pattern refuses other schemes, credentials and local paths", () => {
+    const re = new RegExp(REPOSITORY_URL_PATTERN);
+    for (const ok of ["https://github.com/acme/api", "https://github.com/acme/api.git", "git@github.com:acme/api.git", "ssh://git@github.com:22/acme/api.git", "acme/api"]) expect(re.test(ok), ok).toBe(true);
+    for (const bad of ["http://evil:8080/x/y.git", "https://t@github.com/acme/api", "file:///srv/x.git", "/srv/x.git", "git://github.com/a/b", "https://github.com/a/b/c"]) expect(re.test(bad), bad).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
-import { buildJob, buildWorkspacePvc, computeRunParameters, configMapName, jobName, sanitizeLabelValue } from "../../src/manifests/index.js";
+import { buildJob, buildWorkspacePvc, computeRunParameters, configMapName, jobName, sanitizeLabelValue, workspacePvcName } from "../../src/manifests/index.js";
 
 const config = parseConfig("agent: {imagePullSecrets: [ghcr-secret]}\nstorage: {storageClassName: fast-ssd, workspaceSize: 100Gi}", {});
 const run: CodeRun = {
@@ -31,11 +31,11 @@ describe("names", () => {
 });
 
 describe("buildJob", () => {
-  const job = buildJob(run, 1, config);
+  const job = buildJob(run, 1, config, "workspace-simple-api");
   const pod = job.spec?.template.spec;
   const c = pod?.containers[0];
   it("is byte-identical for the same input", () => {
-    expect(JSON.stringify(buildJob(run, 1, config))).toBe(JSON.stringify(job));
+    expect(JSON.stringify(buildJob(run, 1, config, "workspace-simple-api"))).toBe(JSON.stringify(job));
   });
   it("is owned by the run and labelled", () => {
     expect(job.metadata?.ownerReferences).toEqual([{ apiVersion: "orchestrator.platform/v1", kind: "CodeRun", name: run.metadata.name, uid: run.metadata.uid, controller: true, blockOwnerDeletion: true }]);
@@ -82,8 +82,13 @@ describe("buildJob", () => {
 
 describe("buildWorkspacePvc", () => {
   it("uses the configured size and class and has no owner", () => {
-    const pvc = buildWorkspacePvc("simple-api", "ns", config);
-    expect(pvc.metadata?.name).toBe("workspace-simple-api");
+    const pvc = buildWorkspacePvc("simple-api", "Acme/API", "ns", config);
+    expect(pvc.metadata?.name).toBe(workspacePvcName("simple-api", "acme/api"));
+    expect(pvc.metadata?.name).toMatch(/^workspace-simple-api-[0-9a-f]{8}$/);
+    expect(pvc.metadata?.annotations).toEqual({ "orchestrator.platform/repository": "acme/api" });
+    // Two repositories of one service never share a workspace; names fit in 63 characters.
+    expect(workspacePvcName("api", "acme/api")).not.toBe(workspacePvcName("api", "other/api"));
+    expect(workspacePvcName("s".repeat(53), "acme/api").length).toBeLessThanOrEqual(63);
     expect(pvc.metadata?.ownerReferences).toBeUndefined();
     expect(pvc.spec).toEqual({ accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "100Gi" } }, storageClassName: "fast-ssd" });
   });

@@ -15,7 +15,7 @@ function codeRun(name: string, extra: Partial<CodeRun["spec"]> = {}, created = "
     apiVersion: "orchestrator.platform/v1",
     kind: "CodeRun",
     metadata: { name, namespace: NS, uid: `uid-${name}-0000-1111`, generation: 1, creationTimestamp: created },
-    spec: { taskId: 7, service: "api", repositoryUrl: "https://x/r.git", docsRepositoryUrl: "https://x/d.git", model: "m", githubUser: "alice", ...extra },
+    spec: { taskId: 7, service: "api", repositoryUrl: "https://github.com/acme/r.git", docsRepositoryUrl: "https://github.com/acme/d.git", model: "m", githubUser: "alice", ...extra },
   };
 }
 
@@ -106,6 +106,50 @@ describe("RunReconciler", () => {
     expect(kube.jobs.size).toBe(0);
   });
 
+  it("refuses to mount the controller's own Secret before reading any Secret, revealing nothing", async () => {
+    const probes = [
+      { name: "own", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" },
+      { name: "absent", secretName: "does-not-exist", secretKey: "k" },
+    ];
+    for (const p of probes) {
+      const run = kube.addRun(codeRun(p.name, { envFromSecrets: [{ name: "X", secretName: p.secretName, secretKey: p.secretKey }] }));
+      const calls = kube.calls.length;
+      await rec.reconcile("CodeRun", NS, p.name);
+      expect(run.status).toMatchObject({ phase: "Failed", reason: "NotAuthorized" });
+      expect(run.status?.message).toContain(`Secret ${p.secretName} may not be mounted into runs`);
+      expect(run.status?.message).not.toMatch(/does not exist|has no key/);
+      expect(kube.calls.slice(calls).filter((c) => c.startsWith("getSecret"))).toEqual([]);
+    }
+    expect(kube.jobs.size).toBe(0);
+  });
+
+  it("refuses a repository on another host and reserved environment variables at reconcile", async () => {
+    const off = kube.addRun(codeRun("off", { docsRepositoryUrl: "http://evil.example:8080/x/y.git" }));
+    const env = kube.addRun(codeRun("env", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }));
+    await rec.reconcile("CodeRun", NS, "off");
+    await rec.reconcile("CodeRun", NS, "env");
+    expect(off.status).toMatchObject({ phase: "Failed", reason: "RepositoryNotAllowed" });
+    expect(env.status).toMatchObject({ phase: "Failed", reason: "InvalidRequest" });
+    expect(kube.jobs.size).toBe(0);
+  });
+
+  it("keys workspaces by repository and keeps using a legacy workspace-{service} bound to the same one", async () => {
+    const claimOf = (run: { status?: { jobName?: string } }) => kube.jobs.get(`${NS}/${run.status?.jobName}`)?.spec?.template.spec?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName;
+    await kube.createPvc({ metadata: { name: "workspace-api", namespace: NS, annotations: { "orchestrator.platform/repository": "acme/r" } } });
+    const a = kube.addRun(codeRun("a"));
+    const b = kube.addRun(codeRun("b", { repositoryUrl: "https://github.com/other/api.git" }));
+    const c = kube.addRun(codeRun("c", { service: "web" }));
+    await kube.createPvc({ metadata: { name: "workspace-web", namespace: NS } });
+    for (const r of ["a", "b", "c"]) await rec.reconcile("CodeRun", NS, r);
+    // Bound legacy volume: its repository keeps it; another repository gets a volume of its own,
+    // and both run at once (different workspaces do not share a slot).
+    expect(claimOf(a)).toBe("workspace-api");
+    expect(claimOf(b)).toMatch(/^workspace-api-[0-9a-f]{8}$/);
+    expect(kube.pvcs.get(`${NS}/${claimOf(b)}`)?.metadata?.annotations).toEqual({ "orchestrator.platform/repository": "other/api" });
+    // Unbound legacy volume (made before this version): used as it is.
+    expect(claimOf(c)).toBe("workspace-web");
+  });
+
   it("an unrenderable template ends the run with reason TemplateError naming the template", async () => {
     const bad = new RunReconciler({ kube, cache: kube, config, logger: silent, now: () => now, renderFiles: () => { throw Object.assign(new Error("missing variable foo"), { template: "code_CLAUDE.md" }); } });
     const run = kube.addRun(codeRun("a"));
@@ -147,7 +191,7 @@ describe("RunReconciler", () => {
   });
 
   it("DocsRuns get an ephemeral workspace and no PVC", async () => {
-    const d: DocsRun = { apiVersion: "orchestrator.platform/v1", kind: "DocsRun", metadata: { name: "d", namespace: NS, uid: "u-d" }, spec: { repositoryUrl: "r", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" } };
+    const d: DocsRun = { apiVersion: "orchestrator.platform/v1", kind: "DocsRun", metadata: { name: "d", namespace: NS, uid: "u-d" }, spec: { repositoryUrl: "acme/docs", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" } };
     kube.addRun(d);
     await rec.reconcile("DocsRun", NS, "d");
     expect(kube.pvcs.size).toBe(0);

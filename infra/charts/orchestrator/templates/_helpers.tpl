@@ -106,11 +106,14 @@ Nothing more: the controller never deletes PVCs or Secrets, never creates pods d
 */}}
 {{- define "orchestrator.rbacRules" -}}
 - apiGroups: ["orchestrator.platform"]
-  resources: ["coderuns", "docsruns", "plays"]
+  resources: ["coderuns", "docsruns"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["orchestrator.platform"]
+  resources: ["plays"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["orchestrator.platform"]
   resources: ["coderuns/status", "docsruns/status", "plays/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
@@ -122,16 +125,16 @@ Nothing more: the controller never deletes PVCs or Secrets, never creates pods d
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- with .Values.rbac.extraRules }}
 {{ toYaml . }}
 {{- end }}
