@@ -190,8 +190,12 @@ export const fileConfigSchema = z.strictObject({
      * allowed to call the API. Empty = the ServiceAccounts of the controller's own namespace.
      */
     tokenReviewAllow: z.array(z.string().min(1)).default([]),
-    /** TokenReview audiences to request; empty = the API server's default audience. */
-    tokenReviewAudiences: z.array(z.string().min(1)).default([]),
+    /**
+     * TokenReview audiences: callers need tokens issued for one of them (kubectl create token SA
+     * --audience orchestrator), so a ServiceAccount token meant for the Kubernetes API (or stolen
+     * from any pod) is not accepted here. Empty = the API server's own audience (not recommended).
+     */
+    tokenReviewAudiences: z.array(z.string().min(1)).default(["orchestrator"]),
     /** Upper bound for request bodies. */
     maxBodyBytes: z.number().int().min(1024).default(1_048_576),
   }).prefault({}),

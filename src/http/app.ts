@@ -20,7 +20,7 @@ import { systemClock, type Clock } from "./ports.js";
 import type { RouteContext } from "./routes/context.js";
 import { registerRunRoutes } from "./routes/runs.js";
 import { registerSubmitRoutes } from "./routes/submit.js";
-import { registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
+import { registerReadinessDetailRoute, registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
 
 /**
  * Everything the HTTP service needs; src/cmd/main.ts wires the real ones.
@@ -134,14 +134,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const result = await deps.auth.authenticate(credentials.authorization);
       if (!result.ok) {
         if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
-        if (result.status === 503) reply.header("retry-after", "5");
-        return sendProblem(reply, result.status === 403 ? "forbidden" : result.status === 503 ? "unavailable" : "unauthorized", result.status, result.message);
+        if (result.status === 503 || result.status === 429) reply.header("retry-after", "5");
+        const kind = result.status === 403 ? "forbidden" : result.status === 503 ? "unavailable" : result.status === 429 ? "tooManyRequests" : "unauthorized";
+        return sendProblem(reply, kind, result.status, result.message);
       }
       req.principal = result.principal;
       req.log = req.log.child({ principal: result.principal.name });
     });
     registerSubmitRoutes(api, ctx);
     registerRunRoutes(api, ctx);
+    registerReadinessDetailRoute(api, deps.readiness);
     deps.routes?.api?.(api);
   });
   deps.routes?.public?.(app);

@@ -8,6 +8,7 @@
  * metrics, the OpenAPI document and the signed webhook stay available.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { TokenBucket } from "../util/rate-limit.js";
 
 /** Who made an authenticated request; `name` goes into logs and the requested-by annotation. */
 export interface Principal {
@@ -17,8 +18,8 @@ export interface Principal {
 
 export type AuthResult =
   | { ok: true; principal: Principal }
-  /** `status` 401: bad or missing credentials; 403: valid identity, not allowed; 503: cannot decide now. */
-  | { ok: false; status: 401 | 403 | 503; message: string };
+  /** `status` 401: bad or missing credentials; 403: valid identity, not allowed; 429: too many unknown tokens; 503: cannot decide now. */
+  | { ok: false; status: 401 | 403 | 429 | 503; message: string };
 
 /** What the HTTP layer asks of authentication. */
 export interface Authenticator {
@@ -42,6 +43,11 @@ export interface AuthenticatorOptions {
     namespace: string;
     /** Positive results are cached this long (a TokenReview per request would load the API server). */
     cacheTtlMs?: number;
+    /** Rejected tokens are remembered this long, so a repeated random token costs no TokenReview. */
+    negativeCacheTtlMs?: number;
+    /** TokenReviews per second (burst: `reviewBurst`); beyond it unknown tokens get 429 without one. */
+    reviewsPerSecond?: number;
+    reviewBurst?: number;
     now?: () => number;
   };
 }
@@ -60,6 +66,50 @@ export function parseBearer(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** Keeps at most 1000 entries: a flood of random tokens must not grow memory. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= 1000) map.clear();
+  map.set(key, value);
+}
+
+type TokenReviewOptions = NonNullable<AuthenticatorOptions["tokenReview"]>;
+
+/**
+ * A token that is not a static one: cached answers first (accepted and rejected tokens both), then
+ * a TokenReview, at most `reviewsPerSecond`; beyond that unknown tokens get 429 without one.
+ */
+function createTokenReviewCheck(tr: TokenReviewOptions, howTo: string): (token: string, key: string) => Promise<AuthResult> {
+  const allow = new Set(tr.allow.length > 0 ? tr.allow : [`system:serviceaccounts:${tr.namespace}`]);
+  const accepted = new Map<string, { principal: Principal; until: number }>();
+  const rejected = new Map<string, { result: AuthResult; until: number }>();
+  const now = tr.now ?? Date.now;
+  const limiter = new TokenBucket(tr.reviewsPerSecond ?? 5, tr.reviewBurst ?? 20, now);
+  const audienceHint = tr.audiences.length ? ` ServiceAccount tokens must be issued for the audience ${tr.audiences.join(" or ")} (kubectl create token <sa> --audience ${tr.audiences[0]}).` : "";
+  return async (token, key) => {
+    const hit = accepted.get(key);
+    if (hit && hit.until > now()) return { ok: true, principal: hit.principal };
+    const miss = rejected.get(key);
+    if (miss && miss.until > now()) return miss.result;
+    if (!limiter.tryAcquire()) return { ok: false, status: 429, message: "Too many requests with tokens that are not known yet; retry in a few seconds." };
+    let res: Awaited<ReturnType<TokenReviewer["review"]>>;
+    try {
+      res = await tr.reviewer.review(token, [...tr.audiences]);
+    } catch {
+      return { ok: false, status: 503, message: "Could not verify the token: the Kubernetes API (TokenReview) is unreachable. Retry later, or use a static API token." };
+    }
+    if (res.authenticated && res.username && [res.username, ...(res.groups ?? [])].some((x) => allow.has(x))) {
+      const principal: Principal = { name: res.username, method: "serviceaccount" };
+      remember(accepted, key, { principal, until: now() + (tr.cacheTtlMs ?? 60_000) });
+      return { ok: true, principal };
+    }
+    const result: AuthResult = !res.authenticated || !res.username
+      ? { ok: false, status: 401, message: `Invalid token. ${howTo}${audienceHint}` }
+      : { ok: false, status: 403, message: `ServiceAccount ${res.username} is not allowed to use this API. Add it (or one of its groups) to api.tokenReviewAllow in the controller config.` };
+    remember(rejected, key, { result, until: now() + (tr.negativeCacheTtlMs ?? 60_000) });
+    return result;
+  };
+}
+
 /**
  * Static tokens are compared as sha256 digests with timingSafeEqual, so neither the length nor
  * the content of a configured token leaks through timing; every token is compared each time.
@@ -68,11 +118,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const digests = opts.tokens.filter((t) => t.length > 0).map(digest);
   const tr = opts.tokenReview;
   const howTo = tr ? `${HOW_TO}, or a Kubernetes ServiceAccount token.` : `${HOW_TO}.`;
-  const allow = new Set(tr && tr.allow.length > 0 ? tr.allow : tr ? [`system:serviceaccounts:${tr.namespace}`] : []);
-  const cache = new Map<string, { principal: Principal; until: number }>();
-  const ttl = tr?.cacheTtlMs ?? 60_000;
-  const now = tr?.now ?? Date.now;
-
+  const review = tr ? createTokenReviewCheck(tr, howTo) : undefined;
   return {
     enabled: digests.length > 0 || tr !== undefined,
     async authenticate(header) {
@@ -86,26 +132,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         if (timingSafeEqual(c, d) && match < 0) match = i;
       });
       if (match >= 0) return { ok: true, principal: { name: `api-token-${match + 1}`, method: "token" } };
-      if (!tr) return { ok: false, status: 401, message: `Invalid token. ${howTo}` };
-
-      const key = d.toString("hex");
-      const hit = cache.get(key);
-      if (hit && hit.until > now()) return { ok: true, principal: hit.principal };
-      let res: Awaited<ReturnType<TokenReviewer["review"]>>;
-      try {
-        res = await tr.reviewer.review(token, [...tr.audiences]);
-      } catch {
-        return { ok: false, status: 503, message: "Could not verify the token: the Kubernetes API (TokenReview) is unreachable. Retry later, or use a static API token." };
-      }
-      if (!res.authenticated || !res.username) return { ok: false, status: 401, message: `Invalid token. ${howTo}` };
-      const subjects = [res.username, ...(res.groups ?? [])];
-      if (!subjects.some((s) => allow.has(s))) {
-        return { ok: false, status: 403, message: `ServiceAccount ${res.username} is not allowed to use this API. Add it (or one of its groups) to api.tokenReviewAllow in the controller config.` };
-      }
-      const principal: Principal = { name: res.username, method: "serviceaccount" };
-      if (cache.size > 1000) cache.clear();
-      cache.set(key, { principal, until: now() + ttl });
-      return { ok: true, principal };
+      if (!review) return { ok: false, status: 401, message: `Invalid token. ${howTo}` };
+      return review(token, d.toString("hex"));
     },
   };
 }

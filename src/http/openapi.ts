@@ -14,6 +14,7 @@ import {
   logsQuerySchema,
   problemSchema,
   readyResponseSchema,
+  readinessDetailSchema,
   retryRequestSchema,
 } from "./schemas.js";
 
@@ -81,6 +82,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         Problem: schema(problemSchema, "output"),
         Health: schema(healthResponseSchema, "output"),
         Ready: schema(readyResponseSchema, "output"),
+        ReadinessDetail: schema(readinessDetailSchema, "output"),
       },
     },
     paths: {
@@ -192,9 +194,16 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       "/ready": {
         get: {
           operationId: "ready",
-          summary: "Readiness (informers synced, API server reachable)",
+          summary: "Readiness (informers synced, API server reachable): ready or not, without details",
           security: [],
           responses: { "200": { description: "Ready.", content: json("Ready") }, "503": { description: "Not ready.", content: json("Ready") } },
+        },
+      },
+      "/api/v1/readiness": {
+        get: {
+          operationId: "readinessDetail",
+          summary: "The readiness checks behind /ready (authenticated)",
+          responses: { ...common, "200": { description: "Ready.", content: json("ReadinessDetail") }, "503": { description: "Not ready (or no authentication configured).", content: json("ReadinessDetail") } },
         },
       },
       "/metrics": { get: { operationId: "metrics", summary: "Prometheus metrics (do not expose publicly)", security: [], responses: { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } } } } },

@@ -136,4 +136,5 @@ export const problemSchema = z.object({
 }).describe("RFC 9457 problem details merged with the original ApiResponse; served as application/problem+json.");
 
 export const healthResponseSchema = z.object({ status: z.literal("healthy"), version: z.string(), timestamp: z.string() });
-export const readyResponseSchema = z.object({ status: z.enum(["ready", "not ready"]), checks: z.record(z.string(), z.union([z.boolean(), z.string()])) });
+export const readyResponseSchema = z.object({ status: z.enum(["ready", "not ready"]) });
+export const readinessDetailSchema = z.object({ status: z.enum(["ready", "not ready"]), checks: z.record(z.string(), z.union([z.boolean(), z.string()])) });

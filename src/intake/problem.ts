@@ -22,6 +22,7 @@ export const ProblemTypes = {
   keyReused: { slug: "idempotency-key-reused", title: "Idempotency-Key reused for a different request" },
   notReady: { slug: "not-ready", title: "Not ready yet" },
   tooLarge: { slug: "payload-too-large", title: "Payload too large" },
+  tooManyRequests: { slug: "too-many-requests", title: "Too many requests" },
   unsupportedMediaType: { slug: "unsupported-media-type", title: "Unsupported media type" },
   unavailable: { slug: "kubernetes-unavailable", title: "Kubernetes API unavailable" },
   logsUnavailable: { slug: "logs-unavailable", title: "Pod log unavailable" },

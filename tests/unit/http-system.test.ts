@@ -26,16 +26,21 @@ describe("/health", () => {
 });
 
 describe("/ready", () => {
-  it("answers 200 with the checks when ready, 503 when not, without credentials", async () => {
+  it("answers 200 when ready, 503 when not, without credentials and without details", async () => {
     t = buildTestApp();
     const ok = await t.app.inject({ method: "GET", url: "/ready" });
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ status: "ready", checks: { informers: true, apiServer: true } });
+    expect(ok.json()).toEqual({ status: "ready" });
     await t.close();
-    t = buildTestApp({ readiness: async () => ({ ready: false, checks: { informers: false, apiServer: "connect ECONNREFUSED" } }) });
+    t = buildTestApp({ readiness: async () => ({ ready: false, checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" } }) });
     const not = await t.app.inject({ method: "GET", url: "/ready" });
     expect(not.statusCode).toBe(503);
-    expect(not.json()).toEqual({ status: "not ready", checks: { informers: false, apiServer: "connect ECONNREFUSED" } });
+    expect(not.body).toBe(JSON.stringify({ status: "not ready" }));
+    // The details are for authenticated callers only.
+    expect((await t.app.inject({ method: "GET", url: "/api/v1/readiness" })).statusCode).toBe(401);
+    const detail = await t.app.inject({ method: "GET", url: "/api/v1/readiness", headers: authHeader });
+    expect(detail.statusCode).toBe(503);
+    expect(detail.json()).toEqual({ status: "not ready", checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" } });
   });
 
   it("answers 503 when the readiness callback throws", async () => {
@@ -46,7 +51,8 @@ describe("/ready", () => {
     });
     const res = await t.app.inject({ method: "GET", url: "/ready" });
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toEqual({ status: "not ready", checks: { readiness: "boom" } });
+    expect(res.json()).toEqual({ status: "not ready" });
+    expect((await t.app.inject({ method: "GET", url: "/api/v1/readiness", headers: authHeader })).json()).toEqual({ status: "not ready", checks: { readiness: "boom" } });
   });
 });
 
@@ -157,6 +163,27 @@ describe("authentication", () => {
       const before = rv.calls;
       await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer sa-own" } });
       expect(rv.calls).toBe(before);
+    });
+
+    it("remembers rejected tokens and rate-limits TokenReviews of unknown tokens", async () => {
+      const rv = reviewer({ "sa-own": { username: "system:serviceaccount:orchestrator:ci", groups: ["system:serviceaccounts:orchestrator"] } });
+      let clock = 1_000_000;
+      const auth = createAuthenticator({ tokens: [API_TOKEN], tokenReview: { reviewer: rv, allow: [], audiences: ["orchestrator"], namespace: "orchestrator", reviewsPerSecond: 2, reviewBurst: 3, now: () => clock } });
+      // The same random token again and again: one TokenReview, then the cached 401.
+      for (let i = 0; i < 10; i++) expect(await auth.authenticate("Bearer random-1")).toMatchObject({ ok: false, status: 401, message: expect.stringMatching(/--audience orchestrator/) });
+      expect(rv.calls).toBe(1);
+      // New random tokens: the burst is spent, then 429 without a TokenReview.
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => auth.authenticate(`Bearer random-${i + 2}`)));
+      expect(results.filter((r) => !r.ok && r.status === 429)).toHaveLength(8);
+      expect(rv.calls).toBe(3);
+      // Static tokens never wait for the limiter; a second later a real ServiceAccount gets through.
+      expect(await auth.authenticate(authHeader.authorization)).toMatchObject({ ok: true });
+      clock += 1000;
+      expect(await auth.authenticate("Bearer sa-own")).toMatchObject({ ok: true, principal: { name: "system:serviceaccount:orchestrator:ci" } });
+      // A rejection is forgotten after the negative cache's minute.
+      clock += 61_000;
+      await auth.authenticate("Bearer random-1");
+      expect(rv.calls).toBe(5);
     });
 
     it("honours an explicit allow list and answers 503 when TokenReview is unreachable", async () => {
