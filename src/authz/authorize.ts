@@ -19,6 +19,7 @@ import { bindRepository, type BoundRepository } from "../api/github-host.js";
 import type { AnyRun } from "../api/types.js";
 import { isIdentityName, isReservedEnvName, isSecretKey, isSecretName } from "../api/validation.js";
 import type { Config } from "../config/schema.js";
+import { canonicalJson } from "../util/json.js";
 
 export type AuthzConfig = Pick<Config, "authorization" | "github" | "secrets">;
 
@@ -117,12 +118,7 @@ export function authorizeRun(req: RunRequest, requester: string, config: AuthzCo
 export function computeSpecDigest(spec: object): string {
   const rest = { ...(spec as Record<string, unknown>) };
   delete rest.cancel;
-  const canonical = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(canonical);
-    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)]));
-    return v;
-  };
-  return createHash("sha256").update(JSON.stringify(canonical(rest))).digest("hex").slice(0, 40);
+  return createHash("sha256").update(canonicalJson(rest)).digest("hex").slice(0, 40);
 }
 
 /** Annotations the intake puts on a run it authorized; only the controller's account may set them (the chart's ValidatingAdmissionPolicy). */
