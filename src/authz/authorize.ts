@@ -114,11 +114,15 @@ export function authorizeRun(req: RunRequest, requester: string, config: AuthzCo
   return deny(AuthzReasons.NotAuthorized, "requester", `${requester} may not use ${refusals[0]} (authorization.rules); ask an administrator to allow it, or choose one it may use.`);
 }
 
-/** The spec fields a decision depends on, as a digest: every field but `cancel`, in a stable order. */
+/**
+ * A digest of the spec fields a decision depends on (identity, repositories, environment,
+ * Secrets). Only those: the API server fills in defaults for others (docsBranch, contextVersion),
+ * and editing the prompt or a limit does not change who may run it.
+ */
 export function computeSpecDigest(spec: object): string {
-  const rest = { ...(spec as Record<string, unknown>) };
-  delete rest.cancel;
-  return createHash("sha256").update(canonicalJson(rest)).digest("hex").slice(0, 40);
+  const s = spec as Record<string, unknown>;
+  const fields = ["githubUser", "githubApp", "repositoryUrl", "docsRepositoryUrl", "env", "envFromSecrets"].map((k) => [k, s[k] ?? null]);
+  return createHash("sha256").update(canonicalJson(Object.fromEntries(fields))).digest("hex").slice(0, 40);
 }
 
 /** Annotations the intake puts on a run it authorized; only the controller's account may set them (the chart's ValidatingAdmissionPolicy). */

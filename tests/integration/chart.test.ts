@@ -151,8 +151,10 @@ describe("chart: render", () => {
       "Secret/orchestrator-secrets",
       "Service/orchestrator",
       "ServiceAccount/orchestrator",
+      "ValidatingAdmissionPolicy/orchestrator-orchestrator-requester",
+      "ValidatingAdmissionPolicyBinding/orchestrator-orchestrator-requester",
     ]);
-    for (const o of objs) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("orchestrator");
+    for (const o of objs.filter((x) => !x.kind.startsWith("ValidatingAdmissionPolicy"))) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("orchestrator");
 
     const cfg = controllerConfig(objs);
     expect(cfg.namespace).toBe("orchestrator");

@@ -70,8 +70,8 @@ describe("requesterOf", () => {
   it("is the intake's requester while the spec is the one it authorized", () => {
     const spec = run({}).spec;
     expect(requesterOf(run(buildAuthzAnnotations("api-token-1", spec)))).toBe("api-token-1");
-    // Cancelling does not change who asked.
-    expect(requesterOf(run(buildAuthzAnnotations("api-token-1", spec), { cancel: true }))).toBe("api-token-1");
+    // Cancelling, defaults the API server fills in, or a new prompt do not change who asked.
+    expect(requesterOf(run(buildAuthzAnnotations("api-token-1", spec), { cancel: true, docsBranch: "main", contextVersion: 1, promptModification: "more tests" }))).toBe("api-token-1");
   });
 
   it("falls back to kubernetes for kubectl-created runs and edited specs", () => {
@@ -79,5 +79,6 @@ describe("requesterOf", () => {
     expect(requesterOf(run({ "orchestrator.platform/requester": "api-token-1" }))).toBe(KUBERNETES_REQUESTER);
     const spec = run({}).spec;
     expect(requesterOf(run(buildAuthzAnnotations("api-token-1", spec), { githubUser: "bob" }))).toBe(KUBERNETES_REQUESTER);
+    expect(requesterOf(run(buildAuthzAnnotations("api-token-1", spec), { envFromSecrets: [{ name: "X", secretName: "npm-token", secretKey: "t" }] }))).toBe(KUBERNETES_REQUESTER);
   });
 });

@@ -1,0 +1,136 @@
+/**
+ * Who may use what, against the real kube-apiserver: the CRD refuses malformed and dangerous
+ * specs, the chart's admission policy keeps the requester annotations to the controller, the
+ * reconciler refuses what a requester may not use (before reading any Secret), and TokenReview
+ * accepts only tokens issued for the orchestrator's audience.
+ */
+import { BatchV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { execa } from "execa";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import type { CodeRun } from "../../src/api/index.js";
+import { buildAuthzAnnotations } from "../../src/authz/authorize.js";
+import { createAuthenticator } from "../../src/http/auth.js";
+import { createKubeTokenReviewer } from "../../src/kube/run-store.js";
+import { applyChartRbac, chartDir } from "../support/chart-rbac.js";
+import { newNamespace, useControlPlane } from "../support/cluster.js";
+import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
+
+const cluster = useControlPlane("minimal", { crdPaths: ["infra/charts/orchestrator/crds"] });
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (stops.length) await stops.pop()?.();
+});
+
+const kubectl = (args: string[], input?: string) => execa(inject("kubectl"), ["--kubeconfig", cluster().kubeconfigPath, ...args], { reject: false, input });
+
+describe("the CRD refuses what no requester may ask for", () => {
+  it.each([
+    ["secretName '.' (a GET would become a LIST)", { envFromSecrets: [{ name: "X", secretName: ".", secretKey: "k" }] }, /spec\.envFromSecrets\[0\]\.secretName in body should match/],
+    ["NODE_OPTIONS in env", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }, /spec\.env may not set variables the runner, git or Node read/],
+    ["https_proxy from a Secret", { envFromSecrets: [{ name: "https_proxy", secretName: "npm-token", secretKey: "k" }] }, /envFromSecrets may not set variables/],
+    ["a docs repository over plain HTTP", { docsRepositoryUrl: "http://evil.example:8080/x/y.git" }, /spec\.docsRepositoryUrl in body should match/],
+    ["credentials in a repository URL", { repositoryUrl: "https://x-access-token:t@github.com/acme/api.git" }, /spec\.repositoryUrl in body should match/],
+    ["an identity that is not a login", { githubUser: "../x" }, /spec\.githubUser in body should match/],
+  ])("%s", async (_what, spec, message) => {
+    const ns = await newNamespace("crd");
+    const r = await kubectl(["create", "-f", "-"], JSON.stringify(codeRun(ns, "bad", spec as Partial<CodeRun["spec"]>)));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
+/** Renders and applies the chart's admission policy for a release in `ns`. */
+async function applyAdmissionPolicy(ns: string): Promise<void> {
+  const rendered = await execa(inject("helm"), ["template", "orchestrator", chartDir(), "--namespace", ns, "--set", "secrets.existingSecret=x", "--show-only", "templates/admission-policy.yaml"]);
+  const applied = await kubectl(["apply", "-f", "-"], rendered.stdout);
+  expect(applied.exitCode, applied.stderr).toBe(0);
+}
+
+describe("only the controller records who asked for a run", () => {
+  it("refuses the requester annotations from anyone else, on create and on update", async () => {
+    const cp = cluster();
+    const ns = await newNamespace("vap");
+    const sa = await applyChartRbac(cp, ns);
+    await applyAdmissionPolicy(ns);
+    const forged = { ...codeRun(ns, "forged"), metadata: { name: "forged", namespace: ns, annotations: buildAuthzAnnotations("api-token-1", codeRun(ns, "x").spec) } };
+    // The policy takes effect within a few seconds of its creation.
+    const denied = await waitFor(async () => {
+      const r = await kubectl(["create", "-f", "-"], JSON.stringify(forged));
+      if (r.exitCode === 0) await kubectl(["delete", "coderun", "forged", "-n", ns]);
+      return r.exitCode !== 0 && r.stderr;
+    }, 30_000, "admission policy active");
+    expect(denied).toMatch(/Only the orchestrator may set or change the annotations orchestrator\.platform\/requester/);
+
+    const plain = await kubectl(["create", "-f", "-"], JSON.stringify(codeRun(ns, "plain")));
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    const added = await kubectl(["annotate", "coderun", "plain", "-n", ns, "orchestrator.platform/requester=api-token-1"]);
+    expect(added.exitCode).not.toBe(0);
+    expect(added.stderr).toMatch(/Only the orchestrator may set or change/);
+    // Other annotations and spec.cancel stay editable with kubectl.
+    expect((await kubectl(["annotate", "coderun", "plain", "-n", ns, "team=web"])).exitCode).toBe(0);
+
+    // The controller's ServiceAccount (the intake) may set them.
+    const asController = runsApi(sa.kubeConfig as KubeConfig);
+    await expect(asController.create(forged)).resolves.toMatchObject({ metadata: { name: "forged" } });
+  });
+});
+
+describe("the reconciler decides again, before reading any Secret", () => {
+  const config = `job: {maxRetries: 0}
+authorization:
+  mountableSecrets: [npm-token]
+  rules:
+    - requesters: [api-token-1]
+      identities: ["user:alice"]
+      repositories: ["acme/*"]
+      secrets: [npm-token]
+`;
+
+  it("refuses the controller's own Secret, kubectl-made runs without a rule, and starts the intake's authorized run", async () => {
+    const cp = cluster();
+    const ns = await newNamespace("authz");
+    await createAgentSecrets(cp.kubeConfig, ns);
+    const { controller, started } = startInProcessController(cp.kubeConfig, ns, config);
+    await started;
+    stops.push(() => controller.stop());
+    const runs = runsApi(cp.kubeConfig);
+    const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
+    const statusOf = async (name: string) => ((await runs.get("CodeRun", ns, name)) as CodeRun).status;
+
+    // What an API client with api-token-1 asked for, as the intake records it.
+    const authorized = codeRun(ns, "authorized", { envFromSecrets: [{ name: "NPM_TOKEN", secretName: "npm-token", secretKey: "token" }] });
+    authorized.metadata.annotations = buildAuthzAnnotations("api-token-1", authorized.spec);
+    // The same requester asking for the controller's own Secret (e.g. through a spec edited later).
+    const own = codeRun(ns, "own", { envFromSecrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }] });
+    own.metadata.annotations = buildAuthzAnnotations("api-token-1", own.spec);
+    // Made with kubectl: no rule lists `kubernetes`.
+    const kubectlMade = codeRun(ns, "kubectl-made");
+    await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: ns, body: { metadata: { name: "npm-token" }, stringData: { token: "npm_x" } } });
+    for (const r of [authorized, own, kubectlMade]) await runs.create(r);
+
+    const ownStatus = await waitFor(async () => ((await statusOf("own"))?.phase === "Failed" ? statusOf("own") : undefined), 20_000, "own Failed");
+    expect(ownStatus).toMatchObject({ reason: "NotAuthorized" });
+    expect(ownStatus?.message).toContain("Secret orchestrator-secrets may not be mounted into runs");
+    const kubectlStatus = await waitFor(async () => ((await statusOf("kubectl-made"))?.phase === "Failed" ? statusOf("kubectl-made") : undefined), 20_000, "kubectl-made Failed");
+    expect(kubectlStatus?.message).toMatch(/kubernetes may not create runs: no authorization rule lists it/);
+    const authorizedStatus = await waitFor(async () => ((await statusOf("authorized"))?.jobName ? statusOf("authorized") : undefined), 20_000, "authorized Job").catch(async (e) => { throw new Error(`${e}: ${JSON.stringify(await statusOf("authorized"))}`); });
+    expect(authorizedStatus?.phase).toBe("Running");
+    const jobs = (await batch.listNamespacedJob({ namespace: ns })).items;
+    expect(jobs.map((j) => j.metadata?.name)).toEqual([authorizedStatus?.jobName]);
+    expect(jobs[0]?.spec?.template.spec?.containers[0]?.env?.some((e) => e.valueFrom?.secretKeyRef?.name === "orchestrator-secrets" && e.name === "X")).toBe(false);
+  });
+});
+
+describe("TokenReview", () => {
+  it("accepts only ServiceAccount tokens issued for the orchestrator's audience", async () => {
+    const cp = cluster();
+    const ns = await newNamespace("tr");
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "ci" } } });
+    const token = async (audiences: string[]) => (await core.createNamespacedServiceAccountToken({ namespace: ns, name: "ci", body: { spec: { audiences, expirationSeconds: 600 } } })).status?.token ?? "";
+    const auth = createAuthenticator({ tokens: [], tokenReview: { reviewer: createKubeTokenReviewer(cp.kubeConfig), allow: [], audiences: ["orchestrator"], namespace: ns } });
+    expect(await auth.authenticate(`Bearer ${await token(["orchestrator"])}`)).toMatchObject({ ok: true, principal: { name: `system:serviceaccount:${ns}:ci` } });
+    // A token meant for the Kubernetes API (the default audience) is not one for the orchestrator.
+    expect(await auth.authenticate(`Bearer ${await token([])}`)).toMatchObject({ ok: false, status: 401, message: expect.stringMatching(/--audience orchestrator/) });
+  });
+});
