@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun, DocsRun } from "../../src/api/types.js";
 import { Labels } from "../../src/api/constants.js";
 import { RunStoreError } from "../../src/intake/store.js";
-import { API_TOKEN, authHeader, buildTestApp, type TestApp } from "../support/webhook-fixtures.js";
+import { requesterOf } from "../../src/authz/authorize.js";
+import { API_TOKEN, authHeader, buildTestApp, DEFAULT_CONFIG_YAML, testConfig, type TestApp } from "../support/webhook-fixtures.js";
 
 const codeBody = {
   task_id: 42,
@@ -63,7 +64,7 @@ describe("POST /api/v1/pm/tasks", () => {
   });
 
   it("maps every CodeRequest field to the spec (env_from_secrets items stay camelCase)", async () => {
-    t = buildTestApp();
+    t = buildTestApp({ config: testConfig(`${DEFAULT_CONFIG_YAML}\nauthorization: {mountableSecrets: [db]}\n`) });
     const full = {
       ...codeBody,
       github_user: undefined,
@@ -309,5 +310,42 @@ describe("POST /api/v1/pm/docs/generate", () => {
     const res = await t.app.inject({ method: "POST", url: "/api/v1/pm/docs/generate", payload: docsBody });
     expectProblem(res, 401);
     expect(t.runs.all()).toHaveLength(0);
+  });
+});
+
+describe("intake authorization (docs/security.md)", () => {
+  const rules = `${DEFAULT_CONFIG_YAML}
+authorization:
+  mountableSecrets: [npm-token]
+  rules:
+    - requesters: [api-token-1]
+      identities: ["user:pm0-acme"]
+      repositories: ["acme/*"]
+      secrets: [npm-token]
+`;
+  const body = { task_id: 1, service: "api", repository_url: "acme/api", docs_repository_url: "https://github.com/acme/docs", github_user: "pm0-acme" };
+  const post = (app: TestApp, payload: object) => app.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload, headers: authHeader });
+
+  it.each([
+    ["the controller's own Secret", { env_from_secrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }] }, 403, /Secret orchestrator-secrets may not be mounted/],
+    ["an identity the token may not use", { github_user: "someone-else" }, 403, /api-token-1 may not use GitHub identity user:someone-else/],
+    ["a repository the token may not use", { repository_url: "other/api" }, 403, /repository other\/api/],
+    ["a docs repository on another host", { docs_repository_url: "http://evil.example:8080/x/y.git" }, 422, /docsRepositoryUrl http:\/\/evil\.example:8080\/x\/y\.git is not allowed/],
+    ["NODE_OPTIONS", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }, 422, /NODE_OPTIONS is reserved/],
+  ])("refuses %s and creates nothing", async (_what, over, status, message) => {
+    t = buildTestApp({ config: testConfig(rules) });
+    const res = await post(t, { ...body, ...over });
+    expect(res.statusCode, res.body).toBe(status);
+    expect(res.json().detail).toMatch(message);
+    expect(t.runs.all()).toEqual([]);
+  });
+
+  it("records the requester and what it authorized on the run", async () => {
+    t = buildTestApp({ config: testConfig(rules) });
+    const res = await post(t, { ...body, env_from_secrets: [{ name: "NPM_TOKEN", secretName: "npm-token", secretKey: "token" }] });
+    expect(res.statusCode, res.body).toBe(201);
+    const run = t.runs.all()[0]!;
+    expect(requesterOf(run)).toBe("api-token-1");
+    expect(run.metadata.annotations?.["orchestrator.platform/authorized-spec"]).toMatch(/^[0-9a-f]{40}$/);
   });
 });

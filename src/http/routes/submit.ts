@@ -8,6 +8,7 @@ import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun, DocsRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
+import { authorizeIntent } from "../authorize-intent.js";
 import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, requestDigest, type IntentContext } from "../intent.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
 import { isStoreError, type RunKind } from "../../intake/store.js";
@@ -111,6 +112,8 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
     const request = parsed.data;
     const intent = intentContext(ctx, req, key, request);
     const run = buildCodeRunFromRequest(request, intent);
+    const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
+    if (refused) return refused;
     const sendCreated = (r: AnyRun) => codeRunCreated(reply, r as CodeRun, ctx.runs.namespace);
     const log = req.log.child({ coderun: run.metadata.name, taskId: request.task_id, service: request.service });
     // One submission of a (task, service, version) at a time in this process: the active-run
@@ -149,6 +152,8 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
     }
     const intent = intentContext(ctx, req, key, parsed.data);
     const run = buildDocsRunFromRequest(parsed.data, intent);
+    const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
+    if (refused) return refused;
     const log = req.log.child({ docsrun: run.metadata.name });
     const sendCreated = (r: AnyRun) => docsRunCreated(reply, r as DocsRun, ctx.runs.namespace);
     try {
