@@ -82,6 +82,15 @@ export const Annotations = {
   githubIssue: "orchestrator.platform/github-issue",
   githubUrl: "orchestrator.platform/github-url",
   webhookRule: "orchestrator.platform/webhook-rule",
+  /** Webhook-created runs: id of the comment that asked (the 👀 reaction goes there). */
+  githubComment: "orchestrator.platform/github-comment",
+  /** Webhook-created runs: "true" when the issue is a pull request (the run gets a check run on its head). */
+  githubPullRequest: "orchestrator.platform/github-pull-request",
+  /**
+   * What the run reporter wrote to GitHub for a run (JSON, src/reporter/run-report.ts), so each
+   * state is written exactly once, also across restarts. Only the reporter writes it.
+   */
+  githubReport: "orchestrator.platform/github-report",
   /** On stage CodeRuns: the roster agent; the CodeRun controller adds its system prompt and tools. */
   agent: "orchestrator.platform/agent",
   /** On stage CodeRuns: the Play stage. */
@@ -100,3 +109,5 @@ export const Annotations = {
   requester: "orchestrator.platform/requester",
   authorizedSpec: "orchestrator.platform/authorized-spec",
 } as const;
+
+export const REPORT_ANNOTATION = "orchestrator.platform/github-report";

@@ -31,7 +31,7 @@ export const CODE_RUN_STATUS_KEYS: Keys<CodeRunStatus> = { ...DOCS_RUN_STATUS_KE
 export const ENV_FROM_SECRET_KEYS: Keys<EnvFromSecret> = { name: true, secretName: true, secretKey: true };
 
 export const AGENT_RESULT_KEYS: Keys<AgentResult> = {
-  outcome: true, reason: true, message: true, pullRequestUrl: true, branch: true, commit: true, turns: true,
+  outcome: true, reason: true, message: true, pullRequestUrl: true, branch: true, commit: true, turns: true, toolCalls: true,
   inputTokens: true, outputTokens: true, costUsd: true,
 };
 

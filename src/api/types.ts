@@ -102,6 +102,8 @@ export interface AgentResult {
   branch?: string;
   commit?: string;
   turns?: number;
+  /** Tool calls the agent made (all tools). */
+  toolCalls?: number;
   inputTokens?: number;
   outputTokens?: number;
   costUsd?: number;

@@ -16,7 +16,7 @@ import { ConfigError, readConfig } from "../config/config.js";
 import type { Config } from "../config/schema.js";
 import { Controller } from "../controller/controller.js";
 import type { RenderFiles } from "../controller/reconciler.js";
-import { buildApp, createAuthenticator } from "../http/app.js";
+import { buildApp, createAuthenticator, type AppDeps } from "../http/app.js";
 import { makeClients, loadKubeConfig } from "../kube/clients.js";
 import { createControllerKube } from "../kube/controller-kube.js";
 import { createDashboardInformers, createDashboardKube } from "../kube/dashboard-kube.js";
@@ -27,9 +27,12 @@ import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
 import { TokenBucket } from "../kube/rate-limit.js";
-import { createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
+import { createKubePlayStore, createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
+import { registerMcpRoute } from "../mcp/http.js";
+import { RunReporter } from "../controller/run-reporter.js";
+import { createRunReporterKube } from "../kube/run-reporter-kube.js";
 import { loadTemplates } from "../templates/index.js";
 import { makeRenderFiles } from "../controller/render.js";
 
@@ -65,9 +68,22 @@ function templateRenderer(config: Config, log: Logger): RenderFiles {
   }
 }
 
+/** Adds the MCP endpoint (/mcp, behind the API's authentication) to the dashboard's routes. */
+function withMcp(routes: NonNullable<AppDeps["routes"]>): NonNullable<AppDeps["routes"]> {
+  return {
+    ...routes,
+    api: (api, root) => {
+      routes.api?.(api, root);
+      registerMcpRoute(api, root);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const env = process.env;
-  const logger = createLogger({ level: env.LOG_LEVEL ?? "info" });
+  // Readable lines for a person at a terminal, JSON for log collectors (LOG_FORMAT=json|pretty overrides).
+  const pretty = env.LOG_FORMAT ? env.LOG_FORMAT === "pretty" : process.stdout.isTTY === true;
+  const logger = createLogger({ level: env.LOG_LEVEL ?? "info", pretty });
   let config: Config;
   try {
     config = readConfig(env);
@@ -114,6 +130,12 @@ async function main(): Promise<void> {
       metrics,
     })
     : undefined;
+  // Replies on GitHub for webhook-started runs and refused deliveries (needs credentials to write).
+  const hasGitHubCredentials = Boolean(config.githubToken || config.githubApp);
+  const runReporter = config.controller.enabled && config.github.replies && hasGitHubCredentials
+    ? new RunReporter({ clients, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
+    : undefined;
+  if (config.github.replies && !hasGitHubCredentials) logger.warn("No GitHub credentials: webhook-started runs get no reaction, tracking comment or check run; set GITHUB_TOKEN or a GitHub App (or github.replies: false)");
   if (plays && !config.githubToken && !config.githubApp) {
     logger.warn("Plays read and report on GitHub, but no credentials are set: set GITHUB_TOKEN (Helm: secrets.githubToken) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; calls are unauthenticated until then");
   }
@@ -136,6 +158,7 @@ async function main(): Promise<void> {
   const app = buildApp({
     config,
     runs,
+    ...(plays ? { plays: createKubePlayStore({ kubeConfig: kc, namespace: config.namespace }) } : {}),
     auth,
     metrics,
     logger,
@@ -151,8 +174,9 @@ async function main(): Promise<void> {
       if (plays) Object.assign(checks, plays.readinessDetail());
       return { ready: apiServer === true && (!controller || controller.isReady()) && (!plays || plays.isReady()), checks };
     },
+    ...(runReporter ? { onRefusal: runReporter.enqueueRefusal } : {}),
     ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
-    routes: dashboardRoutes({
+    routes: withMcp(dashboardRoutes({
       feed: dashboardFeed(controller, plays, clients, config, logger, stops),
       kube: createDashboardKube(clients, config.namespace),
       runs,
@@ -161,7 +185,7 @@ async function main(): Promise<void> {
       slotsPerService: config.concurrency.perService,
       assetsDir: defaultAssetsDir(),
       logger,
-    }),
+    })),
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address: app.server.address() }, "Listening");
@@ -173,6 +197,10 @@ async function main(): Promise<void> {
     if (plays) {
       stops.unshift(() => plays.stop());
       await plays.start();
+    }
+    if (runReporter) {
+      stops.unshift(() => runReporter.stop());
+      await runReporter.start();
     }
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {

@@ -181,7 +181,13 @@ export const fileConfigSchema = z.strictObject({
      * sent. Default: https://github.com for api.github.com, else the API URL's origin (GHES).
      */
     url: githubUrl.optional(),
-  }).prefault({}).transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin })),
+    /**
+     * Answer on GitHub for deliveries that start runs: 👀 reaction, a tracking comment kept up to
+     * date, a check run on the PR head, and a short reply to refused requests (needs GITHUB_TOKEN
+     * or a GitHub App). Log links use play.publicUrl.
+     */
+    replies: z.boolean().default(true),
+  }).prefault({}).transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin, replies: g.replies })),
   api: z.strictObject({
     /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
     tokenReview: z.boolean().default(false),

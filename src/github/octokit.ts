@@ -16,6 +16,7 @@ import Bottleneck from "bottleneck";
 import type { Logger } from "../observability/logger.js";
 import type { CheckRunInfo, CommentInfo, CommitInfo, LabelEventInfo, PlayGitHubReader, PullState, RepoRef, ReviewCommentInfo, ReviewInfo } from "../play/ports.js";
 import type { ReporterGitHub } from "../reporter/play-reporter.js";
+import type { RunReporterGitHub } from "../reporter/run-reporter.js";
 import type { CheckRunContent } from "../reporter/progress.js";
 
 export interface GitHubAuthOptions {
@@ -54,7 +55,7 @@ function clientBehaviour(log: Logger | undefined, writeIntervalMs: number) {
   return { throttle: { onRateLimit: onLimit("primary"), onSecondaryRateLimit: onLimit("secondary"), write } };
 }
 
-export type PlayGitHub = PlayGitHubReader & ReporterGitHub;
+export type PlayGitHub = PlayGitHubReader & ReporterGitHub & Pick<RunReporterGitHub, "addReaction">;
 
 function statusOf(err: unknown): number | undefined {
   const s = (err as { status?: unknown })?.status;
@@ -231,6 +232,11 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
     async updateComment(repo, id, body) {
       const o = await client(repo);
       await o.rest.issues.updateComment({ ...r(repo), comment_id: id, body });
+    },
+    async addReaction(repo, target, content) {
+      const o = await client(repo);
+      if (target.commentId !== undefined) await o.rest.reactions.createForIssueComment({ ...r(repo), comment_id: target.commentId, content });
+      else await o.rest.reactions.createForIssue({ ...r(repo), issue_number: target.issueNumber, content });
     },
   };
 }

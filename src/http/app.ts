@@ -10,14 +10,15 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener } from "../webhook/receiver.js";
+import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener, type WebhookDeps } from "../webhook/receiver.js";
 import type { PermissionChecker } from "../webhook/rules.js";
 import { API_DISABLED_MESSAGE, CSRF_MESSAGE, WWW_AUTHENTICATE, requestCredentials, type Authenticator } from "./auth.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import type { RunStore } from "../intake/store.js";
+import type { PlayStore, RunStore } from "../intake/store.js";
 import { sendProblem } from "../intake/problem.js";
 import { systemClock, type Clock } from "./ports.js";
 import type { RouteContext } from "./routes/context.js";
+import { registerPlayRoutes } from "./routes/plays.js";
 import { registerRunRoutes } from "./routes/runs.js";
 import { registerSubmitRoutes } from "./routes/submit.js";
 import { registerReadinessDetailRoute, registerSystemRoutes, type ReadinessCheck } from "./routes/system.js";
@@ -45,6 +46,8 @@ import { registerReadinessDetailRoute, registerSystemRoutes, type ReadinessCheck
 export interface AppDeps {
   config: Config;
   runs: RunStore;
+  /** Plays (createKubePlayStore()); without it the Play routes answer 503. */
+  plays?: PlayStore;
   auth: Authenticator;
   readiness: ReadinessCheck;
   metrics: Metrics;
@@ -54,9 +57,12 @@ export interface AppDeps {
   /** Optional: every verified webhook delivery (the Play controller's enqueueForDelivery), and the events it wants. */
   onDelivery?: DeliveryListener;
   deliveryEvents?: readonly string[];
+  /** Optional: refused webhook deliveries, for a reply on GitHub (the run reporter's enqueueRefusal). */
+  onRefusal?: WebhookDeps["onRefusal"];
   version?: string;
   randomHex?: () => string;
-  routes?: { public?: (app: FastifyInstance) => void; api?: (api: FastifyInstance) => void };
+  /** `api` routes go behind the API's authentication; `root` is the whole app (for app.inject). */
+  routes?: { public?: (app: FastifyInstance) => void; api?: (api: FastifyInstance, root: FastifyInstance) => void };
 }
 
 function packageVersion(): string {
@@ -121,7 +127,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`));
 
   registerSystemRoutes(app, { version, clock, readiness: deps.readiness, registry: deps.metrics.registry, openapi: buildOpenApiDocument(version) });
-  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions, onDelivery: deps.onDelivery, deliveryEvents: deps.deliveryEvents });
+  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions, onDelivery: deps.onDelivery, deliveryEvents: deps.deliveryEvents, onRefusal: deps.onRefusal });
 
   // The REST API: authenticated before the body is even parsed.
   app.register(async (api) => {
@@ -144,7 +150,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerSubmitRoutes(api, ctx);
     registerRunRoutes(api, ctx);
     registerReadinessDetailRoute(api, deps.readiness);
-    deps.routes?.api?.(api);
+    registerPlayRoutes(api, ctx, deps.plays);
+    deps.routes?.api?.(api, app);
   });
   deps.routes?.public?.(app);
 
@@ -154,7 +161,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 export type { Authenticator, AuthResult, Principal, TokenReviewer } from "./auth.js";
 export { createAuthenticator } from "./auth.js";
 export type { Clock } from "./ports.js";
-export type { JobLogOptions, RunKind, RunStore } from "../intake/store.js";
+export type { JobLogOptions, PlayStore, RunKind, RunStore } from "../intake/store.js";
 export { RunStoreError, StoreErrorReasons } from "../intake/store.js";
 export type { ReadinessCheck } from "./routes/system.js";
 export { WebhookConfigError, type PermissionChecker } from "../webhook/rules.js";

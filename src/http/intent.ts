@@ -5,9 +5,10 @@
 import { createHash } from "node:crypto";
 import { API_VERSION, APP_LABEL_VALUE, Annotations, Kinds, Labels } from "../api/constants.js";
 import type { AnyRun, CodeRun, CodeRunSpec, DocsRun, DocsRunSpec } from "../api/types.js";
+import type { Play, PlaySpec } from "../api/play.js";
 import { codeRunLabels, labelValue } from "../intake/labels.js";
 import { canonicalJson } from "../util/json.js";
-import type { CodeRequest, DocsRequest } from "./schemas.js";
+import type { CodeRequest, DocsRequest, PlayRequest } from "./schemas.js";
 
 /** The value of the idempotency-key-hash label for one Idempotency-Key. */
 export function idempotencyLabelValue(key: string): string {
@@ -173,5 +174,33 @@ export function buildRetryRun(source: AnyRun, opts: { contextVersion: number; pr
       annotations: annotations(ctx, retryOf),
     },
     spec: rest,
+  };
+}
+
+/** A Play from a validated POST /api/v1/plays request. */
+export function buildPlayFromRequest(req: PlayRequest, ctx: IntentContext): Play {
+  const spec: PlaySpec = compact({
+    service: req.service,
+    repositoryUrl: req.repository_url,
+    docsRepositoryUrl: req.docs_repository_url,
+    docsProjectDirectory: req.docs_project_directory,
+    docsBranch: req.docs_branch,
+    workingDirectory: req.working_directory,
+    tasks: req.tasks,
+    agents: req.agents,
+    models: req.models,
+    maxRemediationIterations: req.max_remediation_iterations,
+    env: req.env,
+  });
+  return {
+    apiVersion: API_VERSION,
+    kind: Kinds.Play,
+    metadata: {
+      name: req.name ?? `play-${req.service.slice(0, 30)}-t${req.tasks[0]}-${suffix(ctx, "play")}`,
+      namespace: ctx.namespace,
+      labels: { ...(compact({ [Labels.app]: APP_LABEL_VALUE, [Labels.service]: req.service }) as Record<string, string>), ...keyLabel(ctx) },
+      annotations: annotations(ctx),
+    },
+    spec,
   };
 }

@@ -12,6 +12,8 @@ import {
   healthResponseSchema,
   listQuerySchema,
   logsQuerySchema,
+  playListQuerySchema,
+  playRequestSchema,
   problemSchema,
   readyResponseSchema,
   readinessDetailSchema,
@@ -46,6 +48,7 @@ const runPath = [
   { name: "kind", in: "path", required: true, schema: { type: "string", enum: ["coderun", "docsrun"] } },
   { name: "name", in: "path", required: true, schema: { type: "string", pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", maxLength: 253 } },
 ];
+const playPath = runPath[1]!;
 const idempotencyKey = {
   name: "Idempotency-Key",
   in: "header",
@@ -76,6 +79,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         CodeRequest: schema(codeRequestSchema, "input"),
         DocsRequest: schema(docsRequestSchema, "input"),
         RetryRequest: schema(retryRequestSchema, "input"),
+        PlayRequest: schema(playRequestSchema, "input"),
         CodeSubmitResponse: schema(codeSubmitResponseSchema, "output"),
         DocsSubmitResponse: schema(docsSubmitResponseSchema, "output"),
         ApiResponse: schema(apiResponseSchema, "output"),
@@ -167,6 +171,42 @@ export function buildOpenApiDocument(version: string): JsonSchema {
             "502": problem("The API server could not read the log from the pod's node (kubelet unreachable; simulated pods have no logs)."),
             ...common,
           },
+        },
+      },
+      "/api/v1/plays": {
+        post: {
+          operationId: "startPlay",
+          summary: "Start a multi-agent Play (creates a Play)",
+          parameters: [idempotencyKey],
+          requestBody: { required: true, content: json("PlayRequest") },
+          responses: {
+            "201": { description: "Play created; data.play_name names it.", content: json("ApiResponse") },
+            "409": problem("A Play of that name exists already."),
+            "422": problem("Validation failed; errors[] lists the fields."),
+            ...common,
+          },
+        },
+        get: {
+          operationId: "listPlays",
+          summary: "List Plays (filter by service, phase)",
+          parameters: queryParams(playListQuerySchema),
+          responses: { "200": { description: "data.items: the Plays, newest first.", content: json("ApiResponse") }, "400": problem("Invalid query."), ...common },
+        },
+      },
+      "/api/v1/plays/{name}": {
+        get: {
+          operationId: "getPlay",
+          summary: "Get one Play",
+          parameters: [playPath],
+          responses: { "200": { description: "data: the Play.", content: json("ApiResponse") }, "404": problem("No such Play."), ...common },
+        },
+      },
+      "/api/v1/plays/{name}/cancel": {
+        post: {
+          operationId: "cancelPlay",
+          summary: "Cancel a Play (sets spec.cancel; its stage runs are cancelled)",
+          parameters: [playPath],
+          responses: { "202": { description: "Cancel requested.", content: json("ApiResponse") }, "404": problem("No such Play."), "409": problem("The Play already finished."), ...common },
         },
       },
       "/webhooks/github": {

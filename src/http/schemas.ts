@@ -138,3 +138,29 @@ export const problemSchema = z.object({
 export const healthResponseSchema = z.object({ status: z.literal("healthy"), version: z.string(), timestamp: z.string() });
 export const readyResponseSchema = z.object({ status: z.enum(["ready", "not ready"]) });
 export const readinessDetailSchema = z.object({ status: z.enum(["ready", "not ready"]), checks: z.record(z.string(), z.union([z.boolean(), z.string()])) });
+
+const roleValues = <T extends z.ZodType>(v: T) => z.strictObject({ implementation: v.optional(), quality: v.optional(), testing: v.optional() });
+
+/** POST /api/v1/plays: a Play (docs/play.md) in the submission API's snake_case. */
+export const playRequestSchema = z.strictObject({
+  name: objectName.max(63).optional().describe("Play name; default play-{service}-t{first task}-{random}."),
+  service: dnsLabel.max(53).describe("Target service; its stage CodeRuns share workspace-{service}."),
+  repository_url: repoUrl.describe("GitHub repository the agents change and open the task PRs in."),
+  docs_repository_url: repoUrl.describe("Repository holding the Task Master docs."),
+  docs_project_directory: repoPath.optional(),
+  docs_branch: z.string().min(1).max(255).regex(noWhitespace, "must be a branch name without spaces").optional(),
+  working_directory: repoPath.optional(),
+  tasks: z.array(z.number().int().min(1).max(4_294_967_295)).min(1).max(500).refine((t) => new Set(t).size === t.length, { message: "must not repeat a task id" }).describe("Task ids, walked in order."),
+  agents: roleValues(z.string().min(1).max(100)).optional().describe("Roster agent per role; default from config play.*Agent."),
+  models: roleValues(z.string().min(1).max(200)).optional().describe("Model per role, over the roster agent's model."),
+  max_remediation_iterations: z.number().int().min(0).max(50).optional(),
+  env: z.record(envName, z.string().max(32_768)).optional().describe("Extra environment variables for every stage CodeRun."),
+}).describe("A multi-agent Play (creates a Play).");
+export type PlayRequest = z.infer<typeof playRequestSchema>;
+
+export const playParamsSchema = z.strictObject({ name: objectName });
+
+export const playListQuerySchema = z.strictObject({
+  service: dnsLabel.max(63).optional(),
+  phase: z.enum(["Pending", "Running", "Succeeded", "Failed", "Cancelled"]).optional().describe("Plays without a status count as Pending."),
+});

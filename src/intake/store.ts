@@ -5,6 +5,7 @@
  * (tests/support/memory-run-store.ts).
  */
 import type { Readable } from "node:stream";
+import type { Play } from "../api/play.js";
 import type { AnyRun } from "../api/types.js";
 
 /** The run kinds the intake writes. */
@@ -73,4 +74,15 @@ export interface RunStore {
    * Job has no pod yet, NotReady when its container is still waiting to start.
    */
   openJobLogs(jobName: string, opts: JobLogOptions): Promise<Readable>;
+}
+
+/** Storage of Plays in one namespace (the Play routes); every method throws RunStoreError for API outcomes. */
+export interface PlayStore {
+  readonly namespace: string;
+  /** AlreadyExists when the name is taken. */
+  create(play: Play): Promise<Play>;
+  get(name: string): Promise<Play>;
+  list(labels?: Record<string, string>): Promise<Play[]>;
+  /** JSON merge-patches `.spec` (e.g. `{ cancel: true }`). */
+  patchSpec(name: string, patch: Record<string, unknown>): Promise<Play>;
 }

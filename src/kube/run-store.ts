@@ -21,10 +21,11 @@ import {
   type V1TokenReview,
 } from "@kubernetes/client-node";
 import { GROUP, Plurals, VERSION } from "../api/constants.js";
+import type { Play } from "../api/play.js";
 import type { AnyRun } from "../api/types.js";
 import { withConnectionPool } from "./clients.js";
 import type { TokenReviewer } from "../http/auth.js";
-import { RunStoreError, type JobLogOptions, type RunKind, type RunStore } from "../intake/store.js";
+import { RunStoreError, type JobLogOptions, type PlayStore, type RunKind, type RunStore } from "../intake/store.js";
 
 export interface KubeRunStoreOptions {
   kubeConfig: KubeConfig;
@@ -157,6 +158,28 @@ async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName
   if (o.signal?.aborted) stop();
   else o.signal?.addEventListener("abort", stop, { once: true });
   return out;
+}
+
+/** The PlayStore (src/http/ports.ts) for one namespace, with the same error mapping as the RunStore. */
+export function createKubePlayStore(opts: KubeRunStoreOptions): PlayStore {
+  withConnectionPool(opts.kubeConfig);
+  const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+  const timeout = opts.requestTimeoutMs ?? 10_000;
+  const namespace = opts.namespace;
+  const base = { group: GROUP, version: VERSION, namespace, plural: Plurals.Play };
+  return {
+    namespace,
+    create: (play) => wrap(async () => (await custom.createNamespacedCustomObject({ ...base, body: { ...play, metadata: { ...play.metadata, namespace } } }, callOptions(timeout))) as Play),
+    get: (name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base, name }, callOptions(timeout))) as Play),
+    list: (labels = {}) =>
+      wrap(async () => {
+        const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || undefined;
+        const res = (await custom.listNamespacedCustomObject({ ...base, labelSelector }, callOptions(timeout))) as { items?: Play[] };
+        return (res.items ?? []).map((p) => ({ ...p, apiVersion: p.apiVersion ?? `${GROUP}/${VERSION}`, kind: "Play" }) as Play);
+      }),
+    patchSpec: (name, patch) =>
+      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base, name, body: { spec: patch } }, callOptions(timeout, { "Content-Type": "application/merge-patch+json" }))) as Play),
+  };
 }
 
 /** TokenReview adapter for createAuthenticator({ tokenReview }). */

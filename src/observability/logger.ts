@@ -1,5 +1,9 @@
-/** Structured logging: pino with secrets redacted wherever they might appear. */
+/**
+ * Structured logging: pino with secrets redacted wherever they might appear. JSON lines by
+ * default; `pretty` (a person at a terminal) formats each line with pino-pretty instead.
+ */
 import { pino, type Logger, type LoggerOptions } from "pino";
+import { PinoPretty } from "pino-pretty";
 
 /** Paths that may carry secrets; pino replaces their values. */
 export const REDACT_PATHS = [
@@ -19,7 +23,12 @@ export const REDACT_PATHS = [
   "*.secret",
 ];
 
-export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+/** Human-readable lines for a terminal: time, level, message, then the fields. */
+function prettyStream(destination: NodeJS.WritableStream | undefined): NodeJS.WritableStream {
+  return PinoPretty({ colorize: destination === undefined ? process.stdout.isTTY === true : false, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,name", sync: true, ...(destination ? { destination } : {}) });
+}
+
+export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream; pretty?: boolean } = {}): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? "info",
     name: opts.name ?? "orchestrator",
@@ -27,6 +36,7 @@ export function createLogger(opts: { level?: string; name?: string; destination?
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (opts.pretty) return pino(options, prettyStream(opts.destination) as never);
   return opts.destination ? pino(options, opts.destination as never) : pino(options);
 }
 

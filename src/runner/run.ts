@@ -156,7 +156,7 @@ interface RunState {
 function usage(state: RunState): Partial<AgentResult> {
   const p = state.claude?.progress;
   if (!p || !state.params) return {};
-  return computeUsage(p, state.params.maxTurns);
+  return { ...computeUsage(p, state.params.maxTurns), toolCalls: Object.values(p.toolCalls).reduce((a, b) => a + b, 0) };
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {

@@ -13,7 +13,11 @@
  * failed and it can be redelivered from the repository's webhook settings.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Labels } from "../api/constants.js";
+import { isActive } from "../api/predicates.js";
+import type { AnyRun, CodeRun } from "../api/types.js";
 import type { Config } from "../config/schema.js";
+import type { Refusal } from "../reporter/run-report.js";
 import { RETRY_AFTER_SECONDS } from "../intake/errors.js";
 import { RunStoreError, isStoreError, type RunStore } from "../intake/store.js";
 import { sendProblem } from "../intake/problem.js";
@@ -30,6 +34,8 @@ export const Outcomes = {
   duplicate: "duplicate",
   ignored: "ignored",
   forbidden: "forbidden",
+  /** The task already has an active run. */
+  busy: "busy",
   rejected: "rejected",
   unauthorized: "unauthorized",
   error: "error",
@@ -49,6 +55,25 @@ export interface WebhookDeps {
   onDelivery?: DeliveryListener;
   /** Events onDelivery wants (default: all); others keep the no-rule fast path. */
   deliveryEvents?: readonly string[];
+  /**
+   * Optional: told about a matched delivery that was refused (sender not allowed, task already
+   * running), so the run reporter can answer on GitHub. The intake itself never writes to GitHub.
+   */
+  onRefusal?: (refusal: Refusal) => void;
+}
+
+/** Where a refusal reply goes: the delivery's repository and issue (or PR), or null. */
+function refusalTarget(payload: Record<string, unknown>): { repo: { owner: string; repo: string }; issue: number } | null {
+  const full = (payload.repository as { full_name?: unknown } | undefined)?.full_name;
+  const issue = ((payload.issue ?? payload.pull_request) as { number?: unknown } | undefined)?.number;
+  const [owner, repo] = typeof full === "string" ? full.split("/") : [];
+  return owner && repo && typeof issue === "number" ? { repo: { owner, repo }, issue } : null;
+}
+
+/** The run of the same task and service that is still active (another delivery's), if any. */
+async function activeSibling(runs: RunStore, run: CodeRun): Promise<AnyRun | undefined> {
+  const siblings = await runs.list("CodeRun", { [Labels.service]: run.spec.service, [Labels.taskId]: String(run.spec.taskId) });
+  return siblings.find((r) => r.metadata.name !== run.metadata.name && isActive(r));
 }
 
 export type DeliveryListener = (event: string, payload: Record<string, unknown>, delivery: string) => unknown;
@@ -86,7 +111,7 @@ function parsePayload(raw: Buffer, contentType: string | undefined): { ok: true;
   }
 }
 
-type CreateResult = { outcome: "created" | "duplicate"; name: string };
+type CreateResult = { outcome: "created" | "duplicate"; name: string } | { outcome: "busy"; name: string; active: AnyRun };
 
 /** Registers the receiver in its own scope, where every body is kept as raw bytes. */
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): void {
@@ -156,7 +181,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     const pending = inflight.get(delivery);
     if (pending) {
       const r = await pending.catch(() => undefined);
-      if (r) return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: r.name, namespace: deps.runs.namespace });
+      if (r && r.outcome !== "busy") return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: r.name, namespace: deps.runs.namespace });
     }
 
     if (listens) {
@@ -184,8 +209,13 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
         log.warn({ err }, "Failed to check the sender's permission; falling back to author_association");
       }
     }
+    const target = refusalTarget(payload);
+    const refuse = (reason: Refusal["reason"], detail: string, run?: string) => {
+      if (target && deps.onRefusal) deps.onRefusal({ delivery, ...target, login: senderLogin ?? "unknown", reason, detail, ...(run ? { run } : {}) });
+    };
     if (!decision.allowed) {
       log.info({ rule: match.rule.rule.name, reason: decision.reason }, "Ignored delivery: sender may not trigger agents");
+      refuse("not-allowed", decision.reason);
       return ok(202, Outcomes.forbidden, `ignored: ${decision.reason}`);
     }
     const built = buildCodeRunFromEvent({ deliveryId: delivery, event, payload, match, settings });
@@ -201,17 +231,27 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
       error: (obj: Record<string, unknown>, msg: string) => req.log.error({ ...runBind, ...obj }, msg),
     };
 
-    const creation: Promise<CreateResult> = deps.runs.create(run).then(
-      () => ({ outcome: "created" as const, name }),
-      (err: unknown) => {
-        if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate" as const, name };
-        throw err;
-      },
-    );
+    // One active run per task and service: a second request while one runs gets a reply, not a
+    // run. The check is part of the create, so a slow API server is covered by the ack timeout.
+    const creation: Promise<CreateResult> = activeSibling(deps.runs, run).catch(() => undefined).then((active): CreateResult | Promise<CreateResult> => active
+      ? { outcome: "busy" as const, name, active }
+      : deps.runs.create(run).then(
+        () => ({ outcome: "created" as const, name }),
+        (err: unknown) => {
+          if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate" as const, name };
+          throw err;
+        },
+      ));
+    const busy = (active: AnyRun) => {
+      const phase = active.status?.phase ?? "Pending";
+      runLog.info({ active: active.metadata.name, phase }, "Ignored delivery: the task already has an active run");
+      refuse("already-running", `CodeRun ${active.metadata.name} is still ${phase}`, active.metadata.name);
+      return `ignored: CodeRun ${active.metadata.name} for task ${run.spec.taskId} of ${run.spec.service} is still ${phase}`;
+    };
     inflight.set(delivery, creation);
     const settle = creation
       .then((r) => {
-        seen.set(delivery, name);
+        if (r.outcome !== "busy") seen.set(delivery, name);
         return r;
       })
       .finally(() => inflight.delete(delivery));
@@ -228,7 +268,8 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
         settle.then(
           (late) => {
             count(eventLabel(event), late.outcome);
-            runLog.info({ taskId: run.spec.taskId, by: decision.via }, late.outcome === "created" ? "Created CodeRun after acknowledging delivery" : "Ignored duplicate delivery");
+            if (late.outcome === "busy") busy(late.active);
+            else runLog.info({ taskId: run.spec.taskId, by: decision.via }, late.outcome === "created" ? "Created CodeRun after acknowledging delivery" : "Ignored duplicate delivery");
           },
           (err: unknown) => {
             count(eventLabel(event), Outcomes.error);
@@ -237,6 +278,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
         );
         return reply.code(202).send({ success: true, message: "accepted: the CodeRun is being created", data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace } });
       }
+      if (r.outcome === "busy") return ok(202, Outcomes.busy, busy(r.active), { coderun_name: r.active.metadata.name });
       if (r.outcome === "duplicate") {
         runLog.info({}, "Ignored duplicate delivery");
         return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: name, namespace: deps.runs.namespace });

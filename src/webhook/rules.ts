@@ -254,6 +254,9 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   if (fullName) annotations[Annotations.githubRepository] = fullName;
   if (number !== undefined) annotations[Annotations.githubIssue] = String(number);
   if (url) annotations[Annotations.githubUrl] = url;
+  const commentId = int(obj(p.comment)?.id);
+  if (commentId !== undefined) annotations[Annotations.githubComment] = String(commentId);
+  if (obj(p.pull_request) || obj(issue?.pull_request)) annotations[Annotations.githubPullRequest] = "true";
 
   return {
     ok: true,

@@ -222,7 +222,7 @@ describe("chart: render", () => {
       concurrency: { perService: 2 },
       models: { defaultCodeModel: "claude-opus-4-20250514", defaultDocsModel: "claude-sonnet-4-20250514" },
       permissions: { allow: ["Read", "Grep"], deny: ["Bash(rm:*)"] },
-      github: { apiUrl: "https://github.example.com/api/v3" },
+      github: { apiUrl: "https://github.example.com/api/v3", replies: false },
       api: { tokenReview: true, maxBodyBytes: 2097152 },
       webhook: {
         maxBodyBytes: 1048576,

@@ -298,6 +298,17 @@ export interface CheckRunRecord {
   completedAt: string | null;
 }
 
+export interface ReactionRecord {
+  owner: string;
+  repo: string;
+  /** The comment reacted to, or undefined for a reaction on the issue / pull request itself. */
+  commentId?: number;
+  issueNumber?: number;
+  id: number;
+  content: string;
+  user: string;
+}
+
 export interface Violation {
   method: string;
   path: string;
@@ -342,6 +353,8 @@ export interface GitHubState {
   reviewComments: ReviewCommentRecord[];
   issueEvents: IssueEventRecord[];
   checkRuns: CheckRunRecord[];
+  /** Reactions; GitHub keeps one per user, content and subject (a repeated POST answers 200). */
+  reactions: ReactionRecord[];
   /** Logins of token callers (token → login), for authorship of what they write. */
   users: Map<string, string>;
   /** Last id handed out by nextId(): ids of comments, reviews, events and check runs rise together, like GitHub's. */
@@ -489,6 +502,17 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
     id: c.id, node_id: `C${c.id}`, url: "", body: c.body, user: userJson(c.user ?? "unknown"), author_association: c.association ?? "NONE",
     html_url: `${htmlBase}/${c.owner}/${c.repo}/issues/${c.issueNumber}#issuecomment-${c.id}`, issue_url: "", created_at: new Date(0).toISOString(), updated_at: new Date(0).toISOString(),
   });
+  const react = (ctx: RouteContext, subject: { commentId?: number; issueNumber?: number }): RouteResponse => {
+    const denied = requireToken(ctx);
+    if (denied) return denied;
+    const content = (ctx.body as { content: string }).content;
+    const user = callerLogin(ctx);
+    const same = (r: ReactionRecord) => sameRepo(r, ctx) && r.commentId === subject.commentId && r.issueNumber === subject.issueNumber && r.content === content && r.user === user;
+    const existing = ctx.state.reactions.find(same);
+    const record = existing ?? { owner: ctx.params.owner!, repo: ctx.params.repo!, ...subject, id: ctx.server.nextId(), content, user };
+    if (!existing) ctx.state.reactions.push(record);
+    return { status: existing ? 200 : 201, body: { id: record.id, node_id: `R${record.id}`, user: userJson(user), content, created_at: new Date(0).toISOString() } };
+  };
   const requireToken = (ctx: RouteContext): RouteResponse | null =>
     ctx.caller?.kind === "token" ? null : { status: 401, body: { message: "Requires authentication", documentation_url: DOCS, status: "401" } };
   return [
@@ -584,6 +608,8 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
       const list = ctx.state.comments.filter((c) => sameRepo(c, ctx) && c.issueNumber === Number(ctx.params.issue_number)).sort((a, b) => a.id - b.id);
       return { status: 200, body: list.map(commentJson) };
     }],
+    ["POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", (ctx) => react(ctx, { commentId: Number(ctx.params.comment_id) })],
+    ["POST", "/repos/{owner}/{repo}/issues/{issue_number}/reactions", (ctx) => react(ctx, { issueNumber: Number(ctx.params.issue_number) })],
     ["GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", (ctx) => {
       const denied = requireToken(ctx);
       if (denied) return denied;
@@ -727,7 +753,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     repos: new Set((options.repos ?? []).map((r) => r.toLowerCase())),
     apps: [...(options.apps ?? [])],
     nextNumber: new Map(),
-    reviews: [], reviewComments: [], issueEvents: [], checkRuns: [],
+    reviews: [], reviewComments: [], issueEvents: [], checkRuns: [], reactions: [],
     users: new Map(Object.entries(options.users ?? {})),
     lastId: 0,
   };

@@ -70,6 +70,7 @@ export interface TestAppOptions {
   onDelivery?: AppDeps["onDelivery"];
   deliveryEvents?: AppDeps["deliveryEvents"];
   routes?: AppDeps["routes"];
+  onRefusal?: AppDeps["onRefusal"];
   logLevel?: string;
 }
 
@@ -102,6 +103,7 @@ export function buildTestApp(opts: TestAppOptions = {}): TestApp {
     onDelivery: opts.onDelivery,
     deliveryEvents: opts.deliveryEvents,
     routes: opts.routes,
+    onRefusal: opts.onRefusal,
   });
   const logs = () => chunks.join("");
   return {

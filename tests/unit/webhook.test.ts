@@ -1,6 +1,7 @@
 import { sign } from "@octokit/webhooks-methods";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
+import type { Refusal } from "../../src/reporter/run-report.js";
 import { deliveryRunName } from "../../src/webhook/rules.js";
 import {
   WEBHOOK_SECRET,
@@ -239,6 +240,8 @@ describe("POST /webhooks/github: events and rules", () => {
     expect((await deliver(t.app, await signedDelivery("issue_comment", bot))).statusCode).toBe(201);
     // An allowlisted human triggers regardless of association.
     const human = commentPayload("/agent run please", { login: "trusted-outsider", association: "NONE" });
+    // Another issue: the bot's run of issue 1 is still active, and a task has one active run at a time.
+    (human.issue as { number: number }).number = 2;
     expect((await deliver(t.app, await signedDelivery("issue_comment", human))).statusCode).toBe(201);
     expect(t.runs.all()).toHaveLength(2);
   });
@@ -294,6 +297,30 @@ describe("POST /webhooks/github: events and rules", () => {
   });
 });
 
+describe("POST /webhooks/github: refusals", () => {
+  it("creates nothing while the task has an active run (202 busy), and hands both kinds of refusal to onRefusal", async () => {
+    const refusals: Refusal[] = [];
+    t = buildTestApp({ onRefusal: (r) => refusals.push(r) });
+    const first = await signedDelivery("issue_comment", commentPayload("/agent run one", { association: "MEMBER", login: "octo-dev" }));
+    expect((await deliver(t.app, first)).statusCode).toBe(201);
+    const second = await signedDelivery("issue_comment", commentPayload("/agent run two", { association: "MEMBER", login: "octo-dev" }));
+    const res = await deliver(t.app, second);
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ data: { outcome: "busy", coderun_name: deliveryRunName(first.id) } });
+    expect(t.runs.all()).toHaveLength(1);
+    expect(await deliveries("busy")).toBe(1);
+    // The first run finished: the task may run again.
+    t.runs.setStatus("CodeRun", deliveryRunName(first.id), { phase: "Succeeded" });
+    expect((await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run three", { association: "MEMBER" })))).statusCode).toBe(201);
+    const stranger = await signedDelivery("issue_comment", commentPayload("/agent run", { association: "NONE", login: "drive-by" }));
+    expect((await deliver(t.app, stranger)).json().data.outcome).toBe("forbidden");
+    expect(refusals).toEqual([
+      { delivery: second.id, repo: { owner: "Codertocat", repo: "Hello-World" }, issue: 1, login: "octo-dev", reason: "already-running", detail: `CodeRun ${deliveryRunName(first.id)} is still Pending`, run: deliveryRunName(first.id) },
+      { delivery: stranger.id, repo: { owner: "Codertocat", repo: "Hello-World" }, issue: 1, login: "drive-by", reason: "not-allowed", detail: "drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR)" },
+    ]);
+  });
+});
+
 describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
   it("creates one CodeRun for a delivery sent twice, also after a restart (AlreadyExists)", async () => {
     t = buildTestApp();
@@ -344,7 +371,8 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
     expect(Date.now() - started).toBeLessThan(390);
     expect(res.statusCode).toBe(202);
     expect(res.json()).toMatchObject({ data: { outcome: "accepted", coderun_name: deliveryRunName(d.id) } });
-    await new Promise((r) => setTimeout(r, 500));
+    // Two slow API calls go on in the background: the active-run check (a list) and the create.
+    await new Promise((r) => setTimeout(r, 900));
     expect(t.runs.all()).toHaveLength(1);
     expect(await deliveries("created")).toBe(1);
     expect(t.logs()).toContain("Created CodeRun after acknowledging delivery");

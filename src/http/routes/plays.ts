@@ -1,0 +1,111 @@
+/**
+ * Play API: start (create a Play), list, get, cancel (spec.cancel=true). Intent only: the Play
+ * controller creates the stage CodeRuns. Without a PlayStore (Plays disabled) every route
+ * answers 503 with what to configure.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Play } from "../../api/play.js";
+import { sendStoreError } from "../../intake/errors.js";
+import { buildPlayFromRequest } from "../intent.js";
+import type { PlayStore } from "../../intake/store.js";
+import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
+import { playListQuerySchema, playParamsSchema, playRequestSchema } from "../schemas.js";
+import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
+import { intentContext } from "./submit.js";
+
+function present(play: Play): Play {
+  const metadata = { ...play.metadata } as Play["metadata"] & { managedFields?: unknown };
+  delete metadata.managedFields;
+  return { ...play, metadata };
+}
+
+const phaseOf = (p: Play) => p.status?.phase ?? "Pending";
+
+function parseName(req: FastifyRequest, reply: FastifyReply): string | undefined {
+  const parsed = playParamsSchema.safeParse(req.params);
+  if (parsed.success) return parsed.data.name;
+  const errors = fieldErrors(parsed.error, ["path"]);
+  sendProblem(reply, "badRequest", 400, `Invalid path: ${summarizeFieldErrors(errors)}`, { errors });
+  return undefined;
+}
+
+export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, store: PlayStore | undefined): void {
+  const disabled = (reply: FastifyReply) => sendProblem(reply, "disabled", 503, "Plays are disabled on this orchestrator: set play.enabled and controller.enabled to true in its config (Helm: values play.enabled) and restart.");
+
+  app.post("/api/v1/plays", async (req, reply) => {
+    if (!store) return disabled(reply);
+    const key = readIdempotencyKey(req);
+    if (key === null) return badIdempotencyKey(reply);
+    const body = objectBody(req);
+    if (!body) return notAnObject(reply);
+    const parsed = playRequestSchema.safeParse(body);
+    if (!parsed.success) {
+      const errors = fieldErrors(parsed.error);
+      return sendProblem(reply, "validation", 422, `Invalid Play request: ${summarizeFieldErrors(errors)}`, { errors });
+    }
+    const play = buildPlayFromRequest(parsed.data, intentContext(ctx, req, key, parsed.data));
+    try {
+      const created = await store.create(play);
+      req.log.info({ play: created.metadata.name, tasks: play.spec.tasks, by: req.principal?.name }, "Created Play");
+      reply.header("location", `/api/v1/plays/${created.metadata.name}`);
+      return reply.code(201).send({
+        success: true,
+        message: "Play started successfully",
+        data: { play_name: created.metadata.name, namespace: store.namespace, service: play.spec.service, tasks: play.spec.tasks },
+      });
+    } catch (err) {
+      return sendStoreError(reply, err, `Play ${play.metadata.name}`);
+    }
+  });
+
+  app.get("/api/v1/plays", async (req, reply) => {
+    if (!store) return disabled(reply);
+    const parsed = playListQuerySchema.safeParse(req.query);
+    if (!parsed.success) {
+      const errors = fieldErrors(parsed.error, ["query"]);
+      return sendProblem(reply, "badRequest", 400, `Invalid query: ${summarizeFieldErrors(errors)}`, { errors });
+    }
+    try {
+      const items = (await store.list())
+        .filter((p) => (!parsed.data.service || p.spec.service === parsed.data.service) && (!parsed.data.phase || phaseOf(p) === parsed.data.phase))
+        .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""))
+        .map(present);
+      return { success: true, message: `${items.length} play(s)`, data: { namespace: store.namespace, items } };
+    } catch (err) {
+      return sendStoreError(reply, err, "the Play list");
+    }
+  });
+
+  app.get("/api/v1/plays/:name", async (req, reply) => {
+    if (!store) return disabled(reply);
+    const name = parseName(req, reply);
+    if (!name) return reply;
+    try {
+      return { success: true, message: `Play ${name}`, data: present(await store.get(name)) };
+    } catch (err) {
+      return sendStoreError(reply, err, `Play ${name}`);
+    }
+  });
+
+  app.post("/api/v1/plays/:name/cancel", async (req, reply) => {
+    if (!store) return disabled(reply);
+    const name = parseName(req, reply);
+    if (!name) return reply;
+    try {
+      const play = await store.get(name);
+      // A Failed Play can still be resumed by a spec change, so cancelling it is meaningful.
+      if (phaseOf(play) === "Succeeded" || phaseOf(play) === "Cancelled") {
+        return sendProblem(reply, "conflict", 409, `Play ${name} already finished (phase ${phaseOf(play)}); there is nothing to cancel.`, { phase: phaseOf(play) });
+      }
+      if (play.spec.cancel !== true) await store.patchSpec(name, { cancel: true });
+      req.log.info({ play: name, by: req.principal?.name }, "Requested cancel of Play");
+      return reply.code(202).send({
+        success: true,
+        message: `Cancel requested; the Play controller cancels the stage runs of Play ${name} and sets its phase to Cancelled.`,
+        data: { kind: "Play", name, namespace: store.namespace, phase: phaseOf(play), cancel: true },
+      });
+    } catch (err) {
+      return sendStoreError(reply, err, `Play ${name}`);
+    }
+  });
+}

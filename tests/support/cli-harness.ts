@@ -1,0 +1,60 @@
+/** Runs the `orchestrator` CLI in-process (runCli) with captured output, or as the package bin. */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { execa } from "execa";
+import { runCli } from "../../src/cli/program.js";
+
+export class Capture extends Writable {
+  text = "";
+  constructor(readonly isTTY = false, readonly columns = 160) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.text += chunk.toString("utf8");
+    done();
+  }
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in this process with the given environment and working directory. */
+export async function cli(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; tty?: boolean }): Promise<CliResult> {
+  const stdout = new Capture(o.tty ?? false);
+  const stderr = new Capture();
+  const code = await runCli(args, { env: o.env, cwd: o.cwd, stdout, stderr }, "test");
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** Runs bin/orchestrator.js as a user would (`npx orchestrator ...`). */
+export async function cliProcess(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string }): Promise<CliResult> {
+  const r = await execa(process.execPath, [join(process.cwd(), "bin/orchestrator.js"), ...args], { env: o.env, extendEnv: false, cwd: o.cwd, reject: false });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/**
+ * A git checkout whose origin is a bare repository next to it, with a Task Master project
+ * committed and pushed: what `task code` / `docs generate` detect from.
+ */
+export async function gitCheckout(): Promise<{ dir: string; origin: string }> {
+  const root = mkdtempSync(join(tmpdir(), "orchestrator-cli-git-"));
+  const origin = join(root, "origin.git");
+  const dir = join(root, "work");
+  const git = (args: string[], cwd = dir) => execa("git", args, { cwd });
+  await execa("git", ["init", "--bare", "-b", "main", origin]);
+  mkdirSync(join(dir, "docs", ".taskmaster", "tasks"), { recursive: true });
+  await git(["init", "-b", "main"]);
+  await git(["config", "user.email", "dev@example.com"]);
+  await git(["config", "user.name", "dev-user"]);
+  writeFileSync(join(dir, "docs", ".taskmaster", "tasks", "tasks.json"), JSON.stringify({ master: { tasks: [{ id: 1, title: "One" }] } }));
+  await git(["add", "."]);
+  await git(["commit", "-m", "init"]);
+  await git(["remote", "add", "origin", origin]);
+  await git(["push", "-u", "origin", "main"]);
+  return { dir, origin };
+}
