@@ -68,7 +68,7 @@ export function runDetail(r: AnyRun, now: number): string {
   const rows: [string, string | number | undefined][] = [
     ["Name", `${r.kind}/${r.metadata.name}`],
     ["Namespace", r.metadata.namespace],
-    ["Phase", phaseOf(r) + (s.reason ? ` (${s.reason})` : "")],
+    ["Phase", phaseOf(r) + (s.reason && s.reason !== phaseOf(r) ? ` (${s.reason})` : "")],
     ["Message", s.message],
     ["Task", taskOf(r)],
     ["Service", serviceOf(r)],
@@ -99,7 +99,7 @@ export function playDetail(p: Play, now: number): string {
   const rows: [string, string | number | undefined][] = [
     ["Name", `Play/${p.metadata.name}`],
     ["Namespace", p.metadata.namespace],
-    ["Phase", phaseOf(p) + (s.reason ? ` (${s.reason})` : "")],
+    ["Phase", phaseOf(p) + (s.reason && s.reason !== phaseOf(p) ? ` (${s.reason})` : "")],
     ["Message", s.message],
     ["Service", p.spec.service],
     ["Repository", p.spec.repositoryUrl],

@@ -55,7 +55,7 @@ export function progressLine(run: AnyRun, live: LiveCounters, elapsedMs: number,
   const tools = r?.toolCalls ?? live.tools;
   const parts = [
     `${spinner ? `${spinner} ` : ""}${run.kind}/${run.metadata.name}`,
-    phaseOf(run) + (run.status?.reason ? ` (${run.status.reason})` : ""),
+    phaseOf(run) + (run.status?.reason && run.status.reason !== phaseOf(run) ? ` (${run.status.reason})` : ""),
     run.status?.attempts ? `attempt ${run.status.attempts}` : undefined,
     `turns ${turns ?? "-"}`,
     `tools ${tools ?? "-"}`,

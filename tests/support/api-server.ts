@@ -11,6 +11,7 @@ import { createKubePlayStore, createKubeRunStore } from "../../src/kube/run-stor
 import { registerMcpRoute } from "../../src/mcp/http.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
+import { waitFor } from "./controller-harness.js";
 
 export const SERVICE_TOKEN = "service-test-token-0123456789";
 
@@ -32,6 +33,10 @@ export async function startApiServer(kubeConfig: KubeConfig, namespace: string):
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     routes: { api: registerMcpRoute },
   });
+  // Right after the CRDs are installed the API server may answer 429 ("storage is (re)initializing").
+  const runs = createKubeRunStore({ kubeConfig, namespace });
+  const plays = createKubePlayStore({ kubeConfig, namespace });
+  await waitFor(async () => (await Promise.all([runs.list("CodeRun"), runs.list("DocsRun"), plays.list()]), true), 30_000, "the CRDs to serve lists");
   await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as { port: number };
   return { url: `http://127.0.0.1:${port}`, app, close: () => app.close() };

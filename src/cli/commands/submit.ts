@@ -46,7 +46,8 @@ export async function waitAndReport(ctx: CommandContext, kind: string, name: str
     client: ctx.client(),
     kind,
     name,
-    out: ctx.deps.stdout,
+    // With -o json|yaml stdout carries only the final document; progress goes to stderr.
+    out: ctx.format === "table" ? ctx.deps.stdout : ctx.deps.stderr,
     tty: ctx.tty,
     timeoutMs: flags.waitTimeout !== undefined ? flags.waitTimeout * 1000 : undefined,
     now: ctx.deps.now,

@@ -29,13 +29,14 @@ function statusCommand(deps: CliDeps, results: { exitCode: number }): Command {
 function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
   const path = () => cliConfigPath(deps.env);
   const ctxCmd = new Command("context").description(`named API endpoints in the CLI config file (${"$ORCHESTRATOR_CLI_CONFIG"}, default ~/.config/orchestrator/cli.yaml)`);
-  ctxCmd.command("set").argument("<name>", "context name").description("create or update a context and make it current")
-    .requiredOption("--api-url <url>", "the service's URL, e.g. http://127.0.0.1:8080")
-    .option("--token <token>", "bearer token (stored in the file, mode 0600)")
+  // --api-url and --token are the program's own options (accepted after the subcommand too).
+  ctxCmd.command("set").argument("<name>", "context name").description("create or update a context and make it current: --api-url URL [--token T | --token-file F]")
     .option("--token-file <path>", "file holding the bearer token (read on every call)")
-    .action(action(deps, results, async (ctx, name: string, o: { apiUrl: string; token?: string; tokenFile?: string }) => {
-      const parsed = cliContextSchema.safeParse({ apiUrl: normalizeBaseUrl(o.apiUrl), ...(o.token ? { token: o.token } : {}), ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}) });
-      if (!parsed.success) throw new ConfigError(`--api-url ${o.apiUrl}: not a URL; pass e.g. http://127.0.0.1:8080.`);
+    .action(action(deps, results, async (ctx, name: string, o: { tokenFile?: string }) => {
+      const { apiUrl, token } = ctx.opts;
+      if (!apiUrl) throw new ConfigError(`context set ${name} needs --api-url, e.g. --api-url http://127.0.0.1:8080.`);
+      const parsed = cliContextSchema.safeParse({ apiUrl: normalizeBaseUrl(apiUrl), ...(token ? { token } : {}), ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}) });
+      if (!parsed.success) throw new ConfigError(`--api-url ${apiUrl}: not a URL; pass e.g. http://127.0.0.1:8080.`);
       const file = readCliFile(path());
       writeCliFile(path(), { currentContext: name, contexts: { ...file.contexts, [name]: parsed.data } });
       ctx.print(`Context ${name} saved in ${path()} and made current.`);
