@@ -61,7 +61,7 @@ describe("configured GitHub URLs", () => {
   });
 
   it("derives github.url from github.apiUrl and refuses plain http", () => {
-    expect(parseConfig(null, {}).github).toEqual({ apiUrl: "https://api.github.com", url: "https://github.com" });
+    expect(parseConfig(null, {}).github).toEqual({ apiUrl: "https://api.github.com", url: "https://github.com", replies: true });
     expect(parseConfig("github: {apiUrl: https://ghe.example.com/api/v3}", {}).github.url).toBe("https://ghe.example.com");
     expect(parseConfig("github: {apiUrl: http://127.0.0.1:81, url: http://127.0.0.1:82/}", {}).github.url).toBe("http://127.0.0.1:82");
     expect(() => parseConfig("github: {apiUrl: http://ghe.example.com/api/v3}", {})).toThrow(ConfigError);
