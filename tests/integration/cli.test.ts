@@ -140,7 +140,7 @@ describe("orchestrator CLI against the running system", () => {
     // kwok's pods have no container runtime behind them, so the API server cannot serve logs.
     expect(r.code).toBe(4);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
-    expect(r.stderr.trim()).toMatch(/^error: .+\(HTTP (404|409|500|503)\)$/);
+    expect(r.stderr.trim()).toMatch(/^error: .+\(HTTP (404|409|500|502|503)\)$/);
   });
 
   it("docs generate detects repository, directory and branch; refuses unpushed .taskmaster changes with the git commands", async () => {
