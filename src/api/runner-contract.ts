@@ -38,6 +38,7 @@ export const TaskFileKeys = {
 /** Environment variables the Job sets for the runner (besides spec.env and envFromSecrets). */
 export const AgentEnv = {
   anthropicApiKey: "ANTHROPIC_API_KEY",
+  anthropicBaseUrl: "ANTHROPIC_BASE_URL",
   githubToken: "GITHUB_TOKEN",
   /** Set only in tests: prefix for every absolute path above. */
   agentRoot: "AGENT_ROOT",

@@ -4,9 +4,8 @@
  * (REST intake, GitHub webhooks, health, metrics) in one process.
  *
  * Kubernetes access: KUBECONFIG / ~/.kube/config / in-cluster ServiceAccount, like kubectl.
- * With none of these, it starts the local development control plane (etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler and kwok with one simulated node), installs the CRDs
- * and says so: pods there are simulated, no agent really runs.
+ * With none of these, it starts a local development cluster (local-cluster.ts): a real node
+ * where the machine allows it, so agents run in real pods, else a simulated one, and says which.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
@@ -35,6 +34,7 @@ import { RunReporter } from "../controller/run-reporter.js";
 import { createRunReporterKube } from "../kube/run-reporter-kube.js";
 import { loadTemplates } from "../templates/index.js";
 import { makeRenderFiles } from "../controller/render.js";
+import { ensureLocalSecrets, startLocalCluster } from "./local-cluster.js";
 
 /**
  * The dashboard's live feed: the controllers' informers when they run in this process, else
@@ -98,17 +98,18 @@ async function main(): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   let kubeconfigPath: string | undefined;
   if (!hasKubeAccess(env)) {
-    const { ControlPlane, repoRoot } = await import("../controlplane/index.js");
-    logger.warn("No Kubernetes context configured: starting the local development control plane. Pods there are SIMULATED by kwok: Jobs complete, but no agent runs.");
-    const cp = await ControlPlane.start({ mode: "full", crdPaths: [join(repoRoot(), "infra/charts/orchestrator/crds")], log: (l) => logger.info(l) });
-    stops.push(() => cp.stop());
-    kubeconfigPath = cp.kubeconfigPath;
-    logger.info({ kubeconfig: cp.kubeconfigPath }, `Local control plane ready: export KUBECONFIG=${cp.kubeconfigPath}`);
+    logger.warn("No Kubernetes context configured: starting a local development cluster.");
+    const local = await startLocalCluster(logger);
+    stops.push(() => local.stop());
+    kubeconfigPath = local.kubeconfigPath;
+    config = readConfig(env, local.overlay);
+    logger.info({ kubeconfig: local.kubeconfigPath }, `Local cluster ready: export KUBECONFIG=${local.kubeconfigPath}`);
   }
   const kc = loadKubeConfig(kubeconfigPath);
   const clients = makeClients(kc);
   if (kubeconfigPath) {
     await clients.core.createNamespace({ body: { metadata: { name: config.namespace } } }).catch(() => undefined);
+    await ensureLocalSecrets(kc, config, config.githubUser, logger);
   }
   const metrics = createMetrics({ defaultMetrics: true });
   // One client-side limit for the whole process (client-go: one per rest.Config).

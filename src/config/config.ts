@@ -39,10 +39,12 @@ function githubAppFromEnv(env: NodeJS.ProcessEnv): { githubApp?: Config["githubA
 
 /**
  * Builds the frozen Config from a YAML text (or none) and the environment.
- * Environment overrides: KUBERNETES_NAMESPACE / POD_NAMESPACE (namespace), PORT (server.port).
- * Secrets: ORCHESTRATOR_API_TOKENS, GITHUB_WEBHOOK_SECRET(_PREVIOUS), GITHUB_TOKEN, GITHUB_APP_*.
+ * Environment overrides: KUBERNETES_NAMESPACE / POD_NAMESPACE (namespace), PORT (server.port),
+ * ANTHROPIC_BASE_URL (agent.anthropicBaseUrl), GITHUB_API_URL (github.apiUrl).
+ * Secrets: ORCHESTRATOR_API_TOKENS, GITHUB_WEBHOOK_SECRET(_PREVIOUS), GITHUB_TOKEN, GITHUB_APP_*,
+ * ANTHROPIC_API_KEY (used by the controller only to set up a local cluster's Secret).
  */
-export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, configPath: string | null = null): Config {
+export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, configPath: string | null = null, overlay: Record<string, unknown> = {}): Config {
   let raw: unknown = {};
   if (yamlText !== null && yamlText.trim() !== "") {
     try {
@@ -52,9 +54,14 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
     }
   }
   const obj = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+  // The overlay (a local cluster's settings) sits under the file: a key the file sets wins.
+  for (const [section, values] of Object.entries(overlay)) obj[section] = { ...(values as object), ...(obj[section] as object | undefined) };
   const ns = env.KUBERNETES_NAMESPACE ?? env.POD_NAMESPACE;
   if (ns) obj.namespace = ns;
   if (env.PORT) obj.server = { ...(obj.server as object | undefined), port: env.PORT };
+  // Endpoints a local or test installation points elsewhere (a model gateway, GitHub Enterprise).
+  if (env.ANTHROPIC_BASE_URL) obj.agent = { ...(obj.agent as object | undefined), anthropicBaseUrl: env.ANTHROPIC_BASE_URL };
+  if (env.GITHUB_API_URL) obj.github = { ...(obj.github as object | undefined), apiUrl: env.GITHUB_API_URL };
   const parsed = fileConfigSchema.safeParse(obj);
   if (!parsed.success) {
     throw new ConfigError(`Invalid configuration${configPath ? ` in ${configPath}` : ""}:\n${formatIssues(parsed.error)}\nFix these values (Helm: the chart's values.yaml) and restart.`);
@@ -64,17 +71,19 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
     apiTokens: splitList(env.ORCHESTRATOR_API_TOKENS),
     webhookSecrets: splitList(env.GITHUB_WEBHOOK_SECRET).concat(splitList(env.GITHUB_WEBHOOK_SECRET_PREVIOUS)),
     githubToken: (env.GITHUB_TOKEN ?? "").trim(),
+    anthropicApiKey: (env.ANTHROPIC_API_KEY ?? "").trim(),
+    githubUser: (env.GITHUB_USER ?? "").trim() || "developer",
     ...githubAppFromEnv(env),
     configPath,
   });
 }
 
 /** Reads ORCHESTRATOR_CONFIG (default /config/config.yaml) when present and the environment. */
-export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function readConfig(env: NodeJS.ProcessEnv = process.env, overlay: Record<string, unknown> = {}): Config {
   const path = env.ORCHESTRATOR_CONFIG ?? DEFAULT_CONFIG_PATH;
   if (env.ORCHESTRATOR_CONFIG && !existsSync(path)) {
     throw new ConfigError(`ORCHESTRATOR_CONFIG=${path} does not exist; point it at the controller's config.yaml or unset it to use defaults.`);
   }
   const text = existsSync(path) ? readFileSync(path, "utf8") : null;
-  return parseConfig(text, env, text === null ? null : path);
+  return parseConfig(text, env, text === null ? null : path, overlay);
 }

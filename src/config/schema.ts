@@ -139,6 +139,8 @@ export const fileConfigSchema = z.strictObject({
     command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
     branchPrefix: z.string().default("feature/"),
     baseBranch: z.string().default("main"),
+    /** Messages API base URL for agents (ANTHROPIC_BASE_URL in the Job); empty = Anthropic's. */
+    anthropicBaseUrl: z.union([z.url(), z.literal("")]).default(""),
   }).prefault({}),
   job: z.strictObject({
     activeDeadlineSeconds: z.number().int().min(60).default(3600),
@@ -254,6 +256,10 @@ export interface SecretConfig {
   webhookSecrets: string[];
   /** GITHUB_TOKEN: the controller's own GitHub calls (Play state, comments). Empty = none. */
   githubToken: string;
+  /** ANTHROPIC_API_KEY: only read to create the agents' Secret on a local development cluster. */
+  anthropicApiKey: string;
+  /** GITHUB_USER: whose GITHUB_TOKEN it is; names the local cluster's Secret github-token-<user>. */
+  githubUser: string;
   /**
    * GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY (+ optional GITHUB_APP_INSTALLATION_ID): the controller
    * as a GitHub App, preferred over githubToken; check runs on github.com need an App.

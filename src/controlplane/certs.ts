@@ -21,6 +21,31 @@ export interface ControlPlaneCerts {
   /** Service-account token signing key (private) and its public key. */
   saKey: string;
   saPub: string;
+  /** Present when generated for a real node (generateCerts with `node`). */
+  node?: NodeCerts;
+}
+
+/** Identities of the real node's components, all signed by the cluster CA. */
+export interface NodeCerts {
+  /** kubelet's client cert: user system:node:<name> in group system:nodes (Node authorizer). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+  /** kubelet's serving cert (logs, exec, port-forward), for the node's IP and name. */
+  kubeletServingCert: string;
+  kubeletServingKey: string;
+  /** kube-apiserver's client cert towards kubelets. */
+  apiserverKubeletClientCert: string;
+  apiserverKubeletClientKey: string;
+  /** kube-proxy's client cert: user system:kube-proxy (bound to system:node-proxier). */
+  kubeProxyCert: string;
+  kubeProxyKey: string;
+}
+
+export interface NodeIdentity {
+  name: string;
+  ip: string;
+  /** First IP of the service range: the `kubernetes` Service, which pods dial. */
+  kubernetesServiceIp: string;
 }
 
 /** Certificates only need to outlive a test run. */
@@ -58,13 +83,23 @@ function randomSerial(): string {
 }
 
 /** Subject-alternative-name list for the serving cert. */
-export function servingSANs(bindAddress: string): string {
+export function servingSANs(bindAddress: string, node?: NodeIdentity): string {
   const names = ["DNS:localhost", "IP:127.0.0.1"];
-  if (bindAddress !== "127.0.0.1") names.push(/^[0-9.]+$|:/.test(bindAddress) ? `IP:${bindAddress}` : `DNS:${bindAddress}`);
+  const add = (a: string) => {
+    const san = /^[0-9.]+$|:/.test(a) ? `IP:${a}` : `DNS:${a}`;
+    if (!names.includes(san)) names.push(san);
+  };
+  if (bindAddress !== "127.0.0.1" && bindAddress !== "0.0.0.0") add(bindAddress);
+  if (node) {
+    // In-cluster clients dial the `kubernetes` Service by IP or name; the node dials its own IP.
+    for (const a of [node.ip, node.kubernetesServiceIp, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]) add(a);
+  }
   return names.join(",");
 }
 
-export async function generateCerts(dir: string, opts: { bindAddress?: string } = {}): Promise<ControlPlaneCerts> {
+const CLIENT_EXT = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
+
+export async function generateCerts(dir: string, opts: { bindAddress?: string; node?: NodeIdentity } = {}): Promise<ControlPlaneCerts> {
   const bind = opts.bindAddress ?? "127.0.0.1";
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await openssl(
@@ -82,16 +117,28 @@ export async function generateCerts(dir: string, opts: { bindAddress?: string } 
       dir,
       "apiserver",
       "/CN=kube-apiserver",
-      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${servingSANs(bind)}\n`,
+      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${servingSANs(bind, opts.node)}\n`,
     ),
-    issue(dir, "admin", "/O=system:masters/CN=admin", "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"),
+    issue(dir, "admin", "/O=system:masters/CN=admin", CLIENT_EXT),
+    ...(opts.node ? issueNodeCerts(dir, opts.node) : []),
     (async () => {
       await openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa-signer.key"], dir);
       await openssl(["pkey", "-in", "sa-signer.key", "-pubout", "-out", "sa-signer.pub"], dir);
     })(),
   ]);
   const p = (f: string) => path.join(dir, f);
+  const node: NodeCerts | undefined = opts.node && {
+    kubeletClientCert: p("kubelet-client.crt"),
+    kubeletClientKey: p("kubelet-client.key"),
+    kubeletServingCert: p("kubelet-serving.crt"),
+    kubeletServingKey: p("kubelet-serving.key"),
+    apiserverKubeletClientCert: p("apiserver-kubelet-client.crt"),
+    apiserverKubeletClientKey: p("apiserver-kubelet-client.key"),
+    kubeProxyCert: p("kube-proxy.crt"),
+    kubeProxyKey: p("kube-proxy.key"),
+  };
   return {
+    node,
     dir,
     caCert: p("ca.crt"),
     caKey: p("ca.key"),
@@ -102,4 +149,18 @@ export async function generateCerts(dir: string, opts: { bindAddress?: string } 
     saKey: p("sa-signer.key"),
     saPub: p("sa-signer.pub"),
   };
+}
+
+function issueNodeCerts(dir: string, node: NodeIdentity): Promise<void>[] {
+  return [
+    issue(dir, "kubelet-client", `/O=system:nodes/CN=system:node:${node.name}`, CLIENT_EXT),
+    issue(
+      dir,
+      "kubelet-serving",
+      `/CN=system:node:${node.name}`,
+      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:${node.ip},DNS:${node.name}\n`,
+    ),
+    issue(dir, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", CLIENT_EXT),
+    issue(dir, "kube-proxy", "/CN=system:kube-proxy", CLIENT_EXT),
+  ];
 }

@@ -1,12 +1,18 @@
 // A real Kubernetes control plane for tests and `npm run cluster`, run from local binaries.
 //
 //   minimal: etcd + kube-apiserver (like controller-runtime's envtest).
-//   full:    + kube-controller-manager + kube-scheduler + kwok and one fake node, so Jobs
-//            really create pods, pods are scheduled, and kwok simulates them running and
-//            finishing (see kwok-stages.ts). No container ever runs.
+//   full:    + kube-controller-manager + kube-scheduler + one node, so Jobs create pods and
+//            pods are scheduled. The node is either
+//              real: kubelet + containerd + runc + bridge CNI, kube-proxy, CoreDNS and the
+//                    local-path provisioner (real-node.ts): pods run real containers; or
+//              kwok: a simulated node whose pods run and finish per kwok-stages.ts.
+//            `node: "auto"` (the default) takes the real node where the machine allows it
+//            (root on Linux with the packages it needs) and otherwise says why and uses kwok.
 //
-// Everything binds 127.0.0.1 on free ports; certs, etcd data, kubeconfig and component logs
-// live in one temp root that stop() (or the crash handlers in process.ts) removes.
+// Components bind 127.0.0.1 on free ports (with a real node the API server also listens on the
+// node's IP, which pods reach through the `kubernetes` Service); certs, etcd data, kubeconfig
+// and component logs live in one temp root that stop() (or the crash handlers in process.ts)
+// removes. The real node's host changes are undone by hack/node/cleanup.sh.
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,15 +21,39 @@ import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinit
 import { parseAllDocuments, stringify } from "yaml";
 import { ensureControlPlaneBinaries, isExecutable } from "./assets.js";
 import { generateCerts, type ControlPlaneCerts } from "./certs.js";
-import { apiserverArgs, BIND_ADDRESS, controllerManagerArgs, etcdArgs, kwokArgs, schedulerArgs, type Mode } from "./flags.js";
+import { apiserverArgs, BIND_ADDRESS, controllerManagerArgs, etcdArgs, KUBERNETES_SERVICE_IP, kwokArgs, schedulerArgs, type Mode } from "./flags.js";
 import { kwokConfigYaml, type KwokStageOptions } from "./kwok-stages.js";
 import { startPvProvisioner, type Provisioner } from "./pv-provisioner.js";
 import { freePorts, httpGet, httpSend, loadTlsClient, type TlsClient } from "./net.js";
 import { ManagedProcess, recordPid, registerTempRoot, releaseTempRoot } from "./process.js";
+import { checkNodeSupport, NODE_BINARIES, RealNode, type ImageArchive } from "./real-node.js";
+import type { NodeIdentity } from "./certs.js";
+import { NODE_NAME } from "./node-config.js";
 
 export type { Mode } from "./flags.js";
 
-export type Component = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
+export type Component =
+  | "etcd"
+  | "kube-apiserver"
+  | "kube-controller-manager"
+  | "kube-scheduler"
+  | "kwok"
+  | "containerd"
+  | "kubelet"
+  | "kube-proxy"
+  | "coredns"
+  | "local-path-provisioner";
+
+/** Which node a full control plane gets; see the header comment. */
+export type NodeChoice = "auto" | "real" | "kwok";
+
+/** Images the real node needs before kubelet starts, and any others to import. */
+export interface NodeImages {
+  sandbox: ImageArchive;
+  /** For the local-path provisioner's helper pods (needs /bin/sh, mkdir, rm). */
+  helper: ImageArchive;
+  others?: ImageArchive[];
+}
 
 export interface ControlPlaneOptions {
   mode: Mode;
@@ -35,6 +65,10 @@ export interface ControlPlaneOptions {
   binDir?: string;
   /** kwok stage delays (full mode). */
   kwok?: KwokStageOptions;
+  /** Full mode: the real node or kwok (default "auto": real where possible). */
+  node?: NodeChoice;
+  /** Full mode with a real node: the images to import (needed: sandbox and helper). */
+  nodeImages?: () => Promise<NodeImages>;
 }
 
 /** Milliseconds from spawn to ready, per step, plus `total` for the whole start(). */
@@ -43,9 +77,10 @@ export type StartupTimes = Partial<Record<Component | "certs" | "node" | "crds",
 /** Name, labels and capacity of the fake node created in full mode. */
 export const KWOK_NODE_NAME = "kwok-node-0";
 
-const REQUIRED: Record<Mode, Component[]> = {
+const REQUIRED: Record<Mode | "real", Component[]> = {
   minimal: ["etcd", "kube-apiserver"],
   full: ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"],
+  real: ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", ...NODE_BINARIES],
 };
 
 const STOP_GRACE_MS = 10_000;
@@ -64,6 +99,12 @@ export class ControlPlane {
   readonly startupMs: StartupTimes = { total: 0 };
   /** Set in full mode. */
   nodeName: string | undefined;
+  /** Full mode: the running real node, when that is what the cluster got. */
+  realNode: RealNode | undefined;
+  /** Full mode: "real" or "kwok"; with "auto", why the real node was not used. */
+  nodeKind: "real" | "kwok" | undefined;
+  nodeFallbackReason: string | undefined;
+  private nodeIdentity: NodeIdentity | undefined;
 
   private readonly procs = new Map<Component, ManagedProcess>();
   private readonly log: (line: string) => void;
@@ -86,7 +127,8 @@ export class ControlPlane {
     const t0 = performance.now();
     const log = opts.log ?? (() => {});
     const binDir = opts.binDir ?? (await ensureControlPlaneBinaries()).binDir;
-    const missing = REQUIRED[opts.mode].filter((b) => !isExecutable(path.join(binDir, b)));
+    const node = opts.mode === "full" ? chooseNode(opts.node ?? "auto", binDir, log) : undefined;
+    const missing = REQUIRED[node?.kind === "real" ? "real" : opts.mode].filter((b) => !isExecutable(path.join(binDir, b)));
     if (missing.length) {
       throw new Error(`control plane (${opts.mode}) needs ${missing.join(", ")} in ${binDir}; run 'npm run control-plane:build' or set KUBEBUILDER_ASSETS`);
     }
@@ -96,6 +138,9 @@ export class ControlPlane {
       const rootDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-cp-"));
       registerTempRoot(rootDir);
       const cp = new ControlPlane(opts.mode, binDir, rootDir, log);
+      cp.nodeKind = node?.kind;
+      cp.nodeFallbackReason = node?.reason;
+      if (node?.kind === "real") cp.nodeIdentity = { name: NODE_NAME, ip: node.ip, kubernetesServiceIp: KUBERNETES_SERVICE_IP };
       try {
         await cp.boot(opts);
       } catch (err) {
@@ -198,6 +243,8 @@ export class ControlPlane {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.provisioner?.stop();
+      // Pods and the node go first (kubelet before containerd), then the control plane.
+      await this.realNode?.stop();
       const order = [...this.procs.values()].reverse();
       for (const p of order) await p.stop(STOP_GRACE_MS);
       releaseTempRoot(this.rootDir);
@@ -216,7 +263,7 @@ export class ControlPlane {
     // etcd does not need the certs: generate them while it starts.
     this.spawn("etcd", etcdArgs({ dataDir: path.join(root, "etcd"), ports: { etcdClient, etcdPeer } }));
     const certsStarted = performance.now();
-    const certsDone = generateCerts(path.join(root, "certs")).then((c) => {
+    const certsDone = generateCerts(path.join(root, "certs"), { node: this.nodeIdentity }).then((c) => {
       this.startupMs.certs = Math.round(performance.now() - certsStarted);
       return c;
     });
@@ -230,7 +277,7 @@ export class ControlPlane {
     this.certs = await certsDone;
     this.tls = loadTlsClient({ ca: this.certs.caCert, cert: this.certs.adminCert, key: this.certs.adminKey });
 
-    this.apiserverArgs = apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }});
+    this.apiserverArgs = apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }, nodeIp: this.nodeIdentity?.ip });
     this.spawn("kube-apiserver", this.apiserverArgs);
     await this.waitApiServerReady();
     fs.writeFileSync(this.kubeconfigPath, kubeconfigYaml({ server: this.server, certs: this.certs }), { mode: 0o600 });
@@ -248,23 +295,24 @@ export class ControlPlane {
   }
 
   private async bootFull(opts: ControlPlaneOptions, ports: { controllerManager: number; scheduler: number; kwok: number }): Promise<void> {
-    const kwokConfig = path.join(this.rootDir, "kwok.yaml");
-    fs.writeFileSync(kwokConfig, kwokConfigYaml(opts.kwok));
     // kcm and the scheduler serve /healthz with a self-signed cert; skip-verify is for polling only.
     const insecure: TlsClient = { insecure: true };
     this.spawn("kube-controller-manager", controllerManagerArgs({ kubeconfig: this.kubeconfigPath, certs: this.certs, port: ports.controllerManager }));
     this.spawn("kube-scheduler", schedulerArgs({ kubeconfig: this.kubeconfigPath, port: ports.scheduler }));
-    // KWOK_WORKDIR keeps kwok from reading a developer's ~/.kwok/kwok.yaml.
-    this.spawn("kwok", kwokArgs({ kubeconfig: this.kubeconfigPath, configFile: kwokConfig, port: ports.kwok }), { KWOK_WORKDIR: path.join(this.rootDir, "kwok") });
-    const healthz = (url: string, tls: TlsClient) => async () => {
-      const r = await httpGet(url, tls);
-      return r.status === 200 && r.body.trim() === "ok";
-    };
-    await Promise.all([
+    const waits = [
       this.waitReady("kube-controller-manager", healthz(`https://${BIND_ADDRESS}:${ports.controllerManager}/healthz`, insecure)),
       this.waitReady("kube-scheduler", healthz(`https://${BIND_ADDRESS}:${ports.scheduler}/healthz`, insecure)),
-      this.waitReady("kwok", healthz(`http://${BIND_ADDRESS}:${ports.kwok}/healthz`, {})),
-    ]);
+    ];
+    if (this.nodeIdentity) {
+      await Promise.all(waits);
+      await this.bootRealNode(opts);
+      return;
+    }
+    const kwokConfig = path.join(this.rootDir, "kwok.yaml");
+    fs.writeFileSync(kwokConfig, kwokConfigYaml(opts.kwok));
+    // KWOK_WORKDIR keeps kwok from reading a developer's ~/.kwok/kwok.yaml.
+    this.spawn("kwok", kwokArgs({ kubeconfig: this.kubeconfigPath, configFile: kwokConfig, port: ports.kwok }), { KWOK_WORKDIR: path.join(this.rootDir, "kwok") });
+    await Promise.all([...waits, this.waitReady("kwok", healthz(`http://${BIND_ADDRESS}:${ports.kwok}/healthz`, {}))]);
 
     const t = performance.now();
     const core = this.kubeConfig.makeApiClient(CoreV1Api);
@@ -289,10 +337,43 @@ export class ControlPlane {
     this.provisioner = await startPvProvisioner(this.kubeConfig, this.log);
   }
 
-  private spawn(name: Component, args: string[], env: Record<string, string> = {}): ManagedProcess {
+  private async bootRealNode(opts: ControlPlaneOptions): Promise<void> {
+    const identity = this.nodeIdentity;
+    if (!identity) return;
+    if (!opts.nodeImages) throw new Error("a real node needs images (ControlPlaneOptions.nodeImages): at least the sandbox (pause) and helper images");
+    const t = performance.now();
+    const images = await opts.nodeImages();
+    const [kubelet, kubeletHealthz, kubeProxyMetrics, dnsHealth, dnsReady] = (await freePorts(5)) as [number, number, number, number, number];
+    this.realNode = await RealNode.start({
+      binDir: this.binDir,
+      cpRoot: this.rootDir,
+      certs: this.certs,
+      identity,
+      adminKubeconfig: this.kubeconfigPath,
+      kubeconfigFor: (user, file) => fs.writeFileSync(file, kubeconfigYaml({ server: this.server, certs: this.certs, user }), { mode: 0o600 }),
+      kubeConfig: this.kubeConfig,
+      sandboxImage: images.sandbox.ref,
+      helperImage: images.helper.ref,
+      images: [images.sandbox, images.helper, ...(images.others ?? [])],
+      ports: { kubelet, kubeletHealthz, kubeProxyMetrics, dnsHealth, dnsReady },
+      log: this.log,
+      spawn: (name, command, args) => this.spawn(name as Component, args, {}, command),
+      waitUntil: (what, check, focus, timeoutMs) => this.waitUntil(what, check, focus, timeoutMs),
+    });
+    this.nodeName = this.realNode.name;
+    const core = this.kubeConfig.makeApiClient(CoreV1Api);
+    await this.waitUntil("ServiceAccount default/default", async () => {
+      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
+      return true;
+    });
+    this.startupMs.node = Math.round(performance.now() - t);
+    this.log(`real node ${this.nodeName} (${identity.ip}) ready in ${fmt(this.startupMs.node)}: ${JSON.stringify(this.realNode.startupMs)}`);
+  }
+
+  private spawn(name: Component, args: string[], env: Record<string, string> = {}, command = path.join(this.binDir, name)): ManagedProcess {
     const p = ManagedProcess.start({
       name,
-      command: path.join(this.binDir, name),
+      command,
       args,
       env: { ...process.env, ...env },
       cwd: this.rootDir,
@@ -348,6 +429,23 @@ export class ControlPlane {
   }
 }
 
+function healthz(url: string, tls: TlsClient): () => Promise<boolean> {
+  return async () => {
+    const r = await httpGet(url, tls);
+    return r.status === 200 && r.body.trim() === "ok";
+  };
+}
+
+/** Resolves `node: auto|real|kwok` against what this machine supports. */
+function chooseNode(choice: NodeChoice, binDir: string, log: (line: string) => void): { kind: "real"; ip: string; reason?: undefined } | { kind: "kwok"; reason?: string } {
+  if (choice === "kwok") return { kind: "kwok" };
+  const support = checkNodeSupport(binDir);
+  if (support.ok) return { kind: "real", ip: support.ip };
+  if (choice === "real") throw new Error(`cannot start a real node: ${support.reason}`);
+  log(`using a simulated node (kwok), pods will not run containers: ${support.reason}`);
+  return { kind: "kwok", reason: support.reason };
+}
+
 function fakeNode(name: string): V1Node {
   const resources = { cpu: "32", memory: "256Gi", pods: "110" };
   return {
@@ -364,14 +462,16 @@ function fakeNode(name: string): V1Node {
   };
 }
 
-export function kubeconfigYaml(p: { server: string; certs: ControlPlaneCerts; name?: string }): string {
+/** A kubeconfig for the admin (default) or another client certificate signed by the cluster CA. */
+export function kubeconfigYaml(p: { server: string; certs: ControlPlaneCerts; name?: string; user?: { cert: string; key: string } }): string {
   const name = p.name ?? "orchestrator-test";
   const b64 = (f: string) => fs.readFileSync(f).toString("base64");
+  const user = p.user ?? { cert: p.certs.adminCert, key: p.certs.adminKey };
   return stringify({
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name, cluster: { server: p.server, "certificate-authority-data": b64(p.certs.caCert) } }],
-    users: [{ name: `${name}-admin`, user: { "client-certificate-data": b64(p.certs.adminCert), "client-key-data": b64(p.certs.adminKey) } }],
+    users: [{ name: `${name}-admin`, user: { "client-certificate-data": b64(user.cert), "client-key-data": b64(user.key) } }],
     contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: "default" } }],
     "current-context": name,
   });

@@ -5,6 +5,8 @@ import type { ControlPlaneCerts } from "./certs.js";
 
 export const BIND_ADDRESS = "127.0.0.1";
 export const SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24";
+/** The `kubernetes` Service's ClusterIP: the first address of the service range. */
+export const KUBERNETES_SERVICE_IP = "10.0.0.1";
 /** Fake pod IPs handed out by kwok; distinct from the service range. */
 export const KWOK_POD_CIDR = "10.244.0.0/16";
 
@@ -49,18 +51,36 @@ export function apiserverArgs(p: {
   mode: Mode;
   certs: ControlPlaneCerts;
   ports: Pick<Ports, "apiserver" | "etcdClient">;
+  /** The real node's IP: pods reach the API server there through the `kubernetes` Service. */
+  nodeIp?: string;
 }): string[] {
   const { certs } = p;
+  const node = certs.node;
+  const realNode =
+    p.nodeIp && node
+      ? [
+          // The Node authorizer and NodeRestriction confine kubelet to its own node and pods.
+          `--authorization-mode=Node,RBAC`,
+          `--enable-admission-plugins=NodeRestriction`,
+          `--kubelet-client-certificate=${node.apiserverKubeletClientCert}`,
+          `--kubelet-client-key=${node.apiserverKubeletClientKey}`,
+          `--kubelet-certificate-authority=${certs.caCert}`,
+          // Else logs/exec/port-forward try to resolve the node's name.
+          `--kubelet-preferred-address-types=InternalIP,Hostname`,
+        ]
+      : [`--authorization-mode=RBAC`];
   return [
-    `--bind-address=${BIND_ADDRESS}`,
-    `--advertise-address=${BIND_ADDRESS}`,
+    // With a real node, pods dial the advertised address (via the `kubernetes` Service), so it
+    // cannot be loopback; host clients keep using 127.0.0.1.
+    `--bind-address=${p.nodeIp ? "0.0.0.0" : BIND_ADDRESS}`,
+    `--advertise-address=${p.nodeIp ?? BIND_ADDRESS}`,
     `--secure-port=${p.ports.apiserver}`,
     // apiserver.crt/.key are picked up from here (envtest layout).
     `--cert-dir=${certs.dir}`,
     `--tls-cert-file=${certs.servingCert}`,
     `--tls-private-key-file=${certs.servingKey}`,
     `--client-ca-file=${certs.caCert}`,
-    `--authorization-mode=RBAC`,
+    ...realNode,
     `--service-account-issuer=https://${BIND_ADDRESS}:${p.ports.apiserver}/`,
     `--service-account-key-file=${certs.saPub}`,
     `--service-account-signing-key-file=${certs.saKey}`,

@@ -17,6 +17,7 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   const env: V1EnvVar[] = [
     { name: AgentEnv.anthropicApiKey, valueFrom: { secretKeyRef: { name: config.secrets.apiKeySecretName, key: config.secrets.apiKeySecretKey } } },
   ];
+  if (config.agent.anthropicBaseUrl) env.push({ name: AgentEnv.anthropicBaseUrl, value: config.agent.anthropicBaseUrl });
   if (run.spec.githubUser) {
     env.push({ name: AgentEnv.githubToken, valueFrom: { secretKeyRef: { name: githubTokenSecretName(run.spec.githubUser), key: "token" } } });
     env.push({ name: "GITHUB_USER", value: run.spec.githubUser });

@@ -5,6 +5,11 @@ import { ControlPlane, type ControlPlaneOptions, type Mode } from "../../src/con
 
 let current: ControlPlane | undefined;
 
+/**
+ * Full mode defaults to the simulated node (kwok) here: controller tests script pod outcomes
+ * through kwok stages, and files run in parallel while the real node is one per machine.
+ * Tests of the real node pass `{ node: "real" }` (they fail, never skip, where it cannot start).
+ */
 export function useControlPlane(mode: Mode, opts: Omit<ControlPlaneOptions, "mode" | "binDir"> = {}): () => ControlPlane {
   let cp: ControlPlane | undefined;
   beforeAll(async () => {
@@ -12,6 +17,7 @@ export function useControlPlane(mode: Mode, opts: Omit<ControlPlaneOptions, "mod
       mode,
       binDir: inject("controlPlaneBinDir"),
       log: (line) => console.log(`[control-plane] ${line}`),
+      node: "kwok",
       ...opts,
     });
     current = cp;
