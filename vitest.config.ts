@@ -16,6 +16,12 @@ export default defineConfig({
       { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"] } },
       { extends: true, test: { name: "integration", include: ["tests/integration/**/*.test.ts"], globalSetup: controlPlaneSetup } },
       { extends: true, test: { name: "e2e", include: ["tests/e2e/**/*.test.ts"], globalSetup: controlPlaneSetup } },
+      // The real node is one per machine (fixed paths, iptables, a bridge): its files run last,
+      // one at a time, after the other projects have finished.
+      {
+        extends: true,
+        test: { name: "node", include: ["tests/node/**/*.test.ts"], globalSetup: controlPlaneSetup, fileParallelism: false, maxWorkers: 1, sequence: { groupOrder: 1 }, testTimeout: 300_000, hookTimeout: 600_000 },
+      },
     ],
   },
 });

@@ -32,9 +32,9 @@ export async function startLocalCluster(logger: Logger): Promise<LocalCluster> {
     nodeImages: async () => {
       const built = await ensureImages(["pause", "busybox", "agent"], (l) => logger.info(l));
       const pick = (name: string) => {
-        const img = built.find((b) => b.ref.startsWith(`orchestrator/${name}:`));
-        if (!img) throw new Error(`image orchestrator/${name} was not built; run 'npm run images:build'`);
-        return { ref: img.ref, archive: img.archive };
+        const img = built.find((b) => b.name === name);
+        if (!img) throw new Error(`image ${name} was not built; run 'npm run images:build'`);
+        return { ref: img.ref, archive: img.archive, digest: img.digest };
       };
       const agent = pick("agent");
       agentRef = agent.ref;

@@ -16,6 +16,7 @@ import { isExecutable, repoRoot } from "./assets.js";
 import type { ControlPlaneCerts, NodeIdentity } from "./certs.js";
 import { httpGet } from "./net.js";
 import {
+  CGROUP_ROOT,
   containerdConfigToml,
   cniConflist,
   corefile,
@@ -87,6 +88,8 @@ export interface ImageArchive {
   ref: string;
   /** docker-archive or OCI archive tar that `ctr images import` reads. */
   archive: string;
+  /** Manifest digest: an image whose tag stays but whose content changed is imported again. */
+  digest?: string;
 }
 
 export interface RealNodeOptions {
@@ -144,6 +147,7 @@ export class RealNode {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       await runCleanup(this.o.log);
+      if (readOrEmpty(runPaths.lock).trim() === String(process.pid)) fs.rmSync(runPaths.lock, { force: true });
       if (this.watchdog?.pid) {
         try {
           process.kill(this.watchdog.pid, "SIGKILL");
@@ -236,6 +240,7 @@ export class RealNode {
     fs.writeFileSync(path.join(NODE_PATHS.run, "created-paths"), FIXED_PATHS.filter((p) => !fs.existsSync(p)).join("\n") + "\n");
     for (const d of [runPaths.cniConf, runPaths.cniIpam, NODE_PATHS.kubeletRoot, NODE_PATHS.podLogs, NODE_PATHS.localPathVolumes, NODE_PATHS.containerdRoot]) fs.mkdirSync(d, { recursive: true });
     fs.writeFileSync(runPaths.resolvConf, `search ${"svc.cluster.local cluster.local"}\noptions ndots:5\n`);
+    ensureCgroupRoot();
   }
 
   private start(name: string, command: string, args: string[]): ManagedProcess {
@@ -264,15 +269,22 @@ export class RealNode {
 
   /** Imports each archive unless containerd already holds that reference (content-addressed, kept across runs). */
   private async importImages(): Promise<void> {
-    const have = new Set((await this.ctr(["images", "list", "-q"])).split("\n").filter(Boolean));
+    const have = await this.imageDigests();
     for (const img of this.o.images) {
-      if (have.has(img.ref) || have.has(`docker.io/${img.ref}`)) continue;
+      const current = have.get(normalizeRef(img.ref));
+      if (current && (!img.digest || current === img.digest)) continue;
       await this.ctr(["images", "import", img.archive]);
       this.o.log(`node: imported ${img.ref}`);
     }
-    const now = new Set((await this.ctr(["images", "list", "-q"])).split("\n").filter(Boolean));
-    const missing = [this.o.sandboxImage, this.o.helperImage].filter((r) => !now.has(r) && !now.has(`docker.io/${r}`));
+    const now = await this.imageDigests();
+    const missing = [this.o.sandboxImage, this.o.helperImage].filter((r) => !now.has(normalizeRef(r)));
     if (missing.length) throw new Error(`images ${missing.join(", ")} are not in the node's containerd after import; check the image archives`);
+  }
+
+  /** Image reference → manifest digest, from `ctr images list` (REF TYPE DIGEST ...). */
+  private async imageDigests(): Promise<Map<string, string>> {
+    const lines = (await this.ctr(["images", "list"])).split("\n").slice(1);
+    return new Map(lines.map((l) => l.split(/\s+/)).filter((f) => f.length > 2).map((f) => [f[0] ?? "", f[2] ?? ""]));
   }
 
   private async startKubelet(): Promise<void> {
@@ -364,6 +376,36 @@ export class RealNode {
       `--provisioner-name=${LOCAL_PATH.provisioner}`,
     ]);
   }
+}
+
+/**
+ * Creates the pods' cgroup parent (kubelet's cgroupRoot) in every mounted cgroup hierarchy; a
+ * v1 cpuset child starts with no CPUs or memory nodes, so it gets its parent's.
+ */
+function ensureCgroupRoot(): void {
+  const mounts = readOrEmpty("/proc/self/mountinfo")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => {
+      const fsType = f[f.indexOf("-") + 1];
+      return fsType === "cgroup" || fsType === "cgroup2";
+    })
+    .map((f) => f[4] ?? "");
+  for (const mount of mounts) {
+    const dir = path.join(mount, CGROUP_ROOT);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+      const parent = path.join(mount, file);
+      if (fs.existsSync(parent) && !readOrEmpty(path.join(dir, file)).trim()) fs.writeFileSync(path.join(dir, file), readOrEmpty(parent).trim());
+    }
+  }
+}
+
+/** "orchestrator/pause:1" and "docker.io/orchestrator/pause:1" name the same image. */
+export function normalizeRef(ref: string): string {
+  const first = ref.split("/")[0] ?? "";
+  const qualified = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost") ? ref : `docker.io/${ref.includes("/") ? ref : `library/${ref}`}`;
+  return qualified;
 }
 
 /** Runs hack/node/cleanup.sh; its failure is reported, never thrown (stop must always finish). */

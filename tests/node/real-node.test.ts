@@ -74,8 +74,9 @@ describe("real node", () => {
   it("lets pods reach the API server through the kubernetes Service and resolve cluster names", async () => {
     const cp = cluster();
     const ns = await cp.createNamespace("svc");
-    // nc connects to the Service IP (kube-proxy DNATs it to the API server); nslookup asks CoreDNS.
-    const r = await runPod(ns, "svc", "nc -z -w 5 10.0.0.1 443 && echo SERVICE_OK; nslookup kubernetes.default.svc.cluster.local && echo DNS_OK; nslookup example.com || echo OUTSIDE_REFUSED");
+    // nc connects to the Service IP (kube-proxy DNATs it to the API server; a failed connect exits
+    // non-zero); nslookup asks CoreDNS, which answers cluster names only.
+    const r = await runPod(ns, "svc", "echo | nc -w 5 10.0.0.1 443 >/dev/null && echo SERVICE_OK; nslookup kubernetes.default.svc.cluster.local && echo DNS_OK; nslookup example.com || echo OUTSIDE_REFUSED");
     expect(r.logs).toContain("SERVICE_OK");
     expect(r.logs).toContain("DNS_OK");
     expect(r.logs).toMatch(/10\.0\.0\.1/);

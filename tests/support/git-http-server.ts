@@ -11,13 +11,18 @@ export interface GitHttpServer {
   url: string;
   /** Basic-auth usernames/passwords seen, for assertions (passwords redacted to validity). */
   attempts: { path: string; user: string | null; accepted: boolean }[];
+  /** The next `count` pushes (git-receive-pack) are refused with HTTP `status`, as a flaky server would. */
+  refusePushes(count: number, status?: number): void;
   close(): Promise<void>;
 }
 
 /** `tokens`: the accepted passwords, or a predicate (e.g. "minted by the fake GitHub"). */
-export async function startGitHttpServer(projectRoot: string, tokens: string[] | ((password: string) => boolean)): Promise<GitHttpServer> {
+/** `host`: the address to listen on (pods on a real node reach the host's IP, never its loopback). */
+export async function startGitHttpServer(projectRoot: string, tokens: string[] | ((password: string) => boolean), opts: { host?: string } = {}): Promise<GitHttpServer> {
+  const host = opts.host ?? "127.0.0.1";
   const isValid = typeof tokens === "function" ? tokens : (p: string) => tokens.includes(p);
   const attempts: GitHttpServer["attempts"] = [];
+  let refuse = { count: 0, status: 503 };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const header = req.headers.authorization ?? "";
@@ -27,6 +32,12 @@ export async function startGitHttpServer(projectRoot: string, tokens: string[] |
     attempts.push({ path: url.pathname, user: user ?? null, accepted });
     if (!accepted) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end("Unauthorized\n");
+      return;
+    }
+    if (refuse.count > 0 && req.method === "POST" && url.pathname.endsWith("/git-receive-pack")) {
+      refuse.count--;
+      req.resume();
+      res.writeHead(refuse.status).end("temporarily unavailable\n");
       return;
     }
     const cgi = spawn("git", ["http-backend"], {
@@ -76,11 +87,14 @@ export async function startGitHttpServer(projectRoot: string, tokens: string[] |
       else res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     attempts,
+    refusePushes: (count, status = 503) => {
+      refuse = { count, status };
+    },
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

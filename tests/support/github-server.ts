@@ -389,6 +389,8 @@ export interface GitHubServerOptions {
   branchExists?: (owner: string, repo: string, branch: string) => boolean;
   /** Logins of token callers (token → login); a token listed here is also accepted. */
   users?: Record<string, string>;
+  /** Address to listen on (default 127.0.0.1; pods on a real node reach the host's IP). */
+  host?: string;
 }
 
 export interface GitHubServer {
@@ -827,11 +829,12 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
 
   self = {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     state,
     route(method, template, handler) {
       routes.set(`${method.toUpperCase()} ${template}`, handler);

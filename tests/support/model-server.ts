@@ -38,6 +38,11 @@ export interface ModelServer {
   requests: RecordedRequest[];
   /** Replace the script; the next main request gets its first turn. */
   setScript(steps: ScriptStep[]): void;
+  /**
+   * Answers every main-loop request from the request itself (takes precedence over the script):
+   * for concurrent agents, where one shared script would interleave. May wait (an agent "thinking").
+   */
+  setResponder(fn: ((request: MessagesRequest) => ScriptTurn | Promise<ScriptTurn>) | undefined): void;
   /** Main-loop requests only. */
   mainRequests(): RecordedRequest[];
   close(): Promise<void>;
@@ -86,8 +91,11 @@ function plainMessage(model: string, text: string, id: string): unknown {
   };
 }
 
-export async function startModelServer(initial: ScriptStep[] = []): Promise<ModelServer> {
+/** `host`: the address to listen on (pods on a real node reach the host's IP, never its loopback). */
+export async function startModelServer(initial: ScriptStep[] = [], opts: { host?: string } = {}): Promise<ModelServer> {
+  const host = opts.host ?? "127.0.0.1";
   const requests: RecordedRequest[] = [];
+  let responder: ((request: MessagesRequest) => ScriptTurn | Promise<ScriptTurn>) | undefined;
   let script: ScriptStep[] = [...initial];
   let next = 0;
   let counter = 0;
@@ -95,7 +103,7 @@ export async function startModelServer(initial: ScriptStep[] = []): Promise<Mode
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    req.on("end", () => void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const method = req.method ?? "GET";
       let body: MessagesRequest | null = null;
@@ -118,7 +126,8 @@ export async function startModelServer(initial: ScriptStep[] = []): Promise<Mode
       const id = `msg_${String(++counter).padStart(4, "0")}`;
       const model = body.model ?? "claude-test";
       let turn: ScriptTurn = { text: FINAL_TEXT };
-      if (main && next < script.length) {
+      if (main && responder) turn = await responder(body);
+      else if (main && next < script.length) {
         const step = script[next++]!;
         turn = typeof step === "function" ? step(body) : step;
       }
@@ -129,14 +138,15 @@ export async function startModelServer(initial: ScriptStep[] = []): Promise<Mode
       }
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       res.end(sseEvents(model, turn, id));
-    });
+    })());
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     requests,
     setScript(steps) { script = [...steps]; next = 0; },
+    setResponder(fn) { responder = fn; },
     mainRequests: () => requests.filter((r) => r.main),
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };

@@ -12,9 +12,9 @@ let images: Promise<NodeImages> | undefined;
 export function nodeImages(): Promise<NodeImages> {
   images ??= ensureImages(["pause", "busybox"]).then((built) => {
     const find = (name: string) => {
-      const img = built.find((b) => b.ref.startsWith(`orchestrator/${name}:`));
-      if (!img) throw new Error(`image orchestrator/${name} was not built`);
-      return { ref: img.ref, archive: img.archive };
+      const img = built.find((b) => b.name === name);
+      if (!img) throw new Error(`image ${name} was not built`);
+      return { ref: img.ref, archive: img.archive, digest: img.digest };
     };
     return { sandbox: find("pause"), helper: find("busybox") };
   });

@@ -1,0 +1,245 @@
+// The whole system on the real node, for end-to-end tests: a full control plane with the real
+// node and the agent image, host servers the agent pods reach at the node's IP (a scripted model,
+// git over smart HTTP with token auth, the OpenAPI-checked GitHub double), the agent Secrets, and
+// the orchestrator itself as a child process (so tests can SIGKILL and restart it).
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, inject } from "vitest";
+import { stringify } from "yaml";
+import { GROUP, Plurals, VERSION } from "../../src/api/constants.js";
+import type { AnyRun } from "../../src/api/types.js";
+import { ControlPlane, freePorts, repoRoot, type ImageArchive, type NodeImages } from "../../src/controlplane/index.js";
+import { ensureImages } from "../../src/controlplane/images.js";
+import { startGitHttpServer, type GitHttpServer } from "./git-http-server.js";
+import { startGitHubServer, type GitHubServer } from "./github-server.js";
+import { startModelServer, type ModelServer } from "./model-server.js";
+import { nodeImages } from "./real-node.js";
+import { branchExists, createBareRepo } from "./runner-fixture.js";
+
+
+export const TOKEN = "ghp_nodeE2eToken0123456789abcdef";
+export const API_KEY = "sk-ant-node-e2e-key-abcdef";
+export const API_TOKEN = "node-e2e-api-token";
+export const GITHUB_USER = "rex-bot";
+
+let agentImage: Promise<ImageArchive> | undefined;
+/** The agent image, built here (cached by content) from images/agent.yaml. */
+export function agentImageArchive(): Promise<ImageArchive> {
+  agentImage ??= ensureImages(["agent"]).then((b) => {
+    const img = b.find((x) => x.name === "agent");
+    if (!img) throw new Error("the agent image was not built");
+    return { ref: img.ref, archive: img.archive, digest: img.digest };
+  });
+  return agentImage;
+}
+
+async function imagesWithAgent(): Promise<NodeImages> {
+  const [base, agent] = await Promise.all([nodeImages(), agentImageArchive()]);
+  return { ...base, others: [agent] };
+}
+
+export interface Orchestrator {
+  url: string;
+  process: ResultPromise;
+  logFile: string;
+  /** SIGKILL (no graceful stop), as a crashed node or OOM kill would. */
+  kill(): Promise<void>;
+}
+
+export interface NodeWorld {
+  cp: ControlPlane;
+  ns: string;
+  tmp: string;
+  model: ModelServer;
+  github: GitHubServer;
+  gitHttp: GitHttpServer;
+  /** Bare repository path of org/<name>. */
+  bare(name: string): string;
+  repoUrl(name: string): string;
+  orchestrator: Orchestrator;
+  startOrchestrator(): Promise<Orchestrator>;
+  api(method: string, pathname: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
+  getRun(kind: "CodeRun" | "DocsRun", name: string): Promise<AnyRun>;
+  waitForRun(kind: "CodeRun" | "DocsRun", name: string, until: (r: AnyRun) => boolean, timeoutMs?: number): Promise<AnyRun>;
+}
+
+/** Config of the orchestrator under test (its YAML file). */
+function orchestratorConfig(p: { ns: string; port: number; agentRef: string; modelUrl: string; githubUrl: string }): string {
+  const i = p.agentRef.lastIndexOf(":");
+  return stringify({
+    namespace: p.ns,
+    server: { host: "127.0.0.1", port: p.port },
+    agent: {
+      image: { repository: p.agentRef.slice(0, i), tag: p.agentRef.slice(i + 1), pullPolicy: "Never" },
+      resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { cpu: "2", memory: "2Gi" } },
+      anthropicBaseUrl: p.modelUrl,
+    },
+    storage: { storageClassName: "local-path", workspaceSize: "1Gi" },
+    github: { apiUrl: p.githubUrl },
+    job: { retryBackoffSeconds: 1, retryBackoffMaxSeconds: 5, maxRetries: 2, ttlSecondsAfterFinished: 3600 },
+  });
+}
+
+export interface NodeWorldOptions {
+  binDir: string;
+  log?: (line: string) => void;
+}
+
+/** Starts the whole world; `stop()` tears every piece down (also after a partial start). */
+export async function startNodeWorld(opts: NodeWorldOptions): Promise<NodeWorld & { stop(): Promise<void> }> {
+  const closers: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  };
+  try {
+    return { ...(await buildWorld(opts, closers)), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknown>)[]): Promise<NodeWorld> {
+  const cp = await ControlPlane.start({
+    mode: "full",
+    node: "real",
+    binDir: opts.binDir,
+    crdPaths: [path.join(repoRoot(), "infra/charts/orchestrator/crds")],
+    nodeImages: imagesWithAgent,
+    log: opts.log ?? (() => {}),
+  });
+  closers.push(() => cp.stop());
+  const ip = cp.realNode?.ip ?? "";
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "node-e2e-"));
+  closers.push(async () => fs.rmSync(tmp, { recursive: true, force: true }));
+  const gitRoot = path.join(tmp, "git");
+  const bare = (name: string) => path.join(gitRoot, "org", `${name}.git`);
+  const model = await startModelServer([], { host: ip });
+  closers.push(() => model.close());
+  const github = await startGitHubServer({ host: ip, tokens: [TOKEN], repos: ["org/target", "org/docs", "org/other"], branchExists: (o, r, b) => branchExists(path.join(gitRoot, o, `${r}.git`), b) });
+  closers.push(() => github.close());
+  const gitHttp = await startGitHttpServer(gitRoot, [TOKEN], { host: ip });
+  closers.push(() => gitHttp.close());
+  const ns = await cp.createNamespace("orch");
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: API_KEY } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: `github-token-${GITHUB_USER}` }, stringData: { token: TOKEN } } });
+  const agent = await agentImageArchive();
+  const [port] = (await freePorts(1)) as [number];
+  const configFile = path.join(tmp, "config.yaml");
+  fs.writeFileSync(configFile, orchestratorConfig({ ns, port, agentRef: agent.ref, modelUrl: model.url, githubUrl: github.url }));
+  const startOrchestrator = () => launchOrchestrator({ kubeconfig: cp.kubeconfigPath, configFile, port, logFile: path.join(tmp, `orchestrator-${Date.now()}.log`) });
+  const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+  const getRun = async (kind: "CodeRun" | "DocsRun", name: string) =>
+    (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals[kind], name })) as AnyRun;
+  createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
+  createBareRepo(bare("docs"), {
+    ".taskmaster/docs/task-7/task.md": "# Task 7\nAdd a health endpoint.\n",
+    ".taskmaster/docs/task-7/acceptance-criteria.md": "- GET /health returns 200\n",
+    ".taskmaster/docs/task-7/prompt.md": "Implement task 7: add a health endpoint to the API service.\n",
+    ".taskmaster/docs/architecture.md": "# Architecture\nOne service.\n",
+    ".taskmaster/tasks/tasks.json": JSON.stringify({ tasks: [{ id: 7, title: "Health endpoint" }] }),
+  });
+  const w: NodeWorld = {
+    cp,
+    ns,
+    tmp,
+    model,
+    github,
+    gitHttp,
+    bare,
+    repoUrl: (name) => `${gitHttp.url}/org/${name}.git`,
+    orchestrator: await startOrchestrator(),
+    startOrchestrator: async () => {
+      w.orchestrator = await startOrchestrator();
+      return w.orchestrator;
+    },
+    api: async (method, pathname, body) => {
+      const r = await fetch(`${w.orchestrator.url}${pathname}`, {
+        method,
+        headers: { authorization: `Bearer ${API_TOKEN}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* plain text (logs) */
+      }
+      return { status: r.status, body: parsed, text };
+    },
+    getRun,
+    waitForRun: async (kind, name, until, timeoutMs = 240_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const last = await getRun(kind, name);
+        if (until(last)) return last;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${kind} ${name}; last status: ${JSON.stringify(last.status)}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    },
+  };
+  closers.push(() => w.orchestrator.kill());
+  return w;
+}
+
+/** One world per test file: beforeAll builds it, afterAll tears every piece down. */
+export function useNodeWorld(): () => NodeWorld {
+  let world: (NodeWorld & { stop(): Promise<void> }) | undefined;
+  beforeAll(async () => {
+    world = await startNodeWorld({ binDir: inject("controlPlaneBinDir"), log: (l) => console.log(`[control-plane] ${l}`) });
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+  return () => {
+    if (!world) throw new Error("node world not started (use it inside tests)");
+    return world;
+  };
+}
+
+async function launchOrchestrator(p: { kubeconfig: string; configFile: string; port: number; logFile: string }): Promise<Orchestrator> {
+  const child = execa(process.execPath, ["--import", "tsx", path.join(repoRoot(), "src/cmd/main.ts")], {
+    cwd: repoRoot(),
+    env: { KUBECONFIG: p.kubeconfig, ORCHESTRATOR_CONFIG: p.configFile, ORCHESTRATOR_API_TOKENS: API_TOKEN, LOG_LEVEL: "info", HOME: os.homedir(), PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    extendEnv: false,
+    stdout: { file: p.logFile, append: true },
+    stderr: { file: p.logFile, append: true },
+    reject: false,
+  });
+  let exited: string | undefined;
+  void child.then((r) => (exited = `${r.exitCode ?? r.signal ?? "?"}${r.failed && r.exitCode === undefined ? `: ${r.message}` : ""}`));
+  const url = `http://127.0.0.1:${p.port}`;
+  // Loading @kubernetes/client-node alone takes seconds on a busy 2-core machine.
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`the orchestrator exited (${exited}) before it was ready:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`the orchestrator did not answer /health within 180 s:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return {
+    url,
+    process: child,
+    logFile: p.logFile,
+    kill: async () => {
+      child.kill("SIGKILL");
+      await child;
+    },
+  };
+}
+
+/** The agent's working directory inside the pod (runner contract: /workspace/target-repo/<dir>). */
+export function podWorkDir(workingDirectory: string): string {
+  return path.posix.join("/workspace/target-repo", workingDirectory);
+}
+
+export function randomSuffix(): string {
+  return crypto.randomBytes(3).toString("hex");
+}
