@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       agent.writeRun({
         kind: "code", runName: `direct-${i}`, namespace: "bench", attempt: 1, model: "claude-sonnet-4-20250514", repositoryUrl: w.repoUrl("target"),
         workingDirectory: "services/api", baseBranch: "main", branch: `feature/task-${task}-implementation`, githubUser: GITHUB_USER, continueSession: false,
-        overwriteMemory: false, maxTurns: 5, timeBudgetSeconds: 120, githubApiUrl: w.github.url, prLabels: [], taskId: task, service: "direct",
+        overwriteMemory: false, maxTurns: 5, timeBudgetSeconds: 120, githubApiUrl: w.github.url, githubUrl: new URL(w.github.url).origin, prLabels: [], taskId: task, service: "direct",
         docsRepositoryUrl: w.repoUrl(`direct-docs-${i}`), docsBranch: "main", docsProjectDirectory: ".",
       });
       // The compiled runner, as the image runs it (no TypeScript loader in the measurement).

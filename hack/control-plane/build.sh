@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd, kwok,
-# CoreDNS and the local-path provisioner from
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd, kwok
+# and the local-path provisioner from
 # their published Go modules, once, into a cache keyed by hack/control-plane/versions.env.
 # Prints the directory holding the binaries on the last line of stdout.
 #
@@ -16,9 +16,9 @@ log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { printf '[control-plane] ERROR: %s\n' "$*" >&2; exit 1; }
 
 cache_root="${ORCHESTRATOR_CACHE:-$HOME/.cache/orchestrator}"
-key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_coredns-${COREDNS_VERSION}_lpp-${LOCAL_PATH_PROVISIONER_VERSION}"
+key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_lpp-${LOCAL_PATH_PROVISIONER_VERSION}"
 out="$cache_root/control-plane/$key"
-bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok coredns local-path-provisioner)
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok local-path-provisioner)
 
 have() { [[ -x "$out/$1" ]]; }
 
@@ -138,39 +138,6 @@ fi
 
 if needs local-path-provisioner; then
   timed local-path-provisioner bash -c "GOBIN='$work/lpp-bin' GOFLAGS=-mod=mod go install -trimpath -ldflags '-s -w' 'github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}' && mv '$work/lpp-bin/local-path-provisioner' '$out/local-path-provisioner'"
-fi
-
-# CoreDNS with only the plugins a test cluster's DNS needs (the documented way to build a
-# custom CoreDNS: a main package that sets dnsserver.Directives and imports those plugins).
-# No "forward" plugin: names outside the cluster are never sent anywhere.
-if needs coredns; then
-  mod="$work/coredns"
-  if [[ ! -f "$mod/.ready" ]]; then
-    rm -rf "$mod"; mkdir -p "$mod"
-    cat > "$mod/main.go" <<'GO'
-package main
-
-import (
-	"github.com/coredns/coredns/core/dnsserver"
-	"github.com/coredns/coredns/coremain"
-
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/health"
-	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/ready"
-)
-
-func init() {
-	dnsserver.Directives = []string{"errors", "health", "ready", "cache", "kubernetes"}
-}
-
-func main() { coremain.Run() }
-GO
-    (cd "$mod" && go mod init local.build/coredns >/dev/null 2>&1 && go get "github.com/coredns/coredns@${COREDNS_VERSION}" >&2 && go mod tidy >&2)
-    touch "$mod/.ready"
-  fi
-  timed coredns bash -c "cd '$mod' && go build -trimpath -ldflags '-s -w' -o '$out/coredns.tmp' . && mv '$out/coredns.tmp' '$out/coredns'"
 fi
 
 log "cold build total $(( $(date +%s) - total_start ))s"

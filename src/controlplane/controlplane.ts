@@ -3,8 +3,8 @@
 //   minimal: etcd + kube-apiserver (like controller-runtime's envtest).
 //   full:    + kube-controller-manager + kube-scheduler + one node, so Jobs create pods and
 //            pods are scheduled. The node is either
-//              real: kubelet + containerd + runc + bridge CNI, kube-proxy, CoreDNS and the
-//                    local-path provisioner (real-node.ts): pods run real containers; or
+//              real: kubelet + containerd + runc + bridge CNI, kube-proxy and the local-path
+//                    provisioner (real-node.ts): pods run real containers; or
 //              kwok: a simulated node whose pods run and finish per kwok-stages.ts.
 //            `node: "auto"` (the default) takes the real node where the machine allows it
 //            (root on Linux with the packages it needs) and otherwise says why and uses kwok.
@@ -41,7 +41,6 @@ export type Component =
   | "containerd"
   | "kubelet"
   | "kube-proxy"
-  | "coredns"
   | "local-path-provisioner";
 
 /** Which node a full control plane gets; see the header comment. */
@@ -343,7 +342,7 @@ export class ControlPlane {
     if (!opts.nodeImages) throw new Error("a real node needs images (ControlPlaneOptions.nodeImages): at least the sandbox (pause) and helper images");
     const t = performance.now();
     const images = await opts.nodeImages();
-    const [kubelet, kubeletHealthz, kubeProxyMetrics, dnsHealth, dnsReady] = (await freePorts(5)) as [number, number, number, number, number];
+    const [kubelet, kubeletHealthz, kubeProxyMetrics] = (await freePorts(3)) as [number, number, number];
     this.realNode = await RealNode.start({
       binDir: this.binDir,
       cpRoot: this.rootDir,
@@ -355,7 +354,7 @@ export class ControlPlane {
       sandboxImage: images.sandbox.ref,
       helperImage: images.helper.ref,
       images: [images.sandbox, images.helper, ...(images.others ?? [])],
-      ports: { kubelet, kubeletHealthz, kubeProxyMetrics, dnsHealth, dnsReady },
+      ports: { kubelet, kubeletHealthz, kubeProxyMetrics },
       log: this.log,
       spawn: (name, command, args) => this.spawn(name as Component, args, {}, command),
       waitUntil: (what, check, focus, timeoutMs) => this.waitUntil(what, check, focus, timeoutMs),

@@ -171,23 +171,6 @@ export function kubeProxyConfigYaml(p: { kubeconfig: string; metricsPort: number
   });
 }
 
-/** CoreDNS answers cluster names only (no forward plugin): nothing is resolved outside. */
-export function corefile(p: { bindIp: string; kubeconfig: string; healthPort: number; readyPort: number }): string {
-  return `.:53 {
-    bind ${p.bindIp}
-    errors
-    health 127.0.0.1:${p.healthPort}
-    ready 127.0.0.1:${p.readyPort}
-    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {
-        kubeconfig ${p.kubeconfig}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }
-    cache 5
-}
-`;
-}
-
 export const LOCAL_PATH = {
   namespace: "local-path-storage",
   storageClass: "local-path",

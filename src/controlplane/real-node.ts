@@ -1,6 +1,6 @@
 // A real Kubernetes node for the local cluster: containerd + runc + bridge CNI + kubelet, with
-// kube-proxy (so pods reach the API server through the `kubernetes` Service), CoreDNS (cluster
-// names only) and the local-path provisioner (StorageClass `local-path`). Pods run real
+// kube-proxy (so pods reach the API server through the `kubernetes` Service) and the local-path
+// provisioner (StorageClass `local-path`). No cluster DNS yet (docs/status.md). Pods run real
 // containers from images imported into containerd without a registry.
 //
 // The node is one per machine: it uses fixed paths (NODE_PATHS), sysctls, iptables and a bridge.
@@ -19,7 +19,6 @@ import {
   CGROUP_ROOT,
   containerdConfigToml,
   cniConflist,
-  corefile,
   CRI_NAMESPACE,
   kubeletConfigYaml,
   kubeProxyConfigYaml,
@@ -29,7 +28,7 @@ import {
   NODE_PATHS,
   runPaths,
 } from "./node-config.js";
-import { ManagedProcess } from "./process.js";
+import type { ManagedProcess } from "./process.js";
 
 /** Programs the node needs from the host, and the Debian packages that provide them. */
 const HOST_PROGRAMS: Record<string, string> = {
@@ -98,7 +97,7 @@ export interface RealNodeOptions {
   cpRoot: string;
   certs: ControlPlaneCerts;
   identity: NodeIdentity;
-  /** Admin kubeconfig (CoreDNS, the provisioner) and kubeconfig factory for node identities. */
+  /** Admin kubeconfig (the provisioner) and kubeconfig factory for node identities. */
   adminKubeconfig: string;
   kubeconfigFor: (user: { cert: string; key: string }, file: string) => void;
   kubeConfig: KubeConfig;
@@ -107,14 +106,14 @@ export interface RealNodeOptions {
   /** Helper image of the local-path provisioner (needs /bin/sh, mkdir, rm); among `images`. */
   helperImage: string;
   images: ImageArchive[];
-  ports: { kubelet: number; kubeletHealthz: number; kubeProxyMetrics: number; dnsHealth: number; dnsReady: number };
+  ports: { kubelet: number; kubeletHealthz: number; kubeProxyMetrics: number };
   log: (line: string) => void;
   spawn: (name: string, command: string, args: string[]) => ManagedProcess;
   waitUntil: (what: string, check: () => Promise<boolean>, focus?: ManagedProcess, timeoutMs?: number) => Promise<void>;
 }
 
 /** Milliseconds per step of the node's start. */
-export type NodeStartupTimes = Partial<Record<"cleanup" | "containerd" | "images" | "kubelet" | "kube-proxy" | "coredns" | "local-path", number>>;
+export type NodeStartupTimes = Partial<Record<"cleanup" | "containerd" | "images" | "kubelet" | "kube-proxy" | "local-path", number>>;
 
 export const CLEANUP_SCRIPT = () => path.join(repoRoot(), "hack", "node", "cleanup.sh");
 
@@ -122,8 +121,6 @@ export class RealNode {
   readonly name = NODE_NAME;
   readonly ip: string;
   readonly startupMs: NodeStartupTimes = {};
-  /** Set when CoreDNS runs: the address in pods' /etc/resolv.conf. */
-  clusterDns: string | undefined;
   private stopped: Promise<void> | undefined;
   private watchdog: ReturnType<typeof spawn> | undefined;
 
@@ -213,8 +210,6 @@ export class RealNode {
     await this.timed("images", () => this.importImages());
     await this.timed("kubelet", () => this.startKubelet());
     await this.timed("kube-proxy", () => this.startKubeProxy());
-    if (isExecutable(path.join(this.o.binDir, "coredns"))) await this.timed("coredns", () => this.startCoreDns());
-    else this.o.log("coredns not built: pods get no cluster DNS (run 'npm run control-plane:build')");
     if (isExecutable(path.join(this.o.binDir, "local-path-provisioner"))) await this.timed("local-path", () => this.startLocalPath());
     else this.o.log("local-path-provisioner not built: no StorageClass local-path (run 'npm run control-plane:build')");
   }
@@ -296,7 +291,7 @@ export class RealNode {
     const config = path.join(dir, "kubelet.yaml");
     fs.writeFileSync(
       config,
-      kubeletConfigYaml({ caFile: this.o.certs.caCert, servingCert: node.kubeletServingCert, servingKey: node.kubeletServingKey, clusterDns: this.ip, port: this.o.ports.kubelet, healthzPort: this.o.ports.kubeletHealthz }),
+      kubeletConfigYaml({ caFile: this.o.certs.caCert, servingCert: node.kubeletServingCert, servingKey: node.kubeletServingKey, port: this.o.ports.kubelet, healthzPort: this.o.ports.kubeletHealthz }),
     );
     const p = this.start("kubelet", path.join(this.o.binDir, "kubelet"), [
       `--config=${config}`,
@@ -338,15 +333,6 @@ export class RealNode {
       },
       p,
     );
-  }
-
-  private async startCoreDns(): Promise<void> {
-    const dir = path.join(this.o.cpRoot, "node");
-    const file = path.join(dir, "Corefile");
-    fs.writeFileSync(file, corefile({ bindIp: this.ip, kubeconfig: this.o.adminKubeconfig, healthPort: this.o.ports.dnsHealth, readyPort: this.o.ports.dnsReady }));
-    const p = this.start("coredns", path.join(this.o.binDir, "coredns"), ["-conf", file]);
-    await this.o.waitUntil("CoreDNS to be ready", async () => (await httpGet(`http://127.0.0.1:${this.o.ports.dnsReady}/ready`)).status === 200, p);
-    this.clusterDns = this.ip;
   }
 
   private async startLocalPath(): Promise<void> {

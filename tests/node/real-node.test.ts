@@ -1,7 +1,7 @@
 /**
  * The real node: pods run real containers (containerd + runc) on a kubelet joined with its own
- * identity, reach the API server through the `kubernetes` Service (kube-proxy), resolve cluster
- * names (CoreDNS), keep data on local-path volumes, and leave the host as they found it.
+ * identity, reach the API server through the `kubernetes` Service (kube-proxy) and keep data on
+ * local-path volumes.
  * These tests fail, never skip, when the real node cannot start.
  */
 import { BatchV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
@@ -71,16 +71,14 @@ describe("real node", () => {
     expect(other.stderr).toMatch(/forbidden|not allowed|cannot modify/i);
   });
 
-  it("lets pods reach the API server through the kubernetes Service and resolve cluster names", async () => {
+  it("lets pods reach the API server through the kubernetes Service (kube-proxy)", async () => {
     const cp = cluster();
     const ns = await cp.createNamespace("svc");
-    // nc connects to the Service IP (kube-proxy DNATs it to the API server; a failed connect exits
-    // non-zero); nslookup asks CoreDNS, which answers cluster names only.
-    const r = await runPod(ns, "svc", "echo | nc -w 5 10.0.0.1 443 >/dev/null && echo SERVICE_OK; nslookup kubernetes.default.svc.cluster.local && echo DNS_OK; nslookup example.com || echo OUTSIDE_REFUSED");
+    // nc connects to the Service IP, which kube-proxy DNATs to the API server on the node's IP; a
+    // failed connect exits non-zero.
+    const r = await runPod(ns, "svc", "echo | nc -w 5 10.0.0.1 443 >/dev/null && echo SERVICE_OK");
+    expect(r.phase).toBe("Succeeded");
     expect(r.logs).toContain("SERVICE_OK");
-    expect(r.logs).toContain("DNS_OK");
-    expect(r.logs).toMatch(/10\.0\.0\.1/);
-    expect(r.logs).toContain("OUTSIDE_REFUSED");
   });
 
   it("serves StorageClass local-path: a claim binds and keeps data between pods", async () => {

@@ -30,7 +30,7 @@ const SYSCTLS = ["vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops",
 /** The node's daemons (by program name; containerd and shims by the node's paths, since other containerds may run). */
 function isNodeProcess(args: string): boolean {
   const prog = (args.split(" ")[0] ?? "").split("/").pop() ?? "";
-  if (["kubelet", "kube-proxy", "coredns", "local-path-provisioner"].includes(prog)) return true;
+  if (["kubelet", "kube-proxy", "local-path-provisioner"].includes(prog)) return true;
   if (prog === "containerd") return args.includes("/node/containerd.toml");
   if (prog === "containerd-shim-runc-v2") return args.includes("orchestrator-node");
   return false;

@@ -2,7 +2,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { servingSANs } from "../../src/controlplane/certs.js";
 import { apiserverArgs } from "../../src/controlplane/flags.js";
-import { cniConflist, containerdConfigToml, corefile, kubeletConfigYaml, kubeProxyConfigYaml, localPathConfigData, NODE_PATHS, POD_CIDR, runPaths } from "../../src/controlplane/node-config.js";
+import { cniConflist, containerdConfigToml, kubeletConfigYaml, kubeProxyConfigYaml, localPathConfigData, NODE_PATHS, POD_CIDR, runPaths } from "../../src/controlplane/node-config.js";
 import { defaultRouteIp, normalizeRef } from "../../src/controlplane/real-node.js";
 
 const certs = {
@@ -59,12 +59,6 @@ describe("real node configuration", () => {
   it("kube-proxy: iptables, leaves conntrack sysctls and localhost NodePorts alone", () => {
     const k = parse(kubeProxyConfigYaml({ kubeconfig: "/k", metricsPort: 1 })) as Record<string, unknown>;
     expect(k).toMatchObject({ mode: "iptables", nodePortAddresses: ["primary"], iptables: { localhostNodePorts: false }, conntrack: { maxPerCore: 0 } });
-  });
-
-  it("CoreDNS answers cluster names only: no forward plugin", () => {
-    const f = corefile({ bindIp: "192.0.2.2", kubeconfig: "/k", healthPort: 1, readyPort: 2 });
-    expect(f).toContain("kubernetes cluster.local");
-    expect(f).not.toMatch(/forward|proxy/);
   });
 
   it("local-path: volumes under the node's dir, helper pods from the local image only", () => {

@@ -4,7 +4,7 @@
  * Claude Code CLI (scripted model on the host), pushes to a real git server and opens the PR on
  * the OpenAPI-checked GitHub double. No pod is simulated.
  */
-import { BatchV1Api, CoreV1Api, CoreV1Event } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type CoreV1Event } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
