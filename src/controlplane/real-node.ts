@@ -14,7 +14,6 @@ import { CoreV1Api, StorageV1Api, type KubeConfig } from "@kubernetes/client-nod
 import { execa } from "execa";
 import { isExecutable, repoRoot } from "./assets.js";
 import type { ControlPlaneCerts, NodeIdentity } from "./certs.js";
-import { httpGet } from "./net.js";
 import {
   CGROUP_ROOT,
   containerdConfigToml,
