@@ -30,7 +30,7 @@ beforeAll(async () => {
   const cp = cluster();
   ns = await newNamespace("cli");
   await createAgentSecrets(cp.kubeConfig, ns);
-  proc = await startControllerProcess(cp.kubeconfigPath, ns, "job: {maxRetries: 0}\ncontroller: {resyncSeconds: 30}\ngithub: {apiUrl: \"http://127.0.0.1:9\"}\n");
+  proc = await startControllerProcess(cp.kubeconfigPath, ns, "job: {maxRetries: 0}\ncontroller: {resyncSeconds: 30}\n");
   await proc.ready(90_000).catch(async (e) => {
     proc.child.kill("SIGKILL");
     const out = String((await proc.child).all ?? "");

@@ -42,6 +42,9 @@ export async function cliProcess(args: string[], o: { env: NodeJS.ProcessEnv; cw
  * committed and pushed: what `task code` / `docs generate` detect from.
  */
 export async function gitCheckout(): Promise<{ dir: string; origin: string }> {
+  // The origin a user would have (the API only accepts GitHub repository URLs); pushes go to a
+  // local bare repository instead (pushurl), so "pushed or not" is real git state.
+  const url = "https://github.com/acme/cli-test.git";
   const root = mkdtempSync(join(tmpdir(), "orchestrator-cli-git-"));
   const origin = join(root, "origin.git");
   const dir = join(root, "work");
@@ -54,7 +57,9 @@ export async function gitCheckout(): Promise<{ dir: string; origin: string }> {
   writeFileSync(join(dir, "docs", ".taskmaster", "tasks", "tasks.json"), JSON.stringify({ master: { tasks: [{ id: 1, title: "One" }] } }));
   await git(["add", "."]);
   await git(["commit", "-m", "init"]);
-  await git(["remote", "add", "origin", origin]);
+  await git(["remote", "add", "origin", url]);
+  await git(["remote", "set-url", "--push", "origin", origin]);
   await git(["push", "-u", "origin", "main"]);
-  return { dir, origin };
+  await git(["update-ref", "refs/remotes/origin/main", "HEAD"]);
+  return { dir, origin: url };
 }
