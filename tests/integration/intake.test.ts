@@ -142,11 +142,16 @@ describe("REST intake on a real API server", () => {
     expect(retried.spec.cancel).toBeUndefined();
   });
 
-  it("answers 409 for a repeated Idempotency-Key through the real label selector", async () => {
+  it("answers a repeated Idempotency-Key with the original 201, and 422 for its reuse on another request, through the real label selector", async () => {
     const { t, listCodeRuns } = await setup();
     const headers = { ...authHeader, "idempotency-key": "0f8fad5b-d9cb-469f-a165-70867728950e" };
-    expect((await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: body, headers })).statusCode).toBe(201);
-    expect((await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { ...body, task_id: 13 }, headers })).statusCode).toBe(409);
+    const first = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: body, headers });
+    expect(first.statusCode).toBe(201);
+    const repeat = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: body, headers });
+    expect(repeat.statusCode).toBe(201);
+    expect(repeat.json()).toEqual(first.json());
+    expect(repeat.headers.location).toBe(first.headers.location);
+    expect((await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { ...body, task_id: 13 }, headers })).statusCode).toBe(422);
     expect(await listCodeRuns()).toHaveLength(1);
   });
 

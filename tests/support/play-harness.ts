@@ -33,7 +33,8 @@ export function playConfigYaml(githubUrl: string, extra = ""): string {
   return [
     "job: {retryBackoffSeconds: 1, retryBackoffMaxSeconds: 2, maxRetries: 0}",
     "controller: {resyncSeconds: 30}",
-    `github: {apiUrl: "${githubUrl}"}`,
+    // The test API server stands in for api.github.com; repositories stay on github.com.
+    `github: {apiUrl: "${githubUrl}", url: "https://github.com"}`,
     "agents:",
     `  Rex: {githubUser: ${AGENT_USERS.rex}, role: implementation, model: claude-rex}`,
     `  cleo: {githubUser: ${AGENT_USERS.cleo}, role: quality}`,
