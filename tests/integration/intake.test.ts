@@ -48,7 +48,8 @@ afterAll(async () => {
 async function setup(opts: { namespace?: string } = {}) {
   const cp = cluster();
   const ns = opts.namespace ?? (await newNamespace("intake"));
-  const config = testConfig(DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`));
+  // The submissions below mount Secret "db" through env_from_secrets: it must be mountable.
+  const config = testConfig(`${DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`)}\nauthorization: {mountableSecrets: [db]}\n`);
   const runs = createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns, requestTimeoutMs: 5000 });
   const t = buildTestApp({ config, runs: runs as never });
   apps.push(t);
