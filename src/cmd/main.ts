@@ -14,17 +14,21 @@ import { dirname, join } from "node:path";
 import { ConfigError, readConfig } from "../config/config.js";
 import type { Config } from "../config/schema.js";
 import { Controller } from "../controller/controller.js";
+import { Manager } from "../controller/manager.js";
+import { Resources } from "../controller/ports.js";
+import type { AnyRun, Play } from "../api/index.js";
 import type { RenderFiles } from "../controller/reconciler.js";
 import { buildApp, createAuthenticator, type AppDeps } from "../http/app.js";
 import { makeClients, loadKubeConfig } from "../kube/clients.js";
 import { createControllerKube } from "../kube/controller-kube.js";
-import { createDashboardInformers, createDashboardKube } from "../kube/dashboard-kube.js";
+import { createDashboardKube } from "../kube/dashboard-kube.js";
 import { LiveFeed, dashboardRoutes, defaultAssetsDir } from "../dashboard/index.js";
 import { createPlayGitHub } from "../github/octokit.js";
 import { createTaskReporter } from "../reporter/play-reporter.js";
 import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
+import { createInformerSource } from "../kube/informer.js";
 import { TokenBucket } from "../kube/rate-limit.js";
 import { createKubePlayStore, createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
@@ -37,19 +41,19 @@ import { makeRenderFiles } from "../controller/render.js";
 import { ensureLocalSecrets, startLocalCluster } from "./local-cluster.js";
 
 /**
- * The dashboard's live feed: the controllers' informers when they run in this process, else
- * informers of its own (started here, stopped with the process).
+ * The dashboard's live feed: the manager's shared informers. Without a controller in this
+ * process nothing starts them, so they are started here and stopped with the process.
  */
-function dashboardFeed(controller: Controller | undefined, plays: PlayController | undefined, clients: ReturnType<typeof makeClients>, config: Config, logger: Logger, stops: Array<() => Promise<void>>): LiveFeed {
-  if (controller) {
-    return new LiveFeed({ runs: [controller.runInformer("CodeRun"), controller.runInformer("DocsRun")].filter((i) => i !== undefined), plays: plays?.playInformer });
+function dashboardFeed(manager: Manager, controller: Controller | undefined, plays: PlayController | undefined, stops: Array<() => Promise<void>>): LiveFeed {
+  const runs = [manager.informer<AnyRun>(Resources.CodeRun), manager.informer<AnyRun>(Resources.DocsRun)];
+  const playInformer = plays || !controller ? manager.informer<Play>(Resources.Play) : undefined;
+  if (!controller) {
+    for (const inf of [...runs, ...(playInformer ? [playInformer] : [])]) {
+      void inf.start();
+      stops.push(() => inf.stop());
+    }
   }
-  const own = createDashboardInformers(clients, config.namespace, logger.child({ component: "dashboard" }));
-  for (const inf of [...own.runs, own.plays]) {
-    void inf.start();
-    stops.push(() => inf.stop());
-  }
-  return new LiveFeed(own);
+  return new LiveFeed({ runs, plays: playInformer });
 }
 
 function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
@@ -115,14 +119,16 @@ async function main(): Promise<void> {
   // One client-side limit for the whole process (client-go: one per rest.Config).
   const limiter = new TokenBucket(config.controller.qps, config.controller.burst);
   const kube = createControllerKube(clients, limiter);
+  // One manager: shared informers, and queues, workers and health for every controller.
+  const manager = new Manager({ source: createInformerSource(clients, logger), namespace: config.namespace, logger, metrics });
   const controller = config.controller.enabled
-    ? new Controller({ clients, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
+    ? new Controller({ manager, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
   const playGitHub = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp }, log: logger.child({ component: "github" }) });
   const plays = config.controller.enabled && config.play.enabled
     ? new PlayController({
-      clients,
+      manager,
       kube: createPlayKube(clients, limiter),
       github: playGitHub,
       reporter: createTaskReporter(playGitHub),
@@ -164,7 +170,7 @@ async function main(): Promise<void> {
     metrics,
     logger,
     readiness: async () => {
-      const checks: Record<string, boolean | string> = controller ? controller.readinessDetail() : { controller: "disabled" };
+      const checks: Record<string, boolean | string> = controller ? manager.readinessDetail() : { controller: "disabled" };
       let apiServer: boolean | string = true;
       try {
         await clients.core.getAPIResources();
@@ -172,13 +178,12 @@ async function main(): Promise<void> {
         apiServer = (e as Error).message;
       }
       checks.apiServer = apiServer;
-      if (plays) Object.assign(checks, plays.readinessDetail());
-      return { ready: apiServer === true && (!controller || controller.isReady()) && (!plays || plays.isReady()), checks };
+      return { ready: apiServer === true && (!controller || manager.isReady()), checks };
     },
     ...(runReporter ? { onRefusal: runReporter.enqueueRefusal } : {}),
     ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
     routes: withMcp(dashboardRoutes({
-      feed: dashboardFeed(controller, plays, clients, config, logger, stops),
+      feed: dashboardFeed(manager, controller, plays, stops),
       kube: createDashboardKube(clients, config.namespace),
       runs,
       auth,
@@ -193,19 +198,15 @@ async function main(): Promise<void> {
   stops.unshift(() => app.close());
 
   if (controller) {
-    stops.unshift(() => controller.stop());
-    await controller.start();
-    if (plays) {
-      stops.unshift(() => plays.stop());
-      await plays.start();
-    }
+    stops.unshift(() => manager.stop());
+    await manager.start();
     if (runReporter) {
       stops.unshift(() => runReporter.stop());
       await runReporter.start();
     }
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
-      if (!controller.isAlive() || (plays && !plays.isAlive())) {
+      if (!manager.isAlive()) {
         logger.fatal("Controller workers stopped; exiting so the pod restarts");
         process.exit(1);
       }

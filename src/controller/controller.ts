@@ -1,20 +1,19 @@
 /**
- * Wires informers (CodeRun, DocsRun, their Jobs and Pods) to a work queue and N workers running
- * the run reconciler. One bad object never stops the others: errors back off per key.
+ * The run controller: maps the events of the shared informers (CodeRun, DocsRun, their Jobs and
+ * Pods) to run keys for the manager's queue, and serves the reconciler's cache reads. The
+ * manager runs the workers; one bad object never stops the others (errors back off per key).
  */
 import type { KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
-import { GROUP, Kinds, Labels, MANAGED_BY, Phases, Plurals, VERSION, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
+import { Kinds, Labels, MANAGED_BY, Phases, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
-import type { KubeClients } from "../kube/clients.js";
-import { createInformer, type ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { ControllerCache, ControllerKube } from "./ports.js";
-import { WorkQueue } from "./queue.js";
+import type { Manager, RegisteredController } from "./manager.js";
+import { Resources, type ControllerCache, type ControllerKube, type SharedInformer } from "./ports.js";
 import { RunReconciler, runKey, type RenderFiles } from "./reconciler.js";
 
 export interface ControllerOptions {
-  clients: KubeClients;
+  manager: Manager;
   kube: ControllerKube;
   config: Config;
   renderFiles: RenderFiles;
@@ -23,42 +22,32 @@ export interface ControllerOptions {
 }
 
 const RUN_KINDS: Kind[] = [Kinds.CodeRun, Kinds.DocsRun];
+const RUN_RESOURCES = { CodeRun: Resources.CodeRun, DocsRun: Resources.DocsRun } as const;
 
+/** The CodeRun/DocsRun controller: the run reconciler, registered with the manager. */
 export class Controller implements ControllerCache {
-  readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 300_000 });
   readonly reconciler: RunReconciler;
-  private readonly runInformers = new Map<Kind, ResilientInformer<AnyRun & KubernetesObject>>();
-  private readonly jobInformer: ResilientInformer<V1Job>;
-  private readonly podInformer: ResilientInformer<V1Pod>;
+  private readonly registration: RegisteredController;
+  private readonly runInformers = new Map<Kind, SharedInformer<AnyRun>>();
+  private readonly jobInformer: SharedInformer<V1Job>;
+  private readonly podInformer: SharedInformer<V1Pod>;
   private readonly jobsByRun = new Map<string, Map<string, V1Job>>();
   private readonly podsByJob = new Map<string, Map<string, V1Pod>>();
   private readonly ns: string;
-  private workers: Promise<void>[] = [];
-  private timers: NodeJS.Timeout[] = [];
-  private running = false;
-  private crashed: string | undefined;
 
   constructor(private readonly opts: ControllerOptions) {
-    const { clients, config, logger } = opts;
+    const { manager, config, logger } = opts;
     this.ns = config.namespace;
-    const log = logger.child({ component: "controller" });
     for (const kind of RUN_KINDS) {
-      const plural = Plurals[kind];
-      const inf = createInformer<AnyRun & KubernetesObject>(
-        clients.kc,
-        `/apis/${GROUP}/${VERSION}/namespaces/${this.ns}/${plural}`,
-        () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.ns, plural }) as never,
-        undefined,
-        log,
-      );
+      const inf = manager.informer<AnyRun>(RUN_RESOURCES[kind as keyof typeof RUN_RESOURCES]);
       inf.on("add", (r) => this.enqueueRun(r));
       inf.on("update", (r) => this.enqueueRun(r));
       inf.on("delete", (r) => this.onRunDeleted(r));
       this.runInformers.set(kind, inf);
     }
     const selector = `${Labels.managedBy}=${MANAGED_BY}`;
-    this.jobInformer = createInformer<V1Job>(clients.kc, `/apis/batch/v1/namespaces/${this.ns}/jobs`, () => clients.batch.listNamespacedJob({ namespace: this.ns, labelSelector: selector }), selector, log);
-    this.podInformer = createInformer<V1Pod>(clients.kc, `/api/v1/namespaces/${this.ns}/pods`, () => clients.core.listNamespacedPod({ namespace: this.ns, labelSelector: selector }), selector, log);
+    this.jobInformer = manager.informer<V1Job>(Resources.Job, selector);
+    this.podInformer = manager.informer<V1Pod>(Resources.Pod, selector);
     this.jobInformer.on("add", (j) => this.onJob(j, false));
     this.jobInformer.on("update", (j) => this.onJob(j, false));
     this.jobInformer.on("delete", (j) => this.onJob(j, true));
@@ -66,6 +55,20 @@ export class Controller implements ControllerCache {
     this.podInformer.on("update", (p) => this.onPod(p, false));
     this.podInformer.on("delete", (p) => this.onPod(p, true));
     this.reconciler = new RunReconciler({ kube: opts.kube, cache: this, config, renderFiles: opts.renderFiles, logger: logger.child({ component: "reconciler" }), metrics: opts.metrics });
+    const { workers, resyncSeconds } = config.controller;
+    this.registration = manager.add({
+      name: "runs",
+      workers,
+      resyncSeconds,
+      backoff: { baseDelayMs: 200, maxDelayMs: 300_000 },
+      informers: [...this.runInformers.values(), this.jobInformer, this.podInformer] as SharedInformer<unknown>[],
+      reconcile: (key) => {
+        const [kind, namespace, name] = key.split("/") as [Kind, string, string];
+        return this.reconciler.reconcile(kind, namespace, name);
+      },
+      resyncKeys: () => RUN_KINDS.flatMap((kind) => this.listRuns(kind, this.ns).map((r) => runKey(r.kind, r.metadata.namespace ?? this.ns, r.metadata.name ?? ""))),
+      tick: () => this.updateGauges(),
+    });
   }
 
   // ---- ControllerCache -------------------------------------------------------------------
@@ -82,60 +85,10 @@ export class Controller implements ControllerCache {
     return [...(this.podsByJob.get(`${namespace}/${jobName}`)?.values() ?? [])];
   }
 
-  /** The informer of a run kind, shared with the dashboard's live feed. */
-  runInformer(kind: Kind): ResilientInformer<AnyRun & KubernetesObject> | undefined {
-    return this.runInformers.get(kind);
-  }
-
-  // ---- lifecycle ---------------------------------------------------------------------------
-  /** Starts informers, waits until their caches are synced, then starts the workers. */
-  async start(): Promise<void> {
-    this.running = true;
-    await Promise.all([this.jobInformer.start(), this.podInformer.start()]);
-    await Promise.all([...this.runInformers.values()].map((i) => i.start()));
-    const { workers, resyncSeconds } = this.opts.config.controller;
-    for (let i = 0; i < workers; i++) this.workers.push(this.worker(i));
-    this.timers.push(setInterval(() => this.resync(), resyncSeconds * 1000));
-    this.timers.push(setInterval(() => this.updateGauges(), 5000));
-    this.timers.forEach((t) => t.unref());
-    this.opts.logger.info({ namespace: this.ns, workers }, "Started controller");
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    this.timers.forEach(clearInterval);
-    this.queue.shutDown();
-    await Promise.all([...this.runInformers.values(), this.jobInformer, this.podInformer].map((i) => i.stop()));
-    await Promise.all(this.workers);
-  }
-
-  /** Informers synced and watching. */
-  isReady(): boolean {
-    return this.running && [...this.runInformers.values(), this.jobInformer, this.podInformer].every((i) => i.healthy);
-  }
-
-  /** The workers are alive (for /health): a dead controller must not look healthy. */
-  isAlive(): boolean {
-    return this.running && this.crashed === undefined;
-  }
-
-  readinessDetail(): Record<string, boolean | string> {
-    const d: Record<string, boolean | string> = { running: this.running };
-    for (const [k, i] of this.runInformers) d[`informer:${k}`] = i.healthy || (i.lastError ?? false);
-    d["informer:Job"] = this.jobInformer.healthy || (this.jobInformer.lastError ?? false);
-    d["informer:Pod"] = this.podInformer.healthy || (this.podInformer.lastError ?? false);
-    if (this.crashed) d.crashed = this.crashed;
-    return d;
-  }
-
-  resync(): void {
-    for (const kind of RUN_KINDS) for (const r of this.listRuns(kind, this.ns)) this.enqueueRun(r);
-  }
-
   // ---- event handlers ----------------------------------------------------------------------
   private enqueueRun(r: AnyRun): void {
     if (!r.metadata?.name || !r.metadata.namespace) return;
-    this.queue.add(runKey(r.kind, r.metadata.namespace, r.metadata.name));
+    this.registration.enqueue(runKey(r.kind, r.metadata.namespace, r.metadata.name));
   }
 
   private onRunDeleted(r: AnyRun): void {
@@ -162,7 +115,7 @@ export class Controller implements ControllerCache {
       this.reconciler.observedJob(job);
     }
     const owner = this.ownerKey(job);
-    if (owner) this.queue.add(runKey(owner.kind, owner.namespace, owner.name));
+    if (owner) this.registration.enqueue(runKey(owner.kind, owner.namespace, owner.name));
     const finished = deleted || job.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
     const service = job.metadata?.labels?.[Labels.service];
     if (finished && service && owner?.kind === Kinds.CodeRun) this.enqueueServiceWaiters(owner.namespace, service);
@@ -182,7 +135,7 @@ export class Controller implements ControllerCache {
     }
     const job = this.jobInformer.get(jobName, pod.metadata?.namespace);
     const owner = job ? this.ownerKey(job) : undefined;
-    if (owner) this.queue.add(runKey(owner.kind, owner.namespace, owner.name));
+    if (owner) this.registration.enqueue(runKey(owner.kind, owner.namespace, owner.name));
   }
 
   /** A slot of the service may have freed: wake the runs waiting for it. */
@@ -194,7 +147,6 @@ export class Controller implements ControllerCache {
 
   private updateGauges(): void {
     const m = this.opts.metrics;
-    m.queueDepth.set({ controller: "runs" }, this.queue.length);
     for (const kind of RUN_KINDS) {
       const counts = new Map<string, number>(Object.values(Phases).map((p) => [p, 0]));
       for (const r of this.listRuns(kind, this.ns)) {
@@ -202,37 +154,6 @@ export class Controller implements ControllerCache {
         counts.set(p, (counts.get(p) ?? 0) + 1);
       }
       for (const [phase, n] of counts) m.runsByPhase.set({ kind, phase }, n);
-    }
-  }
-
-  private async worker(id: number): Promise<void> {
-    const log = this.opts.logger.child({ component: "worker", worker: id });
-    try {
-      for (;;) {
-        const item = await this.queue.get();
-        if (!item) return;
-        const { key, waitedMs } = item;
-        this.opts.metrics.queueWait.observe({ controller: "runs" }, waitedMs / 1000);
-        const [kind, namespace, name] = key.split("/") as [Kind, string, string];
-        const t0 = performance.now();
-        let outcome = "success";
-        try {
-          const res = await this.reconciler.reconcile(kind, namespace, name);
-          this.queue.forget(key);
-          if (res.requeueAfterMs !== undefined) this.queue.addAfter(key, res.requeueAfterMs);
-        } catch (e) {
-          outcome = "error";
-          const delay = this.queue.addRateLimited(key);
-          log.warn({ run: `${namespace}/${name}`, kind, err: (e as Error).message, retryInMs: delay }, "Reconcile failed; will retry");
-        } finally {
-          this.opts.metrics.reconcileDuration.observe({ controller: kind, result: outcome }, (performance.now() - t0) / 1000);
-          this.queue.done(key);
-        }
-      }
-    } catch (e) {
-      // Unreachable by design; if it happens, /health reports it so Kubernetes restarts the pod.
-      this.crashed = (e as Error).stack ?? String(e);
-      log.error({ err: this.crashed }, "Worker crashed");
     }
   }
 }

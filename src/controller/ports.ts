@@ -30,4 +30,41 @@ export interface ControllerCache {
   podsOfJob(namespace: string, jobName: string): V1Pod[];
 }
 
+/** A collection the manager keeps an informer cache of. */
+export const Resources = {
+  CodeRun: "coderuns",
+  DocsRun: "docsruns",
+  Play: "plays",
+  Job: "jobs",
+  Pod: "pods",
+  /** Values are blanked in the cache: the controller reads only which keys a Secret has. */
+  Secret: "secrets",
+  PersistentVolumeClaim: "persistentvolumeclaims",
+} as const;
+export type Resource = (typeof Resources)[keyof typeof Resources];
+
+export type InformerEvent = "add" | "update" | "delete";
+
+/** One shared informer: a cache of a collection that keeps itself watching. */
+export interface SharedInformer<T> {
+  on(event: InformerEvent, handler: (obj: T) => void): void;
+  list(namespace?: string): ReadonlyArray<T>;
+  get(name: string, namespace?: string): T | undefined;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Listed once and watching now. */
+  readonly healthy: boolean;
+  readonly lastError: string | undefined;
+}
+
+/** Where the manager's informers come from (src/kube/informer.ts). */
+export interface InformerSource {
+  informer<T>(resource: Resource, namespace: string, labelSelector?: string): SharedInformer<T>;
+  /**
+   * Whether the collection can be listed at all: "missing" (CRD not installed, 404),
+   * "forbidden" (RBAC, 403); anything else (unreachable, ...) counts as "ok" and is retried.
+   */
+  probe(resource: Resource, namespace: string): Promise<"ok" | "missing" | "forbidden">;
+}
+
 export type { RunStatus };

@@ -1,14 +1,13 @@
 /**
  * The dashboard's Kubernetes adapter: one-shot reads of Events, Jobs, Pods and workspace PVCs
- * (implements DashboardKube), and informers for when no controller runs in this process.
+ * (implements DashboardKube). Its live feed reads the controller manager's shared informers.
  * Every failure becomes a RunStoreError, so the routes map it like the rest of the API.
  */
-import type { CoreV1Event, KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { GROUP, Kinds, Labels, MANAGED_BY, Plurals, VERSION, type AnyRun, type Kind, type Play } from "../api/index.js";
 import type { DashboardKube, EventSummary, JobSummary, PodSummary, WorkspaceSummary } from "../dashboard/ports.js";
 import type { Logger } from "../observability/logger.js";
 import type { KubeClients } from "./clients.js";
-import { createInformer, type ResilientInformer } from "./informer.js";
 import { toStoreError } from "./run-store.js";
 
 const MANAGED = `${Labels.managedBy}=${MANAGED_BY}`;
@@ -103,19 +102,3 @@ export function createDashboardKube(clients: KubeClients, namespace: string): Da
     },
   };
 }
-
-/** Informers of the custom resources, for a process that serves the dashboard without a controller. */
-export function createDashboardInformers(clients: KubeClients, namespace: string, log: Logger): { runs: ResilientInformer<AnyRun & KubernetesObject>[]; plays: ResilientInformer<Play & KubernetesObject> } {
-  const make = <T extends KubernetesObject>(kind: Kind) => {
-    const plural = Plurals[kind];
-    return createInformer<T>(
-      clients.kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
-      () => clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as never,
-      undefined,
-      log,
-    );
-  };
-  return { runs: [make<AnyRun & KubernetesObject>(Kinds.CodeRun), make<AnyRun & KubernetesObject>(Kinds.DocsRun)], plays: make<Play & KubernetesObject>(Kinds.Play) };
-}
-

@@ -3,20 +3,27 @@
  * a watch or list error and leaves restarting to the caller; this wrapper restarts it with
  * exponential backoff and reports whether it is synced and healthy (for /ready).
  */
-import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from "@kubernetes/client-node";
+import { ListWatch, Watch, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from "@kubernetes/client-node";
+import { GROUP, Kinds, Plurals, VERSION } from "../api/constants.js";
+import type { InformerSource, Resource, SharedInformer } from "../controller/ports.js";
 import type { Logger } from "../observability/logger.js";
+import type { KubeClients } from "./clients.js";
+import { statusCode } from "./errors.js";
 
 export type Handler<T> = (obj: T) => void;
 
 /** client-node's informer: list + watch + cache, restarted by nobody. */
 export type InformerCore<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
-/** A ResilientInformer over client-node's informer for one collection path. */
+/**
+ * A ResilientInformer of its own, outside the manager (the GitHub run reporter still makes one;
+ * it should take the manager's shared CodeRun informer instead).
+ */
 export function createInformer<T extends KubernetesObject>(kc: KubeConfig, path: string, listFn: ListPromise<T>, labelSelector: string | undefined, log: Logger): ResilientInformer<T> {
   return new ResilientInformer(makeInformer<T>(kc, path, listFn, labelSelector), path, log);
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
+export class ResilientInformer<T extends KubernetesObject> implements SharedInformer<T> {
   private started = false;
   private stopped = false;
   private errored = false;
@@ -97,4 +104,81 @@ export class ResilientInformer<T extends KubernetesObject> {
       );
     }, delay);
   }
+}
+
+/**
+ * What the caches keep of an object: `managedFields` and last-applied annotations nothing reads,
+ * a Pod's spec, a Job's pod template, and a Secret's values (only its keys are read). Like
+ * client-go's SetTransform, this runs before an object enters the cache.
+ */
+export function stripForCache<T extends KubernetesObject>(obj: T): T {
+  const o = obj as KubernetesObject & { spec?: { template?: unknown }; data?: Record<string, string>; stringData?: unknown };
+  if (o.metadata) {
+    delete o.metadata.managedFields;
+    if (o.metadata.annotations?.[LAST_APPLIED]) delete o.metadata.annotations[LAST_APPLIED];
+  }
+  if (o.kind === "Pod") delete o.spec;
+  if (o.kind === "Job" && o.spec) delete o.spec.template;
+  if (o.kind === "Secret") {
+    o.data = Object.fromEntries(Object.keys({ ...o.data, ...(o.stringData as object | undefined) }).map((k) => [k, ""]));
+    delete o.stringData;
+  }
+  return obj;
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+interface Collection {
+  path: (namespace: string) => string;
+  kind: string;
+  list: (clients: KubeClients, namespace: string, labelSelector: string | undefined) => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>;
+}
+
+const custom = (plural: string, kind: string): Collection => ({
+  kind,
+  path: (ns) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
+  list: (c, namespace, labelSelector) => c.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, labelSelector }) as never,
+});
+
+const COLLECTIONS: Record<Resource, Collection> = {
+  coderuns: custom(Plurals.CodeRun, Kinds.CodeRun),
+  docsruns: custom(Plurals.DocsRun, Kinds.DocsRun),
+  plays: custom(Plurals.Play, Kinds.Play),
+  jobs: { kind: "Job", path: (ns) => `/apis/batch/v1/namespaces/${ns}/jobs`, list: (c, namespace, labelSelector) => c.batch.listNamespacedJob({ namespace, labelSelector }) },
+  pods: { kind: "Pod", path: (ns) => `/api/v1/namespaces/${ns}/pods`, list: (c, namespace, labelSelector) => c.core.listNamespacedPod({ namespace, labelSelector }) },
+  secrets: { kind: "Secret", path: (ns) => `/api/v1/namespaces/${ns}/secrets`, list: (c, namespace, labelSelector) => c.core.listNamespacedSecret({ namespace, labelSelector }) },
+  persistentvolumeclaims: { kind: "PersistentVolumeClaim", path: (ns) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`, list: (c, namespace, labelSelector) => c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }) },
+};
+
+/**
+ * Informers over the collections the controllers watch, every object passed through
+ * stripForCache, on list and on watch alike. List items lack kind; it is set from the collection.
+ */
+export function createInformerSource(clients: KubeClients, log: Logger): InformerSource {
+  const watch = new Watch(clients.kc);
+  return {
+    informer<T>(resource: Resource, namespace: string, labelSelector?: string): SharedInformer<T> {
+      const c = COLLECTIONS[resource];
+      const strip = <O extends KubernetesObject>(o: O): O => stripForCache(Object.assign(o, { kind: o.kind ?? c.kind }));
+      const listFn = async () => {
+        const res = await c.list(clients, namespace, labelSelector);
+        return { ...res, items: res.items.map(strip) } as never;
+      };
+      const stripping = {
+        watch: (path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, obj: KubernetesObject, raw: unknown) => void, done: (err: unknown) => void) =>
+          watch.watch(path, query, (phase, obj: KubernetesObject, raw) => callback(phase, phase === "ERROR" || phase === "BOOKMARK" ? obj : strip(obj), raw), done),
+      } as unknown as Watch;
+      const inner = new ListWatch<KubernetesObject>(c.path(namespace), stripping, listFn, false, labelSelector);
+      return new ResilientInformer(inner, c.path(namespace), log) as unknown as SharedInformer<T>;
+    },
+    async probe(resource, namespace) {
+      try {
+        await COLLECTIONS[resource].list(clients, namespace, undefined);
+        return "ok";
+      } catch (e) {
+        const code = statusCode(e);
+        return code === 404 ? "missing" : code === 403 ? "forbidden" : "ok";
+      }
+    },
+  };
 }

@@ -90,9 +90,9 @@ authorization:
     const cp = cluster();
     const ns = await newNamespace("authz");
     await createAgentSecrets(cp.kubeConfig, ns);
-    const { controller, started } = startInProcessController(cp.kubeConfig, ns, config);
+    const { manager, started } = startInProcessController(cp.kubeConfig, ns, config);
     await started;
-    stops.push(() => controller.stop());
+    stops.push(() => manager.stop());
     const runs = runsApi(cp.kubeConfig);
     const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
     const statusOf = async (name: string) => ((await runs.get("CodeRun", ns, name)) as CodeRun).status;

@@ -18,7 +18,7 @@ describe("controller across an API server restart", () => {
     await createAgentSecrets(cp.kubeConfig, ns);
     const runs = runsApi(cp.kubeConfig);
     const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
-    const { controller, started } = startInProcessController(cp.kubeConfig, ns, "concurrency: {perService: 5}\ncontroller: {resyncSeconds: 600}\n");
+    const { manager, started } = startInProcessController(cp.kubeConfig, ns, "concurrency: {perService: 5}\ncontroller: {resyncSeconds: 600}\n");
     await started;
     try {
       await runs.create(codeRun(ns, "before", { service: "a" }));
@@ -26,11 +26,11 @@ describe("controller across an API server restart", () => {
 
       let sawNotReady = false;
       const probe = setInterval(() => {
-        if (!controller.isReady()) sawNotReady = true;
+        if (!manager.isReady()) sawNotReady = true;
       }, 50);
       const ms = await cp.restartApiServer();
       console.log(`[watch] kube-apiserver restarted in ${ms} ms`);
-      await waitFor(async () => controller.isReady(), 60_000, "controller ready again after the restart");
+      await waitFor(async () => manager.isReady(), 60_000, "controller ready again after the restart");
       clearInterval(probe);
       expect(sawNotReady).toBe(true);
 
@@ -44,7 +44,7 @@ describe("controller across an API server restart", () => {
       expect(jobs).toContain(st.jobName);
       expect(jobs.length).toBe(2);
     } finally {
-      await controller.stop();
+      await manager.stop();
     }
   });
 });

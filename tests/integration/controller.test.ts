@@ -31,9 +31,9 @@ async function setup(configYaml?: string) {
   const ns = await newNamespace("ctl");
   await createAgentSecrets(cp.kubeConfig, ns);
   const kc = identity === "admin" ? cp.kubeConfig : await installChartRbac(cp, ns);
-  const { controller, started } = startInProcessController(kc, ns, configYaml);
+  const { controller, manager, started } = startInProcessController(kc, ns, configYaml);
   await started;
-  stops.push(() => controller.stop());
+  stops.push(() => manager.stop());
   return { cp, ns, controller, runs: runsApi(cp.kubeConfig), batch: cp.kubeConfig.makeApiClient(BatchV1Api), core: cp.kubeConfig.makeApiClient(CoreV1Api) };
 }
 

@@ -8,6 +8,8 @@ import { freePorts } from "../../src/controlplane/index.js";
 import { GROUP, VERSION, type AnyRun, type CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
 import { Controller } from "../../src/controller/controller.js";
+import { Manager } from "../../src/controller/manager.js";
+import { createInformerSource } from "../../src/kube/informer.js";
 import { makeClients } from "../../src/kube/clients.js";
 import { createControllerKube } from "../../src/kube/controller-kube.js";
 import { TokenBucket } from "../../src/kube/rate-limit.js";
@@ -31,15 +33,18 @@ export async function createAgentSecrets(kc: KubeConfig, namespace: string, user
 export function startInProcessController(kc: KubeConfig, namespace: string, configYaml = DEFAULT_TEST_CONFIG) {
   const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace });
   const clients = makeClients(kc);
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const metrics = createMetrics();
+  const manager = new Manager({ source: createInformerSource(clients, logger), namespace, logger, metrics });
   const controller = new Controller({
-    clients,
+    manager,
     kube: createControllerKube(clients, new TokenBucket(config.controller.qps, config.controller.burst)),
     config,
     renderFiles: makeRenderFiles(loadTemplates(), config),
-    logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
-    metrics: createMetrics(),
+    logger,
+    metrics,
   });
-  return { controller, config, started: controller.start() };
+  return { controller, manager, config, started: manager.start() };
 }
 
 

@@ -17,6 +17,8 @@ import { createMetrics } from "../../src/observability/metrics.js";
 import { PlayController } from "../../src/play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../../src/play/deliveries.js";
 import { createPlayKube } from "../../src/kube/play-kube.js";
+import { createInformerSource } from "../../src/kube/informer.js";
+import { Manager } from "../../src/controller/manager.js";
 import { TokenBucket } from "../../src/kube/rate-limit.js";
 import type { PlayKube } from "../../src/play/ports.js";
 import { createAgentSecrets, startInProcessController } from "./controller-harness.js";
@@ -67,22 +69,18 @@ export async function createPlayAgentSecrets(kc: KubeConfig, namespace: string):
   for (const user of Object.values(AGENT_USERS)) await createAgentSecrets(kc, namespace, user);
 }
 
-export async function startPlayController(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<{ config: Config; plays: PlayController }> {
+/** The Play controller with a manager of its own, so a test can stop and restart it alone. */
+export async function startPlayController(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<{ config: Config; plays: PlayController; manager: Manager }> {
   const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace, GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
   const clients = makeClients(kc);
   const kube = createPlayKube(clients, new TokenBucket(config.controller.qps, config.controller.burst));
   const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken }, writeIntervalMs: 0 });
-  const plays = new PlayController({
-    clients,
-    kube: opts.wrapKube ? opts.wrapKube(kube) : kube,
-    github,
-    reporter: createTaskReporter(github),
-    config,
-    logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
-    metrics: createMetrics(),
-  });
-  await plays.start();
-  return { config, plays };
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const metrics = createMetrics();
+  const manager = new Manager({ source: createInformerSource(clients, logger), namespace, logger, metrics });
+  const plays = new PlayController({ manager, kube: opts.wrapKube ? opts.wrapKube(kube) : kube, github, reporter: createTaskReporter(github), config, logger, metrics });
+  await manager.start();
+  return { config, plays, manager };
 }
 
 export async function startPlayStack(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<PlayStack> {
@@ -90,9 +88,9 @@ export async function startPlayStack(kc: KubeConfig, namespace: string, configYa
   if (opts.runController ?? true) {
     const runs = startInProcessController(kc, namespace, configYaml);
     await runs.started;
-    stops.push(() => runs.controller.stop());
+    stops.push(() => runs.manager.stop());
   }
-  let { config, plays } = await startPlayController(kc, namespace, configYaml, opts);
+  let { config, plays, manager } = await startPlayController(kc, namespace, configYaml, opts);
   let playsStopped = false;
   const app = buildApp({
     config,
@@ -119,15 +117,15 @@ export async function startPlayStack(kc: KubeConfig, namespace: string, configYa
     },
     async stopPlays() {
       playsStopped = true;
-      await plays.stop();
+      await manager.stop();
     },
     async restartPlays(o: PlayStackOptions = {}) {
-      if (!playsStopped) await plays.stop();
-      ({ config, plays } = await startPlayController(kc, namespace, configYaml, o));
+      if (!playsStopped) await manager.stop();
+      ({ config, plays, manager } = await startPlayController(kc, namespace, configYaml, o));
       playsStopped = false;
     },
     async stop() {
-      if (!playsStopped) await plays.stop();
+      if (!playsStopped) await manager.stop();
       await app.close();
       for (const s of stops.reverse()) await s();
     },

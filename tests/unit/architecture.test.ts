@@ -40,10 +40,17 @@ function mutualImports(): string[] {
 }
 
 describe("folder dependencies", () => {
-  it("has no folders that import each other, except the SDK adapters implementing their consumers' ports", () => {
-    // src/kube implements the ports src/controller and src/play declare; those two still
-    // construct informers from src/kube themselves (the controller manager removes that).
-    expect(mutualImports()).toEqual(["controller<->kube", "kube<->play"]);
+  it("has no folders that import each other", () => {
+    expect(mutualImports()).toEqual([]);
+  });
+
+  it("calls the Kubernetes and GitHub SDKs only from src/kube, src/github (and the runner's own adapter)", () => {
+    const allowed: Record<string, string[]> = { "@kubernetes/client-node": ["kube", "controlplane"], "@octokit/": ["github", "runner"] };
+    const offenders = sourceFiles(SRC).flatMap((f) =>
+      [...fs.readFileSync(f, "utf8").matchAll(/^import (?!type )[^;]*from "(@kubernetes\/client-node|@octokit\/[^"]+)"/gm)]
+        .filter((m) => !Object.entries(allowed).some(([sdk, folders]) => (m[1] ?? "").startsWith(sdk) && folders.includes(folderOf(f))))
+        .map((m) => `${path.relative(SRC, f)}: ${m[1]}`));
+    expect(offenders).toEqual([]);
   });
 
   it("keeps src/api free of internal imports", () => {

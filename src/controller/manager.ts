@@ -1,0 +1,194 @@
+/**
+ * The controller manager (controller-runtime's Manager): one set of shared informers, and per
+ * registered controller a work queue, workers and a resync timer; readiness, liveness and
+ * graceful stop for all of them. A controller is a reconcile function plus the keys its
+ * informers' events map to. Leader election belongs here when the controller runs as more than
+ * one replica: start() would wait for the lease before starting the workers.
+ */
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { InformerSource, Resource, SharedInformer } from "./ports.js";
+import { WorkQueue } from "./queue.js";
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/** What a controller registers. Keys are opaque to the manager. */
+export interface ControllerSpec {
+  /** Metrics label and log component ("runs", "plays"). */
+  name: string;
+  workers: number;
+  resyncSeconds: number;
+  backoff: { baseDelayMs: number; maxDelayMs: number };
+  reconcile(key: string): Promise<ReconcileResult>;
+  /** The keys a resync enqueues (every object that may need a pass). */
+  resyncKeys(): string[];
+  /** The informers this controller reads; started only if the controller is enabled. */
+  informers: SharedInformer<unknown>[];
+  /**
+   * Checked once before start: a reason to keep this controller off (its CRD or RBAC is
+   * missing), logged and shown in readiness instead of keeping the process unready forever.
+   */
+  preflight?(): Promise<string | undefined>;
+  /** Called every 5 s (gauges). */
+  tick?(): void;
+}
+
+/** A registered controller: its queue, for the event handlers to enqueue keys. */
+export interface RegisteredController {
+  readonly queue: WorkQueue;
+  enqueue(key: string): void;
+  /** Why the controller is off, if its preflight said so. */
+  readonly disabled: string | undefined;
+}
+
+class Registration implements RegisteredController {
+  readonly queue: WorkQueue;
+  disabled: string | undefined;
+  crashed: string | undefined;
+  workers: Promise<void>[] = [];
+
+  constructor(readonly spec: ControllerSpec) {
+    this.queue = new WorkQueue(spec.backoff);
+  }
+
+  enqueue(key: string): void {
+    if (!this.disabled) this.queue.add(key);
+  }
+}
+
+export interface ManagerOptions {
+  source: InformerSource;
+  namespace: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export class Manager {
+  private readonly informers = new Map<string, SharedInformer<unknown>>();
+  private readonly controllers: Registration[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private running = false;
+
+  constructor(private readonly opts: ManagerOptions) {}
+
+  /** The shared informer of a collection in the manager's namespace (one per resource + selector). */
+  informer<T>(resource: Resource, labelSelector?: string): SharedInformer<T> {
+    const key = `${resource}?${labelSelector ?? ""}`;
+    let inf = this.informers.get(key);
+    if (!inf) this.informers.set(key, (inf = this.opts.source.informer<unknown>(resource, this.opts.namespace, labelSelector)));
+    return inf as SharedInformer<T>;
+  }
+
+  /** Whether a collection can be listed (for preflights). */
+  probe(resource: Resource): ReturnType<InformerSource["probe"]> {
+    return this.opts.source.probe(resource, this.opts.namespace);
+  }
+
+  add(spec: ControllerSpec): RegisteredController {
+    const reg = new Registration(spec);
+    this.controllers.push(reg);
+    return reg;
+  }
+
+  /** Runs preflights, starts the enabled controllers' informers and waits for their caches, then the workers. */
+  async start(): Promise<void> {
+    this.running = true;
+    for (const reg of this.controllers) {
+      reg.disabled = await reg.spec.preflight?.();
+      if (reg.disabled) this.opts.logger.error({ controller: reg.spec.name }, `Controller disabled: ${reg.disabled}`);
+    }
+    const enabled = this.controllers.filter((r) => !r.disabled);
+    await Promise.all([...new Set(enabled.flatMap((r) => r.spec.informers))].map((i) => i.start()));
+    for (const reg of enabled) this.startController(reg);
+    this.timers.push(setInterval(() => this.tick(), 5000));
+    this.timers.forEach((t) => t.unref());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.timers.forEach(clearInterval);
+    for (const reg of this.controllers) reg.queue.shutDown();
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all(this.controllers.flatMap((r) => r.workers));
+  }
+
+  /** Every enabled controller's informers are synced and watching. */
+  isReady(): boolean {
+    return this.running && this.controllers.every((r) => r.disabled !== undefined || r.spec.informers.every((i) => i.healthy));
+  }
+
+  /** No worker has died (for /health): a dead controller must not look healthy. */
+  isAlive(): boolean {
+    return this.running && this.controllers.every((r) => r.crashed === undefined);
+  }
+
+  readinessDetail(): Record<string, boolean | string> {
+    const d: Record<string, boolean | string> = { running: this.running };
+    for (const [key, i] of this.informers) d[`informer:${key.replace(/\?$/, "")}`] = i.healthy || (i.lastError ?? false);
+    for (const r of this.controllers) {
+      if (r.disabled) d[`controller:${r.spec.name}`] = `disabled: ${r.disabled}`;
+      if (r.crashed) d[`crashed:${r.spec.name}`] = r.crashed;
+    }
+    return d;
+  }
+
+  /** Enqueues every controller's resync keys now (the timer does this every resyncSeconds). */
+  resync(): void {
+    for (const reg of this.controllers) if (!reg.disabled) for (const key of reg.spec.resyncKeys()) reg.queue.add(key);
+  }
+
+  private startController(reg: Registration): void {
+    const { spec } = reg;
+    for (let i = 0; i < spec.workers; i++) reg.workers.push(this.worker(reg, i));
+    const resync = setInterval(() => {
+      for (const key of spec.resyncKeys()) reg.queue.add(key);
+    }, spec.resyncSeconds * 1000);
+    resync.unref();
+    this.timers.push(resync);
+    this.opts.logger.info({ controller: spec.name, namespace: this.opts.namespace, workers: spec.workers, resyncSeconds: spec.resyncSeconds }, "Started controller");
+  }
+
+  private tick(): void {
+    for (const reg of this.controllers) {
+      this.opts.metrics.queueDepth.set({ controller: reg.spec.name }, reg.queue.length);
+      reg.spec.tick?.();
+    }
+  }
+
+  private async worker(reg: Registration, id: number): Promise<void> {
+    const log = this.opts.logger.child({ component: reg.spec.name, worker: id });
+    try {
+      for (;;) {
+        const item = await reg.queue.get();
+        if (!item) return;
+        await this.process(reg, item.key, item.waitedMs, log);
+      }
+    } catch (e) {
+      // Unreachable by design; if it happens, /health reports it so Kubernetes restarts the pod.
+      reg.crashed = (e as Error).stack ?? String(e);
+      log.error({ err: reg.crashed }, "Worker crashed");
+    }
+  }
+
+  /** One pass over one key: success forgets its backoff, failure retries it with backoff. */
+  private async process(reg: Registration, key: string, waitedMs: number, log: Logger): Promise<void> {
+    const { metrics } = this.opts;
+    metrics.queueWait.observe({ controller: reg.spec.name }, waitedMs / 1000);
+    const t0 = performance.now();
+    let outcome = "success";
+    try {
+      const res = await reg.spec.reconcile(key);
+      reg.queue.forget(key);
+      if (res.requeueAfterMs !== undefined) reg.queue.addAfter(key, res.requeueAfterMs);
+    } catch (e) {
+      outcome = "error";
+      const delay = reg.queue.addRateLimited(key);
+      log.warn({ key, err: (e as Error).message, retryInMs: delay }, "Reconcile failed; will retry");
+    } finally {
+      metrics.reconcileDuration.observe({ controller: reg.spec.name, result: outcome }, (performance.now() - t0) / 1000);
+      reg.queue.done(key);
+    }
+  }
+}
