@@ -4,9 +4,8 @@
  * Every failure becomes a RunStoreError, so the routes map it like the rest of the API.
  */
 import type { CoreV1Event, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { GROUP, Kinds, Labels, MANAGED_BY, Plurals, VERSION, type AnyRun, type Kind, type Play } from "../api/index.js";
+import { Labels, MANAGED_BY } from "../api/index.js";
 import type { DashboardKube, EventSummary, JobSummary, PodSummary, WorkspaceSummary } from "../dashboard/ports.js";
-import type { Logger } from "../observability/logger.js";
 import type { KubeClients } from "./clients.js";
 import { toStoreError } from "./run-store.js";
 
