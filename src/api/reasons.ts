@@ -55,6 +55,7 @@ export const RunReasons = {
   JobFailed: "JobFailed",
   JobDeleted: "JobDeleted",
   Started: "Started",
+  AgentRunning: "AgentRunning",
   Running: "Running",
   Finished: "Finished",
   Succeeded: "Succeeded",
@@ -62,6 +63,7 @@ export const RunReasons = {
   Cancelled: "Cancelled",
   /** Terminal configuration problems: recorded, not retried until the run changes. */
   SecretMissing: "SecretMissing",
+  SecretKeyMissing: "SecretKeyMissing",
   TemplateError: "TemplateError",
 } as const;
 

@@ -6,19 +6,19 @@
  */
 import { createHash } from "node:crypto";
 import type { CoreV1Event, V1Job } from "@kubernetes/client-node";
-import { ConditionTypes, Labels, Phases, isTerminalPhase, type AnyRun, type Kind, type Phase, type RunStatus, type CodeRunStatus } from "../api/index.js";
+import { Annotations, Labels, RunReasons, bindRepository, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import {
-  buildJob, buildRunConfigMap, buildWorkspacePvc, computeLimits, computeRunParameters, configMapName,
+  buildJob, buildRunConfigMap, buildWorkspacePvc, computeLimits, computeRunParameters,
   githubAppSecretName, githubTokenSecretName, jobName, legacyWorkspacePvcName, workspacePvcName,
 } from "../manifests/index.js";
 import { authorizeRun, requesterOf, runRequestOf } from "../authz/authorize.js";
-import { Annotations, bindRepository } from "../api/index.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ControllerCache, ControllerKube } from "./ports.js";
-import { observeJob, retryDelaySeconds, setCondition, statusPatch } from "./status.js";
+import { completeDecision, decideRun, decideStarted, type RunDecision, type RunEvent, type RunWorld, type StartOutcome } from "./decide.js";
+import { observeJob, statusPatch } from "./status.js";
 import { KeyedLock } from "../util/keyed-lock.js";
 
 /** Renders one attempt's agent files; throws an error with `.template` when a template fails. */
@@ -45,7 +45,6 @@ class TerminalProblem extends Error {
   }
 }
 
-const SLOT_RECHECK_MS = 30_000;
 const EXPECTATION_TTL_MS = 60_000;
 
 export function attemptOf(job: V1Job): number {
@@ -54,10 +53,6 @@ export function attemptOf(job: V1Job): number {
 
 function isFinished(job: V1Job): boolean {
   return Boolean(job.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True"));
-}
-
-function jobCreatedMessage(job: string, attempt: number): string {
-  return `Job ${job} created; waiting for its pod (attempt ${attempt}).`;
 }
 
 export function runKey(kind: Kind, namespace: string, name: string): string {
@@ -81,146 +76,57 @@ export class RunReconciler {
     this.expectedJobs.delete(`${job.metadata?.namespace}/${job.metadata?.name}`);
   }
 
+  /** One pass: read the world, decide (src/controller/decide.ts), act, write status. */
   async reconcile(kind: Kind, namespace: string, name: string): Promise<ReconcileResult> {
     const run = this.deps.cache.getRun(kind, namespace, name);
     // Deleted runs need nothing: their children carry owner references and are garbage-collected.
     if (!run || run.metadata.deletionTimestamp) return {};
     const log = this.deps.logger.child({ run: `${namespace}/${name}`, kind });
-    const nowIso = new Date(this.now()).toISOString();
-    const prev: RunStatus = run.status ?? {};
+    const world = await this.observe(run);
+    let decision = decideRun(world);
+    if (decision.stopJobs) await this.deleteActiveJobs(run, this.deps.cache.jobsOfRun(run.metadata.uid ?? ""));
+    if (decision.start !== undefined) decision = decideStarted(world, decision, await this.tryStart(run, decision.start, log));
+    decision = completeDecision(world, decision);
+    await this.write(run, decision, log);
+    return decision.requeueAfterMs === undefined ? {} : { requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  /** The run's attempts and its current Job with its Pods (a live read when the cache lags behind). */
+  private async observe(run: AnyRun): Promise<RunWorld> {
+    const ns = run.metadata.namespace ?? "";
     const jobs = this.deps.cache.jobsOfRun(run.metadata.uid ?? "");
-    const attempts = Math.max(prev.attempts ?? 0, ...jobs.map(attemptOf));
-    const limits = computeLimits(run, this.deps.config);
-    let next: RunStatus = { ...prev, observedGeneration: run.metadata.generation };
-    if (attempts > 0) next.attempts = attempts;
-    let result: ReconcileResult = {};
-    const events: Array<{ reason: string; message: string; type: "Normal" | "Warning"; attempt: number }> = [];
+    const attempts = Math.max(run.status?.attempts ?? 0, ...jobs.map(attemptOf));
+    let job = jobs.find((j) => attemptOf(j) === attempts);
+    if (attempts > 0 && !job && !isTerminalPhase(run.status?.phase) && !run.spec.cancel) job = (await this.deps.kube.getJob(ns, jobName(run, attempts))) ?? undefined;
+    const currentName = job?.metadata?.name ?? "";
+    const current = job ? { name: currentName, obs: observeJob(job, this.deps.cache.podsOfJob(ns, currentName)) } : undefined;
+    const { job: jobConfig } = this.deps.config;
+    return { run, attempts, current, now: this.now(), maxRetries: computeLimits(run, this.deps.config).maxRetries, backoff: { baseSeconds: jobConfig.retryBackoffSeconds, maxSeconds: jobConfig.retryBackoffMaxSeconds } };
+  }
 
-    const finish = (phase: Phase, reason: string, message: string, extra: Partial<RunStatus> = {}) => {
-      next = { ...next, ...extra, phase, reason, message, completionTime: next.completionTime ?? nowIso, nextRetryTime: undefined };
-      next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Ready, status: phase === Phases.Succeeded ? "True" : "False", reason, message, observedGeneration: run.metadata.generation }, nowIso);
-      next.conditions = setCondition(next.conditions, { type: ConditionTypes.Waiting, status: "False", reason: "Finished", message: "The run has finished." }, nowIso);
-      if (phase === Phases.Succeeded) next.workCompleted = true;
-    };
-
-    if (isTerminalPhase(prev.phase)) {
-      // A finished run stays finished, even when its Job is later deleted (TTL or by hand).
-      if (prev.phase === Phases.Cancelled) await this.deleteActiveJobs(run, jobs);
-    } else if (run.spec.cancel) {
-      await this.deleteActiveJobs(run, jobs);
-      finish(Phases.Cancelled, "Cancelled", "The run was cancelled (spec.cancel); its Job was stopped.");
-      events.push({ reason: "Cancelled", message: "Run cancelled; Job stopped", type: "Normal", attempt: attempts });
-    } else {
-      let current = jobs.find((j) => attemptOf(j) === attempts);
-      if (attempts > 0 && !current) current = (await this.deps.kube.getJob(namespace, jobName(run, attempts))) ?? undefined;
-      let startNext = attempts === 0;
-      let failure: { reason: string; message: string; finishedAt?: string } | undefined;
-
-      if (current) {
-        const obs = observeJob(current, this.deps.cache.podsOfJob(namespace, current.metadata?.name ?? ""));
-        next.jobName = current.metadata?.name;
-        next.startTime = next.startTime ?? obs.startedAt;
-        if (obs.state === "succeeded") {
-          const r = obs.result;
-          finish(Phases.Succeeded, "Succeeded", r?.outcome === "no-changes" ? "The agent finished without changes." : "The agent finished and delivered its work.", {
-            completionTime: obs.finishedAt ?? nowIso,
-            ...(r ? { result: r } : {}),
-            ...(r?.pullRequestUrl ? { pullRequestUrl: r.pullRequestUrl } : {}),
-          });
-          events.push({ reason: "Succeeded", message: r?.pullRequestUrl ? `Run succeeded: ${r.pullRequestUrl}` : "Run succeeded", type: "Normal", attempt: attempts });
-        } else if (obs.state === "failed") {
-          failure = { reason: obs.reason ?? "JobFailed", message: obs.message ?? "the Job failed", finishedAt: obs.finishedAt };
-          if (obs.result) next.result = obs.result;
-          if (obs.result?.pullRequestUrl) next.pullRequestUrl = obs.result.pullRequestUrl;
-        } else {
-          next.phase = Phases.Running;
-          next.reason = obs.state === "running" ? "AgentRunning" : "JobCreated";
-          next.message = obs.state === "running" ? `The agent is running (attempt ${attempts}).` : jobCreatedMessage(current.metadata?.name ?? "", attempts);
-          next.nextRetryTime = undefined;
-          next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "False", reason: "JobCreated", message: "A Job is running the agent." }, nowIso);
-          if (obs.state === "running") events.push({ reason: "Started", message: `Agent started (attempt ${attempts})`, type: "Normal", attempt: attempts });
-        }
-      } else if (attempts > 0) {
-        failure = prev.nextRetryTime
-          ? { reason: prev.reason ?? "JobFailed", message: prev.message ?? "", finishedAt: undefined }
-          : { reason: "JobDeleted", message: `The Job of attempt ${attempts} was deleted before it finished.` };
-      }
-
-      if (failure) {
-        if (attempts - 1 < limits.maxRetries) {
-          const delay = retryDelaySeconds(attempts, this.deps.config.job.retryBackoffSeconds, this.deps.config.job.retryBackoffMaxSeconds);
-          const failedAt = failure.finishedAt ? Date.parse(failure.finishedAt) : this.now();
-          const retryAt = prev.nextRetryTime ?? new Date(failedAt + delay * 1000).toISOString();
-          if (Date.parse(retryAt) > this.now()) {
-            const message = prev.nextRetryTime ? prev.message ?? "" : `Attempt ${attempts} failed (${failure.reason}: ${failure.message}); attempt ${attempts + 1} starts at ${retryAt}.`;
-            next = { ...next, phase: Phases.Pending, reason: prev.nextRetryTime ? prev.reason ?? failure.reason : failure.reason, message, nextRetryTime: retryAt };
-            next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "True", reason: "RetryBackoff", message }, nowIso);
-            events.push({ reason: "AttemptFailed", message: `Attempt ${attempts} failed: ${failure.reason}; retrying`, type: "Warning", attempt: attempts });
-            result = { requeueAfterMs: Date.parse(retryAt) - this.now() + 50 };
-          } else {
-            startNext = true;
-          }
-        } else {
-          const message = `Failed after ${attempts} attempt(s): ${failure.reason}: ${failure.message}`;
-          finish(Phases.Failed, failure.reason, message, { completionTime: failure.finishedAt ?? nowIso });
-          next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Failed, status: "True", reason: failure.reason, message }, nowIso);
-          events.push({ reason: "Failed", message, type: "Warning", attempt: attempts });
-        }
-      }
-
-      if (startNext) {
-        const attempt = attempts + 1;
-        try {
-          const started = await this.startAttempt(run, attempt, nowIso, log);
-          if (started.waiting) {
-            next = { ...next, phase: Phases.Pending, reason: "WaitingForSlot", message: started.waiting };
-            next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "True", reason: "WaitingForSlot", message: started.waiting }, nowIso);
-            result = { requeueAfterMs: SLOT_RECHECK_MS };
-          } else {
-            next = {
-              ...next,
-              phase: Phases.Running,
-              reason: "JobCreated",
-              message: jobCreatedMessage(started.jobName ?? "", attempt),
-              attempts: attempt,
-              jobName: started.jobName,
-              configmapName: configMapName(run, attempt),
-              startTime: next.startTime ?? nowIso,
-              nextRetryTime: undefined,
-            };
-            if (run.kind === "CodeRun") (next as CodeRunStatus).contextVersion = run.spec.contextVersion ?? 1;
-            next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.JobCreated, status: "True", reason: `Attempt${attempt}`, message: `Job ${started.jobName} created.` }, nowIso);
-            next.conditions = setCondition(next.conditions, { type: ConditionTypes.Waiting, status: "False", reason: "JobCreated", message: "A Job is running the agent." }, nowIso);
-            next.conditions = setCondition(next.conditions, { type: ConditionTypes.Ready, status: "False", reason: "Running", message: "The run is in progress." }, nowIso);
-          }
-        } catch (e) {
-          if (!(e instanceof TerminalProblem)) throw e;
-          finish(Phases.Failed, e.reason, e.message);
-          next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.ConfigError, status: "True", reason: e.reason, message: e.message }, nowIso);
-          events.push({ reason: e.reason, message: e.message, type: "Warning", attempt: attempts + 1 });
-        }
-      }
+  /** Starts an attempt; a problem the user must fix becomes a decision input, not an exception. */
+  private async tryStart(run: AnyRun, attempt: number, log: Logger): Promise<StartOutcome> {
+    try {
+      return await this.startAttempt(run, attempt, new Date(this.now()).toISOString(), log);
+    } catch (e) {
+      if (!(e instanceof TerminalProblem)) throw e;
+      return { problem: { reason: e.reason, message: e.message } };
     }
+  }
 
-    // Recording a Job in status for the first time is when its Event is due: this also covers a
-    // Job created just before a crash, whose creator never got to write status.
-    if (next.jobName && next.jobName !== prev.jobName && next.attempts) {
-      events.unshift({ reason: next.attempts > 1 ? "Retrying" : "JobCreated", message: `Created Job ${next.jobName} (attempt ${next.attempts})`, type: "Normal", attempt: next.attempts });
-    }
-    if (next.attempts !== undefined) next.retryCount = Math.max(0, next.attempts - 1);
-    next.lastUpdate = nowIso;
-    // Events before status: a crash in between re-emits them on the next pass, and their
-    // deterministic names turn the repeat into AlreadyExists, so each is recorded exactly once.
-    for (const ev of events) await this.emit(run, ev);
+  /** Events before status: a crash in between re-emits them, and their deterministic names make each appear once. */
+  private async write(run: AnyRun, d: RunDecision, log: Logger): Promise<void> {
+    const prev = run.status ?? {};
+    const next = d.next;
+    for (const ev of d.events) await this.emit(run, ev);
     const patch = statusPatch(prev, next);
-    if (patch) {
-      await this.deps.kube.patchRunStatus(run.kind, namespace, name, patch);
-      log.info({ phase: next.phase, reason: next.reason, attempts: next.attempts }, "Updated run status");
-      if (isTerminalPhase(next.phase) && !isTerminalPhase(prev.phase) && next.startTime) {
-        this.deps.metrics?.runDuration.observe({ kind: run.kind, phase: next.phase as string }, Math.max(0, (Date.parse(next.completionTime ?? nowIso) - Date.parse(next.startTime)) / 1000));
-      }
+    if (!patch) return;
+    await this.deps.kube.patchRunStatus(run.kind, run.metadata.namespace ?? "", run.metadata.name ?? "", patch);
+    log.info({ phase: next.phase, reason: next.reason, attempts: next.attempts }, "Updated run status");
+    if (isTerminalPhase(next.phase) && !isTerminalPhase(prev.phase) && next.startTime) {
+      const seconds = (Date.parse(next.completionTime ?? next.lastUpdate ?? "") - Date.parse(next.startTime)) / 1000;
+      this.deps.metrics?.runDuration.observe({ kind: run.kind, phase: next.phase as string }, Math.max(0, seconds || 0));
     }
-    return result;
   }
 
   private async deleteActiveJobs(run: AnyRun, jobs: V1Job[]): Promise<void> {
@@ -228,7 +134,7 @@ export class RunReconciler {
   }
 
   /** Checks what the Job needs and that a slot is free, then creates PVC, ConfigMap and Job. */
-  private async startAttempt(run: AnyRun, attempt: number, nowIso: string, log: Logger): Promise<{ jobName: string; waiting?: undefined } | { waiting: string; jobName?: undefined }> {
+  private async startAttempt(run: AnyRun, attempt: number, nowIso: string, log: Logger): Promise<{ jobName: string } | { waiting: string }> {
     const ns = run.metadata.namespace ?? "";
     // Runs can be created with kubectl: the intake's decision is made again, for the recorded
     // requester only while the spec is the one it authorized. Before any Secret is looked at, so
@@ -331,8 +237,8 @@ export class RunReconciler {
     const ns = run.metadata.namespace ?? "";
     const need = async (name: string, key: string | undefined, hint: string) => {
       const keys = await this.deps.kube.getSecretKeys(ns, name);
-      if (keys === null) throw new TerminalProblem("SecretMissing", `Secret ${ns}/${name} does not exist. ${hint}`);
-      if (key && !keys.includes(key)) throw new TerminalProblem("SecretKeyMissing", `Secret ${ns}/${name} has no key "${key}". ${hint}`);
+      if (keys === null) throw new TerminalProblem(RunReasons.SecretMissing, `Secret ${ns}/${name} does not exist. ${hint}`);
+      if (key && !keys.includes(key)) throw new TerminalProblem(RunReasons.SecretKeyMissing, `Secret ${ns}/${name} has no key "${key}". ${hint}`);
     };
     const { apiKeySecretName, apiKeySecretKey } = this.deps.config.secrets;
     await need(apiKeySecretName, apiKeySecretKey, "Set secrets.anthropicApiKey (or secrets.existingSecret) in the Helm values.");
@@ -349,7 +255,7 @@ export class RunReconciler {
     }
   }
 
-  private async emit(run: AnyRun, ev: { reason: string; message: string; type: "Normal" | "Warning"; attempt: number }): Promise<void> {
+  private async emit(run: AnyRun, ev: RunEvent): Promise<void> {
     const ns = run.metadata.namespace ?? "";
     const hash = createHash("sha256").update(`${run.metadata.uid}/${ev.reason}/${ev.attempt}`).digest("hex").slice(0, 12);
     const name = `${(run.metadata.name ?? "run").slice(0, 200)}.${hash}`;
@@ -383,6 +289,6 @@ export class RunReconciler {
 
 class TemplateProblem extends TerminalProblem {
   constructor(template: string | undefined, message: string) {
-    super("TemplateError", `Template ${template ?? "(unknown)"} could not be rendered: ${message}. Fix it in the chart's templates ConfigMap (claude-templates).`);
+    super(RunReasons.TemplateError, `Template ${template ?? "(unknown)"} could not be rendered: ${message}. Fix it in the chart's templates ConfigMap (claude-templates).`);
   }
 }

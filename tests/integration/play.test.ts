@@ -228,7 +228,8 @@ describe("Play", () => {
     expect(r1.spec.env).toMatchObject({ REMEDIATION_MODE: "true", ITERATION_COUNT: "1", FEEDBACK_TYPE: "comment", FEEDBACK_AUTHOR: "maintainer", PR_NUMBER: String(pull.number) });
     expect(r1.spec.promptModification).toContain("Please fix the lint errors in src/lib.rs.");
     expect(r1.spec.promptModification).not.toContain("rm -rf");
-    expect((await playOf(env, "fix")).status).toMatchObject({ stage: "remediation", iteration: 1, agent: "rex" });
+    // The pass that created the run writes the Play's status after reporting to GitHub.
+    expect((await waitPlay(env, "fix", "status shows remediation", (p) => p.status?.stage === "remediation")).status).toMatchObject({ stage: "remediation", iteration: 1, agent: "rex" });
 
     // The remediation pushes; QA starts over once it finished, and the testing agent requests changes.
     await waitRun(env, play, 1, "remediation", 1, phase("Running"));
