@@ -109,5 +109,3 @@ export const Annotations = {
   requester: "orchestrator.platform/requester",
   authorizedSpec: "orchestrator.platform/authorized-spec",
 } as const;
-
-export const REPORT_ANNOTATION = "orchestrator.platform/github-report";

@@ -4,7 +4,7 @@
  * Create calls treat AlreadyExists as success; delete calls treat NotFound as success.
  */
 import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import type { AnyRun, Kind, RunStatus } from "../api/index.js";
+import type { AnyRun, Kind } from "../api/index.js";
 
 export interface ControllerKube {
   getPvc(namespace: string, name: string): Promise<V1PersistentVolumeClaim | null>;
@@ -67,4 +67,3 @@ export interface InformerSource {
   probe(resource: Resource, namespace: string): Promise<"ok" | "missing" | "forbidden">;
 }
 
-export type { RunStatus };

@@ -158,10 +158,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   return app;
 }
 
-export type { Authenticator, AuthResult, Principal, TokenReviewer } from "./auth.js";
+export type { Authenticator, TokenReviewer } from "./auth.js";
 export { createAuthenticator } from "./auth.js";
 export type { Clock } from "./ports.js";
-export type { JobLogOptions, PlayStore, RunKind, RunStore } from "../intake/store.js";
-export { RunStoreError, StoreErrorReasons } from "../intake/store.js";
+export type { PlayStore, RunStore } from "../intake/store.js";
 export type { ReadinessCheck } from "./routes/system.js";
-export { WebhookConfigError, type PermissionChecker } from "../webhook/rules.js";
+export type { PermissionChecker } from "../webhook/rules.js";

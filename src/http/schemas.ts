@@ -68,7 +68,6 @@ export type DocsRequest = z.infer<typeof docsRequestSchema>;
 export const retryRequestSchema = z.strictObject({
   prompt_modification: z.string().max(65_536).optional().describe("Replaces the run's promptModification for the new attempt (CodeRun only)."),
 }).describe("Retry of a finished run.");
-export type RetryRequest = z.infer<typeof retryRequestSchema>;
 
 /** Accepted spellings of a kind in paths and queries. */
 export const kindParam = z.string().transform((k, ctx) => {

@@ -14,7 +14,7 @@
  * The status only remembers what GitHub cannot tell: the task index, the remediation iteration,
  * the QA round and feedback watermarks (see PlayTaskState).
  */
-import { Annotations, ConditionTypes, Phases, isActive, isTerminalPhase, type CodeRun, type Phase, type Play, type PlayHistoryEntry, type PlayStage, type PlayStatus, type PlayTaskState } from "../api/index.js";
+import { Annotations, ConditionTypes, Phases, PlayReasons, isActive, isTerminalPhase, type CodeRun, type Phase, type Play, type PlayHistoryEntry, type PlayStage, type PlayStatus, type PlayTaskState } from "../api/index.js";
 import { setCondition } from "../controller/status.js";
 import { buildRemediationPrompt, collectFeedback, FeedbackTypes, initialWatermarks, type FeedbackItem } from "./feedback.js";
 import { progressMarker, repoOf, stageRunName, type RunStage } from "./names.js";
@@ -203,17 +203,17 @@ export function decidePlay(input: DecideInput): Decision {
     return { status: st, actions, view, advanced: false };
   }
   if (!agentsResult.ok) {
-    finish(Phases.Failed, "AgentNotFound", agentsResult.message);
+    finish(Phases.Failed, PlayReasons.AgentNotFound, agentsResult.message);
     return { status: st, actions, advanced: false };
   }
   const agents = agentsResult.agents;
   if (!repoOf(spec.repositoryUrl)) {
-    finish(Phases.Failed, "InvalidRepository", `spec.repositoryUrl ${spec.repositoryUrl} is not a GitHub repository (https://github.com/org/repo, git@github.com:org/repo.git or org/repo); fix it in the Play.`);
+    finish(Phases.Failed, PlayReasons.InvalidRepository, `spec.repositoryUrl ${spec.repositoryUrl} is not a GitHub repository (https://github.com/org/repo, git@github.com:org/repo.git or org/repo); fix it in the Play.`);
     return { status: st, actions, advanced: false };
   }
   if (!task) {
     st = { ...st, stage: "complete", agent: undefined, activeRun: undefined, currentTaskIndex: spec.tasks.length };
-    finish(Phases.Succeeded, "AllTasksMerged", `All ${spec.tasks.length} task(s) merged.`);
+    finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
     return { status: st, actions, advanced: false };
   }
   if (!input.snapshot) throw new Error("decidePlay needs the GitHub snapshot of the current task");
@@ -251,18 +251,18 @@ export function decidePlay(input: DecideInput): Decision {
     st.activeRun = undefined;
     const merged = done();
     // The view reports the merged task; the status moves on to the next one.
-    const view: TaskView = { ...merged.view!, merged: true, phase: Phases.Running, reason: "TaskMerged", message: `PR #${pull.number} was merged; task ${taskId} is complete.` };
+    const view: TaskView = { ...merged.view!, merged: true, phase: Phases.Running, reason: PlayReasons.TaskMerged, message: `PR #${pull.number} was merged; task ${taskId} is complete.` };
     const nextIndex = task.index + 1;
     const nextTask = spec.tasks[nextIndex];
     st = { ...st, currentTaskIndex: nextIndex, currentTask: nextTask, iteration: 0, task: undefined, pullRequest: undefined, activeRun: undefined, reported: {} };
     if (nextTask === undefined) {
       st = { ...st, stage: "complete", agent: undefined, currentTask: taskId };
-      finish(Phases.Succeeded, "AllTasksMerged", `All ${spec.tasks.length} task(s) merged.`);
+      finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
       view.phase = Phases.Succeeded;
       view.message = `PR #${pull.number} was merged; all ${spec.tasks.length} task(s) are complete.`;
     } else {
       st = { ...st, stage: "implementation", agent: agents.implementation.name };
-      wait("TaskMerged", `Task ${taskId} merged (PR #${pull.number}); starting task ${nextTask}.`);
+      wait(PlayReasons.TaskMerged, `Task ${taskId} merged (PR #${pull.number}); starting task ${nextTask}.`);
     }
     return { status: st, actions, view, advanced: nextTask !== undefined };
   }
@@ -274,15 +274,15 @@ export function decidePlay(input: DecideInput): Decision {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
     if (!implRun) {
       create(implStage, iteration);
-      wait("StageStarted", `Started ${implStage} of task ${taskId} by ${agents.implementation.name} (${implName}).`);
+      wait(PlayReasons.StageStarted, `Started ${implStage} of task ${taskId} by ${agents.implementation.name} (${implName}).`);
     } else if (isActive(implRun)) {
-      wait("AgentRunning", `${agents.implementation.name} is implementing task ${taskId} (${implName}).`);
+      wait(PlayReasons.AgentRunning, `${agents.implementation.name} is implementing task ${taskId} (${implName}).`);
     } else if (implRun.status?.phase !== Phases.Succeeded) {
-      finish(Phases.Failed, "ImplementationFailed", `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`);
+      finish(Phases.Failed, PlayReasons.ImplementationFailed, `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`);
     } else if (implRun.status?.result?.outcome === "no-changes") {
-      finish(Phases.Failed, "NoChanges", `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`);
+      finish(Phases.Failed, PlayReasons.NoChanges, `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`);
     } else {
-      wait("WaitingForPullRequest", `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${spec.repositoryUrl}.`);
+      wait(PlayReasons.WaitingForPullRequest, `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${spec.repositoryUrl}.`);
     }
     return done();
   }
@@ -293,12 +293,12 @@ export function decidePlay(input: DecideInput): Decision {
   if (pull.state === "closed") {
     cancel(taskRuns);
     st = { ...st, activeRun: undefined };
-    wait("PullRequestClosed", `PR #${pull.number} was closed without merging; reopen it to continue, or cancel the Play.`);
+    wait(PlayReasons.PullRequestClosed, `PR #${pull.number} was closed without merging; reopen it to continue, or cancel the Play.`);
     return done();
   }
   if (implRun && isActive(implRun)) {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait("AgentRunning", `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`);
+    wait(PlayReasons.AgentRunning, `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`);
     return done();
   }
 
@@ -321,7 +321,7 @@ export function decidePlay(input: DecideInput): Decision {
     if (iteration >= maxIterations) {
       cancel(qaRuns);
       st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: undefined };
-      finish(Phases.Failed, "MaxRemediationIterations", `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`);
+      finish(Phases.Failed, PlayReasons.MaxRemediationIterations, `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`);
       return done();
     }
     iteration += 1;
@@ -333,12 +333,12 @@ export function decidePlay(input: DecideInput): Decision {
     create("remediation", iteration, { prompt, feedbackTypes: [...new Set(items.map((i) => i.type))], feedbackAuthor: items[0]!.author, maxIterations });
     const runName = stageRunName(play, taskId, "remediation", iteration);
     st = { ...st, stage: "remediation", agent: agents.implementation.name, activeRun: runName };
-    wait("RemediationStarted", `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`);
+    wait(PlayReasons.RemediationStarted, `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`);
     return done();
   }
   if (implRun && implRun.status?.phase !== Phases.Succeeded) {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait("ImplementationFailed", `Run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`);
+    wait(PlayReasons.ImplementationFailed, `Run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`);
     return done();
   }
 
@@ -373,7 +373,7 @@ export function decidePlay(input: DecideInput): Decision {
   signals.testingPassed = signals.qualityPassed && testingApproved(snapshot.reviews, agents.testing.login, head, ts.testingAfterReviewId ?? 0);
   if (signals.qualityPassed && signals.testingPassed) {
     st = { ...st, stage: "merge", agent: undefined, activeRun: undefined };
-    wait("WaitingForMerge", `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`);
+    wait(PlayReasons.WaitingForMerge, `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`);
     return done();
   }
   const stage: RunStage = signals.qualityPassed ? "testing" : "quality";
@@ -385,16 +385,16 @@ export function decidePlay(input: DecideInput): Decision {
     // One agent at a time in the service's workspace: wait for runs still finishing (or being cancelled).
     const busy = taskRuns.filter((r) => isActive(r) && r.metadata.name !== runName).map((r) => r.metadata.name);
     if (busy.length > 0) {
-      wait("WaitingForRun", `Waiting for ${busy.join(", ")} to finish before starting ${stage} (${runName}).`);
+      wait(PlayReasons.WaitingForRun, `Waiting for ${busy.join(", ")} to finish before starting ${stage} (${runName}).`);
     } else {
       create(stage, ts.round);
-      wait("StageStarted", `Started ${stage} of task ${taskId} by ${agent.name} (${runName}).`);
+      wait(PlayReasons.StageStarted, `Started ${stage} of task ${taskId} by ${agent.name} (${runName}).`);
     }
   } else if (isActive(run)) {
-    wait("AgentRunning", `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
+    wait(PlayReasons.AgentRunning, `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
   } else {
     const missing = stage === "quality" ? `the ${readyLabel} label from ${agent.name}` : `an approving review of ${head.slice(0, 7)} from ${agent.name}`;
-    wait("StageNotPassed", `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`);
+    wait(PlayReasons.StageNotPassed, `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`);
   }
   return done();
 }

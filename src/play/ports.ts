@@ -3,7 +3,7 @@
  * Adapters: src/kube/play-kube.ts (Kubernetes) and src/github/octokit.ts (GitHub); tests use
  * the real API server and the OpenAPI-checked GitHub test server.
  */
-import type { CodeRun, Play, PlayReported, PlayStatus } from "../api/index.js";
+import type { CodeRun, Play, PlayReported } from "../api/index.js";
 import type { Logger } from "../observability/logger.js";
 import type { TaskView } from "./decide.js";
 
@@ -146,4 +146,3 @@ export interface TaskReporter {
   reportTask(report: TaskReport): Promise<{ reported: PlayReported; errors: string[] }>;
 }
 
-export type { PlayStatus };

