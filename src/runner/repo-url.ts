@@ -1,6 +1,6 @@
 /** Pure helpers for repository URLs: owner/repo, credential-free display, identity. */
 
-export { isSshUrl, parseRepoUrl, type RepoCoordinates } from "../api/github-host.js";
+export { isSshUrl, parseRepoUrl } from "../api/github-host.js";
 import { parseRepoUrl } from "../api/github-host.js";
 
 /** The URL with any user:password@ removed, safe to log and to show in status. */
