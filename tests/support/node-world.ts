@@ -2,7 +2,6 @@
 // node and the agent image, host servers the agent pods reach at the node's IP (a scripted model,
 // git over smart HTTP with token auth, the OpenAPI-checked GitHub double), the agent Secrets, and
 // the orchestrator itself as a child process (so tests can SIGKILL and restart it).
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -238,8 +237,4 @@ async function launchOrchestrator(p: { kubeconfig: string; configFile: string; p
 /** The agent's working directory inside the pod (runner contract: /workspace/target-repo/<dir>). */
 export function podWorkDir(workingDirectory: string): string {
   return path.posix.join("/workspace/target-repo", workingDirectory);
-}
-
-export function randomSuffix(): string {
-  return crypto.randomBytes(3).toString("hex");
 }
