@@ -43,7 +43,7 @@ const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 export const NODE_BINARIES = ["kubelet", "kube-proxy"] as const;
 
 /** Sysctls that kubelet and the bridge plugin change; their values before the first start are restored at stop. */
-const TOUCHED_SYSCTLS = ["vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.route_localnet"];
+export const TOUCHED_SYSCTLS = ["vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.route_localnet"];
 /** Paths kubelet/containerd/CNI create outside NODE_PATHS; removed at clean-up if they did not exist before. */
 const FIXED_PATHS = ["/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni", "/run/containerd", "/run/netns", "/var/run/netns", "/opt/cni"];
 

@@ -4,6 +4,7 @@ import fs from "node:fs";
 import { execa } from "execa";
 import type { ControlPlane, NodeImages } from "../../src/controlplane/index.js";
 import { ensureImages } from "../../src/controlplane/images.js";
+import { TOUCHED_SYSCTLS } from "../../src/controlplane/real-node.js";
 import { useControlPlane } from "./cluster.js";
 
 let images: Promise<NodeImages> | undefined;
@@ -26,7 +27,6 @@ export function useRealNode(): () => ControlPlane {
   return useControlPlane("full", { node: "real", nodeImages });
 }
 
-const SYSCTLS = ["vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.route_localnet"];
 /** The node's daemons (by program name; containerd and shims by the node's paths, since other containerds may run). */
 function isNodeProcess(args: string): boolean {
   const prog = (args.split(" ")[0] ?? "").split("/").pop() ?? "";
@@ -47,7 +47,7 @@ export interface HostSnapshot {
 
 /** What the real node may change on the host, normalised (no counters, no temp dirs of other tests). */
 export async function hostSnapshot(): Promise<HostSnapshot> {
-  const sysctls = Object.fromEntries(SYSCTLS.map((k) => [k, fs.readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim()]));
+  const sysctls = Object.fromEntries(TOUCHED_SYSCTLS.map((k) => [k, fs.readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim()]));
   const dumps = await Promise.all(["iptables-save", "ip6tables-save"].map((t) => execa(t, [], { reject: false }).then((r) => r.stdout)));
   const iptables = dumps
     .join("\n")
