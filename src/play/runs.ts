@@ -61,7 +61,6 @@ export function buildStageRun(input: StageRunInput): CodeRun {
     ...(spec.stageEnv?.[role] ?? {}),
     PLAY_NAME: play.metadata.name ?? "",
     PLAY_STAGE: stage,
-    TASK_ID: String(taskId),
     ...(input.pull ? { PR_NUMBER: String(input.pull.number), PR_URL: input.pull.url } : {}),
     ...(input.remediation
       ? { REMEDIATION_MODE: "true", ITERATION_COUNT: String(index), MAX_ITERATIONS: String(input.remediation.maxIterations), FEEDBACK_TYPE: input.remediation.feedbackTypes.join(","), FEEDBACK_AUTHOR: input.remediation.feedbackAuthor }

@@ -253,9 +253,7 @@ describe("dashboard", () => {
     expect(docs.spec).toMatchObject({ workingDirectory: ".", sourceBranch: "main" });
   });
 
-  // QUARANTINED with tests/integration/play.test.ts: Plays create no stage runs since the
-  // authorization change (docs/status.md).
-  it.skip("shows a Play's stages, agents, PR, check runs and history", async () => {
+  it("shows a Play's stages, agents, PR, check runs and history", async () => {
     const plays = playsApi(cluster().kubeConfig);
     await plays.create(newPlay(ns, "demo", { service: "svc-p", tasks: [1, 2], agents: { implementation: "rex" } }));
     const implRun = await waitFor(async () => (await plays.runs(ns)).find((r) => r.metadata.labels?.["orchestrator.platform/play-stage"] === "implementation"), 60_000, "implementation run");

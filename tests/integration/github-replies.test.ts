@@ -130,7 +130,10 @@ describe("replies on GitHub for webhook-started runs", () => {
     expect(gh.state.checkRuns[0]).toMatchObject({ conclusion: "success", detailsUrl: `${PUBLIC}/api/v1/runs/CodeRun/${name}/logs` });
     expect(commentsOn(5)).toHaveLength(1);
     expect(gh.state.checkRuns).toHaveLength(1);
-    expect(JSON.parse((await getRun(name)).metadata.annotations!["orchestrator.platform/github-report"]!)).toMatchObject({ reacted: true, comment: { id: tracking.id }, checkRun: { id: gh.state.checkRuns[0]!.id, state: "completed:success" } });
+    // The record is written after GitHub answers, so it may trail GitHub's state by one write.
+    const report = async () => JSON.parse((await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"] ?? "{}") as { checkRun?: { state?: string } };
+    await waitFor(async () => (await report()).checkRun?.state === "completed:success", 10_000, "record of the completed check run", 50);
+    expect(await report()).toMatchObject({ reacted: true, comment: { id: tracking.id }, checkRun: { id: gh.state.checkRuns[0]!.id, state: "completed:success" } });
     expect(gh.state.violations).toEqual([]);
   });
 

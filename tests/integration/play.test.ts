@@ -88,10 +88,7 @@ function violations(github: GitHubServer): unknown[] {
   return github.state.violations;
 }
 
-// QUARANTINED (known regression, docs/status.md): since the authorization change (ac5252e) the
-// Play controller's stage CodeRuns are never created on the real API server, so every test here
-// times out waiting for the implementation run. Fix the Play path, then remove `.skip`.
-describe.skip("Play", () => {
+describe("Play", () => {
   it("walks implementation → quality → testing → merged → next task, reporting each stage once", async () => {
     const env = await setup("play: {resyncSeconds: 600, publicUrl: \"https://orchestrator.example.com\"}");
     const { sim, stack } = env;

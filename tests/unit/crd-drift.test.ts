@@ -119,6 +119,7 @@ describe("CRD patterns are the intake's and reconciler's rules", () => {
     expect(item.properties.secretKey.pattern).toBe(SECRET_KEY_PATTERN);
     expect(item["x-kubernetes-validations"][0].rule).toBe(buildReservedEnvCel("self.name"));
     for (const kind of ["CodeRun", "Play"]) expect(spec(kind).env["x-kubernetes-validations"][0].rule, kind).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
+    for (const role of ["implementation", "quality", "testing"]) expect(spec("Play").stageEnv.properties[role]["x-kubernetes-validations"][0].rule, role).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
   });
 
   it("the repository pattern refuses other schemes, credentials and local paths", () => {

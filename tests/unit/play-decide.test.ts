@@ -6,6 +6,7 @@ import { decidePlay, needsGitHub, type Decision } from "../../src/play/decide.js
 import { progressMarker, stageRunName, type RunStage } from "../../src/play/names.js";
 import type { TaskSnapshot } from "../../src/play/ports.js";
 import { buildStageRun } from "../../src/play/runs.js";
+import { isReservedEnvName } from "../../src/api/validation.js";
 import { agentLogin, compilePlaySettings, resolvePlayAgents } from "../../src/play/settings.js";
 import { EMPTY_SNAPSHOT } from "../../src/play/snapshot.js";
 
@@ -103,6 +104,16 @@ describe("decidePlay", () => {
     expect(created(d)).toEqual(want.create ?? []);
     expect(cancelled(d)).toEqual(want.cancel ?? []);
     expect(d.actions.some((a) => a.type === "removeLabel")).toBe(want.removeLabel ?? false);
+  });
+
+  it("stage runs set no variable the CRD reserves (the runner sets TASK_ID itself from spec.taskId)", () => {
+    const remediation = { maxIterations: 2, feedbackTypes: ["review"], feedbackAuthor: TESS };
+    const pull = { number: 3, url: "https://github.com/acme/api/pull/3" };
+    for (const stage of ["implementation", "quality", "testing", "remediation"] as const) {
+      const r = buildStageRun({ play: P, taskId: 7, stage, index: 1, agent: agents[stage === "remediation" ? "implementation" : stage], defaultModel: "m", readyForQaLabel: "ready-for-qa", pull, ...(stage === "remediation" ? { remediation } : {}) });
+      expect(Object.keys(r.spec.env ?? {}).filter(isReservedEnvName), stage).toEqual([]);
+      expect(r.spec.taskId).toBe(7);
+    }
   });
 
   it("is deterministic: the same inputs give the same decision", () => {
