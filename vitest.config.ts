@@ -20,7 +20,16 @@ export default defineConfig({
       // one at a time, after the other projects have finished.
       {
         extends: true,
-        test: { name: "node", include: ["tests/node/**/*.test.ts"], globalSetup: controlPlaneSetup, fileParallelism: false, maxWorkers: 1, sequence: { groupOrder: 1 }, testTimeout: 300_000, hookTimeout: 600_000 },
+        test: {
+          name: "node",
+          include: ["tests/node/**/*.test.ts"],
+          globalSetup: controlPlaneSetup,
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+        },
       },
     ],
   },

@@ -47,14 +47,24 @@ function run(ns: string, i: number): CodeRun {
     apiVersion: "orchestrator.platform/v1",
     kind: "CodeRun",
     metadata: { name: `bench-${i}`, namespace: ns },
-    spec: { taskId: i + 1, service: `svc-${i}`, repositoryUrl: "https://github.com/acme/api.git", docsRepositoryUrl: "https://github.com/acme/docs.git", model: "claude-sonnet-4-20250514", githubUser: "alice" },
+    spec: {
+      taskId: i + 1,
+      service: `svc-${i}`,
+      repositoryUrl: "https://github.com/acme/api.git",
+      docsRepositoryUrl: "https://github.com/acme/docs.git",
+      model: "claude-sonnet-4-20250514",
+      githubUser: "alice",
+    },
   };
 }
 
 async function prepareNamespace(kc: KubeConfig, ns: string) {
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: ns } } });
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: "x" } } });
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: "x" } },
+  });
   await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "github-token-alice" }, stringData: { token: "x" } } });
 }
 
@@ -80,13 +90,26 @@ async function observe(kc: KubeConfig, ns: string) {
   };
   const watch = async (path: string, fn: (o: never) => void): Promise<void> => {
     if (stopped) return;
-    reqs.push(await w.watch(path, {}, (_t, obj) => fn(obj as never), () => void setTimeout(() => void watch(path, fn).catch(() => undefined), 200)));
+    reqs.push(
+      await w.watch(
+        path,
+        {},
+        (_t, obj) => fn(obj as never),
+        () => void setTimeout(() => void watch(path, fn).catch(() => undefined), 200),
+      ),
+    );
   };
   await watch(`/apis/batch/v1/namespaces/${ns}/jobs`, onJob);
   await watch(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/coderuns`, onRun);
   const poll = setInterval(() => {
-    void batch.listNamespacedJob({ namespace: ns }).then((l) => l.items.forEach((j) => onJob(j as never))).catch(() => undefined);
-    void custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" }).then((l) => (l as { items: CodeRun[] }).items.forEach(onRun)).catch(() => undefined);
+    void batch
+      .listNamespacedJob({ namespace: ns })
+      .then((l) => l.items.forEach((j) => onJob(j as never)))
+      .catch(() => undefined);
+    void custom
+      .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" })
+      .then((l) => (l as { items: CodeRun[] }).items.forEach(onRun))
+      .catch(() => undefined);
   }, 1000);
   return {
     jobSeen,
@@ -99,18 +122,32 @@ async function observe(kc: KubeConfig, ns: string) {
   };
 }
 
-async function createRuns(kc: KubeConfig, ns: string, n: number, onCreated: (run: CodeRun) => void, first = 0): Promise<Map<string, number>> {
+async function createRuns(
+  kc: KubeConfig,
+  ns: string,
+  n: number,
+  onCreated: (run: CodeRun) => void,
+  first = 0,
+): Promise<Map<string, number>> {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const createdAt = new Map<string, number>();
   let next = 0;
-  await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, async () => {
-    while (next < n) {
-      const i = first + next++;
-      const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", body: run(ns, i) })) as CodeRun;
-      createdAt.set(created.metadata.name ?? "", performance.now());
-      onCreated(created);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CREATE_CONCURRENCY }, async () => {
+      while (next < n) {
+        const i = first + next++;
+        const created = (await custom.createNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: ns,
+          plural: "coderuns",
+          body: run(ns, i),
+        })) as CodeRun;
+        createdAt.set(created.metadata.name ?? "", performance.now());
+        onCreated(created);
+      }
+    }),
+  );
   return createdAt;
 }
 
@@ -122,7 +159,16 @@ async function waitUntil(pred: () => boolean, timeoutMs: number, what: string) {
   }
 }
 
-interface Result { runsPerSec: number; seconds: number; p50: number; p99: number; peakRssMb?: number; idleRssMb?: number; idleP50?: number; idleP99?: number }
+interface Result {
+  runsPerSec: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  peakRssMb?: number;
+  idleRssMb?: number;
+  idleP50?: number;
+  idleP99?: number;
+}
 
 function summarize(n: number, t0: number, createdAt: Map<string, number>, jobSeen: Map<string, number>, end: number): Result {
   const lat = [...createdAt].map(([name, t]) => (jobSeen.get(name) ?? NaN) - t).filter((x) => !Number.isNaN(x));
@@ -157,8 +203,18 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
       if (!(await kube.getPvc(ns, claim))) await kube.createPvc(buildWorkspacePvc(r.spec.service, repositoryKey, ns, config));
       await kube.createConfigMap(buildRunConfigMap(r, 1, params, files));
       await kube.createJob(buildJob(r, 1, config, claim));
-      await kube.patchRunStatus("CodeRun", ns, name, { phase: "Running", attempts: 1, jobName: buildJob(r, 1, config, claim).metadata?.name });
-      await kube.createEvent({ metadata: { name: `${name}.bench`, namespace: ns }, involvedObject: { kind: "CodeRun", name, namespace: ns }, reason: "JobCreated", message: "bench", type: "Normal" });
+      await kube.patchRunStatus("CodeRun", ns, name, {
+        phase: "Running",
+        attempts: 1,
+        jobName: buildJob(r, 1, config, claim).metadata?.name,
+      });
+      await kube.createEvent({
+        metadata: { name: `${name}.bench`, namespace: ns },
+        involvedObject: { kind: "CodeRun", name, namespace: ns },
+        reason: "JobCreated",
+        message: "bench",
+        type: "Normal",
+      });
       done++;
     }
   });
@@ -169,7 +225,6 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
   obs.stop();
   return summarize(n, t0, createdAt, obs.jobSeen, end);
 }
-
 
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -183,7 +238,13 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
   const port = (await freePorts(1))[0] as number;
   writeFileSync(join(dir, "config.yaml"), `${CONFIG_YAML}server: {host: 127.0.0.1, port: ${port}}\n`);
   const child = execa(process.execPath, [...NODE_FLAGS, "dist/cmd/main.js"], {
-    env: { KUBECONFIG: cp.kubeconfigPath, ORCHESTRATOR_CONFIG: join(dir, "config.yaml"), KUBERNETES_NAMESPACE: ns, LOG_LEVEL: "warn", ORCHESTRATOR_API_TOKENS: "x" },
+    env: {
+      KUBECONFIG: cp.kubeconfigPath,
+      ORCHESTRATOR_CONFIG: join(dir, "config.yaml"),
+      KUBERNETES_NAMESPACE: ns,
+      LOG_LEVEL: "warn",
+      ORCHESTRATOR_API_TOKENS: "x",
+    },
     reject: false,
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -211,7 +272,13 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
       idle.push((obs.jobSeen.get(name) ?? NaN) - t);
     }
     obs.stop();
-    return { ...summarize(n, t0, createdAt, obs.jobSeen, end), peakRssMb: rss, idleRssMb: idleRss, idleP50: pct(idle, 50), idleP99: pct(idle, 99) };
+    return {
+      ...summarize(n, t0, createdAt, obs.jobSeen, end),
+      peakRssMb: rss,
+      idleRssMb: idleRss,
+      idleP50: pct(idle, 50),
+      idleP99: pct(idle, 99),
+    };
   } finally {
     child.kill("SIGTERM");
     await child;
@@ -222,7 +289,11 @@ async function controller(cp: ControlPlane, ns: string, n: number): Promise<Resu
 async function main() {
   console.log("Building dist/ (the controller runs compiled, as in the image)...");
   await execa("npm", ["run", "-s", "build"], { stdio: "inherit" });
-  const cp = await ControlPlane.start({ mode: "minimal", crdPaths: ["infra/charts/orchestrator/crds"], log: (l) => console.log(`[control-plane] ${l}`) });
+  const cp = await ControlPlane.start({
+    mode: "minimal",
+    crdPaths: ["infra/charts/orchestrator/crds"],
+    log: (l) => console.log(`[control-plane] ${l}`),
+  });
   const rows: Array<Record<string, number | string>> = [];
   try {
     for (const n of SIZES) {
@@ -248,10 +319,15 @@ async function main() {
   } finally {
     await cp.stop();
   }
-  console.log(`\nController benchmark (workers ${WORKERS}, QPS ${QPS}, burst ${BURST}, ${CREATE_CONCURRENCY} concurrent creators, node ${NODE_FLAGS.join(" ")}):`);
+  console.log(
+    `\nController benchmark (workers ${WORKERS}, QPS ${QPS}, burst ${BURST}, ${CREATE_CONCURRENCY} concurrent creators, node ${NODE_FLAGS.join(" ")}):`,
+  );
   console.log("p50/p99: create-to-Job latency with all N created at once (queueing included); idle p50/p99: one run at a time afterwards.");
   console.table(rows);
-  writeFileSync("bench/results/controller.json", `${JSON.stringify({ date: new Date().toISOString(), workers: WORKERS, qps: QPS, burst: BURST, nodeFlags: NODE_FLAGS, rows }, null, 2)}\n`);
+  writeFileSync(
+    "bench/results/controller.json",
+    `${JSON.stringify({ date: new Date().toISOString(), workers: WORKERS, qps: QPS, burst: BURST, nodeFlags: NODE_FLAGS, rows }, null, 2)}\n`,
+  );
 }
 
 main().catch((e) => {

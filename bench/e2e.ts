@@ -46,11 +46,16 @@ async function main(): Promise<void> {
       return { text: "Nothing to change." };
     });
     const tasks = Array.from({ length: SINGLE_RUNS + PARALLEL + 1 }, (_, i) => 101 + i);
-    createBareRepo(w.bare("bench-docs"), Object.fromEntries(tasks.flatMap((t) => [
-      [`.taskmaster/docs/task-${t}/task.md`, `# Task ${t}\n`],
-      [`.taskmaster/docs/task-${t}/prompt.md`, `Implement task-${t}.\n`],
-      [`.taskmaster/docs/task-${t}/acceptance-criteria.md`, "- none\n"],
-    ])));
+    createBareRepo(
+      w.bare("bench-docs"),
+      Object.fromEntries(
+        tasks.flatMap((t) => [
+          [`.taskmaster/docs/task-${t}/task.md`, `# Task ${t}\n`],
+          [`.taskmaster/docs/task-${t}/prompt.md`, `Implement task-${t}.\n`],
+          [`.taskmaster/docs/task-${t}/acceptance-criteria.md`, "- none\n"],
+        ]),
+      ),
+    );
 
     // Floor: bare pods, create → Running.
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
@@ -59,7 +64,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < 5; i++) {
       const name = `floor-${i}`;
       const t = performance.now();
-      await core.createNamespacedPod({ namespace: w.ns, body: { metadata: { name }, spec: { terminationGracePeriodSeconds: 0, containers: [{ name: "c", image: images.helper.ref, imagePullPolicy: "Never", command: ["sleep", "60"] }] } } });
+      await core.createNamespacedPod({
+        namespace: w.ns,
+        body: {
+          metadata: { name },
+          spec: {
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: "c", image: images.helper.ref, imagePullPolicy: "Never", command: ["sleep", "60"] }],
+          },
+        },
+      });
       for (;;) {
         const p = await core.readNamespacedPod({ name, namespace: w.ns });
         if (p.status?.phase === "Running") break;
@@ -73,20 +87,50 @@ async function main(): Promise<void> {
     const direct: number[] = [];
     for (let i = 0; i < 3; i++) {
       const task = tasks[tasks.length - 1]! + 100 + i;
-      createBareRepo(w.bare(`direct-docs-${i}`), { [`.taskmaster/docs/task-${task}/task.md`]: `# Task ${task}\n`, [`.taskmaster/docs/task-${task}/prompt.md`]: `Implement task-${task}.\n` });
+      createBareRepo(w.bare(`direct-docs-${i}`), {
+        [`.taskmaster/docs/task-${task}/task.md`]: `# Task ${task}\n`,
+        [`.taskmaster/docs/task-${task}/prompt.md`]: `Implement task-${task}.\n`,
+      });
       const agent = createAgentRoot(w.tmp, `direct-${i}`);
       agent.writeRun({
-        kind: "code", runName: `direct-${i}`, namespace: "bench", attempt: 1, model: "claude-sonnet-4-20250514", repositoryUrl: w.repoUrl("target"),
-        workingDirectory: "services/api", baseBranch: "main", branch: `feature/task-${task}-implementation`, githubUser: GITHUB_USER, continueSession: false,
-        overwriteMemory: false, maxTurns: 5, timeBudgetSeconds: 120, githubApiUrl: w.github.url, githubUrl: new URL(w.github.url).origin, prLabels: [], taskId: task, service: "direct",
-        docsRepositoryUrl: w.repoUrl(`direct-docs-${i}`), docsBranch: "main", docsProjectDirectory: ".",
+        kind: "code",
+        runName: `direct-${i}`,
+        namespace: "bench",
+        attempt: 1,
+        model: "claude-sonnet-4-20250514",
+        repositoryUrl: w.repoUrl("target"),
+        workingDirectory: "services/api",
+        baseBranch: "main",
+        branch: `feature/task-${task}-implementation`,
+        githubUser: GITHUB_USER,
+        continueSession: false,
+        overwriteMemory: false,
+        maxTurns: 5,
+        timeBudgetSeconds: 120,
+        githubApiUrl: w.github.url,
+        githubUrl: new URL(w.github.url).origin,
+        prLabels: [],
+        taskId: task,
+        service: "direct",
+        docsRepositoryUrl: w.repoUrl(`direct-docs-${i}`),
+        docsBranch: "main",
+        docsProjectDirectory: ".",
       });
       // The compiled runner, as the image runs it (no TypeScript loader in the measurement).
       const home = path.join(agent.root, "home");
       fs.mkdirSync(home, { recursive: true });
       const t = performance.now();
       await execa(process.execPath, [path.join(repoRoot(), "dist/cmd/runner.js")], {
-        env: { PATH: `${path.join(repoRoot(), "node_modules/.bin")}:${process.env.PATH ?? ""}`, HOME: home, AGENT_ROOT: agent.root, ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: w.model.url, GITHUB_TOKEN: TOKEN, DISABLE_AUTOUPDATER: "1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1" },
+        env: {
+          PATH: `${path.join(repoRoot(), "node_modules/.bin")}:${process.env.PATH ?? ""}`,
+          HOME: home,
+          AGENT_ROOT: agent.root,
+          ANTHROPIC_API_KEY: API_KEY,
+          ANTHROPIC_BASE_URL: w.model.url,
+          GITHUB_TOKEN: TOKEN,
+          DISABLE_AUTOUPDATER: "1",
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        },
         extendEnv: false,
         reject: false,
         timeout: 120_000,
@@ -98,7 +142,13 @@ async function main(): Promise<void> {
     const submit = async (task: number, service: string) => {
       const t = performance.now();
       const r = await w.api("POST", "/api/v1/pm/tasks", {
-        task_id: task, service, repository_url: w.repoUrl("target"), docs_repository_url: w.repoUrl("bench-docs"), working_directory: "services/api", github_user: GITHUB_USER, max_retries: 0,
+        task_id: task,
+        service,
+        repository_url: w.repoUrl("target"),
+        docs_repository_url: w.repoUrl("bench-docs"),
+        working_directory: "services/api",
+        github_user: GITHUB_USER,
+        max_retries: 0,
       });
       if (r.status !== 201) throw new Error(`submit failed: ${r.status} ${r.text}`);
       return { task, t, name: (r.body as { name: string }).name };
@@ -132,13 +182,20 @@ async function main(): Promise<void> {
       chain10Ms: { p50: pct(parallel, 50), p99: pct(parallel, 99), samples: parallel.map(Math.round) },
       overheadMs: pct(single, 50) - pct(direct, 50),
       overheadMinusFloorMs: pct(single, 50) - pct(direct, 50) - pct(floor, 50),
-      targets: { singleP50Under4s: pct(single, 50) < 4000, overheadWithin2sOfFloor: pct(single, 50) - pct(direct, 50) - pct(floor, 50) < 2000 },
+      targets: {
+        singleP50Under4s: pct(single, 50) < 4000,
+        overheadWithin2sOfFloor: pct(single, 50) - pct(direct, 50) - pct(floor, 50) < 2000,
+      },
     };
     console.log(`floor (bare pod create → Running)   p50 ${sec(result.floorPodRunningMs.p50)}  p99 ${sec(result.floorPodRunningMs.p99)}`);
     console.log(`runner started directly → 1st model request  p50 ${sec(result.directRunnerToFirstRequestMs.p50)}`);
-    console.log(`submit → 1st model request, 1 run     p50 ${sec(result.chainSingleMs.p50)}  p99 ${sec(result.chainSingleMs.p99)}  (target p50 < 4 s: ${result.targets.singleP50Under4s ? "met" : "NOT met"})`);
+    console.log(
+      `submit → 1st model request, 1 run     p50 ${sec(result.chainSingleMs.p50)}  p99 ${sec(result.chainSingleMs.p99)}  (target p50 < 4 s: ${result.targets.singleP50Under4s ? "met" : "NOT met"})`,
+    );
     console.log(`submit → 1st model request, 10 runs   p50 ${sec(result.chain10Ms.p50)}  p99 ${sec(result.chain10Ms.p99)}`);
-    console.log(`chain overhead (chain − direct)        ${sec(result.overheadMs)}; minus floor ${sec(result.overheadMinusFloorMs)} (target < 2 s: ${result.targets.overheadWithin2sOfFloor ? "met" : "NOT met"})`);
+    console.log(
+      `chain overhead (chain − direct)        ${sec(result.overheadMs)}; minus floor ${sec(result.overheadMinusFloorMs)} (target < 2 s: ${result.targets.overheadWithin2sOfFloor ? "met" : "NOT met"})`,
+    );
     fs.mkdirSync("bench/results", { recursive: true });
     fs.writeFileSync("bench/results/e2e.json", JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2) + "\n");
   } finally {

@@ -79,8 +79,18 @@ async function serveIntake(mode: "ignore" | "create", kubeconfig?: string, names
   }
   // Production-like: info level (one line per delivery) through pino's default destination type
   // (sonic-boom, synchronous writes, as for stdout), pointed at /dev/null.
-  const logger = createLogger({ level: env.BENCH_LOG_LEVEL ?? "info", destination: pino.destination({ dest: "/dev/null", sync: true }) as unknown as NodeJS.WritableStream });
-  const app = buildApp({ config, runs, auth: createAuthenticator({ tokens: config.apiTokens }), readiness: async () => ({ ready: true, checks: {} }), metrics: createMetrics(), logger });
+  const logger = createLogger({
+    level: env.BENCH_LOG_LEVEL ?? "info",
+    destination: pino.destination({ dest: "/dev/null", sync: true }) as unknown as NodeJS.WritableStream,
+  });
+  const app = buildApp({
+    config,
+    runs,
+    auth: createAuthenticator({ tokens: config.apiTokens }),
+    readiness: async () => ({ ready: true, checks: {} }),
+    metrics: createMetrics(),
+    logger,
+  });
   await app.listen({ host: "127.0.0.1", port: 0 });
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => void app.close().finally(() => process.exit(0)));
   const addr = app.server.address() as { port: number };
@@ -192,16 +202,30 @@ async function withCpu(pid: number | undefined, load: () => Promise<LoadResult>)
   return { ...r, serverCpuUsPerDelivery: Math.round((used * 1000) / Math.max(1, r.sent)) };
 }
 
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
+const pct = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
 
 function summarize(latencies: number[], ok: number, errors: number, seconds: number): LoadResult {
   const s = [...latencies].sort((a, b) => a - b);
   const r2 = (x: number) => Math.round(x * 100) / 100;
-  return { sent: ok + errors, ok, errors, seconds: r2(seconds), perSecond: Math.round((ok + errors) / seconds), p50ms: r2(pct(s, 50)), p99ms: r2(pct(s, 99)), maxms: r2(s[s.length - 1] ?? NaN) };
+  return {
+    sent: ok + errors,
+    ok,
+    errors,
+    seconds: r2(seconds),
+    perSecond: Math.round((ok + errors) / seconds),
+    p50ms: r2(pct(s, 50)),
+    p99ms: r2(pct(s, 99)),
+    maxms: r2(s[s.length - 1] ?? NaN),
+  };
 }
 
 /** Closed loop: `concurrency` clients send back to back until `total` or `maxMs`. */
-async function closedLoop(port: number, next: (i: number) => Delivery, opts: { total: number; concurrency: number; maxMs: number; okStatus: number[] }): Promise<LoadResult> {
+async function closedLoop(
+  port: number,
+  next: (i: number) => Delivery,
+  opts: { total: number; concurrency: number; maxMs: number; okStatus: number[] },
+): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   const latencies: number[] = [];
   let issued = 0;
@@ -231,7 +255,11 @@ async function closedLoop(port: number, next: (i: number) => Delivery, opts: { t
 }
 
 /** Open loop at a fixed rate; latency from the scheduled send time. */
-async function fixedRate(port: number, next: (i: number) => Delivery, opts: { rate: number; seconds: number; okStatus: number[] }): Promise<LoadResult> {
+async function fixedRate(
+  port: number,
+  next: (i: number) => Delivery,
+  opts: { rate: number; seconds: number; okStatus: number[] },
+): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const total = Math.round(opts.rate * opts.seconds);
   const interval = 1000 / opts.rate;
@@ -279,7 +307,16 @@ async function intakeVsCeiling() {
   const ceiling = await startChild(["--serve-ceiling"]);
   const intake = await startChild(["--serve-intake", "ignore"]);
   try {
-    const results: Record<string, { payloadBytes: number; ceiling: LoadResult; intake: LoadResult; cpuUsPerDelivery: { ceiling: number; intake: number }; rounds: { ceiling: LoadResult; intake: LoadResult }[] }> = {};
+    const results: Record<
+      string,
+      {
+        payloadBytes: number;
+        ceiling: LoadResult;
+        intake: LoadResult;
+        cpuUsPerDelivery: { ceiling: number; intake: number };
+        rounds: { ceiling: LoadResult; intake: LoadResult }[];
+      }
+    > = {};
     for (const name of Object.keys(SCENARIOS) as Scenario[]) {
       const base = SCENARIOS[name]();
       // Same body and signature, a new delivery id per request (ids are not remembered for ignored events).
@@ -299,15 +336,29 @@ async function intakeVsCeiling() {
         rounds.push(ceilingFirst ? { ceiling: a, intake: b } : { ceiling: b, intake: a });
       }
       const best = (k: "ceiling" | "intake") => rounds.map((x) => x[k]).sort((x, y) => y.perSecond - x.perSecond)[0]!;
-      const medianCpu = (k: "ceiling" | "intake") => rounds.map((x) => x[k].serverCpuUsPerDelivery ?? NaN).sort((x, y) => x - y)[Math.floor(rounds.length / 2)]!;
-      results[name] = { payloadBytes: base.body.length, ceiling: best("ceiling"), intake: best("intake"), cpuUsPerDelivery: { ceiling: medianCpu("ceiling"), intake: medianCpu("intake") }, rounds };
+      const medianCpu = (k: "ceiling" | "intake") =>
+        rounds.map((x) => x[k].serverCpuUsPerDelivery ?? NaN).sort((x, y) => x - y)[Math.floor(rounds.length / 2)]!;
+      results[name] = {
+        payloadBytes: base.body.length,
+        ceiling: best("ceiling"),
+        intake: best("intake"),
+        cpuUsPerDelivery: { ceiling: medianCpu("ceiling"), intake: medianCpu("intake") },
+        rounds,
+      };
     }
     // Fixed rate on the costlier case (payload parsed and matched against the rules).
     const base = SCENARIOS["issue_comment (rule, text does not match)"]();
     const next = () => ({ body: base.body, headers: { ...base.headers, "x-github-delivery": randomUUID() } });
-    const rateCeiling = await withCpu(ceiling.child.pid, () => fixedRate(ceiling.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }));
-    const rateIntake = await withCpu(intake.child.pid, () => fixedRate(intake.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }));
-    return { closed: results, fixedRate: { rate: RATE, scenario: "issue_comment (rule, text does not match)", ceiling: rateCeiling, intake: rateIntake } };
+    const rateCeiling = await withCpu(ceiling.child.pid, () =>
+      fixedRate(ceiling.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }),
+    );
+    const rateIntake = await withCpu(intake.child.pid, () =>
+      fixedRate(intake.port, next, { rate: RATE, seconds: RATE_SECONDS, okStatus: ok }),
+    );
+    return {
+      closed: results,
+      fixedRate: { rate: RATE, scenario: "issue_comment (rule, text does not match)", ceiling: rateCeiling, intake: rateIntake },
+    };
   } finally {
     await stopChild(ceiling.child);
     await stopChild(intake.child);
@@ -322,7 +373,14 @@ async function createRate() {
   try {
     const crds = join(repoRoot(), "infra/charts/orchestrator/crds/platform-crds.yaml");
     await execa(tools.kubectl, ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", crds]);
-    await execa(tools.kubectl, ["--kubeconfig", cp.kubeconfigPath, "wait", "--for=condition=Established", "--timeout=60s", "crd/coderuns.orchestrator.platform"]);
+    await execa(tools.kubectl, [
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/coderuns.orchestrator.platform",
+    ]);
     // A KubeConfig of its own: the RunStore pools connections on the one it is given, and this
     // reference must keep client-node's default (a new connection per call).
     const plainKc = new KubeConfig();
@@ -344,7 +402,13 @@ async function createRate() {
     const match = matchEvent("issue_comment", payload, rules)!;
     /** The exact object the intake builds for a delivery, for the plain-client baseline. */
     const objectFor = (ns: string, id: string) => {
-      const built = buildCodeRunFromEvent({ deliveryId: id, event: "issue_comment", payload, match, settings: { ...settings, namespace: ns } });
+      const built = buildCodeRunFromEvent({
+        deliveryId: id,
+        event: "issue_comment",
+        payload,
+        match,
+        settings: { ...settings, namespace: ns },
+      });
       if (!built.ok) throw new Error(built.reason);
       return built.run;
     };
@@ -373,7 +437,14 @@ async function createRate() {
                 try {
                   const body = objectFor(nsPlain, id);
                   if (how === "runstore") await plainRunStore.create(body);
-                  else await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsPlain, plural: "coderuns", body });
+                  else
+                    await custom.createNamespacedCustomObject({
+                      group: GROUP,
+                      version: VERSION,
+                      namespace: nsPlain,
+                      plural: "coderuns",
+                      body,
+                    });
                   ok++;
                 } catch {
                   errors++;
@@ -387,25 +458,50 @@ async function createRate() {
         // Deliveries are serialized and signed before the clock starts: the generator shares the CPUs.
         const viaIntake = () => {
           const deliveries = Array.from({ length: CREATES }, () => makeDelivery("issue_comment", payload));
-          return withCpu(server.child.pid, () => closedLoop(server.port, (i) => deliveries[i]!, { total: CREATES, concurrency: CREATE_CONCURRENCY, maxMs: 120_000, okStatus: [201] }));
+          return withCpu(server.child.pid, () =>
+            closedLoop(server.port, (i) => deliveries[i]!, {
+              total: CREATES,
+              concurrency: CREATE_CONCURRENCY,
+              maxMs: 120_000,
+              okStatus: [201],
+            }),
+          );
         };
         // Warm both paths (connections, API server caches) in their own namespaces first.
-        await closedLoop(server.port, () => makeDelivery("issue_comment", payload), { total: 50, concurrency: CREATE_CONCURRENCY, maxMs: 30_000, okStatus: [201] });
+        await closedLoop(server.port, () => makeDelivery("issue_comment", payload), {
+          total: 50,
+          concurrency: CREATE_CONCURRENCY,
+          maxMs: 30_000,
+          okStatus: [201],
+        });
         await plain("runstore", 50);
         const first = r === 0 ? "plain" : "intake";
         const a = first === "plain" ? await plain("runstore") : await viaIntake();
         const b = first === "plain" ? await viaIntake() : await plain("runstore");
         rounds.push(first === "plain" ? { plain: a, intake: b } : { plain: b, intake: a });
         if (r === 0) clientNodeDefault = await plain("client-node");
-        const created = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: nsIntake, plural: "coderuns" })) as { items: unknown[] };
-        if (created.items.length !== CREATES + 50) throw new Error(`intake namespace has ${created.items.length} CodeRuns, expected ${CREATES + 50}`);
+        const created = (await custom.listNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: nsIntake,
+          plural: "coderuns",
+        })) as { items: unknown[] };
+        if (created.items.length !== CREATES + 50)
+          throw new Error(`intake namespace has ${created.items.length} CodeRuns, expected ${CREATES + 50}`);
         console.log(`round ${r + 1}: ${JSON.stringify(rounds[r])}`);
       } finally {
         await stopChild(server.child);
       }
     }
     const mean = (k: "plain" | "intake") => Math.round(rounds.reduce((s, r) => s + r[k].perSecond, 0) / rounds.length);
-    return { creates: CREATES, concurrency: CREATE_CONCURRENCY, rounds, clientNodeDefault, plainPerSecond: mean("plain"), intakePerSecond: mean("intake") };
+    return {
+      creates: CREATES,
+      concurrency: CREATE_CONCURRENCY,
+      rounds,
+      clientNodeDefault,
+      plainPerSecond: mean("plain"),
+      intakePerSecond: mean("intake"),
+    };
   } finally {
     await cp.stop();
   }
@@ -418,7 +514,12 @@ function row(cells: (string | number)[], widths: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "", node: process.version, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "",
+    node: process.version,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
   console.log(`Webhook intake benchmark — ${machine.cpus} CPUs, Node ${machine.node}, load ${machine.loadavg.join(" ")}`);
   const phase1 = await intakeVsCeiling();
   const phase2 = env.BENCH_SKIP_CLUSTER === "1" ? undefined : await createRate();
@@ -431,18 +532,72 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(phase1.closed)) {
     ratios[name] = ratio(r.intake.perSecond, r.ceiling.perSecond);
     cpuRatios[name] = ratio(r.cpuUsPerDelivery.ceiling, r.cpuUsPerDelivery.intake);
-    lines.push(row([`ceiling, ${name}, c=${CONCURRENCY}`, r.ceiling.perSecond, r.ceiling.p50ms, r.ceiling.p99ms, r.ceiling.errors, "", r.cpuUsPerDelivery.ceiling], w));
-    lines.push(row([`intake,  ${name}, c=${CONCURRENCY}`, r.intake.perSecond, r.intake.p50ms, r.intake.p99ms, r.intake.errors, `${ratios[name]}%`, `${r.cpuUsPerDelivery.intake} (${cpuRatios[name]}%)`], w));
+    lines.push(
+      row(
+        [
+          `ceiling, ${name}, c=${CONCURRENCY}`,
+          r.ceiling.perSecond,
+          r.ceiling.p50ms,
+          r.ceiling.p99ms,
+          r.ceiling.errors,
+          "",
+          r.cpuUsPerDelivery.ceiling,
+        ],
+        w,
+      ),
+    );
+    lines.push(
+      row(
+        [
+          `intake,  ${name}, c=${CONCURRENCY}`,
+          r.intake.perSecond,
+          r.intake.p50ms,
+          r.intake.p99ms,
+          r.intake.errors,
+          `${ratios[name]}%`,
+          `${r.cpuUsPerDelivery.intake} (${cpuRatios[name]}%)`,
+        ],
+        w,
+      ),
+    );
   }
   const fr = phase1.fixedRate;
-  lines.push(row([`ceiling at fixed ${RATE}/s (issue_comment)`, fr.ceiling.perSecond, fr.ceiling.p50ms, fr.ceiling.p99ms, fr.ceiling.errors, ""], w));
-  lines.push(row([`intake at fixed ${RATE}/s (issue_comment)`, fr.intake.perSecond, fr.intake.p50ms, fr.intake.p99ms, fr.intake.errors, ""], w));
+  lines.push(
+    row([`ceiling at fixed ${RATE}/s (issue_comment)`, fr.ceiling.perSecond, fr.ceiling.p50ms, fr.ceiling.p99ms, fr.ceiling.errors, ""], w),
+  );
+  lines.push(
+    row([`intake at fixed ${RATE}/s (issue_comment)`, fr.intake.perSecond, fr.intake.p50ms, fr.intake.p99ms, fr.intake.errors, ""], w),
+  );
   if (phase2) {
     const d = phase2.clientNodeDefault;
     if (d) lines.push(row([`reference: client-node default, new TLS conn. per call`, d.perSecond, d.p50ms, d.p99ms, d.errors, ""], w));
     for (const [i, r] of phase2.rounds.entries()) {
-      lines.push(row([`round ${i + 1}: plain client CodeRun creates, c=${CREATE_CONCURRENCY}`, r.plain.perSecond, r.plain.p50ms, r.plain.p99ms, r.plain.errors, ""], w));
-      lines.push(row([`round ${i + 1}: deliveries creating CodeRuns, c=${CREATE_CONCURRENCY}`, r.intake.perSecond, r.intake.p50ms, r.intake.p99ms, r.intake.errors, `${ratio(r.intake.perSecond, r.plain.perSecond)}%`], w));
+      lines.push(
+        row(
+          [
+            `round ${i + 1}: plain client CodeRun creates, c=${CREATE_CONCURRENCY}`,
+            r.plain.perSecond,
+            r.plain.p50ms,
+            r.plain.p99ms,
+            r.plain.errors,
+            "",
+          ],
+          w,
+        ),
+      );
+      lines.push(
+        row(
+          [
+            `round ${i + 1}: deliveries creating CodeRuns, c=${CREATE_CONCURRENCY}`,
+            r.intake.perSecond,
+            r.intake.p50ms,
+            r.intake.p99ms,
+            r.intake.errors,
+            `${ratio(r.intake.perSecond, r.plain.perSecond)}%`,
+          ],
+          w,
+        ),
+      );
     }
   }
   const summary = {
@@ -454,13 +609,31 @@ async function main(): Promise<void> {
     targets: { intakeToCeilingPercent: 70, fixedRateP99ms: 50, createToPlainPercent: 80 },
   };
   console.log("\n" + lines.join("\n"));
-  for (const [name, r] of Object.entries(ratios)) console.log(`intake / ceiling, ${name}: ${r}% by throughput, ${cpuRatios[name]}% by server CPU per delivery (target ≥ 70%)`);
+  for (const [name, r] of Object.entries(ratios))
+    console.log(`intake / ceiling, ${name}: ${r}% by throughput, ${cpuRatios[name]}% by server CPU per delivery (target ≥ 70%)`);
   console.log(`intake p99 at ${RATE}/s: ${summary.fixedRateIntakeP99ms} ms (target < 50 ms)`);
-  if (phase2) console.log(`CodeRun creates via webhook / plain client: ${phase2.intakePerSecond}/${phase2.plainPerSecond} per s = ${summary.createToPlainPercent}% (target ≥ 80%)`);
+  if (phase2)
+    console.log(
+      `CodeRun creates via webhook / plain client: ${phase2.intakePerSecond}/${phase2.plainPerSecond} per s = ${summary.createToPlainPercent}% (target ≥ 80%)`,
+    );
 
   const out = join(dirname(SELF), "results", "webhook.json");
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, settings: { TOTAL, CONCURRENCY, DURATION_MS, RATE, RATE_SECONDS, CREATES, CREATE_CONCURRENCY }, summary, intake: phase1, createRate: phase2 ?? null }, null, 2) + "\n");
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        settings: { TOTAL, CONCURRENCY, DURATION_MS, RATE, RATE_SECONDS, CREATES, CREATE_CONCURRENCY },
+        summary,
+        intake: phase1,
+        createRate: phase2 ?? null,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   console.log(`\nWrote ${out}`);
 }
 

@@ -24,7 +24,11 @@ const REPO = /^[A-Za-z0-9._-]{1,100}$/;
 const SHORTHAND = /^([A-Za-z0-9][A-Za-z0-9-]{0,38})\/([A-Za-z0-9._-]{1,100}?)(?:\.git)?$/;
 
 function splitOwnerRepo(host: string, pathname: string): RepoCoordinates | null {
-  const parts = pathname.replace(/^\/+/, "").replace(/\/+$/, "").replace(/\.git$/, "").split("/");
+  const parts = pathname
+    .replace(/^\/+/, "")
+    .replace(/\/+$/, "")
+    .replace(/\.git$/, "")
+    .split("/");
   if (parts.length !== 2 || !parts[0] || !parts[1]) return null;
   return { host: host.toLowerCase(), owner: parts[0], repo: parts[1] };
 }
@@ -100,9 +104,17 @@ export type RepositoryBinding = { ok: true; repository: BoundRepository } | { ok
 function bound(origin: string, owner: string, repo: string, sshHost?: string): RepositoryBinding {
   const name = repo.replace(/\.git$/, "");
   if (!OWNER.test(owner) || !REPO.test(name) || name === "." || name === "..") {
-    return { ok: false, problem: `"${owner}/${name}" is not a valid GitHub owner/repository name; credentials are only used with ${origin}` };
+    return {
+      ok: false,
+      problem: `"${owner}/${name}" is not a valid GitHub owner/repository name; credentials are only used with ${origin}`,
+    };
   }
-  const repository: BoundRepository = { owner, repo: name, key: `${owner}/${name}`.toLowerCase(), httpsUrl: `${origin}/${owner}/${name}.git` };
+  const repository: BoundRepository = {
+    owner,
+    repo: name,
+    key: `${owner}/${name}`.toLowerCase(),
+    httpsUrl: `${origin}/${owner}/${name}.git`,
+  };
   if (sshHost) repository.sshUrl = `ssh://git@${sshHost}/${owner}/${name}.git`;
   return { ok: true, repository };
 }
@@ -132,7 +144,8 @@ export function bindRepository(url: string, githubUrl: string): RepositoryBindin
     if (u.search || u.hash) return refuse("it has a query or fragment");
     const coords = splitOwnerRepo(u.host, decodeURIComponent(u.pathname));
     if (u.protocol === "ssh:") {
-      if (u.hostname.toLowerCase() !== configured.hostname.toLowerCase()) return refuse(`host ${u.hostname} is not the configured GitHub host`);
+      if (u.hostname.toLowerCase() !== configured.hostname.toLowerCase())
+        return refuse(`host ${u.hostname} is not the configured GitHub host`);
       return coords ? bound(origin, coords.owner, coords.repo, u.host.toLowerCase()) : refuse("the path is not /owner/repo");
     }
     if (u.protocol !== "https:" && u.protocol !== "http:") return refuse(`the scheme ${u.protocol.replace(/:$/, "")} is not allowed`);

@@ -25,7 +25,8 @@ export const IDENTITY_PATTERN = "^[A-Za-z0-9]([-A-Za-z0-9]{0,37}[A-Za-z0-9])?$";
  * reconcile; the schema already refuses other schemes (http, file, git), credentials in the URL
  * and local paths.
  */
-export const REPOSITORY_URL_PATTERN = "^(https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+/?|git@[A-Za-z0-9.-]+:[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|ssh://git@[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)$";
+export const REPOSITORY_URL_PATTERN =
+  "^(https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+/?|git@[A-Za-z0-9.-]+:[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|ssh://git@[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+|[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)$";
 
 const SECRET_NAME = new RegExp(SECRET_NAME_PATTERN);
 const SECRET_KEY = new RegExp(SECRET_KEY_PATTERN);
@@ -49,10 +50,36 @@ export function isIdentityName(name: string): boolean {
  * (NODE_OPTIONS could load code into it, HTTPS_PROXY / GIT_SSL_* could redirect or intercept its
  * traffic, ANTHROPIC_BASE_URL would send the API key elsewhere).
  */
-export const RESERVED_ENV_PREFIXES = ["ANTHROPIC_", "GITHUB_", "GH_", "GIT_", "SSH_", "SSL_", "NODE_", "LD_", "CURL_", "NPM_CONFIG_"] as const;
+export const RESERVED_ENV_PREFIXES = [
+  "ANTHROPIC_",
+  "GITHUB_",
+  "GH_",
+  "GIT_",
+  "SSH_",
+  "SSL_",
+  "NODE_",
+  "LD_",
+  "CURL_",
+  "NPM_CONFIG_",
+] as const;
 export const RESERVED_ENV_NAMES = [
-  "PATH", "HOME", "SHELL", "AGENT_ROOT", "CLAUDE_BIN", "TASK_ID", "SERVICE_NAME", "LOCAL_TOOLS", "REMOTE_TOOLS",
-  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "BASH_ENV", "ENV", "PROMPT_COMMAND",
+  "PATH",
+  "HOME",
+  "SHELL",
+  "AGENT_ROOT",
+  "CLAUDE_BIN",
+  "TASK_ID",
+  "SERVICE_NAME",
+  "LOCAL_TOOLS",
+  "REMOTE_TOOLS",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "ALL_PROXY",
+  "NO_PROXY",
+  "REQUESTS_CA_BUNDLE",
+  "BASH_ENV",
+  "ENV",
+  "PROMPT_COMMAND",
 ] as const;
 
 /** True when a run may not set this environment variable (case-insensitive, like proxies' lowercase forms). */

@@ -44,8 +44,7 @@ export const AuthzReasons = {
 export type AuthzReason = (typeof AuthzReasons)[keyof typeof AuthzReasons];
 
 export type AuthzDecision =
-  | { allowed: true; repositories: BoundRepository[] }
-  | { allowed: false; reason: AuthzReason; message: string; field: string };
+  { allowed: true; repositories: BoundRepository[] } | { allowed: false; reason: AuthzReason; message: string; field: string };
 
 /** Requester of runs created directly through the Kubernetes API (kubectl), i.e. by anyone RBAC lets create them. */
 export const KUBERNETES_REQUESTER = "kubernetes";
@@ -55,7 +54,10 @@ const IDENTITY_SECRET_PREFIXES = ["github-token-", "github-ssh-", "github-app-"]
 
 /** `*` matches any run of characters; everything else literally. */
 export function globMatch(pattern: string, value: string, caseInsensitive = false): boolean {
-  const source = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
   return new RegExp(`^${source}$`, caseInsensitive ? "i" : "").test(value);
 }
 
@@ -66,24 +68,52 @@ function deny(reason: AuthzReason, field: string, message: string): AuthzDecisio
 /** Checks 1-3: shape, host binding and Secret allowlist, whoever asks. */
 function checkShape(req: RunRequest, config: AuthzConfig): AuthzDecision {
   const repositories: BoundRepository[] = [];
-  for (const [field, url] of [["repositoryUrl", req.repositoryUrl], ["docsRepositoryUrl", req.docsRepositoryUrl]] as const) {
+  for (const [field, url] of [
+    ["repositoryUrl", req.repositoryUrl],
+    ["docsRepositoryUrl", req.docsRepositoryUrl],
+  ] as const) {
     if (url === undefined) continue;
     const b = bindRepository(url, config.github.url);
     if (!b.ok) return deny(AuthzReasons.RepositoryNotAllowed, field, `${field} ${url} is not allowed: ${b.problem}.`);
     repositories.push(b.repository);
   }
-  for (const [field, name] of [["githubUser", req.githubUser], ["githubApp", req.githubApp]] as const) {
-    if (name !== undefined && !isIdentityName(name)) return deny(AuthzReasons.InvalidRequest, field, `${field} "${name}" is not a GitHub user or App name (letters, digits and inner '-', at most 39 characters).`);
+  for (const [field, name] of [
+    ["githubUser", req.githubUser],
+    ["githubApp", req.githubApp],
+  ] as const) {
+    if (name !== undefined && !isIdentityName(name))
+      return deny(
+        AuthzReasons.InvalidRequest,
+        field,
+        `${field} "${name}" is not a GitHub user or App name (letters, digits and inner '-', at most 39 characters).`,
+      );
   }
-  const envNames = [...Object.keys(req.env ?? {}).map((n) => ["env", n] as const), ...(req.envFromSecrets ?? []).map((e) => ["envFromSecrets", e.name] as const)];
+  const envNames = [
+    ...Object.keys(req.env ?? {}).map((n) => ["env", n] as const),
+    ...(req.envFromSecrets ?? []).map((e) => ["envFromSecrets", e.name] as const),
+  ];
   for (const [field, name] of envNames) {
-    if (isReservedEnvName(name)) return deny(AuthzReasons.InvalidRequest, field, `${field}: ${name} is reserved (the runner, git and Node read it while holding the run's credentials); use another variable name.`);
+    if (isReservedEnvName(name))
+      return deny(
+        AuthzReasons.InvalidRequest,
+        field,
+        `${field}: ${name} is reserved (the runner, git and Node read it while holding the run's credentials); use another variable name.`,
+      );
   }
   for (const e of req.envFromSecrets ?? []) {
-    if (!isSecretName(e.secretName) || !isSecretKey(e.secretKey)) return deny(AuthzReasons.InvalidRequest, "envFromSecrets", `envFromSecrets ${e.name}: secretName must be a DNS subdomain and secretKey a Secret key ([-._a-zA-Z0-9]).`);
+    if (!isSecretName(e.secretName) || !isSecretKey(e.secretKey))
+      return deny(
+        AuthzReasons.InvalidRequest,
+        "envFromSecrets",
+        `envFromSecrets ${e.name}: secretName must be a DNS subdomain and secretKey a Secret key ([-._a-zA-Z0-9]).`,
+      );
     const own = e.secretName === config.secrets.apiKeySecretName || IDENTITY_SECRET_PREFIXES.some((p) => e.secretName.startsWith(p));
     if (own || !config.authorization.mountableSecrets.includes(e.secretName)) {
-      return deny(AuthzReasons.NotAuthorized, "envFromSecrets", `envFromSecrets ${e.name}: Secret ${e.secretName} may not be mounted into runs${own ? " (it holds the controller's or an identity's credentials)" : "; an administrator can add it to authorization.mountableSecrets"}.`);
+      return deny(
+        AuthzReasons.NotAuthorized,
+        "envFromSecrets",
+        `envFromSecrets ${e.name}: Secret ${e.secretName} may not be mounted into runs${own ? " (it holds the controller's or an identity's credentials)" : "; an administrator can add it to authorization.mountableSecrets"}.`,
+      );
     }
   }
   return { allowed: true, repositories };
@@ -108,10 +138,19 @@ export function authorizeRun(req: RunRequest, requester: string, config: AuthzCo
   if (!shape.allowed) return shape;
   const rules = config.authorization.rules.length > 0 ? config.authorization.rules : [EVERYONE];
   const mine = rules.filter((r) => r.requesters.some((p) => globMatch(p, requester)));
-  if (mine.length === 0) return deny(AuthzReasons.NotAuthorized, "requester", `${requester} may not create runs: no authorization rule lists it under requesters.`);
+  if (mine.length === 0)
+    return deny(
+      AuthzReasons.NotAuthorized,
+      "requester",
+      `${requester} may not create runs: no authorization rule lists it under requesters.`,
+    );
   const refusals = mine.map((r) => ruleAllows(r, req, shape.repositories));
   if (refusals.some((r) => r === undefined)) return shape;
-  return deny(AuthzReasons.NotAuthorized, "requester", `${requester} may not use ${refusals[0]} (authorization.rules); ask an administrator to allow it, or choose one it may use.`);
+  return deny(
+    AuthzReasons.NotAuthorized,
+    "requester",
+    `${requester} may not use ${refusals[0]} (authorization.rules); ask an administrator to allow it, or choose one it may use.`,
+  );
 }
 
 /**
@@ -122,7 +161,10 @@ export function authorizeRun(req: RunRequest, requester: string, config: AuthzCo
 export function computeSpecDigest(spec: object): string {
   const s = spec as Record<string, unknown>;
   const fields = ["githubUser", "githubApp", "repositoryUrl", "docsRepositoryUrl", "env", "envFromSecrets"].map((k) => [k, s[k] ?? null]);
-  return createHash("sha256").update(canonicalJson(Object.fromEntries(fields))).digest("hex").slice(0, 40);
+  return createHash("sha256")
+    .update(canonicalJson(Object.fromEntries(fields)))
+    .digest("hex")
+    .slice(0, 40);
 }
 
 /** Annotations the intake puts on a run it authorized; only the controller's account may set them (the chart's ValidatingAdmissionPolicy). */
@@ -145,6 +187,13 @@ export function requesterOf(run: AnyRun): string {
 export function runRequestOf(run: AnyRun): RunRequest {
   const s = run.spec;
   return run.kind === "CodeRun"
-    ? { githubUser: s.githubUser, githubApp: s.githubApp, repositoryUrl: s.repositoryUrl, docsRepositoryUrl: run.spec.docsRepositoryUrl, env: run.spec.env, envFromSecrets: run.spec.envFromSecrets }
+    ? {
+        githubUser: s.githubUser,
+        githubApp: s.githubApp,
+        repositoryUrl: s.repositoryUrl,
+        docsRepositoryUrl: run.spec.docsRepositoryUrl,
+        env: run.spec.env,
+        envFromSecrets: run.spec.envFromSecrets,
+      }
     : { githubUser: s.githubUser, githubApp: s.githubApp, repositoryUrl: s.repositoryUrl };
 }

@@ -81,7 +81,11 @@ export class CommandContext {
 }
 
 /** Wraps an action so it receives a CommandContext; errors propagate to runCli. */
-export function action<A extends unknown[]>(deps: CliDeps, results: { exitCode: number }, fn: (ctx: CommandContext, ...args: A) => Promise<void>) {
+export function action<A extends unknown[]>(
+  deps: CliDeps,
+  results: { exitCode: number },
+  fn: (ctx: CommandContext, ...args: A) => Promise<void>,
+) {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
     const ctx = new CommandContext(deps, cmd);

@@ -22,11 +22,31 @@ export function formatData(value: unknown, format: OutputFormat): string | undef
 export function table(head: string[], rows: (string | number | undefined)[][]): string {
   const t = new Table({
     head: head.map((h) => h.toUpperCase()),
-    chars: { top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: "   " },
+    chars: {
+      top: "",
+      "top-mid": "",
+      "top-left": "",
+      "top-right": "",
+      bottom: "",
+      "bottom-mid": "",
+      "bottom-left": "",
+      "bottom-right": "",
+      left: "",
+      "left-mid": "",
+      mid: "",
+      "mid-mid": "",
+      right: "",
+      "right-mid": "",
+      middle: "   ",
+    },
     style: { head: [], border: [], "padding-left": 0, "padding-right": 0, compact: true },
   });
   for (const r of rows) t.push(r.map((c) => (c === undefined || c === "" ? "-" : String(c))));
-  return t.toString().split("\n").map((l) => l.trimEnd()).join("\n");
+  return t
+    .toString()
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .join("\n");
 }
 
 /** 45s, 3m12s, 2h5m, 3d4h: kubectl-style age. */
@@ -58,7 +78,18 @@ const serviceOf = (r: AnyRun) => (r.kind === "CodeRun" ? r.spec.service : undefi
 export function runsTable(runs: AnyRun[], now: number): string {
   return table(
     ["kind", "name", "task", "service", "phase", "attempts", "turns", "cost", "age", "pull request"],
-    runs.map((r) => [r.kind, r.metadata.name, taskOf(r), serviceOf(r), phaseOf(r), r.status?.attempts, r.status?.result?.turns, cost(r.status?.result?.costUsd), age(r.metadata.creationTimestamp, now), r.status?.pullRequestUrl]),
+    runs.map((r) => [
+      r.kind,
+      r.metadata.name,
+      taskOf(r),
+      serviceOf(r),
+      phaseOf(r),
+      r.status?.attempts,
+      r.status?.result?.turns,
+      cost(r.status?.result?.costUsd),
+      age(r.metadata.creationTimestamp, now),
+      r.status?.pullRequestUrl,
+    ]),
   );
 }
 
@@ -84,13 +115,26 @@ export function runDetail(r: AnyRun, now: number): string {
     ["Age", age(r.metadata.creationTimestamp, now)],
     ["Requested by", r.metadata.annotations?.[Annotations.requestedBy]],
   ];
-  return rows.filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join("\n");
+  return rows
+    .filter(([, v]) => v !== undefined && v !== "")
+    .map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`)
+    .join("\n");
 }
 
 export function playsTable(plays: Play[], now: number): string {
   return table(
     ["name", "service", "task", "stage", "agent", "pr", "iteration", "phase", "age"],
-    plays.map((p) => [p.metadata.name, p.spec.service, p.status?.currentTask ?? p.spec.tasks[0], p.status?.stage, p.status?.agent, p.status?.pullRequest?.number, p.status?.iteration, phaseOf(p), age(p.metadata.creationTimestamp, now)]),
+    plays.map((p) => [
+      p.metadata.name,
+      p.spec.service,
+      p.status?.currentTask ?? p.spec.tasks[0],
+      p.status?.stage,
+      p.status?.agent,
+      p.status?.pullRequest?.number,
+      p.status?.iteration,
+      phaseOf(p),
+      age(p.metadata.creationTimestamp, now),
+    ]),
   );
 }
 
@@ -114,7 +158,14 @@ export function playDetail(p: Play, now: number): string {
   ];
   const lines = rows.filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`);
   if (s.history?.length) {
-    lines.push("", "History:", table(["task", "stage", "agent", "run", "outcome"], s.history.map((h) => [h.taskId, h.stage, h.agent, h.run, h.outcome])));
+    lines.push(
+      "",
+      "History:",
+      table(
+        ["task", "stage", "agent", "run", "outcome"],
+        s.history.map((h) => [h.taskId, h.stage, h.agent, h.run, h.outcome]),
+      ),
+    );
   }
   return lines.join("\n");
 }

@@ -23,30 +23,46 @@ export function buildProgram(deps: CliDeps, results: { exitCode: number }, versi
   const program = new Command("orchestrator")
     .description("Run Claude Code agents on software tasks through the orchestrator's REST API.")
     .version(version)
-    .option("--api-url <url>", "the service's URL (env ORCHESTRATOR_API_URL; default: the current context, then http://orchestrator.orchestrator.svc.cluster.local/api/v1)")
+    .option(
+      "--api-url <url>",
+      "the service's URL (env ORCHESTRATOR_API_URL; default: the current context, then http://orchestrator.orchestrator.svc.cluster.local/api/v1)",
+    )
     .option("--token <token>", "bearer token (env ORCHESTRATOR_TOKEN or ORCHESTRATOR_TOKEN_FILE; default: the current context's)")
     .option("--context <name>", "use this context of the CLI config file (env ORCHESTRATOR_CONTEXT)")
     .addOption(new Option("-o, --output <format>", "output format").choices([...OutputFormats]).default("table"))
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (s) => deps.stdout.write(s), writeErr: (s) => deps.stderr.write(s) })
     .exitOverride();
-  for (const c of [...taskCommands(deps, results), playCommand(deps, results), runsCommand(deps, results), ...systemCommands(deps, results)]) program.addCommand(c);
+  for (const c of [
+    ...taskCommands(deps, results),
+    playCommand(deps, results),
+    runsCommand(deps, results),
+    ...systemCommands(deps, results),
+  ])
+    program.addCommand(c);
   if (deps.mcp) {
     const mcp = deps.mcp;
-    program.command("mcp").description("serve the orchestrator's tools to an editor's agent over stdio (Model Context Protocol)")
+    program
+      .command("mcp")
+      .description("serve the orchestrator's tools to an editor's agent over stdio (Model Context Protocol)")
       .action(action(deps, results, async (ctx) => mcp(ctx.settings())));
   }
   if (deps.serve) {
     const serve = deps.serve;
-    program.command("serve").description("run the service: controller, REST API, MCP endpoint and GitHub webhooks (what `npm start` runs)")
+    program
+      .command("serve")
+      .description("run the service: controller, REST API, MCP endpoint and GitHub webhooks (what `npm start` runs)")
       .action(async () => serve());
   }
   tab(program, { completionCommandName: "completion" });
   // Every subcommand reports errors through the program's streams and exit handling.
-  const inherit = (c: Command) => c.commands.forEach((s) => {
-    s.exitOverride().configureOutput({ writeOut: (t) => deps.stdout.write(t), writeErr: (t) => deps.stderr.write(t) }).showHelpAfterError("(run with --help for usage)");
-    inherit(s);
-  });
+  const inherit = (c: Command) =>
+    c.commands.forEach((s) => {
+      s.exitOverride()
+        .configureOutput({ writeOut: (t) => deps.stdout.write(t), writeErr: (t) => deps.stderr.write(t) })
+        .showHelpAfterError("(run with --help for usage)");
+      inherit(s);
+    });
   inherit(program);
   return program;
 }

@@ -70,7 +70,13 @@ export function finalSummary(run: AnyRun, elapsedMs: number): string {
   const kind = run.kind.toLowerCase();
   const name = run.metadata.name ?? "";
   const r = run.status?.result;
-  const figures = [r?.turns !== undefined ? `turns ${r.turns}` : "", r?.toolCalls !== undefined ? `tools ${r.toolCalls}` : "", cost(r?.costUsd) ?? ""].filter(Boolean).join(" · ");
+  const figures = [
+    r?.turns !== undefined ? `turns ${r.turns}` : "",
+    r?.toolCalls !== undefined ? `tools ${r.toolCalls}` : "",
+    cost(r?.costUsd) ?? "",
+  ]
+    .filter(Boolean)
+    .join(" · ");
   const head = `${run.kind} ${name} ${phaseOf(run)} after ${formatDuration(elapsedMs)}${figures ? ` (${figures})` : ""}`;
   const lines = [head];
   if (run.status?.pullRequestUrl) lines.push(`Pull request: ${run.status.pullRequestUrl}`);

@@ -139,7 +139,12 @@ export class ApiClient {
     return (await res.json()) as Record<string, unknown>;
   }
 
-  private async send(method: string, path: string, bodyIn: Body | undefined, o: { idempotencyKey?: string; accept?: number[]; stream?: boolean; signal?: AbortSignal } = {}): Promise<Response> {
+  private async send(
+    method: string,
+    path: string,
+    bodyIn: Body | undefined,
+    o: { idempotencyKey?: string; accept?: number[]; stream?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     // POST routes take JSON only; an empty POST sends {}.
     const body = bodyIn ?? (method === "POST" ? {} : undefined);
     const headers: Record<string, string> = { accept: "application/json, application/problem+json, text/plain" };
@@ -150,7 +155,12 @@ export class ApiClient {
     const signal = timeout && o.signal ? AbortSignal.any([timeout, o.signal]) : (timeout ?? o.signal);
     let res: Response;
     try {
-      res = await this.fetchImpl(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      res = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
     } catch (e) {
       throw this.unreachable(e);
     }
@@ -162,7 +172,10 @@ export class ApiClient {
     const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } };
     const why = err.name === "TimeoutError" ? "timed out" : (err.cause?.code ?? err.cause?.message ?? err.message ?? String(e));
     const from = this.opts.source ? ` (from ${this.opts.source})` : "";
-    return new ApiError(`Cannot reach the orchestrator API at ${this.baseUrl}${from}: ${why}. Check that the service runs and pass --api-url, set ORCHESTRATOR_API_URL, or choose a context.`, 0);
+    return new ApiError(
+      `Cannot reach the orchestrator API at ${this.baseUrl}${from}: ${why}. Check that the service runs and pass --api-url, set ORCHESTRATOR_API_URL, or choose a context.`,
+      0,
+    );
   }
 
   private async failure(res: Response): Promise<ApiError> {
@@ -174,7 +187,8 @@ export class ApiClient {
       problem = undefined;
     }
     let detail = (problem?.detail ?? (problem as { message?: string } | undefined)?.message ?? text.trim().slice(0, 300)) || res.statusText;
-    if (res.status === 401 && !this.opts.token) detail += " No token was sent: pass --token, set ORCHESTRATOR_TOKEN, or add a token to the context.";
+    if (res.status === 401 && !this.opts.token)
+      detail += " No token was sent: pass --token, set ORCHESTRATOR_TOKEN, or add a token to the context.";
     return new ApiError(`${detail.replace(/\s*\n\s*/g, " ")} (HTTP ${res.status})`, res.status, problem);
   }
 }

@@ -25,14 +25,22 @@ function compact(o: Record<string, unknown>): Body {
 export function identity(input: { github_user?: string; github_app?: string }, git: GitInfo): { fields: Body; note?: string } {
   if (input.github_user || input.github_app) return { fields: compact({ github_user: input.github_user, github_app: input.github_app }) };
   if (git.userName && /^[A-Za-z0-9-]{1,39}$/.test(git.userName)) {
-    return { fields: { github_user: git.userName }, note: `Using GitHub user ${git.userName} (from git config user.name); pass --github-user or --github-app to choose.` };
+    return {
+      fields: { github_user: git.userName },
+      note: `Using GitHub user ${git.userName} (from git config user.name); pass --github-user or --github-app to choose.`,
+    };
   }
-  return { fields: { github_user: DEFAULT_GITHUB_USER }, note: `Using GitHub user ${DEFAULT_GITHUB_USER} (the default); pass --github-user or --github-app to choose.` };
+  return {
+    fields: { github_user: DEFAULT_GITHUB_USER },
+    note: `Using GitHub user ${DEFAULT_GITHUB_USER} (the default); pass --github-user or --github-app to choose.`,
+  };
 }
 
 function originOrThrow(git: GitInfo, what: "repository URL"): string {
   if (git.origin) return git.origin;
-  throw new InputError(`No ${what}: pass repository_url (CLI: --repository-url), or run the CLI or MCP server inside a git checkout that has an origin remote.`);
+  throw new InputError(
+    `No ${what}: pass repository_url (CLI: --repository-url), or run the CLI or MCP server inside a git checkout that has an origin remote.`,
+  );
 }
 
 export interface Completed {
@@ -73,7 +81,14 @@ export function completeDocsRequest(input: Body, git: GitInfo): Completed {
 /** POST /api/v1/plays body: repositories default to the origin remote. */
 export function completePlayRequest(input: Body & { service: string; tasks: number[] }, git: GitInfo): Completed {
   const repository = (input.repository_url as string | undefined) ?? originOrThrow(git, "repository URL");
-  return { body: compact({ ...input, repository_url: repository, docs_repository_url: (input.docs_repository_url as string | undefined) ?? repository }), notes: [] };
+  return {
+    body: compact({
+      ...input,
+      repository_url: repository,
+      docs_repository_url: (input.docs_repository_url as string | undefined) ?? repository,
+    }),
+    notes: [],
+  };
 }
 
 /**
@@ -95,20 +110,28 @@ export function parseEnvPairs(values: string[]): Record<string, string> {
 
 /** `--env-from-secrets name:secretName:secretKey,…` (upstream's format). */
 export function parseEnvFromSecrets(values: string[]): { name: string; secretName: string; secretKey: string }[] {
-  return values.flatMap((v) => v.split(",")).filter((s) => s.trim()).map((item) => {
-    const parts = item.trim().split(":");
-    if (parts.length !== 3 || parts.some((p) => !p)) throw new InputError(`--env-from-secrets ${item}: expected name:secretName:secretKey (several separated by commas).`);
-    const [name, secretName, secretKey] = parts as [string, string, string];
-    return { name, secretName, secretKey };
-  });
+  return values
+    .flatMap((v) => v.split(","))
+    .filter((s) => s.trim())
+    .map((item) => {
+      const parts = item.trim().split(":");
+      if (parts.length !== 3 || parts.some((p) => !p))
+        throw new InputError(`--env-from-secrets ${item}: expected name:secretName:secretKey (several separated by commas).`);
+      const [name, secretName, secretKey] = parts as [string, string, string];
+      return { name, secretName, secretKey };
+    });
 }
 
 /** `1,2,3` or `1 2 3` → [1, 2, 3]. */
 export function parseTaskList(v: string): number[] {
-  const ids = v.split(/[\s,]+/).filter(Boolean).map((s) => {
-    if (!/^[1-9][0-9]{0,9}$/.test(s)) throw new InputError(`--tasks ${v}: "${s}" is not a task id (positive integers, separated by commas).`);
-    return Number(s);
-  });
+  const ids = v
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((s) => {
+      if (!/^[1-9][0-9]{0,9}$/.test(s))
+        throw new InputError(`--tasks ${v}: "${s}" is not a task id (positive integers, separated by commas).`);
+      return Number(s);
+    });
   if (ids.length === 0) throw new InputError("--tasks needs at least one task id, e.g. --tasks 7,8,9.");
   return ids;
 }

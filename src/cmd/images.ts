@@ -14,7 +14,11 @@ per image. publish then pushes each archive with skopeo to <prefix>/<repository>
 
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { registry: { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { registry: { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
   if (values.help || (command !== "build" && command !== "publish")) {
     process.stdout.write(USAGE);
     process.exitCode = values.help ? 0 : 2;
@@ -24,7 +28,9 @@ async function main(): Promise<void> {
   const started = performance.now();
   const images = await ensureImages(positionals);
   const cached = images.filter((i) => i.cached).length;
-  process.stderr.write(`[images] ${images.length} image(s), ${cached} from cache, in ${((performance.now() - started) / 1000).toFixed(1)}s\n`);
+  process.stderr.write(
+    `[images] ${images.length} image(s), ${cached} from cache, in ${((performance.now() - started) / 1000).toFixed(1)}s\n`,
+  );
   for (const img of images) {
     if (command === "build") {
       process.stdout.write(`${img.ref} ${img.archive}\n`);

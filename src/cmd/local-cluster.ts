@@ -67,7 +67,10 @@ export async function ensureLocalSecrets(kc: KubeConfig, config: Config, githubU
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = config.namespace;
   const put = async (name: string, data: Record<string, string>) => {
-    const body = { metadata: { name, labels: { "app.kubernetes.io/part-of": "orchestrator", "app.kubernetes.io/managed-by": "orchestrator-local" } }, stringData: data };
+    const body = {
+      metadata: { name, labels: { "app.kubernetes.io/part-of": "orchestrator", "app.kubernetes.io/managed-by": "orchestrator-local" } },
+      stringData: data,
+    };
     try {
       await core.createNamespacedSecret({ namespace, body });
     } catch (e) {

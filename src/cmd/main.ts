@@ -44,7 +44,12 @@ import { ensureLocalSecrets, startLocalCluster } from "./local-cluster.js";
  * The dashboard's live feed: the manager's shared informers. Without a controller in this
  * process nothing starts them, so they are started here and stopped with the process.
  */
-function dashboardFeed(manager: Manager, controller: Controller | undefined, plays: PlayController | undefined, stops: Array<() => Promise<void>>): LiveFeed {
+function dashboardFeed(
+  manager: Manager,
+  controller: Controller | undefined,
+  plays: PlayController | undefined,
+  stops: Array<() => Promise<void>>,
+): LiveFeed {
   const runs = [manager.informer<AnyRun>(Resources.CodeRun), manager.informer<AnyRun>(Resources.DocsRun)];
   const playInformer = plays || !controller ? manager.informer<Play>(Resources.Play) : undefined;
   if (!controller) {
@@ -65,7 +70,10 @@ function templateRenderer(config: Config, log: Logger): RenderFiles {
   try {
     return makeRenderFiles(loadTemplates(config.templates.dir), config);
   } catch (e) {
-    log.error({ err: (e as Error).message, template: (e as { template?: string }).template }, "Failed to load agent templates; runs will fail with TemplateError until the templates ConfigMap is fixed");
+    log.error(
+      { err: (e as Error).message, template: (e as { template?: string }).template },
+      "Failed to load agent templates; runs will fail with TemplateError until the templates ConfigMap is fixed",
+    );
     return () => {
       throw e;
     };
@@ -125,26 +133,37 @@ async function main(): Promise<void> {
     ? new Controller({ manager, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
-  const playGitHub = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken || undefined, app: config.githubApp }, log: logger.child({ component: "github" }) });
-  const plays = config.controller.enabled && config.play.enabled
-    ? new PlayController({
-      manager,
-      kube: createPlayKube(clients, limiter),
-      github: playGitHub,
-      reporter: createTaskReporter(playGitHub),
-      config,
-      logger,
-      metrics,
-    })
-    : undefined;
+  const playGitHub = createPlayGitHub({
+    apiUrl: config.github.apiUrl,
+    auth: { token: config.githubToken || undefined, app: config.githubApp },
+    log: logger.child({ component: "github" }),
+  });
+  const plays =
+    config.controller.enabled && config.play.enabled
+      ? new PlayController({
+          manager,
+          kube: createPlayKube(clients, limiter),
+          github: playGitHub,
+          reporter: createTaskReporter(playGitHub),
+          config,
+          logger,
+          metrics,
+        })
+      : undefined;
   // Replies on GitHub for webhook-started runs and refused deliveries (needs credentials to write).
   const hasGitHubCredentials = Boolean(config.githubToken || config.githubApp);
-  const runReporter = config.controller.enabled && config.github.replies && hasGitHubCredentials
-    ? new RunReporter({ clients, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
-    : undefined;
-  if (config.github.replies && !hasGitHubCredentials) logger.warn("No GitHub credentials: webhook-started runs get no reaction, tracking comment or check run; set GITHUB_TOKEN or a GitHub App (or github.replies: false)");
+  const runReporter =
+    config.controller.enabled && config.github.replies && hasGitHubCredentials
+      ? new RunReporter({ clients, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
+      : undefined;
+  if (config.github.replies && !hasGitHubCredentials)
+    logger.warn(
+      "No GitHub credentials: webhook-started runs get no reaction, tracking comment or check run; set GITHUB_TOKEN or a GitHub App (or github.replies: false)",
+    );
   if (plays && !config.githubToken && !config.githubApp) {
-    logger.warn("Plays read and report on GitHub, but no credentials are set: set GITHUB_TOKEN (Helm: secrets.githubToken) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; calls are unauthenticated until then");
+    logger.warn(
+      "Plays read and report on GitHub, but no credentials are set: set GITHUB_TOKEN (Helm: secrets.githubToken) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; calls are unauthenticated until then",
+    );
   }
 
   const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
@@ -156,11 +175,23 @@ async function main(): Promise<void> {
     // Written to a 0600 file next to the kubeconfig, never logged.
     const tokenFile = join(dirname(kubeconfigPath), "api-token");
     writeFileSync(tokenFile, `${tokens[0]}\n`, { mode: 0o600 });
-    logger.warn({ tokenFile }, "Local development: generated a REST API token (set ORCHESTRATOR_API_TOKENS to choose one); use: curl -H \"Authorization: Bearer $(cat <tokenFile>)\"");
+    logger.warn(
+      { tokenFile },
+      'Local development: generated a REST API token (set ORCHESTRATOR_API_TOKENS to choose one); use: curl -H "Authorization: Bearer $(cat <tokenFile>)"',
+    );
   }
   const auth = createAuthenticator({
     tokens,
-    ...(config.api.tokenReview ? { tokenReview: { reviewer: createKubeTokenReviewer(kc), allow: [...config.api.tokenReviewAllow], audiences: [...config.api.tokenReviewAudiences], namespace: config.namespace } } : {}),
+    ...(config.api.tokenReview
+      ? {
+          tokenReview: {
+            reviewer: createKubeTokenReviewer(kc),
+            allow: [...config.api.tokenReviewAllow],
+            audiences: [...config.api.tokenReviewAudiences],
+            namespace: config.namespace,
+          },
+        }
+      : {}),
   });
   const app = buildApp({
     config,
@@ -182,16 +213,18 @@ async function main(): Promise<void> {
     },
     ...(runReporter ? { onRefusal: runReporter.enqueueRefusal } : {}),
     ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
-    routes: withMcp(dashboardRoutes({
-      feed: dashboardFeed(manager, controller, plays, stops),
-      kube: createDashboardKube(clients, config.namespace),
-      runs,
-      auth,
-      namespace: config.namespace,
-      slotsPerService: config.concurrency.perService,
-      assetsDir: defaultAssetsDir(),
-      logger,
-    })),
+    routes: withMcp(
+      dashboardRoutes({
+        feed: dashboardFeed(manager, controller, plays, stops),
+        kube: createDashboardKube(clients, config.namespace),
+        runs,
+        auth,
+        namespace: config.namespace,
+        slotsPerService: config.concurrency.perService,
+        assetsDir: defaultAssetsDir(),
+        logger,
+      }),
+    ),
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address: app.server.address() }, "Listening");

@@ -63,7 +63,10 @@ export function readCliFile(path: string): CliFile {
     throw new ConfigError(`${path} is not valid YAML: ${(e as Error).message}. Fix or delete the file.`);
   }
   const parsed = cliFileSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(`Invalid CLI config ${path}:\n${formatIssues(parsed.error)}\nFix the file or recreate the context with \`orchestrator context set\`.`);
+  if (!parsed.success)
+    throw new ConfigError(
+      `Invalid CLI config ${path}:\n${formatIssues(parsed.error)}\nFix the file or recreate the context with \`orchestrator context set\`.`,
+    );
   return parsed.data;
 }
 
@@ -76,7 +79,10 @@ export function writeCliFile(path: string, file: CliFile): void {
 
 /** `http://host/api/v1/` and `http://host` both become `http://host`. */
 export function normalizeBaseUrl(url: string): string {
-  return url.trim().replace(/\/+$/, "").replace(/\/api\/v1$/, "");
+  return url
+    .trim()
+    .replace(/\/+$/, "")
+    .replace(/\/api\/v1$/, "");
 }
 
 function readTokenFile(path: string, what: string): string {
@@ -99,7 +105,9 @@ export function readCliSettings(flags: CliFlags, env: NodeJS.ProcessEnv): CliSet
     context = file.contexts[contextName];
     if (!context) {
       const known = Object.keys(file.contexts);
-      throw new ConfigError(`Context "${contextName}" is not in ${path} (known: ${known.join(", ") || "none"}); create it with \`orchestrator context set ${contextName} --api-url URL\`.`);
+      throw new ConfigError(
+        `Context "${contextName}" is not in ${path} (known: ${known.join(", ") || "none"}); create it with \`orchestrator context set ${contextName} --api-url URL\`.`,
+      );
     }
   }
   const [url, source] = flags.apiUrl
@@ -109,7 +117,8 @@ export function readCliSettings(flags: CliFlags, env: NodeJS.ProcessEnv): CliSet
       : context
         ? [context.apiUrl, `context ${contextName}`]
         : [DEFAULT_API_URL, "the default URL"];
-  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new ConfigError(`The API URL ${url} (from ${source}) is not an http(s) URL; pass --api-url http://host:port.`);
+  if (!/^https?:\/\/[^\s/]+/.test(url))
+    throw new ConfigError(`The API URL ${url} (from ${source}) is not an http(s) URL; pass --api-url http://host:port.`);
   let token = flags.token ?? env.ORCHESTRATOR_TOKEN;
   if (!token && env.ORCHESTRATOR_TOKEN_FILE) token = readTokenFile(env.ORCHESTRATOR_TOKEN_FILE, "ORCHESTRATOR_TOKEN_FILE");
   if (!token && context?.token) token = context.token;

@@ -9,7 +9,10 @@ export class ConfigError extends Error {}
 const DEFAULT_CONFIG_PATH = "/config/config.yaml";
 
 function splitList(v: string | undefined): string[] {
-  return (v ?? "").split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
+  return (v ?? "")
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function deepFreeze<T>(o: T): T {
@@ -30,11 +33,19 @@ function githubAppFromEnv(env: NodeJS.ProcessEnv): { githubApp?: Config["githubA
   const appId = env.GITHUB_APP_ID?.trim();
   const privateKey = env.GITHUB_APP_PRIVATE_KEY?.trim();
   if (!appId && !privateKey) return {};
-  if (!appId || !privateKey) throw new ConfigError("Set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (the controller's GitHub App), or neither to use GITHUB_TOKEN.");
+  if (!appId || !privateKey)
+    throw new ConfigError(
+      "Set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (the controller's GitHub App), or neither to use GITHUB_TOKEN.",
+    );
   const installation = env.GITHUB_APP_INSTALLATION_ID?.trim();
-  if (installation && !/^[1-9][0-9]*$/.test(installation)) throw new ConfigError(`GITHUB_APP_INSTALLATION_ID=${installation} is not a number; set the numeric installation id or unset it to look it up per repository.`);
+  if (installation && !/^[1-9][0-9]*$/.test(installation))
+    throw new ConfigError(
+      `GITHUB_APP_INSTALLATION_ID=${installation} is not a number; set the numeric installation id or unset it to look it up per repository.`,
+    );
   // Secrets managers often store PEMs with literal \n.
-  return { githubApp: { appId, privateKey: privateKey.replace(/\\n/g, "\n"), ...(installation ? { installationId: Number(installation) } : {}) } };
+  return {
+    githubApp: { appId, privateKey: privateKey.replace(/\\n/g, "\n"), ...(installation ? { installationId: Number(installation) } : {}) },
+  };
 }
 
 /**
@@ -44,7 +55,12 @@ function githubAppFromEnv(env: NodeJS.ProcessEnv): { githubApp?: Config["githubA
  * Secrets: ORCHESTRATOR_API_TOKENS, GITHUB_WEBHOOK_SECRET(_PREVIOUS), GITHUB_TOKEN, GITHUB_APP_*,
  * ANTHROPIC_API_KEY (used by the controller only to set up a local cluster's Secret).
  */
-export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, configPath: string | null = null, overlay: Record<string, unknown> = {}): Config {
+export function parseConfig(
+  yamlText: string | null,
+  env: NodeJS.ProcessEnv,
+  configPath: string | null = null,
+  overlay: Record<string, unknown> = {},
+): Config {
   let raw: unknown = {};
   if (yamlText !== null && yamlText.trim() !== "") {
     try {
@@ -55,7 +71,8 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
   }
   const obj = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
   // The overlay (a local cluster's settings) sits under the file: a key the file sets wins.
-  for (const [section, values] of Object.entries(overlay)) obj[section] = { ...(values as object), ...(obj[section] as object | undefined) };
+  for (const [section, values] of Object.entries(overlay))
+    obj[section] = { ...(values as object), ...(obj[section] as object | undefined) };
   const ns = env.KUBERNETES_NAMESPACE ?? env.POD_NAMESPACE;
   if (ns) obj.namespace = ns;
   if (env.PORT) obj.server = { ...(obj.server as object | undefined), port: env.PORT };
@@ -64,7 +81,9 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
   if (env.GITHUB_API_URL) obj.github = { ...(obj.github as object | undefined), apiUrl: env.GITHUB_API_URL };
   const parsed = fileConfigSchema.safeParse(obj);
   if (!parsed.success) {
-    throw new ConfigError(`Invalid configuration${configPath ? ` in ${configPath}` : ""}:\n${formatIssues(parsed.error)}\nFix these values (Helm: the chart's values.yaml) and restart.`);
+    throw new ConfigError(
+      `Invalid configuration${configPath ? ` in ${configPath}` : ""}:\n${formatIssues(parsed.error)}\nFix these values (Helm: the chart's values.yaml) and restart.`,
+    );
   }
   return deepFreeze({
     ...parsed.data,
@@ -82,7 +101,9 @@ export function parseConfig(yamlText: string | null, env: NodeJS.ProcessEnv, con
 export function readConfig(env: NodeJS.ProcessEnv = process.env, overlay: Record<string, unknown> = {}): Config {
   const path = env.ORCHESTRATOR_CONFIG ?? DEFAULT_CONFIG_PATH;
   if (env.ORCHESTRATOR_CONFIG && !existsSync(path)) {
-    throw new ConfigError(`ORCHESTRATOR_CONFIG=${path} does not exist; point it at the controller's config.yaml or unset it to use defaults.`);
+    throw new ConfigError(
+      `ORCHESTRATOR_CONFIG=${path} does not exist; point it at the controller's config.yaml or unset it to use defaults.`,
+    );
   }
   const text = existsSync(path) ? readFileSync(path, "utf8") : null;
   return parseConfig(text, env, text === null ? null : path, overlay);

@@ -8,20 +8,30 @@ import { defaultGithubUrl, githubUrlProblem } from "../api/github-host.js";
 import { SECRET_NAME_PATTERN } from "../api/validation.js";
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$/, "must be a Kubernetes quantity such as 10Gi or 500m");
-const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')").max(63);
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')")
+  .max(63);
 
 const resourceList = z.record(z.string(), quantity);
 export const resourcesSchema = z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() });
 
 /** A regular expression from the config; compiled once at start, so a typo fails there. */
-const regexSource = z.string().min(1).max(1000).refine((src) => {
-  try {
-    new RegExp(src, "u");
-    return true;
-  } catch {
-    return false;
-  }
-}, { message: "must be a valid JavaScript regular expression (u flag); use (?<prompt>...) for the request text" });
+const regexSource = z
+  .string()
+  .min(1)
+  .max(1000)
+  .refine(
+    (src) => {
+      try {
+        new RegExp(src, "u");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "must be a valid JavaScript regular expression (u flag); use (?<prompt>...) for the request text" },
+  );
 
 /** The GitHub web or API URL: https (plain http only on a loopback address), without credentials. */
 const githubUrl = z.string().superRefine((url, ctx) => {
@@ -46,58 +56,70 @@ export const webhookRuleSchema = z.strictObject({
   /** issues / pull_request labeled: the label that triggers (case-insensitive). */
   label: z.string().min(1).optional(),
   /** Values for the CodeRun created by this rule (over webhook.defaults, then the event). */
-  run: z.strictObject({
-    service: dnsLabel.max(53).optional(),
-    /** Use the repository of the event when absent. */
-    repositoryUrl: z.string().optional(),
-    docsRepositoryUrl: z.string().optional(),
-    docsProjectDirectory: z.string().optional(),
-    workingDirectory: z.string().optional(),
-    model: z.string().optional(),
-    githubUser: z.string().optional(),
-    githubApp: z.string().optional(),
-    /** Key of config.agents: supplies githubUser/githubApp and model unless set here. */
-    agent: z.string().optional(),
-  }).prefault({}),
+  run: z
+    .strictObject({
+      service: dnsLabel.max(53).optional(),
+      /** Use the repository of the event when absent. */
+      repositoryUrl: z.string().optional(),
+      docsRepositoryUrl: z.string().optional(),
+      docsProjectDirectory: z.string().optional(),
+      workingDirectory: z.string().optional(),
+      model: z.string().optional(),
+      githubUser: z.string().optional(),
+      githubApp: z.string().optional(),
+      /** Key of config.agents: supplies githubUser/githubApp and model unless set here. */
+      agent: z.string().optional(),
+    })
+    .prefault({}),
 });
 export type WebhookRule = z.infer<typeof webhookRuleSchema>;
 
 /** An agent of the roster (multi-agent Plays). */
-export const agentSchema = z.strictObject({
-  githubUser: z.string().optional(),
-  githubApp: z.string().optional(),
-  role: z.string().default(""),
-  model: z.string().optional(),
-  systemPrompt: z.string().default(""),
-  tools: z.strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() }).prefault({}),
-}).refine((a) => Boolean(a.githubUser) !== Boolean(a.githubApp), { message: "set exactly one of githubUser or githubApp" });
+export const agentSchema = z
+  .strictObject({
+    githubUser: z.string().optional(),
+    githubApp: z.string().optional(),
+    role: z.string().default(""),
+    model: z.string().optional(),
+    systemPrompt: z.string().default(""),
+    tools: z.strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() }).prefault({}),
+  })
+  .refine((a) => Boolean(a.githubUser) !== Boolean(a.githubApp), { message: "set exactly one of githubUser or githubApp" });
 
 /**
  * Upstream's remediation triggers (remediation-feedback-sensor), as JavaScript regular
  * expressions matched case-insensitively against PR comments and review bodies.
  */
-export const DEFAULT_REMEDIATION_PATTERNS = ["^\\s*/remediate\\b", "🔴.*required changes", "\\bfix required\\b", "\\bneeds changes\\b", "\\bchanges requested\\b"];
+export const DEFAULT_REMEDIATION_PATTERNS = [
+  "^\\s*/remediate\\b",
+  "🔴.*required changes",
+  "\\bfix required\\b",
+  "\\bneeds changes\\b",
+  "\\bchanges requested\\b",
+];
 
 /** Multi-agent Plays (docs/play.md): roster defaults per role, remediation and GitHub reporting. */
-export const playSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  /** Play reconciles running at once (different Plays). */
-  workers: z.number().int().min(1).max(16).default(2),
-  /** Every active Play re-reads GitHub this often, so a webhook delivery that never came is caught up. */
-  resyncSeconds: z.number().int().min(1).default(60),
-  /** Roster names (config agents, case-insensitive) used when a Play's spec.agents leaves a role out. */
-  implementationAgent: z.string().min(1).default("rex"),
-  qualityAgent: z.string().min(1).default("cleo"),
-  testingAgent: z.string().min(1).default("tess"),
-  /** Remediation runs per task before a Play stops (spec.maxRemediationIterations overrides). */
-  maxRemediationIterations: z.number().int().min(0).max(50).default(3),
-  /** The label the quality agent adds when the PR may go to testing. */
-  readyForQaLabel: z.string().min(1).default("ready-for-qa"),
-  /** Comments (and review bodies) matching one of these start a remediation run (flags i, m, u). */
-  remediationPatterns: z.array(regexSource).default(DEFAULT_REMEDIATION_PATTERNS),
-  /** External base URL of this service; check runs link to `<publicUrl>/api/v1/runs/CodeRun/<run>/logs`. Empty = no link. */
-  publicUrl: z.union([z.url(), z.literal("")]).default(""),
-}).prefault({});
+export const playSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Play reconciles running at once (different Plays). */
+    workers: z.number().int().min(1).max(16).default(2),
+    /** Every active Play re-reads GitHub this often, so a webhook delivery that never came is caught up. */
+    resyncSeconds: z.number().int().min(1).default(60),
+    /** Roster names (config agents, case-insensitive) used when a Play's spec.agents leaves a role out. */
+    implementationAgent: z.string().min(1).default("rex"),
+    qualityAgent: z.string().min(1).default("cleo"),
+    testingAgent: z.string().min(1).default("tess"),
+    /** Remediation runs per task before a Play stops (spec.maxRemediationIterations overrides). */
+    maxRemediationIterations: z.number().int().min(0).max(50).default(3),
+    /** The label the quality agent adds when the PR may go to testing. */
+    readyForQaLabel: z.string().min(1).default("ready-for-qa"),
+    /** Comments (and review bodies) matching one of these start a remediation run (flags i, m, u). */
+    remediationPatterns: z.array(regexSource).default(DEFAULT_REMEDIATION_PATTERNS),
+    /** External base URL of this service; check runs link to `<publicUrl>/api/v1/runs/CodeRun/<run>/logs`. Empty = no link. */
+    publicUrl: z.union([z.url(), z.literal("")]).default(""),
+  })
+  .prefault({});
 
 /** One authorization rule: which requesters may use which identities, repositories and Secrets (`*` is a wildcard). */
 export const authorizationRuleSchema = z.strictObject({
@@ -116,134 +138,169 @@ export const authorizationRuleSchema = z.strictObject({
 
 export const fileConfigSchema = z.strictObject({
   namespace: dnsLabel.default("orchestrator"),
-  server: z.strictObject({ host: z.string().default("0.0.0.0"), port: z.coerce.number().int().min(1).max(65535).default(8080) }).prefault({}),
-  controller: z.strictObject({
-    enabled: z.boolean().default(true),
-    /** Reconciles running at once (different keys). */
-    workers: z.number().int().min(1).max(64).default(8),
-    resyncSeconds: z.number().int().min(10).default(300),
-    /** Client-side rate limit to the API server (like client-go's QPS/Burst). */
-    qps: z.number().min(1).default(50),
-    burst: z.number().int().min(1).default(100),
-  }).prefault({}),
-  agent: z.strictObject({
-    image: z.strictObject({
-      repository: z.string().min(1).default("ghcr.io/5dlabs/cto/claude-code"),
-      tag: z.string().min(1).default("latest"),
-      pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
-    }).prefault({}),
-    imagePullSecrets: z.array(z.string()).default([]),
-    resources: resourcesSchema.default({ requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } }),
-    serviceAccountName: z.string().optional(),
-    /** Command that starts the agent runner in the agent image. */
-    command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
-    branchPrefix: z.string().default("feature/"),
-    baseBranch: z.string().default("main"),
-    /** Messages API base URL for agents (ANTHROPIC_BASE_URL in the Job); empty = Anthropic's. */
-    anthropicBaseUrl: z.union([z.url(), z.literal("")]).default(""),
-  }).prefault({}),
-  job: z.strictObject({
-    activeDeadlineSeconds: z.number().int().min(60).default(3600),
-    ttlSecondsAfterFinished: z.number().int().min(0).default(3600),
-    maxRetries: z.number().int().min(0).max(20).default(2),
-    retryBackoffSeconds: z.number().min(0).default(30),
-    retryBackoffMaxSeconds: z.number().min(0).default(600),
-    maxTurns: z.number().int().min(1).default(200),
-    /** Seconds before the deadline at which the runner stops the agent and pushes its work. */
-    budgetMarginSeconds: z.number().int().min(0).default(120),
-  }).prefault({}),
-  secrets: z.strictObject({
-    apiKeySecretName: z.string().min(1).default("orchestrator-secrets"),
-    apiKeySecretKey: z.string().min(1).default("ANTHROPIC_API_KEY"),
-  }).prefault({}),
-  storage: z.strictObject({
-    storageClassName: z.string().default(""),
-    workspaceSize: quantity.default("10Gi"),
-  }).prefault({}),
-  concurrency: z.strictObject({
-    /** Active runs per service; the workspace is one ReadWriteOnce volume, hence 1. */
-    perService: z.number().int().min(1).default(1),
-  }).prefault({}),
-  templates: z.strictObject({
-    /** Directory of the chart's templates ConfigMap; files there override built-in templates. */
-    dir: z.string().default("/claude-templates"),
-  }).prefault({}),
-  models: z.strictObject({
-    defaultCodeModel: z.string().default("claude-sonnet-4-20250514"),
-    defaultDocsModel: z.string().default("claude-opus-4-20250514"),
-  }).prefault({}),
-  permissions: z.strictObject({
-    allow: z.array(z.string()).default(["Bash", "Edit", "Read", "Write", "MultiEdit", "Glob", "Grep", "LS", "Task", "TodoWrite", "WebFetch", "WebSearch"]),
-    deny: z.array(z.string()).default([]),
-  }).prefault({}),
-  github: z.strictObject({
-    apiUrl: githubUrl.default("https://api.github.com"),
-    /**
-     * The GitHub web and git host (scheme://host[:port]): the only place run credentials are
-     * sent. Default: https://github.com for api.github.com, else the API URL's origin (GHES).
-     */
-    url: githubUrl.optional(),
-    /**
-     * Answer on GitHub for deliveries that start runs: 👀 reaction, a tracking comment kept up to
-     * date, a check run on the PR head, and a short reply to refused requests (needs GITHUB_TOKEN
-     * or a GitHub App). Log links use play.publicUrl.
-     */
-    replies: z.boolean().default(true),
-  }).prefault({}).transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin, replies: g.replies })),
-  api: z.strictObject({
-    /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
-    tokenReview: z.boolean().default(false),
-    /**
-     * TokenReview: usernames (system:serviceaccount:NS:NAME) or groups (system:serviceaccounts:NS)
-     * allowed to call the API. Empty = the ServiceAccounts of the controller's own namespace.
-     */
-    tokenReviewAllow: z.array(z.string().min(1)).default([]),
-    /**
-     * TokenReview audiences: callers need tokens issued for one of them (kubectl create token SA
-     * --audience orchestrator), so a ServiceAccount token meant for the Kubernetes API (or stolen
-     * from any pod) is not accepted here. Empty = the API server's own audience (not recommended).
-     */
-    tokenReviewAudiences: z.array(z.string().min(1)).default(["orchestrator"]),
-    /** Upper bound for request bodies. */
-    maxBodyBytes: z.number().int().min(1024).default(1_048_576),
-  }).prefault({}),
-  webhook: z.strictObject({
-    maxBodyBytes: z.number().int().min(1024).default(26_214_400),
-    /** author_association values that count as write access. */
-    allowedAssociations: z.array(z.string()).default(["OWNER", "MEMBER", "COLLABORATOR"]),
-    /** Users allowed to trigger regardless of association. Bots only trigger when listed here. */
-    allowUsers: z.array(z.string()).default([]),
-    /**
-     * How long a delivery waits for its CodeRun create before it is acknowledged anyway (202,
-     * the create goes on in the background). GitHub gives up after 10 s.
-     */
-    ackTimeoutMs: z.number().int().min(100).max(9000).default(3000),
-    /** Delivery ids remembered in memory to answer redeliveries without an API call. */
-    dedupeCacheSize: z.number().int().min(0).default(1000),
-    /** Longest request text (bytes) taken from a comment into promptModification. */
-    maxPromptBytes: z.number().int().min(256).default(16_384),
-    /** Defaults for CodeRuns created from events. */
-    defaults: z.strictObject({
-      service: dnsLabel.max(53).optional(),
-      githubUser: z.string().optional(),
-      githubApp: z.string().optional(),
-      model: z.string().optional(),
-      docsProjectDirectory: z.string().optional(),
-    }).prefault({}),
-    rules: z.array(webhookRuleSchema).default([]),
-  }).prefault({}),
+  server: z
+    .strictObject({ host: z.string().default("0.0.0.0"), port: z.coerce.number().int().min(1).max(65535).default(8080) })
+    .prefault({}),
+  controller: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Reconciles running at once (different keys). */
+      workers: z.number().int().min(1).max(64).default(8),
+      resyncSeconds: z.number().int().min(10).default(300),
+      /** Client-side rate limit to the API server (like client-go's QPS/Burst). */
+      qps: z.number().min(1).default(50),
+      burst: z.number().int().min(1).default(100),
+    })
+    .prefault({}),
+  agent: z
+    .strictObject({
+      image: z
+        .strictObject({
+          repository: z.string().min(1).default("ghcr.io/5dlabs/cto/claude-code"),
+          tag: z.string().min(1).default("latest"),
+          pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+        })
+        .prefault({}),
+      imagePullSecrets: z.array(z.string()).default([]),
+      resources: resourcesSchema.default({ requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } }),
+      serviceAccountName: z.string().optional(),
+      /** Command that starts the agent runner in the agent image. */
+      command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
+      branchPrefix: z.string().default("feature/"),
+      baseBranch: z.string().default("main"),
+      /** Messages API base URL for agents (ANTHROPIC_BASE_URL in the Job); empty = Anthropic's. */
+      anthropicBaseUrl: z.union([z.url(), z.literal("")]).default(""),
+    })
+    .prefault({}),
+  job: z
+    .strictObject({
+      activeDeadlineSeconds: z.number().int().min(60).default(3600),
+      ttlSecondsAfterFinished: z.number().int().min(0).default(3600),
+      maxRetries: z.number().int().min(0).max(20).default(2),
+      retryBackoffSeconds: z.number().min(0).default(30),
+      retryBackoffMaxSeconds: z.number().min(0).default(600),
+      maxTurns: z.number().int().min(1).default(200),
+      /** Seconds before the deadline at which the runner stops the agent and pushes its work. */
+      budgetMarginSeconds: z.number().int().min(0).default(120),
+    })
+    .prefault({}),
+  secrets: z
+    .strictObject({
+      apiKeySecretName: z.string().min(1).default("orchestrator-secrets"),
+      apiKeySecretKey: z.string().min(1).default("ANTHROPIC_API_KEY"),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      storageClassName: z.string().default(""),
+      workspaceSize: quantity.default("10Gi"),
+    })
+    .prefault({}),
+  concurrency: z
+    .strictObject({
+      /** Active runs per service; the workspace is one ReadWriteOnce volume, hence 1. */
+      perService: z.number().int().min(1).default(1),
+    })
+    .prefault({}),
+  templates: z
+    .strictObject({
+      /** Directory of the chart's templates ConfigMap; files there override built-in templates. */
+      dir: z.string().default("/claude-templates"),
+    })
+    .prefault({}),
+  models: z
+    .strictObject({
+      defaultCodeModel: z.string().default("claude-sonnet-4-20250514"),
+      defaultDocsModel: z.string().default("claude-opus-4-20250514"),
+    })
+    .prefault({}),
+  permissions: z
+    .strictObject({
+      allow: z
+        .array(z.string())
+        .default(["Bash", "Edit", "Read", "Write", "MultiEdit", "Glob", "Grep", "LS", "Task", "TodoWrite", "WebFetch", "WebSearch"]),
+      deny: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  github: z
+    .strictObject({
+      apiUrl: githubUrl.default("https://api.github.com"),
+      /**
+       * The GitHub web and git host (scheme://host[:port]): the only place run credentials are
+       * sent. Default: https://github.com for api.github.com, else the API URL's origin (GHES).
+       */
+      url: githubUrl.optional(),
+      /**
+       * Answer on GitHub for deliveries that start runs: 👀 reaction, a tracking comment kept up to
+       * date, a check run on the PR head, and a short reply to refused requests (needs GITHUB_TOKEN
+       * or a GitHub App). Log links use play.publicUrl.
+       */
+      replies: z.boolean().default(true),
+    })
+    .prefault({})
+    .transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin, replies: g.replies })),
+  api: z
+    .strictObject({
+      /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */
+      tokenReview: z.boolean().default(false),
+      /**
+       * TokenReview: usernames (system:serviceaccount:NS:NAME) or groups (system:serviceaccounts:NS)
+       * allowed to call the API. Empty = the ServiceAccounts of the controller's own namespace.
+       */
+      tokenReviewAllow: z.array(z.string().min(1)).default([]),
+      /**
+       * TokenReview audiences: callers need tokens issued for one of them (kubectl create token SA
+       * --audience orchestrator), so a ServiceAccount token meant for the Kubernetes API (or stolen
+       * from any pod) is not accepted here. Empty = the API server's own audience (not recommended).
+       */
+      tokenReviewAudiences: z.array(z.string().min(1)).default(["orchestrator"]),
+      /** Upper bound for request bodies. */
+      maxBodyBytes: z.number().int().min(1024).default(1_048_576),
+    })
+    .prefault({}),
+  webhook: z
+    .strictObject({
+      maxBodyBytes: z.number().int().min(1024).default(26_214_400),
+      /** author_association values that count as write access. */
+      allowedAssociations: z.array(z.string()).default(["OWNER", "MEMBER", "COLLABORATOR"]),
+      /** Users allowed to trigger regardless of association. Bots only trigger when listed here. */
+      allowUsers: z.array(z.string()).default([]),
+      /**
+       * How long a delivery waits for its CodeRun create before it is acknowledged anyway (202,
+       * the create goes on in the background). GitHub gives up after 10 s.
+       */
+      ackTimeoutMs: z.number().int().min(100).max(9000).default(3000),
+      /** Delivery ids remembered in memory to answer redeliveries without an API call. */
+      dedupeCacheSize: z.number().int().min(0).default(1000),
+      /** Longest request text (bytes) taken from a comment into promptModification. */
+      maxPromptBytes: z.number().int().min(256).default(16_384),
+      /** Defaults for CodeRuns created from events. */
+      defaults: z
+        .strictObject({
+          service: dnsLabel.max(53).optional(),
+          githubUser: z.string().optional(),
+          githubApp: z.string().optional(),
+          model: z.string().optional(),
+          docsProjectDirectory: z.string().optional(),
+        })
+        .prefault({}),
+      rules: z.array(webhookRuleSchema).default([]),
+    })
+    .prefault({}),
   agents: z.record(z.string(), agentSchema).default({}),
   play: playSchema,
   /** Who may use what (docs/security.md). Enforced at intake and again before every attempt. */
-  authorization: z.strictObject({
-    /**
-     * Secrets runs may mount through envFromSecrets. The controller's own Secret and identity
-     * Secrets (github-token-*, github-ssh-*, github-app-*) are never mountable.
-     */
-    mountableSecrets: z.array(z.string().regex(new RegExp(SECRET_NAME_PATTERN), "must be a Secret name (DNS subdomain)")).default([]),
-    /** Empty = one rule for every requester: any identity, any repository on github.url, the mountable Secrets. */
-    rules: z.array(authorizationRuleSchema).default([]),
-  }).prefault({}),
+  authorization: z
+    .strictObject({
+      /**
+       * Secrets runs may mount through envFromSecrets. The controller's own Secret and identity
+       * Secrets (github-token-*, github-ssh-*, github-app-*) are never mountable.
+       */
+      mountableSecrets: z.array(z.string().regex(new RegExp(SECRET_NAME_PATTERN), "must be a Secret name (DNS subdomain)")).default([]),
+      /** Empty = one rule for every requester: any identity, any repository on github.url, the mountable Secrets. */
+      rules: z.array(authorizationRuleSchema).default([]),
+    })
+    .prefault({}),
 });
 
 export type FileConfig = z.infer<typeof fileConfigSchema>;

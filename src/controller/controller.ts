@@ -54,7 +54,14 @@ export class Controller implements ControllerCache {
     this.podInformer.on("add", (p) => this.onPod(p, false));
     this.podInformer.on("update", (p) => this.onPod(p, false));
     this.podInformer.on("delete", (p) => this.onPod(p, true));
-    this.reconciler = new RunReconciler({ kube: opts.kube, cache: this, config, renderFiles: opts.renderFiles, logger: logger.child({ component: "reconciler" }), metrics: opts.metrics });
+    this.reconciler = new RunReconciler({
+      kube: opts.kube,
+      cache: this,
+      config,
+      renderFiles: opts.renderFiles,
+      logger: logger.child({ component: "reconciler" }),
+      metrics: opts.metrics,
+    });
     const { workers, resyncSeconds } = config.controller;
     this.registration = manager.add({
       name: "runs",
@@ -66,7 +73,10 @@ export class Controller implements ControllerCache {
         const [kind, namespace, name] = key.split("/") as [Kind, string, string];
         return this.reconciler.reconcile(kind, namespace, name);
       },
-      resyncKeys: () => RUN_KINDS.flatMap((kind) => this.listRuns(kind, this.ns).map((r) => runKey(r.kind, r.metadata.namespace ?? this.ns, r.metadata.name ?? ""))),
+      resyncKeys: () =>
+        RUN_KINDS.flatMap((kind) =>
+          this.listRuns(kind, this.ns).map((r) => runKey(r.kind, r.metadata.namespace ?? this.ns, r.metadata.name ?? "")),
+        ),
       tick: () => this.updateGauges(),
     });
   }
@@ -141,7 +151,8 @@ export class Controller implements ControllerCache {
   /** A slot of the service may have freed: wake the runs waiting for it. */
   private enqueueServiceWaiters(namespace: string, service: string): void {
     for (const r of this.listRuns(Kinds.CodeRun, namespace)) {
-      if (r.kind === Kinds.CodeRun && r.spec.service === service && !isTerminalPhase(r.status?.phase) && r.status?.phase !== Phases.Running) this.enqueueRun(r);
+      if (r.kind === Kinds.CodeRun && r.spec.service === service && !isTerminalPhase(r.status?.phase) && r.status?.phase !== Phases.Running)
+        this.enqueueRun(r);
     }
   }
 

@@ -4,7 +4,16 @@
  * action to take (stop the Jobs, or start an attempt). No I/O: tests/unit/run-decide.test.ts
  * tables them; src/controller/reconciler.ts reads the world and performs the decision.
  */
-import { ConditionTypes, Phases, RunReasons, isTerminalPhase, type AnyRun, type CodeRunStatus, type Phase, type RunStatus } from "../api/index.js";
+import {
+  ConditionTypes,
+  Phases,
+  RunReasons,
+  isTerminalPhase,
+  type AnyRun,
+  type CodeRunStatus,
+  type Phase,
+  type RunStatus,
+} from "../api/index.js";
 import { configMapName } from "../manifests/index.js";
 import { retryDelaySeconds, setCondition, type JobObservation } from "./status.js";
 
@@ -53,9 +62,31 @@ function jobCreatedMessage(job: string, attempt: number): string {
 /** The status of a run that has ended. */
 function finished(w: RunWorld, next: RunStatus, phase: Phase, reason: string, message: string, extra: Partial<RunStatus> = {}): RunStatus {
   const nowIso = new Date(w.now).toISOString();
-  const out: RunStatus = { ...next, ...extra, phase, reason, message, completionTime: extra.completionTime ?? next.completionTime ?? nowIso, nextRetryTime: undefined };
-  out.conditions = setCondition(out.conditions ?? [], { type: ConditionTypes.Ready, status: phase === Phases.Succeeded ? "True" : "False", reason, message, observedGeneration: w.run.metadata.generation }, nowIso);
-  out.conditions = setCondition(out.conditions, { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.Finished, message: "The run has finished." }, nowIso);
+  const out: RunStatus = {
+    ...next,
+    ...extra,
+    phase,
+    reason,
+    message,
+    completionTime: extra.completionTime ?? next.completionTime ?? nowIso,
+    nextRetryTime: undefined,
+  };
+  out.conditions = setCondition(
+    out.conditions ?? [],
+    {
+      type: ConditionTypes.Ready,
+      status: phase === Phases.Succeeded ? "True" : "False",
+      reason,
+      message,
+      observedGeneration: w.run.metadata.generation,
+    },
+    nowIso,
+  );
+  out.conditions = setCondition(
+    out.conditions,
+    { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.Finished, message: "The run has finished." },
+    nowIso,
+  );
   if (phase === Phases.Succeeded) out.workCompleted = true;
   return out;
 }
@@ -92,27 +123,51 @@ function decideCurrent(w: RunWorld, base: RunStatus, current: { name: string; ob
   if (obs.state === "succeeded") {
     const r = obs.result;
     return {
-      next: finished(w, next, Phases.Succeeded, RunReasons.Succeeded, r?.outcome === "no-changes" ? "The agent finished without changes." : "The agent finished and delivered its work.", {
-        completionTime: obs.finishedAt ?? nowIso,
-        ...(r ? { result: r } : {}),
-        ...(r?.pullRequestUrl ? { pullRequestUrl: r.pullRequestUrl } : {}),
-      }),
-      events: [{ reason: RunReasons.Succeeded, message: r?.pullRequestUrl ? `Run succeeded: ${r.pullRequestUrl}` : "Run succeeded", type: "Normal", attempt: w.attempts }],
+      next: finished(
+        w,
+        next,
+        Phases.Succeeded,
+        RunReasons.Succeeded,
+        r?.outcome === "no-changes" ? "The agent finished without changes." : "The agent finished and delivered its work.",
+        {
+          completionTime: obs.finishedAt ?? nowIso,
+          ...(r ? { result: r } : {}),
+          ...(r?.pullRequestUrl ? { pullRequestUrl: r.pullRequestUrl } : {}),
+        },
+      ),
+      events: [
+        {
+          reason: RunReasons.Succeeded,
+          message: r?.pullRequestUrl ? `Run succeeded: ${r.pullRequestUrl}` : "Run succeeded",
+          type: "Normal",
+          attempt: w.attempts,
+        },
+      ],
       stopJobs: false,
     };
   }
   if (obs.state === "failed") {
     if (obs.result) next.result = obs.result;
     if (obs.result?.pullRequestUrl) next.pullRequestUrl = obs.result.pullRequestUrl;
-    return decideFailure(w, next, { reason: obs.reason ?? RunReasons.JobFailed, message: obs.message ?? "the Job failed", finishedAt: obs.finishedAt });
+    return decideFailure(w, next, {
+      reason: obs.reason ?? RunReasons.JobFailed,
+      message: obs.message ?? "the Job failed",
+      finishedAt: obs.finishedAt,
+    });
   }
   const running = obs.state === "running";
   next.phase = Phases.Running;
   next.reason = running ? RunReasons.AgentRunning : RunReasons.JobCreated;
   next.message = running ? `The agent is running (attempt ${w.attempts}).` : jobCreatedMessage(current.name, w.attempts);
   next.nextRetryTime = undefined;
-  next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.JobCreated, message: "A Job is running the agent." }, nowIso);
-  const events: RunEvent[] = running ? [{ reason: RunReasons.Started, message: `Agent started (attempt ${w.attempts})`, type: "Normal", attempt: w.attempts }] : [];
+  next.conditions = setCondition(
+    next.conditions ?? [],
+    { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.JobCreated, message: "A Job is running the agent." },
+    nowIso,
+  );
+  const events: RunEvent[] = running
+    ? [{ reason: RunReasons.Started, message: `Agent started (attempt ${w.attempts})`, type: "Normal", attempt: w.attempts }]
+    : [];
   return { next, events, stopJobs: false };
 }
 
@@ -123,19 +178,42 @@ function decideFailure(w: RunWorld, base: RunStatus, failure: Failure): RunDecis
   if (w.attempts - 1 >= w.maxRetries) {
     const message = `Failed after ${w.attempts} attempt(s): ${failure.reason}: ${failure.message}`;
     const next = finished(w, base, Phases.Failed, failure.reason, message, { completionTime: failure.finishedAt ?? nowIso });
-    next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Failed, status: "True", reason: failure.reason, message }, nowIso);
+    next.conditions = setCondition(
+      next.conditions ?? [],
+      { type: ConditionTypes.Failed, status: "True", reason: failure.reason, message },
+      nowIso,
+    );
     return { next, events: [{ reason: RunReasons.Failed, message, type: "Warning", attempt: w.attempts }], stopJobs: false };
   }
   const delay = retryDelaySeconds(w.attempts, w.backoff.baseSeconds, w.backoff.maxSeconds);
   const failedAt = failure.finishedAt ? Date.parse(failure.finishedAt) : w.now;
   const retryAt = prev.nextRetryTime ?? new Date(failedAt + delay * 1000).toISOString();
   if (Date.parse(retryAt) <= w.now) return { next: base, events: [], stopJobs: false, start: w.attempts + 1 };
-  const message = prev.nextRetryTime ? prev.message ?? "" : `Attempt ${w.attempts} failed (${failure.reason}: ${failure.message}); attempt ${w.attempts + 1} starts at ${retryAt}.`;
-  const next: RunStatus = { ...base, phase: Phases.Pending, reason: prev.nextRetryTime ? prev.reason ?? failure.reason : failure.reason, message, nextRetryTime: retryAt };
-  next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "True", reason: RunReasons.RetryBackoff, message }, nowIso);
+  const message = prev.nextRetryTime
+    ? (prev.message ?? "")
+    : `Attempt ${w.attempts} failed (${failure.reason}: ${failure.message}); attempt ${w.attempts + 1} starts at ${retryAt}.`;
+  const next: RunStatus = {
+    ...base,
+    phase: Phases.Pending,
+    reason: prev.nextRetryTime ? (prev.reason ?? failure.reason) : failure.reason,
+    message,
+    nextRetryTime: retryAt,
+  };
+  next.conditions = setCondition(
+    next.conditions ?? [],
+    { type: ConditionTypes.Waiting, status: "True", reason: RunReasons.RetryBackoff, message },
+    nowIso,
+  );
   return {
     next,
-    events: [{ reason: RunReasons.AttemptFailed, message: `Attempt ${w.attempts} failed: ${failure.reason}; retrying`, type: "Warning", attempt: w.attempts }],
+    events: [
+      {
+        reason: RunReasons.AttemptFailed,
+        message: `Attempt ${w.attempts} failed: ${failure.reason}; retrying`,
+        type: "Warning",
+        attempt: w.attempts,
+      },
+    ],
     stopJobs: false,
     requeueAfterMs: Date.parse(retryAt) - w.now + 50,
   };
@@ -153,7 +231,11 @@ export function decideStarted(w: RunWorld, d: RunDecision, outcome: StartOutcome
   }
   if ("waiting" in outcome) {
     const next: RunStatus = { ...d.next, phase: Phases.Pending, reason: RunReasons.WaitingForSlot, message: outcome.waiting };
-    next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.Waiting, status: "True", reason: RunReasons.WaitingForSlot, message: outcome.waiting }, nowIso);
+    next.conditions = setCondition(
+      next.conditions ?? [],
+      { type: ConditionTypes.Waiting, status: "True", reason: RunReasons.WaitingForSlot, message: outcome.waiting },
+      nowIso,
+    );
     return { ...d, next, requeueAfterMs: SLOT_RECHECK_MS };
   }
   const next: RunStatus = {
@@ -168,9 +250,21 @@ export function decideStarted(w: RunWorld, d: RunDecision, outcome: StartOutcome
     nextRetryTime: undefined,
   };
   if (w.run.kind === "CodeRun") (next as CodeRunStatus).contextVersion = w.run.spec.contextVersion ?? 1;
-  next.conditions = setCondition(next.conditions ?? [], { type: ConditionTypes.JobCreated, status: "True", reason: `Attempt${attempt}`, message: `Job ${outcome.jobName} created.` }, nowIso);
-  next.conditions = setCondition(next.conditions, { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.JobCreated, message: "A Job is running the agent." }, nowIso);
-  next.conditions = setCondition(next.conditions, { type: ConditionTypes.Ready, status: "False", reason: RunReasons.Running, message: "The run is in progress." }, nowIso);
+  next.conditions = setCondition(
+    next.conditions ?? [],
+    { type: ConditionTypes.JobCreated, status: "True", reason: `Attempt${attempt}`, message: `Job ${outcome.jobName} created.` },
+    nowIso,
+  );
+  next.conditions = setCondition(
+    next.conditions,
+    { type: ConditionTypes.Waiting, status: "False", reason: RunReasons.JobCreated, message: "A Job is running the agent." },
+    nowIso,
+  );
+  next.conditions = setCondition(
+    next.conditions,
+    { type: ConditionTypes.Ready, status: "False", reason: RunReasons.Running, message: "The run is in progress." },
+    nowIso,
+  );
   return { ...d, next };
 }
 
@@ -184,7 +278,12 @@ export function completeDecision(w: RunWorld, d: RunDecision): RunDecision {
   const next: RunStatus = { ...d.next, lastUpdate: new Date(w.now).toISOString() };
   const events = [...d.events];
   if (next.jobName && next.jobName !== prev.jobName && next.attempts) {
-    events.unshift({ reason: next.attempts > 1 ? RunReasons.Retrying : RunReasons.JobCreated, message: `Created Job ${next.jobName} (attempt ${next.attempts})`, type: "Normal", attempt: next.attempts });
+    events.unshift({
+      reason: next.attempts > 1 ? RunReasons.Retrying : RunReasons.JobCreated,
+      message: `Created Job ${next.jobName} (attempt ${next.attempts})`,
+      type: "Normal",
+      attempt: next.attempts,
+    });
   }
   if (next.attempts !== undefined) next.retryCount = Math.max(0, next.attempts - 1);
   return { ...d, next, events };

@@ -147,7 +147,10 @@ export class Manager {
     }, spec.resyncSeconds * 1000);
     resync.unref();
     this.timers.push(resync);
-    this.opts.logger.info({ controller: spec.name, namespace: this.opts.namespace, workers: spec.workers, resyncSeconds: spec.resyncSeconds }, "Started controller");
+    this.opts.logger.info(
+      { controller: spec.name, namespace: this.opts.namespace, workers: spec.workers, resyncSeconds: spec.resyncSeconds },
+      "Started controller",
+    );
   }
 
   private tick(): void {

@@ -66,4 +66,3 @@ export interface InformerSource {
    */
   probe(resource: Resource, namespace: string): Promise<"ok" | "missing" | "forbidden">;
 }
-

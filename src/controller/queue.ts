@@ -88,7 +88,10 @@ export class WorkQueue {
 
   /** Waits for the next key; undefined when shut down. Returns the key and how long it waited. */
   async get(): Promise<{ key: string; waitedMs: number } | undefined> {
-    const key = this.length > 0 ? this.pop() : await new Promise<string | undefined>((resolve) => (this.shuttingDown ? resolve(undefined) : this.waiters.push(resolve)));
+    const key =
+      this.length > 0
+        ? this.pop()
+        : await new Promise<string | undefined>((resolve) => (this.shuttingDown ? resolve(undefined) : this.waiters.push(resolve)));
     if (key === undefined) return undefined;
     const added = this.dirty.get(key) ?? this.clock.now();
     this.dirty.delete(key);

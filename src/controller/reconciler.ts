@@ -9,8 +9,16 @@ import type { CoreV1Event, V1Job } from "@kubernetes/client-node";
 import { Annotations, Labels, RunReasons, bindRepository, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import {
-  buildJob, buildRunConfigMap, buildWorkspacePvc, computeLimits, computeRunParameters,
-  githubAppSecretName, githubTokenSecretName, jobName, legacyWorkspacePvcName, workspacePvcName,
+  buildJob,
+  buildRunConfigMap,
+  buildWorkspacePvc,
+  computeLimits,
+  computeRunParameters,
+  githubAppSecretName,
+  githubTokenSecretName,
+  jobName,
+  legacyWorkspacePvcName,
+  workspacePvcName,
 } from "../manifests/index.js";
 import { authorizeRun, requesterOf, runRequestOf } from "../authz/authorize.js";
 import type { RunParameters } from "../api/runner-contract.js";
@@ -40,7 +48,10 @@ export interface ReconcileResult {
 
 /** A problem the user must fix; recorded in status, not retried until the run changes. */
 class TerminalProblem extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -97,11 +108,19 @@ export class RunReconciler {
     const jobs = this.deps.cache.jobsOfRun(run.metadata.uid ?? "");
     const attempts = Math.max(run.status?.attempts ?? 0, ...jobs.map(attemptOf));
     let job = jobs.find((j) => attemptOf(j) === attempts);
-    if (attempts > 0 && !job && !isTerminalPhase(run.status?.phase) && !run.spec.cancel) job = (await this.deps.kube.getJob(ns, jobName(run, attempts))) ?? undefined;
+    if (attempts > 0 && !job && !isTerminalPhase(run.status?.phase) && !run.spec.cancel)
+      job = (await this.deps.kube.getJob(ns, jobName(run, attempts))) ?? undefined;
     const currentName = job?.metadata?.name ?? "";
     const current = job ? { name: currentName, obs: observeJob(job, this.deps.cache.podsOfJob(ns, currentName)) } : undefined;
     const { job: jobConfig } = this.deps.config;
-    return { run, attempts, current, now: this.now(), maxRetries: computeLimits(run, this.deps.config).maxRetries, backoff: { baseSeconds: jobConfig.retryBackoffSeconds, maxSeconds: jobConfig.retryBackoffMaxSeconds } };
+    return {
+      run,
+      attempts,
+      current,
+      now: this.now(),
+      maxRetries: computeLimits(run, this.deps.config).maxRetries,
+      backoff: { baseSeconds: jobConfig.retryBackoffSeconds, maxSeconds: jobConfig.retryBackoffMaxSeconds },
+    };
   }
 
   /** Starts an attempt; a problem the user must fix becomes a decision input, not an exception. */
@@ -134,7 +153,12 @@ export class RunReconciler {
   }
 
   /** Checks what the Job needs and that a slot is free, then creates PVC, ConfigMap and Job. */
-  private async startAttempt(run: AnyRun, attempt: number, nowIso: string, log: Logger): Promise<{ jobName: string } | { waiting: string }> {
+  private async startAttempt(
+    run: AnyRun,
+    attempt: number,
+    nowIso: string,
+    log: Logger,
+  ): Promise<{ jobName: string } | { waiting: string }> {
     const ns = run.metadata.namespace ?? "";
     // Runs can be created with kubectl: the intake's decision is made again, for the recorded
     // requester only while the spec is the one it authorized. Before any Secret is looked at, so
@@ -206,12 +230,14 @@ export class RunReconciler {
       const jobNameOf = key.slice(key.indexOf("/") + 1);
       const seen = this.deps.cache.jobsOfRun(exp.runUid).some((j) => j.metadata?.name === jobNameOf);
       if (seen || this.now() - exp.at > EXPECTATION_TTL_MS) this.expectedJobs.delete(key);
-      else if (exp.workspace === `${service}/${repositoryKey}` && key.startsWith(`${ns}/`) && exp.runUid !== uid) holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
+      else if (exp.workspace === `${service}/${repositoryKey}` && key.startsWith(`${ns}/`) && exp.runUid !== uid)
+        holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
     }
     const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
     const mine = created(run);
     const olderWaiting = runs.filter((r) => {
-      if (holders.has(r.metadata.name ?? "") || isTerminalPhase(r.status?.phase) || r.spec.cancel || r.metadata.deletionTimestamp) return false;
+      if (holders.has(r.metadata.name ?? "") || isTerminalPhase(r.status?.phase) || r.spec.cancel || r.metadata.deletionTimestamp)
+        return false;
       if (r.status?.nextRetryTime) return false; // in retry backoff: not contending now
       return created(r) < mine;
     });
@@ -238,20 +264,34 @@ export class RunReconciler {
     const need = async (name: string, key: string | undefined, hint: string) => {
       const keys = await this.deps.kube.getSecretKeys(ns, name);
       if (keys === null) throw new TerminalProblem(RunReasons.SecretMissing, `Secret ${ns}/${name} does not exist. ${hint}`);
-      if (key && !keys.includes(key)) throw new TerminalProblem(RunReasons.SecretKeyMissing, `Secret ${ns}/${name} has no key "${key}". ${hint}`);
+      if (key && !keys.includes(key))
+        throw new TerminalProblem(RunReasons.SecretKeyMissing, `Secret ${ns}/${name} has no key "${key}". ${hint}`);
     };
     const { apiKeySecretName, apiKeySecretKey } = this.deps.config.secrets;
     await need(apiKeySecretName, apiKeySecretKey, "Set secrets.anthropicApiKey (or secrets.existingSecret) in the Helm values.");
     if (run.spec.githubUser) {
-      await need(githubTokenSecretName(run.spec.githubUser), "token", `Create it with: infra/scripts/setup-agent-secrets.sh --user ${run.spec.githubUser} --ssh-key <key> --token <token> --namespace ${ns}`);
+      await need(
+        githubTokenSecretName(run.spec.githubUser),
+        "token",
+        `Create it with: infra/scripts/setup-agent-secrets.sh --user ${run.spec.githubUser} --ssh-key <key> --token <token> --namespace ${ns}`,
+      );
     }
     if (run.spec.githubApp) {
       const name = githubAppSecretName(run.spec.githubApp);
-      await need(name, "app-id", `Create it with: infra/scripts/setup-agent-secrets.sh --app ${run.spec.githubApp} --app-id <id> --private-key <pem> --namespace ${ns}`);
-      await need(name, "private-key", `Create it with: infra/scripts/setup-agent-secrets.sh --app ${run.spec.githubApp} --app-id <id> --private-key <pem> --namespace ${ns}`);
+      await need(
+        name,
+        "app-id",
+        `Create it with: infra/scripts/setup-agent-secrets.sh --app ${run.spec.githubApp} --app-id <id> --private-key <pem> --namespace ${ns}`,
+      );
+      await need(
+        name,
+        "private-key",
+        `Create it with: infra/scripts/setup-agent-secrets.sh --app ${run.spec.githubApp} --app-id <id> --private-key <pem> --namespace ${ns}`,
+      );
     }
     if (run.kind === "CodeRun") {
-      for (const e of run.spec.envFromSecrets ?? []) await need(e.secretName, e.secretKey, `spec.envFromSecrets entry ${e.name} refers to it.`);
+      for (const e of run.spec.envFromSecrets ?? [])
+        await need(e.secretName, e.secretKey, `spec.envFromSecrets entry ${e.name} refers to it.`);
     }
   }
 
@@ -265,7 +305,13 @@ export class RunReconciler {
       apiVersion: "v1",
       kind: "Event",
       metadata: { name, namespace: ns },
-      involvedObject: { apiVersion: "orchestrator.platform/v1", kind: run.kind, name: run.metadata.name, namespace: ns, uid: run.metadata.uid },
+      involvedObject: {
+        apiVersion: "orchestrator.platform/v1",
+        kind: run.kind,
+        name: run.metadata.name,
+        namespace: ns,
+        uid: run.metadata.uid,
+      },
       reason: ev.reason,
       message: ev.message.slice(0, 1024),
       type: ev.type,
@@ -289,6 +335,9 @@ export class RunReconciler {
 
 class TemplateProblem extends TerminalProblem {
   constructor(template: string | undefined, message: string) {
-    super(RunReasons.TemplateError, `Template ${template ?? "(unknown)"} could not be rendered: ${message}. Fix it in the chart's templates ConfigMap (claude-templates).`);
+    super(
+      RunReasons.TemplateError,
+      `Template ${template ?? "(unknown)"} could not be rendered: ${message}. Fix it in the chart's templates ConfigMap (claude-templates).`,
+    );
   }
 }

@@ -11,13 +11,15 @@ export { findAgent };
 import { renderRunFiles, type Templates } from "../templates/index.js";
 import type { RenderFiles } from "./reconciler.js";
 
-
 export function makeRenderFiles(templates: Templates, config: Pick<Config, "agents" | "permissions">): RenderFiles {
   return (run: AnyRun, params) => {
     const agent = findAgent(config, run.metadata.annotations?.[Annotations.agent]);
     return renderRunFiles(templates, {
       params,
-      permissions: { allow: [...(agent?.tools.allow ?? config.permissions.allow)], deny: [...(agent?.tools.deny ?? config.permissions.deny)] },
+      permissions: {
+        allow: [...(agent?.tools.allow ?? config.permissions.allow)],
+        deny: [...(agent?.tools.deny ?? config.permissions.deny)],
+      },
       promptModification: run.kind === "CodeRun" ? run.spec.promptModification : undefined,
       ...(agent?.systemPrompt ? { agentSystemPrompt: agent.systemPrompt } : {}),
     });

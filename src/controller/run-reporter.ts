@@ -44,7 +44,8 @@ export class RunReporter {
     this.runs = createInformer<CodeRun & KubernetesObject>(
       opts.clients.kc,
       `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${Plurals.CodeRun}`,
-      () => opts.clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals.CodeRun }) as never,
+      () =>
+        opts.clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals.CodeRun }) as never,
       undefined,
       this.log,
     );
@@ -95,9 +96,17 @@ export class RunReporter {
     const origin = run ? originOf(run) : null;
     if (!run || !origin) return;
     const before = parseRecord(run);
-    const { record, errors } = await reportRun({ gh: this.opts.github, run, origin, record: before, publicUrl: this.opts.config.play.publicUrl, log: this.log.child({ coderun: id }) });
+    const { record, errors } = await reportRun({
+      gh: this.opts.github,
+      run,
+      origin,
+      record: before,
+      publicUrl: this.opts.config.play.publicUrl,
+      log: this.log.child({ coderun: id }),
+    });
     const text = JSON.stringify(record);
-    if (text !== JSON.stringify(before)) await this.opts.kube.annotateRun(this.opts.config.namespace, id, { [Annotations.githubReport]: text });
+    if (text !== JSON.stringify(before))
+      await this.opts.kube.annotateRun(this.opts.config.namespace, id, { [Annotations.githubReport]: text });
     if (errors.length) throw new Error(errors.join("; "));
   }
 

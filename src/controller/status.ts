@@ -41,7 +41,9 @@ function jobCondition(job: V1Job, type: string) {
 
 /** The agent container's terminated state in the Job's newest pod, if any. */
 function terminated(pods: V1Pod[]) {
-  const sorted = [...pods].sort((a, b) => String(toIso(b.metadata?.creationTimestamp) ?? "").localeCompare(String(toIso(a.metadata?.creationTimestamp) ?? "")));
+  const sorted = [...pods].sort((a, b) =>
+    String(toIso(b.metadata?.creationTimestamp) ?? "").localeCompare(String(toIso(a.metadata?.creationTimestamp) ?? "")),
+  );
   for (const p of sorted) {
     const cs = p.status?.containerStatuses?.[0];
     if (cs?.state?.terminated) return { pod: p, term: cs.state.terminated };
@@ -59,8 +61,13 @@ export function observeJob(job: V1Job, pods: V1Pod[]): JobObservation {
   }
   const failed = jobCondition(job, "Failed");
   if (failed) {
-    const reason = result?.reason ?? (failed.reason === "BackoffLimitExceeded" ? t?.term.reason ?? failed.reason : failed.reason) ?? "JobFailed";
-    const message = result?.message ?? (t ? `container exited with code ${t.term.exitCode}${t.term.reason ? ` (${t.term.reason})` : ""}` : undefined) ?? failed.message ?? "the Job failed";
+    const reason =
+      result?.reason ?? (failed.reason === "BackoffLimitExceeded" ? (t?.term.reason ?? failed.reason) : failed.reason) ?? "JobFailed";
+    const message =
+      result?.message ??
+      (t ? `container exited with code ${t.term.exitCode}${t.term.reason ? ` (${t.term.reason})` : ""}` : undefined) ??
+      failed.message ??
+      "the Job failed";
     return { state: "failed", startedAt, finishedAt: toIso(failed.lastTransitionTime), reason, message, result };
   }
   const running = pods.some((p) => p.status?.phase === "Running");

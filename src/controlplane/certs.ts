@@ -56,7 +56,8 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await execa("openssl", args, { cwd });
   } catch (err) {
     const e = err as { code?: string; stderr?: string; shortMessage?: string };
-    if (e.code === "ENOENT") throw new Error("openssl is not on PATH; install it (e.g. apt-get install openssl) to run the test control plane");
+    if (e.code === "ENOENT")
+      throw new Error("openssl is not on PATH; install it (e.g. apt-get install openssl) to run the test control plane");
     throw new Error(`openssl ${args[0]} failed: ${e.stderr || e.shortMessage || String(err)}`);
   }
 }
@@ -66,11 +67,43 @@ async function issue(dir: string, name: string, subject: string, ext: string): P
   const extFile = path.join(dir, `${name}.ext`);
   await fs.writeFile(extFile, ext);
   await openssl(
-    ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject],
+    [
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      subject,
+    ],
     dir,
   );
   await openssl(
-    ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", `0x${randomSerial()}`, "-days", VALID_DAYS, "-sha256", "-extfile", extFile, "-out", `${name}.crt`],
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-set_serial",
+      `0x${randomSerial()}`,
+      "-days",
+      VALID_DAYS,
+      "-sha256",
+      "-extfile",
+      extFile,
+      "-out",
+      `${name}.crt`,
+    ],
     dir,
   );
   await fs.rm(path.join(dir, `${name}.csr`));
@@ -92,7 +125,15 @@ export function servingSANs(bindAddress: string, node?: NodeIdentity): string {
   if (bindAddress !== "127.0.0.1" && bindAddress !== "0.0.0.0") add(bindAddress);
   if (node) {
     // In-cluster clients dial the `kubernetes` Service by IP or name; the node dials its own IP.
-    for (const a of [node.ip, node.kubernetesServiceIp, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]) add(a);
+    for (const a of [
+      node.ip,
+      node.kubernetesServiceIp,
+      "kubernetes",
+      "kubernetes.default",
+      "kubernetes.default.svc",
+      "kubernetes.default.svc.cluster.local",
+    ])
+      add(a);
   }
   return names.join(",");
 }
@@ -104,11 +145,26 @@ export async function generateCerts(dir: string, opts: { bindAddress?: string; n
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await openssl(
     [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", "ca.key", "-out", "ca.crt", "-days", VALID_DAYS, "-sha256",
-      "-subj", "/CN=orchestrator-test-ca",
-      "-addext", "basicConstraints=critical,CA:TRUE",
-      "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      VALID_DAYS,
+      "-sha256",
+      "-subj",
+      "/CN=orchestrator-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
     ],
     dir,
   );

@@ -21,7 +21,16 @@ import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinit
 import { parseAllDocuments, stringify } from "yaml";
 import { ensureControlPlaneBinaries, isExecutable } from "./assets.js";
 import { generateCerts, type ControlPlaneCerts } from "./certs.js";
-import { apiserverArgs, BIND_ADDRESS, controllerManagerArgs, etcdArgs, KUBERNETES_SERVICE_IP, kwokArgs, schedulerArgs, type Mode } from "./flags.js";
+import {
+  apiserverArgs,
+  BIND_ADDRESS,
+  controllerManagerArgs,
+  etcdArgs,
+  KUBERNETES_SERVICE_IP,
+  kwokArgs,
+  schedulerArgs,
+  type Mode,
+} from "./flags.js";
 import { kwokConfigYaml, type KwokStageOptions } from "./kwok-stages.js";
 import { startPvProvisioner, type Provisioner } from "./pv-provisioner.js";
 import { freePorts, httpGet, httpSend, loadTlsClient, type TlsClient } from "./net.js";
@@ -129,7 +138,9 @@ export class ControlPlane {
     const node = opts.mode === "full" ? chooseNode(opts.node ?? "auto", binDir, log) : undefined;
     const missing = REQUIRED[node?.kind === "real" ? "real" : opts.mode].filter((b) => !isExecutable(path.join(binDir, b)));
     if (missing.length) {
-      throw new Error(`control plane (${opts.mode}) needs ${missing.join(", ")} in ${binDir}; run 'npm run control-plane:build' or set KUBEBUILDER_ASSETS`);
+      throw new Error(
+        `control plane (${opts.mode}) needs ${missing.join(", ")} in ${binDir}; run 'npm run control-plane:build' or set KUBEBUILDER_ASSETS`,
+      );
     }
     // Free ports are picked before the components bind them, so another process can grab one
     // in between; such a start is retried on fresh ports (envtest retries similarly).
@@ -168,7 +179,12 @@ export class ControlPlane {
 
   /** Creates a namespace named `<prefix>-<random>` and returns its name. */
   async createNamespace(prefix = "test"): Promise<string> {
-    const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50) || "test";
+    const base =
+      prefix
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, "-")
+        .replace(/^-+|-+$/g, "")
+        .slice(0, 50) || "test";
     const name = `${base}-${randomBytes(3).toString("hex")}`;
     const core = this.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name, labels: { "orchestrator.test/ephemeral": "true" } } } });
@@ -191,7 +207,13 @@ export class ControlPlane {
       const name = crd.metadata?.name ?? "";
       // Server-side apply of the raw manifest: the typed client's serializer would silently drop
       // schema keys it does not model (default, enum, x-kubernetes-validations, list types).
-      const r = await httpSend("PATCH", `${this.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=orchestrator-test&force=true`, JSON.stringify(crd), "application/apply-patch+yaml", this.tls);
+      const r = await httpSend(
+        "PATCH",
+        `${this.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=orchestrator-test&force=true`,
+        JSON.stringify(crd),
+        "application/apply-patch+yaml",
+        this.tls,
+      );
       if (r.status >= 300) throw new Error(`applying CRD ${name}: HTTP ${r.status}: ${r.body.slice(0, 500)}`);
     }
     for (const crd of crds) {
@@ -256,7 +278,14 @@ export class ControlPlane {
   private async boot(opts: ControlPlaneOptions): Promise<void> {
     const root = this.rootDir;
     fs.mkdirSync(path.join(root, "logs"));
-    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [number, number, number, number, number, number];
+    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     this.server = `https://${BIND_ADDRESS}:${apiserver}`;
 
     // etcd does not need the certs: generate them while it starts.
@@ -276,7 +305,12 @@ export class ControlPlane {
     this.certs = await certsDone;
     this.tls = loadTlsClient({ ca: this.certs.caCert, cert: this.certs.adminCert, key: this.certs.adminKey });
 
-    this.apiserverArgs = apiserverArgs({ mode: this.mode, certs: this.certs, ports: { apiserver, etcdClient }, nodeIp: this.nodeIdentity?.ip });
+    this.apiserverArgs = apiserverArgs({
+      mode: this.mode,
+      certs: this.certs,
+      ports: { apiserver, etcdClient },
+      nodeIp: this.nodeIdentity?.ip,
+    });
     this.spawn("kube-apiserver", this.apiserverArgs);
     await this.waitApiServerReady();
     fs.writeFileSync(this.kubeconfigPath, kubeconfigYaml({ server: this.server, certs: this.certs }), { mode: 0o600 });
@@ -296,7 +330,10 @@ export class ControlPlane {
   private async bootFull(opts: ControlPlaneOptions, ports: { controllerManager: number; scheduler: number; kwok: number }): Promise<void> {
     // kcm and the scheduler serve /healthz with a self-signed cert; skip-verify is for polling only.
     const insecure: TlsClient = { insecure: true };
-    this.spawn("kube-controller-manager", controllerManagerArgs({ kubeconfig: this.kubeconfigPath, certs: this.certs, port: ports.controllerManager }));
+    this.spawn(
+      "kube-controller-manager",
+      controllerManagerArgs({ kubeconfig: this.kubeconfigPath, certs: this.certs, port: ports.controllerManager }),
+    );
     this.spawn("kube-scheduler", schedulerArgs({ kubeconfig: this.kubeconfigPath, port: ports.scheduler }));
     const waits = [
       this.waitReady("kube-controller-manager", healthz(`https://${BIND_ADDRESS}:${ports.controllerManager}/healthz`, insecure)),
@@ -310,7 +347,9 @@ export class ControlPlane {
     const kwokConfig = path.join(this.rootDir, "kwok.yaml");
     fs.writeFileSync(kwokConfig, kwokConfigYaml(opts.kwok));
     // KWOK_WORKDIR keeps kwok from reading a developer's ~/.kwok/kwok.yaml.
-    this.spawn("kwok", kwokArgs({ kubeconfig: this.kubeconfigPath, configFile: kwokConfig, port: ports.kwok }), { KWOK_WORKDIR: path.join(this.rootDir, "kwok") });
+    this.spawn("kwok", kwokArgs({ kubeconfig: this.kubeconfigPath, configFile: kwokConfig, port: ports.kwok }), {
+      KWOK_WORKDIR: path.join(this.rootDir, "kwok"),
+    });
     await Promise.all([...waits, this.waitReady("kwok", healthz(`http://${BIND_ADDRESS}:${ports.kwok}/healthz`, {}))]);
 
     const t = performance.now();
@@ -339,7 +378,8 @@ export class ControlPlane {
   private async bootRealNode(opts: ControlPlaneOptions): Promise<void> {
     const identity = this.nodeIdentity;
     if (!identity) return;
-    if (!opts.nodeImages) throw new Error("a real node needs images (ControlPlaneOptions.nodeImages): at least the sandbox (pause) and helper images");
+    if (!opts.nodeImages)
+      throw new Error("a real node needs images (ControlPlaneOptions.nodeImages): at least the sandbox (pause) and helper images");
     const t = performance.now();
     const images = await opts.nodeImages();
     const [kubelet, kubeletHealthz, kubeProxyMetrics] = (await freePorts(3)) as [number, number, number];
@@ -349,7 +389,8 @@ export class ControlPlane {
       certs: this.certs,
       identity,
       adminKubeconfig: this.kubeconfigPath,
-      kubeconfigFor: (user, file) => fs.writeFileSync(file, kubeconfigYaml({ server: this.server, certs: this.certs, user }), { mode: 0o600 }),
+      kubeconfigFor: (user, file) =>
+        fs.writeFileSync(file, kubeconfigYaml({ server: this.server, certs: this.certs, user }), { mode: 0o600 }),
       kubeConfig: this.kubeConfig,
       sandboxImage: images.sandbox.ref,
       helperImage: images.helper.ref,
@@ -366,7 +407,9 @@ export class ControlPlane {
       return true;
     });
     this.startupMs.node = Math.round(performance.now() - t);
-    this.log(`real node ${this.nodeName} (${identity.ip}) ready in ${fmt(this.startupMs.node)}: ${JSON.stringify(this.realNode.startupMs)}`);
+    this.log(
+      `real node ${this.nodeName} (${identity.ip}) ready in ${fmt(this.startupMs.node)}: ${JSON.stringify(this.realNode.startupMs)}`,
+    );
   }
 
   private spawn(name: Component, args: string[], env: Record<string, string> = {}, command = path.join(this.binDir, name)): ManagedProcess {
@@ -436,7 +479,11 @@ function healthz(url: string, tls: TlsClient): () => Promise<boolean> {
 }
 
 /** Resolves `node: auto|real|kwok` against what this machine supports. */
-function chooseNode(choice: NodeChoice, binDir: string, log: (line: string) => void): { kind: "real"; ip: string; reason?: undefined } | { kind: "kwok"; reason?: string } {
+function chooseNode(
+  choice: NodeChoice,
+  binDir: string,
+  log: (line: string) => void,
+): { kind: "real"; ip: string; reason?: undefined } | { kind: "kwok"; reason?: string } {
   if (choice === "kwok") return { kind: "kwok" };
   const support = checkNodeSupport(binDir);
   if (support.ok) return { kind: "real", ip: support.ip };
@@ -462,7 +509,12 @@ function fakeNode(name: string): V1Node {
 }
 
 /** A kubeconfig for the admin (default) or another client certificate signed by the cluster CA. */
-export function kubeconfigYaml(p: { server: string; certs: ControlPlaneCerts; name?: string; user?: { cert: string; key: string } }): string {
+export function kubeconfigYaml(p: {
+  server: string;
+  certs: ControlPlaneCerts;
+  name?: string;
+  user?: { cert: string; key: string };
+}): string {
   const name = p.name ?? "orchestrator-test";
   const b64 = (f: string) => fs.readFileSync(f).toString("base64");
   const user = p.user ?? { cert: p.certs.adminCert, key: p.certs.adminKey };
@@ -490,7 +542,8 @@ export function readCRDs(paths: string[]): V1CustomResourceDefinition[] {
       if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0]?.message}`);
       const obj = doc.toJS() as V1CustomResourceDefinition | null;
       if (!obj) continue;
-      if (obj.kind !== "CustomResourceDefinition") throw new Error(`${file}: expected only CustomResourceDefinitions, found kind ${String(obj.kind)}`);
+      if (obj.kind !== "CustomResourceDefinition")
+        throw new Error(`${file}: expected only CustomResourceDefinitions, found kind ${String(obj.kind)}`);
       crds.push(obj);
     }
   }

@@ -112,7 +112,13 @@ export function controllerManagerArgs(p: { kubeconfig: string; certs: ControlPla
 }
 
 export function schedulerArgs(p: { kubeconfig: string; port: number }): string[] {
-  return [`--kubeconfig=${p.kubeconfig}`, `--bind-address=${BIND_ADDRESS}`, `--secure-port=${p.port}`, `--leader-elect=false`, `--profiling=false`];
+  return [
+    `--kubeconfig=${p.kubeconfig}`,
+    `--bind-address=${BIND_ADDRESS}`,
+    `--secure-port=${p.port}`,
+    `--leader-elect=false`,
+    `--profiling=false`,
+  ];
 }
 
 export function kwokArgs(p: { kubeconfig: string; configFile: string; port: number }): string[] {

@@ -12,6 +12,9 @@ export function imageCacheDir(): string {
  * Builds (or takes from the cache) the named images, all of images/ when none are named, and
  * returns each image's reference and OCI archive for `ctr -n k8s.io images import <archive>`.
  */
-export function ensureImages(names?: string[], log: (line: string) => void = (l) => process.stderr.write(`[images] ${l}\n`)): Promise<BuiltImage[]> {
+export function ensureImages(
+  names?: string[],
+  log: (line: string) => void = (l) => process.stderr.write(`[images] ${l}\n`),
+): Promise<BuiltImage[]> {
   return buildImages({ repoRoot: repoRoot(), cacheDir: imageCacheDir(), names, log });
 }

@@ -73,7 +73,13 @@ const phase = (p: string): Requirement => ({ key: ".status.phase", operator: "In
 const failRequested: Requirement = { key: firstContainerEnv(KWOK_ENV.fail), operator: "In", values: ["true"] };
 const failNotRequested: Requirement = { ...failRequested, operator: "NotIn" };
 
-function stage(name: string, kind: "Pod" | "Node", match: Requirement[], next: KwokStage["spec"]["next"], delay?: KwokStage["spec"]["delay"]): KwokStage {
+function stage(
+  name: string,
+  kind: "Pod" | "Node",
+  match: Requirement[],
+  next: KwokStage["spec"]["next"],
+  delay?: KwokStage["spec"]["delay"],
+): KwokStage {
   return {
     apiVersion: "kwok.x-k8s.io/v1alpha1",
     kind: "Stage",
@@ -242,11 +248,17 @@ export function kwokStages(opts: KwokStageOptions = {}): KwokStage[] {
     durationFrom: { jq: { expression: firstContainerEnv(KWOK_ENV.runDuration) } },
   };
   const nodeReady: Requirement = { key: '.status.conditions.[] | select( .type == "Ready" ) | .status', operator: "In", values: ["True"] };
-  const heartbeat = stage("node-heartbeat-with-lease", "Node", [phase("Running"), nodeReady], { statusTemplate: nodeConditions }, {
-    // With node leases (kwok's default) the status only needs an occasional refresh.
-    durationMilliseconds: 600_000,
-    jitterDurationMilliseconds: 610_000,
-  });
+  const heartbeat = stage(
+    "node-heartbeat-with-lease",
+    "Node",
+    [phase("Running"), nodeReady],
+    { statusTemplate: nodeConditions },
+    {
+      // With node leases (kwok's default) the status only needs an occasional refresh.
+      durationMilliseconds: 600_000,
+      jitterDurationMilliseconds: 610_000,
+    },
+  );
   heartbeat.spec.immediateNextStage = true;
   return [
     stage("node-initialize", "Node", [{ ...nodeReady, operator: "NotIn" }], { statusTemplate: nodeInitializeTemplate }),
@@ -254,7 +266,11 @@ export function kwokStages(opts: KwokStageOptions = {}): KwokStage[] {
     stage(
       "pod-ready",
       "Pod",
-      [notDeleting, phase("Pending"), { key: '.status.conditions.[] | select( .type == "Ready" ) | .status', operator: "NotIn", values: ["True"] }],
+      [
+        notDeleting,
+        phase("Pending"),
+        { key: '.status.conditions.[] | select( .type == "Ready" ) | .status', operator: "NotIn", values: ["True"] },
+      ],
       { statusTemplate: podReadyTemplate },
       { durationMilliseconds: readyDelay },
     ),

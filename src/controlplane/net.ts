@@ -60,7 +60,11 @@ export function httpGet(url: string, tls: TlsClient = {}, timeoutMs = 5000): Pro
     };
     const req =
       u.protocol === "https:"
-        ? https.get(u, { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure, timeout: timeoutMs, agent: false }, onResponse)
+        ? https.get(
+            u,
+            { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure, timeout: timeoutMs, agent: false },
+            onResponse,
+          )
         : http.get(u, { timeout: timeoutMs, agent: false }, onResponse);
     req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs}ms: GET ${url}`)));
     req.on("error", reject);
@@ -68,16 +72,36 @@ export function httpGet(url: string, tls: TlsClient = {}, timeoutMs = 5000): Pro
 }
 
 /** A request with a body over https (admin TLS); resolves for any HTTP status. */
-export function httpSend(method: string, url: string, body: string, contentType: string, tls: TlsClient = {}, timeoutMs = 15000): Promise<HttpResult> {
+export function httpSend(
+  method: string,
+  url: string,
+  body: string,
+  contentType: string,
+  tls: TlsClient = {},
+  timeoutMs = 15000,
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = https.request(u, { method, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure, timeout: timeoutMs, agent: false, headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on("error", reject);
-    });
+    const req = https.request(
+      u,
+      {
+        method,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+        timeout: timeoutMs,
+        agent: false,
+        headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on("error", reject);
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs}ms: ${method} ${url}`)));
     req.on("error", reject);
     req.end(body);

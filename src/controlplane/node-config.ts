@@ -93,7 +93,12 @@ export function cniConflist(): string {
           isGateway: true,
           ipMasq: true,
           hairpinMode: true,
-          ipam: { type: "host-local", dataDir: runPaths.cniIpam, ranges: [[{ subnet: POD_CIDR, gateway: POD_GATEWAY }]], routes: [{ dst: "0.0.0.0/0" }] },
+          ipam: {
+            type: "host-local",
+            dataDir: runPaths.cniIpam,
+            ranges: [[{ subnet: POD_CIDR, gateway: POD_GATEWAY }]],
+            routes: [{ dst: "0.0.0.0/0" }],
+          },
         },
         { type: "portmap", capabilities: { portMappings: true } },
       ],

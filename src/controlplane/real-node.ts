@@ -43,9 +43,25 @@ const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 export const NODE_BINARIES = ["kubelet", "kube-proxy"] as const;
 
 /** Sysctls that kubelet and the bridge plugin change; their values before the first start are restored at stop. */
-export const TOUCHED_SYSCTLS = ["vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.route_localnet"];
+export const TOUCHED_SYSCTLS = [
+  "vm.overcommit_memory",
+  "kernel.panic",
+  "kernel.panic_on_oops",
+  "net.ipv4.ip_forward",
+  "net.bridge.bridge-nf-call-iptables",
+  "net.ipv4.conf.all.route_localnet",
+];
 /** Paths kubelet/containerd/CNI create outside NODE_PATHS; removed at clean-up if they did not exist before. */
-const FIXED_PATHS = ["/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni", "/run/containerd", "/run/netns", "/var/run/netns", "/opt/cni"];
+const FIXED_PATHS = [
+  "/var/lib/kubelet",
+  "/var/log/containers",
+  "/var/log/pods",
+  "/var/lib/cni",
+  "/run/containerd",
+  "/run/netns",
+  "/var/run/netns",
+  "/opt/cni",
+];
 
 export type NodeSupport = { ok: true; ip: string } | { ok: false; reason: string };
 
@@ -63,8 +79,10 @@ export function checkNodeSupport(binDir: string): NodeSupport {
   if (missingPkgs.size) return { ok: false, reason: `missing host packages: apt-get install -y ${[...missingPkgs].sort().join(" ")}` };
   const missingBins = NODE_BINARIES.filter((b) => !isExecutable(path.join(binDir, b)));
   if (missingBins.length) return { ok: false, reason: `${missingBins.join(", ")} not in ${binDir}: run 'npm run control-plane:build'` };
-  if (!fs.readFileSync("/proc/filesystems", "utf8").includes("overlay")) return { ok: false, reason: "the kernel has no overlayfs (containerd's snapshotter needs it)" };
-  if (!fs.existsSync("/proc/sys/net/bridge/bridge-nf-call-iptables")) return { ok: false, reason: "the kernel has no br_netfilter (modprobe br_netfilter), which Services on the pod bridge need" };
+  if (!fs.readFileSync("/proc/filesystems", "utf8").includes("overlay"))
+    return { ok: false, reason: "the kernel has no overlayfs (containerd's snapshotter needs it)" };
+  if (!fs.existsSync("/proc/sys/net/bridge/bridge-nf-call-iptables"))
+    return { ok: false, reason: "the kernel has no br_netfilter (modprobe br_netfilter), which Services on the pod bridge need" };
   const ip = defaultRouteIp();
   if (!ip) return { ok: false, reason: "no default route: the node needs a non-loopback IP (kubelet refuses 127.0.0.1)" };
   return { ok: true, ip };
@@ -179,7 +197,8 @@ export class RealNode {
       }
       const owner = Number(readOrEmpty(lock).trim());
       if (owner && owner !== process.pid && alive(owner)) {
-        if (Date.now() > deadline) throw new Error(`the real node is in use by process ${owner} (lock ${lock}); stop that cluster, or use the simulated node`);
+        if (Date.now() > deadline)
+          throw new Error(`the real node is in use by process ${owner} (lock ${lock}); stop that cluster, or use the simulated node`);
         if (!told) this.o.log(`waiting for the real node held by process ${owner} to stop`);
         told = true;
         await sleep(1000);
@@ -198,7 +217,10 @@ export class RealNode {
       '[ "$(cat "$lock" 2>/dev/null)" = "$parent" ] || exit 0',
       'bash "$cleanup" >/dev/null 2>&1; rm -f "$lock"',
     ].join("\n");
-    this.watchdog = spawn("bash", ["-c", script, "orchestrator-node-watchdog", String(process.pid), runPaths.lock, CLEANUP_SCRIPT()], { detached: true, stdio: "ignore" });
+    this.watchdog = spawn("bash", ["-c", script, "orchestrator-node-watchdog", String(process.pid), runPaths.lock, CLEANUP_SCRIPT()], {
+      detached: true,
+      stdio: "ignore",
+    });
     this.watchdog.unref();
   }
 
@@ -232,7 +254,15 @@ export class RealNode {
       fs.writeFileSync(orig, lines.join("\n") + "\n");
     }
     fs.writeFileSync(path.join(NODE_PATHS.run, "created-paths"), FIXED_PATHS.filter((p) => !fs.existsSync(p)).join("\n") + "\n");
-    for (const d of [runPaths.cniConf, runPaths.cniIpam, NODE_PATHS.kubeletRoot, NODE_PATHS.podLogs, NODE_PATHS.localPathVolumes, NODE_PATHS.containerdRoot]) fs.mkdirSync(d, { recursive: true });
+    for (const d of [
+      runPaths.cniConf,
+      runPaths.cniIpam,
+      NODE_PATHS.kubeletRoot,
+      NODE_PATHS.podLogs,
+      NODE_PATHS.localPathVolumes,
+      NODE_PATHS.containerdRoot,
+    ])
+      fs.mkdirSync(d, { recursive: true });
     fs.writeFileSync(runPaths.resolvConf, `search ${"svc.cluster.local cluster.local"}\noptions ndots:5\n`);
     ensureCgroupRoot();
   }
@@ -250,12 +280,18 @@ export class RealNode {
     fs.writeFileSync(config, containerdConfigToml({ sandboxImage: this.o.sandboxImage, configDir: dir }));
     fs.writeFileSync(path.join(runPaths.cniConf, "10-orchestrator.conflist"), cniConflist());
     const p = this.start("containerd", "containerd", ["--config", config, "--log-level", "warn"]);
-    await this.o.waitUntil("containerd to serve its socket", async () => (await execa("ctr", ["--address", runPaths.containerdSocket, "version"], { reject: false })).exitCode === 0, p);
+    await this.o.waitUntil(
+      "containerd to serve its socket",
+      async () => (await execa("ctr", ["--address", runPaths.containerdSocket, "version"], { reject: false })).exitCode === 0,
+      p,
+    );
     // Containers of an earlier (crashed) run are still in containerd's metadata: remove them
     // before kubelet starts, so it never adopts a pod from another cluster.
     const ids = (await this.ctr(["containers", "list", "-q"])).split("\n").filter(Boolean);
     for (const id of ids) {
-      await execa("ctr", ["--address", runPaths.containerdSocket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", id], { reject: false });
+      await execa("ctr", ["--address", runPaths.containerdSocket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", id], {
+        reject: false,
+      });
       await execa("ctr", ["--address", runPaths.containerdSocket, "-n", CRI_NAMESPACE, "containers", "delete", id], { reject: false });
     }
     if (ids.length) this.o.log(`node: removed ${ids.length} container(s) left by an earlier run`);
@@ -272,13 +308,19 @@ export class RealNode {
     }
     const now = await this.imageDigests();
     const missing = [this.o.sandboxImage, this.o.helperImage].filter((r) => !now.has(normalizeRef(r)));
-    if (missing.length) throw new Error(`images ${missing.join(", ")} are not in the node's containerd after import; check the image archives`);
+    if (missing.length)
+      throw new Error(`images ${missing.join(", ")} are not in the node's containerd after import; check the image archives`);
   }
 
   /** Image reference → manifest digest, from `ctr images list` (REF TYPE DIGEST ...). */
   private async imageDigests(): Promise<Map<string, string>> {
     const lines = (await this.ctr(["images", "list"])).split("\n").slice(1);
-    return new Map(lines.map((l) => l.split(/\s+/)).filter((f) => f.length > 2).map((f) => [f[0] ?? "", f[2] ?? ""]));
+    return new Map(
+      lines
+        .map((l) => l.split(/\s+/))
+        .filter((f) => f.length > 2)
+        .map((f) => [f[0] ?? "", f[2] ?? ""]),
+    );
   }
 
   private async startKubelet(): Promise<void> {
@@ -290,7 +332,13 @@ export class RealNode {
     const config = path.join(dir, "kubelet.yaml");
     fs.writeFileSync(
       config,
-      kubeletConfigYaml({ caFile: this.o.certs.caCert, servingCert: node.kubeletServingCert, servingKey: node.kubeletServingKey, port: this.o.ports.kubelet, healthzPort: this.o.ports.kubeletHealthz }),
+      kubeletConfigYaml({
+        caFile: this.o.certs.caCert,
+        servingCert: node.kubeletServingCert,
+        servingKey: node.kubeletServingKey,
+        port: this.o.ports.kubelet,
+        healthzPort: this.o.ports.kubeletHealthz,
+      }),
     );
     const p = this.start("kubelet", path.join(this.o.binDir, "kubelet"), [
       `--config=${config}`,
@@ -340,7 +388,12 @@ export class RealNode {
     const ns = LOCAL_PATH.namespace;
     await ignoreExists(core.createNamespace({ body: { metadata: { name: ns } } }));
     await ignoreExists(core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: LOCAL_PATH.serviceAccount } } }));
-    await ignoreExists(core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: LOCAL_PATH.configMap }, data: localPathConfigData(this.o.helperImage) } }));
+    await ignoreExists(
+      core.createNamespacedConfigMap({
+        namespace: ns,
+        body: { metadata: { name: LOCAL_PATH.configMap }, data: localPathConfigData(this.o.helperImage) },
+      }),
+    );
     await ignoreExists(
       storage.createStorageClass({
         body: {
@@ -381,7 +434,8 @@ function ensureCgroupRoot(): void {
     fs.mkdirSync(dir, { recursive: true });
     for (const file of ["cpuset.cpus", "cpuset.mems"]) {
       const parent = path.join(mount, file);
-      if (fs.existsSync(parent) && !readOrEmpty(path.join(dir, file)).trim()) fs.writeFileSync(path.join(dir, file), readOrEmpty(parent).trim());
+      if (fs.existsSync(parent) && !readOrEmpty(path.join(dir, file)).trim())
+        fs.writeFileSync(path.join(dir, file), readOrEmpty(parent).trim());
     }
   }
 }
@@ -389,7 +443,10 @@ function ensureCgroupRoot(): void {
 /** "orchestrator/pause:1" and "docker.io/orchestrator/pause:1" name the same image. */
 export function normalizeRef(ref: string): string {
   const first = ref.split("/")[0] ?? "";
-  const qualified = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost") ? ref : `docker.io/${ref.includes("/") ? ref : `library/${ref}`}`;
+  const qualified =
+    ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")
+      ? ref
+      : `docker.io/${ref.includes("/") ? ref : `library/${ref}`}`;
   return qualified;
 }
 

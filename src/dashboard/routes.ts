@@ -36,7 +36,8 @@ export interface DashboardDeps {
 const SESSION_MAX_AGE_S = 12 * 3600;
 
 /** Policy for the HTML: everything from this origin, nothing inline, no framing. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /** Path the cookie is scoped to: the prefix a proxy says it mounted us under, else `/`. */
 export function cookiePath(forwardedPrefix: string | string[] | undefined): string {
@@ -49,13 +50,26 @@ function isHttps(req: FastifyRequest): boolean {
 }
 
 function setSession(req: FastifyRequest, reply: FastifyReply, token: string, maxAge: number): void {
-  reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: "strict", secure: isHttps(req), path: cookiePath(req.headers["x-forwarded-prefix"]), maxAge });
+  reply.setCookie(SESSION_COOKIE, token, {
+    httpOnly: true,
+    sameSite: "strict",
+    secure: isHttps(req),
+    path: cookiePath(req.headers["x-forwarded-prefix"]),
+    maxAge,
+  });
 }
 
 function registerAssets(app: FastifyInstance, deps: DashboardDeps): void {
   if (!existsSync(join(deps.assetsDir, "index.html"))) {
     deps.logger.warn({ assetsDir: deps.assetsDir }, "Dashboard not built; `/` explains how to build it");
-    app.get("/", async (_req, reply) => sendProblem(reply, "disabled", 503, `The dashboard is not built (no ${join(deps.assetsDir, "index.html")}). Run 'npm run build' (or 'npm start', which builds it) and restart.`));
+    app.get("/", async (_req, reply) =>
+      sendProblem(
+        reply,
+        "disabled",
+        503,
+        `The dashboard is not built (no ${join(deps.assetsDir, "index.html")}). Run 'npm run build' (or 'npm start', which builds it) and restart.`,
+      ),
+    );
     return;
   }
   app.register(fastifyStatic, {
@@ -87,13 +101,29 @@ export function registerDashboardRoutes(app: FastifyInstance, deps: DashboardDep
     const body = req.body as { token?: unknown } | undefined;
     const token = typeof body?.token === "string" ? body.token.trim() : "";
     if (!token) {
-      return sendProblem(reply, "validation", 422, "Enter an API token.", { errors: [{ field: "token", pointer: "#/token", message: "is required" }] });
+      return sendProblem(reply, "validation", 422, "Enter an API token.", {
+        errors: [{ field: "token", pointer: "#/token", message: "is required" }],
+      });
     }
-    if (!deps.auth.enabled) return sendProblem(reply, "disabled", 503, "The REST API has no authentication configured, so the dashboard cannot sign anyone in. Set ORCHESTRATOR_API_TOKENS or api.tokenReview and restart.");
+    if (!deps.auth.enabled)
+      return sendProblem(
+        reply,
+        "disabled",
+        503,
+        "The REST API has no authentication configured, so the dashboard cannot sign anyone in. Set ORCHESTRATOR_API_TOKENS or api.tokenReview and restart.",
+      );
     const result = await deps.auth.authenticate(`Bearer ${token}`);
     if (!result.ok) {
       const kind = result.status === 403 ? "forbidden" : result.status === 503 ? "unavailable" : "unauthorized";
-      return sendProblem(reply, kind, result.status, result.status === 401 ? "This token was refused. Use a token from ORCHESTRATOR_API_TOKENS or a Kubernetes ServiceAccount token the API accepts." : result.message, { errors: [{ field: "token", pointer: "#/token", message: "was refused" }] });
+      return sendProblem(
+        reply,
+        kind,
+        result.status,
+        result.status === 401
+          ? "This token was refused. Use a token from ORCHESTRATOR_API_TOKENS or a Kubernetes ServiceAccount token the API accepts."
+          : result.message,
+        { errors: [{ field: "token", pointer: "#/token", message: "was refused" }] },
+      );
     }
     setSession(req, reply, token, SESSION_MAX_AGE_S);
     req.log.info({ principal: result.principal.name }, "Signed in to the dashboard");
@@ -114,7 +144,12 @@ export function registerDashboardApiRoutes(api: FastifyInstance, deps: Dashboard
   api.get("/api/v1/dashboard/session", async (req) => ({
     success: true,
     message: `Signed in as ${req.principal?.name ?? "?"}`,
-    data: { principal: req.principal, namespace: deps.namespace, playsEnabled: deps.feed.playsEnabled, slotsPerService: deps.slotsPerService },
+    data: {
+      principal: req.principal,
+      namespace: deps.namespace,
+      playsEnabled: deps.feed.playsEnabled,
+      slotsPerService: deps.slotsPerService,
+    },
   }));
 
   api.get("/api/v1/dashboard/stream", async (req, reply) => {

@@ -47,7 +47,12 @@ function queueEntry(run: CodeRun): QueuedRun {
 }
 
 /** One view per service that has CodeRuns or a workspace, sorted by name. */
-export function computeServices(runs: readonly AnyRun[], jobs: readonly JobSummary[], workspaces: readonly WorkspaceSummary[], limit: number): ServiceView[] {
+export function computeServices(
+  runs: readonly AnyRun[],
+  jobs: readonly JobSummary[],
+  workspaces: readonly WorkspaceSummary[],
+  limit: number,
+): ServiceView[] {
   const views = new Map<string, ServiceView>();
   const view = (service: string): ServiceView => {
     let v = views.get(service);

@@ -14,7 +14,17 @@ import { throttling } from "@octokit/plugin-throttling";
 import { Octokit as RestOctokit } from "@octokit/rest";
 import Bottleneck from "bottleneck";
 import type { Logger } from "../observability/logger.js";
-import type { CheckRunInfo, CommentInfo, CommitInfo, LabelEventInfo, PlayGitHubReader, PullState, RepoRef, ReviewCommentInfo, ReviewInfo } from "../play/ports.js";
+import type {
+  CheckRunInfo,
+  CommentInfo,
+  CommitInfo,
+  LabelEventInfo,
+  PlayGitHubReader,
+  PullState,
+  RepoRef,
+  ReviewCommentInfo,
+  ReviewInfo,
+} from "../play/ports.js";
 import type { ReporterGitHub } from "../reporter/play-reporter.js";
 import type { RunReporterGitHub } from "../reporter/run-reporter.js";
 import type { CheckRunContent } from "../reporter/progress.js";
@@ -45,11 +55,16 @@ type Octokit = InstanceType<typeof Octokit>;
 const MAX_RATE_LIMIT_WAIT_SECONDS = 60;
 
 function clientBehaviour(log: Logger | undefined, writeIntervalMs: number) {
-  const onLimit = (kind: string) => (retryAfter: number, options: { method?: string; url?: string }, _octokit: unknown, retryCount: number): boolean => {
-    const wait = retryCount < 2 && retryAfter <= MAX_RATE_LIMIT_WAIT_SECONDS;
-    log?.warn({ request: `${options.method} ${options.url}`, retryAfterSeconds: retryAfter, retryCount, waiting: wait }, `Hit GitHub's ${kind} rate limit`);
-    return wait;
-  };
+  const onLimit =
+    (kind: string) =>
+    (retryAfter: number, options: { method?: string; url?: string }, _octokit: unknown, retryCount: number): boolean => {
+      const wait = retryCount < 2 && retryAfter <= MAX_RATE_LIMIT_WAIT_SECONDS;
+      log?.warn(
+        { request: `${options.method} ${options.url}`, retryAfterSeconds: retryAfter, retryCount, waiting: wait },
+        `Hit GitHub's ${kind} rate limit`,
+      );
+      return wait;
+    };
   // One write group per adapter (plugin-throttling's default group is shared by the whole process).
   const write = new Bottleneck.Group({ maxConcurrent: 1, minTime: writeIntervalMs });
   return { throttle: { onRateLimit: onLimit("primary"), onSecondaryRateLimit: onLimit("secondary"), write } };
@@ -115,24 +130,42 @@ function checkRunBody(content: CheckRunContent) {
 }
 
 export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
-  const base = { baseUrl: opts.apiUrl.replace(/\/+$/, ""), userAgent: opts.userAgent ?? "orchestrator-play", ...clientBehaviour(opts.log, opts.writeIntervalMs ?? 1000) };
+  const base = {
+    baseUrl: opts.apiUrl.replace(/\/+$/, ""),
+    userAgent: opts.userAgent ?? "orchestrator-play",
+    ...clientBehaviour(opts.log, opts.writeIntervalMs ?? 1000),
+  };
   const app = opts.auth.app;
   const shared = app
     ? app.installationId
-      ? new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId } })
+      ? new Octokit({
+          ...base,
+          authStrategy: createAppAuth,
+          auth: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId },
+        })
       : undefined
     : new Octokit({ ...base, ...(opts.auth.token ? { auth: opts.auth.token } : {}) });
   // An App without a fixed installation: one client per installation, found per repository.
-  const appClient = app && !app.installationId ? new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey } }) : undefined;
+  const appClient =
+    app && !app.installationId
+      ? new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey } })
+      : undefined;
   const perRepo = new Map<string, Promise<Octokit>>();
   const client = (repo: RepoRef): Promise<Octokit> => {
     if (shared) return Promise.resolve(shared);
     const key = `${repo.owner}/${repo.repo}`.toLowerCase();
     let c = perRepo.get(key);
     if (!c) {
-      c = appClient!.rest.apps.getRepoInstallation({ owner: repo.owner, repo: repo.repo }).then(
-        ({ data }) => new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId: app!.appId, privateKey: app!.privateKey, installationId: data.id } }),
-      );
+      c = appClient!.rest.apps
+        .getRepoInstallation({ owner: repo.owner, repo: repo.repo })
+        .then(
+          ({ data }) =>
+            new Octokit({
+              ...base,
+              authStrategy: createAppAuth,
+              auth: { appId: app!.appId, privateKey: app!.privateKey, installationId: data.id },
+            }),
+        );
       // A failed lookup (App not installed yet) is retried on the next call.
       c.catch(() => perRepo.delete(key));
       perRepo.set(key, c);
@@ -199,7 +232,12 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
       const items = (await o.paginate(o.rest.issues.listEvents, { ...r(repo), issue_number: number, per_page: 100 })) as unknown as Json[];
       return items
         .filter((e) => e.event === "labeled" || e.event === "unlabeled")
-        .map((e) => ({ id: Number(e.id), event: e.event as "labeled", label: String((e.label as Json | undefined)?.name ?? ""), actor: login(e.actor) }));
+        .map((e) => ({
+          id: Number(e.id),
+          event: e.event as "labeled",
+          label: String((e.label as Json | undefined)?.name ?? ""),
+          actor: login(e.actor),
+        }));
     },
     async listCheckRuns(repo, sha) {
       const o = await client(repo);
@@ -235,7 +273,8 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
     },
     async addReaction(repo, target, content) {
       const o = await client(repo);
-      if (target.commentId !== undefined) await o.rest.reactions.createForIssueComment({ ...r(repo), comment_id: target.commentId, content });
+      if (target.commentId !== undefined)
+        await o.rest.reactions.createForIssueComment({ ...r(repo), comment_id: target.commentId, content });
       else await o.rest.reactions.createForIssue({ ...r(repo), issue_number: target.issueNumber, content });
     },
   };

@@ -109,25 +109,61 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     deps.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     const quiet = QUIET_ROUTES.has(route) || isWebhookRoute(route);
     if (quiet && !(req.log as Logger).isLevelEnabled("debug")) return;
-    const line = { method: req.method, route, url: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    const line = {
+      method: req.method,
+      route,
+      url: req.url.split("?")[0],
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+    };
     if (quiet) req.log.debug(line, "Served request");
     else req.log.info(line, "Served request");
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (isWebhookRoute(req.routeOptions.url) && status < 500) deps.metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
-    if (status === 413) return sendProblem(reply, "tooLarge", 413, `The request body is larger than the limit (${isWebhookRoute(req.routeOptions.url) ? "webhook.maxBodyBytes" : "api.maxBodyBytes"}).`);
-    if (status === 415) return sendProblem(reply, "unsupportedMediaType", 415, `${err.message}. Send JSON with Content-Type: application/json.`);
-    if (status < 500) return sendProblem(reply, "badRequest", status, `${err.message}. Send a JSON object with Content-Type: application/json; see /openapi.json.`);
+    if (isWebhookRoute(req.routeOptions.url) && status < 500)
+      deps.metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
+    if (status === 413)
+      return sendProblem(
+        reply,
+        "tooLarge",
+        413,
+        `The request body is larger than the limit (${isWebhookRoute(req.routeOptions.url) ? "webhook.maxBodyBytes" : "api.maxBodyBytes"}).`,
+      );
+    if (status === 415)
+      return sendProblem(reply, "unsupportedMediaType", 415, `${err.message}. Send JSON with Content-Type: application/json.`);
+    if (status < 500)
+      return sendProblem(
+        reply,
+        "badRequest",
+        status,
+        `${err.message}. Send a JSON object with Content-Type: application/json; see /openapi.json.`,
+      );
     req.log.error({ err }, "Request failed");
     return sendProblem(reply, "internal", 500, `Internal error (request ${req.id}); see the orchestrator logs.`);
   });
 
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`));
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`),
+  );
 
-  registerSystemRoutes(app, { version, clock, readiness: deps.readiness, registry: deps.metrics.registry, openapi: buildOpenApiDocument(version) });
-  registerWebhookRoutes(app, { config: deps.config, runs: deps.runs, metrics: deps.metrics, permissions: deps.permissions, onDelivery: deps.onDelivery, deliveryEvents: deps.deliveryEvents, onRefusal: deps.onRefusal });
+  registerSystemRoutes(app, {
+    version,
+    clock,
+    readiness: deps.readiness,
+    registry: deps.metrics.registry,
+    openapi: buildOpenApiDocument(version),
+  });
+  registerWebhookRoutes(app, {
+    config: deps.config,
+    runs: deps.runs,
+    metrics: deps.metrics,
+    permissions: deps.permissions,
+    onDelivery: deps.onDelivery,
+    deliveryEvents: deps.deliveryEvents,
+    onRefusal: deps.onRefusal,
+  });
 
   // The REST API: authenticated before the body is even parsed.
   app.register(async (api) => {
@@ -141,7 +177,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (!result.ok) {
         if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
         if (result.status === 503 || result.status === 429) reply.header("retry-after", "5");
-        const kind = result.status === 403 ? "forbidden" : result.status === 503 ? "unavailable" : result.status === 429 ? "tooManyRequests" : "unauthorized";
+        const kind =
+          result.status === 403
+            ? "forbidden"
+            : result.status === 503
+              ? "unavailable"
+              : result.status === 429
+                ? "tooManyRequests"
+                : "unauthorized";
         return sendProblem(reply, kind, result.status, result.message);
       }
       req.principal = result.principal;

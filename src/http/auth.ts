@@ -84,27 +84,39 @@ function createTokenReviewCheck(tr: TokenReviewOptions, howTo: string): (token: 
   const rejected = new Map<string, { result: AuthResult; until: number }>();
   const now = tr.now ?? Date.now;
   const limiter = new TokenBucket(tr.reviewsPerSecond ?? 5, tr.reviewBurst ?? 20, now);
-  const audienceHint = tr.audiences.length ? ` ServiceAccount tokens must be issued for the audience ${tr.audiences.join(" or ")} (kubectl create token <sa> --audience ${tr.audiences[0]}).` : "";
+  const audienceHint = tr.audiences.length
+    ? ` ServiceAccount tokens must be issued for the audience ${tr.audiences.join(" or ")} (kubectl create token <sa> --audience ${tr.audiences[0]}).`
+    : "";
   return async (token, key) => {
     const hit = accepted.get(key);
     if (hit && hit.until > now()) return { ok: true, principal: hit.principal };
     const miss = rejected.get(key);
     if (miss && miss.until > now()) return miss.result;
-    if (!limiter.tryAcquire()) return { ok: false, status: 429, message: "Too many requests with tokens that are not known yet; retry in a few seconds." };
+    if (!limiter.tryAcquire())
+      return { ok: false, status: 429, message: "Too many requests with tokens that are not known yet; retry in a few seconds." };
     let res: Awaited<ReturnType<TokenReviewer["review"]>>;
     try {
       res = await tr.reviewer.review(token, [...tr.audiences]);
     } catch {
-      return { ok: false, status: 503, message: "Could not verify the token: the Kubernetes API (TokenReview) is unreachable. Retry later, or use a static API token." };
+      return {
+        ok: false,
+        status: 503,
+        message: "Could not verify the token: the Kubernetes API (TokenReview) is unreachable. Retry later, or use a static API token.",
+      };
     }
     if (res.authenticated && res.username && [res.username, ...(res.groups ?? [])].some((x) => allow.has(x))) {
       const principal: Principal = { name: res.username, method: "serviceaccount" };
       remember(accepted, key, { principal, until: now() + (tr.cacheTtlMs ?? 60_000) });
       return { ok: true, principal };
     }
-    const result: AuthResult = !res.authenticated || !res.username
-      ? { ok: false, status: 401, message: `Invalid token. ${howTo}${audienceHint}` }
-      : { ok: false, status: 403, message: `ServiceAccount ${res.username} is not allowed to use this API. Add it (or one of its groups) to api.tokenReviewAllow in the controller config.` };
+    const result: AuthResult =
+      !res.authenticated || !res.username
+        ? { ok: false, status: 401, message: `Invalid token. ${howTo}${audienceHint}` }
+        : {
+            ok: false,
+            status: 403,
+            message: `ServiceAccount ${res.username} is not allowed to use this API. Add it (or one of its groups) to api.tokenReviewAllow in the controller config.`,
+          };
     remember(rejected, key, { result, until: now() + (tr.negativeCacheTtlMs ?? 60_000) });
     return result;
   };
@@ -124,7 +136,11 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     async authenticate(header) {
       const token = parseBearer(header);
       if (token === undefined) {
-        return { ok: false, status: 401, message: header === undefined ? `Authentication required. ${howTo}` : `Malformed Authorization header. ${howTo}` };
+        return {
+          ok: false,
+          status: 401,
+          message: header === undefined ? `Authentication required. ${howTo}` : `Malformed Authorization header. ${howTo}`,
+        };
       }
       const d = digest(token);
       let match = -1;
@@ -158,7 +174,11 @@ export const CSRF_HEADER = "x-orchestrator-dashboard";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Where a request's credentials come from: the Authorization header first, else the session cookie. */
-export function requestCredentials(req: { method: string; headers: Record<string, string | string[] | undefined>; cookies?: Record<string, string | undefined> }): { authorization: string | undefined; csrfRefused: boolean } {
+export function requestCredentials(req: {
+  method: string;
+  headers: Record<string, string | string[] | undefined>;
+  cookies?: Record<string, string | undefined>;
+}): { authorization: string | undefined; csrfRefused: boolean } {
   const header = req.headers.authorization;
   if (typeof header === "string") return { authorization: header, csrfRefused: false };
   const token = req.cookies?.[SESSION_COOKIE];

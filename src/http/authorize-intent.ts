@@ -16,7 +16,10 @@ export function authorizeIntent(reply: FastifyReply, run: AnyRun, requester: str
   const decision = authorizeRun(runRequestOf(run), requester, config);
   if (!decision.allowed) {
     const forbidden = decision.reason === AuthzReasons.NotAuthorized;
-    return sendProblem(reply, forbidden ? "forbidden" : "validation", forbidden ? 403 : 422, decision.message, { reason: decision.reason, field: decision.field });
+    return sendProblem(reply, forbidden ? "forbidden" : "validation", forbidden ? 403 : 422, decision.message, {
+      reason: decision.reason,
+      field: decision.field,
+    });
   }
   run.metadata.annotations = { ...run.metadata.annotations, ...buildAuthzAnnotations(requester, run.spec) };
   return null;

@@ -124,7 +124,14 @@ export function buildDocsRunFromRequest(req: DocsRequest, ctx: IntentContext): D
     metadata: {
       name: `docs-gen-${suffix(ctx, "docs")}`,
       namespace: ctx.namespace,
-      labels: { ...(compact({ [Labels.app]: APP_LABEL_VALUE, type: "docs", [Labels.githubUser]: labelValue(spec.githubUser ?? spec.githubApp) }) as Record<string, string>), ...keyLabel(ctx) },
+      labels: {
+        ...(compact({
+          [Labels.app]: APP_LABEL_VALUE,
+          type: "docs",
+          [Labels.githubUser]: labelValue(spec.githubUser ?? spec.githubApp),
+        }) as Record<string, string>),
+        ...keyLabel(ctx),
+      },
       annotations: annotations(ctx),
     },
     spec,
@@ -170,7 +177,10 @@ export function buildRetryRun(source: AnyRun, opts: { contextVersion: number; pr
     metadata: {
       name: `docs-gen-r${sha256Hex(`retry\0${attempt}`).slice(0, 10)}`,
       namespace: ctx.namespace,
-      labels: { ...Object.fromEntries(Object.entries(source.metadata.labels ?? {}).filter(([k]) => k !== Labels.idempotencyKeyHash)), ...keyLabel(ctx) },
+      labels: {
+        ...Object.fromEntries(Object.entries(source.metadata.labels ?? {}).filter(([k]) => k !== Labels.idempotencyKeyHash)),
+        ...keyLabel(ctx),
+      },
       annotations: annotations(ctx, retryOf),
     },
     spec: rest,
@@ -198,7 +208,10 @@ export function buildPlayFromRequest(req: PlayRequest, ctx: IntentContext): Play
     metadata: {
       name: req.name ?? `play-${req.service.slice(0, 30)}-t${req.tasks[0]}-${suffix(ctx, "play")}`,
       namespace: ctx.namespace,
-      labels: { ...(compact({ [Labels.app]: APP_LABEL_VALUE, [Labels.service]: req.service }) as Record<string, string>), ...keyLabel(ctx) },
+      labels: {
+        ...(compact({ [Labels.app]: APP_LABEL_VALUE, [Labels.service]: req.service }) as Record<string, string>),
+        ...keyLabel(ctx),
+      },
       annotations: annotations(ctx),
     },
     spec,

@@ -53,7 +53,8 @@ const idempotencyKey = {
   name: "Idempotency-Key",
   in: "header",
   required: false,
-  description: "Makes the request safe to repeat: a second request with the same key gets the original 201 response (same body and Location) and creates nothing; the same key with a different request is 422 (survives restarts; the key's hash is a label on the created object).",
+  description:
+    "Makes the request safe to repeat: a second request with the same key gets the original 201 response (same body and Location) and creates nothing; the same key with a different request is 422 (survives restarts; the key's hash is a label on the created object).",
   schema: { type: "string", minLength: 1, maxLength: 255 },
 };
 const common = {
@@ -67,13 +68,23 @@ export function buildOpenApiDocument(version: string): JsonSchema {
     info: {
       title: "Orchestrator API",
       version,
-      description: "Submits CodeRun and DocsRun custom resources (intent) that the orchestrator controller turns into agent Jobs. Errors are application/problem+json (RFC 9457) and also carry the original {success:false, message}.",
+      description:
+        "Submits CodeRun and DocsRun custom resources (intent) that the orchestrator controller turns into agent Jobs. Errors are application/problem+json (RFC 9457) and also carry the original {success:false, message}.",
     },
     security: [{ bearer: [] }],
     components: {
       securitySchemes: {
-        bearer: { type: "http", scheme: "bearer", description: "A token from ORCHESTRATOR_API_TOKENS, or a Kubernetes ServiceAccount token when api.tokenReview is on." },
-        githubSignature: { type: "apiKey", in: "header", name: "X-Hub-Signature-256", description: "HMAC-SHA256 of the raw body with the webhook secret (GitHub's signature)." },
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          description: "A token from ORCHESTRATOR_API_TOKENS, or a Kubernetes ServiceAccount token when api.tokenReview is on.",
+        },
+        githubSignature: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Hub-Signature-256",
+          description: "HMAC-SHA256 of the raw body with the webhook secret (GitHub's signature).",
+        },
       },
       schemas: {
         CodeRequest: schema(codeRequestSchema, "input"),
@@ -125,7 +136,11 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           operationId: "listRuns",
           summary: "List runs (filter by kind, service, task, phase)",
           parameters: queryParams(listQuerySchema),
-          responses: { "200": { description: "data.items: the runs, newest first.", content: json("ApiResponse") }, "400": problem("Invalid query."), ...common },
+          responses: {
+            "200": { description: "data.items: the runs, newest first.", content: json("ApiResponse") },
+            "400": problem("Invalid query."),
+            ...common,
+          },
         },
       },
       "/api/v1/runs/{kind}/{name}": {
@@ -141,7 +156,12 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           operationId: "cancelRun",
           summary: "Cancel a run (sets spec.cancel; the controller stops it)",
           parameters: runPath,
-          responses: { "202": { description: "Cancel requested.", content: json("ApiResponse") }, "404": problem("No such run."), "409": problem("The run already finished."), ...common },
+          responses: {
+            "202": { description: "Cancel requested.", content: json("ApiResponse") },
+            "404": problem("No such run."),
+            "409": problem("The run already finished."),
+            ...common,
+          },
         },
       },
       "/api/v1/runs/{kind}/{name}/retry": {
@@ -190,7 +210,11 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           operationId: "listPlays",
           summary: "List Plays (filter by service, phase)",
           parameters: queryParams(playListQuerySchema),
-          responses: { "200": { description: "data.items: the Plays, newest first.", content: json("ApiResponse") }, "400": problem("Invalid query."), ...common },
+          responses: {
+            "200": { description: "data.items: the Plays, newest first.", content: json("ApiResponse") },
+            "400": problem("Invalid query."),
+            ...common,
+          },
         },
       },
       "/api/v1/plays/{name}": {
@@ -198,7 +222,11 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           operationId: "getPlay",
           summary: "Get one Play",
           parameters: [playPath],
-          responses: { "200": { description: "data: the Play.", content: json("ApiResponse") }, "404": problem("No such Play."), ...common },
+          responses: {
+            "200": { description: "data: the Play.", content: json("ApiResponse") },
+            "404": problem("No such Play."),
+            ...common,
+          },
         },
       },
       "/api/v1/plays/{name}/cancel": {
@@ -206,7 +234,12 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           operationId: "cancelPlay",
           summary: "Cancel a Play (sets spec.cancel; its stage runs are cancelled)",
           parameters: [playPath],
-          responses: { "202": { description: "Cancel requested.", content: json("ApiResponse") }, "404": problem("No such Play."), "409": problem("The Play already finished."), ...common },
+          responses: {
+            "202": { description: "Cancel requested.", content: json("ApiResponse") },
+            "404": problem("No such Play."),
+            "409": problem("The Play already finished."),
+            ...common,
+          },
         },
       },
       "/webhooks/github": {
@@ -218,11 +251,20 @@ export function buildOpenApiDocument(version: string): JsonSchema {
             { name: "X-GitHub-Event", in: "header", required: true, schema: { type: "string" } },
             { name: "X-GitHub-Delivery", in: "header", required: true, schema: { type: "string" } },
           ],
-          requestBody: { required: true, content: { "application/json": { schema: { type: "object" } }, "application/x-www-form-urlencoded": { schema: { type: "object", properties: { payload: { type: "string" } } } } } },
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": { schema: { type: "object" } },
+              "application/x-www-form-urlencoded": { schema: { type: "object", properties: { payload: { type: "string" } } } },
+            },
+          },
           responses: {
             "200": { description: "ping answered, or a duplicate delivery.", content: json("ApiResponse") },
             "201": { description: "CodeRun created.", content: json("ApiResponse") },
-            "202": { description: "Ignored (no rule matched, sender not allowed), or accepted with the create still in progress.", content: json("ApiResponse") },
+            "202": {
+              description: "Ignored (no rule matched, sender not allowed), or accepted with the create still in progress.",
+              content: json("ApiResponse"),
+            },
             "400": problem("Missing GitHub headers or unparsable payload."),
             "401": problem("Missing or invalid X-Hub-Signature-256."),
             "413": problem("Payload larger than webhook.maxBodyBytes."),
@@ -230,24 +272,52 @@ export function buildOpenApiDocument(version: string): JsonSchema {
           },
         },
       },
-      "/health": { get: { operationId: "health", summary: "Liveness", security: [], responses: { "200": { description: "Alive.", content: json("Health") } } } },
+      "/health": {
+        get: {
+          operationId: "health",
+          summary: "Liveness",
+          security: [],
+          responses: { "200": { description: "Alive.", content: json("Health") } },
+        },
+      },
       "/ready": {
         get: {
           operationId: "ready",
           summary: "Readiness (informers synced, API server reachable): ready or not, without details",
           security: [],
-          responses: { "200": { description: "Ready.", content: json("Ready") }, "503": { description: "Not ready.", content: json("Ready") } },
+          responses: {
+            "200": { description: "Ready.", content: json("Ready") },
+            "503": { description: "Not ready.", content: json("Ready") },
+          },
         },
       },
       "/api/v1/readiness": {
         get: {
           operationId: "readinessDetail",
           summary: "The readiness checks behind /ready (authenticated)",
-          responses: { ...common, "200": { description: "Ready.", content: json("ReadinessDetail") }, "503": { description: "Not ready (or no authentication configured).", content: json("ReadinessDetail") } },
+          responses: {
+            ...common,
+            "200": { description: "Ready.", content: json("ReadinessDetail") },
+            "503": { description: "Not ready (or no authentication configured).", content: json("ReadinessDetail") },
+          },
         },
       },
-      "/metrics": { get: { operationId: "metrics", summary: "Prometheus metrics (do not expose publicly)", security: [], responses: { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } } } } },
-      "/openapi.json": { get: { operationId: "openapi", summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1 document.", content: { "application/json": { schema: { type: "object" } } } } } } },
+      "/metrics": {
+        get: {
+          operationId: "metrics",
+          summary: "Prometheus metrics (do not expose publicly)",
+          security: [],
+          responses: { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } } },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          operationId: "openapi",
+          summary: "This document",
+          security: [],
+          responses: { "200": { description: "OpenAPI 3.1 document.", content: { "application/json": { schema: { type: "object" } } } } },
+        },
+      },
     },
   };
 }

@@ -9,7 +9,16 @@ import { execa } from "execa";
 import { computeRef, definitionName, parseImageDefinition, type ImageDefinition, type LayerDefinition } from "./definition.js";
 import { withLock } from "./lock.js";
 import { buildLayer, computeLayerInputs, LayerBuildError, type LayerContext, type PackageLock } from "./layers.js";
-import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, MediaType, OCI_LAYOUT, type Blob, type Descriptor } from "./oci.js";
+import {
+  buildDockerManifest,
+  buildImageConfig,
+  buildIndex,
+  buildManifest,
+  MediaType,
+  OCI_LAYOUT,
+  type Blob,
+  type Descriptor,
+} from "./oci.js";
 
 /** Bump when the build's output changes for the same definition, to invalidate every cache entry. */
 const BUILD_FORMAT = 1;
@@ -50,7 +59,10 @@ const UNUSED_LAYER_TTL_MS = 60 * 60 * 1000;
 /** The definition files in images/, by short name. */
 export function listDefinitions(repoRoot: string): Map<string, string> {
   const dir = path.join(repoRoot, "images");
-  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
   return new Map(files.map((f) => [definitionName(f), path.join(dir, f)]));
 }
 
@@ -60,7 +72,8 @@ export async function buildImages(opts: BuildImagesOptions): Promise<BuiltImage[
   const defs = listDefinitions(opts.repoRoot);
   const names = opts.names?.length ? opts.names : [...defs.keys()];
   const unknown = names.filter((n) => !defs.has(n));
-  if (unknown.length) throw new LayerBuildError(`no image definition for ${unknown.join(", ")}; images/ defines: ${[...defs.keys()].join(", ")}`);
+  if (unknown.length)
+    throw new LayerBuildError(`no image definition for ${unknown.join(", ")}; images/ defines: ${[...defs.keys()].join(", ")}`);
   const pkg = readJson<{ version: string }>(path.join(opts.repoRoot, "package.json"));
   const ctx: LayerContext = { repoRoot: opts.repoRoot, lock: readJson<PackageLock>(path.join(opts.repoRoot, "package-lock.json")), log };
   const out: BuiltImage[] = [];
@@ -85,8 +98,14 @@ async function buildImage(name: string, def: ImageDefinition, ref: string, ctx: 
   const started = performance.now();
   const layers: CachedLayer[] = [];
   for (const [i, layer] of def.layers.entries()) layers.push(await ensureLayer(layer, layerKeys[i] ?? "", ctx, cacheDir));
-  const config = buildImageConfig(def.config, layers.map((l) => l.descriptor.digest));
-  const manifest = buildManifest(config.descriptor, layers.map((l) => l.descriptor));
+  const config = buildImageConfig(
+    def.config,
+    layers.map((l) => l.descriptor.digest),
+  );
+  const manifest = buildManifest(
+    config.descriptor,
+    layers.map((l) => l.descriptor),
+  );
   await writeArchive(archive, { ref, config, manifest, layers });
   writeAtomic(metaFile, JSON.stringify({ ref, digest: manifest.descriptor.digest, layers: layerKeys } satisfies ArchiveMeta));
   pruneArchives(cacheDir, name, archive);
@@ -106,7 +125,8 @@ async function ensureLayer(layer: LayerDefinition, key: string, ctx: LayerContex
   const dir = path.join(cacheDir, "layers");
   const tar = path.join(dir, `${key}.tar`);
   const metaFile = path.join(dir, `${key}.json`);
-  const cached = () => (fs.existsSync(tar) && fs.existsSync(metaFile) ? { descriptor: readJson<Descriptor>(metaFile), file: tar } : undefined);
+  const cached = () =>
+    fs.existsSync(tar) && fs.existsSync(metaFile) ? { descriptor: readJson<Descriptor>(metaFile), file: tar } : undefined;
   const hit = cached();
   if (hit) return hit;
   fs.mkdirSync(dir, { recursive: true });
@@ -122,10 +142,16 @@ async function buildCachedLayer(layer: LayerDefinition, ctx: LayerContext, dir: 
     fs.mkdirSync(stage, { mode: 0o755 });
     const started = performance.now();
     await buildLayer(layer, ctx, stage, path.join(scratch, "layer.tar"));
-    const descriptor: Descriptor = { mediaType: MediaType.layer, digest: await fileDigest(path.join(scratch, "layer.tar")), size: fs.statSync(path.join(scratch, "layer.tar")).size };
+    const descriptor: Descriptor = {
+      mediaType: MediaType.layer,
+      digest: await fileDigest(path.join(scratch, "layer.tar")),
+      size: fs.statSync(path.join(scratch, "layer.tar")).size,
+    };
     fs.renameSync(path.join(scratch, "layer.tar"), tar);
     writeAtomic(path.join(dir, `${key}.json`), JSON.stringify(descriptor));
-    ctx.log(`layer ${Object.keys(layer)[0]} ${descriptor.digest.slice(7, 19)} (${(descriptor.size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+    ctx.log(
+      `layer ${Object.keys(layer)[0]} ${descriptor.digest.slice(7, 19)} (${(descriptor.size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)}s`,
+    );
     return { descriptor, file: tar };
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -150,9 +176,32 @@ async function writeArchive(archive: string, parts: ArchiveParts): Promise<void>
     for (const layer of parts.layers) if (!fs.existsSync(blobFile(layer.descriptor))) fs.linkSync(layer.file, blobFile(layer.descriptor));
     fs.writeFileSync(path.join(dir, "oci-layout"), OCI_LAYOUT);
     fs.writeFileSync(path.join(dir, "index.json"), buildIndex(parts.manifest.descriptor, parts.ref));
-    fs.writeFileSync(path.join(dir, "manifest.json"), buildDockerManifest(parts.config.descriptor, parts.layers.map((l) => l.descriptor), parts.ref));
+    fs.writeFileSync(
+      path.join(dir, "manifest.json"),
+      buildDockerManifest(
+        parts.config.descriptor,
+        parts.layers.map((l) => l.descriptor),
+        parts.ref,
+      ),
+    );
     const tmp = path.join(dir, "archive.tar");
-    const args = ["--create", `--file=${tmp}`, `--directory=${dir}`, "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--mode=a+r", "--format=posix", "--pax-option=delete=atime,delete=ctime", "oci-layout", "index.json", "manifest.json", "blobs"];
+    const args = [
+      "--create",
+      `--file=${tmp}`,
+      `--directory=${dir}`,
+      "--sort=name",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--mtime=@0",
+      "--mode=a+r",
+      "--format=posix",
+      "--pax-option=delete=atime,delete=ctime",
+      "oci-layout",
+      "index.json",
+      "manifest.json",
+      "blobs",
+    ];
     const r = await execa("tar", args, { reject: false, all: true });
     if (r.exitCode !== 0) throw new LayerBuildError(`tar failed writing ${archive}: ${String(r.all)}`);
     fs.renameSync(tmp, archive);
@@ -173,11 +222,13 @@ function pruneArchives(cacheDir: string, name: string, keep: string): void {
 /** Deletes layers that no kept archive was built from, once they are old enough. */
 function pruneLayers(cacheDir: string, now: number): void {
   const used = new Set<string>();
-  for (const f of fs.readdirSync(cacheDir)) if (f.endsWith(".tar.json")) for (const k of readJson<Partial<ArchiveMeta>>(path.join(cacheDir, f)).layers ?? []) used.add(k);
+  for (const f of fs.readdirSync(cacheDir))
+    if (f.endsWith(".tar.json")) for (const k of readJson<Partial<ArchiveMeta>>(path.join(cacheDir, f)).layers ?? []) used.add(k);
   const dir = path.join(cacheDir, "layers");
   for (const f of fs.readdirSync(dir)) {
     // Scratch directories of builds that were killed (a live build's is younger than the TTL).
-    if (/\.tmp-/.test(f) && now - fs.statSync(path.join(dir, f)).mtimeMs > UNUSED_LAYER_TTL_MS) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+    if (/\.tmp-/.test(f) && now - fs.statSync(path.join(dir, f)).mtimeMs > UNUSED_LAYER_TTL_MS)
+      fs.rmSync(path.join(dir, f), { recursive: true, force: true });
     const m = /^([0-9a-f]{64})\.(tar|json)$/.exec(f);
     if (!m?.[1] || used.has(m[1])) continue;
     const p = path.join(dir, f);

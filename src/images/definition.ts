@@ -12,7 +12,10 @@ const imagePath = z
 
 const pinnedPackage = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9+.-]+=[A-Za-z0-9.+~:-]+$/, "must pin the version as name=version ('apt-cache policy <name>' shows the candidate)");
+  .regex(
+    /^[a-z0-9][a-z0-9+.-]+=[A-Za-z0-9.+~:-]+$/,
+    "must pin the version as name=version ('apt-cache policy <name>' shows the candidate)",
+  );
 
 /** A Debian root filesystem made by mmdebstrap from a pinned suite and pinned packages. */
 const debianLayer = z.strictObject({
@@ -57,12 +60,25 @@ export type AppLayer = z.infer<typeof appLayer>;
 export type DependenciesLayer = z.infer<typeof dependenciesLayer>;
 export type FilesLayer = z.infer<typeof filesLayer>;
 const layerSchema = z
-  .strictObject({ debian: debianLayer.optional(), go: goLayer.optional(), npm: npmLayer.optional(), app: appLayer.optional(), dependencies: dependenciesLayer.optional(), files: filesLayer.optional() })
+  .strictObject({
+    debian: debianLayer.optional(),
+    go: goLayer.optional(),
+    npm: npmLayer.optional(),
+    app: appLayer.optional(),
+    dependencies: dependenciesLayer.optional(),
+    files: filesLayer.optional(),
+  })
   .refine((l) => Object.keys(l).length === 1, "each layer has exactly one kind: debian, go, npm, dependencies, app or files")
-  .transform((l) => l as OneOf<{ debian: DebianLayer; go: GoLayer; npm: NpmLayer; dependencies: DependenciesLayer; app: AppLayer; files: FilesLayer }>);
+  .transform(
+    (l) =>
+      l as OneOf<{ debian: DebianLayer; go: GoLayer; npm: NpmLayer; dependencies: DependenciesLayer; app: AppLayer; files: FilesLayer }>,
+  );
 
 const configSchema = z.strictObject({
-  user: z.string().regex(/^\d+(:\d+)?$/, "must be a numeric uid or uid:gid").optional(),
+  user: z
+    .string()
+    .regex(/^\d+(:\d+)?$/, "must be a numeric uid or uid:gid")
+    .optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string()).default({}),
   workdir: imagePath.optional(),
   entrypoint: z.array(z.string()).min(1).optional(),
@@ -73,9 +89,17 @@ const configSchema = z.strictObject({
 
 const definitionSchema = z.strictObject({
   /** Repository name without registry, e.g. orchestrator/agent. */
-  name: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, "must be a lower-case repository name such as orchestrator/agent"),
+  name: z
+    .string()
+    .regex(
+      /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/,
+      "must be a lower-case repository name such as orchestrator/agent",
+    ),
   /** Fixed tag; when absent the image is tagged with package.json's version. */
-  tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be a valid image tag").optional(),
+  tag: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be a valid image tag")
+    .optional(),
   layers: z.array(layerSchema).min(1),
   config: configSchema,
 });

@@ -81,11 +81,19 @@ async function buildDebian(spec: DebianLayer, outTar: string, ctx: LayerContext)
 
 async function buildGo(spec: GoLayer, ctx: LayerContext, stage: string): Promise<void> {
   const dir = path.join(ctx.repoRoot, spec.source);
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".go") && !f.endsWith("_test.go")).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".go") && !f.endsWith("_test.go"))
+    .sort();
   if (!files.length) throw new LayerBuildError(`${spec.source} holds no .go files to build`);
   const out = stagePath(stage, spec.to);
   ctx.log(`go build ${spec.source} → ${spec.to}`);
-  await run("go", ["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, ...files.map((f) => path.join(dir, f))], { CGO_ENABLED: "0", GOFLAGS: "", GOTOOLCHAIN: "local" }, "install Go");
+  await run(
+    "go",
+    ["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, ...files.map((f) => path.join(dir, f))],
+    { CGO_ENABLED: "0", GOFLAGS: "", GOTOOLCHAIN: "local" },
+    "install Go",
+  );
 }
 
 function copyNpmFiles(spec: NpmLayer, ctx: LayerContext, stage: string): void {
@@ -93,7 +101,8 @@ function copyNpmFiles(spec: NpmLayer, ctx: LayerContext, stage: string): void {
   const pkgDir = path.join(ctx.repoRoot, "node_modules", ...spec.package.split("/"));
   for (const [from, to] of Object.entries(spec.files)) {
     const src = path.join(pkgDir, from);
-    if (!fs.existsSync(src)) throw new LayerBuildError(`${spec.package} has no file ${from} (run npm ci; is the package's layout the expected one?)`);
+    if (!fs.existsSync(src))
+      throw new LayerBuildError(`${spec.package} has no file ${from} (run npm ci; is the package's layout the expected one?)`);
     fs.copyFileSync(src, stagePath(stage, to));
   }
 }
@@ -103,11 +112,22 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
   fs.mkdirSync(dest, { recursive: true });
   ctx.log(`compiling src/ → ${spec.to}/dist`);
   const tsc = path.join(ctx.repoRoot, "node_modules", "typescript", "bin", "tsc");
-  await run(process.execPath, [tsc, "-p", path.join(ctx.repoRoot, "tsconfig.build.json"), "--outDir", path.join(dest, "dist")], {}, "run npm ci");
+  await run(
+    process.execPath,
+    [tsc, "-p", path.join(ctx.repoRoot, "tsconfig.build.json"), "--outDir", path.join(dest, "dist")],
+    {},
+    "run npm ci",
+  );
   ctx.log(`building the dashboard web/ → ${spec.to}/dist/web`);
   const vite = path.join(ctx.repoRoot, "node_modules", "vite", "bin", "vite.js");
   const webConfig = path.join(ctx.repoRoot, "web", "vite.config.ts");
-  await run(process.execPath, [vite, "build", "--config", webConfig, "--outDir", path.join(dest, "dist", "web"), "--emptyOutDir", "--logLevel", "warn"], {}, "run npm ci", ctx.repoRoot);
+  await run(
+    process.execPath,
+    [vite, "build", "--config", webConfig, "--outDir", path.join(dest, "dist", "web"), "--emptyOutDir", "--logLevel", "warn"],
+    {},
+    "run npm ci",
+    ctx.repoRoot,
+  );
   // package.json says "type": "module", which dist/ needs.
   fs.copyFileSync(path.join(ctx.repoRoot, "package.json"), path.join(dest, "package.json"));
   // The entry points run as commands (orchestrator, orchestrator-agent-runner): they carry a shebang.
@@ -120,7 +140,13 @@ async function installDependencies(spec: DependenciesLayer, ctx: LayerContext, s
   fs.mkdirSync(dest, { recursive: true });
   for (const f of DEPENDENCY_INPUTS) fs.copyFileSync(path.join(ctx.repoRoot, f), path.join(dest, f));
   ctx.log(`installing production dependencies into ${spec.to}/node_modules`);
-  await run("npm", ["ci", "--omit=dev", "--omit=optional", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], {}, "check that the npm registry (or npm's cache) is reachable", dest);
+  await run(
+    "npm",
+    ["ci", "--omit=dev", "--omit=optional", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+    {},
+    "check that the npm registry (or npm's cache) is reachable",
+    dest,
+  );
   // Only node_modules belongs to this layer; the app layer above brings package.json.
   for (const f of DEPENDENCY_INPUTS) fs.rmSync(path.join(dest, f));
   fs.rmSync(path.join(dest, "node_modules", ".package-lock.json"), { force: true });
@@ -151,17 +177,32 @@ function stagePath(stage: string, imagePath: string): string {
 export async function tarDirectory(stage: string, outTar: string): Promise<void> {
   const entries = fs.readdirSync(stage).sort();
   if (!entries.length) throw new LayerBuildError(`layer stage ${stage} is empty`);
-  const args = ["--create", `--file=${outTar}`, `--directory=${stage}`, "--sort=name", "--numeric-owner", "--mtime=@0", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "--", ...entries];
+  const args = [
+    "--create",
+    `--file=${outTar}`,
+    `--directory=${stage}`,
+    "--sort=name",
+    "--numeric-owner",
+    "--mtime=@0",
+    "--format=posix",
+    "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+    "--",
+    ...entries,
+  ];
   await run("tar", args, {}, "install GNU tar");
 }
 
 /** The lock file's version and integrity of an installed package; throws when node_modules differs. */
 function lockedPackage(name: string, ctx: LayerContext): { version: string; integrity: string } {
   const entry = ctx.lock.packages[`node_modules/${name}`];
-  if (!entry?.version || !entry.integrity) throw new LayerBuildError(`package-lock.json does not pin ${name}; add it with npm install --save-exact`);
+  if (!entry?.version || !entry.integrity)
+    throw new LayerBuildError(`package-lock.json does not pin ${name}; add it with npm install --save-exact`);
   const manifest = path.join(ctx.repoRoot, "node_modules", ...name.split("/"), "package.json");
   const installed = fs.existsSync(manifest) ? (JSON.parse(fs.readFileSync(manifest, "utf8")) as { version?: string }).version : undefined;
-  if (installed !== entry.version) throw new LayerBuildError(`node_modules has ${name}@${installed ?? "(missing)"} but package-lock.json pins ${entry.version}; run npm ci`);
+  if (installed !== entry.version)
+    throw new LayerBuildError(
+      `node_modules has ${name}@${installed ?? "(missing)"} but package-lock.json pins ${entry.version}; run npm ci`,
+    );
   return { version: entry.version, integrity: entry.integrity };
 }
 
@@ -174,7 +215,10 @@ export function hashTree(root: string, rels: string[]): string {
     if (st.isDirectory()) {
       for (const child of fs.readdirSync(abs).sort()) visit(path.join(rel, child));
     } else if (st.isFile()) {
-      hash.update(`${rel}\0${st.mode & 0o111 ? "x" : "-"}\0`).update(fs.readFileSync(abs)).update("\0");
+      hash
+        .update(`${rel}\0${st.mode & 0o111 ? "x" : "-"}\0`)
+        .update(fs.readFileSync(abs))
+        .update("\0");
     }
   };
   for (const rel of [...rels].sort()) visit(rel);
@@ -185,7 +229,10 @@ async function run(cmd: string, args: string[], env: Record<string, string>, hin
   const r = await execa(cmd, args, { env, cwd, reject: false, all: true });
   if ((r as { code?: string }).code === "ENOENT") throw new LayerBuildError(`${cmd} is not installed: ${hint}`);
   if (r.exitCode !== 0) {
-    const tail = String(r.all ?? "").split("\n").slice(-25).join("\n");
+    const tail = String(r.all ?? "")
+      .split("\n")
+      .slice(-25)
+      .join("\n");
     throw new LayerBuildError(`${cmd} failed (exit code ${r.exitCode ?? r.signal}); ${hint}.\n--- ${cmd} output (tail) ---\n${tail}`);
   }
   return String(r.stdout ?? "");

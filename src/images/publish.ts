@@ -7,7 +7,8 @@ import { LayerBuildError } from "./layers.js";
 /** Where an image goes: <registry prefix>/<repository>:<tag>, e.g. ghcr.io/acme/orchestrator/agent:0.1.0. */
 export function computePublishTarget(prefix: string, ref: string): string {
   const clean = prefix.replace(/^docker:\/\//, "").replace(/\/+$/, "");
-  if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(clean)) throw new LayerBuildError(`--registry ${prefix} is not a registry prefix such as ghcr.io/acme or localhost:5000`);
+  if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(clean))
+    throw new LayerBuildError(`--registry ${prefix} is not a registry prefix such as ghcr.io/acme or localhost:5000`);
   return `${clean}/${ref.replace(/^docker\.io\//, "")}`;
 }
 
@@ -21,5 +22,8 @@ export async function publishImage(image: BuiltImage, target: string): Promise<v
   const [cmd = "skopeo", ...args] = buildPublishCommand(image, target);
   const r = await execa(cmd, args, { reject: false, all: true });
   if ((r as { code?: string }).code === "ENOENT") throw new LayerBuildError("skopeo is not installed: apt-get install skopeo");
-  if (r.exitCode !== 0) throw new LayerBuildError(`pushing ${image.ref} to ${target} failed (skopeo exit code ${r.exitCode}); log in with 'skopeo login ${target.split("/")[0]}'.\n${String(r.all)}`);
+  if (r.exitCode !== 0)
+    throw new LayerBuildError(
+      `pushing ${image.ref} to ${target} failed (skopeo exit code ${r.exitCode}); log in with 'skopeo login ${target.split("/")[0]}'.\n${String(r.all)}`,
+    );
 }

@@ -14,17 +14,36 @@ export function sendStoreError(reply: FastifyReply, err: unknown, what: string):
     case "AlreadyExists":
       return sendProblem(reply, "duplicate", 409, `${what} already exists: ${err.message}`);
     case "Invalid": {
-      const errors: FieldError[] = err.causes.map((c) => ({ field: c.field ?? "(object)", pointer: "#/" + (c.field ?? "").replace(/\./g, "/"), message: c.message }));
+      const errors: FieldError[] = err.causes.map((c) => ({
+        field: c.field ?? "(object)",
+        pointer: "#/" + (c.field ?? "").replace(/\./g, "/"),
+        message: c.message,
+      }));
       return sendProblem(reply, "validation", 422, `The Kubernetes API server rejected ${what}: ${err.message}`, { errors });
     }
     case "Conflict":
-      return sendProblem(reply, "conflict", 409, `${what} was changed by someone else at the same time (${err.message}). Read it again and retry.`);
+      return sendProblem(
+        reply,
+        "conflict",
+        409,
+        `${what} was changed by someone else at the same time (${err.message}). Read it again and retry.`,
+      );
     case "NotReady":
       return sendProblem(reply, "notReady", 409, `${err.message}. Retry in a few seconds.`);
     case "Unavailable":
       reply.header("retry-after", String(RETRY_AFTER_SECONDS));
-      return sendProblem(reply, "unavailable", 503, `The Kubernetes API server is unreachable (${err.message}). Nothing was changed; retry in ${RETRY_AFTER_SECONDS} s.`);
+      return sendProblem(
+        reply,
+        "unavailable",
+        503,
+        `The Kubernetes API server is unreachable (${err.message}). Nothing was changed; retry in ${RETRY_AFTER_SECONDS} s.`,
+      );
     case "Forbidden":
-      return sendProblem(reply, "internal", 500, `The orchestrator's ServiceAccount was refused by the Kubernetes API (${err.message}). An operator must fix its RBAC (the chart's Role) or kubeconfig.`);
+      return sendProblem(
+        reply,
+        "internal",
+        500,
+        `The orchestrator's ServiceAccount was refused by the Kubernetes API (${err.message}). An operator must fix its RBAC (the chart's Role) or kubeconfig.`,
+      );
   }
 }

@@ -10,12 +10,16 @@ export function labelValue(v: string | number | undefined): string | undefined {
 }
 
 /** Labels every CodeRun gets; the controller and GET /api/v1/runs select on them. */
-export function codeRunLabels(spec: Pick<CodeRunSpec, "service" | "taskId" | "contextVersion" | "githubUser" | "githubApp">): Record<string, string> {
-  return Object.fromEntries(Object.entries({
-    [Labels.app]: APP_LABEL_VALUE,
-    [Labels.service]: spec.service,
-    [Labels.taskId]: String(spec.taskId),
-    [Labels.contextVersion]: String(spec.contextVersion ?? 1),
-    [Labels.githubUser]: labelValue(spec.githubUser ?? spec.githubApp),
-  }).filter((e): e is [string, string] => e[1] !== undefined));
+export function codeRunLabels(
+  spec: Pick<CodeRunSpec, "service" | "taskId" | "contextVersion" | "githubUser" | "githubApp">,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries({
+      [Labels.app]: APP_LABEL_VALUE,
+      [Labels.service]: spec.service,
+      [Labels.taskId]: String(spec.taskId),
+      [Labels.contextVersion]: String(spec.contextVersion ?? 1),
+      [Labels.githubUser]: labelValue(spec.githubUser ?? spec.githubApp),
+    }).filter((e): e is [string, string] => e[1] !== undefined),
+  );
 }

@@ -50,13 +50,24 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
-export function buildProblem(kind: ProblemType, status: number, detail: string, extra: { errors?: FieldError[]; instance?: string; [k: string]: unknown } = {}): Problem {
+export function buildProblem(
+  kind: ProblemType,
+  status: number,
+  detail: string,
+  extra: { errors?: FieldError[]; instance?: string; [k: string]: unknown } = {},
+): Problem {
   const t = ProblemTypes[kind];
   return { success: false, message: detail, type: TYPE_BASE + t.slug, title: t.title, status, detail, ...extra };
 }
 
 /** Sends a problem response; the status line, `status` and the content type always agree. */
-export function sendProblem(reply: FastifyReply, kind: ProblemType, status: number, detail: string, extra: { errors?: FieldError[]; [k: string]: unknown } = {}): FastifyReply {
+export function sendProblem(
+  reply: FastifyReply,
+  kind: ProblemType,
+  status: number,
+  detail: string,
+  extra: { errors?: FieldError[]; [k: string]: unknown } = {},
+): FastifyReply {
   const body = buildProblem(kind, status, detail, { instance: reply.request.url.split("?")[0], ...extra });
   return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(body);
 }

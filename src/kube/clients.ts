@@ -21,7 +21,10 @@ const POOLED = Symbol("orchestrator.pooled");
  */
 export function withConnectionPool(kc: KubeConfig, maxAgeMs = 5 * 60_000): KubeConfig {
   type Dispatcher = { close?: () => Promise<void> };
-  const k = kc as unknown as { [POOLED]?: boolean; createDispatcher: (cluster: { server?: string } | null, opts: { cert?: unknown; key?: unknown }) => Dispatcher | undefined };
+  const k = kc as unknown as {
+    [POOLED]?: boolean;
+    createDispatcher: (cluster: { server?: string } | null, opts: { cert?: unknown; key?: unknown }) => Dispatcher | undefined;
+  };
   if (k[POOLED]) return kc;
   const original = k.createDispatcher.bind(kc);
   const pool = new Map<string, { dispatcher: Dispatcher | undefined; since: number }>();

@@ -1,5 +1,12 @@
 /** The controller's Kubernetes adapter: implements ControllerKube with a client-side rate limit. */
-import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1ConfigMap, type V1Job, type V1PersistentVolumeClaim } from "@kubernetes/client-node";
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1ConfigMap,
+  type V1Job,
+  type V1PersistentVolumeClaim,
+} from "@kubernetes/client-node";
 import { GROUP, Plurals, VERSION, type Kind } from "../api/constants.js";
 import type { ControllerKube } from "../controller/ports.js";
 import type { KubeClients } from "./clients.js";
@@ -14,9 +21,16 @@ export function createControllerKube(clients: KubeClients, limiter: TokenBucket)
   const { call, ignoreExists, orNull } = limitedCalls(limiter);
   return {
     getPvc: (namespace, name) => orNull(() => core.readNamespacedPersistentVolumeClaim({ namespace, name })),
-    createPvc: (pvc: V1PersistentVolumeClaim) => ignoreExists(() => core.createNamespacedPersistentVolumeClaim({ namespace: pvc.metadata?.namespace ?? "", body: pvc, fieldManager: FIELD_MANAGER })),
-    createConfigMap: (cm: V1ConfigMap) => ignoreExists(() => core.createNamespacedConfigMap({ namespace: cm.metadata?.namespace ?? "", body: cm, fieldManager: FIELD_MANAGER })),
-    createJob: (job: V1Job) => ignoreExists(() => batch.createNamespacedJob({ namespace: job.metadata?.namespace ?? "", body: job, fieldManager: FIELD_MANAGER })),
+    createPvc: (pvc: V1PersistentVolumeClaim) =>
+      ignoreExists(() =>
+        core.createNamespacedPersistentVolumeClaim({ namespace: pvc.metadata?.namespace ?? "", body: pvc, fieldManager: FIELD_MANAGER }),
+      ),
+    createConfigMap: (cm: V1ConfigMap) =>
+      ignoreExists(() =>
+        core.createNamespacedConfigMap({ namespace: cm.metadata?.namespace ?? "", body: cm, fieldManager: FIELD_MANAGER }),
+      ),
+    createJob: (job: V1Job) =>
+      ignoreExists(() => batch.createNamespacedJob({ namespace: job.metadata?.namespace ?? "", body: job, fieldManager: FIELD_MANAGER })),
     getJob: (namespace, name) => orNull(() => batch.readNamespacedJob({ namespace, name })),
     deleteJob: async (namespace, name) => {
       // Background propagation: the Job's pods go with it.
@@ -27,8 +41,14 @@ export function createControllerKube(clients: KubeClients, limiter: TokenBucket)
       return s ? Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }) : null;
     },
     patchRunStatus: async (kind: Kind, namespace, name, status) => {
-      await call(() => custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: Plurals[kind], name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch));
+      await call(() =>
+        custom.patchNamespacedCustomObjectStatus(
+          { group: GROUP, version: VERSION, namespace, plural: Plurals[kind], name, body: { status }, fieldManager: FIELD_MANAGER },
+          mergePatch,
+        ),
+      );
     },
-    createEvent: (event: CoreV1Event) => ignoreExists(() => core.createNamespacedEvent({ namespace: event.metadata.namespace ?? "", body: event })),
+    createEvent: (event: CoreV1Event) =>
+      ignoreExists(() => core.createNamespacedEvent({ namespace: event.metadata.namespace ?? "", body: event })),
   };
 }

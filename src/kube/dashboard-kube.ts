@@ -82,7 +82,9 @@ export function createDashboardKube(clients: KubeClients, namespace: string): Da
   const { core, batch } = clients;
   return {
     async listEvents(uids) {
-      const lists = await wrap(() => Promise.all(uids.filter(Boolean).map((uid) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.uid=${uid}` }))));
+      const lists = await wrap(() =>
+        Promise.all(uids.filter(Boolean).map((uid) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.uid=${uid}` }))),
+      );
       const events = lists.flatMap((l) => l.items).map(summarizeEvent);
       return events.sort((a, b) => (a.lastTime ?? "").localeCompare(b.lastTime ?? ""));
     },
@@ -96,7 +98,9 @@ export function createDashboardKube(clients: KubeClients, namespace: string): Da
       return res.items.map(summarizePod);
     },
     async listWorkspaces() {
-      const res = await wrap(() => core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `${MANAGED},${Labels.component}=code-runner` }));
+      const res = await wrap(() =>
+        core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `${MANAGED},${Labels.component}=code-runner` }),
+      );
       return res.items.map(summarizePvc).sort((a, b) => a.service.localeCompare(b.service));
     },
   };

@@ -8,7 +8,8 @@ export function statusCode(err: unknown): number | undefined {
 
 export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 /** create() of an existing object: 409 with reason AlreadyExists. */
-export const isAlreadyExists = (err: unknown): boolean => statusCode(err) === 409 && /AlreadyExists|already exists/i.test(errorMessage(err));
+export const isAlreadyExists = (err: unknown): boolean =>
+  statusCode(err) === 409 && /AlreadyExists|already exists/i.test(errorMessage(err));
 
 /** Best human-readable message of an API error (the Status message when present). */
 function errorMessage(err: unknown): string {

@@ -3,7 +3,16 @@
  * a watch or list error and leaves restarting to the caller; this wrapper restarts it with
  * exponential backoff and reports whether it is synced and healthy (for /ready).
  */
-import { ListWatch, Watch, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from "@kubernetes/client-node";
+import {
+  ListWatch,
+  Watch,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  type ObjectCache,
+} from "@kubernetes/client-node";
 import { GROUP, Kinds, Plurals, VERSION } from "../api/constants.js";
 import type { InformerSource, Resource, SharedInformer } from "../controller/ports.js";
 import type { Logger } from "../observability/logger.js";
@@ -19,7 +28,13 @@ export type InformerCore<T extends KubernetesObject> = Informer<T> & ObjectCache
  * A ResilientInformer of its own, outside the manager (the GitHub run reporter still makes one;
  * it should take the manager's shared CodeRun informer instead).
  */
-export function createInformer<T extends KubernetesObject>(kc: KubeConfig, path: string, listFn: ListPromise<T>, labelSelector: string | undefined, log: Logger): ResilientInformer<T> {
+export function createInformer<T extends KubernetesObject>(
+  kc: KubeConfig,
+  path: string,
+  listFn: ListPromise<T>,
+  labelSelector: string | undefined,
+  log: Logger,
+): ResilientInformer<T> {
   return new ResilientInformer(makeInformer<T>(kc, path, listFn, labelSelector), path, log);
 }
 
@@ -33,7 +48,11 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
   synced = false;
   lastError: string | undefined;
 
-  constructor(private readonly inner: InformerCore<T>, private readonly path: string, private readonly log: Logger) {
+  constructor(
+    private readonly inner: InformerCore<T>,
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {
     this.inner.on("error", (err: unknown) => this.onError(err));
     this.inner.on("connect", () => {
       this.errored = false;
@@ -131,23 +150,44 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 interface Collection {
   path: (namespace: string) => string;
   kind: string;
-  list: (clients: KubeClients, namespace: string, labelSelector: string | undefined) => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>;
+  list: (
+    clients: KubeClients,
+    namespace: string,
+    labelSelector: string | undefined,
+  ) => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>;
 }
 
 const custom = (plural: string, kind: string): Collection => ({
   kind,
   path: (ns) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}`,
-  list: (c, namespace, labelSelector) => c.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, labelSelector }) as never,
+  list: (c, namespace, labelSelector) =>
+    c.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, labelSelector }) as never,
 });
 
 const COLLECTIONS: Record<Resource, Collection> = {
   coderuns: custom(Plurals.CodeRun, Kinds.CodeRun),
   docsruns: custom(Plurals.DocsRun, Kinds.DocsRun),
   plays: custom(Plurals.Play, Kinds.Play),
-  jobs: { kind: "Job", path: (ns) => `/apis/batch/v1/namespaces/${ns}/jobs`, list: (c, namespace, labelSelector) => c.batch.listNamespacedJob({ namespace, labelSelector }) },
-  pods: { kind: "Pod", path: (ns) => `/api/v1/namespaces/${ns}/pods`, list: (c, namespace, labelSelector) => c.core.listNamespacedPod({ namespace, labelSelector }) },
-  secrets: { kind: "Secret", path: (ns) => `/api/v1/namespaces/${ns}/secrets`, list: (c, namespace, labelSelector) => c.core.listNamespacedSecret({ namespace, labelSelector }) },
-  persistentvolumeclaims: { kind: "PersistentVolumeClaim", path: (ns) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`, list: (c, namespace, labelSelector) => c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }) },
+  jobs: {
+    kind: "Job",
+    path: (ns) => `/apis/batch/v1/namespaces/${ns}/jobs`,
+    list: (c, namespace, labelSelector) => c.batch.listNamespacedJob({ namespace, labelSelector }),
+  },
+  pods: {
+    kind: "Pod",
+    path: (ns) => `/api/v1/namespaces/${ns}/pods`,
+    list: (c, namespace, labelSelector) => c.core.listNamespacedPod({ namespace, labelSelector }),
+  },
+  secrets: {
+    kind: "Secret",
+    path: (ns) => `/api/v1/namespaces/${ns}/secrets`,
+    list: (c, namespace, labelSelector) => c.core.listNamespacedSecret({ namespace, labelSelector }),
+  },
+  persistentvolumeclaims: {
+    kind: "PersistentVolumeClaim",
+    path: (ns) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`,
+    list: (c, namespace, labelSelector) => c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }),
+  },
 };
 
 /**
@@ -165,8 +205,18 @@ export function createInformerSource(clients: KubeClients, log: Logger): Informe
         return { ...res, items: res.items.map(strip) } as never;
       };
       const stripping = {
-        watch: (path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, obj: KubernetesObject, raw: unknown) => void, done: (err: unknown) => void) =>
-          watch.watch(path, query, (phase, obj: KubernetesObject, raw) => callback(phase, phase === "ERROR" || phase === "BOOKMARK" ? obj : strip(obj), raw), done),
+        watch: (
+          path: string,
+          query: Record<string, string | number | boolean | undefined>,
+          callback: (phase: string, obj: KubernetesObject, raw: unknown) => void,
+          done: (err: unknown) => void,
+        ) =>
+          watch.watch(
+            path,
+            query,
+            (phase, obj: KubernetesObject, raw) => callback(phase, phase === "ERROR" || phase === "BOOKMARK" ? obj : strip(obj), raw),
+            done,
+          ),
       } as unknown as Watch;
       const inner = new ListWatch<KubernetesObject>(c.path(namespace), stripping, listFn, false, labelSelector);
       return new ResilientInformer(inner, c.path(namespace), log) as unknown as SharedInformer<T>;

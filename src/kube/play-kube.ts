@@ -19,22 +19,45 @@ export function createPlayKube(clients: KubeClients, limiter: TokenBucket): Play
   const plays = { group: GROUP, version: VERSION, plural: Plurals.Play };
   const coderuns = { group: GROUP, version: VERSION, plural: Plurals.CodeRun };
   return {
-    getPlay: async (namespace, name) => (await orNull(() => custom.getNamespacedCustomObject({ ...plays, namespace, name }))) as Play | null,
+    getPlay: async (namespace, name) =>
+      (await orNull(() => custom.getNamespacedCustomObject({ ...plays, namespace, name }))) as Play | null,
     async listPlayRuns(namespace, play) {
-      const res = (await call(() => custom.listNamespacedCustomObject({ ...coderuns, namespace, labelSelector: `${Labels.play}=${sanitizeLabelValue(play)}` }))) as { items: CodeRun[] };
+      const res = (await call(() =>
+        custom.listNamespacedCustomObject({ ...coderuns, namespace, labelSelector: `${Labels.play}=${sanitizeLabelValue(play)}` }),
+      )) as { items: CodeRun[] };
       return res.items;
     },
-    createRun: (run) => ignoreExists(() => custom.createNamespacedCustomObject({ ...coderuns, namespace: run.metadata.namespace ?? "", body: run, fieldManager: FIELD_MANAGER })),
+    createRun: (run) =>
+      ignoreExists(() =>
+        custom.createNamespacedCustomObject({
+          ...coderuns,
+          namespace: run.metadata.namespace ?? "",
+          body: run,
+          fieldManager: FIELD_MANAGER,
+        }),
+      ),
     async cancelRun(namespace, name) {
-      await orNull(() => custom.patchNamespacedCustomObject({ ...coderuns, namespace, name, body: { spec: { cancel: true } }, fieldManager: FIELD_MANAGER }, mergePatch));
+      await orNull(() =>
+        custom.patchNamespacedCustomObject(
+          { ...coderuns, namespace, name, body: { spec: { cancel: true } }, fieldManager: FIELD_MANAGER },
+          mergePatch,
+        ),
+      );
     },
     async patchPlayStatus(namespace, name, resourceVersion, patch) {
       // resourceVersion makes the API server refuse (409) a write computed from a stale read.
       const body = { ...(resourceVersion ? { metadata: { resourceVersion } } : {}), status: patch };
-      await call(() => custom.patchNamespacedCustomObjectStatus({ ...plays, namespace, name, body, fieldManager: FIELD_MANAGER }, mergePatch));
+      await call(() =>
+        custom.patchNamespacedCustomObjectStatus({ ...plays, namespace, name, body, fieldManager: FIELD_MANAGER }, mergePatch),
+      );
     },
     async annotatePlay(namespace, name, annotations) {
-      await call(() => custom.patchNamespacedCustomObject({ ...plays, namespace, name, body: { metadata: { annotations } }, fieldManager: FIELD_MANAGER }, mergePatch));
+      await call(() =>
+        custom.patchNamespacedCustomObject(
+          { ...plays, namespace, name, body: { metadata: { annotations } }, fieldManager: FIELD_MANAGER },
+          mergePatch,
+        ),
+      );
     },
   };
 }

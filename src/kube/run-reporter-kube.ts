@@ -12,7 +12,18 @@ export function createRunReporterKube(clients: KubeClients): RunReporterKube {
   return {
     async annotateRun(namespace, name, annotations) {
       try {
-        await clients.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: Plurals.CodeRun, namespace, name, body: { metadata: { annotations } }, fieldManager: FIELD_MANAGER }, mergePatch);
+        await clients.custom.patchNamespacedCustomObject(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: Plurals.CodeRun,
+            namespace,
+            name,
+            body: { metadata: { annotations } },
+            fieldManager: FIELD_MANAGER,
+          },
+          mergePatch,
+        );
       } catch (e) {
         // A deleted run has nothing left to record.
         if (!isNotFound(e)) throw e;

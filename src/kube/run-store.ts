@@ -85,7 +85,8 @@ export function toStoreError(err: unknown): RunStoreError {
   }
   // Not an HTTP answer: connection refused/reset, DNS, TLS, timeout (AbortSignal), no cluster.
   const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } };
-  const detail = e?.cause?.code ?? e?.code ?? (e?.name === "TimeoutError" ? "timeout" : undefined) ?? e?.cause?.message ?? e?.message ?? String(err);
+  const detail =
+    e?.cause?.code ?? e?.code ?? (e?.name === "TimeoutError" ? "timeout" : undefined) ?? e?.cause?.message ?? e?.message ?? String(err);
   return new RunStoreError("Unavailable", String(detail));
 }
 
@@ -119,20 +120,39 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
         const body = { ...run, metadata: { ...run.metadata, namespace } };
         return (await custom.createNamespacedCustomObject({ ...base(run.kind), body }, callOptions(timeout))) as typeof run;
       }),
-    get: (kind, name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
+    get: (kind, name) =>
+      wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
     list: (kind, labels = {}) =>
       wrap(async () => {
-        const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || undefined;
-        const res = (await custom.listNamespacedCustomObject({ ...base(kind), labelSelector }, callOptions(timeout))) as { items?: AnyRun[] };
+        const labelSelector =
+          Object.entries(labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",") || undefined;
+        const res = (await custom.listNamespacedCustomObject({ ...base(kind), labelSelector }, callOptions(timeout))) as {
+          items?: AnyRun[];
+        };
         return (res.items ?? []).map((r) => ({ ...r, apiVersion: r.apiVersion ?? `${GROUP}/${VERSION}`, kind: r.kind ?? kind }) as AnyRun);
       }),
     patchSpec: (kind, name, patch) =>
-      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base(kind), name, body: { spec: patch } }, callOptions(timeout, { "Content-Type": "application/merge-patch+json" }))) as AnyRun),
+      wrap(
+        async () =>
+          (await custom.patchNamespacedCustomObject(
+            { ...base(kind), name, body: { spec: patch } },
+            callOptions(timeout, { "Content-Type": "application/merge-patch+json" }),
+          )) as AnyRun,
+      ),
     openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout)),
   };
 }
 
-async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName: string, o: JobLogOptions, timeout: number): Promise<Readable> {
+async function openJobLogs(
+  core: CoreV1Api,
+  log: Log,
+  namespace: string,
+  jobName: string,
+  o: JobLogOptions,
+  timeout: number,
+): Promise<Readable> {
   const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` }, callOptions(timeout));
   const pod = newestPod(pods.items);
   if (!pod?.metadata?.name) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
@@ -148,7 +168,8 @@ async function openJobLogs(core: CoreV1Api, log: Log, namespace: string, jobName
     controller = await log.log(namespace, pod.metadata.name, container, out, { follow: o.follow, tailLines: o.tailLines });
   } catch (err) {
     // The log endpoint answers 400 while a container is still waiting to start.
-    if (err instanceof ApiException && (err.code as number) === 400) throw new RunStoreError("NotReady", `pod ${pod.metadata.name} container ${container} has not started`);
+    if (err instanceof ApiException && (err.code as number) === 400)
+      throw new RunStoreError("NotReady", `pod ${pod.metadata.name} container ${container} has not started`);
     throw err;
   }
   const stop = () => {
@@ -169,16 +190,32 @@ export function createKubePlayStore(opts: KubeRunStoreOptions): PlayStore {
   const base = { group: GROUP, version: VERSION, namespace, plural: Plurals.Play };
   return {
     namespace,
-    create: (play) => wrap(async () => (await custom.createNamespacedCustomObject({ ...base, body: { ...play, metadata: { ...play.metadata, namespace } } }, callOptions(timeout))) as Play),
+    create: (play) =>
+      wrap(
+        async () =>
+          (await custom.createNamespacedCustomObject(
+            { ...base, body: { ...play, metadata: { ...play.metadata, namespace } } },
+            callOptions(timeout),
+          )) as Play,
+      ),
     get: (name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base, name }, callOptions(timeout))) as Play),
     list: (labels = {}) =>
       wrap(async () => {
-        const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || undefined;
+        const labelSelector =
+          Object.entries(labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",") || undefined;
         const res = (await custom.listNamespacedCustomObject({ ...base, labelSelector }, callOptions(timeout))) as { items?: Play[] };
         return (res.items ?? []).map((p) => ({ ...p, apiVersion: p.apiVersion ?? `${GROUP}/${VERSION}`, kind: "Play" }) as Play);
       }),
     patchSpec: (name, patch) =>
-      wrap(async () => (await custom.patchNamespacedCustomObject({ ...base, name, body: { spec: patch } }, callOptions(timeout, { "Content-Type": "application/merge-patch+json" }))) as Play),
+      wrap(
+        async () =>
+          (await custom.patchNamespacedCustomObject(
+            { ...base, name, body: { spec: patch } },
+            callOptions(timeout, { "Content-Type": "application/merge-patch+json" }),
+          )) as Play,
+      ),
   };
 }
 
@@ -188,9 +225,18 @@ export function createKubeTokenReviewer(kubeConfig: KubeConfig, requestTimeoutMs
   const auth = kubeConfig.makeApiClient(AuthenticationV1Api);
   return {
     async review(token, audiences) {
-      const body: V1TokenReview = { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, ...(audiences.length ? { audiences } : {}) } };
+      const body: V1TokenReview = {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenReview",
+        spec: { token, ...(audiences.length ? { audiences } : {}) },
+      };
       const res = await wrap(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs)));
-      return { authenticated: res.status?.authenticated === true, username: res.status?.user?.username, groups: res.status?.user?.groups, error: res.status?.error };
+      return {
+        authenticated: res.status?.authenticated === true,
+        username: res.status?.user?.username,
+        groups: res.status?.user?.groups,
+        error: res.status?.error,
+      };
     },
   };
 }

@@ -15,11 +15,17 @@ export const AGENT_UID = 1000;
 
 function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   const env: V1EnvVar[] = [
-    { name: AgentEnv.anthropicApiKey, valueFrom: { secretKeyRef: { name: config.secrets.apiKeySecretName, key: config.secrets.apiKeySecretKey } } },
+    {
+      name: AgentEnv.anthropicApiKey,
+      valueFrom: { secretKeyRef: { name: config.secrets.apiKeySecretName, key: config.secrets.apiKeySecretKey } },
+    },
   ];
   if (config.agent.anthropicBaseUrl) env.push({ name: AgentEnv.anthropicBaseUrl, value: config.agent.anthropicBaseUrl });
   if (run.spec.githubUser) {
-    env.push({ name: AgentEnv.githubToken, valueFrom: { secretKeyRef: { name: githubTokenSecretName(run.spec.githubUser), key: "token" } } });
+    env.push({
+      name: AgentEnv.githubToken,
+      valueFrom: { secretKeyRef: { name: githubTokenSecretName(run.spec.githubUser), key: "token" } },
+    });
     env.push({ name: "GITHUB_USER", value: run.spec.githubUser });
   }
   if (run.spec.githubApp) env.push({ name: "GITHUB_APP", value: run.spec.githubApp });
@@ -29,7 +35,8 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
     if (run.spec.remoteTools) env.push({ name: "REMOTE_TOOLS", value: run.spec.remoteTools });
     // Sorted so the Job is byte-identical for the same spec regardless of map order.
     for (const [name, value] of Object.entries(run.spec.env ?? {}).sort(([a], [b]) => a.localeCompare(b))) env.push({ name, value });
-    for (const e of run.spec.envFromSecrets ?? []) env.push({ name: e.name, valueFrom: { secretKeyRef: { name: e.secretName, key: e.secretKey } } });
+    for (const e of run.spec.envFromSecrets ?? [])
+      env.push({ name: e.name, valueFrom: { secretKeyRef: { name: e.secretName, key: e.secretKey } } });
   }
   return env;
 }
@@ -44,9 +51,7 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
   const labels = { ...runLabels(run), [Labels.attempt]: String(attempt) };
   const isCode = run.kind === "CodeRun";
   const volumes: V1Volume[] = [
-    isCode
-      ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } }
-      : { name: "workspace", emptyDir: {} },
+    isCode ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } } : { name: "workspace", emptyDir: {} },
     { name: "task-files", configMap: { name: configMapName(run, attempt) } },
     { name: "tmp", emptyDir: {} },
   ];

@@ -14,7 +14,11 @@ function shortHash(s: string, n = 6): string {
 
 /** Lowercases and replaces characters not allowed in DNS labels; trims to alphanumeric ends. */
 export function sanitizeDnsLabel(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/-+/g, "-").replace(/^-+|-+$/g, "");
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .replace(/-+/g, "-")
+    .replace(/^-+|-+$/g, "");
 }
 
 /**
@@ -22,7 +26,10 @@ export function sanitizeDnsLabel(s: string): string {
  * (the original's sanitiser, so selectors written for it keep working).
  */
 export function sanitizeLabelValue(s: string): string {
-  let v = s.toLowerCase().replace(/[ _]/g, "-").replace(/[^a-z0-9._-]/g, "");
+  let v = s
+    .toLowerCase()
+    .replace(/[ _]/g, "-")
+    .replace(/[^a-z0-9._-]/g, "");
   v = v.replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "");
   if (v.length > MAX_LABEL) v = v.slice(0, MAX_LABEL).replace(/[^a-z0-9]+$/g, "");
   return v;

@@ -4,7 +4,12 @@ import type { BuilderConfig } from "./run-params.js";
 import { sanitizeLabelValue, workspacePvcName } from "./names.js";
 
 /** The workspace of one repository for one service. No owner: it outlives runs so the clone and sessions persist. */
-export function buildWorkspacePvc(service: string, repositoryKey: string, namespace: string, config: BuilderConfig): V1PersistentVolumeClaim {
+export function buildWorkspacePvc(
+  service: string,
+  repositoryKey: string,
+  namespace: string,
+  config: BuilderConfig,
+): V1PersistentVolumeClaim {
   return {
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",

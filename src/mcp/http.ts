@@ -21,7 +21,10 @@ function injectFetch(app: FastifyInstance): typeof fetch {
       headers: Object.fromEntries(new Headers(init?.headers).entries()),
       ...(typeof init?.body === "string" ? { payload: init.body } : {}),
     });
-    return new Response(res.statusCode === 204 ? null : res.rawPayload, { status: res.statusCode, headers: res.headers as Record<string, string> });
+    return new Response(res.statusCode === 204 ? null : res.rawPayload, {
+      status: res.statusCode,
+      headers: res.headers as Record<string, string>,
+    });
   }) as typeof fetch;
 }
 
@@ -30,7 +33,11 @@ export function registerMcpRoute(api: FastifyInstance, root: FastifyInstance): v
   const version = packageVersion();
   api.post(MCP_PATH, async (req, reply) => {
     const authorization = req.headers.authorization;
-    const client = new ApiClient({ baseUrl: "http://in-process", ...(authorization?.startsWith("Bearer ") ? { token: authorization.slice(7) } : {}), fetch: injectFetch(root) });
+    const client = new ApiClient({
+      baseUrl: "http://in-process",
+      ...(authorization?.startsWith("Bearer ") ? { token: authorization.slice(7) } : {}),
+      fetch: injectFetch(root),
+    });
     const server = createMcpServer({ client, version });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
@@ -43,6 +50,18 @@ export function registerMcpRoute(api: FastifyInstance, root: FastifyInstance): v
   });
   // Stateless server: no server-initiated stream and no sessions to end.
   for (const method of ["GET", "DELETE"] as const) {
-    api.route({ method, url: MCP_PATH, handler: async (_req, reply) => reply.code(405).header("allow", "POST").send({ jsonrpc: "2.0", error: { code: -32000, message: "Method not allowed: this MCP endpoint is stateless; send JSON-RPC requests with POST." }, id: null }) });
+    api.route({
+      method,
+      url: MCP_PATH,
+      handler: async (_req, reply) =>
+        reply
+          .code(405)
+          .header("allow", "POST")
+          .send({
+            jsonrpc: "2.0",
+            error: { code: -32000, message: "Method not allowed: this MCP endpoint is stateless; send JSON-RPC requests with POST." },
+            id: null,
+          }),
+    });
   }
 }

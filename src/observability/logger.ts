@@ -8,10 +8,10 @@ import { PinoPretty } from "pino-pretty";
 /** Paths that may carry secrets; pino replaces their values. */
 export const REDACT_PATHS = [
   "req.headers.authorization",
-  "req.headers[\"x-hub-signature-256\"]",
-  "req.headers[\"x-hub-signature\"]",
+  'req.headers["x-hub-signature-256"]',
+  'req.headers["x-hub-signature"]',
   "headers.authorization",
-  "headers[\"x-hub-signature-256\"]",
+  'headers["x-hub-signature-256"]',
   "token",
   "*.token",
   "apiKey",
@@ -25,7 +25,13 @@ export const REDACT_PATHS = [
 
 /** Human-readable lines for a terminal: time, level, message, then the fields. */
 function prettyStream(destination: NodeJS.WritableStream | undefined): NodeJS.WritableStream {
-  return PinoPretty({ colorize: destination === undefined ? process.stdout.isTTY === true : false, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,name", sync: true, ...(destination ? { destination } : {}) });
+  return PinoPretty({
+    colorize: destination === undefined ? process.stdout.isTTY === true : false,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname,name",
+    sync: true,
+    ...(destination ? { destination } : {}),
+  });
 }
 
 export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream; pretty?: boolean } = {}): Logger {

@@ -20,13 +20,57 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   const registers = [registry];
   return {
     registry,
-    httpRequests: new Counter({ name: "orchestrator_http_requests_total", help: "HTTP requests by route and status.", labelNames: ["method", "route", "status"], registers }),
-    httpDuration: new Histogram({ name: "orchestrator_http_request_duration_seconds", help: "HTTP request latency.", labelNames: ["method", "route", "status"], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers }),
-    webhookDeliveries: new Counter({ name: "orchestrator_webhook_deliveries_total", help: "GitHub webhook deliveries by event and outcome (created, duplicate, ignored, rejected, unauthorized, error).", labelNames: ["event", "outcome"], registers }),
-    queueDepth: new Gauge({ name: "orchestrator_workqueue_depth", help: "Keys waiting in the controller work queue.", labelNames: ["controller"], registers }),
-    reconcileDuration: new Histogram({ name: "orchestrator_reconcile_duration_seconds", help: "Duration of one reconcile.", labelNames: ["controller", "result"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers }),
-    runsByPhase: new Gauge({ name: "orchestrator_runs", help: "Runs by kind and phase, as seen by the controller's informers.", labelNames: ["kind", "phase"], registers }),
-    runDuration: new Histogram({ name: "orchestrator_run_duration_seconds", help: "Duration of finished runs from start to completion.", labelNames: ["kind", "phase"], buckets: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400], registers }),
-    queueWait: new Histogram({ name: "orchestrator_workqueue_wait_seconds", help: "Time a key waited in the queue before its reconcile started.", labelNames: ["controller"], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60], registers }),
+    httpRequests: new Counter({
+      name: "orchestrator_http_requests_total",
+      help: "HTTP requests by route and status.",
+      labelNames: ["method", "route", "status"],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "orchestrator_http_request_duration_seconds",
+      help: "HTTP request latency.",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    webhookDeliveries: new Counter({
+      name: "orchestrator_webhook_deliveries_total",
+      help: "GitHub webhook deliveries by event and outcome (created, duplicate, ignored, rejected, unauthorized, error).",
+      labelNames: ["event", "outcome"],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: "orchestrator_workqueue_depth",
+      help: "Keys waiting in the controller work queue.",
+      labelNames: ["controller"],
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: "orchestrator_reconcile_duration_seconds",
+      help: "Duration of one reconcile.",
+      labelNames: ["controller", "result"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    runsByPhase: new Gauge({
+      name: "orchestrator_runs",
+      help: "Runs by kind and phase, as seen by the controller's informers.",
+      labelNames: ["kind", "phase"],
+      registers,
+    }),
+    runDuration: new Histogram({
+      name: "orchestrator_run_duration_seconds",
+      help: "Duration of finished runs from start to completion.",
+      labelNames: ["kind", "phase"],
+      buckets: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+      registers,
+    }),
+    queueWait: new Histogram({
+      name: "orchestrator_workqueue_wait_seconds",
+      help: "Time a key waited in the queue before its reconcile started.",
+      labelNames: ["controller"],
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
+      registers,
+    }),
   };
 }

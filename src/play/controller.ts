@@ -55,7 +55,8 @@ export class PlayController {
     this.plays.on("update", (p) => {
       // The Play's own status writes need no new pass (each write would cost a GitHub re-read):
       // only spec (generation), annotations (re-run requests) and deletion wake it.
-      if (this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp])) this.enqueuePlay(p);
+      if (this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp]))
+        this.enqueuePlay(p);
     });
     this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
     // The run controller's CodeRun informer, shared: only runs labelled with a Play matter here.
@@ -74,7 +75,14 @@ export class PlayController {
       this.fingerprints.delete(`run/${r.metadata?.name}`);
       this.enqueueOwner(r);
     });
-    this.reconciler = new PlayReconciler({ kube: opts.kube, github: opts.github, reporter: opts.reporter, settings: compilePlaySettings(config), logger: opts.logger.child({ component: "play-reconciler" }), now: opts.now });
+    this.reconciler = new PlayReconciler({
+      kube: opts.kube,
+      github: opts.github,
+      reporter: opts.reporter,
+      settings: compilePlaySettings(config),
+      logger: opts.logger.child({ component: "play-reconciler" }),
+      now: opts.now,
+    });
     const { workers, resyncSeconds } = config.play;
     this.registration = manager.add({
       name: "plays",
@@ -88,15 +96,19 @@ export class PlayController {
       },
       // Every Play that is not finished; each pass re-reads GitHub. A Failed Play whose spec
       // changed since is resumable.
-      resyncKeys: () => this.plays.list(this.ns)
-        .filter((p) => isActive(p) || (p.status?.phase === "Failed" && p.status.observedGeneration !== p.metadata.generation))
-        .map((p) => playKey(this.ns, p.metadata.name ?? "")),
+      resyncKeys: () =>
+        this.plays
+          .list(this.ns)
+          .filter((p) => isActive(p) || (p.status?.phase === "Failed" && p.status.observedGeneration !== p.metadata.generation))
+          .map((p) => playKey(this.ns, p.metadata.name ?? "")),
       // When the Play CRD (or RBAC for it) is missing, as after a Helm upgrade (Helm never
       // upgrades CRDs), Plays stay off with the reason instead of keeping the process unready.
       preflight: async () => {
         const access = await manager.probe(Resources.Play);
-        if (access === "missing") return "The Play CRD (plays.orchestrator.platform) is not installed: kubectl apply -f infra/charts/orchestrator/crds/platform-crds.yaml (Helm does not upgrade CRDs), then restart.";
-        if (access === "forbidden") return `The controller may not list Plays in ${this.ns} (403): upgrade the chart's RBAC (plays, plays/status), then restart.`;
+        if (access === "missing")
+          return "The Play CRD (plays.orchestrator.platform) is not installed: kubectl apply -f infra/charts/orchestrator/crds/platform-crds.yaml (Helm does not upgrade CRDs), then restart.";
+        if (access === "forbidden")
+          return `The controller may not list Plays in ${this.ns} (403): upgrade the chart's RBAC (plays, plays/status), then restart.`;
         return undefined;
       },
     });
@@ -110,7 +122,8 @@ export class PlayController {
   readonly enqueueForDelivery = async (event: string, payload: unknown, delivery?: string): Promise<string[]> => {
     if (this.registration.disabled) return [];
     const refs = deliveryRefs(event, payload);
-    if (refs.rerunOf && refs.rerunOf.namespace === this.ns) await this.requestRerun(refs.rerunOf.play, refs.rerunOf.run, delivery ?? `${Date.now()}`);
+    if (refs.rerunOf && refs.rerunOf.namespace === this.ns)
+      await this.requestRerun(refs.rerunOf.play, refs.rerunOf.run, delivery ?? `${Date.now()}`);
     const keys: string[] = [];
     for (const p of this.plays.list(this.ns)) {
       if (!playMatches(p, refs)) continue;

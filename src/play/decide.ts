@@ -14,7 +14,21 @@
  * The status only remembers what GitHub cannot tell: the task index, the remediation iteration,
  * the QA round and feedback watermarks (see PlayTaskState).
  */
-import { Annotations, ConditionTypes, Phases, PlayReasons, isActive, isTerminalPhase, type CodeRun, type Phase, type Play, type PlayHistoryEntry, type PlayStage, type PlayStatus, type PlayTaskState } from "../api/index.js";
+import {
+  Annotations,
+  ConditionTypes,
+  Phases,
+  PlayReasons,
+  isActive,
+  isTerminalPhase,
+  type CodeRun,
+  type Phase,
+  type Play,
+  type PlayHistoryEntry,
+  type PlayStage,
+  type PlayStatus,
+  type PlayTaskState,
+} from "../api/index.js";
 import { setCondition } from "../controller/status.js";
 import { buildRemediationPrompt, collectFeedback, FeedbackTypes, initialWatermarks, type FeedbackItem } from "./feedback.js";
 import { progressMarker, repoOf, stageRunName, type RunStage } from "./names.js";
@@ -23,9 +37,7 @@ import { buildStageRun, roleOf, stageOfRun } from "./runs.js";
 import { resolvePlayAgents, type PlaySettings, type ResolvedAgents } from "./settings.js";
 
 export type PlayAction =
-  | { type: "createRun"; run: CodeRun }
-  | { type: "cancelRun"; name: string }
-  | { type: "removeLabel"; pullNumber: number; label: string };
+  { type: "createRun"; run: CodeRun } | { type: "cancelRun"; name: string } | { type: "removeLabel"; pullNumber: number; label: string };
 
 /** The state a stage's check run should show: in progress, or completed with a conclusion. */
 export type CheckState = "in_progress" | "completed:success" | "completed:failure" | "completed:cancelled";
@@ -105,7 +117,9 @@ export function needsGitHub(play: Play, runs: CodeRun[]): boolean {
   if (st?.phase === Phases.Failed && st.observedGeneration !== play.metadata.generation) return true;
   if (st?.phase === Phases.Succeeded) return false;
   const task = st?.currentTask;
-  return (st?.reported?.checkRuns ?? []).some((c) => !c.state.startsWith("completed")) || runs.some((r) => r.spec.taskId === task && isActive(r));
+  return (
+    (st?.reported?.checkRuns ?? []).some((c) => !c.state.startsWith("completed")) || runs.some((r) => r.spec.taskId === task && isActive(r))
+  );
 }
 
 /** History: merged tasks (remembered) plus every finished stage run (recomputed from the runs). */
@@ -140,7 +154,9 @@ export function implementationPushedSince(commits: CommitInfo[], baseSha: string
 
 /** The testing agent's verdict on `head`: its latest deciding review is an approval of that commit. */
 export function testingApproved(reviews: ReviewInfo[], login: string, head: string, afterId: number): boolean {
-  const mine = reviews.filter((r) => r.login.toLowerCase() === login && r.id > afterId && ["APPROVED", "CHANGES_REQUESTED", "DISMISSED"].includes(r.state)).sort((a, b) => a.id - b.id);
+  const mine = reviews
+    .filter((r) => r.login.toLowerCase() === login && r.id > afterId && ["APPROVED", "CHANGES_REQUESTED", "DISMISSED"].includes(r.state))
+    .sort((a, b) => a.id - b.id);
   const last = mine[mine.length - 1];
   return last !== undefined && last.state === "APPROVED" && last.commitId === head;
 }
@@ -168,13 +184,22 @@ export function decidePlay(input: DecideInput): Decision {
   const ns = play.metadata.namespace ?? "";
   const name = play.metadata.name ?? "";
   const runs = input.runs.filter((r) => r.metadata.ownerReferences?.some((o) => o.kind === "Play" && o.uid === play.metadata.uid));
-  let st: PlayStatus = { ...prev, observedGeneration: generation, startTime: prev.startTime ?? now, history: buildHistory(prev.history, runs) };
+  let st: PlayStatus = {
+    ...prev,
+    observedGeneration: generation,
+    startTime: prev.startTime ?? now,
+    history: buildHistory(prev.history, runs),
+  };
   const actions: PlayAction[] = [];
   const cancel = (list: CodeRun[]) => {
     for (const r of list) if (isActive(r) && !r.spec.cancel) actions.push({ type: "cancelRun", name: r.metadata.name ?? "" });
   };
   const setReady = (status: "True" | "False", reason: string, message: string) => {
-    st.conditions = setCondition(st.conditions ?? [], { type: ConditionTypes.Ready, status, reason, message, observedGeneration: generation }, now);
+    st.conditions = setCondition(
+      st.conditions ?? [],
+      { type: ConditionTypes.Ready, status, reason, message, observedGeneration: generation },
+      now,
+    );
   };
   const finish = (phase: Phase, reason: string, message: string) => {
     st = { ...st, phase, reason, message, completionTime: st.completionTime ?? now };
@@ -193,13 +218,25 @@ export function decidePlay(input: DecideInput): Decision {
   const resumable = prev.phase === Phases.Failed && prev.observedGeneration !== generation && !spec.cancel;
   if (isTerminalPhase(prev.phase) && !resumable) {
     if (prev.phase !== Phases.Succeeded) cancel(taskRuns);
-    const view = task && input.snapshot && agentsResult.ok ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, { qualityPassed: false, testingPassed: false }) : undefined;
+    const view =
+      task && input.snapshot && agentsResult.ok
+        ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, {
+            qualityPassed: false,
+            testingPassed: false,
+          })
+        : undefined;
     return { status: st, actions, view, advanced: false };
   }
   if (spec.cancel) {
     cancel(runs);
     finish(Phases.Cancelled, "Cancelled", "The Play was cancelled (spec.cancel); its stage runs were stopped.");
-    const view = task && input.snapshot && agentsResult.ok ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, { qualityPassed: false, testingPassed: false }) : undefined;
+    const view =
+      task && input.snapshot && agentsResult.ok
+        ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, {
+            qualityPassed: false,
+            testingPassed: false,
+          })
+        : undefined;
     return { status: st, actions, view, advanced: false };
   }
   if (!agentsResult.ok) {
@@ -208,7 +245,11 @@ export function decidePlay(input: DecideInput): Decision {
   }
   const agents = agentsResult.agents;
   if (!repoOf(spec.repositoryUrl)) {
-    finish(Phases.Failed, PlayReasons.InvalidRepository, `spec.repositoryUrl ${spec.repositoryUrl} is not a GitHub repository (https://github.com/org/repo, git@github.com:org/repo.git or org/repo); fix it in the Play.`);
+    finish(
+      Phases.Failed,
+      PlayReasons.InvalidRepository,
+      `spec.repositoryUrl ${spec.repositoryUrl} is not a GitHub repository (https://github.com/org/repo, git@github.com:org/repo.git or org/repo); fix it in the Play.`,
+    );
     return { status: st, actions, advanced: false };
   }
   if (!task) {
@@ -222,7 +263,7 @@ export function decidePlay(input: DecideInput): Decision {
   const maxIterations = spec.maxRemediationIterations ?? settings.play.maxRemediationIterations;
   const readyLabel = settings.play.readyForQaLabel;
   const taskChanged = prev.currentTask !== taskId;
-  let iteration = taskChanged ? 0 : prev.iteration ?? 0;
+  let iteration = taskChanged ? 0 : (prev.iteration ?? 0);
   const ts: PlayTaskState = taskChanged ? { round: 0 } : structuredClone(prev.task ?? { round: 0 });
   st = { ...st, currentTaskIndex: task.index, currentTask: taskId };
   if (taskChanged) st = { ...st, pullRequest: undefined, reported: {} };
@@ -235,14 +276,30 @@ export function decidePlay(input: DecideInput): Decision {
     return { status: st, actions, view: buildView(play, st, task, pull, agents, taskRuns, settings, signals), advanced };
   };
   const create = (stage: RunStage, index: number, remediation?: Parameters<typeof buildStageRun>[0]["remediation"]) =>
-    actions.push({ type: "createRun", run: buildStageRun({ play, taskId, stage, index, agent: agents[roleOf(stage)], defaultModel: settings.defaultModel, pull, readyForQaLabel: readyLabel, remediation }) });
+    actions.push({
+      type: "createRun",
+      run: buildStageRun({
+        play,
+        taskId,
+        stage,
+        index,
+        agent: agents[roleOf(stage)],
+        defaultModel: settings.defaultModel,
+        pull,
+        readyForQaLabel: readyLabel,
+        remediation,
+      }),
+    });
 
   // ---- merged: the task is complete ----------------------------------------------------------
   if (pull?.merged) {
     cancel(taskRuns);
     signals.qualityPassed = true;
     signals.testingPassed = true;
-    st.history = [...(st.history ?? []).filter((h) => !(h.outcome === "Merged" && h.taskId === taskId)), { taskId, stage: "merge" as const, outcome: "Merged", pullRequest: pull.number, headSha: pull.headSha, time: pull.mergedAt ?? now }]
+    st.history = [
+      ...(st.history ?? []).filter((h) => !(h.outcome === "Merged" && h.taskId === taskId)),
+      { taskId, stage: "merge" as const, outcome: "Merged", pullRequest: pull.number, headSha: pull.headSha, time: pull.mergedAt ?? now },
+    ]
       .sort((a, b) => a.time.localeCompare(b.time) || (a.run ?? "").localeCompare(b.run ?? ""))
       .slice(-HISTORY_LIMIT);
     st.pullRequest = { number: pull.number, url: pull.url, headSha: pull.headSha };
@@ -251,10 +308,25 @@ export function decidePlay(input: DecideInput): Decision {
     st.activeRun = undefined;
     const merged = done();
     // The view reports the merged task; the status moves on to the next one.
-    const view: TaskView = { ...merged.view!, merged: true, phase: Phases.Running, reason: PlayReasons.TaskMerged, message: `PR #${pull.number} was merged; task ${taskId} is complete.` };
+    const view: TaskView = {
+      ...merged.view!,
+      merged: true,
+      phase: Phases.Running,
+      reason: PlayReasons.TaskMerged,
+      message: `PR #${pull.number} was merged; task ${taskId} is complete.`,
+    };
     const nextIndex = task.index + 1;
     const nextTask = spec.tasks[nextIndex];
-    st = { ...st, currentTaskIndex: nextIndex, currentTask: nextTask, iteration: 0, task: undefined, pullRequest: undefined, activeRun: undefined, reported: {} };
+    st = {
+      ...st,
+      currentTaskIndex: nextIndex,
+      currentTask: nextTask,
+      iteration: 0,
+      task: undefined,
+      pullRequest: undefined,
+      activeRun: undefined,
+      reported: {},
+    };
     if (nextTask === undefined) {
       st = { ...st, stage: "complete", agent: undefined, currentTask: taskId };
       finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
@@ -278,11 +350,22 @@ export function decidePlay(input: DecideInput): Decision {
     } else if (isActive(implRun)) {
       wait(PlayReasons.AgentRunning, `${agents.implementation.name} is implementing task ${taskId} (${implName}).`);
     } else if (implRun.status?.phase !== Phases.Succeeded) {
-      finish(Phases.Failed, PlayReasons.ImplementationFailed, `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`);
+      finish(
+        Phases.Failed,
+        PlayReasons.ImplementationFailed,
+        `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`,
+      );
     } else if (implRun.status?.result?.outcome === "no-changes") {
-      finish(Phases.Failed, PlayReasons.NoChanges, `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`);
+      finish(
+        Phases.Failed,
+        PlayReasons.NoChanges,
+        `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`,
+      );
     } else {
-      wait(PlayReasons.WaitingForPullRequest, `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${spec.repositoryUrl}.`);
+      wait(
+        PlayReasons.WaitingForPullRequest,
+        `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${spec.repositoryUrl}.`,
+      );
     }
     return done();
   }
@@ -298,7 +381,10 @@ export function decidePlay(input: DecideInput): Decision {
   }
   if (implRun && isActive(implRun)) {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait(PlayReasons.AgentRunning, `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`);
+    wait(
+      PlayReasons.AgentRunning,
+      `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`,
+    );
     return done();
   }
 
@@ -314,14 +400,23 @@ export function decidePlay(input: DecideInput): Decision {
   });
   const items: FeedbackItem[] = [...feedback.items];
   if (pendingRerun && (pendingRerun.stage === "implementation" || pendingRerun.stage === "remediation")) {
-    items.push({ type: FeedbackTypes.rerun, id: pendingRerun.nonce, author: "re-run request", body: "A maintainer asked to re-run the implementation stage from its check run. Re-check the task against its acceptance criteria and the open review feedback, and push any fixes." });
+    items.push({
+      type: FeedbackTypes.rerun,
+      id: pendingRerun.nonce,
+      author: "re-run request",
+      body: "A maintainer asked to re-run the implementation stage from its check run. Re-check the task against its acceptance criteria and the open review feedback, and push any fixes.",
+    });
   }
   if (items.length > 0) {
     const qaRuns = taskRuns.filter((r) => ["quality", "testing"].includes(stageOfRun(r)?.stage ?? ""));
     if (iteration >= maxIterations) {
       cancel(qaRuns);
       st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: undefined };
-      finish(Phases.Failed, PlayReasons.MaxRemediationIterations, `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`);
+      finish(
+        Phases.Failed,
+        PlayReasons.MaxRemediationIterations,
+        `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`,
+      );
       return done();
     }
     iteration += 1;
@@ -329,16 +424,35 @@ export function decidePlay(input: DecideInput): Decision {
     if (pendingRerun) ts.rerun = pendingRerun.value;
     // The implementation agent will push; quality and testing restart after it, so stop them now.
     cancel(qaRuns);
-    const prompt = buildRemediationPrompt({ items, iteration, maxIterations, pullNumber: pull.number, pullUrl: pull.url, branch: pull.headRef, maxBytes: settings.maxPromptBytes });
-    create("remediation", iteration, { prompt, feedbackTypes: [...new Set(items.map((i) => i.type))], feedbackAuthor: items[0]!.author, maxIterations });
+    const prompt = buildRemediationPrompt({
+      items,
+      iteration,
+      maxIterations,
+      pullNumber: pull.number,
+      pullUrl: pull.url,
+      branch: pull.headRef,
+      maxBytes: settings.maxPromptBytes,
+    });
+    create("remediation", iteration, {
+      prompt,
+      feedbackTypes: [...new Set(items.map((i) => i.type))],
+      feedbackAuthor: items[0]!.author,
+      maxIterations,
+    });
     const runName = stageRunName(play, taskId, "remediation", iteration);
     st = { ...st, stage: "remediation", agent: agents.implementation.name, activeRun: runName };
-    wait(PlayReasons.RemediationStarted, `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`);
+    wait(
+      PlayReasons.RemediationStarted,
+      `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`,
+    );
     return done();
   }
   if (implRun && implRun.status?.phase !== Phases.Succeeded) {
     st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait(PlayReasons.ImplementationFailed, `Run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`);
+    wait(
+      PlayReasons.ImplementationFailed,
+      `Run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`,
+    );
     return done();
   }
 
@@ -352,7 +466,10 @@ export function decidePlay(input: DecideInput): Decision {
   if (ts.qaBaseSha === undefined) {
     ts.qaBaseSha = head;
     ts.qaIteration = iteration;
-  } else if (ts.qaIteration !== iteration || (head !== ts.qaBaseSha && implementationPushedSince(snapshot.commits, ts.qaBaseSha, agents.implementation.login))) {
+  } else if (
+    ts.qaIteration !== iteration ||
+    (head !== ts.qaBaseSha && implementationPushedSince(snapshot.commits, ts.qaBaseSha, agents.implementation.login))
+  ) {
     // New code from the implementation agent (a push, or a finished remediation): QA starts over.
     ts.round += 1;
     ts.qaBaseSha = head;
@@ -365,15 +482,21 @@ export function decidePlay(input: DecideInput): Decision {
     if (pendingRerun.stage === "quality") removeLabel();
     else ts.testingAfterReviewId = Math.max(0, ...snapshot.reviews.map((r) => r.id));
   }
-  cancel(taskRuns.filter((r) => {
-    const s = stageOfRun(r);
-    return (s?.stage === "quality" || s?.stage === "testing") && s.index < ts.round;
-  }));
+  cancel(
+    taskRuns.filter((r) => {
+      const s = stageOfRun(r);
+      return (s?.stage === "quality" || s?.stage === "testing") && s.index < ts.round;
+    }),
+  );
   signals.qualityPassed = labelPresent && qualityLabelled(snapshot, readyLabel, agents.quality.login);
-  signals.testingPassed = signals.qualityPassed && testingApproved(snapshot.reviews, agents.testing.login, head, ts.testingAfterReviewId ?? 0);
+  signals.testingPassed =
+    signals.qualityPassed && testingApproved(snapshot.reviews, agents.testing.login, head, ts.testingAfterReviewId ?? 0);
   if (signals.qualityPassed && signals.testingPassed) {
     st = { ...st, stage: "merge", agent: undefined, activeRun: undefined };
-    wait(PlayReasons.WaitingForMerge, `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`);
+    wait(
+      PlayReasons.WaitingForMerge,
+      `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`,
+    );
     return done();
   }
   const stage: RunStage = signals.qualityPassed ? "testing" : "quality";
@@ -393,8 +516,12 @@ export function decidePlay(input: DecideInput): Decision {
   } else if (isActive(run)) {
     wait(PlayReasons.AgentRunning, `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
   } else {
-    const missing = stage === "quality" ? `the ${readyLabel} label from ${agent.name}` : `an approving review of ${head.slice(0, 7)} from ${agent.name}`;
-    wait(PlayReasons.StageNotPassed, `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`);
+    const missing =
+      stage === "quality" ? `the ${readyLabel} label from ${agent.name}` : `an approving review of ${head.slice(0, 7)} from ${agent.name}`;
+    wait(
+      PlayReasons.StageNotPassed,
+      `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`,
+    );
   }
   return done();
 }
@@ -406,29 +533,63 @@ function describeItems(items: FeedbackItem[]): string {
 }
 
 /** What each stage run's check run should show. */
-function checkOf(run: CodeRun, s: { stage: RunStage; index: number }, round: number, signals: { qualityPassed: boolean; testingPassed: boolean }, merged: boolean): { check: CheckState; note: string } {
+function checkOf(
+  run: CodeRun,
+  s: { stage: RunStage; index: number },
+  round: number,
+  signals: { qualityPassed: boolean; testingPassed: boolean },
+  merged: boolean,
+): { check: CheckState; note: string } {
   const phase = run.status?.phase;
   // The merge pass is the task's last report: a run still going there is being cancelled.
   const active = isActive(run) && !merged;
   if (s.stage === "implementation" || s.stage === "remediation") {
     if (phase === Phases.Succeeded) return { check: "completed:success", note: "The agent finished and pushed its work." };
-    if (phase === Phases.Failed) return { check: "completed:failure", note: `The run failed${run.status?.message ? `: ${run.status.message}` : ""}.` };
+    if (phase === Phases.Failed)
+      return { check: "completed:failure", note: `The run failed${run.status?.message ? `: ${run.status.message}` : ""}.` };
     if (phase === Phases.Cancelled || !active) return { check: "completed:cancelled", note: "The run was cancelled." };
     return { check: "in_progress", note: "The agent is working." };
   }
-  if (s.index < round) return { check: "completed:cancelled", note: "Superseded: new commits from the implementation agent (or a re-run) restarted this stage." };
+  if (s.index < round)
+    return {
+      check: "completed:cancelled",
+      note: "Superseded: new commits from the implementation agent (or a re-run) restarted this stage.",
+    };
   const passed = s.stage === "quality" ? signals.qualityPassed : signals.testingPassed;
-  if (passed) return { check: "completed:success", note: s.stage === "quality" ? "The quality agent marked the PR ready for QA." : "The testing agent approved the PR." };
+  if (passed)
+    return {
+      check: "completed:success",
+      note: s.stage === "quality" ? "The quality agent marked the PR ready for QA." : "The testing agent approved the PR.",
+    };
   if (phase === Phases.Cancelled || (merged && isActive(run))) return { check: "completed:cancelled", note: "The run was cancelled." };
   if (active) return { check: "in_progress", note: "The agent is working." };
-  return { check: "completed:failure", note: s.stage === "quality" ? "The quality agent finished without marking the PR ready for QA." : "The testing agent finished without approving the PR." };
+  return {
+    check: "completed:failure",
+    note:
+      s.stage === "quality"
+        ? "The quality agent finished without marking the PR ready for QA."
+        : "The testing agent finished without approving the PR.",
+  };
 }
 
-function buildView(play: Play, st: PlayStatus, task: { index: number; taskId: number }, pull: PullState | null, agents: ResolvedAgents, taskRuns: CodeRun[], settings: PlaySettings, signals: { qualityPassed: boolean; testingPassed: boolean }): TaskView {
+function buildView(
+  play: Play,
+  st: PlayStatus,
+  task: { index: number; taskId: number },
+  pull: PullState | null,
+  agents: ResolvedAgents,
+  taskRuns: CodeRun[],
+  settings: PlaySettings,
+  signals: { qualityPassed: boolean; testingPassed: boolean },
+): TaskView {
   const round = st.task?.round ?? 0;
   const merged = Boolean(pull?.merged);
   const runs: StageRunView[] = [];
-  for (const r of [...taskRuns].sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""))) {
+  for (const r of [...taskRuns].sort(
+    (a, b) =>
+      (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") ||
+      (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""),
+  )) {
     const s = stageOfRun(r);
     if (!s) continue;
     runs.push({

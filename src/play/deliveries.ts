@@ -12,8 +12,17 @@ import { RERUN_ACTION, parseExternalId, repoKey, repoOf } from "./names.js";
 
 /** Events that can concern a Play (the webhook receiver parses only these when no rule wants them). */
 export const PLAY_DELIVERY_EVENTS: readonly string[] = [
-  "pull_request", "pull_request_review", "pull_request_review_comment", "pull_request_review_thread", "issue_comment", "issues",
-  "push", "check_run", "check_suite", "status", "workflow_run",
+  "pull_request",
+  "pull_request_review",
+  "pull_request_review_comment",
+  "pull_request_review_thread",
+  "issue_comment",
+  "issues",
+  "push",
+  "check_run",
+  "check_suite",
+  "status",
+  "workflow_run",
 ];
 
 export interface DeliveryRefs {
@@ -36,7 +45,10 @@ const TASK_IN_TEXT = /(?:^|[^a-z0-9])task-([1-9][0-9]{0,9})(?![0-9])/i;
 
 function taskFromLabels(labels: unknown): number[] {
   if (!Array.isArray(labels)) return [];
-  return labels.map((l) => /^task-([1-9][0-9]{0,9})$/i.exec(str(obj(l)?.name) ?? str(l) ?? "")?.[1]).filter((n): n is string => n !== undefined).map(Number);
+  return labels
+    .map((l) => /^task-([1-9][0-9]{0,9})$/i.exec(str(obj(l)?.name) ?? str(l) ?? "")?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
 }
 
 /** References to PRs, tasks, commits and check runs in a delivery's payload. */

@@ -90,17 +90,34 @@ export function collectFeedback(s: TaskSnapshot, seen: PlayFeedbackWatermarks, c
     if (!isAuthorizedAuthor(r.login, r.association, ctx)) continue;
     const requested = r.state === "CHANGES_REQUESTED" || (r.state === "COMMENTED" && r.body !== "" && matchesPattern(r.body, ctx));
     if (!requested) continue;
-    items.push({ type: FeedbackTypes.review, id: r.id, author: r.login, body: r.body || "(changes requested, see the review comments)", association: r.association, url: r.url });
+    items.push({
+      type: FeedbackTypes.review,
+      id: r.id,
+      author: r.login,
+      body: r.body || "(changes requested, see the review comments)",
+      association: r.association,
+      url: r.url,
+    });
   }
   for (const c of [...s.reviewComments].sort((a, b) => a.id - b.id)) {
     if (c.id <= seen.reviewComment) continue;
     wm.reviewComment = Math.max(wm.reviewComment, c.id);
     if (!isAuthorizedAuthor(c.login, c.association, ctx)) continue;
-    items.push({ type: FeedbackTypes.reviewComment, id: c.id, author: c.login, body: c.body, association: c.association, url: c.url, where: c.path ? `${c.path}${c.line ? `:${c.line}` : ""}` : undefined });
+    items.push({
+      type: FeedbackTypes.reviewComment,
+      id: c.id,
+      author: c.login,
+      body: c.body,
+      association: c.association,
+      url: c.url,
+      where: c.path ? `${c.path}${c.line ? `:${c.line}` : ""}` : undefined,
+    });
   }
   const head = s.pull?.headSha;
   // The Play's own check runs are reports, not feedback.
-  const checks = s.checkRuns.filter((cr) => cr.headSha === head && !(cr.externalId ?? "").startsWith(EXTERNAL_ID_PREFIX)).sort((a, b) => a.id - b.id);
+  const checks = s.checkRuns
+    .filter((cr) => cr.headSha === head && !(cr.externalId ?? "").startsWith(EXTERNAL_ID_PREFIX))
+    .sort((a, b) => a.id - b.id);
   for (const cr of checks) {
     if (cr.id <= seen.checkRun) continue;
     // The watermark stops before the first check still running: it is looked at again when it
@@ -108,13 +125,27 @@ export function collectFeedback(s: TaskSnapshot, seen: PlayFeedbackWatermarks, c
     if (cr.status !== "completed") break;
     wm.checkRun = Math.max(wm.checkRun, cr.id);
     if (!FAILING_CONCLUSIONS.has(cr.conclusion ?? "")) continue;
-    items.push({ type: FeedbackTypes.checkRun, id: cr.id, author: cr.app ?? "checks", body: `Check run "${cr.name}" concluded ${cr.conclusion}${cr.title ? `: ${cr.title}` : ""}.`, url: cr.url });
+    items.push({
+      type: FeedbackTypes.checkRun,
+      id: cr.id,
+      author: cr.app ?? "checks",
+      body: `Check run "${cr.name}" concluded ${cr.conclusion}${cr.title ? `: ${cr.title}` : ""}.`,
+      url: cr.url,
+    });
   }
   return { items, watermarks: wm };
 }
 
 /** The remediation prompt: what to do, then each feedback item fenced as untrusted text. */
-export function buildRemediationPrompt(p: { items: FeedbackItem[]; iteration: number; maxIterations: number; pullNumber: number; pullUrl: string; branch: string; maxBytes: number }): string {
+export function buildRemediationPrompt(p: {
+  items: FeedbackItem[];
+  iteration: number;
+  maxIterations: number;
+  pullNumber: number;
+  pullUrl: string;
+  branch: string;
+  maxBytes: number;
+}): string {
   const lines = [
     `Remediation ${p.iteration} of ${p.maxIterations} for pull request #${p.pullNumber} (${p.pullUrl}).`,
     `Address the feedback below on the existing branch ${p.branch} and push to it; do not open a new pull request.`,
@@ -129,7 +160,11 @@ export function buildRemediationPrompt(p: { items: FeedbackItem[]; iteration: nu
       check_run: "as a failing check",
       rerun: "as a re-run request",
     }[item.type];
-    lines.push(`### Feedback ${item.type} ${item.id}`, markUntrusted(item.body, { login: item.author, association: item.association, where, url: item.url }, p.maxBytes), "");
+    lines.push(
+      `### Feedback ${item.type} ${item.id}`,
+      markUntrusted(item.body, { login: item.author, association: item.association, where, url: item.url }, p.maxBytes),
+      "",
+    );
   }
   return lines.join("\n");
 }

@@ -145,4 +145,3 @@ export interface TaskReport {
 export interface TaskReporter {
   reportTask(report: TaskReport): Promise<{ reported: PlayReported; errors: string[] }>;
 }
-

@@ -45,7 +45,8 @@ export class PlayReconciler {
     const task = currentTask(play);
     const repo = repoOf(play.spec.repositoryUrl);
     let snapshot: TaskSnapshot | null = null;
-    if (task && repo && needsGitHub(play, runs)) snapshot = await readTaskSnapshot(github, repo, task.taskId, settings.play.readyForQaLabel);
+    if (task && repo && needsGitHub(play, runs))
+      snapshot = await readTaskSnapshot(github, repo, task.taskId, settings.play.readyForQaLabel);
     const nowIso = new Date(this.now()).toISOString();
     const decision = decidePlay({ play, settings, runs, snapshot, now: nowIso });
     for (const action of decision.actions) await this.execute(namespace, repo, action, log);
@@ -59,23 +60,40 @@ export class PlayReconciler {
         repo,
         view,
         snapshot,
-        reported: sameTask ? prev.reported ?? {} : {},
+        reported: sameTask ? (prev.reported ?? {}) : {},
         target: { namespace, play: name, publicUrl: settings.play.publicUrl },
         knownShas: sameTask ? [prev.pullRequest?.headSha, prev.task?.qaBaseSha].filter((s): s is string => Boolean(s)) : [],
         log,
       });
       // The records belong to the reported task; a Play that moved on starts the next task empty.
       if (view.taskId === next.currentTask && !decision.advanced) next.reported = result.reported;
-      next.conditions = setCondition(next.conditions ?? [], result.errors.length > 0
-        ? { type: PlayConditionTypes.Reported, status: "False", reason: PlayReasons.GitHubWriteFailed, message: `Reporting to GitHub failed (retried on the next pass): ${result.errors.join("; ").slice(0, 2000)}` }
-        : { type: PlayConditionTypes.Reported, status: "True", reason: PlayReasons.Reported, message: "Check runs and the progress comment are up to date." }, nowIso);
+      next.conditions = setCondition(
+        next.conditions ?? [],
+        result.errors.length > 0
+          ? {
+              type: PlayConditionTypes.Reported,
+              status: "False",
+              reason: PlayReasons.GitHubWriteFailed,
+              message: `Reporting to GitHub failed (retried on the next pass): ${result.errors.join("; ").slice(0, 2000)}`,
+            }
+          : {
+              type: PlayConditionTypes.Reported,
+              status: "True",
+              reason: PlayReasons.Reported,
+              message: "Check runs and the progress comment are up to date.",
+            },
+        nowIso,
+      );
       if (result.errors.length > 0) log.warn({ errors: result.errors }, "Failed to report Play progress to GitHub");
     }
     next.lastUpdate = nowIso;
     const patch = computeMergePatch({ ...prev, lastUpdate: undefined }, { ...next, lastUpdate: undefined } as Record<string, unknown>);
     if (patch) {
       await kube.patchPlayStatus(namespace, name, play.metadata.resourceVersion, { ...patch, lastUpdate: nowIso });
-      log.info({ phase: next.phase, task: next.currentTask, stage: next.stage, reason: next.reason, iteration: next.iteration }, "Updated Play status");
+      log.info(
+        { phase: next.phase, task: next.currentTask, stage: next.stage, reason: next.reason, iteration: next.iteration },
+        "Updated Play status",
+      );
     }
     return decision.advanced ? { requeueAfterMs: 0 } : {};
   }
@@ -84,7 +102,10 @@ export class PlayReconciler {
     switch (action.type) {
       case "createRun":
         await this.deps.kube.createRun(action.run);
-        log.info({ coderun: action.run.metadata.name, stage: action.run.metadata.labels?.[Labels.playStage], task: action.run.spec.taskId }, "Created stage CodeRun");
+        log.info(
+          { coderun: action.run.metadata.name, stage: action.run.metadata.labels?.[Labels.playStage], task: action.run.spec.taskId },
+          "Created stage CodeRun",
+        );
         return;
       case "cancelRun":
         await this.deps.kube.cancelRun(namespace, action.name);

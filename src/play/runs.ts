@@ -63,7 +63,13 @@ export function buildStageRun(input: StageRunInput): CodeRun {
     PLAY_STAGE: stage,
     ...(input.pull ? { PR_NUMBER: String(input.pull.number), PR_URL: input.pull.url } : {}),
     ...(input.remediation
-      ? { REMEDIATION_MODE: "true", ITERATION_COUNT: String(index), MAX_ITERATIONS: String(input.remediation.maxIterations), FEEDBACK_TYPE: input.remediation.feedbackTypes.join(","), FEEDBACK_AUTHOR: input.remediation.feedbackAuthor }
+      ? {
+          REMEDIATION_MODE: "true",
+          ITERATION_COUNT: String(index),
+          MAX_ITERATIONS: String(input.remediation.maxIterations),
+          FEEDBACK_TYPE: input.remediation.feedbackTypes.join(","),
+          FEEDBACK_AUTHOR: input.remediation.feedbackAuthor,
+        }
       : {}),
   };
   const prompt = stagePrompt(input);
@@ -80,7 +86,16 @@ export function buildStageRun(input: StageRunInput): CodeRun {
         [Labels.playIndex]: String(index),
       },
       annotations: { [Annotations.agent]: agent.name, [Annotations.playStage]: stage },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: "Play", name: play.metadata.name ?? "", uid: play.metadata.uid ?? "", controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: "Play",
+          name: play.metadata.name ?? "",
+          uid: play.metadata.uid ?? "",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       taskId,

@@ -57,7 +57,10 @@ export function agentLogin(agent: { githubUser?: string; githubApp?: string }): 
 const ROLES: PlayRole[] = ["implementation", "quality", "testing"];
 
 /** Resolves each role's roster agent (spec.agents over config play defaults); an unknown name is a terminal error. */
-export function resolvePlayAgents(spec: PlaySpec, settings: PlaySettings): { ok: true; agents: ResolvedAgents } | { ok: false; message: string } {
+export function resolvePlayAgents(
+  spec: PlaySpec,
+  settings: PlaySettings,
+): { ok: true; agents: ResolvedAgents } | { ok: false; message: string } {
   const defaults: Record<PlayRole, string> = {
     implementation: settings.play.implementationAgent,
     quality: settings.play.qualityAgent,
@@ -76,7 +79,10 @@ export function resolvePlayAgents(spec: PlaySpec, settings: PlaySettings): { ok:
   }
   if (missing.length > 0) {
     const known = Object.keys(settings.agents).join(", ") || "none";
-    return { ok: false, message: `${missing.join(", ")} not in the agents roster (known: ${known}). Add it under agents: in the controller config (Helm: values agents) or set spec.agents; then change the Play (any spec change) to resume.` };
+    return {
+      ok: false,
+      message: `${missing.join(", ")} not in the agents roster (known: ${known}). Add it under agents: in the controller config (Helm: values agents) or set spec.agents; then change the Play (any spec change) to resume.`,
+    };
   }
   return { ok: true, agents: out as ResolvedAgents };
 }

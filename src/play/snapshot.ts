@@ -6,7 +6,15 @@
 import { taskLabel } from "./names.js";
 import type { PlayGitHubReader, PullState, RepoRef, TaskSnapshot } from "./ports.js";
 
-export const EMPTY_SNAPSHOT: TaskSnapshot = { pull: null, commits: [], reviews: [], reviewComments: [], comments: [], labelEvents: [], checkRuns: [] };
+export const EMPTY_SNAPSHOT: TaskSnapshot = {
+  pull: null,
+  commits: [],
+  reviews: [],
+  reviewComments: [],
+  comments: [],
+  labelEvents: [],
+  checkRuns: [],
+};
 
 /** Several PRs may carry the label (a closed attempt, then a new one): the open one is the task's. */
 export function pickTaskPull(pulls: PullState[]): PullState | null {
@@ -14,7 +22,12 @@ export function pickTaskPull(pulls: PullState[]): PullState | null {
   return newest(pulls.filter((p) => p.state === "open")) ?? newest(pulls.filter((p) => p.merged)) ?? newest(pulls);
 }
 
-export async function readTaskSnapshot(gh: PlayGitHubReader, repo: RepoRef, taskId: number, readyForQaLabel: string): Promise<TaskSnapshot> {
+export async function readTaskSnapshot(
+  gh: PlayGitHubReader,
+  repo: RepoRef,
+  taskId: number,
+  readyForQaLabel: string,
+): Promise<TaskSnapshot> {
   const numbers = await gh.findPullNumbers(repo, taskLabel(taskId));
   if (numbers.length === 0) return EMPTY_SNAPSHOT;
   // Newest first; more than a handful of PRs for one task means something else is wrong.

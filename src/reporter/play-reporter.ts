@@ -72,7 +72,9 @@ export async function reportTask(input: ReportInput): Promise<ReportResult> {
     try {
       let remote: CheckRunInfo | null | undefined;
       if (rec) {
-        remote = (rec.headSha === headOnSnapshot ? snapshot.checkRuns.find((c) => c.id === rec.id) : undefined) ?? (await gh.getCheckRun(repo, rec.id));
+        remote =
+          (rec.headSha === headOnSnapshot ? snapshot.checkRuns.find((c) => c.id === rec.id) : undefined) ??
+          (await gh.getCheckRun(repo, rec.id));
       } else {
         for (const sha of [...new Set([pull.headSha, ...input.knownShas])]) {
           remote = (await listOn(sha)).find((c) => c.externalId === content.externalId);
@@ -105,7 +107,9 @@ export async function reportTask(input: ReportInput): Promise<ReportResult> {
   if (comment?.digest !== digest) {
     try {
       const marker = progressMarker(target.namespace, target.play, view.taskId);
-      const remote = (comment ? snapshot.comments.find((c) => c.id === comment!.id) : undefined) ?? [...snapshot.comments].sort((a, b) => a.id - b.id).find((c) => c.body.includes(marker));
+      const remote =
+        (comment ? snapshot.comments.find((c) => c.id === comment!.id) : undefined) ??
+        [...snapshot.comments].sort((a, b) => a.id - b.id).find((c) => c.body.includes(marker));
       if (remote && normalize(remote.body) === normalize(body)) {
         comment = { taskId: view.taskId, id: remote.id, digest };
       } else if (remote) {

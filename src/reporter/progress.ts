@@ -42,10 +42,16 @@ export function logsUrl(publicUrl: string, run: string): string | undefined {
 }
 
 export function buildCheckRun(view: TaskView, run: StageRunView, target: ReportTarget): CheckRunContent {
-  const [status, conclusion] = run.check === "in_progress" ? (["in_progress"] as const) : (["completed", run.check.slice("completed:".length)] as const);
+  const [status, conclusion] =
+    run.check === "in_progress" ? (["in_progress"] as const) : (["completed", run.check.slice("completed:".length)] as const);
   const label = STAGE_LABEL[run.stage] ?? run.stage;
   const logs = logsUrl(target.publicUrl, run.name);
-  const counter = run.stage === "quality" || run.stage === "testing" ? `QA round ${run.index}` : run.stage === "remediation" ? `remediation ${run.index} of ${view.maxIterations}` : "first implementation";
+  const counter =
+    run.stage === "quality" || run.stage === "testing"
+      ? `QA round ${run.index}`
+      : run.stage === "remediation"
+        ? `remediation ${run.index} of ${view.maxIterations}`
+        : "first implementation";
   const summary = [
     `**Task ${view.taskId}**${view.pull ? ` · PR #${view.pull.number}` : ""} · ${label} by **${run.agent ?? "?"}** · ${counter}`,
     "",
@@ -88,7 +94,8 @@ function nowLine(view: TaskView): string {
   if (view.merged) return view.message;
   if (view.phase === "Failed" || view.phase === "Cancelled" || view.phase === "Succeeded") return `**${view.phase}:** ${view.message}`;
   if (RUNNING_REASONS.has(view.reason)) {
-    const what = view.stage === "remediation" ? `remediation ${view.iteration} of ${view.maxIterations}` : STAGE_LABEL[view.stage] ?? view.stage;
+    const what =
+      view.stage === "remediation" ? `remediation ${view.iteration} of ${view.maxIterations}` : (STAGE_LABEL[view.stage] ?? view.stage);
     return `${what[0]!.toUpperCase()}${what.slice(1)} by **${view.agent ?? "?"}** is in progress.`;
   }
   return view.message;
@@ -125,7 +132,9 @@ export function buildProgressComment(view: TaskView, target: ReportTarget): stri
     lines.push("", "<details><summary>Stage runs</summary>", "", "| Run | Stage | Agent | Outcome |", "| --- | --- | --- | --- |");
     for (const h of finished) {
       const logs = logsUrl(target.publicUrl, h.run ?? "");
-      lines.push(`| ${logs ? `[\`${h.run}\`](${logs})` : `\`${h.run}\``} | ${STAGE_LABEL[h.stage] ?? h.stage} | ${h.agent ?? ""} | ${h.outcome} |`);
+      lines.push(
+        `| ${logs ? `[\`${h.run}\`](${logs})` : `\`${h.run}\``} | ${STAGE_LABEL[h.stage] ?? h.stage} | ${h.agent ?? ""} | ${h.outcome} |`,
+      );
     }
     lines.push("", "</details>");
   }

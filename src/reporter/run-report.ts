@@ -44,7 +44,12 @@ export function originOf(run: CodeRun): RunOrigin | null {
   const [owner, repo] = (full ?? "").split("/");
   if (!owner || !repo || !Number.isSafeInteger(issue) || issue < 1) return null;
   const comment = Number(a[Annotations.githubComment]);
-  return { repo: { owner, repo }, issue, ...(Number.isSafeInteger(comment) && comment > 0 ? { commentId: comment } : {}), pullRequest: a[Annotations.githubPullRequest] === "true" };
+  return {
+    repo: { owner, repo },
+    issue,
+    ...(Number.isSafeInteger(comment) && comment > 0 ? { commentId: comment } : {}),
+    pullRequest: a[Annotations.githubPullRequest] === "true",
+  };
 }
 
 /** The first line of the tracking comment: how a restarted reporter finds it. */
@@ -136,7 +141,6 @@ export function buildRunCheckRun(run: CodeRun, publicUrl: string): CheckRunConte
   };
 }
 
-
 /** A delivery the intake refused: who asked, where, and why. */
 export interface Refusal {
   delivery: string;
@@ -151,8 +155,9 @@ export interface Refusal {
 }
 
 export function buildRefusalReply(r: Refusal): string {
-  const why = r.reason === "already-running"
-    ? `this task already has an active run${r.run ? ` (CodeRun \`${r.run}\`)` : ""}. Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${r.run ?? "NAME"}\`) and ask again.`
-    : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
+  const why =
+    r.reason === "already-running"
+      ? `this task already has an active run${r.run ? ` (CodeRun \`${r.run}\`)` : ""}. Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${r.run ?? "NAME"}\`) and ask again.`
+      : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
   return [refusalMarker(r.delivery), `@${r.login} I did not start an agent: ${why}`].join("\n");
 }

@@ -17,7 +17,17 @@ import type { Logger } from "../observability/logger.js";
 import type { CheckRunInfo, CommentInfo, PullState, RepoRef } from "../play/ports.js";
 import type { CheckRunContent } from "./progress.js";
 import { digestOf } from "./progress.js";
-import { buildRefusalReply, buildRunCheckRun, buildTrackingComment, refusalMarker, runCheckState, runMarker, type Refusal, type RunOrigin, type RunReportRecord } from "./run-report.js";
+import {
+  buildRefusalReply,
+  buildRunCheckRun,
+  buildTrackingComment,
+  refusalMarker,
+  runCheckState,
+  runMarker,
+  type Refusal,
+  type RunOrigin,
+  type RunReportRecord,
+} from "./run-report.js";
 
 /** The GitHub calls the run reporter makes (one REST call each). */
 export interface RunReporterGitHub {
@@ -34,7 +44,8 @@ export interface RunReporterGitHub {
 }
 
 const normalize = (s: string) => s.replace(/\r\n/g, "\n").trim();
-const stateOf = (c: Pick<CheckRunInfo, "status" | "conclusion">) => (c.status === "completed" ? `completed:${c.conclusion ?? "neutral"}` : c.status);
+const stateOf = (c: Pick<CheckRunInfo, "status" | "conclusion">) =>
+  c.status === "completed" ? `completed:${c.conclusion ?? "neutral"}` : c.status;
 
 export interface RunReportInput {
   gh: RunReporterGitHub;
@@ -60,7 +71,11 @@ export async function reportRun(input: RunReportInput): Promise<{ record: RunRep
   };
   if (!record.reacted) {
     await step("reaction", async () => {
-      await gh.addReaction(origin.repo, { issueNumber: origin.issue, ...(origin.commentId ? { commentId: origin.commentId } : {}) }, "eyes");
+      await gh.addReaction(
+        origin.repo,
+        { issueNumber: origin.issue, ...(origin.commentId ? { commentId: origin.commentId } : {}) },
+        "eyes",
+      );
       record.reacted = true;
       return 1;
     });

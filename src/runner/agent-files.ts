@@ -26,7 +26,14 @@ export interface AgentFiles {
 type Key = (typeof TaskFileKeys)[keyof typeof TaskFileKeys];
 
 const REQUIRED: Record<RunParameters["kind"], Key[]> = {
-  code: [TaskFileKeys.claudeMd, TaskFileKeys.managedSettings, TaskFileKeys.systemPrompt, TaskFileKeys.mcpConfig, TaskFileKeys.codingGuidelines, TaskFileKeys.githubGuidelines],
+  code: [
+    TaskFileKeys.claudeMd,
+    TaskFileKeys.managedSettings,
+    TaskFileKeys.systemPrompt,
+    TaskFileKeys.mcpConfig,
+    TaskFileKeys.codingGuidelines,
+    TaskFileKeys.githubGuidelines,
+  ],
   docs: [TaskFileKeys.claudeMd, TaskFileKeys.managedSettings, TaskFileKeys.systemPrompt, TaskFileKeys.docsPrompt],
 };
 
@@ -66,15 +73,20 @@ export function readAgentFiles(layout: Layout, kind: RunParameters["kind"]): Age
     if (settings && permissions !== undefined) {
       if (typeof permissions !== "object" || permissions === null) problems.push(`${settingsPath}: permissions must be an object`);
       else {
-        if (permissions.allow !== undefined && !Array.isArray(permissions.allow)) problems.push(`${settingsPath}: permissions.allow must be an array`);
-        if (permissions.deny !== undefined && !Array.isArray(permissions.deny)) problems.push(`${settingsPath}: permissions.deny must be an array`);
+        if (permissions.allow !== undefined && !Array.isArray(permissions.allow))
+          problems.push(`${settingsPath}: permissions.allow must be an array`);
+        if (permissions.deny !== undefined && !Array.isArray(permissions.deny))
+          problems.push(`${settingsPath}: permissions.deny must be an array`);
       }
     }
   }
   const mcp = texts.get(TaskFileKeys.mcpConfig);
   if (mcp?.trim()) checkJsonObject(mcp, layout.taskFile(TaskFileKeys.mcpConfig), problems);
   if (problems.length > 0) {
-    throw new RunnerError(Reasons.AgentFilesInvalid, `Agent files are missing or malformed, so Claude was not started: ${problems.join("; ")}. They come from the run's ConfigMap; check the controller's templates.`);
+    throw new RunnerError(
+      Reasons.AgentFilesInvalid,
+      `Agent files are missing or malformed, so Claude was not started: ${problems.join("; ")}. They come from the run's ConfigMap; check the controller's templates.`,
+    );
   }
   return {
     claudeMd: texts.get(TaskFileKeys.claudeMd)!,

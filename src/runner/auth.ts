@@ -95,8 +95,17 @@ function prepareSsh(layout: Layout, key: string): { env: Record<string, string>;
   fs.mkdirSync(sshDir, { recursive: true, mode: 0o700 });
   const knownHosts = path.join(sshDir, "known_hosts");
   const command = [
-    "ssh", "-i", shellQuote(keyFile), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=accept-new", "-o", `UserKnownHostsFile=${shellQuote(knownHosts)}`,
+    "ssh",
+    "-i",
+    shellQuote(keyFile),
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=accept-new",
+    "-o",
+    `UserKnownHostsFile=${shellQuote(knownHosts)}`,
   ].join(" ");
   return { env: { GIT_SSH_COMMAND: command }, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
@@ -107,7 +116,10 @@ async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<s
   const appIdText = readSecretFile(path.join(layout.githubAppSecret, "app-id"))?.trim();
   const privateKey = readSecretFile(path.join(layout.githubAppSecret, "private-key"));
   if (!appIdText || !privateKey?.trim()) {
-    throw new RunnerError(Reasons.AuthFailed, `GitHub App ${app}: ${layout.githubAppSecret}/app-id and private-key are required. Create the secret github-app-${app.toLowerCase()} with keys app-id and private-key.`);
+    throw new RunnerError(
+      Reasons.AuthFailed,
+      `GitHub App ${app}: ${layout.githubAppSecret}/app-id and private-key are required. Create the secret github-app-${app.toLowerCase()} with keys app-id and private-key.`,
+    );
   }
   redactor.add(privateKey);
   const installationText = readSecretFile(path.join(layout.githubAppSecret, "installation-id"))?.trim();
@@ -118,7 +130,11 @@ async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<s
     if (!installationId) {
       const { token: jwt } = await auth({ type: "app" });
       redactor.add(jwt);
-      const { data } = await request("GET /repos/{owner}/{repo}/installation", { owner: target.owner, repo: target.repo, headers: { authorization: `bearer ${jwt}` } });
+      const { data } = await request("GET /repos/{owner}/{repo}/installation", {
+        owner: target.owner,
+        repo: target.repo,
+        headers: { authorization: `bearer ${jwt}` },
+      });
       installationId = data.id;
     }
     // The token may reach only the run's repositories, even when the App is installed on more.
@@ -134,12 +150,17 @@ async function appCredentials(inputs: CredentialInputs): Promise<() => Promise<s
   } catch (err) {
     const status = (err as { status?: number }).status;
     const detail = redactor.scrub((err as Error).message);
-    const hint = status === 404
-      ? `the App is not installed on ${target.owner}/${target.repo}`
-      : status === 401
-        ? "GitHub rejected the App's JWT: check app-id and private-key"
-        : "check app-id, private-key (PEM) and githubApiUrl";
-    throw new RunnerError(Reasons.AuthFailed, `GitHub App ${app}: could not get an installation token (${status ? `HTTP ${status}: ` : ""}${detail}); ${hint}. The secret is github-app-${app.toLowerCase()}.`, { cause: err });
+    const hint =
+      status === 404
+        ? `the App is not installed on ${target.owner}/${target.repo}`
+        : status === 401
+          ? "GitHub rejected the App's JWT: check app-id and private-key"
+          : "check app-id, private-key (PEM) and githubApiUrl";
+    throw new RunnerError(
+      Reasons.AuthFailed,
+      `GitHub App ${app}: could not get an installation token (${status ? `HTTP ${status}: ` : ""}${detail}); ${hint}. The secret is github-app-${app.toLowerCase()}.`,
+      { cause: err },
+    );
   }
 }
 
@@ -169,7 +190,10 @@ export async function resolveCredentials(inputs: CredentialInputs): Promise<Cred
 
   redactor.add(githubToken);
   if (!githubToken) {
-    throw new RunnerError(Reasons.AuthFailed, `No GitHub token for user ${params.githubUser ?? "(unset)"}: the runner needs GITHUB_TOKEN (secret github-token-${params.githubUser ?? "{user}"}, key token) to open pull requests, or set githubApp.`);
+    throw new RunnerError(
+      Reasons.AuthFailed,
+      `No GitHub token for user ${params.githubUser ?? "(unset)"}: the runner needs GITHUB_TOKEN (secret github-token-${params.githubUser ?? "{user}"}, key token) to open pull requests, or set githubApp.`,
+    );
   }
   const sshKey = readSecretFile(path.join(layout.sshSecret, "ssh-privatekey"));
   const usesSsh = Boolean(inputs.target.sshUrl ?? inputs.docs?.sshUrl);

@@ -15,7 +15,16 @@ import { estimateCostUsd } from "./pricing.js";
 
 export type AgentEvent =
   | { kind: "init"; sessionId: string | null; model: string | null; tools: number; permissionMode: string | null }
-  | { kind: "assistant"; messageId: string | null; texts: string[]; toolCalls: { id: string; name: string }[]; inputTokens: number; outputTokens: number; cacheWriteTokens: number; cacheReadTokens: number }
+  | {
+      kind: "assistant";
+      messageId: string | null;
+      texts: string[];
+      toolCalls: { id: string; name: string }[];
+      inputTokens: number;
+      outputTokens: number;
+      cacheWriteTokens: number;
+      cacheReadTokens: number;
+    }
   | { kind: "tool-results"; results: { toolUseId: string; isError: boolean; error: string | null }[] }
   | {
       kind: "result";
@@ -41,7 +50,10 @@ const num = (v: unknown): number | null => (typeof v === "number" && Number.isFi
 /** The text of a tool_result's content (a string or text blocks). */
 function resultText(content: unknown): string {
   if (typeof content === "string") return content;
-  return arr(content).map(obj).map((b) => str(b.text) ?? "").join("\n");
+  return arr(content)
+    .map(obj)
+    .map((b) => str(b.text) ?? "")
+    .join("\n");
 }
 
 /** One line of `--output-format stream-json` → an event; null for blank lines. */
@@ -56,7 +68,13 @@ export function parseStreamLine(line: string): AgentEvent | null {
   }
   const type = str(data.type) ?? "unknown";
   if (type === "system" && data.subtype === "init") {
-    return { kind: "init", sessionId: str(data.session_id), model: str(data.model), tools: arr(data.tools).length, permissionMode: str(data.permissionMode) };
+    return {
+      kind: "init",
+      sessionId: str(data.session_id),
+      model: str(data.model),
+      tools: arr(data.tools).length,
+      permissionMode: str(data.permissionMode),
+    };
   }
   if (type === "assistant") {
     const message = obj(data.message);
@@ -65,7 +83,10 @@ export function parseStreamLine(line: string): AgentEvent | null {
     return {
       kind: "assistant",
       messageId: str(message.id),
-      texts: content.filter((c) => c.type === "text").map((c) => str(c.text) ?? "").filter(Boolean),
+      texts: content
+        .filter((c) => c.type === "text")
+        .map((c) => str(c.text) ?? "")
+        .filter(Boolean),
       toolCalls: content.filter((c) => c.type === "tool_use").map((c) => ({ id: str(c.id) ?? "", name: str(c.name) ?? "unknown" })),
       inputTokens: num(usage.input_tokens) ?? 0,
       outputTokens: num(usage.output_tokens) ?? 0,
@@ -77,11 +98,13 @@ export function parseStreamLine(line: string): AgentEvent | null {
     const content = arr(obj(data.message).content).map(obj);
     return {
       kind: "tool-results",
-      results: content.filter((c) => c.type === "tool_result").map((c) => ({
-        toolUseId: str(c.tool_use_id) ?? "",
-        isError: c.is_error === true,
-        error: c.is_error === true ? resultText(c.content) : null,
-      })),
+      results: content
+        .filter((c) => c.type === "tool_result")
+        .map((c) => ({
+          toolUseId: str(c.tool_use_id) ?? "",
+          isError: c.is_error === true,
+          error: c.is_error === true ? resultText(c.content) : null,
+        })),
     };
   }
   if (type === "result") {
@@ -124,7 +147,20 @@ export interface AgentProgress {
 }
 
 export function initialProgress(): AgentProgress {
-  return { sessionId: null, turns: 0, toolCalls: {}, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, model: null, costUsd: null, result: null, seenMessages: [], pendingTools: {} };
+  return {
+    sessionId: null,
+    turns: 0,
+    toolCalls: {},
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheWriteTokens: 0,
+    cacheReadTokens: 0,
+    model: null,
+    costUsd: null,
+    result: null,
+    seenMessages: [],
+    pendingTools: {},
+  };
 }
 
 /** The progress after one event (pure). The final result's figures replace the running sums. */
@@ -183,7 +219,12 @@ export interface ReportedUsage {
  */
 export function computeUsage(p: AgentProgress, maxTurns: number): ReportedUsage {
   const costUsd = p.costUsd ?? estimateCostUsd(p.model, p);
-  return { turns: Math.min(p.turns, maxTurns), inputTokens: p.inputTokens, outputTokens: p.outputTokens, ...(costUsd !== undefined ? { costUsd } : {}) };
+  return {
+    turns: Math.min(p.turns, maxTurns),
+    inputTokens: p.inputTokens,
+    outputTokens: p.outputTokens,
+    ...(costUsd !== undefined ? { costUsd } : {}),
+  };
 }
 
 // ---- command line (pure) -----------------------------------------------------------------------
@@ -201,13 +242,18 @@ export interface ClaudeInvocation {
 export function buildClaudeArgs(inv: ClaudeInvocation): string[] {
   return [
     "-p",
-    "--output-format", "stream-json",
+    "--output-format",
+    "stream-json",
     "--verbose",
-    "--model", inv.model,
-    "--max-turns", String(inv.maxTurns),
+    "--model",
+    inv.model,
+    "--max-turns",
+    String(inv.maxTurns),
     ...(inv.continueSession ? ["--continue"] : []),
-    "--settings", inv.settingsPath,
-    "--append-system-prompt", inv.systemPrompt,
+    "--settings",
+    inv.settingsPath,
+    "--append-system-prompt",
+    inv.systemPrompt,
     "--",
     inv.prompt,
   ];
@@ -330,7 +376,10 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
     }
   };
 
-  const budgetTimer = setTimeout(() => stop("budget-exceeded", `wall-clock budget of ${Math.round(opts.budgetMs / 1000)}s used up`), opts.budgetMs);
+  const budgetTimer = setTimeout(
+    () => stop("budget-exceeded", `wall-clock budget of ${Math.round(opts.budgetMs / 1000)}s used up`),
+    opts.budgetMs,
+  );
   const onAbort = () => stop("terminated", "the runner received a stop signal");
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
@@ -371,18 +420,31 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
   const status = forced ?? classifyExit(progress, exitCode);
   const durationMs = Date.now() - started;
   const stderrTail = stderrLines.slice(-5).join("\n");
-  log.info({
-    status, exitCode, signal: result.signal ?? null, turns: progress.turns, toolCalls: progress.toolCalls,
-    inputTokens: progress.inputTokens, outputTokens: progress.outputTokens, costUsd: progress.costUsd, durationMs,
-    ...(status === "failed" && stderrTail ? { stderr: stderrTail } : {}),
-  }, AgentLogMessages.exited);
+  log.info(
+    {
+      status,
+      exitCode,
+      signal: result.signal ?? null,
+      turns: progress.turns,
+      toolCalls: progress.toolCalls,
+      inputTokens: progress.inputTokens,
+      outputTokens: progress.outputTokens,
+      costUsd: progress.costUsd,
+      durationMs,
+      ...(status === "failed" && stderrTail ? { stderr: stderrTail } : {}),
+    },
+    AgentLogMessages.exited,
+  );
   return { status, exitCode, progress, stderrTail, durationMs };
 }
 
 function logEvent(log: Logger, event: AgentEvent, before: AgentProgress, after: AgentProgress, redactor: Redactor): void {
   switch (event.kind) {
     case "init":
-      log.info({ sessionId: event.sessionId, model: event.model, tools: event.tools, permissionMode: event.permissionMode }, "Claude Code session started");
+      log.info(
+        { sessionId: event.sessionId, model: event.model, tools: event.tools, permissionMode: event.permissionMode },
+        "Claude Code session started",
+      );
       break;
     case "assistant":
       for (const text of event.texts) log.info({ turn: after.turns, text: redactor.scrub(truncate(text, 300)) }, "Agent wrote");
@@ -393,14 +455,30 @@ function logEvent(log: Logger, event: AgentEvent, before: AgentProgress, after: 
       break;
     case "tool-results":
       for (const r of event.results) {
-        if (r.isError) log.warn({ tool: after.pendingTools[r.toolUseId] ?? "unknown", toolUseId: r.toolUseId, error: redactor.scrub(truncate(r.error ?? "", 300)) }, "Tool call failed");
+        if (r.isError)
+          log.warn(
+            {
+              tool: after.pendingTools[r.toolUseId] ?? "unknown",
+              toolUseId: r.toolUseId,
+              error: redactor.scrub(truncate(r.error ?? "", 300)),
+            },
+            "Tool call failed",
+          );
       }
       break;
     case "result":
-      log.info({
-        subtype: event.subtype, isError: event.isError, turns: event.turns, costUsd: event.costUsd,
-        inputTokens: event.inputTokens, outputTokens: event.outputTokens, durationMs: event.durationMs,
-      }, AgentLogMessages.result);
+      log.info(
+        {
+          subtype: event.subtype,
+          isError: event.isError,
+          turns: event.turns,
+          costUsd: event.costUsd,
+          inputTokens: event.inputTokens,
+          outputTokens: event.outputTokens,
+          durationMs: event.durationMs,
+        },
+        AgentLogMessages.result,
+      );
       break;
     case "unparsed":
       log.debug({ line: redactor.scrub(truncate(event.line, 300)) }, "Claude Code printed a non-JSON line");

@@ -23,8 +23,29 @@ export interface RunnerEnv {
 }
 
 /** Variables the agent process never sees: the runner pushes and talks to GitHub, not the agent. */
-const WITHHELD_FROM_AGENT = new Set([AgentEnv.githubToken, "GH_TOKEN", "GITHUB_REPOSITORY", "AGENT_ROOT", "CLAUDE_BIN", "GIT_ASKPASS", "SSH_ASKPASS"]);
-const PASSED_TO_GIT = ["PATH", "LANG", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO"];
+const WITHHELD_FROM_AGENT = new Set([
+  AgentEnv.githubToken,
+  "GH_TOKEN",
+  "GITHUB_REPOSITORY",
+  "AGENT_ROOT",
+  "CLAUDE_BIN",
+  "GIT_ASKPASS",
+  "SSH_ASKPASS",
+]);
+const PASSED_TO_GIT = [
+  "PATH",
+  "LANG",
+  "TZ",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "GIT_SSL_CAINFO",
+];
 
 export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   const defined = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));

@@ -58,7 +58,13 @@ export interface GitOptions {
  * Config on every command: the agent can write .git/config and .git/hooks, and the runner's git
  * holds credentials, so hooks and fsmonitor commands never run under the runner.
  */
-export const HARDENING_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never", "core.sshCommand=ssh", "http.sslVerify=true"];
+export const HARDENING_CONFIG = [
+  "core.hooksPath=/dev/null",
+  "core.fsmonitor=false",
+  "protocol.ext.allow=never",
+  "core.sshCommand=ssh",
+  "http.sslVerify=true",
+];
 
 /**
  * Keys of a clone's own config (.git/config, writable by the agent) that could send the runner's
@@ -66,7 +72,8 @@ export const HARDENING_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=fal
  * URL rewriting, proxies and TLS settings, credential helpers, includes, SSH and askpass programs.
  * They are removed before every remote command in a clone.
  */
-export const UNSAFE_LOCAL_CONFIG = /^(url\..*|https?\..*|credential\..*|include\..*|includeif\..*|core\.(sshcommand|askpass|gitproxy)|remote\.[^.]+\.(proxy|uploadpack|receivepack|pushurl|vcs|proxyauthmethod)|protocol\..*)$/i;
+export const UNSAFE_LOCAL_CONFIG =
+  /^(url\..*|https?\..*|credential\..*|include\..*|includeif\..*|core\.(sshcommand|askpass|gitproxy)|remote\.[^.]+\.(proxy|uploadpack|receivepack|pushurl|vcs|proxyauthmethod)|protocol\..*)$/i;
 
 const NO_AUTH: GitAuthProvider = async () => ({ env: {}, config: [] });
 
@@ -130,7 +137,8 @@ export class Git {
     const unsafe = [...new Set(listed.stdout.split("\n").filter((k) => UNSAFE_LOCAL_CONFIG.test(k)))];
     for (const key of unsafe) await this.run(dir, ["config", "--local", "--unset-all", key], { allowFailure: true });
     if (unsafe.length > 0) this.opts.log.warn({ keys: unsafe }, "Removed unsafe settings from the clone's git config");
-    if (origin && (await this.remoteUrl(dir)) !== origin) await this.run(dir, ["remote", "set-url", "origin", origin], { allowFailure: true });
+    if (origin && (await this.remoteUrl(dir)) !== origin)
+      await this.run(dir, ["remote", "set-url", "origin", origin], { allowFailure: true });
   }
 
   // ---- queries -------------------------------------------------------------------------------
@@ -144,7 +152,10 @@ export class Git {
   /** The remote's branches (`git ls-remote --heads`); throws GitError when unreachable. */
   async listRemoteBranches(url: string, cwd: string): Promise<string[]> {
     const r = await this.remote(cwd, ["ls-remote", "--heads", "--", url]);
-    return r.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[1]!.replace(/^refs\/heads\//, ""));
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split("\t")[1]!.replace(/^refs\/heads\//, ""));
   }
 
   async remoteUrl(dir: string, remote = "origin"): Promise<string | null> {
@@ -217,20 +228,39 @@ export class Git {
    * Stages everything under `pathspecs` (default: the whole tree) except `excludes`, and commits
    * it as `author`. Returns the new commit, or null when there was nothing to commit.
    */
-  async commitAll(dir: string, message: string, author: Author, options: { pathspecs?: string[]; excludes?: string[] } = {}): Promise<string | null> {
+  async commitAll(
+    dir: string,
+    message: string,
+    author: Author,
+    options: { pathspecs?: string[]; excludes?: string[] } = {},
+  ): Promise<string | null> {
     const pathspecs = options.pathspecs?.length ? options.pathspecs : ["."];
     const excludes = (options.excludes ?? []).map((e) => `:(exclude,top)${e}`);
     // `git add` fails on a pathspec that matches nothing; nothing to match means nothing to commit.
     if ((await this.status(dir, [...pathspecs, ...excludes])).length === 0) return null;
     await this.run(dir, ["add", "--all", "--", ...pathspecs]);
     // Unstage instead of excluding in `git add`: an exclude pathspec naming an ignored path fails the add.
-    if (options.excludes?.length) await this.run(dir, ["reset", "--quiet", "--", ...options.excludes.map((e) => `:(top)${e}`)], { allowFailure: true });
+    if (options.excludes?.length)
+      await this.run(dir, ["reset", "--quiet", "--", ...options.excludes.map((e) => `:(top)${e}`)], { allowFailure: true });
     const staged = await this.run(dir, ["diff", "--cached", "--quiet"], { allowFailure: true });
     if (staged.exitCode === 0) return null;
-    await this.run(dir, [
-      "-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`,
-      "commit", "--quiet", "--no-verify", "--author", `${author.name} <${author.email}>`, "-F", "-",
-    ], { input: message });
+    await this.run(
+      dir,
+      [
+        "-c",
+        `user.name=${author.name}`,
+        "-c",
+        `user.email=${author.email}`,
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "--author",
+        `${author.name} <${author.email}>`,
+        "-F",
+        "-",
+      ],
+      { input: message },
+    );
     return this.revParse(dir, "HEAD");
   }
 
@@ -278,7 +308,10 @@ export function isAuthFailure(err: unknown): boolean {
  * rejected]` ref line, then the last two other lines; `hint:` lines are advice, not the error.
  */
 export function summarizeGitStderr(stderr: string): string {
-  const lines = stderr.split("\n").map((l) => l.trimEnd()).filter((l) => l.trim() && !l.startsWith("hint:"));
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() && !l.startsWith("hint:"));
   const refs = lines.filter((l) => /^ ?! \[/.test(l));
   const others = lines.filter((l) => !/^ ?! \[/.test(l)).slice(-2);
   return [...refs.map((l) => l.trim().replace(/\s+/g, " ")), ...others].join(" | ");

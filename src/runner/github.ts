@@ -90,8 +90,18 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
   const { owner, repo, log } = options;
   const retry = { log, ...options.retry };
   const client = async () =>
-    new Octokit({ auth: await options.token(), baseUrl: options.baseUrl.replace(/\/+$/, ""), userAgent: "orchestrator-agent-runner", log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
-  const toPullRequest = (p: { number: number; html_url: string; title: string; body: string | null }): PullRequest => ({ number: p.number, htmlUrl: p.html_url, title: p.title, body: p.body ?? "" });
+    new Octokit({
+      auth: await options.token(),
+      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      userAgent: "orchestrator-agent-runner",
+      log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    });
+  const toPullRequest = (p: { number: number; html_url: string; title: string; body: string | null }): PullRequest => ({
+    number: p.number,
+    htmlUrl: p.html_url,
+    title: p.title,
+    body: p.body ?? "",
+  });
 
   return {
     async checkRepositoryAccess() {
@@ -100,38 +110,66 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
       } catch (err) {
         const status = statusOf(err);
         if (status === 401) {
-          throw new RunnerError(Reasons.AuthFailed, `GitHub rejected the credentials (HTTP 401 Bad credentials) at ${options.baseUrl}. Check the run's token secret (github-token-{user}) or GitHub App secret and that it has not expired.`);
+          throw new RunnerError(
+            Reasons.AuthFailed,
+            `GitHub rejected the credentials (HTTP 401 Bad credentials) at ${options.baseUrl}. Check the run's token secret (github-token-{user}) or GitHub App secret and that it has not expired.`,
+          );
         }
         if (status === 403) {
-          throw new RunnerError(Reasons.AuthFailed, `GitHub denied access to ${owner}/${repo} (HTTP 403). Grant the run's GitHub user or App access to the repository.`);
+          throw new RunnerError(
+            Reasons.AuthFailed,
+            `GitHub denied access to ${owner}/${repo} (HTTP 403). Grant the run's GitHub user or App access to the repository.`,
+          );
         }
         if (status === 404) {
-          throw new RunnerError(Reasons.RepoUnreachable, `GitHub repository ${owner}/${repo} was not found at ${options.baseUrl}, or the run's credentials cannot see it. Check repositoryUrl and that the GitHub user or App has access.`);
+          throw new RunnerError(
+            Reasons.RepoUnreachable,
+            `GitHub repository ${owner}/${repo} was not found at ${options.baseUrl}, or the run's credentials cannot see it. Check repositoryUrl and that the GitHub user or App has access.`,
+          );
         }
-        throw new RunnerError(Reasons.RepoUnreachable, `Could not reach the GitHub API at ${options.baseUrl} (${describe(err)}). Check githubApiUrl and the network.`, { cause: err });
+        throw new RunnerError(
+          Reasons.RepoUnreachable,
+          `Could not reach the GitHub API at ${options.baseUrl} (${describe(err)}). Check githubApiUrl and the network.`,
+          { cause: err },
+        );
       }
     },
 
     async findOpenPullRequest(head, base) {
-      const { data } = await withRetry("list pull requests", async () =>
-        (await client()).rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${head}`, base, per_page: 100 }), retry);
+      const { data } = await withRetry(
+        "list pull requests",
+        async () => (await client()).rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${head}`, base, per_page: 100 }),
+        retry,
+      );
       const match = data.find((p) => p.head.ref === head && p.base.ref === base);
       return match ? toPullRequest(match) : null;
     },
 
     async createPullRequest(input) {
-      const { data } = await withRetry("create pull request", async () =>
-        (await client()).rest.pulls.create({ owner, repo, title: input.title, body: input.body, head: input.head, base: input.base }), retry);
+      const { data } = await withRetry(
+        "create pull request",
+        async () =>
+          (await client()).rest.pulls.create({ owner, repo, title: input.title, body: input.body, head: input.head, base: input.base }),
+        retry,
+      );
       return toPullRequest(data);
     },
 
     async updatePullRequest(number, text) {
-      await withRetry("update pull request", async () => (await client()).rest.pulls.update({ owner, repo, pull_number: number, title: text.title, body: text.body }), retry);
+      await withRetry(
+        "update pull request",
+        async () => (await client()).rest.pulls.update({ owner, repo, pull_number: number, title: text.title, body: text.body }),
+        retry,
+      );
     },
 
     async addLabels(issueNumber, labels) {
       if (labels.length === 0) return;
-      await withRetry("add labels", async () => (await client()).rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }), retry);
+      await withRetry(
+        "add labels",
+        async () => (await client()).rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }),
+        retry,
+      );
     },
   };
 }
@@ -147,7 +185,10 @@ export interface EnsuredPullRequest {
  * `replaceText`: the agent wrote PR_DESCRIPTION.md in this run, so an existing PR takes its
  * title and body (a later run describes the branch as it is now).
  */
-export async function ensurePullRequest(port: GitHubPort, input: NewPullRequest & { labels: string[]; replaceText?: boolean }): Promise<EnsuredPullRequest> {
+export async function ensurePullRequest(
+  port: GitHubPort,
+  input: NewPullRequest & { labels: string[]; replaceText?: boolean },
+): Promise<EnsuredPullRequest> {
   try {
     let pullRequest = await port.findOpenPullRequest(input.head, input.base);
     let created = false;
@@ -169,9 +210,14 @@ export async function ensurePullRequest(port: GitHubPort, input: NewPullRequest 
     return { pullRequest, created };
   } catch (err) {
     if (err instanceof RunnerError) throw err;
-    const hint = statusOf(err) === 401 || statusOf(err) === 403
-      ? "Check that the run's GitHub token or App may create pull requests."
-      : "The branch is pushed; the next attempt retries.";
-    throw new RunnerError(Reasons.PullRequestFailed, `Could not open the pull request ${input.head} → ${input.base}: ${describe(err)}. ${hint}`, { cause: err });
+    const hint =
+      statusOf(err) === 401 || statusOf(err) === 403
+        ? "Check that the run's GitHub token or App may create pull requests."
+        : "The branch is pushed; the next attempt retries.";
+    throw new RunnerError(
+      Reasons.PullRequestFailed,
+      `Could not open the pull request ${input.head} → ${input.base}: ${describe(err)}. ${hint}`,
+      { cause: err },
+    );
   }
 }

@@ -44,6 +44,10 @@ export function buildLayout(root: string): Layout {
  * last session, not the reviewer's that ran in between on the same workspace.
  */
 export function agentHome(workspace: string, identity: string | undefined): string {
-  const id = (identity ?? "").toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "default";
+  const id =
+    (identity ?? "")
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^[-.]+|[-.]+$/g, "") || "default";
   return path.join(workspace, WorkspaceLayout.home, id);
 }

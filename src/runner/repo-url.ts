@@ -15,6 +15,10 @@ export function sameRepository(a: string, b: string): boolean {
   if (ca && cb) {
     return ca.host === cb.host && ca.owner.toLowerCase() === cb.owner.toLowerCase() && ca.repo.toLowerCase() === cb.repo.toLowerCase();
   }
-  const norm = (u: string) => redactUrl(u.trim()).replace(/^file:\/\//, "").replace(/\/+$/, "").replace(/\.git$/, "");
+  const norm = (u: string) =>
+    redactUrl(u.trim())
+      .replace(/^file:\/\//, "")
+      .replace(/\/+$/, "")
+      .replace(/\.git$/, "");
   return norm(a) === norm(b);
 }

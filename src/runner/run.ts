@@ -60,31 +60,46 @@ export interface RunRepositories {
 export function bindRunRepositories(params: RunParameters): RunRepositories {
   const bind = (field: "repositoryUrl" | "docsRepositoryUrl", url: string): BoundRepository => {
     const b = bindRepository(url, params.githubUrl);
-    if (!b.ok) throw new RunnerError(Reasons.RepositoryNotAllowed, `${field} ${redactUrl(url)} was refused before any network call: ${b.problem}.`);
+    if (!b.ok)
+      throw new RunnerError(Reasons.RepositoryNotAllowed, `${field} ${redactUrl(url)} was refused before any network call: ${b.problem}.`);
     return b.repository;
   };
   const target = bind("repositoryUrl", params.repositoryUrl);
-  return params.kind === "code" && params.docsRepositoryUrl ? { target, docs: bind("docsRepositoryUrl", params.docsRepositoryUrl) } : { target };
+  return params.kind === "code" && params.docsRepositoryUrl
+    ? { target, docs: bind("docsRepositoryUrl", params.docsRepositoryUrl) }
+    : { target };
 }
 
 function writeGitConfig(home: string, author: Author): void {
   fs.mkdirSync(home, { recursive: true });
   const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-  fs.writeFileSync(path.join(home, ".gitconfig"), [
-    "# Written by the orchestrator agent runner on every run; holds no credentials.",
-    "[user]", `\tname = ${quote(author.name)}`, `\temail = ${quote(author.email)}`,
-    "[safe]", "\tdirectory = *",
-    "[init]", "\tdefaultBranch = main",
-    "[advice]", "\tdetachedHead = false",
-    "[pull]", "\trebase = false",
-    "",
-  ].join("\n"));
+  fs.writeFileSync(
+    path.join(home, ".gitconfig"),
+    [
+      "# Written by the orchestrator agent runner on every run; holds no credentials.",
+      "[user]",
+      `\tname = ${quote(author.name)}`,
+      `\temail = ${quote(author.email)}`,
+      "[safe]",
+      "\tdirectory = *",
+      "[init]",
+      "\tdefaultBranch = main",
+      "[advice]",
+      "\tdetachedHead = false",
+      "[pull]",
+      "\trebase = false",
+      "",
+    ].join("\n"),
+  );
 }
 
 function defaultPullRequestText(params: RunParameters): PullRequestText {
   const footer = `Opened by the orchestrator agent runner (run ${params.runName}, attempt ${params.attempt}).`;
   if (params.kind === "docs") {
-    return { title: "docs: generate Task Master documentation", body: `Generated task documentation under \`${params.workingDirectory}/.taskmaster/docs/\`.\n\n${footer}` };
+    return {
+      title: "docs: generate Task Master documentation",
+      body: `Generated task documentation under \`${params.workingDirectory}/.taskmaster/docs/\`.\n\n${footer}`,
+    };
   }
   return {
     title: `feat(${params.service ?? "service"}): implement task ${params.taskId}`,
@@ -96,7 +111,13 @@ function defaultPullRequestText(params: RunParameters): PullRequestText {
  * Reads PR_DESCRIPTION.md (working directory first, then the repository root) and removes it
  * from the tree. `fromAgent`: the agent wrote one (else the default text).
  */
-async function takePrDescription(git: Git, repoDir: string, workDir: string, params: RunParameters, log: Logger): Promise<PullRequestText & { fromAgent: boolean }> {
+async function takePrDescription(
+  git: Git,
+  repoDir: string,
+  workDir: string,
+  params: RunParameters,
+  log: Logger,
+): Promise<PullRequestText & { fromAgent: boolean }> {
   const fallback = defaultPullRequestText(params);
   let text: PullRequestText | null = null;
   for (const dir of [...new Set([workDir, repoDir])]) {
@@ -117,7 +138,12 @@ async function takePrDescription(git: Git, repoDir: string, workDir: string, par
 }
 
 /** Pushes HEAD to the run's branch; a rejected push is retried once after merging the remote branch. */
-export async function pushBranch(git: Git, repoDir: string, params: Pick<RunParameters, "branch" | "repositoryUrl">, log: Logger): Promise<void> {
+export async function pushBranch(
+  git: Git,
+  repoDir: string,
+  params: Pick<RunParameters, "branch" | "repositoryUrl">,
+  log: Logger,
+): Promise<void> {
   const push = () => git.remote(repoDir, ["push", "--no-verify", "origin", `HEAD:refs/heads/${params.branch}`]);
   try {
     await push();
@@ -130,7 +156,10 @@ export async function pushBranch(git: Git, repoDir: string, params: Pick<RunPara
       if (merge.exitCode !== 0) {
         const conflicts = await git.conflictedPaths(repoDir);
         await git.run(repoDir, ["merge", "--abort"], { allowFailure: true });
-        throw new RunnerError(Reasons.PushFailed, `The remote branch ${params.branch} moved and merging it conflicts in: ${conflicts.join(", ") || "(unknown)"}. The work is committed locally in the workspace; resolve the conflict and retry.`);
+        throw new RunnerError(
+          Reasons.PushFailed,
+          `The remote branch ${params.branch} moved and merging it conflicts in: ${conflicts.join(", ") || "(unknown)"}. The work is committed locally in the workspace; resolve the conflict and retry.`,
+        );
       }
       await push();
     } catch (err2) {
@@ -143,7 +172,11 @@ export async function pushBranch(git: Git, repoDir: string, params: Pick<RunPara
 
 function pushFailed(params: Pick<RunParameters, "branch" | "repositoryUrl">, err: unknown): RunnerError {
   const detail = err instanceof GitError ? err.message : String(err);
-  return new RunnerError(Reasons.PushFailed, `Could not push ${params.branch} to ${redactUrl(params.repositoryUrl)}: ${detail}. The work is committed in the workspace; check the credentials' write access and branch protection.`, { cause: err });
+  return new RunnerError(
+    Reasons.PushFailed,
+    `Could not push ${params.branch} to ${redactUrl(params.repositoryUrl)}: ${detail}. The work is committed in the workspace; check the credentials' write access and branch protection.`,
+    { cause: err },
+  );
 }
 
 interface RunState {
@@ -160,7 +193,11 @@ function usage(state: RunState): Partial<AgentResult> {
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new RunnerError(Reasons.Terminated, "The runner was asked to stop (SIGTERM) before the agent started: the run was cancelled or hit its deadline.");
+  if (signal?.aborted)
+    throw new RunnerError(
+      Reasons.Terminated,
+      "The runner was asked to stop (SIGTERM) before the agent started: the run was cancelled or hit its deadline.",
+    );
 }
 
 /** Runs one attempt and returns its result (never throws). */
@@ -188,14 +225,31 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     state.params = params;
     state.branch = params.branch;
     log = baseLog.child({ run: params.runName, namespace: params.namespace, attempt: params.attempt, kind: params.kind });
-    log.info({ repository: redactUrl(params.repositoryUrl), branch: params.branch, base: params.baseBranch, model: params.model, continueSession: params.continueSession }, "Started agent runner");
+    log.info(
+      {
+        repository: redactUrl(params.repositoryUrl),
+        branch: params.branch,
+        base: params.baseBranch,
+        model: params.model,
+        continueSession: params.continueSession,
+      },
+      "Started agent runner",
+    );
 
     const files = readAgentFiles(layout, params.kind);
     const { target, docs } = bindRunRepositories(params);
     checkAborted(options.signal);
 
     fs.mkdirSync(layout.workspace, { recursive: true });
-    credentials = await resolveCredentials({ params, layout, githubToken: env.githubToken, target, ...(docs && docs.key !== target.key ? { docs } : {}), redactor, log });
+    credentials = await resolveCredentials({
+      params,
+      layout,
+      githubToken: env.githubToken,
+      target,
+      ...(docs && docs.key !== target.key ? { docs } : {}),
+      redactor,
+      log,
+    });
     writeGitConfig(layout.home, credentials.author);
     const github = options.github
       ? options.github({ params, target, credentials, log })
@@ -207,7 +261,14 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     // where an agent could have left a .git whose config git would read; the ceiling stops git
     // from looking for one above it.
     outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-"));
-    const gitEnv = { ...env.baseEnv, HOME: layout.home, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C", GIT_CEILING_DIRECTORIES: path.dirname(outside) };
+    const gitEnv = {
+      ...env.baseEnv,
+      HOME: layout.home,
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_CONFIG_NOSYSTEM: "1",
+      LC_ALL: "C",
+      GIT_CEILING_DIRECTORIES: path.dirname(outside),
+    };
     const remoteUrl = credentials.remoteUrl(target);
     const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log, origin: remoteUrl });
 
@@ -219,7 +280,10 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       throw unreachable(params.repositoryUrl, err, "repository");
     }
     if (!remoteBranches.includes(params.baseBranch)) {
-      throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);
+      throw new RunnerError(
+        Reasons.BranchNotFound,
+        `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
+      );
     }
     const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
     if (docs && docsRemoteUrl && docs.key !== target.key) {
@@ -233,20 +297,38 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
 
     const excludes = computeExcludes(params.workingDirectory);
     await prepareRepository({
-      git, params, repoDir: layout.repo, remoteUrl, author: credentials.author,
-      excludes: excludes.infoExclude, commitExcludes: excludes.commitExcludes, scratchDir: outside, log,
+      git,
+      params,
+      repoDir: layout.repo,
+      remoteUrl,
+      author: credentials.author,
+      excludes: excludes.infoExclude,
+      commitExcludes: excludes.commitExcludes,
+      scratchDir: outside,
+      log,
     });
     const workDir = path.join(layout.repo, params.workingDirectory);
     fs.mkdirSync(workDir, { recursive: true });
 
     let prompt: string;
     if (params.kind === "code") {
-      const taskDocs = await fetchTaskDocs({ git, params, repoDir: layout.repo, workDir, docsRemoteUrl: docsRemoteUrl!, docsIsTarget: docs?.key === target.key, log });
+      const taskDocs = await fetchTaskDocs({
+        git,
+        params,
+        repoDir: layout.repo,
+        workDir,
+        docsRemoteUrl: docsRemoteUrl!,
+        docsIsTarget: docs?.key === target.key,
+        log,
+      });
       prompt = taskDocs["prompt.md"]!;
     } else {
       const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");
       if (!fs.existsSync(tasksJson)) {
-        throw new RunnerError(Reasons.TaskDocsMissing, `${path.posix.join(params.workingDirectory, ".taskmaster/tasks/tasks.json")} does not exist on ${params.baseBranch} of ${redactUrl(params.repositoryUrl)}. Run Task Master there first, or check workingDirectory and sourceBranch.`);
+        throw new RunnerError(
+          Reasons.TaskDocsMissing,
+          `${path.posix.join(params.workingDirectory, ".taskmaster/tasks/tasks.json")} does not exist on ${params.baseBranch} of ${redactUrl(params.repositoryUrl)}. Run Task Master there first, or check workingDirectory and sourceBranch.`,
+        );
       }
       prompt = files.docsPrompt!;
     }
@@ -257,11 +339,19 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     state.claude = claude;
     return await deliver({ git, github, params, layout, workDir, credentials, claude, state, log });
   } catch (err) {
-    const runnerError = err instanceof RunnerError
-      ? err
-      : new RunnerError(Reasons.InternalError, `Unexpected runner failure: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    const runnerError =
+      err instanceof RunnerError
+        ? err
+        : new RunnerError(Reasons.InternalError, `Unexpected runner failure: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     const message = redactor.scrub(runnerError.message);
-    log.error({ reason: runnerError.reason, err: message, ...(runnerError.reason === Reasons.InternalError ? { stack: redactor.scrub((err as Error)?.stack ?? "") } : {}) }, "Run failed");
+    log.error(
+      {
+        reason: runnerError.reason,
+        err: message,
+        ...(runnerError.reason === Reasons.InternalError ? { stack: redactor.scrub((err as Error)?.stack ?? "") } : {}),
+      },
+      "Run failed",
+    );
     return {
       outcome: "failed",
       reason: runnerError.reason,
@@ -277,13 +367,24 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
 }
 
 async function startAgent(a: {
-  env: RunnerEnv; layout: Layout; params: RunParameters; files: AgentFiles; prompt: string; workDir: string;
-  startedAt: number; redactor: Redactor; log: Logger; signal: AbortSignal | undefined;
+  env: RunnerEnv;
+  layout: Layout;
+  params: RunParameters;
+  files: AgentFiles;
+  prompt: string;
+  workDir: string;
+  startedAt: number;
+  redactor: Redactor;
+  log: Logger;
+  signal: AbortSignal | undefined;
 }): Promise<ClaudeOutcome> {
   const { params, layout, log } = a;
   const budgetMs = a.startedAt + params.timeBudgetSeconds * 1000 - Date.now();
   if (budgetMs <= 0) {
-    throw new RunnerError(Reasons.BudgetExceeded, `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`);
+    throw new RunnerError(
+      Reasons.BudgetExceeded,
+      `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`,
+    );
   }
   let continueSession = false;
   if (params.continueSession) {
@@ -300,7 +401,14 @@ async function startAgent(a: {
   };
   return runClaude({
     bin: a.env.claudeBin,
-    invocation: { prompt: a.prompt, model: params.model, maxTurns: params.maxTurns, continueSession, systemPrompt: a.files.systemPrompt, settingsPath: a.files.settingsPath },
+    invocation: {
+      prompt: a.prompt,
+      model: params.model,
+      maxTurns: params.maxTurns,
+      continueSession,
+      systemPrompt: a.files.systemPrompt,
+      settingsPath: a.files.settingsPath,
+    },
     cwd: a.workDir,
     env: claudeEnv,
     home: layout.home,
@@ -321,14 +429,22 @@ const STOPPED: Record<Exclude<ClaudeOutcome["status"], "completed">, { outcome: 
 };
 
 async function deliver(d: {
-  git: Git; github: GitHubPort; params: RunParameters; layout: Layout; workDir: string;
-  credentials: Credentials; claude: ClaudeOutcome; state: RunState; log: Logger;
+  git: Git;
+  github: GitHubPort;
+  params: RunParameters;
+  layout: Layout;
+  workDir: string;
+  credentials: Credentials;
+  claude: ClaudeOutcome;
+  state: RunState;
+  log: Logger;
 }): Promise<AgentResult> {
   const { git, github, params, layout, workDir, credentials, claude, state, log } = d;
   const repoDir = layout.repo;
   const base = `origin/${params.baseBranch}`;
   const docsPath = path.posix.join(params.workingDirectory, ".taskmaster", "docs");
-  const commitScope = params.kind === "docs" ? { pathspecs: [docsPath] } : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
+  const commitScope =
+    params.kind === "docs" ? { pathspecs: [docsPath] } : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
 
   if (params.kind === "docs") {
     const docsChanges = await git.status(repoDir, [docsPath]);
@@ -339,9 +455,15 @@ async function deliver(d: {
   if (claude.status !== "completed") {
     const stopped = STOPPED[claude.status];
     const message = `Claude Code ${stopped.what}${claude.status === "failed" ? ` (exit code ${claude.exitCode ?? "none"}${claude.progress.result ? `, result ${claude.progress.result.subtype}` : ""}${claude.stderrTail ? `: ${claude.stderrTail}` : ""})` : ""}.`;
-    const commit = (await git.status(repoDir, commitScope.pathspecs ?? [])).length > 0
-      ? await git.commitAll(repoDir, `wip: ${params.kind === "code" ? `task ${params.taskId}` : "docs"}: work in progress (${stopped.reason})\n\n${message}\nRun ${params.runName}, attempt ${params.attempt}.`, credentials.author, commitScope)
-      : null;
+    const commit =
+      (await git.status(repoDir, commitScope.pathspecs ?? [])).length > 0
+        ? await git.commitAll(
+            repoDir,
+            `wip: ${params.kind === "code" ? `task ${params.taskId}` : "docs"}: work in progress (${stopped.reason})\n\n${message}\nRun ${params.runName}, attempt ${params.attempt}.`,
+            credentials.author,
+            commitScope,
+          )
+        : null;
     const head = await git.revParse(repoDir, "HEAD");
     if (head) state.commit = head;
     let pushed = false;
@@ -353,13 +475,27 @@ async function deliver(d: {
         log.error({ err: (err as Error).message }, "Could not push work in progress");
       }
     }
-    const saved = pushed ? ` Work in progress${commit ? " was committed and" : ""} pushed to ${params.branch}; the next attempt continues from it.` : commit ? " Work in progress was committed in the workspace but could not be pushed." : " There was no work to save.";
-    return { outcome: stopped.outcome, reason: stopped.reason, message: `${message}${saved}`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
+    const saved = pushed
+      ? ` Work in progress${commit ? " was committed and" : ""} pushed to ${params.branch}; the next attempt continues from it.`
+      : commit
+        ? " Work in progress was committed in the workspace but could not be pushed."
+        : " There was no work to save.";
+    return {
+      outcome: stopped.outcome,
+      reason: stopped.reason,
+      message: `${message}${saved}`,
+      branch: params.branch,
+      ...(state.commit ? { commit: state.commit } : {}),
+      ...usage(state),
+    };
   }
 
   // Only a finished agent's description is used up; after a stop it stays (uncommitted) for the next attempt.
   const text = await takePrDescription(git, repoDir, workDir, params, log);
-  const message = params.kind === "code" ? `${text.title}\n\nTask ${params.taskId}, run ${params.runName}, attempt ${params.attempt}.` : `docs: auto-generate Task Master documentation\n\nRun ${params.runName}.`;
+  const message =
+    params.kind === "code"
+      ? `${text.title}\n\nTask ${params.taskId}, run ${params.runName}, attempt ${params.attempt}.`
+      : `docs: auto-generate Task Master documentation\n\nRun ${params.runName}.`;
   const commit = await git.commitAll(repoDir, message, credentials.author, commitScope);
   if (commit) log.info({ commit }, "Committed the agent's changes");
   const head = await git.revParse(repoDir, "HEAD");
@@ -367,11 +503,28 @@ async function deliver(d: {
 
   if ((await git.countCommits(repoDir, base, "HEAD")) === 0) {
     log.info({ branch: params.branch }, "The agent made no changes; no pull request");
-    return { outcome: "no-changes", reason: Reasons.NoChanges, message: `The agent finished without changes relative to ${params.baseBranch}; nothing was pushed.`, branch: params.branch, ...(state.commit ? { commit: state.commit } : {}), ...usage(state) };
+    return {
+      outcome: "no-changes",
+      reason: Reasons.NoChanges,
+      message: `The agent finished without changes relative to ${params.baseBranch}; nothing was pushed.`,
+      branch: params.branch,
+      ...(state.commit ? { commit: state.commit } : {}),
+      ...usage(state),
+    };
   }
   await pushBranch(git, repoDir, params, log);
-  const { pullRequest, created } = await ensurePullRequest(github, { title: text.title, body: text.body, head: params.branch, base: params.baseBranch, labels: params.prLabels, replaceText: text.fromAgent });
-  log.info({ pullRequest: pullRequest.htmlUrl, number: pullRequest.number, created }, created ? "Opened pull request" : "Found existing pull request");
+  const { pullRequest, created } = await ensurePullRequest(github, {
+    title: text.title,
+    body: text.body,
+    head: params.branch,
+    base: params.baseBranch,
+    labels: params.prLabels,
+    replaceText: text.fromAgent,
+  });
+  log.info(
+    { pullRequest: pullRequest.htmlUrl, number: pullRequest.number, created },
+    created ? "Opened pull request" : "Found existing pull request",
+  );
   return {
     outcome: "succeeded",
     reason: created ? Reasons.PullRequestOpened : Reasons.PullRequestUpdated,
@@ -401,7 +554,10 @@ export async function main(env: RunnerEnv, options: RunnerOptions = {}): Promise
     } catch (err) {
       log.error({ file, err: (err as Error).message }, "Could not write the termination message");
     }
-    log.info({ outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message }, "Finished agent runner");
+    log.info(
+      { outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message },
+      "Finished agent runner",
+    );
     return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
   } finally {
     process.off("SIGTERM", onSignal);

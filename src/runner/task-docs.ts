@@ -40,7 +40,10 @@ async function collect(read: Reader, paths: TaskDocPaths, source: string): Promi
     ...(prompt === null ? [`${paths.dir}/prompt.md`] : []),
   ];
   if (missing.length > 0) {
-    throw new RunnerError(Reasons.TaskDocsMissing, `Task documents missing in ${source}: ${missing.join(", ")}. Generate them with a DocsRun, or check taskId, docsProjectDirectory and docsBranch.`);
+    throw new RunnerError(
+      Reasons.TaskDocsMissing,
+      `Task documents missing in ${source}: ${missing.join(", ")}. Generate them with a DocsRun, or check taskId, docsProjectDirectory and docsBranch.`,
+    );
   }
   const docs: Record<string, string> = { "task.md": task!, "prompt.md": prompt! };
   const criteria = await read(`${paths.dir}/acceptance-criteria.md`);
@@ -76,7 +79,10 @@ export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<
       await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
     } catch (err) {
       if (err instanceof GitError && /couldn't find remote ref/i.test(err.stderr)) {
-        throw new RunnerError(Reasons.BranchNotFound, `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`);
+        throw new RunnerError(
+          Reasons.BranchNotFound,
+          `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`,
+        );
       }
       throw unreachable(docsUrl, err, "docs repository");
     }
@@ -88,10 +94,25 @@ export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<
     try {
       const clone = path.join(tmp, "docs");
       try {
-        await git.remote(tmp, ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", opts.docsRemoteUrl, clone]);
+        await git.remote(tmp, [
+          "clone",
+          "--quiet",
+          "--depth",
+          "1",
+          "--single-branch",
+          "--no-tags",
+          "--branch",
+          branch,
+          "--",
+          opts.docsRemoteUrl,
+          clone,
+        ]);
       } catch (err) {
         if (err instanceof GitError && /Remote branch .* not found/i.test(err.stderr)) {
-          throw new RunnerError(Reasons.BranchNotFound, `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`);
+          throw new RunnerError(
+            Reasons.BranchNotFound,
+            `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`,
+          );
         }
         throw unreachable(docsUrl, err, "docs repository");
       }

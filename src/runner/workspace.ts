@@ -66,7 +66,12 @@ async function rescueLeftovers(opts: PrepareOptions): Promise<string | null> {
     branch = `wip/${params.runName}`;
     await git.run(repoDir, ["switch", "-c", branch]);
   }
-  const commit = await git.commitAll(repoDir, `wip: preserve uncommitted work found before run ${params.runName}\n\nThe workspace held changes that no run had committed; the orchestrator runner saved them here.`, opts.author, { excludes: opts.commitExcludes });
+  const commit = await git.commitAll(
+    repoDir,
+    `wip: preserve uncommitted work found before run ${params.runName}\n\nThe workspace held changes that no run had committed; the orchestrator runner saved them here.`,
+    opts.author,
+    { excludes: opts.commitExcludes },
+  );
   log.warn({ branch, commit, files: dirty.length }, "Committed work left uncommitted by a previous run");
   return commit;
 }
@@ -97,7 +102,8 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     if (await git.isRepository(repoDir)) {
       await git.guardClone(repoDir);
       const origin = await git.remoteUrl(repoDir);
-      if (!origin || !sameRepository(origin, remoteUrl)) throw foreignWorkspace(params, repoDir, origin ? `a clone of ${redactUrl(origin)}` : "a clone without an origin");
+      if (!origin || !sameRepository(origin, remoteUrl))
+        throw foreignWorkspace(params, repoDir, origin ? `a clone of ${redactUrl(origin)}` : "a clone without an origin");
       if (origin !== remoteUrl) await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
     } else if (fs.readdirSync(repoDir).length > 0) {
       throw foreignWorkspace(params, repoDir, "files that are not a git clone");
@@ -126,7 +132,10 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     }
   }
   if (!(await git.hasRemoteBranch(repoDir, params.baseBranch))) {
-    throw new RunnerError(Reasons.BranchNotFound, `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`);
+    throw new RunnerError(
+      Reasons.BranchNotFound,
+      `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
+    );
   }
 
   const current = await git.currentBranch(repoDir);
@@ -142,5 +151,8 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     await git.run(repoDir, ["switch", "--no-track", "-c", params.branch, `origin/${params.baseBranch}`]);
   }
   await mergeOrFail(opts, `origin/${params.baseBranch}`);
-  log.info({ branch: params.branch, base: params.baseBranch, existed: hasLocal || hasRemote, head: await git.revParse(repoDir, "HEAD") }, "Prepared branch");
+  log.info(
+    { branch: params.branch, base: params.baseBranch, existed: hasLocal || hasRemote, head: await git.revParse(repoDir, "HEAD") },
+    "Prepared branch",
+  );
 }

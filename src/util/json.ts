@@ -6,7 +6,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** JSON with object keys sorted, so equal values give equal text. */
 export function canonicalJson(v: unknown): string {
-  return JSON.stringify(v, (_k, val: unknown) => (isPlainObject(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val));
+  return JSON.stringify(v, (_k, val: unknown) =>
+    isPlainObject(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val,
+  );
 }
 
 /**

@@ -5,7 +5,11 @@ export class TokenBucket {
   private queue: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly qps: number, private readonly burst: number, private readonly now: () => number = () => performance.now()) {
+  constructor(
+    private readonly qps: number,
+    private readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
     this.tokens = burst;
     this.last = now();
   }

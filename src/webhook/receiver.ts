@@ -91,7 +91,10 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-function parsePayload(raw: Buffer, contentType: string | undefined): { ok: true; payload: Record<string, unknown> } | { ok: false; status: 400 | 415; message: string } {
+function parsePayload(
+  raw: Buffer,
+  contentType: string | undefined,
+): { ok: true; payload: Record<string, unknown> } | { ok: false; status: 400 | 415; message: string } {
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   let text: string | null;
   if (type === "application/json" || type === "") {
@@ -100,11 +103,16 @@ function parsePayload(raw: Buffer, contentType: string | undefined): { ok: true;
     text = new URLSearchParams(raw.toString("utf8")).get("payload");
     if (text === null) return { ok: false, status: 400, message: "The form-encoded delivery has no payload field." };
   } else {
-    return { ok: false, status: 415, message: `Unsupported Content-Type ${type}; configure the GitHub webhook with content type application/json.` };
+    return {
+      ok: false,
+      status: 415,
+      message: `Unsupported Content-Type ${type}; configure the GitHub webhook with content type application/json.`,
+    };
   }
   try {
     const v: unknown = JSON.parse(text);
-    if (v === null || typeof v !== "object" || Array.isArray(v)) return { ok: false, status: 400, message: "The payload is not a JSON object." };
+    if (v === null || typeof v !== "object" || Array.isArray(v))
+      return { ok: false, status: 400, message: "The payload is not a JSON object." };
     return { ok: true, payload: v as Record<string, unknown> };
   } catch {
     return { ok: false, status: 400, message: "The payload is not valid JSON." };
@@ -126,13 +134,26 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
   async function handle(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (secrets.length === 0) {
       count("other", Outcomes.error);
-      return sendProblem(reply, "disabled", 503, "Webhook intake is disabled: no webhook secret is configured. Set GITHUB_WEBHOOK_SECRET (Helm: the chart's webhook Secret) to the secret of the GitHub webhook and restart.");
+      return sendProblem(
+        reply,
+        "disabled",
+        503,
+        "Webhook intake is disabled: no webhook secret is configured. Set GITHUB_WEBHOOK_SECRET (Helm: the chart's webhook Secret) to the secret of the GitHub webhook and restart.",
+      );
     }
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!verifySignature(raw, req.headers["x-hub-signature-256"], secrets)) {
       count("unverified", Outcomes.unauthorized);
-      req.log.warn({ hasSignature: typeof req.headers["x-hub-signature-256"] === "string", bytes: raw.length }, "Rejected webhook delivery with a missing or invalid signature");
-      return sendProblem(reply, "unauthorized", 401, "Missing or invalid X-Hub-Signature-256. Set the GitHub webhook's secret to the value of GITHUB_WEBHOOK_SECRET and use content type application/json.");
+      req.log.warn(
+        { hasSignature: typeof req.headers["x-hub-signature-256"] === "string", bytes: raw.length },
+        "Rejected webhook delivery with a missing or invalid signature",
+      );
+      return sendProblem(
+        reply,
+        "unauthorized",
+        401,
+        "Missing or invalid X-Hub-Signature-256. Set the GitHub webhook's secret to the value of GITHUB_WEBHOOK_SECRET and use content type application/json.",
+      );
     }
     const event = header(req, "x-github-event");
     const delivery = header(req, "x-github-delivery");
@@ -146,7 +167,9 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     if (event !== "ping" && !ruleEvents.has(event) && !listens) {
       req.log.info({ delivery, event }, "Ignored delivery: no rule matches");
       count(eventLabel(event), Outcomes.ignored);
-      return reply.code(202).send({ success: true, message: "ignored: no rule matches this event", data: { delivery, event, outcome: Outcomes.ignored } });
+      return reply
+        .code(202)
+        .send({ success: true, message: "ignored: no rule matches this event", data: { delivery, event, outcome: Outcomes.ignored } });
     }
     const parsed = parsePayload(raw, header(req, "content-type"));
     if (!parsed.ok) {
@@ -181,7 +204,8 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     const pending = inflight.get(delivery);
     if (pending) {
       const r = await pending.catch(() => undefined);
-      if (r && r.outcome !== "busy") return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: r.name, namespace: deps.runs.namespace });
+      if (r && r.outcome !== "busy")
+        return ok(200, Outcomes.duplicate, "duplicate delivery", { coderun_name: r.name, namespace: deps.runs.namespace });
     }
 
     if (listens) {
@@ -191,7 +215,10 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
       const listened = Promise.resolve()
         .then(() => deps.onDelivery!(event, payload, delivery))
         .catch((err: unknown) => log.warn({ err }, "Delivery listener failed"));
-      await Promise.race([listened, new Promise<void>((resolve) => (listenerTimer = setTimeout(resolve, deps.config.webhook.ackTimeoutMs)))]);
+      await Promise.race([
+        listened,
+        new Promise<void>((resolve) => (listenerTimer = setTimeout(resolve, deps.config.webhook.ackTimeoutMs))),
+      ]);
       clearTimeout(listenerTimer);
     }
     const match = matchEvent(event, payload, rules);
@@ -201,17 +228,26 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
     }
     let decision = authorizeSender(event, payload, settings);
     const repoFullName = (payload.repository as { full_name?: unknown } | undefined)?.full_name;
-    if (deps.permissions && senderLogin && typeof repoFullName === "string" && !isBot(sender) && !settings.webhook.allowUsers.some((u) => u.toLowerCase() === senderLogin.toLowerCase())) {
+    if (
+      deps.permissions &&
+      senderLogin &&
+      typeof repoFullName === "string" &&
+      !isBot(sender) &&
+      !settings.webhook.allowUsers.some((u) => u.toLowerCase() === senderLogin.toLowerCase())
+    ) {
       try {
         const perm = await deps.permissions.permission(repoFullName, senderLogin);
-        decision = ["admin", "maintain", "write"].includes(perm) ? { allowed: true, via: `repository permission ${perm}` } : { allowed: false, reason: `${senderLogin} has ${perm} permission on ${repoFullName} (write needed)` };
+        decision = ["admin", "maintain", "write"].includes(perm)
+          ? { allowed: true, via: `repository permission ${perm}` }
+          : { allowed: false, reason: `${senderLogin} has ${perm} permission on ${repoFullName} (write needed)` };
       } catch (err) {
         log.warn({ err }, "Failed to check the sender's permission; falling back to author_association");
       }
     }
     const target = refusalTarget(payload);
     const refuse = (reason: Refusal["reason"], detail: string, run?: string) => {
-      if (target && deps.onRefusal) deps.onRefusal({ delivery, ...target, login: senderLogin ?? "unknown", reason, detail, ...(run ? { run } : {}) });
+      if (target && deps.onRefusal)
+        deps.onRefusal({ delivery, ...target, login: senderLogin ?? "unknown", reason, detail, ...(run ? { run } : {}) });
     };
     if (!decision.allowed) {
       log.info({ rule: match.rule.rule.name, reason: decision.reason }, "Ignored delivery: sender may not trigger agents");
@@ -233,15 +269,19 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
 
     // One active run per task and service: a second request while one runs gets a reply, not a
     // run. The check is part of the create, so a slow API server is covered by the ack timeout.
-    const creation: Promise<CreateResult> = activeSibling(deps.runs, run).catch(() => undefined).then((active): CreateResult | Promise<CreateResult> => active
-      ? { outcome: "busy" as const, name, active }
-      : deps.runs.create(run).then(
-        () => ({ outcome: "created" as const, name }),
-        (err: unknown) => {
-          if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate" as const, name };
-          throw err;
-        },
-      ));
+    const creation: Promise<CreateResult> = activeSibling(deps.runs, run)
+      .catch(() => undefined)
+      .then((active): CreateResult | Promise<CreateResult> =>
+        active
+          ? { outcome: "busy" as const, name, active }
+          : deps.runs.create(run).then(
+              () => ({ outcome: "created" as const, name }),
+              (err: unknown) => {
+                if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate" as const, name };
+                throw err;
+              },
+            ),
+      );
     const busy = (active: AnyRun) => {
       const phase = active.status?.phase ?? "Pending";
       runLog.info({ active: active.metadata.name, phase }, "Ignored delivery: the task already has an active run");
@@ -269,14 +309,24 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
           (late) => {
             count(eventLabel(event), late.outcome);
             if (late.outcome === "busy") busy(late.active);
-            else runLog.info({ taskId: run.spec.taskId, by: decision.via }, late.outcome === "created" ? "Created CodeRun after acknowledging delivery" : "Ignored duplicate delivery");
+            else
+              runLog.info(
+                { taskId: run.spec.taskId, by: decision.via },
+                late.outcome === "created" ? "Created CodeRun after acknowledging delivery" : "Ignored duplicate delivery",
+              );
           },
           (err: unknown) => {
             count(eventLabel(event), Outcomes.error);
             runLog.error({ err }, "Failed to create CodeRun after acknowledging delivery; redeliver it from the GitHub webhook settings");
           },
         );
-        return reply.code(202).send({ success: true, message: "accepted: the CodeRun is being created", data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace } });
+        return reply
+          .code(202)
+          .send({
+            success: true,
+            message: "accepted: the CodeRun is being created",
+            data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace },
+          });
       }
       if (r.outcome === "busy") return ok(202, Outcomes.busy, busy(r.active), { coderun_name: r.active.metadata.name });
       if (r.outcome === "duplicate") {
@@ -290,10 +340,18 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
       if (err instanceof RunStoreError && err.reason === "Unavailable") {
         runLog.error({ err }, "Failed to create CodeRun: Kubernetes API unreachable");
         reply.header("retry-after", String(RETRY_AFTER_SECONDS));
-        return sendProblem(reply, "unavailable", 503, "The Kubernetes API server is unreachable; nothing was created. Redeliver this delivery from the GitHub webhook settings.");
+        return sendProblem(
+          reply,
+          "unavailable",
+          503,
+          "The Kubernetes API server is unreachable; nothing was created. Redeliver this delivery from the GitHub webhook settings.",
+        );
       }
       runLog.error({ err }, "Failed to create CodeRun from webhook delivery");
-      const detail = err instanceof RunStoreError ? `The CodeRun for this delivery was refused (${err.reason}: ${err.message}). An operator must fix webhook rule ${match.rule.rule.name} or the defaults.` : "Internal error; see the controller logs.";
+      const detail =
+        err instanceof RunStoreError
+          ? `The CodeRun for this delivery was refused (${err.reason}: ${err.message}). An operator must fix webhook rule ${match.rule.rule.name} or the defaults.`
+          : "Internal error; see the controller logs.";
       return sendProblem(reply, "internal", 500, detail);
     } finally {
       clearTimeout(timer);
@@ -303,7 +361,9 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
   app.register(async (scope) => {
     // Raw bytes for every content type: the signature covers the exact body received.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: deps.config.webhook.maxBodyBytes }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: deps.config.webhook.maxBodyBytes }, (_req, body, done) =>
+      done(null, body),
+    );
     for (const path of WEBHOOK_PATHS) {
       scope.post(path, { bodyLimit: deps.config.webhook.maxBodyBytes }, handle);
     }

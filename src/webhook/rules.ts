@@ -40,12 +40,18 @@ export function compileRules(settings: WebhookSettings): CompiledRule[] {
     let agent: { githubUser?: string; githubApp?: string; model?: string } | undefined;
     if (rule.run.agent !== undefined) {
       agent = findAgent(settings, rule.run.agent);
-      if (!agent) throw new WebhookConfigError(`${where}: run.agent "${rule.run.agent}" is not in the agents roster; add it under agents: or fix the name (known: ${Object.keys(settings.agents).join(", ") || "none"}).`);
+      if (!agent)
+        throw new WebhookConfigError(
+          `${where}: run.agent "${rule.run.agent}" is not in the agents roster; add it under agents: or fix the name (known: ${Object.keys(settings.agents).join(", ") || "none"}).`,
+        );
     }
     // The first level that names an identity wins, so a rule's githubApp is not mixed with a default githubUser.
     const levels = [rule.run, agent ?? {}, d];
     const level = levels.find((l) => l.githubUser || l.githubApp);
-    if (!level) throw new WebhookConfigError(`${where}: no GitHub identity for the CodeRun; set run.githubUser, run.githubApp, run.agent or webhook.defaults.githubUser/githubApp.`);
+    if (!level)
+      throw new WebhookConfigError(
+        `${where}: no GitHub identity for the CodeRun; set run.githubUser, run.githubApp, run.agent or webhook.defaults.githubUser/githubApp.`,
+      );
     if (level.githubUser && level.githubApp) throw new WebhookConfigError(`${where}: set only one of githubUser or githubApp.`);
     let pattern: RegExp | undefined;
     if (rule.commentPattern !== undefined) {
@@ -157,7 +163,12 @@ export function deliveryRunName(deliveryId: string): string {
 
 /** A DNS label for the service from a repository name (e.g. My.Repo → my-repo). */
 export function serviceFromRepo(name: string): string | undefined {
-  const s = name.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 53).replace(/-+$/, "");
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 53)
+    .replace(/-+$/, "");
   return s || undefined;
 }
 
@@ -165,7 +176,12 @@ function truncateUtf8(s: string, maxBytes: number): string {
   const b = Buffer.from(s, "utf8");
   if (b.length <= maxBytes) return s;
   // Drop a partial multi-byte character at the cut.
-  return b.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "") + "\n[truncated]";
+  return (
+    b
+      .subarray(0, maxBytes)
+      .toString("utf8")
+      .replace(/\uFFFD$/, "") + "\n[truncated]"
+  );
 }
 
 const FENCE = "untrusted-github-content";
@@ -174,7 +190,11 @@ const FENCE = "untrusted-github-content";
  * Wraps text written on GitHub so the agent can tell it apart from its instructions: a preface
  * saying who wrote it and that it is untrusted, and a fence the text cannot close early.
  */
-export function markUntrusted(text: string, origin: { login: string; association?: string; where: string; url?: string }, maxBytes: number): string {
+export function markUntrusted(
+  text: string,
+  origin: { login: string; association?: string; where: string; url?: string },
+  maxBytes: number,
+): string {
   const body = truncateUtf8(text, maxBytes).replace(new RegExp(`<(/?)${FENCE}`, "gi"), "&lt;$1" + FENCE);
   const who = `GitHub user @${origin.login}${origin.association ? ` (author association ${origin.association})` : ""}`;
   return [
@@ -208,9 +228,11 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   const labels = Array.isArray(issue?.labels) ? issue.labels.map((l) => str(obj(l)?.name)).filter((n): n is string => n !== undefined) : [];
   const taskLabel = labels.map((n) => /^task-([1-9][0-9]{0,9})$/.exec(n)?.[1]).find((n) => n !== undefined);
   const taskId = ctx.match.taskId ?? (taskLabel !== undefined ? Number(taskLabel) : undefined) ?? number;
-  if (taskId === undefined || taskId < 1) return { ok: false, reason: "no task id: the event has no issue or pull request number and the trigger names none" };
+  if (taskId === undefined || taskId < 1)
+    return { ok: false, reason: "no task id: the event has no issue or pull request number and the trigger names none" };
 
-  const repositoryUrl = rule.rule.run.repositoryUrl ?? str(repo?.clone_url) ?? (fullName ? `https://github.com/${fullName}.git` : undefined);
+  const repositoryUrl =
+    rule.rule.run.repositoryUrl ?? str(repo?.clone_url) ?? (fullName ? `https://github.com/${fullName}.git` : undefined);
   if (!repositoryUrl) return { ok: false, reason: "no repository: the event has none and the rule sets no run.repositoryUrl" };
   const service = rule.rule.run.service ?? d.service ?? serviceFromRepo(str(repo?.name) ?? "");
   if (!service) return { ok: false, reason: "no service: set run.service or webhook.defaults.service" };

@@ -39,35 +39,78 @@ describe("Claude Code as an MCP client of orchestrator mcp", () => {
     const repo = await gitCheckout();
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "mcp-claude-home-"));
     const mcpConfig = path.join(home, "mcp.json");
-    fs.writeFileSync(mcpConfig, JSON.stringify({
-      mcpServers: {
-        orchestrator: {
-          command: process.execPath,
-          args: [path.join(process.cwd(), "bin/orchestrator.js"), "mcp"],
-          env: { PATH: process.env.PATH ?? "", HOME: home, ORCHESTRATOR_API_URL: api.url, ORCHESTRATOR_TOKEN: SERVICE_TOKEN },
+    fs.writeFileSync(
+      mcpConfig,
+      JSON.stringify({
+        mcpServers: {
+          orchestrator: {
+            command: process.execPath,
+            args: [path.join(process.cwd(), "bin/orchestrator.js"), "mcp"],
+            env: { PATH: process.env.PATH ?? "", HOME: home, ORCHESTRATOR_API_URL: api.url, ORCHESTRATOR_TOKEN: SERVICE_TOKEN },
+          },
+        },
+      }),
+    );
+    model.setScript([
+      {
+        text: "Submitting the task.",
+        tool: TOOL,
+        input: {
+          task_id: 21,
+          service: "checkout",
+          github_user: "alice",
+          model: "claude-opus-4-20250514",
+          prompt_modification: "Add retries to the payment client.",
         },
       },
-    }));
-    model.setScript([
-      { text: "Submitting the task.", tool: TOOL, input: { task_id: 21, service: "checkout", github_user: "alice", model: "claude-opus-4-20250514", prompt_modification: "Add retries to the payment client." } },
       { text: "The task is submitted." },
     ]);
-    const r = await execa(CLAUDE, ["-p", "Submit task 21 of the checkout service to the orchestrator.", "--output-format", "stream-json", "--verbose", "--mcp-config", mcpConfig, "--strict-mcp-config", "--allowedTools", TOOL], {
-      cwd: repo.dir,
-      env: { PATH: process.env.PATH ?? "", HOME: home, ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: "sk-ant-test", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", DISABLE_AUTOUPDATER: "1" },
-      extendEnv: false,
-      stdin: "ignore",
-      reject: false,
-      timeout: 90_000,
-    });
+    const r = await execa(
+      CLAUDE,
+      [
+        "-p",
+        "Submit task 21 of the checkout service to the orchestrator.",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--mcp-config",
+        mcpConfig,
+        "--strict-mcp-config",
+        "--allowedTools",
+        TOOL,
+      ],
+      {
+        cwd: repo.dir,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: home,
+          ANTHROPIC_BASE_URL: model.url,
+          ANTHROPIC_API_KEY: "sk-ant-test",
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+          DISABLE_AUTOUPDATER: "1",
+        },
+        extendEnv: false,
+        stdin: "ignore",
+        reject: false,
+        timeout: 90_000,
+      },
+    );
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const events = String(r.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const init = events.find((e) => e.type === "system" && e.subtype === "init") as { tools?: string[]; mcp_servers?: { name: string; status: string }[] } | undefined;
+    const events = String(r.stdout)
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const init = events.find((e) => e.type === "system" && e.subtype === "init") as
+      { tools?: string[]; mcp_servers?: { name: string; status: string }[] } | undefined;
     expect(init?.mcp_servers).toContainEqual(expect.objectContaining({ name: "orchestrator", status: "connected" }));
     expect(init?.tools).toContain(TOOL);
     expect(events.at(-1)).toMatchObject({ type: "result", subtype: "success" });
 
-    const items = ((await cluster().kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" })) as { items: CodeRun[] }).items;
+    const items = (
+      (await cluster()
+        .kubeConfig.makeApiClient(CustomObjectsApi)
+        .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" })) as { items: CodeRun[] }
+    ).items;
     expect(items).toHaveLength(1);
     expect(items[0]!.spec).toMatchObject({
       taskId: 21,

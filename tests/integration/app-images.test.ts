@@ -56,7 +56,7 @@ describe("agent image", () => {
 
   it("runs Node 24 as uid 1000 (a named user) in /workspace with the agent environment, with git, ssh and CA certificates", async () => {
     const script = [
-      'node -e \'const os = require("os"); console.log(JSON.stringify({ node: process.version, uid: process.getuid(), user: os.userInfo().username, cwd: process.cwd(), env: { DISABLE_AUTOUPDATER: process.env.DISABLE_AUTOUPDATER, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: process.env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC } }))\'',
+      "node -e 'const os = require(\"os\"); console.log(JSON.stringify({ node: process.version, uid: process.getuid(), user: os.userInfo().username, cwd: process.cwd(), env: { DISABLE_AUTOUPDATER: process.env.DISABLE_AUTOUPDATER, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: process.env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC } }))'",
       "git --version",
       "ssh -V 2>&1",
       "test -s /etc/ssl/certs/ca-certificates.crt && echo ca-ok",
@@ -80,7 +80,9 @@ describe("agent image", () => {
   it("its entrypoint is the agent runner, which says what is missing when no run is mounted", async () => {
     const r = await containerd.run(ref("agent"), "agent-entry");
     expect(r.exitCode).toBe(1);
-    expect(String(r.stdout) + String(r.stderr)).toContain("/task-files/run.json is missing: the run's ConfigMap is not mounted at /task-files.");
+    expect(String(r.stdout) + String(r.stderr)).toContain(
+      "/task-files/run.json is missing: the run's ConfigMap is not mounted at /task-files.",
+    );
   });
 });
 
@@ -102,9 +104,15 @@ describe("controller image", () => {
     let exited = false;
     void run.finally(() => (exited = true));
     const base = `http://127.0.0.1:${port}`;
-    const health = await poll(() => !exited, async () => fetch(`${base}/health`).then((r) => (r.ok ? (r.json() as Promise<Record<string, unknown>>) : undefined)));
+    const health = await poll(
+      () => !exited,
+      async () => fetch(`${base}/health`).then((r) => (r.ok ? (r.json() as Promise<Record<string, unknown>>) : undefined)),
+    );
     expect(health).toMatchObject({ status: "healthy", version: pkg.version });
-    const ready = await poll(() => !exited, async () => fetch(`${base}/ready`).then((r) => (r.status === 200 ? r.json() : undefined)));
+    const ready = await poll(
+      () => !exited,
+      async () => fetch(`${base}/ready`).then((r) => (r.status === 200 ? r.json() : undefined)),
+    );
     expect(ready).toMatchObject({ status: "ready" });
     // The dashboard's front end is part of the image (dist/web).
     const page = await fetch(`${base}/`);

@@ -21,15 +21,36 @@ afterEach(async () => {
   while (stops.length) await stops.pop()?.();
 });
 
-const kubectl = (args: string[], input?: string) => execa(inject("kubectl"), ["--kubeconfig", cluster().kubeconfigPath, ...args], { reject: false, input });
+const kubectl = (args: string[], input?: string) =>
+  execa(inject("kubectl"), ["--kubeconfig", cluster().kubeconfigPath, ...args], { reject: false, input });
 
 describe("the CRD refuses what no requester may ask for", () => {
   it.each([
-    ["secretName '.' (a GET would become a LIST)", { envFromSecrets: [{ name: "X", secretName: ".", secretKey: "k" }] }, /spec\.envFromSecrets\[0\]\.secretName in body should match/],
-    ["NODE_OPTIONS in env", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }, /spec\.env may not set variables the runner, git or Node read/],
-    ["https_proxy from a Secret", { envFromSecrets: [{ name: "https_proxy", secretName: "npm-token", secretKey: "k" }] }, /envFromSecrets may not set variables/],
-    ["a docs repository over plain HTTP", { docsRepositoryUrl: "http://evil.example:8080/x/y.git" }, /spec\.docsRepositoryUrl in body should match/],
-    ["credentials in a repository URL", { repositoryUrl: "https://x-access-token:t@github.com/acme/api.git" }, /spec\.repositoryUrl in body should match/],
+    [
+      "secretName '.' (a GET would become a LIST)",
+      { envFromSecrets: [{ name: "X", secretName: ".", secretKey: "k" }] },
+      /spec\.envFromSecrets\[0\]\.secretName in body should match/,
+    ],
+    [
+      "NODE_OPTIONS in env",
+      { env: { NODE_OPTIONS: "--require /workspace/x.js" } },
+      /spec\.env may not set variables the runner, git or Node read/,
+    ],
+    [
+      "https_proxy from a Secret",
+      { envFromSecrets: [{ name: "https_proxy", secretName: "npm-token", secretKey: "k" }] },
+      /envFromSecrets may not set variables/,
+    ],
+    [
+      "a docs repository over plain HTTP",
+      { docsRepositoryUrl: "http://evil.example:8080/x/y.git" },
+      /spec\.docsRepositoryUrl in body should match/,
+    ],
+    [
+      "credentials in a repository URL",
+      { repositoryUrl: "https://x-access-token:t@github.com/acme/api.git" },
+      /spec\.repositoryUrl in body should match/,
+    ],
     ["an identity that is not a login", { githubUser: "../x" }, /spec\.githubUser in body should match/],
   ])("%s", async (_what, spec, message) => {
     const ns = await newNamespace("crd");
@@ -41,7 +62,17 @@ describe("the CRD refuses what no requester may ask for", () => {
 
 /** Renders and applies the chart's admission policy for a release in `ns`. */
 async function applyAdmissionPolicy(ns: string): Promise<void> {
-  const rendered = await execa(inject("helm"), ["template", "orchestrator", chartDir(), "--namespace", ns, "--set", "secrets.existingSecret=x", "--show-only", "templates/admission-policy.yaml"]);
+  const rendered = await execa(inject("helm"), [
+    "template",
+    "orchestrator",
+    chartDir(),
+    "--namespace",
+    ns,
+    "--set",
+    "secrets.existingSecret=x",
+    "--show-only",
+    "templates/admission-policy.yaml",
+  ]);
   const applied = await kubectl(["apply", "-f", "-"], rendered.stdout);
   expect(applied.exitCode, applied.stderr).toBe(0);
 }
@@ -52,13 +83,20 @@ describe("only the controller records who asked for a run", () => {
     const ns = await newNamespace("vap");
     const sa = await applyChartRbac(cp, ns);
     await applyAdmissionPolicy(ns);
-    const forged = { ...codeRun(ns, "forged"), metadata: { name: "forged", namespace: ns, annotations: buildAuthzAnnotations("api-token-1", codeRun(ns, "x").spec) } };
+    const forged = {
+      ...codeRun(ns, "forged"),
+      metadata: { name: "forged", namespace: ns, annotations: buildAuthzAnnotations("api-token-1", codeRun(ns, "x").spec) },
+    };
     // The policy takes effect within a few seconds of its creation.
-    const denied = await waitFor(async () => {
-      const r = await kubectl(["create", "-f", "-"], JSON.stringify(forged));
-      if (r.exitCode === 0) await kubectl(["delete", "coderun", "forged", "-n", ns]);
-      return r.exitCode !== 0 && r.stderr;
-    }, 30_000, "admission policy active");
+    const denied = await waitFor(
+      async () => {
+        const r = await kubectl(["create", "-f", "-"], JSON.stringify(forged));
+        if (r.exitCode === 0) await kubectl(["delete", "coderun", "forged", "-n", ns]);
+        return r.exitCode !== 0 && r.stderr;
+      },
+      30_000,
+      "admission policy active",
+    );
     expect(denied).toMatch(/Only the orchestrator may set or change the annotations orchestrator\.platform\/requester/);
 
     const plain = await kubectl(["create", "-f", "-"], JSON.stringify(codeRun(ns, "plain")));
@@ -101,23 +139,45 @@ authorization:
     const authorized = codeRun(ns, "authorized", { envFromSecrets: [{ name: "NPM_TOKEN", secretName: "npm-token", secretKey: "token" }] });
     authorized.metadata.annotations = buildAuthzAnnotations("api-token-1", authorized.spec);
     // The same requester asking for the controller's own Secret (e.g. through a spec edited later).
-    const own = codeRun(ns, "own", { envFromSecrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }] });
+    const own = codeRun(ns, "own", {
+      envFromSecrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }],
+    });
     own.metadata.annotations = buildAuthzAnnotations("api-token-1", own.spec);
     // Made with kubectl: no rule lists `kubernetes`.
     const kubectlMade = codeRun(ns, "kubectl-made");
-    await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: ns, body: { metadata: { name: "npm-token" }, stringData: { token: "npm_x" } } });
+    await cp.kubeConfig
+      .makeApiClient(CoreV1Api)
+      .createNamespacedSecret({ namespace: ns, body: { metadata: { name: "npm-token" }, stringData: { token: "npm_x" } } });
     for (const r of [authorized, own, kubectlMade]) await runs.create(r);
 
-    const ownStatus = await waitFor(async () => ((await statusOf("own"))?.phase === "Failed" ? statusOf("own") : undefined), 20_000, "own Failed");
+    const ownStatus = await waitFor(
+      async () => ((await statusOf("own"))?.phase === "Failed" ? statusOf("own") : undefined),
+      20_000,
+      "own Failed",
+    );
     expect(ownStatus).toMatchObject({ reason: "NotAuthorized" });
     expect(ownStatus?.message).toContain("Secret orchestrator-secrets may not be mounted into runs");
-    const kubectlStatus = await waitFor(async () => ((await statusOf("kubectl-made"))?.phase === "Failed" ? statusOf("kubectl-made") : undefined), 20_000, "kubectl-made Failed");
+    const kubectlStatus = await waitFor(
+      async () => ((await statusOf("kubectl-made"))?.phase === "Failed" ? statusOf("kubectl-made") : undefined),
+      20_000,
+      "kubectl-made Failed",
+    );
     expect(kubectlStatus?.message).toMatch(/kubernetes may not create runs: no authorization rule lists it/);
-    const authorizedStatus = await waitFor(async () => ((await statusOf("authorized"))?.jobName ? statusOf("authorized") : undefined), 20_000, "authorized Job").catch(async (e) => { throw new Error(`${e}: ${JSON.stringify(await statusOf("authorized"))}`); });
+    const authorizedStatus = await waitFor(
+      async () => ((await statusOf("authorized"))?.jobName ? statusOf("authorized") : undefined),
+      20_000,
+      "authorized Job",
+    ).catch(async (e) => {
+      throw new Error(`${e}: ${JSON.stringify(await statusOf("authorized"))}`);
+    });
     expect(authorizedStatus?.phase).toBe("Running");
     const jobs = (await batch.listNamespacedJob({ namespace: ns })).items;
     expect(jobs.map((j) => j.metadata?.name)).toEqual([authorizedStatus?.jobName]);
-    expect(jobs[0]?.spec?.template.spec?.containers[0]?.env?.some((e) => e.valueFrom?.secretKeyRef?.name === "orchestrator-secrets" && e.name === "X")).toBe(false);
+    expect(
+      jobs[0]?.spec?.template.spec?.containers[0]?.env?.some(
+        (e) => e.valueFrom?.secretKeyRef?.name === "orchestrator-secrets" && e.name === "X",
+      ),
+    ).toBe(false);
   });
 });
 
@@ -127,10 +187,22 @@ describe("TokenReview", () => {
     const ns = await newNamespace("tr");
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "ci" } } });
-    const token = async (audiences: string[]) => (await core.createNamespacedServiceAccountToken({ namespace: ns, name: "ci", body: { spec: { audiences, expirationSeconds: 600 } } })).status?.token ?? "";
-    const auth = createAuthenticator({ tokens: [], tokenReview: { reviewer: createKubeTokenReviewer(cp.kubeConfig), allow: [], audiences: ["orchestrator"], namespace: ns } });
-    expect(await auth.authenticate(`Bearer ${await token(["orchestrator"])}`)).toMatchObject({ ok: true, principal: { name: `system:serviceaccount:${ns}:ci` } });
+    const token = async (audiences: string[]) =>
+      (await core.createNamespacedServiceAccountToken({ namespace: ns, name: "ci", body: { spec: { audiences, expirationSeconds: 600 } } }))
+        .status?.token ?? "";
+    const auth = createAuthenticator({
+      tokens: [],
+      tokenReview: { reviewer: createKubeTokenReviewer(cp.kubeConfig), allow: [], audiences: ["orchestrator"], namespace: ns },
+    });
+    expect(await auth.authenticate(`Bearer ${await token(["orchestrator"])}`)).toMatchObject({
+      ok: true,
+      principal: { name: `system:serviceaccount:${ns}:ci` },
+    });
     // A token meant for the Kubernetes API (the default audience) is not one for the orchestrator.
-    expect(await auth.authenticate(`Bearer ${await token([])}`)).toMatchObject({ ok: false, status: 401, message: expect.stringMatching(/--audience orchestrator/) });
+    expect(await auth.authenticate(`Bearer ${await token([])}`)).toMatchObject({
+      ok: false,
+      status: 401,
+      message: expect.stringMatching(/--audience orchestrator/),
+    });
   });
 });

@@ -24,7 +24,14 @@ const FIXTURES = path.join(ROOT, "tests", "fixtures", "chart");
 const PROD_VALUES = path.join(FIXTURES, "prod-values.yaml");
 const FULL_VALUES = path.join(FIXTURES, "full-values.yaml");
 /** README "Local Development": --set image.pullPolicy=IfNotPresent --set secrets.anthropicApiKey="test-key" --set secrets.githubToken="test-token". */
-const DEV_SET = ["--set", "image.pullPolicy=IfNotPresent", "--set", "secrets.anthropicApiKey=test-key", "--set", "secrets.githubToken=test-token"];
+const DEV_SET = [
+  "--set",
+  "image.pullPolicy=IfNotPresent",
+  "--set",
+  "secrets.anthropicApiKey=test-key",
+  "--set",
+  "secrets.githubToken=test-token",
+];
 /** README "Quick Start": only the API key. */
 const QUICK_SET = ["--set", "secrets.anthropicApiKey=your-anthropic-api-key"];
 
@@ -54,7 +61,11 @@ interface Container {
   image: string;
   imagePullPolicy: string;
   ports: { name: string; containerPort: number }[];
-  env: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; fieldRef?: { fieldPath: string } } }[];
+  env: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; fieldRef?: { fieldPath: string } };
+  }[];
   livenessProbe: { httpGet: { path: string; port: string } };
   readinessProbe: { httpGet: { path: string; port: string } };
   securityContext: Record<string, unknown>;
@@ -67,7 +78,13 @@ interface Deployment extends K8sObject {
     strategy: { type: string };
     template: {
       metadata: { annotations: Record<string, string> };
-      spec: { serviceAccountName: string; securityContext: Record<string, unknown>; containers: Container[]; volumes: { name: string; configMap?: { name: string }; emptyDir?: unknown }[]; imagePullSecrets?: { name: string }[] };
+      spec: {
+        serviceAccountName: string;
+        securityContext: Record<string, unknown>;
+        containers: Container[];
+        volumes: { name: string; configMap?: { name: string }; emptyDir?: unknown }[];
+        imagePullSecrets?: { name: string }[];
+      };
     };
   };
 }
@@ -86,12 +103,19 @@ function run(bin: string, args: string[], opts: { input?: string; env?: Record<s
 async function render(args: string[], helm = tools.helm): Promise<K8sObject[]> {
   const r = await run(helm, ["template", "orchestrator", SEED_CHART, "--namespace", "orchestrator", ...args]);
   if (r.exitCode !== 0) throw new Error(`helm template ${args.join(" ")} failed:\n${String(r.stderr)}`);
-  return parseAllDocuments(String(r.stdout)).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => Boolean(o?.kind));
+  return parseAllDocuments(String(r.stdout))
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => Boolean(o?.kind));
 }
 
 function find<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, name: string, namespace?: string): T {
-  const o = objs.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
-  if (!o) throw new Error(`no ${kind} ${name}${namespace ? ` in ${namespace}` : ""} among: ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")}`);
+  const o = objs.find(
+    (x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace),
+  );
+  if (!o)
+    throw new Error(
+      `no ${kind} ${name}${namespace ? ` in ${namespace}` : ""} among: ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")}`,
+    );
   return o as T;
 }
 
@@ -154,7 +178,8 @@ describe("chart: render", () => {
       "ValidatingAdmissionPolicy/orchestrator-orchestrator-requester",
       "ValidatingAdmissionPolicyBinding/orchestrator-orchestrator-requester",
     ]);
-    for (const o of objs.filter((x) => !x.kind.startsWith("ValidatingAdmissionPolicy"))) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("orchestrator");
+    for (const o of objs.filter((x) => !x.kind.startsWith("ValidatingAdmissionPolicy")))
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("orchestrator");
 
     const cfg = controllerConfig(objs);
     expect(cfg.namespace).toBe("orchestrator");
@@ -171,14 +196,22 @@ describe("chart: render", () => {
     const c = container(objs);
     expect(c.image).toBe("ghcr.io/5dlabs/cto/orchestrator:latest");
     expect(c.imagePullPolicy).toBe("Always");
-    const svc = find(objs, "Service", "orchestrator") as K8sObject & { spec: { type: string; ports: { port: number; targetPort: string }[] } };
+    const svc = find(objs, "Service", "orchestrator") as K8sObject & {
+      spec: { type: string; ports: { port: number; targetPort: string }[] };
+    };
     expect(svc.spec.type).toBe("ClusterIP");
     expect(svc.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
     expect(c.ports).toEqual([{ name: "http", containerPort: 8080, protocol: "TCP" }]);
-    const ing = find(objs, "Ingress", "orchestrator") as K8sObject & { spec: { ingressClassName: string; rules: { host: string; http: { paths: { path: string; pathType: string }[] } }[]; tls?: unknown } };
+    const ing = find(objs, "Ingress", "orchestrator") as K8sObject & {
+      spec: { ingressClassName: string; rules: { host: string; http: { paths: { path: string; pathType: string }[] } }[]; tls?: unknown };
+    };
     expect(ing.spec.ingressClassName).toBe("nginx");
     expect(ing.spec.rules[0]?.host).toBe("orchestrator.local");
-    expect(ing.spec.rules[0]?.http.paths[0]).toMatchObject({ path: "/", pathType: "Prefix", backend: { service: { name: "orchestrator", port: { number: 80 } } } });
+    expect(ing.spec.rules[0]?.http.paths[0]).toMatchObject({
+      path: "/",
+      pathType: "Prefix",
+      backend: { service: { name: "orchestrator", port: { number: 80 } } },
+    });
     expect(ing.spec.tls).toBeUndefined();
     expect(secretData(objs)).toEqual({ ANTHROPIC_API_KEY: "your-anthropic-api-key" });
   });
@@ -217,7 +250,15 @@ describe("chart: render", () => {
         branchPrefix: "agent/",
         baseBranch: "develop",
       },
-      job: { activeDeadlineSeconds: 7200, ttlSecondsAfterFinished: 0, maxRetries: 5, retryBackoffSeconds: 2.5, retryBackoffMaxSeconds: 300, maxTurns: 500, budgetMarginSeconds: 300 },
+      job: {
+        activeDeadlineSeconds: 7200,
+        ttlSecondsAfterFinished: 0,
+        maxRetries: 5,
+        retryBackoffSeconds: 2.5,
+        retryBackoffMaxSeconds: 300,
+        maxTurns: 500,
+        budgetMarginSeconds: 300,
+      },
       storage: { storageClassName: "", workspaceSize: "50Gi" },
       concurrency: { perService: 2 },
       models: { defaultCodeModel: "claude-opus-4-20250514", defaultDocsModel: "claude-sonnet-4-20250514" },
@@ -230,7 +271,13 @@ describe("chart: render", () => {
         allowUsers: ["renovate[bot]"],
         defaults: { service: "web", githubUser: "alice", model: "claude-sonnet-4-20250514", docsProjectDirectory: "docs" },
         rules: [
-          { name: "claude-comment", event: "issue_comment", actions: ["created"], commentPattern: "^@claude (?<prompt>.+)", run: { service: "web", githubApp: "5DLabs-Rex" } },
+          {
+            name: "claude-comment",
+            event: "issue_comment",
+            actions: ["created"],
+            commentPattern: "^@claude (?<prompt>.+)",
+            run: { service: "web", githubApp: "5DLabs-Rex" },
+          },
           { name: "label", event: "issues", actions: [], label: "agent", run: {} },
         ],
       },
@@ -238,7 +285,8 @@ describe("chart: render", () => {
     });
     // Secrets never go into the ConfigMap.
     const cmText = JSON.stringify(find(objs, "ConfigMap", "orchestrator-config"));
-    for (const s of ["sk-ant-test", "ghp_000000000000000000000000000000000000", "token-one", "webhook-secret"]) expect(cmText).not.toContain(s);
+    for (const s of ["sk-ant-test", "ghp_000000000000000000000000000000000000", "token-one", "webhook-secret"])
+      expect(cmText).not.toContain(s);
     expect(secretData(objs)).toEqual({
       ANTHROPIC_API_KEY: "sk-ant-test",
       GITHUB_TOKEN: "ghp_000000000000000000000000000000000000",
@@ -253,8 +301,12 @@ describe("chart: render", () => {
     expect(secretData(objs, "orchestrator-secrets", "agents")).toEqual({ ANTHROPIC_API_KEY: "sk-ant-test" });
     expect(container(objs).env.find((e) => e.name === "KUBERNETES_NAMESPACE")?.value).toBe("agents");
     // api.tokenReview adds the cluster-scoped TokenReview permission, and nothing else.
-    expect(rulesOf(objs, "ClusterRole", "orchestrator-orchestrator-tokenreview")).toEqual([{ apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] }]);
-    expect(find(objs, "ClusterRoleBinding", "orchestrator-orchestrator-tokenreview")).toMatchObject({ subjects: [{ kind: "ServiceAccount", name: "orchestrator", namespace: "orchestrator" }] });
+    expect(rulesOf(objs, "ClusterRole", "orchestrator-orchestrator-tokenreview")).toEqual([
+      { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+    ]);
+    expect(find(objs, "ClusterRoleBinding", "orchestrator-orchestrator-tokenreview")).toMatchObject({
+      subjects: [{ kind: "ServiceAccount", name: "orchestrator", namespace: "orchestrator" }],
+    });
     // Pull secrets: the controller's list for the pod, the agent list for Jobs.
     expect(find<Deployment>(objs, "Deployment", "orchestrator").spec.template.spec.imagePullSecrets).toEqual([{ name: "ghcr-secret" }]);
     const tpl = find(objs, "ConfigMap", "orchestrator-claude-templates") as K8sObject & { data: Record<string, string> };
@@ -272,9 +324,20 @@ describe("chart: render", () => {
     expect(dep.spec.strategy).toEqual({ type: "Recreate" });
     const pod = dep.spec.template.spec;
     expect(pod.serviceAccountName).toBe("orchestrator");
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, fsGroup: 2000, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      fsGroup: 2000,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     const c = container(objs);
-    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } });
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     expect(c.livenessProbe.httpGet).toEqual({ path: "/health", port: "http" });
     expect(c.readinessProbe.httpGet).toEqual({ path: "/ready", port: "http" });
     expect(c.volumeMounts).toEqual([
@@ -292,13 +355,19 @@ describe("chart: render", () => {
     expect(env.POD_NAMESPACE?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.namespace");
     expect(env.KUBERNETES_NAMESPACE).toBeUndefined();
     expect(env.ANTHROPIC_API_KEY?.valueFrom?.secretKeyRef).toEqual({ name: "orchestrator-secrets", key: "ANTHROPIC_API_KEY" });
-    for (const [name, key] of [["GITHUB_TOKEN", "GITHUB_TOKEN"], ["ORCHESTRATOR_API_TOKENS", "ORCHESTRATOR_API_TOKENS"], ["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET"], ["GITHUB_WEBHOOK_SECRET_PREVIOUS", "GITHUB_WEBHOOK_SECRET_PREVIOUS"]] as const) {
+    for (const [name, key] of [
+      ["GITHUB_TOKEN", "GITHUB_TOKEN"],
+      ["ORCHESTRATOR_API_TOKENS", "ORCHESTRATOR_API_TOKENS"],
+      ["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET"],
+      ["GITHUB_WEBHOOK_SECRET_PREVIOUS", "GITHUB_WEBHOOK_SECRET_PREVIOUS"],
+    ] as const) {
       expect(env[name]?.valueFrom?.secretKeyRef, name).toEqual({ name: "orchestrator-secrets", key, optional: true });
     }
   });
 
   it("checksum annotations change exactly when the config, the templates or the secrets change", async () => {
-    const sums = async (args: string[]) => find<Deployment>(await render([...QUICK_SET, ...args]), "Deployment", "orchestrator").spec.template.metadata.annotations;
+    const sums = async (args: string[]) =>
+      find<Deployment>(await render([...QUICK_SET, ...args]), "Deployment", "orchestrator").spec.template.metadata.annotations;
     const base = await sums([]);
     expect(Object.keys(base).sort()).toEqual(["checksum/claude-templates", "checksum/config", "checksum/secret"]);
     expect(await sums([])).toEqual(base);
@@ -316,13 +385,19 @@ describe("chart: render", () => {
   it("an existing Secret: nothing created, everything read from it (also the upstream anthropicApiKey=use-existing)", async () => {
     const objs = await render(["--set", "secrets.existingSecret=my-secrets"]);
     expect(objs.filter((o) => o.kind === "Secret")).toEqual([]);
-    expect(container(objs).env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => e.valueFrom?.secretKeyRef?.name)).toEqual(Array(5).fill("my-secrets"));
+    expect(
+      container(objs)
+        .env.filter((e) => e.valueFrom?.secretKeyRef)
+        .map((e) => e.valueFrom?.secretKeyRef?.name),
+    ).toEqual(Array(5).fill("my-secrets"));
     expect(controllerConfig(objs).secrets.apiKeySecretName).toBe("my-secrets");
 
     // Release "demo" → fullname demo-orchestrator, so "orchestrator-secrets" can only come from use-existing.
     const r = await run(tools.helm, ["template", "demo", SEED_CHART, "--set", "secrets.anthropicApiKey=use-existing"]);
     expect(r.exitCode, String(r.stderr)).toBe(0);
-    const legacy = parseAllDocuments(String(r.stdout)).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => Boolean(o?.kind));
+    const legacy = parseAllDocuments(String(r.stdout))
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => Boolean(o?.kind));
     expect(legacy.filter((o) => o.kind === "Secret")).toEqual([]);
     expect(controllerConfig(legacy, "demo-orchestrator").secrets.apiKeySecretName).toBe("orchestrator-secrets");
   });
@@ -342,19 +417,40 @@ describe("chart: render", () => {
     expect(ns.some((o) => o.kind.startsWith("Cluster"))).toBe(false);
 
     // A ClusterRole would grant Secrets and Jobs in every namespace: refused with what to do.
-    const cluster = await run(tools.helm, ["template", "orchestrator", CHART, "--namespace", "orchestrator", ...QUICK_SET, "--set", "rbac.namespaced=false"]);
+    const cluster = await run(tools.helm, [
+      "template",
+      "orchestrator",
+      CHART,
+      "--namespace",
+      "orchestrator",
+      ...QUICK_SET,
+      "--set",
+      "rbac.namespaced=false",
+    ]);
     expect(cluster.exitCode).not.toBe(0);
     expect(String(cluster.stderr)).toMatch(/rbac\.namespaced=false is not supported.*Remove --set rbac\.namespaced=false/s);
 
     const none = await render([...QUICK_SET, "--set", "rbac.create=false", "--set", "api.tokenReview=true"]);
     expect(none.filter((o) => /Role/.test(o.kind))).toEqual([]);
 
-    const extra = await render([...QUICK_SET, "--set", "rbac.extraRules[0].apiGroups[0]=", "--set", "rbac.extraRules[0].resources[0]=services", "--set", "rbac.extraRules[0].verbs[0]=get"]);
-    expect(rulesOf(extra, "Role", "orchestrator")).toEqual([...EXPECTED_RULES, { apiGroups: [""], resources: ["services"], verbs: ["get"] }]);
+    const extra = await render([
+      ...QUICK_SET,
+      "--set",
+      "rbac.extraRules[0].apiGroups[0]=",
+      "--set",
+      "rbac.extraRules[0].resources[0]=services",
+      "--set",
+      "rbac.extraRules[0].verbs[0]=get",
+    ]);
+    expect(rulesOf(extra, "Role", "orchestrator")).toEqual([
+      ...EXPECTED_RULES,
+      { apiGroups: [""], resources: ["services"], verbs: ["get"] },
+    ]);
   });
 
   it("the templates ConfigMap is never empty, takes chart files and value overrides; override names match the controller's templates", async () => {
-    const tplOf = (objs: K8sObject[]) => (find(objs, "ConfigMap", "orchestrator-claude-templates") as K8sObject & { data: Record<string, string> }).data;
+    const tplOf = (objs: K8sObject[]) =>
+      (find(objs, "ConfigMap", "orchestrator-claude-templates") as K8sObject & { data: Record<string, string> }).data;
     const base = tplOf(await render(QUICK_SET));
     expect(Object.keys(base)).toEqual(["README.md"]);
     expect(base["README.md"]).toBe(fs.readFileSync(path.join(CHART, "claude-templates", "README.md"), "utf8"));
@@ -365,16 +461,37 @@ describe("chart: render", () => {
       fs.cpSync(CHART, copy, { recursive: true });
       fs.writeFileSync(path.join(copy, "claude-templates", "docs_CLAUDE.md.hbs"), "from the chart {{runName}}\n");
       fs.writeFileSync(path.join(copy, "claude-templates", "code_mcp.json.hbs"), "{}\n");
-      const r = await run(tools.helm, ["template", "orchestrator", copy, ...QUICK_SET, "--set-string", "templates.overrides.code_mcp\\.json\\.hbs=from values"]);
+      const r = await run(tools.helm, [
+        "template",
+        "orchestrator",
+        copy,
+        ...QUICK_SET,
+        "--set-string",
+        "templates.overrides.code_mcp\\.json\\.hbs=from values",
+      ]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      const data = tplOf(parseAllDocuments(String(r.stdout)).map((d) => d.toJS() as K8sObject).filter((o) => o?.kind));
-      expect(data).toEqual({ "README.md": base["README.md"], "docs_CLAUDE.md.hbs": "from the chart {{runName}}\n", "code_mcp.json.hbs": "from values" });
+      const data = tplOf(
+        parseAllDocuments(String(r.stdout))
+          .map((d) => d.toJS() as K8sObject)
+          .filter((o) => o?.kind),
+      );
+      expect(data).toEqual({
+        "README.md": base["README.md"],
+        "docs_CLAUDE.md.hbs": "from the chart {{runName}}\n",
+        "code_mcp.json.hbs": "from values",
+      });
     } finally {
       fs.rmSync(copy, { recursive: true, force: true });
     }
 
-    const schema = JSON.parse(fs.readFileSync(path.join(CHART, "values.schema.json"), "utf8")) as { properties: { templates: { properties: { overrides: { propertyNames: { enum: string[] } } } } } };
-    expect([...schema.properties.templates.properties.overrides.propertyNames.enum].sort()).toEqual(Object.keys(BUILTIN_TEMPLATES).map((n) => `${n}.hbs`).sort());
+    const schema = JSON.parse(fs.readFileSync(path.join(CHART, "values.schema.json"), "utf8")) as {
+      properties: { templates: { properties: { overrides: { propertyNames: { enum: string[] } } } } };
+    };
+    expect([...schema.properties.templates.properties.overrides.propertyNames.enum].sort()).toEqual(
+      Object.keys(BUILTIN_TEMPLATES)
+        .map((n) => `${n}.hbs`)
+        .sort(),
+    );
   });
 });
 
@@ -423,7 +540,8 @@ describe("chart: wrong input fails at install time with a clear message", () => 
 describe("chart on a real API server", () => {
   const cluster = useControlPlane("minimal");
   const kc = () => cluster().kubeconfigPath;
-  const kubectl = (args: string[], input?: string) => run(tools.kubectl, ["--kubeconfig", kc(), ...args], input === undefined ? {} : { input });
+  const kubectl = (args: string[], input?: string) =>
+    run(tools.kubectl, ["--kubeconfig", kc(), ...args], input === undefined ? {} : { input });
   const helmIn = (helm: string, args: string[]) => run(helm, [...args, "--kubeconfig", kc()]);
 
   beforeAll(async () => {
@@ -467,14 +585,26 @@ describe("chart on a real API server", () => {
     });
 
     it("creates every object of the README's Architecture section", async () => {
-      const names = ["deployment/orchestrator", "service/orchestrator", "ingress/orchestrator", "configmap/orchestrator-config", "secret/orchestrator-secrets", "serviceaccount/orchestrator", "role/orchestrator", "rolebinding/orchestrator", "configmap/orchestrator-claude-templates"];
+      const names = [
+        "deployment/orchestrator",
+        "service/orchestrator",
+        "ingress/orchestrator",
+        "configmap/orchestrator-config",
+        "secret/orchestrator-secrets",
+        "serviceaccount/orchestrator",
+        "role/orchestrator",
+        "rolebinding/orchestrator",
+        "configmap/orchestrator-claude-templates",
+      ];
       const r = await kubectl(["get", "-n", ns, ...names, "-o", "json"]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
       const items = (JSON.parse(String(r.stdout)) as { items: K8sObject[] }).items;
       expect(items.map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`)).toEqual(names);
       for (const o of items) expect(o.metadata.labels?.["app.kubernetes.io/name"], o.metadata.name).toBe("orchestrator");
       // The installed config is what the controller will read.
-      const cm = items.find((o) => o.kind === "ConfigMap" && o.metadata.name === "orchestrator-config") as K8sObject & { data: Record<string, string> };
+      const cm = items.find((o) => o.kind === "ConfigMap" && o.metadata.name === "orchestrator-config") as K8sObject & {
+        data: Record<string, string>;
+      };
       expect(parseConfig(cm.data["config.yaml"] ?? "", { POD_NAMESPACE: ns }).namespace).toBe(ns);
       // The chart installs the CRDs from crds/ when missing and leaves existing ones alone.
       expect((await kubectl(["get", "crd", "coderuns.orchestrator.platform", "docsruns.orchestrator.platform"])).exitCode).toBe(0);
@@ -498,7 +628,13 @@ describe("chart on a real API server", () => {
       const can = async (verb: string, group: string, resource: string, namespace: string | undefined = ns): Promise<boolean> => {
         const [res, sub] = resource.split("/");
         const review = await authz.createSubjectAccessReview({
-          body: { spec: { user, groups, resourceAttributes: { verb, group, resource: res, ...(sub ? { subresource: sub } : {}), ...(namespace ? { namespace } : {}) } } },
+          body: {
+            spec: {
+              user,
+              groups,
+              resourceAttributes: { verb, group, resource: res, ...(sub ? { subresource: sub } : {}), ...(namespace ? { namespace } : {}) },
+            },
+          },
         });
         return review.status?.allowed === true;
       };
@@ -507,22 +643,43 @@ describe("chart on a real API server", () => {
         for (const resource of rule.resources) {
           for (const verb of ALL_VERBS) {
             const group = rule.apiGroups[0] ?? "";
-            checks.push(can(verb, group, resource).then((got) => [`${verb} ${group || "core"}/${resource}`, got, rule.verbs.includes(verb)]));
+            checks.push(
+              can(verb, group, resource).then((got) => [`${verb} ${group || "core"}/${resource}`, got, rule.verbs.includes(verb)]),
+            );
           }
         }
       }
       const forbidden: [string, string, string, string | undefined][] = [
-        ["create", "", "pods", ns], ["delete", "", "pods", ns], ["create", "", "pods/exec", ns],
-        ["list", "", "secrets", ns], ["create", "", "secrets", ns], ["delete", "", "secrets", ns],
-        ["create", "", "services", ns], ["create", "", "serviceaccounts", ns], ["create", "", "serviceaccounts/token", ns],
-        ["create", "apps", "deployments", ns], ["create", "rbac.authorization.k8s.io", "roles", ns], ["create", "rbac.authorization.k8s.io", "rolebindings", ns],
-        ["delete", "", "persistentvolumeclaims", ns], ["get", "", "coderuns", ns],
-        ["get", "orchestrator.platform", "coderuns", "default"], ["get", "", "pods", "default"], ["get", "", "secrets", "kube-system"],
-        ["patch", "", "nodes", undefined], ["get", "", "namespaces", undefined], ["create", "authentication.k8s.io", "tokenreviews", undefined],
+        ["create", "", "pods", ns],
+        ["delete", "", "pods", ns],
+        ["create", "", "pods/exec", ns],
+        ["list", "", "secrets", ns],
+        ["create", "", "secrets", ns],
+        ["delete", "", "secrets", ns],
+        ["create", "", "services", ns],
+        ["create", "", "serviceaccounts", ns],
+        ["create", "", "serviceaccounts/token", ns],
+        ["create", "apps", "deployments", ns],
+        ["create", "rbac.authorization.k8s.io", "roles", ns],
+        ["create", "rbac.authorization.k8s.io", "rolebindings", ns],
+        ["delete", "", "persistentvolumeclaims", ns],
+        ["get", "", "coderuns", ns],
+        ["get", "orchestrator.platform", "coderuns", "default"],
+        ["get", "", "pods", "default"],
+        ["get", "", "secrets", "kube-system"],
+        ["patch", "", "nodes", undefined],
+        ["get", "", "namespaces", undefined],
+        ["create", "authentication.k8s.io", "tokenreviews", undefined],
         ["list", "apiextensions.k8s.io", "customresourcedefinitions", undefined],
       ];
       for (const [verb, group, resource, namespace] of forbidden) {
-        checks.push(can(verb, group, resource, namespace).then((got) => [`${verb} ${group || "core"}/${resource} in ${namespace ?? "(cluster)"}`, got, false]));
+        checks.push(
+          can(verb, group, resource, namespace).then((got) => [
+            `${verb} ${group || "core"}/${resource} in ${namespace ?? "(cluster)"}`,
+            got,
+            false,
+          ]),
+        );
       }
       const results = await Promise.all(checks);
       const wrong = results.filter(([, got, want]) => got !== want).map(([what, got]) => `${what}: ${got ? "allowed" : "forbidden"}`);
@@ -532,8 +689,14 @@ describe("chart on a real API server", () => {
       // The same through kubectl's impersonation, as an operator would check.
       const asSa = ["--as", user, "-n", ns];
       for (const [args, want] of [
-        [["create", "jobs.batch"], "yes"], [["patch", "coderuns.orchestrator.platform", "--subresource=status"], "yes"], [["get", "pods", "--subresource=log"], "yes"],
-        [["create", "events"], "yes"], [["delete", "secrets"], "no"], [["create", "pods"], "no"], [["delete", "persistentvolumeclaims"], "no"], [["patch", "nodes"], "no"],
+        [["create", "jobs.batch"], "yes"],
+        [["patch", "coderuns.orchestrator.platform", "--subresource=status"], "yes"],
+        [["get", "pods", "--subresource=log"], "yes"],
+        [["create", "events"], "yes"],
+        [["delete", "secrets"], "no"],
+        [["create", "pods"], "no"],
+        [["delete", "persistentvolumeclaims"], "no"],
+        [["patch", "nodes"], "no"],
       ] as const) {
         const r = await kubectl(["auth", "can-i", ...args, ...asSa]);
         expect(`${args.join(" ")}: ${String(r.stdout).trim()}`).toBe(`${args.join(" ")}: ${want}`);
@@ -541,30 +704,63 @@ describe("chart on a real API server", () => {
     });
 
     it("upgrade --reuse-values --set image.tag changes the image and keeps the other values", async () => {
-      const r = await helmIn(tools.helm, ["upgrade", "orchestrator", SEED_CHART, "--namespace", ns, "--set", "image.tag=v1.1.0", "--reuse-values"]);
+      const r = await helmIn(tools.helm, [
+        "upgrade",
+        "orchestrator",
+        SEED_CHART,
+        "--namespace",
+        ns,
+        "--set",
+        "image.tag=v1.1.0",
+        "--reuse-values",
+      ]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
       const dep = JSON.parse(String((await kubectl(["get", "-n", ns, "deployment/orchestrator", "-o", "json"])).stdout)) as Deployment;
       const c = dep.spec.template.spec.containers[0];
       expect(c?.image).toBe("ghcr.io/5dlabs/cto/orchestrator:v1.1.0");
       expect(c?.imagePullPolicy).toBe("IfNotPresent");
-      const secret = JSON.parse(String((await kubectl(["get", "-n", ns, "secret/orchestrator-secrets", "-o", "json"])).stdout)) as { data: Record<string, string> };
+      const secret = JSON.parse(String((await kubectl(["get", "-n", ns, "secret/orchestrator-secrets", "-o", "json"])).stdout)) as {
+        data: Record<string, string>;
+      };
       expect(Buffer.from(secret.data.ANTHROPIC_API_KEY ?? "", "base64").toString()).toBe("test-key");
     });
 
     it("upgrade with a config change updates the ConfigMap and rolls the pod template (checksum)", async () => {
       const before = JSON.parse(String((await kubectl(["get", "-n", ns, "deployment/orchestrator", "-o", "json"])).stdout)) as Deployment;
-      const r = await helmIn(tools.helm, ["upgrade", "orchestrator", SEED_CHART, "--namespace", ns, "--reuse-values", "--set", "storage.workspaceSize=20Gi"]);
+      const r = await helmIn(tools.helm, [
+        "upgrade",
+        "orchestrator",
+        SEED_CHART,
+        "--namespace",
+        ns,
+        "--reuse-values",
+        "--set",
+        "storage.workspaceSize=20Gi",
+      ]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
       const after = JSON.parse(String((await kubectl(["get", "-n", ns, "deployment/orchestrator", "-o", "json"])).stdout)) as Deployment;
-      expect(after.spec.template.metadata.annotations["checksum/config"]).not.toBe(before.spec.template.metadata.annotations["checksum/config"]);
-      const cm = JSON.parse(String((await kubectl(["get", "-n", ns, "configmap/orchestrator-config", "-o", "json"])).stdout)) as { data: Record<string, string> };
+      expect(after.spec.template.metadata.annotations["checksum/config"]).not.toBe(
+        before.spec.template.metadata.annotations["checksum/config"],
+      );
+      const cm = JSON.parse(String((await kubectl(["get", "-n", ns, "configmap/orchestrator-config", "-o", "json"])).stdout)) as {
+        data: Record<string, string>;
+      };
       expect(parseConfig(cm.data["config.yaml"] ?? "", {}).storage.workspaceSize).toBe("20Gi");
     });
 
     it("uninstall removes the release's objects and keeps the CRDs", async () => {
       const r = await helmIn(tools.helm, ["uninstall", "orchestrator", "--namespace", ns]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      const left = await kubectl(["get", "-n", ns, "deployment,service,ingress,configmap,secret,serviceaccount,role,rolebinding", "-l", "app.kubernetes.io/instance=orchestrator", "-o", "name"]);
+      const left = await kubectl([
+        "get",
+        "-n",
+        ns,
+        "deployment,service,ingress,configmap,secret,serviceaccount,role,rolebinding",
+        "-l",
+        "app.kubernetes.io/instance=orchestrator",
+        "-o",
+        "name",
+      ]);
       expect(left.exitCode, String(left.stderr)).toBe(0);
       expect(String(left.stdout).trim()).toBe("");
       expect((await kubectl(["get", "crd", "coderuns.orchestrator.platform"])).exitCode).toBe(0);
@@ -576,7 +772,11 @@ describe("chart on a real API server", () => {
     const failed = await helmIn(tools.helm3, ["install", "orchestrator", SEED_CHART, "--namespace", ns]);
     expect(failed.exitCode).not.toBe(0);
     expect(String(failed.stderr)).toContain("--set secrets.anthropicApiKey=<your-anthropic-api-key>");
-    expect(String((await kubectl(["get", "all,configmap,secret", "-n", ns, "-l", "app.kubernetes.io/instance=orchestrator", "-o", "name"])).stdout).trim()).toBe("");
+    expect(
+      String(
+        (await kubectl(["get", "all,configmap,secret", "-n", ns, "-l", "app.kubernetes.io/instance=orchestrator", "-o", "name"])).stdout,
+      ).trim(),
+    ).toBe("");
 
     const ok = await helmIn(tools.helm3, ["install", "orchestrator", SEED_CHART, "--namespace", ns, ...QUICK_SET]);
     expect(ok.exitCode, String(ok.stderr)).toBe(0);
@@ -590,7 +790,11 @@ describe("chart on a real API server", () => {
     const cp = cluster();
     const ns = await cp.createNamespace("chart-rbac");
     const rbac = await applyChartRbac(cp, ns);
-    expect(rbac.objects.map((o) => `${o.kind}/${o.name}`)).toEqual(["ServiceAccount/orchestrator", "Role/orchestrator", "RoleBinding/orchestrator"]);
+    expect(rbac.objects.map((o) => `${o.kind}/${o.name}`)).toEqual([
+      "ServiceAccount/orchestrator",
+      "Role/orchestrator",
+      "RoleBinding/orchestrator",
+    ]);
     const asSa: KubeConfig = rbac.kubeConfig;
     const custom = asSa.makeApiClient(CustomObjectsApi);
     const core = asSa.makeApiClient(CoreV1Api);
@@ -599,7 +803,12 @@ describe("chart on a real API server", () => {
     const listRuns = async (): Promise<unknown> => {
       for (let i = 0; ; i++) {
         try {
-          return await custom.listNamespacedCustomObject({ group: "orchestrator.platform", version: "v1", namespace: ns, plural: "coderuns" });
+          return await custom.listNamespacedCustomObject({
+            group: "orchestrator.platform",
+            version: "v1",
+            namespace: ns,
+            plural: "coderuns",
+          });
         } catch (err) {
           if ((err as { code?: number }).code !== 429 || i >= 30) throw err;
           await new Promise((r) => setTimeout(r, 500));
@@ -607,7 +816,9 @@ describe("chart on a real API server", () => {
       }
     };
     await expect(listRuns()).resolves.toMatchObject({ items: [] });
-    await expect(core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "probe" }, data: { a: "b" } } })).resolves.toMatchObject({ metadata: { name: "probe" } });
+    await expect(
+      core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "probe" }, data: { a: "b" } } }),
+    ).resolves.toMatchObject({ metadata: { name: "probe" } });
     await expect(core.listNamespacedSecret({ namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(core.deleteNamespacedConfigMap({ name: "probe", namespace: ns })).rejects.toMatchObject({ code: 403 });
     await expect(core.listNamespacedConfigMap({ namespace: "default" })).rejects.toMatchObject({ code: 403 });
@@ -617,6 +828,8 @@ describe("chart on a real API server", () => {
     const tr = await applyChartRbac(cp, ns2, { set: { "api.tokenReview": "true" } });
     const whoCan = await kubectl(["auth", "can-i", "create", "tokenreviews.authentication.k8s.io", "--as", tr.username]);
     expect(String(whoCan.stdout).trim()).toBe("yes");
-    expect(String((await kubectl(["auth", "can-i", "create", "tokenreviews.authentication.k8s.io", "--as", rbac.username])).stdout).trim()).toBe("no");
+    expect(
+      String((await kubectl(["auth", "can-i", "create", "tokenreviews.authentication.k8s.io", "--as", rbac.username])).stdout).trim(),
+    ).toBe("no");
   });
 });

@@ -38,7 +38,13 @@ beforeAll(async () => {
     throw new Error(`${(e as Error).message}\n${out.slice(-3000)}`);
   });
   repo = await gitCheckout();
-  env = { PATH: process.env.PATH, HOME: repo.dir, ORCHESTRATOR_API_URL: `http://127.0.0.1:${proc.port}`, ORCHESTRATOR_TOKEN: "test-token", ORCHESTRATOR_CLI_CONFIG: join(repo.dir, "..", "cli.yaml") };
+  env = {
+    PATH: process.env.PATH,
+    HOME: repo.dir,
+    ORCHESTRATOR_API_URL: `http://127.0.0.1:${proc.port}`,
+    ORCHESTRATOR_TOKEN: "test-token",
+    ORCHESTRATOR_CLI_CONFIG: join(repo.dir, "..", "cli.yaml"),
+  };
 });
 
 afterAll(async () => {
@@ -47,11 +53,26 @@ afterAll(async () => {
   proc?.cleanup();
 });
 
-const run = (args: string[], o: { tty?: boolean; env?: NodeJS.ProcessEnv; cwd?: string } = {}) => cli(args, { env: o.env ?? env, cwd: o.cwd ?? repo.dir, tty: o.tty });
+const run = (args: string[], o: { tty?: boolean; env?: NodeJS.ProcessEnv; cwd?: string } = {}) =>
+  cli(args, { env: o.env ?? env, cwd: o.cwd ?? repo.dir, tty: o.tty });
 
 describe("orchestrator CLI against the running system", () => {
   it("task code --wait follows a run to success on a terminal: live progress, PR URL, exit 0; the CodeRun has the detected spec", async () => {
-    const r = await run(["task", "code", "7", "-s", "api", "--github-user", "alice", "--env", `KWOK_RUN_DURATION=2s,KWOK_TERMINATION_MESSAGE=${RESULT}`, "--wait"], { tty: true });
+    const r = await run(
+      [
+        "task",
+        "code",
+        "7",
+        "-s",
+        "api",
+        "--github-user",
+        "alice",
+        "--env",
+        `KWOK_RUN_DURATION=2s,KWOK_TERMINATION_MESSAGE=${RESULT}`,
+        "--wait",
+      ],
+      { tty: true },
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     // The live line (rewritten in place by log-update) showed phase, turns, tools, cost, elapsed.
@@ -60,12 +81,35 @@ describe("orchestrator CLI against the running system", () => {
     expect(r.stdout).toContain(`Pull request: ${PR}`);
     const name = /CodeRun (code-7-\S+) submitted/.exec(r.stdout)![1]!;
     const cr = (await runsApi(cluster().kubeConfig).get("CodeRun", ns, name)) as CodeRun;
-    expect(cr.spec).toMatchObject({ taskId: 7, service: "api", repositoryUrl: repo.origin, docsRepositoryUrl: repo.origin, githubUser: "alice", docsBranch: "main", contextVersion: 1 });
+    expect(cr.spec).toMatchObject({
+      taskId: 7,
+      service: "api",
+      repositoryUrl: repo.origin,
+      docsRepositoryUrl: repo.origin,
+      githubUser: "alice",
+      docsBranch: "main",
+      contextVersion: 1,
+    });
     expect(cr.spec.env?.KWOK_TERMINATION_MESSAGE).toBe(RESULT);
   });
 
   it("task code --wait -o json to failure: one JSON document with the failed run, exit 1", async () => {
-    const r = await run(["task", "code", "8", "-s", "api-fail", "--github-user", "alice", "--env", "KWOK_FAIL=true", "--env", "KWOK_RUN_DURATION=1s", "--wait", "-o", "json"]);
+    const r = await run([
+      "task",
+      "code",
+      "8",
+      "-s",
+      "api-fail",
+      "--github-user",
+      "alice",
+      "--env",
+      "KWOK_FAIL=true",
+      "--env",
+      "KWOK_RUN_DURATION=1s",
+      "--wait",
+      "-o",
+      "json",
+    ]);
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout) as AnyRun;
     expect(doc.status?.phase).toBe("Failed");
@@ -73,7 +117,18 @@ describe("orchestrator CLI against the running system", () => {
   });
 
   it("--wait without a terminal prints one line per phase change and the reason and next steps on failure", async () => {
-    const r = await run(["task", "code", "9", "-s", "api-fail2", "--github-user", "alice", "--env", "KWOK_FAIL=true,KWOK_RUN_DURATION=1s", "--wait"]);
+    const r = await run([
+      "task",
+      "code",
+      "9",
+      "-s",
+      "api-fail2",
+      "--github-user",
+      "alice",
+      "--env",
+      "KWOK_FAIL=true,KWOK_RUN_DURATION=1s",
+      "--wait",
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).not.toContain("\u001b[");
     expect(r.stdout).toMatch(/^\d\d:\d\d:\d\d CodeRun\/code-9-\S+ · (Pending|Running)/m);
@@ -83,7 +138,20 @@ describe("orchestrator CLI against the running system", () => {
   });
 
   it("--wait-timeout stops waiting with exit 5 and leaves the run going", async () => {
-    const r = await run(["task", "code", "10", "-s", "api-slow", "--github-user", "alice", "--env", "KWOK_RUN_DURATION=60s", "--wait", "--wait-timeout", "2"]);
+    const r = await run([
+      "task",
+      "code",
+      "10",
+      "-s",
+      "api-slow",
+      "--github-user",
+      "alice",
+      "--env",
+      "KWOK_RUN_DURATION=60s",
+      "--wait",
+      "--wait-timeout",
+      "2",
+    ]);
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/Stopped waiting after 2 s; CodeRun code-10-\S+ goes on/);
     const name = /CodeRun (code-10-\S+) submitted/.exec(r.stdout)![1]!;
@@ -97,7 +165,9 @@ describe("orchestrator CLI against the running system", () => {
     const again = await run(["runs", "cancel", name]);
     expect(again.code).toBe(4);
     expect(again.stderr.trim().split("\n")).toHaveLength(1);
-    expect(again.stderr).toMatch(/^error: CodeRun code-10-\S+ already finished \(phase Cancelled\); there is nothing to cancel\. \(HTTP 409\)$/m);
+    expect(again.stderr).toMatch(
+      /^error: CodeRun code-10-\S+ already finished \(phase Cancelled\); there is nothing to cancel\. \(HTTP 409\)$/m,
+    );
   });
 
   it("runs list / get in table, JSON and YAML", async () => {
@@ -157,7 +227,9 @@ describe("orchestrator CLI against the running system", () => {
     const dirty = await run(["task", "docs"], { cwd });
     expect(dirty.code).toBe(2);
     expect(dirty.stderr).toContain("The CLI never commits for you");
-    expect(dirty.stderr).toMatch(/git add \S+\.taskmaster && git commit -m "chore: update \.taskmaster for documentation generation" && git push/);
+    expect(dirty.stderr).toMatch(
+      /git add \S+\.taskmaster && git commit -m "chore: update \.taskmaster for documentation generation" && git push/,
+    );
     expect((await runsApi(cluster().kubeConfig).list(ns)).length).toBe(before);
     expect(readFileSync(join(cwd, ".taskmaster", "tasks", "tasks.json"), "utf8")).toBe("{}");
     const status = await execa("git", ["status", "--porcelain"], { cwd });
@@ -170,14 +242,32 @@ describe("orchestrator CLI against the running system", () => {
   });
 
   it("play start / list / get / cancel, in table and JSON", async () => {
-    const s = await run(["play", "start", "-s", "api", "--tasks", "1,2", "--name", "sprint-1", "--implementation-agent", "rex", "-o", "json"]);
+    const s = await run([
+      "play",
+      "start",
+      "-s",
+      "api",
+      "--tasks",
+      "1,2",
+      "--name",
+      "sprint-1",
+      "--implementation-agent",
+      "rex",
+      "-o",
+      "json",
+    ]);
     expect(s.code, s.stderr).toBe(0);
     expect(JSON.parse(s.stdout)).toMatchObject({ play_name: "sprint-1", tasks: [1, 2], service: "api" });
     const list = await run(["play", "list"]);
     expect(list.stdout.split("\n")[0]).toMatch(/^NAME\s+SERVICE\s+TASK\s+STAGE\s+AGENT\s+PR\s+ITERATION\s+PHASE\s+AGE$/);
     expect(list.stdout).toMatch(/^sprint-1\s+api\s+1\s/m);
     const got = JSON.parse((await run(["play", "get", "sprint-1", "-o", "json"])).stdout) as Play;
-    expect(got.spec).toMatchObject({ tasks: [1, 2], repositoryUrl: repo.origin, docsRepositoryUrl: repo.origin, agents: { implementation: "rex" } });
+    expect(got.spec).toMatchObject({
+      tasks: [1, 2],
+      repositoryUrl: repo.origin,
+      docsRepositoryUrl: repo.origin,
+      agents: { implementation: "rex" },
+    });
     const human = await run(["play", "get", "sprint-1"]);
     expect(human.stdout).toMatch(/^Tasks:\s+1, 2$/m);
     const c = await run(["play", "cancel", "sprint-1"]);
@@ -201,14 +291,19 @@ describe("orchestrator CLI against the running system", () => {
     const tokenFile = join(repo.dir, "..", "token");
     writeFileSync(tokenFile, "test-token\n");
     const noEnv = { PATH: env.PATH, HOME: repo.dir, ORCHESTRATOR_CLI_CONFIG: env.ORCHESTRATOR_CLI_CONFIG };
-    expect((await run(["context", "set", "local", "--api-url", `${env.ORCHESTRATOR_API_URL}/api/v1`, "--token-file", tokenFile], { env: noEnv })).code).toBe(0);
+    expect(
+      (await run(["context", "set", "local", "--api-url", `${env.ORCHESTRATOR_API_URL}/api/v1`, "--token-file", tokenFile], { env: noEnv }))
+        .code,
+    ).toBe(0);
     const closed = (await freePorts(1))[0]!;
     expect((await run(["context", "set", "broken", "--api-url", `http://127.0.0.1:${closed}`], { env: noEnv })).code).toBe(0);
     const list = await run(["context", "list"], { env: noEnv });
     expect(list.stdout).toMatch(new RegExp(`^\\*\\s+broken\\s+http://127\\.0\\.0\\.1:${closed}\\s+none$`, "m"));
     const unreachable = await run(["status"], { env: noEnv });
     expect(unreachable.code).toBe(4);
-    expect(unreachable.stderr).toContain(`error: Cannot reach the orchestrator API at http://127.0.0.1:${closed} (from context broken): ECONNREFUSED. Check that the service runs`);
+    expect(unreachable.stderr).toContain(
+      `error: Cannot reach the orchestrator API at http://127.0.0.1:${closed} (from context broken): ECONNREFUSED. Check that the service runs`,
+    );
     expect((await run(["status", "--context", "local"], { env: noEnv })).code).toBe(0);
     expect((await run(["context", "use", "local"], { env: noEnv })).code).toBe(0);
     expect((await run(["runs", "list"], { env: noEnv })).code).toBe(0);
@@ -218,7 +313,9 @@ describe("orchestrator CLI against the running system", () => {
     expect((await run(["context", "delete", "broken"], { env: noEnv })).code).toBe(0);
     const unknown = await run(["status", "--context", "broken"], { env: noEnv });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/Context "broken" is not in .+ \(known: local\); create it with `orchestrator context set broken --api-url URL`/);
+    expect(unknown.stderr).toMatch(
+      /Context "broken" is not in .+ \(known: local\); create it with `orchestrator context set broken --api-url URL`/,
+    );
   });
 
   it("invalid input: the API's validation detail in one line (exit 4); bad flags exit 2", async () => {
@@ -238,10 +335,27 @@ describe("orchestrator CLI against the running system", () => {
     const port = (await freePorts(1))[0]!;
     const configPath = join(repo.dir, "..", "serve.yaml");
     writeFileSync(configPath, `controller: {enabled: false}\nserver: {host: 127.0.0.1, port: ${port}}\n`);
-    const child = execa(process.execPath, [join(process.cwd(), "bin/orchestrator.js"), "serve"], { env: { PATH: env.PATH, HOME: repo.dir, KUBECONFIG: cp.kubeconfigPath, ORCHESTRATOR_CONFIG: configPath, KUBERNETES_NAMESPACE: ns, ORCHESTRATOR_API_TOKENS: "serve-token" }, extendEnv: false, reject: false });
+    const child = execa(process.execPath, [join(process.cwd(), "bin/orchestrator.js"), "serve"], {
+      env: {
+        PATH: env.PATH,
+        HOME: repo.dir,
+        KUBECONFIG: cp.kubeconfigPath,
+        ORCHESTRATOR_CONFIG: configPath,
+        KUBERNETES_NAMESPACE: ns,
+        ORCHESTRATOR_API_TOKENS: "serve-token",
+      },
+      extendEnv: false,
+      reject: false,
+    });
     try {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200, 60_000, "orchestrator serve /ready");
-      const r = await run(["runs", "list", "-o", "json"], { env: { ...env, ORCHESTRATOR_API_URL: `http://127.0.0.1:${port}`, ORCHESTRATOR_TOKEN: "serve-token" } });
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200,
+        60_000,
+        "orchestrator serve /ready",
+      );
+      const r = await run(["runs", "list", "-o", "json"], {
+        env: { ...env, ORCHESTRATOR_API_URL: `http://127.0.0.1:${port}`, ORCHESTRATOR_TOKEN: "serve-token" },
+      });
       expect(r.code, r.stderr).toBe(0);
       expect((JSON.parse(r.stdout) as unknown[]).length).toBeGreaterThan(0);
     } finally {
@@ -261,6 +375,8 @@ describe("orchestrator CLI against the running system", () => {
     expect(c.code).toBe(0);
     expect(c.stdout).toContain("orchestrator complete --");
     const words = await cliProcess(["complete", "--", "runs", ""], { env, cwd: repo.dir });
-    expect(words.stdout.split("\n").map((l) => l.split("\t")[0])).toEqual(expect.arrayContaining(["list", "get", "watch", "logs", "cancel", "retry"]));
+    expect(words.stdout.split("\n").map((l) => l.split("\t")[0])).toEqual(
+      expect.arrayContaining(["list", "get", "watch", "logs", "cancel", "retry"]),
+    );
   });
 });

@@ -28,11 +28,19 @@ describe("controller restart", () => {
       throw new Error(`${(e as Error).message}\n${(await first.child).all}`);
     });
     // One service per run so they all may run at once; each pod runs 3 s.
-    await Promise.all(Array.from({ length: N }, (_, i) => runs.create(codeRun(ns, `r${i}`, { service: `svc-${i}`, taskId: i + 1, env: { KWOK_RUN_DURATION: "3s" } }))));
-    const jobsBeforeKill = await waitFor(async () => {
-      const n = (await batch.listNamespacedJob({ namespace: ns })).items.length;
-      return n >= 10 && n;
-    }, 60_000, "some Jobs before the kill");
+    await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        runs.create(codeRun(ns, `r${i}`, { service: `svc-${i}`, taskId: i + 1, env: { KWOK_RUN_DURATION: "3s" } })),
+      ),
+    );
+    const jobsBeforeKill = await waitFor(
+      async () => {
+        const n = (await batch.listNamespacedJob({ namespace: ns })).items.length;
+        return n >= 10 && n;
+      },
+      60_000,
+      "some Jobs before the kill",
+    );
     first.child.kill("SIGKILL");
     await first.child;
     first.cleanup();
@@ -42,10 +50,14 @@ describe("controller restart", () => {
     const second = await startControllerProcess(cp.kubeconfigPath, ns, config);
     try {
       await second.ready();
-      const all = await waitFor(async () => {
-        const items = await runs.list(ns);
-        return items.length === N && items.every((r) => r.status?.phase === "Succeeded") && items;
-      }, 180_000, "all runs Succeeded");
+      const all = await waitFor(
+        async () => {
+          const items = await runs.list(ns);
+          return items.length === N && items.every((r) => r.status?.phase === "Succeeded") && items;
+        },
+        180_000,
+        "all runs Succeeded",
+      );
       const jobs = (await batch.listNamespacedJob({ namespace: ns })).items;
       const events = (await core.listNamespacedEvent({ namespace: ns })).items;
       for (const run of all as CodeRun[]) {

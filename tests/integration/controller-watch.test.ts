@@ -18,11 +18,19 @@ describe("controller across an API server restart", () => {
     await createAgentSecrets(cp.kubeConfig, ns);
     const runs = runsApi(cp.kubeConfig);
     const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
-    const { manager, started } = startInProcessController(cp.kubeConfig, ns, "concurrency: {perService: 5}\ncontroller: {resyncSeconds: 600}\n");
+    const { manager, started } = startInProcessController(
+      cp.kubeConfig,
+      ns,
+      "concurrency: {perService: 5}\ncontroller: {resyncSeconds: 600}\n",
+    );
     await started;
     try {
       await runs.create(codeRun(ns, "before", { service: "a" }));
-      await waitFor(async () => ((await runs.get("CodeRun", ns, "before")) as CodeRun).status?.phase === "Running", 20_000, "first run Running");
+      await waitFor(
+        async () => ((await runs.get("CodeRun", ns, "before")) as CodeRun).status?.phase === "Running",
+        20_000,
+        "first run Running",
+      );
 
       let sawNotReady = false;
       const probe = setInterval(() => {
@@ -36,10 +44,14 @@ describe("controller across an API server restart", () => {
 
       // Only a working watch tells the controller about this run (resync is 10 minutes away).
       await runs.create(codeRun(ns, "after", { service: "b", taskId: 8 }));
-      const st = await waitFor(async () => {
-        const s = ((await runs.get("CodeRun", ns, "after")) as CodeRun).status;
-        return s?.phase === "Running" ? s : undefined;
-      }, 60_000, "run created after the restart Running");
+      const st = await waitFor(
+        async () => {
+          const s = ((await runs.get("CodeRun", ns, "after")) as CodeRun).status;
+          return s?.phase === "Running" ? s : undefined;
+        },
+        60_000,
+        "run created after the restart Running",
+      );
       const jobs = (await batch.listNamespacedJob({ namespace: ns })).items.map((j) => j.metadata?.name);
       expect(jobs).toContain(st.jobName);
       expect(jobs.length).toBe(2);

@@ -34,10 +34,18 @@ async function setup(configYaml?: string) {
   const { controller, manager, started } = startInProcessController(kc, ns, configYaml);
   await started;
   stops.push(() => manager.stop());
-  return { cp, ns, controller, runs: runsApi(cp.kubeConfig), batch: cp.kubeConfig.makeApiClient(BatchV1Api), core: cp.kubeConfig.makeApiClient(CoreV1Api) };
+  return {
+    cp,
+    ns,
+    controller,
+    runs: runsApi(cp.kubeConfig),
+    batch: cp.kubeConfig.makeApiClient(BatchV1Api),
+    core: cp.kubeConfig.makeApiClient(CoreV1Api),
+  };
 }
 
-const kubectl = (args: string[], input?: string) => execa(inject("kubectl"), ["--kubeconfig", cluster().kubeconfigPath, ...args], { reject: false, input });
+const kubectl = (args: string[], input?: string) =>
+  execa(inject("kubectl"), ["--kubeconfig", cluster().kubeconfigPath, ...args], { reject: false, input });
 
 async function phaseOf(runs: ReturnType<typeof runsApi>, ns: string, name: string) {
   return ((await runs.get("CodeRun", ns, name)) as CodeRun).status;
@@ -65,7 +73,11 @@ describe("CRDs on the real API server", () => {
     ["a bad service name", { service: "Bad_Service" }, /spec.service: Invalid value: "Bad_Service": spec.service in body should match/],
     ["taskId 0", { taskId: 0 }, /spec.taskId: Invalid value: 0: spec.taskId in body should be greater than or equal to 1/],
     ["both githubUser and githubApp", { githubApp: "5DLabs-Rex" }, /set exactly one of spec.githubUser or spec.githubApp/],
-    ["an empty repositoryUrl", { repositoryUrl: "" }, /spec.repositoryUrl: Invalid value: "": spec.repositoryUrl in body should be at least 1 chars long/],
+    [
+      "an empty repositoryUrl",
+      { repositoryUrl: "" },
+      /spec.repositoryUrl: Invalid value: "": spec.repositoryUrl in body should be at least 1 chars long/,
+    ],
   ])("rejects a CodeRun with %s", async (_what, spec, message) => {
     const ns = await cluster().createNamespace("bad");
     const r = await kubectl(["create", "-f", "-"], JSON.stringify(codeRun(ns, "bad", spec as Partial<CodeRun["spec"]>)));
@@ -82,10 +94,14 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     const { ns, controller, runs, batch, core } = await setup();
     const created = (await runs.create(codeRun(ns, "one", { env: { KWOK_RUN_DURATION: "60s" } }))) as CodeRun;
     const uid = created.metadata.uid ?? "";
-    const st = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "one");
-      return s?.jobName ? s : undefined;
-    }, 20_000, "Job created");
+    const st = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "one");
+        return s?.jobName ? s : undefined;
+      },
+      20_000,
+      "Job created",
+    );
     expect(st?.phase).toBe("Running");
     const jobs = (await batch.listNamespacedJob({ namespace: ns })).items;
     const cms = (await core.listNamespacedConfigMap({ namespace: ns, labelSelector: "app=orchestrator" })).items;
@@ -94,13 +110,22 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     expect(cms.map((c) => c.metadata?.name)).toEqual([`${jobs[0]?.metadata?.name}-files`]);
     expect(pvcs.map((p) => p.metadata?.name)).toEqual([workspacePvcName("api", "acme/api")]);
     const job = jobs[0];
-    expect(job?.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: "CodeRun", name: "one", uid, controller: true, blockOwnerDeletion: true })]);
+    expect(job?.metadata?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "CodeRun", name: "one", uid, controller: true, blockOwnerDeletion: true }),
+    ]);
     expect(cms[0]?.metadata?.ownerReferences?.[0]?.uid).toBe(uid);
     expect(pvcs[0]?.metadata?.ownerReferences).toBeUndefined();
-    expect(job?.metadata?.labels).toMatchObject({ "task-id": "7", service: "api", "orchestrator.platform/run-uid": uid, "orchestrator.platform/attempt": "1" });
+    expect(job?.metadata?.labels).toMatchObject({
+      "task-id": "7",
+      service: "api",
+      "orchestrator.platform/run-uid": uid,
+      "orchestrator.platform/attempt": "1",
+    });
     const pod = job?.spec?.template.spec;
     const c = pod?.containers[0];
-    expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual(expect.arrayContaining(["/workspace", "/task-files", "/etc/claude-code/managed-settings.json", "/secrets/github-ssh"]));
+    expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual(
+      expect.arrayContaining(["/workspace", "/task-files", "/etc/claude-code/managed-settings.json", "/secrets/github-ssh"]),
+    );
     expect(c?.env?.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef?.name).toBe("github-token-alice");
     expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
     expect(pod?.securityContext?.seccompProfile?.type).toBe("RuntimeDefault");
@@ -118,17 +143,25 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
   it("a completed Job makes the run Succeeded with the PR URL; the PVC survives; deleting the Job does not restart it", async () => {
     const { ns, runs, batch, core } = await setup();
     const pr = "https://github.com/acme/api/pull/42";
-    await runs.create(codeRun(ns, "ok", { env: { KWOK_TERMINATION_MESSAGE: JSON.stringify({ outcome: "succeeded", pullRequestUrl: pr, turns: 3 }) } }));
-    const st = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "ok");
-      return s?.phase === "Succeeded" && s;
-    }, 60_000, "run Succeeded");
+    await runs.create(
+      codeRun(ns, "ok", { env: { KWOK_TERMINATION_MESSAGE: JSON.stringify({ outcome: "succeeded", pullRequestUrl: pr, turns: 3 }) } }),
+    );
+    const st = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "ok");
+        return s?.phase === "Succeeded" && s;
+      },
+      60_000,
+      "run Succeeded",
+    );
     expect(st?.completionTime).toBeTruthy();
     expect(st?.startTime).toBeTruthy();
     expect(st).toMatchObject({ pullRequestUrl: pr, workCompleted: true, attempts: 1, retryCount: 0 });
     expect(st?.result?.turns).toBe(3);
     expect(st?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
-    const events = (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === "ok").map((e) => e.reason);
+    const events = (await core.listNamespacedEvent({ namespace: ns })).items
+      .filter((e) => e.involvedObject.name === "ok")
+      .map((e) => e.reason);
     expect(events).toEqual(expect.arrayContaining(["JobCreated", "Succeeded"]));
     await batch.deleteNamespacedJob({ namespace: ns, name: st?.jobName ?? "", propagationPolicy: "Background" });
     await waitFor(async () => (await batch.listNamespacedJob({ namespace: ns })).items.length === 0, 20_000, "Job deleted");
@@ -137,16 +170,22 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     expect((await phaseOf(runs, ns, "ok"))?.phase).toBe("Succeeded");
     await runs.delete(ns, "ok");
     await new Promise((r) => setTimeout(r, 1000));
-    expect((await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items.map((p) => p.metadata?.name)).toEqual([workspacePvcName("api", "acme/api")]);
+    expect((await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items.map((p) => p.metadata?.name)).toEqual([
+      workspacePvcName("api", "acme/api"),
+    ]);
   });
 
   it("a failing Job is retried up to the limit, each attempt a new Job, then the run is Failed with the reason", async () => {
     const { ns, runs, batch } = await setup();
     await runs.create(codeRun(ns, "bad", { maxRetries: 2, env: { KWOK_FAIL: "true", KWOK_RUN_DURATION: "500ms" } }));
-    const st = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "bad");
-      return s?.phase === "Failed" && s;
-    }, 90_000, "run Failed");
+    const st = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "bad");
+        return s?.phase === "Failed" && s;
+      },
+      90_000,
+      "run Failed",
+    );
     expect(st).toMatchObject({ attempts: 3, retryCount: 2, reason: "Error" });
     expect(st?.message).toMatch(/Failed after 3 attempt\(s\): Error: container exited with code 1/);
     const jobs = (await batch.listNamespacedJob({ namespace: ns })).items.map((j) => j.metadata?.name).sort();
@@ -158,21 +197,33 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     await runs.create(codeRun(ns, "first", { env: { KWOK_RUN_DURATION: "6s" } }));
     await waitFor(async () => (await phaseOf(runs, ns, "first"))?.phase === "Running", 20_000, "first Running");
     await runs.create(codeRun(ns, "second", { taskId: 8 }));
-    const waiting = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "second");
-      return s?.reason === "WaitingForSlot" && s;
-    }, 20_000, "second waiting");
+    const waiting = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "second");
+        return s?.reason === "WaitingForSlot" && s;
+      },
+      20_000,
+      "second waiting",
+    );
     expect(waiting?.phase).toBe("Pending");
     expect(waiting?.message).toContain("active: first");
     expect(waiting?.jobName).toBeUndefined();
-    const first = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "first");
-      return s?.phase === "Succeeded" && s;
-    }, 60_000, "first Succeeded");
-    const second = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "second");
-      return s?.startTime ? s : undefined;
-    }, 60_000, "second started");
+    const first = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "first");
+        return s?.phase === "Succeeded" && s;
+      },
+      60_000,
+      "first Succeeded",
+    );
+    const second = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "second");
+        return s?.startTime ? s : undefined;
+      },
+      60_000,
+      "second started",
+    );
     expect(Date.parse(second?.startTime ?? "")).toBeGreaterThanOrEqual(Date.parse(first?.completionTime ?? "") - 1000);
   });
 
@@ -198,10 +249,14 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
   it("a missing Secret ends the run with a condition naming it", async () => {
     const { ns, runs, batch } = await setup();
     await runs.create(codeRun(ns, "nosecret", { githubUser: "bob" }));
-    const st = await waitFor(async () => {
-      const s = await phaseOf(runs, ns, "nosecret");
-      return s?.phase === "Failed" && s;
-    }, 20_000, "Failed");
+    const st = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "nosecret");
+        return s?.phase === "Failed" && s;
+      },
+      20_000,
+      "Failed",
+    );
     expect(st?.reason).toBe("SecretMissing");
     expect(st?.conditions?.find((c) => c.type === "ConfigError")?.message).toContain(`Secret ${ns}/github-token-bob does not exist`);
     expect((await batch.listNamespacedJob({ namespace: ns })).items).toEqual([]);

@@ -32,7 +32,9 @@ function job(name: string, env: Record<string, string> = {}): V1Job {
       template: {
         spec: {
           restartPolicy: "Never",
-          containers: [{ name: "agent", image: "example.invalid/agent:test", env: Object.entries(env).map(([name, value]) => ({ name, value })) }],
+          containers: [
+            { name: "agent", image: "example.invalid/agent:test", env: Object.entries(env).map(([name, value]) => ({ name, value })) },
+          ],
         },
       },
     },
@@ -86,7 +88,9 @@ describe("minimal control plane", () => {
     const cp = cluster();
     const r = await execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, "version", "-o", "json"]);
     const v = JSON.parse(r.stdout) as { serverVersion: { gitVersion: string } };
-    const pinned = /^KUBERNETES_VERSION=(\S+)$/m.exec(fs.readFileSync(path.join(import.meta.dirname, "../../hack/control-plane/versions.env"), "utf8"))?.[1];
+    const pinned = /^KUBERNETES_VERSION=(\S+)$/m.exec(
+      fs.readFileSync(path.join(import.meta.dirname, "../../hack/control-plane/versions.env"), "utf8"),
+    )?.[1];
     expect(pinned).toBeTruthy();
     expect(v.serverVersion.gitVersion).toBe(pinned);
   });
@@ -147,7 +151,10 @@ describe("full control plane (controller-manager, scheduler, kwok)", () => {
     const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
     const message = '{"result":"error","detail":"line1\\nline2 \\"quoted\\""}';
-    await batch.createNamespacedJob({ namespace: ns, body: job("bad", { [KWOK_ENV.fail]: "true", [KWOK_ENV.terminationMessage]: message }) });
+    await batch.createNamespacedJob({
+      namespace: ns,
+      body: job("bad", { [KWOK_ENV.fail]: "true", [KWOK_ENV.terminationMessage]: message }),
+    });
     const failed = await eventually("Job Failed", async () => {
       const j = await batch.readNamespacedJob({ name: "bad", namespace: ns });
       return condition(j, "Failed") === "True" ? j : undefined;
@@ -165,7 +172,10 @@ describe("full control plane (controller-manager, scheduler, kwok)", () => {
     const cp = cluster();
     const ns = await cp.createNamespace("bare");
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: "server" }, spec: { containers: [{ name: "c", image: "example.invalid/server" }] } } });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: "server" }, spec: { containers: [{ name: "c", image: "example.invalid/server" }] } },
+    });
     const running = await eventually("pod Running", async () => {
       const p = await core.readNamespacedPod({ name: "server", namespace: ns });
       return p.status?.phase === "Running" ? p : undefined;
@@ -228,7 +238,9 @@ describe("start-up failures", () => {
   it("names missing binaries", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-empty-bin-"));
     try {
-      await expect(ControlPlane.start({ mode: "full", binDir: dir })).rejects.toThrow(/needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok/);
+      await expect(ControlPlane.start({ mode: "full", binDir: dir })).rejects.toThrow(
+        /needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok/,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

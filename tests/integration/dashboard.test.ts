@@ -18,7 +18,15 @@ import { codeRun, createAgentSecrets, runsApi, startControllerProcess, waitFor }
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
 import { GitHubSim } from "../support/play-github.js";
 import { startPrefixProxy } from "../support/prefix-proxy.js";
-import { AGENT_USERS, CONTROLLER_LOGIN, CONTROLLER_TOKEN, createPlayAgentSecrets, newPlay, playConfigYaml, playsApi } from "../support/play-harness.js";
+import {
+  AGENT_USERS,
+  CONTROLLER_LOGIN,
+  CONTROLLER_TOKEN,
+  createPlayAgentSecrets,
+  newPlay,
+  playConfigYaml,
+  playsApi,
+} from "../support/play-harness.js";
 import { signedDelivery, WEBHOOK_SECRET } from "../support/webhook-fixtures.js";
 
 const cluster = useControlPlane("full", { crdPaths: ["infra/charts/orchestrator/crds"] });
@@ -48,10 +56,15 @@ async function expectAccessible(p: Page = page): Promise<void> {
 }
 
 async function watchRuns(): Promise<void> {
-  const req = await new Watch(cluster().kubeConfig).watch(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/coderuns`, {}, (_type: string, obj: AnyRun) => {
-    const key = `${obj.metadata.name}:${obj.status?.phase ?? "Pending"}`;
-    if (!seen.has(key)) seen.set(key, Date.now());
-  }, () => undefined);
+  const req = await new Watch(cluster().kubeConfig).watch(
+    `/apis/${GROUP}/${VERSION}/namespaces/${ns}/coderuns`,
+    {},
+    (_type: string, obj: AnyRun) => {
+      const key = `${obj.metadata.name}:${obj.status?.phase ?? "Pending"}`;
+      if (!seen.has(key)) seen.set(key, Date.now());
+    },
+    () => undefined,
+  );
   stopWatch = () => req.abort();
 }
 
@@ -64,7 +77,10 @@ beforeAll(async () => {
   // The front end as `npm run build` builds it (the process serves dist/web).
   await execa(process.execPath, ["node_modules/vite/bin/vite.js", "build", "--config", "web/vite.config.ts", "--logLevel", "warn"]);
   const config = `${playConfigYaml(github.url, "play: {resyncSeconds: 600}")}\nconcurrency: {perService: 1}\n`;
-  orchestrator = await startControllerProcess(cp.kubeconfigPath, ns, config, { GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
+  orchestrator = await startControllerProcess(cp.kubeconfigPath, ns, config, {
+    GITHUB_TOKEN: CONTROLLER_TOKEN,
+    GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  });
   await orchestrator.ready(60_000).catch(async (e) => {
     orchestrator.child.kill("SIGKILL");
     throw new Error(`${(e as Error).message}\n${(await orchestrator.child).all}`);
@@ -118,7 +134,11 @@ describe("dashboard", () => {
     // Pending → Running → Succeeded of a fresh run, each on the page within 1 s of the API server.
     // The page notes when each phase badge appeared in its DOM (same clock as the test's watch).
     await page.evaluate(() => {
-      const w = globalThis as unknown as { phaseShown: Record<string, number>; document: { body: unknown; querySelectorAll(s: string): Iterable<{ textContent: string | null }> }; MutationObserver: new (cb: () => void) => { observe(n: unknown, o: object): void } };
+      const w = globalThis as unknown as {
+        phaseShown: Record<string, number>;
+        document: { body: unknown; querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
+        MutationObserver: new (cb: () => void) => { observe(n: unknown, o: object): void };
+      };
       w.phaseShown = {};
       new w.MutationObserver(() => {
         for (const b of w.document.querySelectorAll('tr[data-run="gamma"] .badge')) w.phaseShown[b.textContent ?? ""] ??= Date.now();
@@ -138,7 +158,15 @@ describe("dashboard", () => {
     await page.getByLabel("Service").selectOption("svc-a");
     await expect.poll(() => page.locator("tbody tr").count(), PATIENT).toBe(2);
     await page.getByLabel("Phase").selectOption("Running");
-    await expect.poll(() => page.locator("tbody tr[data-run]").evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { run: string } }).dataset.run)), PATIENT).toEqual(["alpha"]);
+    await expect
+      .poll(
+        () =>
+          page
+            .locator("tbody tr[data-run]")
+            .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { run: string } }).dataset.run)),
+        PATIENT,
+      )
+      .toEqual(["alpha"]);
     expect(page.url()).toContain("service=svc-a");
     await page.getByLabel("Phase").selectOption("");
     await page.getByLabel("Service").selectOption("");
@@ -163,7 +191,9 @@ describe("dashboard", () => {
     await expect.poll(() => page.getByRole("region", { name: "Attempts" }).textContent(), PATIENT).toContain(gamma.status!.jobName!);
     expect(await page.getByRole("region", { name: "Summary" }).textContent()).toContain("svc-b");
     // kwok's pods have no containers to log from: the log section says so instead of hanging.
-    await expect.poll(() => page.getByRole("region", { name: "Agent log" }).textContent(), { timeout: 15_000 }).not.toContain("Waiting for output");
+    await expect
+      .poll(() => page.getByRole("region", { name: "Agent log" }).textContent(), { timeout: 15_000 })
+      .not.toContain("Waiting for output");
     await expect.poll(() => page.getByRole("button", { name: "Retry" }).isEnabled(), PATIENT).toBe(true);
     expect(await page.getByRole("button", { name: "Cancel run" }).isDisabled()).toBe(true);
     await expectAccessible();
@@ -256,7 +286,13 @@ describe("dashboard", () => {
   it("shows a Play's stages, agents, PR, check runs and history", async () => {
     const plays = playsApi(cluster().kubeConfig);
     await plays.create(newPlay(ns, "demo", { service: "svc-p", tasks: [1, 2], agents: { implementation: "rex" } }));
-    const implRun = await waitFor(async () => (await plays.runs(ns)).find((r) => r.metadata.labels?.["orchestrator.platform/play-stage"] === "implementation"), 60_000, "implementation run");
+    const implRun = await waitFor(
+      async () => (await plays.runs(ns)).find((r) => r.metadata.labels?.["orchestrator.platform/play-stage"] === "implementation"),
+      60_000,
+      "implementation run",
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${orchestrator.output().slice(-4000)}`);
+    });
     await page.getByRole("link", { name: "Plays" }).click();
     await page.getByRole("link", { name: "demo" }).click();
     const stages = page.getByRole("list", { name: "Stages of task 1" });
@@ -264,7 +300,11 @@ describe("dashboard", () => {
     expect(await stages.locator('[aria-current="step"]').textContent()).toContain("agent: rex");
 
     // The implementation agent opens the PR (a signed webhook delivery); the Play moves to quality review.
-    await waitFor(async () => (await runs().get("CodeRun", ns, implRun.metadata.name!)).status?.phase === "Succeeded", 60_000, "implementation run Succeeded");
+    await waitFor(
+      async () => (await runs().get("CodeRun", ns, implRun.metadata.name!)).status?.phase === "Succeeded",
+      60_000,
+      "implementation run Succeeded",
+    );
     const sim = new GitHubSim(github, "acme", "api");
     const { pull, delivery } = sim.openTaskPull(1, AGENT_USERS.rex);
     const d = await signedDelivery(delivery.event, delivery.payload);
@@ -290,10 +330,20 @@ describe("dashboard", () => {
     await page.reload();
     await page.getByRole("heading", { name: "Runs" }).waitFor();
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document.activeElement.textContent)).toContain("Skip to content");
+    expect(
+      await page.evaluate(
+        () => (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document.activeElement.textContent,
+      ),
+    ).toContain("Skip to content");
     await page.getByRole("link", { name: "Services" }).press("Enter");
     await page.getByRole("heading", { name: "Services" }).waitFor();
-    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string } } }).document.activeElement.tagName)).toBe("H1");
+    expect(
+      await page.evaluate(
+        () =>
+          (globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string } } }).document.activeElement
+            .tagName,
+      ),
+    ).toBe("H1");
   });
 
   it("works under a path prefix behind a proxy that strips it, like the chart's Ingress with a rewrite", async () => {
@@ -304,7 +354,9 @@ describe("dashboard", () => {
       await other.getByLabel("API token").fill(TOKEN);
       await other.keyboard.press("Enter");
       await other.getByRole("heading", { name: "Runs" }).waitFor();
-      const cookie = (await browser.context.cookies(proxy.url)).find((c) => c.name === "orchestrator_session" && c.path === "/orchestrator");
+      const cookie = (await browser.context.cookies(proxy.url)).find(
+        (c) => c.name === "orchestrator_session" && c.path === "/orchestrator",
+      );
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
       // The stream and the API calls go through the prefix too.
       await expect.poll(() => other.locator(".conn").textContent(), PATIENT).toBe("Live");

@@ -37,22 +37,31 @@ let idSeq = 5000;
 const reporters: RunReporter[] = [];
 
 function config() {
-  return parseConfig([
-    `namespace: ${ns}`,
-    `github: {apiUrl: "${gh.url}"}`,
-    `play: {publicUrl: "${PUBLIC}"}`,
-    "webhook:",
-    "  defaults: {githubUser: alice, service: api}",
-    "  rules:",
-    "    - {name: agent-run, event: issue_comment, commentPattern: '^/agent run\\b(?<prompt>.*)'}",
-  ].join("\n"), { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET, GITHUB_TOKEN: TOKEN });
+  return parseConfig(
+    [
+      `namespace: ${ns}`,
+      `github: {apiUrl: "${gh.url}"}`,
+      `play: {publicUrl: "${PUBLIC}"}`,
+      "webhook:",
+      "  defaults: {githubUser: alice, service: api}",
+      "  rules:",
+      "    - {name: agent-run, event: issue_comment, commentPattern: '^/agent run\\b(?<prompt>.*)'}",
+    ].join("\n"),
+    { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET, GITHUB_TOKEN: TOKEN },
+  );
 }
 
 async function startReporter(wrap?: (k: RunReporterKube) => RunReporterKube): Promise<RunReporter> {
   const cfg = config();
   const clients = makeClients(cluster().kubeConfig);
   const kube = createRunReporterKube(clients);
-  const r = new RunReporter({ clients, kube: wrap ? wrap(kube) : kube, github: createPlayGitHub({ apiUrl: gh.url, auth: { token: TOKEN } }), config: cfg, logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }) });
+  const r = new RunReporter({
+    clients,
+    kube: wrap ? wrap(kube) : kube,
+    github: createPlayGitHub({ apiUrl: gh.url, auth: { token: TOKEN } }),
+    config: cfg,
+    logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  });
   await r.start();
   reporters.push(r);
   return r;
@@ -73,7 +82,10 @@ function intake(onRefusal: RunReporter["enqueueRefusal"]) {
 
 /** "/agent run …" on issue (or PR) `issue` of acme/api, written by `login`. */
 function comment(issue: number, body: string, o: { pr?: boolean; association?: string; login?: string } = {}) {
-  const p = commentPayload(body, { association: o.association ?? "COLLABORATOR", login: o.login ?? "octo-dev" }) as Record<string, Record<string, unknown>>;
+  const p = commentPayload(body, { association: o.association ?? "COLLABORATOR", login: o.login ?? "octo-dev" }) as Record<
+    string,
+    Record<string, unknown>
+  >;
   p.repository = { ...p.repository, name: REPO, full_name: `${OWNER}/${REPO}`, clone_url: `https://github.com/${OWNER}/${REPO}.git` };
   p.issue = { ...p.issue, number: issue };
   delete p.issue.pull_request;
@@ -83,15 +95,38 @@ function comment(issue: number, body: string, o: { pr?: boolean; association?: s
 }
 
 const custom = () => cluster().kubeConfig.makeApiClient(CustomObjectsApi);
-const setStatus = (name: string, status: RunStatus) => custom().patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name, body: [{ op: "add", path: "/status", value: status }] });
-const getRun = async (name: string) => (await custom().getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun;
+const setStatus = (name: string, status: RunStatus) =>
+  custom().patchNamespacedCustomObjectStatus({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: "coderuns",
+    name,
+    body: [{ op: "add", path: "/status", value: status }],
+  });
+const getRun = async (name: string) =>
+  (await custom().getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun;
 const commentsOn = (issue: number) => gh.state.comments.filter((c) => c.issueNumber === issue);
 const writes = (operationId: string) => gh.state.requests.filter((r) => r.operationId === operationId && r.status < 300).length;
 
 beforeAll(async () => {
   ns = await newNamespace("replies");
   gh = await startGitHubServer({ users: { [TOKEN]: BOT } });
-  gh.state.pulls.push({ owner: OWNER, repo: REPO, number: 5, title: "Fix it", body: null, head: "feature/x", base: "main", state: "open", draft: false, labels: [], html_url: `https://github.com/${OWNER}/${REPO}/pull/5`, createdBy: "octo-dev", headSha: HEAD });
+  gh.state.pulls.push({
+    owner: OWNER,
+    repo: REPO,
+    number: 5,
+    title: "Fix it",
+    body: null,
+    head: "feature/x",
+    base: "main",
+    state: "open",
+    draft: false,
+    labels: [],
+    html_url: `https://github.com/${OWNER}/${REPO}/pull/5`,
+    createdBy: "octo-dev",
+    headSha: HEAD,
+  });
 });
 afterEach(async () => {
   for (const r of reporters.splice(0)) await r.stop();
@@ -107,7 +142,12 @@ describe("replies on GitHub for webhook-started runs", () => {
     const res = await deliver(app, await signedDelivery("issue_comment", payload));
     expect(res.statusCode, res.body).toBe(201);
     const name = (JSON.parse(res.body) as { data: { coderun_name: string } }).data.coderun_name;
-    await waitFor(async () => commentsOn(5).length === 1 && gh.state.checkRuns.length === 1 && gh.state.reactions.length === 1, 10_000, "acknowledgement", 50);
+    await waitFor(
+      async () => commentsOn(5).length === 1 && gh.state.checkRuns.length === 1 && gh.state.reactions.length === 1,
+      10_000,
+      "acknowledgement",
+      50,
+    );
     const ackMs = performance.now() - t0;
     console.log(`[replies] delivery → reaction, tracking comment and check run: ${ackMs.toFixed(0)} ms`);
     expect(ackMs).toBeLessThan(5000);
@@ -116,13 +156,30 @@ describe("replies on GitHub for webhook-started runs", () => {
     expect(tracking.body.split("\n")[0]).toBe(`<!-- orchestrator-run:${ns}/${name} -->`);
     expect(tracking.body).toContain(`👀 On it: task 5 of \`api\` runs as CodeRun \`${name}\``);
     expect(tracking.body).toContain("| Phase | ⏳ Pending |");
-    expect(gh.state.checkRuns[0]).toMatchObject({ headSha: HEAD, status: "in_progress", externalId: `run:${ns}/${name}`, name: "orchestrator: agent run" });
+    expect(gh.state.checkRuns[0]).toMatchObject({
+      headSha: HEAD,
+      status: "in_progress",
+      externalId: `run:${ns}/${name}`,
+      name: "orchestrator: agent run",
+    });
 
     await setStatus(name, { phase: "Running", reason: "AgentRunning", attempts: 1, jobName: `${name}-1` });
     await waitFor(async () => tracking.body.includes("🔄 Running"), 10_000, "Running in the comment", 50);
     expect(tracking.body).toContain(`| Logs | [${name}](${PUBLIC}/api/v1/runs/CodeRun/${name}/logs) |`);
-    await setStatus(name, { phase: "Succeeded", reason: "Succeeded", attempts: 1, jobName: `${name}-1`, pullRequestUrl: "https://github.com/acme/api/pull/6", result: { outcome: "succeeded", turns: 3, toolCalls: 5, costUsd: 0.0123 } });
-    await waitFor(async () => tracking.body.includes("✅ Succeeded") && gh.state.checkRuns[0]!.status === "completed", 10_000, "Succeeded", 50);
+    await setStatus(name, {
+      phase: "Succeeded",
+      reason: "Succeeded",
+      attempts: 1,
+      jobName: `${name}-1`,
+      pullRequestUrl: "https://github.com/acme/api/pull/6",
+      result: { outcome: "succeeded", turns: 3, toolCalls: 5, costUsd: 0.0123 },
+    });
+    await waitFor(
+      async () => tracking.body.includes("✅ Succeeded") && gh.state.checkRuns[0]!.status === "completed",
+      10_000,
+      "Succeeded",
+      50,
+    );
     expect(tracking.body).toContain("**Pull request:** https://github.com/acme/api/pull/6");
     expect(tracking.body).toContain("| Turns | 3 |");
     expect(tracking.body).toContain("| Tools used | 5 |");
@@ -131,9 +188,16 @@ describe("replies on GitHub for webhook-started runs", () => {
     expect(commentsOn(5)).toHaveLength(1);
     expect(gh.state.checkRuns).toHaveLength(1);
     // The record is written after GitHub answers, so it may trail GitHub's state by one write.
-    const report = async () => JSON.parse((await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"] ?? "{}") as { checkRun?: { state?: string } };
+    const report = async () =>
+      JSON.parse((await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"] ?? "{}") as {
+        checkRun?: { state?: string };
+      };
     await waitFor(async () => (await report()).checkRun?.state === "completed:success", 10_000, "record of the completed check run", 50);
-    expect(await report()).toMatchObject({ reacted: true, comment: { id: tracking.id }, checkRun: { id: gh.state.checkRuns[0]!.id, state: "completed:success" } });
+    expect(await report()).toMatchObject({
+      reacted: true,
+      comment: { id: tracking.id },
+      checkRun: { id: gh.state.checkRuns[0]!.id, state: "completed:success" },
+    });
     expect(gh.state.violations).toEqual([]);
   });
 
@@ -144,38 +208,78 @@ describe("replies on GitHub for webhook-started runs", () => {
     const res = await deliver(app, await signedDelivery("issue_comment", comment(11, "/agent run add a README").payload));
     const name = (JSON.parse(res.body) as { data: { coderun_name: string } }).data.coderun_name;
     await waitFor(async () => commentsOn(11).length === 1, 10_000, "tracking comment", 50);
-    await setStatus(name, { phase: "Failed", reason: "SecretMissing", message: "Secret github-token-alice not found: run infra/scripts/setup-agent-secrets.sh --user alice" });
+    await setStatus(name, {
+      phase: "Failed",
+      reason: "SecretMissing",
+      message: "Secret github-token-alice not found: run infra/scripts/setup-agent-secrets.sh --user alice",
+    });
     await waitFor(async () => commentsOn(11)[0]!.body.includes("❌ Failed"), 10_000, "Failed in the comment", 50);
     const body = commentsOn(11)[0]!.body;
     expect(body).toContain("**Failed:** Secret github-token-alice not found: run infra/scripts/setup-agent-secrets.sh --user alice");
-    expect(body).toContain(`**What to do:** an operator must create the missing Secret (see the message above); comment again to start a new run, or retry this one: \`orchestrator runs retry coderun/${name}\`.`);
+    expect(body).toContain(
+      `**What to do:** an operator must create the missing Secret (see the message above); comment again to start a new run, or retry this one: \`orchestrator runs retry coderun/${name}\`.`,
+    );
     expect(gh.state.checkRuns.length).toBe(checksBefore);
   });
 
   it("writes each state exactly once across a restart that lost the record (crash between the GitHub write and the annotation)", async () => {
-    gh.state.pulls.push({ owner: OWNER, repo: REPO, number: 12, title: "Other", body: null, head: "feature/y", base: "main", state: "open", draft: false, labels: [], html_url: `https://github.com/${OWNER}/${REPO}/pull/12`, createdBy: "octo-dev", headSha: "b".repeat(40) });
+    gh.state.pulls.push({
+      owner: OWNER,
+      repo: REPO,
+      number: 12,
+      title: "Other",
+      body: null,
+      head: "feature/y",
+      base: "main",
+      state: "open",
+      draft: false,
+      labels: [],
+      html_url: `https://github.com/${OWNER}/${REPO}/pull/12`,
+      createdBy: "octo-dev",
+      headSha: "b".repeat(40),
+    });
     const before = { comments: writes("issues/create-comment"), checks: writes("checks/create"), updates: writes("issues/update-comment") };
     // First process: every GitHub write happens, but the record never reaches the run.
     let lost = 0;
-    const first = await startReporter(() => ({ annotateRun: async () => { lost++; throw new Error("connection reset"); } }));
+    const first = await startReporter(() => ({
+      annotateRun: async () => {
+        lost++;
+        throw new Error("connection reset");
+      },
+    }));
     const app = intake(first.enqueueRefusal);
     const asked = comment(12, "/agent run", { pr: true });
     const res = await deliver(app, await signedDelivery("issue_comment", asked.payload));
     const name = (JSON.parse(res.body) as { data: { coderun_name: string } }).data.coderun_name;
-    await waitFor(async () => lost > 0 && commentsOn(12).length === 1 && gh.state.checkRuns.some((c) => c.headSha === "b".repeat(40)), 10_000, "first writes", 50);
+    await waitFor(
+      async () => lost > 0 && commentsOn(12).length === 1 && gh.state.checkRuns.some((c) => c.headSha === "b".repeat(40)),
+      10_000,
+      "first writes",
+      50,
+    );
     await first.stop();
     reporters.splice(reporters.indexOf(first), 1);
     expect((await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"]).toBeUndefined();
 
     // Restarted process: finds the comment by its marker and the check run by external_id.
     await startReporter();
-    await waitFor(async () => (await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"], 10_000, "record adopted", 100);
+    await waitFor(
+      async () => (await getRun(name)).metadata.annotations?.["orchestrator.platform/github-report"],
+      10_000,
+      "record adopted",
+      100,
+    );
     expect(writes("issues/create-comment") - before.comments).toBe(1);
     expect(writes("checks/create") - before.checks).toBe(1);
     expect(writes("issues/update-comment") - before.updates).toBe(0);
     await setStatus(name, { phase: "Cancelled", reason: "Cancelled" });
     await waitFor(async () => commentsOn(12)[0]!.body.includes("⏹️ Cancelled"), 10_000, "Cancelled", 50);
-    await waitFor(async () => gh.state.checkRuns.find((c) => c.headSha === "b".repeat(40))?.conclusion === "cancelled", 10_000, "check run cancelled", 50);
+    await waitFor(
+      async () => gh.state.checkRuns.find((c) => c.headSha === "b".repeat(40))?.conclusion === "cancelled",
+      10_000,
+      "check run cancelled",
+      50,
+    );
     expect(writes("issues/create-comment") - before.comments).toBe(1);
     expect(writes("issues/update-comment") - before.updates).toBe(1);
     expect(commentsOn(12)).toHaveLength(1);
@@ -185,10 +289,15 @@ describe("replies on GitHub for webhook-started runs", () => {
   it("replies once to a refused request: the sender may not start agents, or the task already runs", async () => {
     const reporter = await startReporter();
     const app = intake(reporter.enqueueRefusal);
-    const stranger = await signedDelivery("issue_comment", comment(20, "/agent run please", { association: "NONE", login: "drive-by" }).payload);
+    const stranger = await signedDelivery(
+      "issue_comment",
+      comment(20, "/agent run please", { association: "NONE", login: "drive-by" }).payload,
+    );
     expect((await deliver(app, stranger)).statusCode).toBe(202);
     await waitFor(async () => commentsOn(20).length === 1, 10_000, "refusal reply", 50);
-    expect(commentsOn(20)[0]!.body).toBe(`<!-- orchestrator-refusal:${stranger.id} -->\n@drive-by I did not start an agent: drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR). Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`);
+    expect(commentsOn(20)[0]!.body).toBe(
+      `<!-- orchestrator-refusal:${stranger.id} -->\n@drive-by I did not start an agent: drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR). Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`,
+    );
     // GitHub redelivers the same delivery: still one reply.
     expect((await deliver(app, stranger)).statusCode).toBe(202);
     await new Promise((r) => setTimeout(r, 1500));
@@ -201,8 +310,18 @@ describe("replies on GitHub for webhook-started runs", () => {
     expect(second.statusCode).toBe(202);
     expect(JSON.parse(second.body)).toMatchObject({ data: { outcome: "busy", coderun_name: active } });
     await waitFor(async () => commentsOn(21).some((c) => c.body.includes("I did not start an agent")), 10_000, "busy reply", 50);
-    expect(commentsOn(21).find((c) => c.body.includes("I did not start an agent"))!.body).toContain(`@octo-dev I did not start an agent: this task already has an active run (CodeRun \`${active}\`). Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${active}\`) and ask again.`);
-    const runs = ((await custom().listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", labelSelector: "task-id=21" })) as { items: CodeRun[] }).items;
+    expect(commentsOn(21).find((c) => c.body.includes("I did not start an agent"))!.body).toContain(
+      `@octo-dev I did not start an agent: this task already has an active run (CodeRun \`${active}\`). Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${active}\`) and ask again.`,
+    );
+    const runs = (
+      (await custom().listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: ns,
+        plural: "coderuns",
+        labelSelector: "task-id=21",
+      })) as { items: CodeRun[] }
+    ).items;
     expect(runs).toHaveLength(1);
     expect(gh.state.violations).toEqual([]);
   });

@@ -48,7 +48,11 @@ describe("node images", () => {
   });
 
   it("busybox runs its shell and applets", async () => {
-    const r = await containerd.run(image("busybox").ref, "busybox-sh", ["sh", "-c", "echo hello from $(uname -s); id -u; readlink /usr/bin/env; nc 2>&1 | head -1"]);
+    const r = await containerd.run(image("busybox").ref, "busybox-sh", [
+      "sh",
+      "-c",
+      "echo hello from $(uname -s); id -u; readlink /usr/bin/env; nc 2>&1 | head -1",
+    ]);
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stdout).split(/\r?\n/).slice(0, 3)).toEqual(["hello from Linux", "0", "/bin/busybox"]);
     expect(String(r.stdout)).toMatch(/BusyBox v1\.35\.0/);
@@ -75,7 +79,11 @@ describe("node images", () => {
     try {
       const inspect = await execa("skopeo", ["inspect", `oci-archive:${img.archive}`]);
       expect(JSON.parse(inspect.stdout)).toMatchObject({ Digest: img.digest, Architecture: "amd64", Os: "linux" });
-      const copy = await execa("skopeo", ["copy", "--dest-oci-accept-uncompressed-layers", `oci-archive:${img.archive}`, `oci:${dir}:copy`], { reject: false });
+      const copy = await execa(
+        "skopeo",
+        ["copy", "--dest-oci-accept-uncompressed-layers", `oci-archive:${img.archive}`, `oci:${dir}:copy`],
+        { reject: false },
+      );
       expect(copy.exitCode, String(copy.stderr)).toBe(0);
       const index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
       expect(index.manifests.map((m) => m.digest)).toEqual([img.digest]);

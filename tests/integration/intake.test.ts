@@ -13,7 +13,16 @@ import { RunStoreError } from "../../src/intake/store.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-store.js";
 import { deliveryRunName } from "../../src/webhook/rules.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
-import { DEFAULT_CONFIG_YAML, authHeader, buildTestApp, commentPayload, deliver, signedDelivery, testConfig, type TestApp } from "../support/webhook-fixtures.js";
+import {
+  DEFAULT_CONFIG_YAML,
+  authHeader,
+  buildTestApp,
+  commentPayload,
+  deliver,
+  signedDelivery,
+  testConfig,
+  type TestApp,
+} from "../support/webhook-fixtures.js";
 
 const CRDS = "infra/charts/orchestrator/crds/platform-crds.yaml";
 const cluster = useControlPlane("minimal");
@@ -25,7 +34,13 @@ beforeAll(async () => {
   const kubectl = (args: string[]) => execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, ...args], { reject: false });
   const applied = await kubectl(["apply", "-f", CRDS]);
   expect(applied.exitCode, applied.stderr).toBe(0);
-  const est = await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/coderuns.orchestrator.platform", "crd/docsruns.orchestrator.platform"]);
+  const est = await kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/coderuns.orchestrator.platform",
+    "crd/docsruns.orchestrator.platform",
+  ]);
   expect(est.exitCode, est.stderr).toBe(0);
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
   for (let i = 0; ; i++) {
@@ -49,21 +64,38 @@ async function setup(opts: { namespace?: string } = {}) {
   const cp = cluster();
   const ns = opts.namespace ?? (await newNamespace("intake"));
   // The submissions below mount Secret "db" through env_from_secrets: it must be mountable.
-  const config = testConfig(`${DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`)}\nauthorization: {mountableSecrets: [db]}\n`);
+  const config = testConfig(
+    `${DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`)}\nauthorization: {mountableSecrets: [db]}\n`,
+  );
   const runs = createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns, requestTimeoutMs: 5000 });
   const t = buildTestApp({ config, runs: runs as never });
   apps.push(t);
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
-  const listCodeRuns = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" })) as { items: CodeRun[] }).items;
+  const listCodeRuns = async () =>
+    (
+      (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns" })) as {
+        items: CodeRun[];
+      }
+    ).items;
   const setStatus = (plural: string, name: string, status: Record<string, unknown>) =>
-    custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural, name, body: [{ op: "add", path: "/status", value: status }] });
+    custom.patchNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural,
+      name,
+      body: [{ op: "add", path: "/status", value: status }],
+    });
   return { cp, ns, t, runs, custom, listCodeRuns, setStatus };
 }
 
 describe("webhook intake on a real API server", () => {
   it("creates exactly one CodeRun for a signed comment from a collaborator, accepted by the CRD schema", async () => {
     const { t, listCodeRuns } = await setup();
-    const d = await signedDelivery("issue_comment", commentPayload("/agent run make the build green", { association: "COLLABORATOR", login: "octo-dev" }));
+    const d = await signedDelivery(
+      "issue_comment",
+      commentPayload("/agent run make the build green", { association: "COLLABORATOR", login: "octo-dev" }),
+    );
     const res = await deliver(t.app, d);
     expect(res.statusCode, res.body).toBe(201);
     const items = await listCodeRuns();
@@ -72,7 +104,15 @@ describe("webhook intake on a real API server", () => {
     expect(run.metadata.name).toBe(deliveryRunName(d.id));
     expect(run.metadata.uid).toBeTruthy();
     // CRD defaults were applied by the API server: the object went through its schema.
-    expect(run.spec).toMatchObject({ taskId: 1, service: "hello-world", githubApp: "5DLabs-Rex", docsBranch: "main", continueSession: false, overwriteMemory: false, contextVersion: 1 });
+    expect(run.spec).toMatchObject({
+      taskId: 1,
+      service: "hello-world",
+      githubApp: "5DLabs-Rex",
+      docsBranch: "main",
+      continueSession: false,
+      overwriteMemory: false,
+      contextVersion: 1,
+    });
     expect(run.spec.promptModification).toContain("make the build green");
     expect(run.metadata.annotations?.["orchestrator.platform/github-delivery"]).toBe(d.id);
     expect(run.metadata.labels).toMatchObject({ app: "orchestrator", "task-id": "1", service: "hello-world" });
@@ -98,29 +138,55 @@ describe("webhook intake on a real API server", () => {
     const res = await deliver(t.app, outsider);
     expect(res.statusCode).toBe(202);
     expect(res.json().data.outcome).toBe("forbidden");
-    const contributor = await signedDelivery("issue_comment", commentPayload("/agent run please", { association: "CONTRIBUTOR", login: "past-contributor" }));
+    const contributor = await signedDelivery(
+      "issue_comment",
+      commentPayload("/agent run please", { association: "CONTRIBUTOR", login: "past-contributor" }),
+    );
     expect((await deliver(t.app, contributor)).statusCode).toBe(202);
     expect(await listCodeRuns()).toHaveLength(0);
   });
 });
 
 describe("REST intake on a real API server", () => {
-  const body = { task_id: 12, service: "payments", repository_url: "https://github.com/acme/payments.git", docs_repository_url: "acme/docs", github_user: "swe-1", env: { LOG_LEVEL: "debug" }, env_from_secrets: [{ name: "DB_URL", secretName: "db", secretKey: "url" }] };
+  const body = {
+    task_id: 12,
+    service: "payments",
+    repository_url: "https://github.com/acme/payments.git",
+    docs_repository_url: "acme/docs",
+    github_user: "swe-1",
+    env: { LOG_LEVEL: "debug" },
+    env_from_secrets: [{ name: "DB_URL", secretName: "db", secretKey: "url" }],
+  };
 
   it("creates a CodeRun the API server accepts, lists, gets, cancels (merge patch) and retries it", async () => {
     const { t, custom, ns, setStatus } = await setup();
     const res = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: body, headers: authHeader });
     expect(res.statusCode, res.body).toBe(201);
     const name = res.json().data.coderun_name as string;
-    const stored = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun;
-    expect(stored.spec).toMatchObject({ taskId: 12, service: "payments", githubUser: "swe-1", model: "claude-sonnet-4-20250514", envFromSecrets: body.env_from_secrets, env: body.env });
+    const stored = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "coderuns",
+      name,
+    })) as CodeRun;
+    expect(stored.spec).toMatchObject({
+      taskId: 12,
+      service: "payments",
+      githubUser: "swe-1",
+      model: "claude-sonnet-4-20250514",
+      envFromSecrets: body.env_from_secrets,
+      env: body.env,
+    });
 
     const list = await t.app.inject({ method: "GET", url: "/api/v1/runs?kind=coderun&task=12&service=payments", headers: authHeader });
     expect(list.json().data.items.map((i: CodeRun) => i.metadata.name)).toEqual([name]);
     const none = await t.app.inject({ method: "GET", url: "/api/v1/runs?task=99", headers: authHeader });
     expect(none.statusCode, none.body).toBe(200);
     expect(none.json().data.items).toEqual([]);
-    expect((await t.app.inject({ method: "GET", url: `/api/v1/runs/coderun/${name}`, headers: authHeader })).json().data.metadata.uid).toBe(stored.metadata.uid);
+    expect((await t.app.inject({ method: "GET", url: `/api/v1/runs/coderun/${name}`, headers: authHeader })).json().data.metadata.uid).toBe(
+      stored.metadata.uid,
+    );
 
     // Active duplicate → 409 (status written through the status subresource, like the controller).
     await setStatus("coderuns", name, { phase: "Running", jobName: `${name}-job` });
@@ -133,12 +199,26 @@ describe("REST intake on a real API server", () => {
 
     const cancel = await t.app.inject({ method: "POST", url: `/api/v1/runs/coderun/${name}/cancel`, headers: authHeader });
     expect(cancel.statusCode, cancel.body).toBe(202);
-    expect(((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun).spec.cancel).toBe(true);
+    expect(
+      ((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name })) as CodeRun)
+        .spec.cancel,
+    ).toBe(true);
 
     await setStatus("coderuns", name, { phase: "Cancelled" });
-    const retry = await t.app.inject({ method: "POST", url: `/api/v1/runs/coderun/${name}/retry`, payload: { prompt_modification: "Try again." }, headers: authHeader });
+    const retry = await t.app.inject({
+      method: "POST",
+      url: `/api/v1/runs/coderun/${name}/retry`,
+      payload: { prompt_modification: "Try again." },
+      headers: authHeader,
+    });
     expect(retry.statusCode, retry.body).toBe(201);
-    const retried = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "coderuns", name: retry.json().data.coderun_name })) as CodeRun;
+    const retried = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "coderuns",
+      name: retry.json().data.coderun_name,
+    })) as CodeRun;
     expect(retried.spec).toMatchObject({ contextVersion: 2, continueSession: true, promptModification: "Try again." });
     expect(retried.spec.cancel).toBeUndefined();
   });
@@ -152,15 +232,34 @@ describe("REST intake on a real API server", () => {
     expect(repeat.statusCode).toBe(201);
     expect(repeat.json()).toEqual(first.json());
     expect(repeat.headers.location).toBe(first.headers.location);
-    expect((await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { ...body, task_id: 13 }, headers })).statusCode).toBe(422);
+    expect((await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { ...body, task_id: 13 }, headers })).statusCode).toBe(
+      422,
+    );
     expect(await listCodeRuns()).toHaveLength(1);
   });
 
   it("creates a DocsRun the API server accepts", async () => {
     const { t, custom, ns } = await setup();
-    const res = await t.app.inject({ method: "POST", url: "/api/v1/pm/docs/generate", payload: { repository_url: "acme/docs", working_directory: ".", source_branch: "main", github_app: "5DLabs-Morgan", include_codebase: true }, headers: authHeader });
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/docs/generate",
+      payload: {
+        repository_url: "acme/docs",
+        working_directory: ".",
+        source_branch: "main",
+        github_app: "5DLabs-Morgan",
+        include_codebase: true,
+      },
+      headers: authHeader,
+    });
     expect(res.statusCode, res.body).toBe(201);
-    const dr = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "docsruns", name: res.json().data.docsrun_name })) as { spec: Record<string, unknown> };
+    const dr = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "docsruns",
+      name: res.json().data.docsrun_name,
+    })) as { spec: Record<string, unknown> };
     expect(dr.spec).toMatchObject({ githubApp: "5DLabs-Morgan", includeCodebase: true, model: "claude-opus-4-20250514" });
   });
 });
@@ -168,7 +267,12 @@ describe("REST intake on a real API server", () => {
 describe("kube RunStore adapter", () => {
   it("maps the API server's answers: AlreadyExists, NotFound, Invalid with causes", async () => {
     const { runs } = await setup();
-    const run: CodeRun = { apiVersion: "orchestrator.platform/v1", kind: "CodeRun", metadata: { name: "adapter-1" }, spec: { taskId: 1, service: "s", repositoryUrl: "a/b", docsRepositoryUrl: "a/c", model: "m", githubUser: "u" } };
+    const run: CodeRun = {
+      apiVersion: "orchestrator.platform/v1",
+      kind: "CodeRun",
+      metadata: { name: "adapter-1" },
+      spec: { taskId: 1, service: "s", repositoryUrl: "a/b", docsRepositoryUrl: "a/c", model: "m", githubUser: "u" },
+    };
     await runs.create(run);
     await expect(runs.create(run)).rejects.toMatchObject({ reason: "AlreadyExists" });
     await expect(runs.get("CodeRun", "missing")).rejects.toMatchObject({ reason: "NotFound" });
@@ -180,7 +284,10 @@ describe("kube RunStore adapter", () => {
     expect(err.causes.map((c) => c.field)).toEqual(expect.arrayContaining(["spec.taskId"]));
     // CEL rules run once the OpenAPI schema passes.
     const both = { ...run, metadata: { name: "adapter-3" }, spec: { ...run.spec, githubApp: "both" } };
-    await expect(runs.create(both)).rejects.toMatchObject({ reason: "Invalid", message: expect.stringMatching(/set exactly one of spec.githubUser or spec.githubApp/) });
+    await expect(runs.create(both)).rejects.toMatchObject({
+      reason: "Invalid",
+      message: expect.stringMatching(/set exactly one of spec.githubUser or spec.githubApp/),
+    });
     expect((await runs.list("CodeRun", { app: "nothing" })).length).toBe(0);
   });
 
@@ -188,15 +295,26 @@ describe("kube RunStore adapter", () => {
     const { cp, ns } = await setup();
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "ci" } } });
-    const tr = await core.createNamespacedServiceAccountToken({ namespace: ns, name: "ci", body: { spec: { audiences: [], expirationSeconds: 600 } } });
+    const tr = await core.createNamespacedServiceAccountToken({
+      namespace: ns,
+      name: "ci",
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
     const token = tr.status?.token ?? "";
     const config = testConfig(DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`), { ORCHESTRATOR_API_TOKENS: "" });
-    const auth = createAuthenticator({ tokens: [], tokenReview: { reviewer: createKubeTokenReviewer(cp.kubeConfig), allow: [], audiences: [], namespace: ns } });
+    const auth = createAuthenticator({
+      tokens: [],
+      tokenReview: { reviewer: createKubeTokenReviewer(cp.kubeConfig), allow: [], audiences: [], namespace: ns },
+    });
     const t = buildTestApp({ config, auth, runs: createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns }) as never });
     apps.push(t);
     const ok = await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: `Bearer ${token}` } });
     expect(ok.statusCode, ok.body).toBe(200);
-    const forged = await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` } });
+    const forged = await t.app.inject({
+      method: "GET",
+      url: "/api/v1/runs",
+      headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` },
+    });
     expect(forged.statusCode).toBe(401);
   });
 });
@@ -205,7 +323,12 @@ describe("API server down", () => {
   it("answers 503 for submissions and webhook deliveries, and creates nothing", async () => {
     const { cp, t } = await setup();
     await cp.stop();
-    const res = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { task_id: 1, service: "s", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u" }, headers: authHeader });
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/tasks",
+      payload: { task_id: 1, service: "s", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u" },
+      headers: authHeader,
+    });
     expect(res.statusCode, res.body).toBe(503);
     expect(res.headers["content-type"]).toMatch(/problem\+json/);
     expect(res.json()).toMatchObject({ success: false, type: "urn:orchestrator:problem:kubernetes-unavailable" });

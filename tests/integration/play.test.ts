@@ -12,7 +12,18 @@ import { newNamespace, useControlPlane } from "../support/cluster.js";
 import { waitFor } from "../support/controller-harness.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
 import { GitHubSim } from "../support/play-github.js";
-import { AGENT_USERS, CONTROLLER_LOGIN, CONTROLLER_TOKEN, createPlayAgentSecrets, newPlay, playConfigYaml, playsApi, startPlayStack, type PlayStack, type PlayStackOptions } from "../support/play-harness.js";
+import {
+  AGENT_USERS,
+  CONTROLLER_LOGIN,
+  CONTROLLER_TOKEN,
+  createPlayAgentSecrets,
+  newPlay,
+  playConfigYaml,
+  playsApi,
+  startPlayStack,
+  type PlayStack,
+  type PlayStackOptions,
+} from "../support/play-harness.js";
 
 const CRDS = "infra/charts/orchestrator/crds/platform-crds.yaml";
 const cluster = useControlPlane("full", { crdPaths: [CRDS] });
@@ -51,12 +62,18 @@ async function playOf(env: Env, name: string): Promise<Play> {
 async function waitPlay(env: Env, name: string, what: string, pred: (p: Play) => boolean, timeoutMs = 60_000): Promise<Play> {
   let last: Play | undefined;
   try {
-    return await waitFor(async () => {
-      last = await playOf(env, name);
-      return pred(last) && last;
-    }, timeoutMs, what);
+    return await waitFor(
+      async () => {
+        last = await playOf(env, name);
+        return pred(last) && last;
+      },
+      timeoutMs,
+      what,
+    );
   } catch (e) {
-    throw new Error(`${(e as Error).message}; Play status: ${JSON.stringify({ ...last?.status, history: undefined, conditions: undefined, reported: undefined })}`);
+    throw new Error(
+      `${(e as Error).message}; Play status: ${JSON.stringify({ ...last?.status, history: undefined, conditions: undefined, reported: undefined })}`,
+    );
   }
 }
 
@@ -64,22 +81,38 @@ async function runNamed(env: Env, name: string): Promise<CodeRun | undefined> {
   return (await env.api.runs(env.ns)).find((r) => r.metadata.name === name);
 }
 
-async function waitRun(env: Env, play: Play, taskId: number, stage: RunStage, n: number, pred: (r: CodeRun) => boolean = () => true, timeoutMs = 60_000): Promise<CodeRun> {
+async function waitRun(
+  env: Env,
+  play: Play,
+  taskId: number,
+  stage: RunStage,
+  n: number,
+  pred: (r: CodeRun) => boolean = () => true,
+  timeoutMs = 60_000,
+): Promise<CodeRun> {
   const name = stageRunName(play, taskId, stage, n);
-  return waitFor(async () => {
-    const r = await runNamed(env, name);
-    return r && pred(r) && r;
-  }, timeoutMs, `CodeRun ${name}`);
+  return waitFor(
+    async () => {
+      const r = await runNamed(env, name);
+      return r && pred(r) && r;
+    },
+    timeoutMs,
+    `CodeRun ${name}`,
+  );
 }
 
 const phase = (p: string) => (r: CodeRun) => r.status?.phase === p;
 
 /** Waits until the check run of stage run `run` shows `state` ("in_progress" or a conclusion). */
 async function waitCheck(env: Env, run: string, state: string, timeoutMs = 30_000) {
-  return waitFor(async () => {
-    const c = env.github.state.checkRuns.find((x) => x.externalId?.endsWith(`:${run}`));
-    return c && (c.status === state || c.conclusion === state) && c;
-  }, timeoutMs, `check run of ${run} ${state}`);
+  return waitFor(
+    async () => {
+      const c = env.github.state.checkRuns.find((x) => x.externalId?.endsWith(`:${run}`));
+      return c && (c.status === state || c.conclusion === state) && c;
+    },
+    timeoutMs,
+    `check run of ${run} ${state}`,
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,7 +123,7 @@ function violations(github: GitHubServer): unknown[] {
 
 describe("Play", () => {
   it("walks implementation → quality → testing → merged → next task, reporting each stage once", async () => {
-    const env = await setup("play: {resyncSeconds: 600, publicUrl: \"https://orchestrator.example.com\"}");
+    const env = await setup('play: {resyncSeconds: 600, publicUrl: "https://orchestrator.example.com"}');
     const { sim, stack } = env;
     const created = await env.api.create(newPlay(env.ns, "walk", { tasks: [1, 2], agents: { implementation: "rex" } }));
     const t0 = Date.now();
@@ -98,8 +131,15 @@ describe("Play", () => {
     // Task 1: the implementation agent (user rex-agent) opens the PR labelled task-1.
     const impl = await waitRun(env, created, 1, "implementation", 0);
     expect(impl.spec).toMatchObject({ taskId: 1, service: "api", githubUser: REX, model: "claude-rex", continueSession: false });
-    expect(impl.metadata.annotations).toMatchObject({ "orchestrator.platform/agent": "rex", "orchestrator.platform/play-stage": "implementation" });
-    expect(impl.metadata.labels).toMatchObject({ "orchestrator.platform/play": "walk", "task-id": "1", "orchestrator.platform/play-stage": "implementation" });
+    expect(impl.metadata.annotations).toMatchObject({
+      "orchestrator.platform/agent": "rex",
+      "orchestrator.platform/play-stage": "implementation",
+    });
+    expect(impl.metadata.labels).toMatchObject({
+      "orchestrator.platform/play": "walk",
+      "task-id": "1",
+      "orchestrator.platform/play-stage": "implementation",
+    });
     expect(impl.metadata.ownerReferences?.[0]).toMatchObject({ kind: "Play", name: "walk", uid: created.metadata.uid, controller: true });
     const { pull: pr1, delivery: opened } = sim.openTaskPull(1, REX);
     expect(await stack.send(opened)).toBeLessThan(300);
@@ -128,7 +168,9 @@ describe("Play", () => {
     await stack.send(sim.merge(pr1.number));
     const onTask2 = await waitPlay(env, "walk", "task 2", (p) => p.status?.currentTask === 2);
     expect(onTask2.status).toMatchObject({ currentTaskIndex: 1, stage: "implementation", agent: "rex", iteration: 0, phase: "Running" });
-    expect(onTask2.status?.history?.filter((h) => h.taskId === 1).map((h) => `${h.stage}:${h.outcome}`)).toEqual(expect.arrayContaining(["implementation:Succeeded", "quality:Succeeded", "testing:Succeeded", "merge:Merged"]));
+    expect(onTask2.status?.history?.filter((h) => h.taskId === 1).map((h) => `${h.stage}:${h.outcome}`)).toEqual(
+      expect.arrayContaining(["implementation:Succeeded", "quality:Succeeded", "testing:Succeeded", "merge:Merged"]),
+    );
 
     // Task 2 end to end.
     await waitRun(env, created, 2, "implementation", 0);
@@ -150,7 +192,12 @@ describe("Play", () => {
     const gh = env.github.state;
     await waitFor(async () => gh.checkRuns.filter((c) => c.status === "completed").length === 6, 20_000, "six completed check runs");
     expect(gh.checkRuns.map((c) => [c.name, c.conclusion]).sort()).toEqual([
-      ["Play: implementation", "success"], ["Play: implementation", "success"], ["Play: quality review", "success"], ["Play: quality review", "success"], ["Play: testing", "success"], ["Play: testing", "success"],
+      ["Play: implementation", "success"],
+      ["Play: implementation", "success"],
+      ["Play: quality review", "success"],
+      ["Play: quality review", "success"],
+      ["Play: testing", "success"],
+      ["Play: testing", "success"],
     ]);
     for (const c of gh.checkRuns) {
       expect(c.app).toBe(CONTROLLER_LOGIN);
@@ -183,7 +230,12 @@ describe("Play", () => {
     // The quality agent pushes a refactor: the Play follows the new head, QA goes on.
     const byCleo = sim.push(pull.number, CLEO);
     await stack.send(byCleo);
-    await waitPlay(env, "push", "head of the quality agent's push", (p) => p.status?.pullRequest?.headSha === sim.pull(pull.number).headSha);
+    await waitPlay(
+      env,
+      "push",
+      "head of the quality agent's push",
+      (p) => p.status?.pullRequest?.headSha === sim.pull(pull.number).headSha,
+    );
     await sleep(1500);
     expect((await runNamed(env, q0.metadata.name!))?.spec.cancel).toBeUndefined();
     expect(await runNamed(env, stageRunName(play, 1, "quality", 1))).toBeUndefined();
@@ -195,7 +247,12 @@ describe("Play", () => {
     expect(cancelled.spec.cancel).toBe(true);
     const q1 = await waitRun(env, play, 1, "quality", 1, phase("Running"));
     console.log(`[play] QA restarted ${((Date.now() - t0) / 1000).toFixed(1)} s after the push`);
-    const st = await waitPlay(env, "push", "round 1", (p) => p.status?.activeRun === q1.metadata.name && p.status?.reason === "AgentRunning");
+    const st = await waitPlay(
+      env,
+      "push",
+      "round 1",
+      (p) => p.status?.activeRun === q1.metadata.name && p.status?.reason === "AgentRunning",
+    );
     expect(st.status).toMatchObject({ stage: "quality", agent: "cleo", task: { round: 1, qaBaseSha: sim.pull(pull.number).headSha } });
     await waitCheck(env, q0.metadata.name!, "cancelled");
     const c1 = await waitCheck(env, q1.metadata.name!, "in_progress");
@@ -208,10 +265,17 @@ describe("Play", () => {
     const env = await setup();
     const { sim, stack } = env;
     // Remediation runs take 3 s, so the agent's push lands while its run is still going, as it would.
-    const play = await env.api.create(newPlay(env.ns, "fix", { maxRemediationIterations: 3, stageEnv: { implementation: { KWOK_RUN_DURATION: "3s" } } }));
+    const play = await env.api.create(
+      newPlay(env.ns, "fix", { maxRemediationIterations: 3, stageEnv: { implementation: { KWOK_RUN_DURATION: "3s" } } }),
+    );
     /** The quality run QA restarted with after remediation `iteration` (its round is in status). */
     const qualityAfter = async (iteration: number) => {
-      const st = await waitPlay(env, "fix", `quality after remediation ${iteration}`, (p) => p.status?.stage === "quality" && p.status?.iteration === iteration && p.status?.activeRun !== undefined);
+      const st = await waitPlay(
+        env,
+        "fix",
+        `quality after remediation ${iteration}`,
+        (p) => p.status?.stage === "quality" && p.status?.iteration === iteration && p.status?.activeRun !== undefined,
+      );
       return waitRun(env, play, 1, "quality", st.status?.task?.round ?? -1);
     };
     await waitRun(env, play, 1, "implementation", 0);
@@ -225,11 +289,21 @@ describe("Play", () => {
     await stack.send(sim.comment(pull.number, "maintainer", "/remediate\nPlease fix the lint errors in src/lib.rs.", "OWNER").delivery);
     const r1 = await waitRun(env, play, 1, "remediation", 1);
     expect(r1.spec).toMatchObject({ githubUser: REX, continueSession: true, taskId: 1 });
-    expect(r1.spec.env).toMatchObject({ REMEDIATION_MODE: "true", ITERATION_COUNT: "1", FEEDBACK_TYPE: "comment", FEEDBACK_AUTHOR: "maintainer", PR_NUMBER: String(pull.number) });
+    expect(r1.spec.env).toMatchObject({
+      REMEDIATION_MODE: "true",
+      ITERATION_COUNT: "1",
+      FEEDBACK_TYPE: "comment",
+      FEEDBACK_AUTHOR: "maintainer",
+      PR_NUMBER: String(pull.number),
+    });
     expect(r1.spec.promptModification).toContain("Please fix the lint errors in src/lib.rs.");
     expect(r1.spec.promptModification).not.toContain("rm -rf");
     // The pass that created the run writes the Play's status after reporting to GitHub.
-    expect((await waitPlay(env, "fix", "status shows remediation", (p) => p.status?.stage === "remediation")).status).toMatchObject({ stage: "remediation", iteration: 1, agent: "rex" });
+    expect((await waitPlay(env, "fix", "status shows remediation", (p) => p.status?.stage === "remediation")).status).toMatchObject({
+      stage: "remediation",
+      iteration: 1,
+      agent: "rex",
+    });
 
     // The remediation pushes; QA starts over once it finished, and the testing agent requests changes.
     await waitRun(env, play, 1, "remediation", 1, phase("Running"));
@@ -261,10 +335,22 @@ describe("Play", () => {
     await sleep(1000);
     expect(await runNamed(env, stageRunName(play, 1, "remediation", 4))).toBeUndefined();
     // The last quality run is stopped with the Play (or had already finished).
-    await waitFor(async () => ["Succeeded", "Cancelled"].includes((await runNamed(env, q3.metadata.name!))?.status?.phase ?? ""), 30_000, "last quality run finished");
+    await waitFor(
+      async () => ["Succeeded", "Cancelled"].includes((await runNamed(env, q3.metadata.name!))?.status?.phase ?? ""),
+      30_000,
+      "last quality run finished",
+    );
     // Every check run ends completed, the progress comment shows the stop.
-    await waitFor(async () => env.github.state.checkRuns.every((c) => c.status === "completed") && env.github.state.checkRuns.length >= 8, 30_000, "all check runs completed");
-    await waitFor(async () => env.github.state.comments.find((c) => c.user === CONTROLLER_LOGIN)?.body.includes("❌ stopped"), 20_000, "progress comment shows the stop");
+    await waitFor(
+      async () => env.github.state.checkRuns.every((c) => c.status === "completed") && env.github.state.checkRuns.length >= 8,
+      30_000,
+      "all check runs completed",
+    );
+    await waitFor(
+      async () => env.github.state.comments.find((c) => c.user === CONTROLLER_LOGIN)?.body.includes("❌ stopped"),
+      20_000,
+      "progress comment shows the stop",
+    );
     expectExactlyOnce(env.github);
     expect(violations(env.github)).toEqual([]);
   });
@@ -291,7 +377,12 @@ describe("Play", () => {
     console.log(`[play] approval noticed by resync after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     sim.merge(pull.number);
     const done = await waitPlay(env, "quiet", "Succeeded", (p) => p.status?.phase === "Succeeded", 20_000);
-    expect(done.status?.history?.map((h) => `${h.stage}:${h.outcome}`)).toEqual(["implementation:Succeeded", "quality:Succeeded", "testing:Succeeded", "merge:Merged"]);
+    expect(done.status?.history?.map((h) => `${h.stage}:${h.outcome}`)).toEqual([
+      "implementation:Succeeded",
+      "quality:Succeeded",
+      "testing:Succeeded",
+      "merge:Merged",
+    ]);
     expect(env.github.state.requests.some((r) => r.caller === CONTROLLER_TOKEN)).toBe(true);
     expectExactlyOnce(env.github);
     expect(violations(env.github)).toEqual([]);
@@ -334,7 +425,11 @@ describe("Play", () => {
     await stack.send(sim.merge(pull.number));
     await waitPlay(env, "restart", "Succeeded", (p) => p.status?.phase === "Succeeded");
     const gh = env.github.state;
-    expect(gh.checkRuns.map((c) => `${c.name}:${c.conclusion}`).sort()).toEqual(["Play: implementation:success", "Play: quality review:success", "Play: testing:success"]);
+    expect(gh.checkRuns.map((c) => `${c.name}:${c.conclusion}`).sort()).toEqual([
+      "Play: implementation:success",
+      "Play: quality review:success",
+      "Play: testing:success",
+    ]);
     expect(gh.comments.filter((c) => c.user === CONTROLLER_LOGIN)).toHaveLength(1);
     expectExactlyOnce(env.github);
     expect(violations(env.github)).toEqual([]);
@@ -383,15 +478,25 @@ function expectExactlyOnce(github: GitHubServer): void {
   const ids = creates.map((r) => (r.body as { external_id: string }).external_id);
   expect(new Set(ids).size, `duplicate check-run creates: ${ids.join(", ")}`).toBe(ids.length);
   const updates = reqs.filter((r) => r.method === "PATCH" && /\/check-runs\/\d+$/.test(r.path));
-  const states = updates.map((r) => `${r.path}:${(r.body as { status?: string; conclusion?: string }).conclusion ?? (r.body as { status?: string }).status}`);
+  const states = updates.map(
+    (r) => `${r.path}:${(r.body as { status?: string; conclusion?: string }).conclusion ?? (r.body as { status?: string }).status}`,
+  );
   expect(new Set(states).size, `duplicate check-run updates: ${states.join(", ")}`).toBe(states.length);
   for (const r of updates) {
-    const created = creates.find((c) => github.state.checkRuns.find((x) => x.externalId === (c.body as { external_id: string }).external_id && r.path.endsWith(`/${x.id}`)));
+    const created = creates.find((c) =>
+      github.state.checkRuns.find((x) => x.externalId === (c.body as { external_id: string }).external_id && r.path.endsWith(`/${x.id}`)),
+    );
     // An update only moves a run from in progress to completed.
     expect((created?.body as { status?: string } | undefined)?.status, r.path).toBe("in_progress");
   }
   const commentCreates = reqs.filter((r) => r.method === "POST" && /\/issues\/\d+\/comments$/.test(r.path));
   expect(new Set(commentCreates.map((r) => r.path)).size, "one progress comment per PR").toBe(commentCreates.length);
-  const bodies = reqs.filter((r) => (r.method === "PATCH" && /\/issues\/comments\/\d+$/.test(r.path)) || (r.method === "POST" && /\/issues\/\d+\/comments$/.test(r.path))).map((r) => (r.body as { body: string }).body);
+  const bodies = reqs
+    .filter(
+      (r) =>
+        (r.method === "PATCH" && /\/issues\/comments\/\d+$/.test(r.path)) ||
+        (r.method === "POST" && /\/issues\/\d+\/comments$/.test(r.path)),
+    )
+    .map((r) => (r.body as { body: string }).body);
   expect(new Set(bodies).size, "a comment body written twice").toBe(bodies.length);
 }

@@ -17,7 +17,19 @@ const TOKEN = "ghp_TestToken0123456789abcdefghijklmnopqrstu";
 const TOKEN_B64 = Buffer.from(TOKEN).toString("base64");
 
 /** Exit codes documented in the script's --help. */
-const EXIT = { usage: 2, missing: 3, invalid: 4, sshKey: 5, sshPub: 6, token: 7, appKey: 8, kubectl: 9, cluster: 10, namespace: 11, apply: 12 } as const;
+const EXIT = {
+  usage: 2,
+  missing: 3,
+  invalid: 4,
+  sshKey: 5,
+  sshPub: 6,
+  token: 7,
+  appKey: 8,
+  kubectl: 9,
+  cluster: 10,
+  namespace: 11,
+  apply: 12,
+} as const;
 
 describe("setup-agent-secrets.sh", () => {
   const cluster = useControlPlane("minimal");
@@ -38,7 +50,9 @@ describe("setup-agent-secrets.sh", () => {
     binDir = path.join(tmp, "bin");
     argvLog = path.join(tmp, "kubectl-argv.log");
     fs.mkdirSync(binDir);
-    fs.writeFileSync(path.join(binDir, "kubectl"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${kubectl}' "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(binDir, "kubectl"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${kubectl}' "$@"\n`, {
+      mode: 0o755,
+    });
 
     // A PATH with the script's tools but no kubectl (this machine also has one in /usr/bin).
     noKubectlDir = path.join(tmp, "no-kubectl");
@@ -73,7 +87,8 @@ describe("setup-agent-secrets.sh", () => {
   const out = (r: Result) => `${String(r.stdout)}\n${String(r.stderr)}`;
   const userArgs = (user = "alice", token = TOKEN) => ["--user", user, "--ssh-key", sshKey, "--token", token, "--namespace", ns];
   const secret = (name: string): Promise<V1Secret> => core.readNamespacedSecret({ name, namespace: ns });
-  const decode = (s: V1Secret) => Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+  const decode = (s: V1Secret) =>
+    Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
   function expectNoToken(r: Result) {
     expect(out(r)).not.toContain(TOKEN);
     expect(out(r)).not.toContain(TOKEN_B64);
@@ -89,7 +104,10 @@ describe("setup-agent-secrets.sh", () => {
 
     const ssh = await secret("github-ssh-alice");
     expect(ssh.type).toBe("Opaque");
-    expect(decode(ssh)).toEqual({ "ssh-privatekey": fs.readFileSync(sshKey, "utf8"), "ssh-publickey": fs.readFileSync(`${sshKey}.pub`, "utf8") });
+    expect(decode(ssh)).toEqual({
+      "ssh-privatekey": fs.readFileSync(sshKey, "utf8"),
+      "ssh-publickey": fs.readFileSync(`${sshKey}.pub`, "utf8"),
+    });
     const tok = await secret("github-token-alice");
     expect(decode(tok)).toEqual({ token: TOKEN });
     for (const s of [ssh, tok]) {
@@ -175,7 +193,20 @@ describe("setup-agent-secrets.sh", () => {
   it("--help documents every option and the exit codes", async () => {
     const r = await script(["--help"]);
     expect(r.exitCode).toBe(0);
-    for (const flag of ["--user", "--ssh-key", "--token", "--token-file", "--namespace", "--context", "--dry-run", "--verbose", "--app", "--app-id", "--private-key", "Exit codes:"]) {
+    for (const flag of [
+      "--user",
+      "--ssh-key",
+      "--token",
+      "--token-file",
+      "--namespace",
+      "--context",
+      "--dry-run",
+      "--verbose",
+      "--app",
+      "--app-id",
+      "--private-key",
+      "Exit codes:",
+    ]) {
       expect(String(r.stdout)).toContain(flag);
     }
     for (const code of Object.values(EXIT)) expect(String(r.stdout)).toMatch(new RegExp(`^\\s+${code}\\s+\\S`, "m"));
@@ -193,15 +224,27 @@ describe("setup-agent-secrets.sh", () => {
   it("a user without rights: warns it cannot read the namespace, then exit 12 with the API server's refusal", async () => {
     // A ServiceAccount with no RBAC at all, through its own kubeconfig.
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "nobody" } } });
-    const token = (await core.createNamespacedServiceAccountToken({ name: "nobody", namespace: ns, body: { spec: { audiences: [], expirationSeconds: 600 } } })).status?.token ?? "";
+    const token =
+      (
+        await core.createNamespacedServiceAccountToken({
+          name: "nobody",
+          namespace: ns,
+          body: { spec: { audiences: [], expirationSeconds: 600 } },
+        })
+      ).status?.token ?? "";
     const c = cluster().kubeConfig.getCurrentCluster();
     const kubeconfig = path.join(tmp, "nobody.kubeconfig");
-    fs.writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "nobody",
-      clusters: [{ name: "c", cluster: { server: c?.server, "certificate-authority-data": c?.caData } }],
-      users: [{ name: "nobody", user: { token } }],
-      contexts: [{ name: "nobody", context: { cluster: "c", user: "nobody" } }],
-    }));
+    fs.writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "nobody",
+        clusters: [{ name: "c", cluster: { server: c?.server, "certificate-authority-data": c?.caData } }],
+        users: [{ name: "nobody", user: { token } }],
+        contexts: [{ name: "nobody", context: { cluster: "c", user: "nobody" } }],
+      }),
+    );
     const r = await script(userArgs("frank"), { env: { KUBECONFIG: kubeconfig } });
     expect(r.exitCode, out(r)).toBe(EXIT.apply);
     expect(String(r.stderr)).toContain(`WARNING: not allowed to read namespace '${ns}'`);
@@ -211,25 +254,103 @@ describe("setup-agent-secrets.sh", () => {
   });
 
   describe("bad input: a clear message and a distinct exit code", () => {
-    const cases: { name: string; args: () => string[]; code: number; message: RegExp; env?: () => Record<string, string>; path?: () => string }[] = [
+    const cases: {
+      name: string;
+      args: () => string[];
+      code: number;
+      message: RegExp;
+      env?: () => Record<string, string>;
+      path?: () => string;
+    }[] = [
       { name: "no options", args: () => [], code: EXIT.missing, message: /missing --user, --ssh-key and --token/ },
-      { name: "missing --token", args: () => ["--user", "alice", "--ssh-key", sshKey], code: EXIT.missing, message: /missing --token <token>/ },
-      { name: "missing --user and --ssh-key", args: () => ["--token", TOKEN], code: EXIT.missing, message: /missing --user <github-user>, --ssh-key <private-key>/ },
+      {
+        name: "missing --token",
+        args: () => ["--user", "alice", "--ssh-key", sshKey],
+        code: EXIT.missing,
+        message: /missing --token <token>/,
+      },
+      {
+        name: "missing --user and --ssh-key",
+        args: () => ["--token", TOKEN],
+        code: EXIT.missing,
+        message: /missing --user <github-user>, --ssh-key <private-key>/,
+      },
       { name: "unknown option", args: () => [...userArgs(), "--colour"], code: EXIT.usage, message: /unknown option '--colour'/ },
       { name: "option without value", args: () => ["--user", "alice", "--ssh-key"], code: EXIT.usage, message: /--ssh-key needs a value/ },
-      { name: "option followed by another option", args: () => ["--user", "--ssh-key", sshKey, "--token", TOKEN], code: EXIT.usage, message: /--user needs a value/ },
-      { name: "user name not usable in a Secret name", args: () => userArgs("Alice_Smith"), code: EXIT.invalid, message: /--user 'Alice_Smith' cannot be part of a Secret name/ },
-      { name: "missing SSH key", args: () => ["--user", "alice", "--ssh-key", path.join(tmp, "nope"), "--token", TOKEN], code: EXIT.sshKey, message: /SSH private key .*nope does not exist\. Create one with: ssh-keygen/ },
-      { name: "public key passed as --ssh-key", args: () => ["--user", "alice", "--ssh-key", `${sshKey}.pub`, "--token", TOKEN], code: EXIT.sshKey, message: /looks like a public key: pass the private key/ },
-      { name: "missing .pub", args: () => { const k = path.join(tmp, "lonely"); fs.copyFileSync(sshKey, k); return ["--user", "alice", "--ssh-key", k, "--token", TOKEN]; }, code: EXIT.sshPub, message: /SSH public key .*lonely\.pub does not exist\. Recreate it with: ssh-keygen -y -f/ },
+      {
+        name: "option followed by another option",
+        args: () => ["--user", "--ssh-key", sshKey, "--token", TOKEN],
+        code: EXIT.usage,
+        message: /--user needs a value/,
+      },
+      {
+        name: "user name not usable in a Secret name",
+        args: () => userArgs("Alice_Smith"),
+        code: EXIT.invalid,
+        message: /--user 'Alice_Smith' cannot be part of a Secret name/,
+      },
+      {
+        name: "missing SSH key",
+        args: () => ["--user", "alice", "--ssh-key", path.join(tmp, "nope"), "--token", TOKEN],
+        code: EXIT.sshKey,
+        message: /SSH private key .*nope does not exist\. Create one with: ssh-keygen/,
+      },
+      {
+        name: "public key passed as --ssh-key",
+        args: () => ["--user", "alice", "--ssh-key", `${sshKey}.pub`, "--token", TOKEN],
+        code: EXIT.sshKey,
+        message: /looks like a public key: pass the private key/,
+      },
+      {
+        name: "missing .pub",
+        args: () => {
+          const k = path.join(tmp, "lonely");
+          fs.copyFileSync(sshKey, k);
+          return ["--user", "alice", "--ssh-key", k, "--token", TOKEN];
+        },
+        code: EXIT.sshPub,
+        message: /SSH public key .*lonely\.pub does not exist\. Recreate it with: ssh-keygen -y -f/,
+      },
       { name: "empty token", args: () => userArgs("alice", ""), code: EXIT.token, message: /the GitHub token is empty/ },
       { name: "blank token", args: () => userArgs("alice", "   "), code: EXIT.token, message: /the GitHub token is empty/ },
-      { name: "GitHub App without --app-id", args: () => ["--app", "rex", "--private-key", appKey], code: EXIT.missing, message: /missing --app-id <id> for the GitHub App/ },
-      { name: "non-numeric app id", args: () => ["--app", "rex", "--app-id", "abc", "--private-key", appKey], code: EXIT.invalid, message: /--app-id 'abc' must be the App's numeric ID/ },
-      { name: "App key that is not PEM", args: () => ["--app", "rex", "--app-id", "1", "--private-key", `${sshKey}.pub`], code: EXIT.appKey, message: /is not a PEM private key/ },
-      { name: "kubectl not on PATH", args: () => userArgs(), path: () => noKubectlDir, code: EXIT.kubectl, message: /kubectl is not on PATH/ },
-      { name: "unreachable cluster (bogus KUBECONFIG)", args: () => userArgs(), env: () => ({ KUBECONFIG: path.join(tmp, "does-not-exist.kubeconfig") }), code: EXIT.cluster, message: /cannot reach the Kubernetes cluster .*Check KUBECONFIG or --context/s },
-      { name: "namespace that does not exist", args: () => [...userArgs(), "--namespace", "no-such-namespace"], code: EXIT.namespace, message: /namespace 'no-such-namespace' does not exist\. Create it \(kubectl create namespace no-such-namespace\)/ },
+      {
+        name: "GitHub App without --app-id",
+        args: () => ["--app", "rex", "--private-key", appKey],
+        code: EXIT.missing,
+        message: /missing --app-id <id> for the GitHub App/,
+      },
+      {
+        name: "non-numeric app id",
+        args: () => ["--app", "rex", "--app-id", "abc", "--private-key", appKey],
+        code: EXIT.invalid,
+        message: /--app-id 'abc' must be the App's numeric ID/,
+      },
+      {
+        name: "App key that is not PEM",
+        args: () => ["--app", "rex", "--app-id", "1", "--private-key", `${sshKey}.pub`],
+        code: EXIT.appKey,
+        message: /is not a PEM private key/,
+      },
+      {
+        name: "kubectl not on PATH",
+        args: () => userArgs(),
+        path: () => noKubectlDir,
+        code: EXIT.kubectl,
+        message: /kubectl is not on PATH/,
+      },
+      {
+        name: "unreachable cluster (bogus KUBECONFIG)",
+        args: () => userArgs(),
+        env: () => ({ KUBECONFIG: path.join(tmp, "does-not-exist.kubeconfig") }),
+        code: EXIT.cluster,
+        message: /cannot reach the Kubernetes cluster .*Check KUBECONFIG or --context/s,
+      },
+      {
+        name: "namespace that does not exist",
+        args: () => [...userArgs(), "--namespace", "no-such-namespace"],
+        code: EXIT.namespace,
+        message: /namespace 'no-such-namespace' does not exist\. Create it \(kubectl create namespace no-such-namespace\)/,
+      },
     ];
 
     it("every exit code is distinct", () => {

@@ -59,7 +59,12 @@ beforeAll(async () => {
   const ip = cp.realNode?.ip ?? "";
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "helm-e2e-"));
   model = await startModelServer([], { host: ip });
-  github = await startGitHubServer({ host: ip, tokens: [TOKEN], repos: ["org/target", "org/docs"], branchExists: (o, r, b) => branchExists(path.join(tmp, "git", o, `${r}.git`), b) });
+  github = await startGitHubServer({
+    host: ip,
+    tokens: [TOKEN],
+    repos: ["org/target", "org/docs"],
+    branchExists: (o, r, b) => branchExists(path.join(tmp, "git", o, `${r}.git`), b),
+  });
   gitHttp = await startGitHttpServer(path.join(tmp, "git"), [TOKEN], { host: ip });
   createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
   createBareRepo(bare("docs"), {
@@ -90,31 +95,54 @@ function helmValues(): string[] {
   const [repo, tag] = [controllerRef.slice(0, controllerRef.lastIndexOf(":")), controllerRef.slice(controllerRef.lastIndexOf(":") + 1)];
   const [arepo, atag] = [agentRef.slice(0, agentRef.lastIndexOf(":")), agentRef.slice(agentRef.lastIndexOf(":") + 1)];
   return [
-    "--set", `image.repository=${repo}`,
-    "--set", `image.tag=${tag}`,
-    "--set", "image.pullPolicy=Never",
-    "--set", `secrets.anthropicApiKey=${API_KEY}`,
-    "--set", `secrets.apiTokens=${API_TOKEN}`,
-    "--set", `agent.image.repository=${arepo}`,
-    "--set", `agent.image.tag=${atag}`,
-    "--set", "agent.image.pullPolicy=Never",
-    "--set", "agent.resources.requests.cpu=50m",
-    "--set", "agent.resources.requests.memory=128Mi",
-    "--set", `agent.anthropicBaseUrl=${model.url}`,
-    "--set", `github.apiUrl=${github.url}`,
-    "--set", "storage.storageClassName=local-path",
-    "--set", "storage.workspaceSize=1Gi",
-    "--set", "resources.requests.cpu=50m",
-    "--set", "ingress.enabled=false",
+    "--set",
+    `image.repository=${repo}`,
+    "--set",
+    `image.tag=${tag}`,
+    "--set",
+    "image.pullPolicy=Never",
+    "--set",
+    `secrets.anthropicApiKey=${API_KEY}`,
+    "--set",
+    `secrets.apiTokens=${API_TOKEN}`,
+    "--set",
+    `agent.image.repository=${arepo}`,
+    "--set",
+    `agent.image.tag=${atag}`,
+    "--set",
+    "agent.image.pullPolicy=Never",
+    "--set",
+    "agent.resources.requests.cpu=50m",
+    "--set",
+    "agent.resources.requests.memory=128Mi",
+    "--set",
+    `agent.anthropicBaseUrl=${model.url}`,
+    "--set",
+    `github.apiUrl=${github.url}`,
+    "--set",
+    "storage.storageClassName=local-path",
+    "--set",
+    "storage.workspaceSize=1Gi",
+    "--set",
+    "resources.requests.cpu=50m",
+    "--set",
+    "ingress.enabled=false",
   ];
 }
 
 async function portForward(): Promise<{ url: string; proc: ResultPromise }> {
   const [port] = (await freePorts(1)) as [number];
-  const proc = execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, "-n", NS, "port-forward", "svc/orchestrator", `${port}:80`], { reject: false });
+  const proc = execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, "-n", NS, "port-forward", "svc/orchestrator", `${port}:80`], {
+    reject: false,
+  });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
-  while (!(await fetch(`${url}/health`).then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(`${url}/health`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (Date.now() > deadline) throw new Error("port-forward to svc/orchestrator did not answer /health");
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -141,12 +169,21 @@ describe.each([
       const health = await fetch(`${pf.url}/health`);
       expect(health.status).toBe(200);
       model.setResponder((req) =>
-        toolResults(req) === 0 ? { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/version.js`, content: "export const version = '1';\n" } } : { text: "Done." },
+        toolResults(req) === 0
+          ? { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/version.js`, content: "export const version = '1';\n" } }
+          : { text: "Done." },
       );
       const submit = await fetch(`${pf.url}/api/v1/pm/tasks`, {
         method: "POST",
         headers: { authorization: `Bearer ${API_TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify({ task_id: taskId, service: `api-${taskId}`, repository_url: `${gitHttp.url}/org/target.git`, docs_repository_url: `${gitHttp.url}/org/docs.git`, working_directory: "services/api", github_user: USER }),
+        body: JSON.stringify({
+          task_id: taskId,
+          service: `api-${taskId}`,
+          repository_url: `${gitHttp.url}/org/target.git`,
+          docs_repository_url: `${gitHttp.url}/org/docs.git`,
+          working_directory: "services/api",
+          github_user: USER,
+        }),
       });
       const created = (await submit.json()) as { name: string };
       expect(submit.status, JSON.stringify(created)).toBe(201);
@@ -155,7 +192,9 @@ describe.each([
       const deadline = Date.now() + 240_000;
       while (!["Succeeded", "Failed", "Cancelled"].includes(phase) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
-        const r = (await (await fetch(`${pf.url}/api/v1/runs/coderun/${created.name}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).json()) as { status?: { phase?: string; pullRequestUrl?: string } };
+        const r = (await (
+          await fetch(`${pf.url}/api/v1/runs/coderun/${created.name}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })
+        ).json()) as { status?: { phase?: string; pullRequestUrl?: string } };
         phase = r.status?.phase ?? "";
         pr = r.status?.pullRequestUrl ?? "";
       }
@@ -172,11 +211,32 @@ describe.each([
       await pf.proc;
     }
 
-    await helm("upgrade", "orchestrator", "./infra/orchestrator-chart", "--namespace", NS, "--reuse-values", "--set", "controller.workers=4", "--wait", "--timeout", "180s");
+    await helm(
+      "upgrade",
+      "orchestrator",
+      "./infra/orchestrator-chart",
+      "--namespace",
+      NS,
+      "--reuse-values",
+      "--set",
+      "controller.workers=4",
+      "--wait",
+      "--timeout",
+      "180s",
+    );
     const cm = await kubectl("get", "configmap", "-n", NS, "-o", "jsonpath={.items[*].data}");
     expect(cm.stdout).toMatch(/workers: 4/);
     await helm("uninstall", "orchestrator", "--namespace", NS, "--wait");
-    const left = await kubectl("get", "deployment,service,configmap,role,rolebinding,serviceaccount", "-n", NS, "-l", "app.kubernetes.io/instance=orchestrator", "-o", "name");
+    const left = await kubectl(
+      "get",
+      "deployment,service,configmap,role,rolebinding,serviceaccount",
+      "-n",
+      NS,
+      "-l",
+      "app.kubernetes.io/instance=orchestrator",
+      "-o",
+      "name",
+    );
     expect(left.stdout.trim()).toBe("");
   });
 });

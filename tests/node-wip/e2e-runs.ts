@@ -43,7 +43,9 @@ describe("code task through the cluster", () => {
     });
     expect(submit.status, submit.text).toBe(201);
     const name = (submit.body as { name: string }).name;
-    const run = (await w.waitForRun("CodeRun", name, (r) => ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""))) as CodeRun;
+    const run = (await w.waitForRun("CodeRun", name, (r) =>
+      ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""),
+    )) as CodeRun;
     expect(run.status?.phase, JSON.stringify(run.status)).toBe("Succeeded");
 
     // One PR for the run's branch, and the agent's file on that branch of the real git server.
@@ -61,7 +63,8 @@ describe("code task through the cluster", () => {
     expect(w.model.mainRequests().length).toBeGreaterThanOrEqual(3);
 
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
-    const events = (await core.listNamespacedEvent({ namespace: w.ns, fieldSelector: `involvedObject.name=${name}` })).items as CoreV1Event[];
+    const events = (await core.listNamespacedEvent({ namespace: w.ns, fieldSelector: `involvedObject.name=${name}` }))
+      .items as CoreV1Event[];
     expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["JobCreated", "Succeeded"]));
 
     // The agent's progress: kubectl logs of the Job and the REST logs endpoint show the same stream.
@@ -118,7 +121,11 @@ function text(req: MessagesRequest): string {
 async function nodeContainers(ns: string): Promise<string[]> {
   const w = world();
   const out = await w.cp.realNode?.ctr(["containers", "list"]);
-  const ids = (out ?? "").split("\n").slice(1).map((l) => l.split(/\s+/)[0] ?? "").filter(Boolean);
+  const ids = (out ?? "")
+    .split("\n")
+    .slice(1)
+    .map((l) => l.split(/\s+/)[0] ?? "")
+    .filter(Boolean);
   const mine: string[] = [];
   for (const id of ids) {
     const info = await w.cp.realNode?.ctr(["containers", "info", id]).catch(() => "");
@@ -132,10 +139,19 @@ describe("docs task through the cluster", () => {
     const w = world();
     w.model.setResponder((req) => {
       const done = toolResults(req);
-      if (done === 0) return { tool: "Write", input: { file_path: "/workspace/target-repo/.taskmaster/docs/task-7/notes.md", content: "# Notes\nHealth endpoint design.\n" } };
+      if (done === 0)
+        return {
+          tool: "Write",
+          input: { file_path: "/workspace/target-repo/.taskmaster/docs/task-7/notes.md", content: "# Notes\nHealth endpoint design.\n" },
+        };
       return { text: "Documentation written." };
     });
-    const r = await w.api("POST", "/api/v1/pm/docs/generate", { repository_url: w.repoUrl("docs"), working_directory: ".", source_branch: "main", github_user: GITHUB_USER });
+    const r = await w.api("POST", "/api/v1/pm/docs/generate", {
+      repository_url: w.repoUrl("docs"),
+      working_directory: ".",
+      source_branch: "main",
+      github_user: GITHUB_USER,
+    });
     expect(r.status, r.text).toBe(201);
     const name = (r.body as { name: string }).name;
     const run = await w.waitForRun("DocsRun", name, finished);
@@ -154,7 +170,8 @@ describe("cancel mid-run", () => {
     const thinking = new Promise<void>((r) => (release = r));
     let asked = false;
     w.model.setResponder(async (req) => {
-      if (toolResults(req) === 0) return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/wip.js`, content: "export const wip = true;\n" } };
+      if (toolResults(req) === 0)
+        return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/wip.js`, content: "export const wip = true;\n" } };
       asked = true;
       await Promise.race([thinking, new Promise((r) => setTimeout(r, 120_000))]);
       return { text: "Stopped." };
@@ -206,8 +223,13 @@ describe("retry", () => {
     const w = world();
     w.model.setResponder((req) => {
       const done = toolResults(req);
-      if (done === 0) return { tool: "Bash", input: { command: "echo attempt >> /workspace/attempts.log; wc -l < /workspace/attempts.log", description: "Count attempts" } };
-      if (done === 1) return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/retry.js`, content: "export const retried = true;\n" } };
+      if (done === 0)
+        return {
+          tool: "Bash",
+          input: { command: "echo attempt >> /workspace/attempts.log; wc -l < /workspace/attempts.log", description: "Count attempts" },
+        };
+      if (done === 1)
+        return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/retry.js`, content: "export const retried = true;\n" } };
       return { text: "Done." };
     });
     w.gitHttp.refusePushes(1);
@@ -232,7 +254,11 @@ describe("two runs of one service", () => {
     w.model.setResponder((req) => {
       const t = text(req);
       const task = /task-(41|42)/.exec(t)?.[1] ?? "41";
-      if (toolResults(req) === 0) return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/t${task}.js`, content: `export const t${task} = true;\n` } };
+      if (toolResults(req) === 0)
+        return {
+          tool: "Write",
+          input: { file_path: `${podWorkDir("services/api")}/t${task}.js`, content: `export const t${task} = true;\n` },
+        };
       return { text: "Done." };
     });
     const [a, b] = await Promise.all([submitCode(41, "shared"), submitCode(42, "shared")]);
@@ -242,7 +268,9 @@ describe("two runs of one service", () => {
     // One slot per service: the second Job started only after the first had finished.
     const batch = w.cp.kubeConfig.makeApiClient(BatchV1Api);
     const [ja, jb] = await Promise.all([ra, rb].map((r) => batch.readNamespacedJob({ name: r.status?.jobName ?? "", namespace: w.ns })));
-    const spans = [ja, jb].map((j) => ({ start: new Date(j?.status?.startTime ?? 0).getTime(), end: new Date(j?.status?.completionTime ?? 0).getTime() })).sort((x, y) => x.start - y.start);
+    const spans = [ja, jb]
+      .map((j) => ({ start: new Date(j?.status?.startTime ?? 0).getTime(), end: new Date(j?.status?.completionTime ?? 0).getTime() }))
+      .sort((x, y) => x.start - y.start);
     expect(spans[1]!.start).toBeGreaterThanOrEqual(spans[0]!.end - 1000);
     const heads = w.github.pullsFor("org", "target").map((p) => p.head);
     expect(heads).toEqual(expect.arrayContaining(["feature/task-41-implementation", "feature/task-42-implementation"]));
@@ -259,7 +287,10 @@ describe("controller killed mid-run", () => {
       if (toolResults(req) === 0) {
         asked = true;
         await Promise.race([gate, new Promise((r) => setTimeout(r, 120_000))]);
-        return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/survivor.js`, content: "export const survived = true;\n" } };
+        return {
+          tool: "Write",
+          input: { file_path: `${podWorkDir("services/api")}/survivor.js`, content: "export const survived = true;\n" },
+        };
       }
       return { text: "Done." };
     });
@@ -273,7 +304,8 @@ describe("controller killed mid-run", () => {
     const batch = w.cp.kubeConfig.makeApiClient(BatchV1Api);
     const jobs = async () => (await batch.listNamespacedJob({ namespace: w.ns, labelSelector: `orchestrator.platform/run=${name}` })).items;
     const deadline2 = Date.now() + 180_000;
-    while (Date.now() < deadline2 && !(await jobs()).some((j) => (j.status?.succeeded ?? 0) > 0)) await new Promise((r) => setTimeout(r, 500));
+    while (Date.now() < deadline2 && !(await jobs()).some((j) => (j.status?.succeeded ?? 0) > 0))
+      await new Promise((r) => setTimeout(r, 500));
     expect((await w.getRun("CodeRun", name)).status?.phase).not.toBe("Succeeded");
     await w.startOrchestrator();
     const run = await w.waitForRun("CodeRun", name, finished);

@@ -33,7 +33,11 @@ describe("real node clean-up", () => {
   it("a SIGKILLed owner's node is cleaned up by its watchdog", async () => {
     const before = await hostSnapshot();
     const script = path.join(repoRoot(), "tests", "node", "fixtures", "start-node.ts");
-    const child = execa(process.execPath, ["--import", "tsx", script, inject("controlPlaneBinDir")], { cwd: repoRoot(), reject: false, all: true });
+    const child = execa(process.execPath, ["--import", "tsx", script, inject("controlPlaneBinDir")], {
+      cwd: repoRoot(),
+      reject: false,
+      all: true,
+    });
     let out = "";
     child.all?.on("data", (c: Buffer) => (out += c.toString()));
     await waitFor("the child's node to be ready", () => out.includes("NODE READY"), 180_000);

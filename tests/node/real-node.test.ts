@@ -27,7 +27,15 @@ async function runPod(ns: string, name: string, command: string, extra: PodExtra
       spec: {
         restartPolicy: "Never",
         terminationGracePeriodSeconds: 1,
-        containers: [{ name: "main", image: images.helper.ref, imagePullPolicy: "Never", command: ["sh", "-c", command], volumeMounts: extra.mounts ?? [] }],
+        containers: [
+          {
+            name: "main",
+            image: images.helper.ref,
+            imagePullPolicy: "Never",
+            command: ["sh", "-c", command],
+            volumeMounts: extra.mounts ?? [],
+          },
+        ],
         volumes: extra.volumes ?? [],
       },
     },
@@ -61,13 +69,26 @@ describe("real node", () => {
     const cp = cluster();
     const nodeCerts = cp.certs.node;
     expect(nodeCerts).toBeDefined();
-    const asKubelet = ["--server", cp.server, "--certificate-authority", cp.certs.caCert, "--client-certificate", nodeCerts?.kubeletClientCert ?? "", "--client-key", nodeCerts?.kubeletClientKey ?? ""];
+    const asKubelet = [
+      "--server",
+      cp.server,
+      "--certificate-authority",
+      cp.certs.caCert,
+      "--client-certificate",
+      nodeCerts?.kubeletClientCert ?? "",
+      "--client-key",
+      nodeCerts?.kubeletClientKey ?? "",
+    ];
     const own = await execa(inject("kubectl"), [...asKubelet, "get", "node", cp.nodeName ?? ""], { reject: false });
     expect(own.exitCode).toBe(0);
     const secrets = await execa(inject("kubectl"), [...asKubelet, "get", "secrets", "-A"], { reject: false });
     expect(secrets.exitCode).not.toBe(0);
     expect(secrets.stderr).toMatch(/forbidden/i);
-    const other = await execa(inject("kubectl"), [...asKubelet, "label", "node", cp.nodeName ?? "", "node-role.kubernetes.io/control-plane=x"], { reject: false });
+    const other = await execa(
+      inject("kubectl"),
+      [...asKubelet, "label", "node", cp.nodeName ?? "", "node-role.kubernetes.io/control-plane=x"],
+      { reject: false },
+    );
     expect(other.stderr).toMatch(/forbidden|not allowed|cannot modify/i);
   });
 
@@ -87,9 +108,15 @@ describe("real node", () => {
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
-      body: { metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: "local-path", resources: { requests: { storage: "1Gi" } } } },
+      body: {
+        metadata: { name: "data" },
+        spec: { accessModes: ["ReadWriteOnce"], storageClassName: "local-path", resources: { requests: { storage: "1Gi" } } },
+      },
     });
-    const data: PodExtras = { volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }], mounts: [{ name: "data", mountPath: "/data" }] };
+    const data: PodExtras = {
+      volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+      mounts: [{ name: "data", mountPath: "/data" }],
+    };
     const write = await runPod(ns, "writer", "echo kept-$RANDOM > /data/file && cat /data/file", data);
     expect(write.phase).toBe("Succeeded");
     const read = await runPod(ns, "reader", "cat /data/file", data);
@@ -112,7 +139,13 @@ describe("real node", () => {
         spec: {
           completions: 2,
           backoffLimit: 0,
-          template: { spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 1, containers: [{ name: "c", image: images.helper.ref, imagePullPolicy: "Never", command: ["sh", "-c", "echo done"] }] } },
+          template: {
+            spec: {
+              restartPolicy: "Never",
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "c", image: images.helper.ref, imagePullPolicy: "Never", command: ["sh", "-c", "echo done"] }],
+            },
+          },
         },
       },
     });

@@ -36,7 +36,11 @@ export async function startApiServer(kubeConfig: KubeConfig, namespace: string):
   // Right after the CRDs are installed the API server may answer 429 ("storage is (re)initializing").
   const runs = createKubeRunStore({ kubeConfig, namespace });
   const plays = createKubePlayStore({ kubeConfig, namespace });
-  await waitFor(async () => (await Promise.all([runs.list("CodeRun"), runs.list("DocsRun"), plays.list()]), true), 30_000, "the CRDs to serve lists");
+  await waitFor(
+    async () => (await Promise.all([runs.list("CodeRun"), runs.list("DocsRun"), plays.list()]), true),
+    30_000,
+    "the CRDs to serve lists",
+  );
   await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as { port: number };
   return { url: `http://127.0.0.1:${port}`, app, close: () => app.close() };

@@ -40,8 +40,15 @@ export async function applyChartRbac(cp: ControlPlane, namespace: string, opts: 
   // secrets.existingSecret: the render needs no API key (nothing is created from it here).
   const set = { "secrets.existingSecret": "unused", ...opts.set };
   const rendered = await execa(helm, [
-    "template", release, chartDir(), "--namespace", namespace,
-    "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+    "template",
+    release,
+    chartDir(),
+    "--namespace",
+    namespace,
+    "--show-only",
+    "templates/serviceaccount.yaml",
+    "--show-only",
+    "templates/rbac.yaml",
     ...Object.entries(set).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
   ]);
   await execa(kubectl, ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", "-"], { input: rendered.stdout });

@@ -8,7 +8,10 @@ import { runCli } from "../../src/cli/program.js";
 
 export class Capture extends Writable {
   text = "";
-  constructor(readonly isTTY = false, readonly columns = 160) {
+  constructor(
+    readonly isTTY = false,
+    readonly columns = 160,
+  ) {
     super();
   }
   override _write(chunk: Buffer, _enc: string, done: () => void): void {
@@ -33,7 +36,12 @@ export async function cli(args: string[], o: { env: NodeJS.ProcessEnv; cwd: stri
 
 /** Runs bin/orchestrator.js as a user would (`npx orchestrator ...`). */
 export async function cliProcess(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string }): Promise<CliResult> {
-  const r = await execa(process.execPath, [join(process.cwd(), "bin/orchestrator.js"), ...args], { env: o.env, extendEnv: false, cwd: o.cwd, reject: false });
+  const r = await execa(process.execPath, [join(process.cwd(), "bin/orchestrator.js"), ...args], {
+    env: o.env,
+    extendEnv: false,
+    cwd: o.cwd,
+    reject: false,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

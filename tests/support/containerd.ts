@@ -42,7 +42,12 @@ export class PrivateContainerd {
       `  address = "${root}/containerd.sock.ttrpc"`,
     ].join("\n");
     fs.writeFileSync(path.join(root, "config.toml"), config + "\n");
-    const proc = ManagedProcess.start({ name: "containerd", command: "containerd", args: ["--config", path.join(root, "config.toml")], logFile: path.join(root, "containerd.log") });
+    const proc = ManagedProcess.start({
+      name: "containerd",
+      command: "containerd",
+      args: ["--config", path.join(root, "config.toml")],
+      logFile: path.join(root, "containerd.log"),
+    });
     recordPid(root, proc.pid);
     const ctd = new PrivateContainerd(root, proc);
     const deadline = Date.now() + 20_000;
@@ -68,8 +73,12 @@ export class PrivateContainerd {
     const flags = ["--rm", "--runc-root", path.join(this.root, "runc"), "--fifo-dir", path.join(this.root, "fifo")];
     if (opts.netHost) flags.push("--net-host");
     for (const [k, v] of Object.entries(opts.env ?? {})) flags.push("--env", `${k}=${v}`);
-    for (const [dst, src] of Object.entries(opts.readOnlyMounts ?? {})) flags.push("--mount", `type=bind,src=${src},dst=${dst},options=rbind:ro`);
-    return execa("ctr", ["--address", this.address, "--namespace", K8S_NAMESPACE, "run", ...flags, ref, id, ...args], { reject: false, timeout: opts.timeoutMs ?? 120_000 });
+    for (const [dst, src] of Object.entries(opts.readOnlyMounts ?? {}))
+      flags.push("--mount", `type=bind,src=${src},dst=${dst},options=rbind:ro`);
+    return execa("ctr", ["--address", this.address, "--namespace", K8S_NAMESPACE, "run", ...flags, ref, id, ...args], {
+      reject: false,
+      timeout: opts.timeoutMs ?? 120_000,
+    });
   }
 
   /** Kills what still runs (a failed test may leave a task), then stops containerd and removes the temp dir. */
@@ -79,7 +88,8 @@ export class PrivateContainerd {
       await this.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
       await this.ctr(["tasks", "delete", "-f", id]);
     }
-    for (const id of (await this.ctr(["containers", "ls", "-q"])).stdout.split("\n").filter(Boolean)) await this.ctr(["containers", "rm", id]);
+    for (const id of (await this.ctr(["containers", "ls", "-q"])).stdout.split("\n").filter(Boolean))
+      await this.ctr(["containers", "rm", id]);
     await this.proc.stop(10_000);
     releaseTempRoot(this.root);
   }

@@ -18,12 +18,16 @@ import { createMetrics } from "../../src/observability/metrics.js";
 import { loadTemplates } from "../../src/templates/index.js";
 import { makeRenderFiles } from "../../src/controller/render.js";
 
-export const DEFAULT_TEST_CONFIG = "job: {retryBackoffSeconds: 1, retryBackoffMaxSeconds: 2, maxRetries: 0}\ncontroller: {resyncSeconds: 30}\n";
+export const DEFAULT_TEST_CONFIG =
+  "job: {retryBackoffSeconds: 1, retryBackoffMaxSeconds: 2, maxRetries: 0}\ncontroller: {resyncSeconds: 30}\n";
 
 /** Creates the Secrets a run of githubUser "alice" needs. */
 export async function createAgentSecrets(kc: KubeConfig, namespace: string, user = "alice"): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
-  for (const [name, data] of [["orchestrator-secrets", { ANTHROPIC_API_KEY: "sk-test" }], [`github-token-${user}`, { token: "ghp_test" }]] as const) {
+  for (const [name, data] of [
+    ["orchestrator-secrets", { ANTHROPIC_API_KEY: "sk-test" }],
+    [`github-token-${user}`, { token: "ghp_test" }],
+  ] as const) {
     await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } }).catch((e) => {
       if ((e as { code?: number }).code !== 409) throw e;
     });
@@ -47,29 +51,50 @@ export function startInProcessController(kc: KubeConfig, namespace: string, conf
   return { controller, manager, config, started: manager.start() };
 }
 
-
 /** Runs `src/cmd/main.ts` as a child process, exactly as the image runs the orchestrator. */
-export async function startControllerProcess(kubeconfigPath: string, namespace: string, configYaml = DEFAULT_TEST_CONFIG, env: Record<string, string> = {}) {
+export async function startControllerProcess(
+  kubeconfigPath: string,
+  namespace: string,
+  configYaml = DEFAULT_TEST_CONFIG,
+  env: Record<string, string> = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), "orchestrator-ctl-"));
   const port = (await freePorts(1))[0] as number;
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, `${configYaml}\nserver: {host: 127.0.0.1, port: ${port}}\n`);
   // The same Node as the tests (node_modules/.bin/tsx would pick whatever `node` is on PATH).
   const child: ResultPromise = execa(process.execPath, ["--import", "tsx", "src/cmd/main.ts"], {
-    env: { KUBECONFIG: kubeconfigPath, ORCHESTRATOR_CONFIG: configPath, KUBERNETES_NAMESPACE: namespace, LOG_LEVEL: "info", ORCHESTRATOR_API_TOKENS: "test-token", ...env },
+    env: {
+      KUBECONFIG: kubeconfigPath,
+      ORCHESTRATOR_CONFIG: configPath,
+      KUBERNETES_NAMESPACE: namespace,
+      LOG_LEVEL: "info",
+      ORCHESTRATOR_API_TOKENS: "test-token",
+      ...env,
+    },
     extendEnv: true,
     reject: false,
     all: true,
     buffer: true,
   });
+  // Everything the process printed so far, for a failing test's message.
+  let output = "";
+  child.all?.on("data", (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  });
   return {
     child,
     port,
+    output: () => output,
     async ready(timeoutMs = 30_000) {
-      await waitFor(async () => {
-        const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
-        return r?.status === 200;
-      }, timeoutMs, "controller process /ready");
+      await waitFor(
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+          return r?.status === 200;
+        },
+        timeoutMs,
+        "controller process /ready",
+      );
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -85,7 +110,8 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -93,12 +119,32 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
 export function runsApi(kc: KubeConfig) {
   const custom = kc.makeApiClient(CustomObjectsApi);
   return {
-    create: (run: AnyRun) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: run.metadata.namespace ?? "", plural: run.kind === "CodeRun" ? "coderuns" : "docsruns", body: run }) as Promise<AnyRun>,
-    get: (kind: "CodeRun" | "DocsRun", namespace: string, name: string) => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: kind === "CodeRun" ? "coderuns" : "docsruns", name }) as Promise<AnyRun>,
-    list: async (namespace: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns" })) as { items: CodeRun[] }).items,
+    create: (run: AnyRun) =>
+      custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: run.metadata.namespace ?? "",
+        plural: run.kind === "CodeRun" ? "coderuns" : "docsruns",
+        body: run,
+      }) as Promise<AnyRun>,
+    get: (kind: "CodeRun" | "DocsRun", namespace: string, name: string) =>
+      custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: kind === "CodeRun" ? "coderuns" : "docsruns",
+        name,
+      }) as Promise<AnyRun>,
+    list: async (namespace: string) =>
+      ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns" })) as { items: CodeRun[] })
+        .items,
     patchSpec: (namespace: string, name: string, spec: Record<string, unknown>) =>
-      custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns", name, body: { spec } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
-    delete: (namespace: string, name: string) => custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns", name }),
+      custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, namespace, plural: "coderuns", name, body: { spec } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      ),
+    delete: (namespace: string, name: string) =>
+      custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns", name }),
   };
 }
 
@@ -107,6 +153,14 @@ export function codeRun(namespace: string, name: string, spec: Partial<CodeRun["
     apiVersion: "orchestrator.platform/v1",
     kind: "CodeRun",
     metadata: { name, namespace },
-    spec: { taskId: 7, service: "api", repositoryUrl: "https://github.com/acme/api.git", docsRepositoryUrl: "https://github.com/acme/docs.git", model: "claude-sonnet-4-20250514", githubUser: "alice", ...spec },
+    spec: {
+      taskId: 7,
+      service: "api",
+      repositoryUrl: "https://github.com/acme/api.git",
+      docsRepositoryUrl: "https://github.com/acme/docs.git",
+      model: "claude-sonnet-4-20250514",
+      githubUser: "alice",
+      ...spec,
+    },
   };
 }

@@ -27,7 +27,9 @@ export async function startCredentialTrap(): Promise<CredentialTrap> {
     const authorization = req.headers.authorization;
     requests.push({ method: req.method ?? "GET", path: req.url ?? "/", ...(authorization ? { authorization } : {}) });
     req.resume();
-    res.writeHead(401, { "www-authenticate": ['Basic realm="git"', 'Bearer realm="api"'], "content-type": "text/plain" }).end("Unauthorized\n");
+    res
+      .writeHead(401, { "www-authenticate": ['Basic realm="git"', 'Bearer realm="api"'], "content-type": "text/plain" })
+      .end("Unauthorized\n");
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -35,9 +37,10 @@ export async function startCredentialTrap(): Promise<CredentialTrap> {
     url: `http://127.0.0.1:${port}`,
     requests,
     offered: () => requests.filter((r) => r.authorization !== undefined),
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

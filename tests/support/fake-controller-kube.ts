@@ -35,7 +35,9 @@ export class FakeKube implements ControllerKube, ControllerCache {
     return [...this.runs.values()].filter((r) => r.kind === kind && r.metadata.namespace === ns);
   }
   jobsOfRun(uid: string) {
-    return [...this.jobs.entries()].filter(([k, j]) => !this.hidden.has(k) && j.metadata?.labels?.[Labels.runUid] === uid).map(([, j]) => j);
+    return [...this.jobs.entries()]
+      .filter(([k, j]) => !this.hidden.has(k) && j.metadata?.labels?.[Labels.runUid] === uid)
+      .map(([, j]) => j);
   }
   podsOfJob(ns: string, job: string) {
     return this.pods.get(`${ns}/${job}`) ?? [];
@@ -97,9 +99,28 @@ export class FakeKube implements ControllerKube, ControllerCache {
     job.status = {
       startTime: at,
       ...(ok ? { completionTime: at, succeeded: 1 } : { failed: 1 }),
-      conditions: [{ type: ok ? "Complete" : "Failed", status: "True", lastTransitionTime: at, reason: ok ? undefined : "BackoffLimitExceeded" }],
+      conditions: [
+        { type: ok ? "Complete" : "Failed", status: "True", lastTransitionTime: at, reason: ok ? undefined : "BackoffLimitExceeded" },
+      ],
     } as never;
-    this.pods.set(`${ns}/${name}`, [{ metadata: { name: `${name}-x`, creationTimestamp: at }, status: { phase: ok ? "Succeeded" : "Failed", containerStatuses: [{ name: "c", ready: false, restartCount: 0, image: "", imageID: "", state: { terminated: { exitCode: ok ? 0 : 1, reason: ok ? "Completed" : "Error", message } } }] } } as never]);
+    this.pods.set(`${ns}/${name}`, [
+      {
+        metadata: { name: `${name}-x`, creationTimestamp: at },
+        status: {
+          phase: ok ? "Succeeded" : "Failed",
+          containerStatuses: [
+            {
+              name: "c",
+              ready: false,
+              restartCount: 0,
+              image: "",
+              imageID: "",
+              state: { terminated: { exitCode: ok ? 0 : 1, reason: ok ? "Completed" : "Error", message } },
+            },
+          ],
+        },
+      } as never,
+    ]);
   }
   runPod(name: string, ns: string) {
     this.pods.set(`${ns}/${name}`, [{ metadata: { name: `${name}-x` }, status: { phase: "Running" } } as never]);

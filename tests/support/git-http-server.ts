@@ -18,7 +18,11 @@ export interface GitHttpServer {
 
 /** `tokens`: the accepted passwords, or a predicate (e.g. "minted by the fake GitHub"). */
 /** `host`: the address to listen on (pods on a real node reach the host's IP, never its loopback). */
-export async function startGitHttpServer(projectRoot: string, tokens: string[] | ((password: string) => boolean), opts: { host?: string } = {}): Promise<GitHttpServer> {
+export async function startGitHttpServer(
+  projectRoot: string,
+  tokens: string[] | ((password: string) => boolean),
+  opts: { host?: string } = {},
+): Promise<GitHttpServer> {
   const host = opts.host ?? "127.0.0.1";
   const isValid = typeof tokens === "function" ? tokens : (p: string) => tokens.includes(p);
   const attempts: GitHttpServer["attempts"] = [];
@@ -95,9 +99,10 @@ export async function startGitHttpServer(projectRoot: string, tokens: string[] |
     refusePushes: (count, status = 503) => {
       refuse = { count, status };
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

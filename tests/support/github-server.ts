@@ -71,7 +71,10 @@ function deref(root: Schema, schema: Schema | undefined): Schema | undefined {
   let s = schema;
   for (let i = 0; s && typeof s.$ref === "string" && i < 32; i++) {
     const ref: string = s.$ref;
-    s = ref.replace(/^#\//, "").split("/").reduce<unknown>((node, key) => (node as Schema)?.[key.replace(/~1/g, "/").replace(/~0/g, "~")], root) as Schema;
+    s = ref
+      .replace(/^#\//, "")
+      .split("/")
+      .reduce<unknown>((node, key) => (node as Schema)?.[key.replace(/~1/g, "/").replace(/~0/g, "~")], root) as Schema;
   }
   return s;
 }
@@ -97,7 +100,10 @@ export function validateSchema(root: Schema, schemaIn: Schema | undefined, value
       validateSchema(root, s, value, at, e);
       return e.length === 0;
     }).length;
-    if (passing === 0 || (key === "oneOf" && passing > 1)) errors.push(`${at}: must match ${key === "oneOf" ? "exactly one" : "at least one"} of ${alternatives.length} schemas (matched ${passing})`);
+    if (passing === 0 || (key === "oneOf" && passing > 1))
+      errors.push(
+        `${at}: must match ${key === "oneOf" ? "exactly one" : "at least one"} of ${alternatives.length} schemas (matched ${passing})`,
+      );
   }
   const actual = typeOf(value);
   const type = schema.type as string | string[] | undefined;
@@ -132,7 +138,8 @@ export function validateSchema(root: Schema, schemaIn: Schema | undefined, value
     for (const [name, v] of Object.entries(obj)) {
       if (properties[name]) validateSchema(root, properties[name], v, `${at}.${name}`, errors);
       else if (schema.additionalProperties === false) errors.push(`${at}: unknown property "${name}"`);
-      else if (schema.additionalProperties && typeof schema.additionalProperties === "object") validateSchema(root, schema.additionalProperties as Schema, v, `${at}.${name}`, errors);
+      else if (schema.additionalProperties && typeof schema.additionalProperties === "object")
+        validateSchema(root, schema.additionalProperties as Schema, v, `${at}.${name}`, errors);
     }
   }
 }
@@ -185,10 +192,11 @@ export function checkRequest(matched: MatchedOperation, query: URLSearchParams, 
       }
     }
   }
-  for (const name of new Set(query.keys())) if (!declared.has(name)) errors.push(`query parameter ${name} is not part of ${matched.operation.operationId}`);
+  for (const name of new Set(query.keys()))
+    if (!declared.has(name)) errors.push(`query parameter ${name} is not part of ${matched.operation.operationId}`);
   const requestBody = deref(root, matched.operation.requestBody);
   if (requestBody) {
-    const schema = ((requestBody.content as Record<string, Schema> | undefined)?.["application/json"]?.schema) as Schema | undefined;
+    const schema = (requestBody.content as Record<string, Schema> | undefined)?.["application/json"]?.schema as Schema | undefined;
     if (!hasBody) {
       if (requestBody.required === true) errors.push("request body is required");
     } else if (schema) {
@@ -402,7 +410,13 @@ export interface GitHubServer {
    * The next `count` requests matching method+template fail with `status` (default 502), and
    * optionally GitHub's rate-limit message and headers (retry-after, x-ratelimit-*).
    */
-  failNext(method: string, template: string, count: number, status?: number, response?: { message?: string; headers?: Record<string, string> }): void;
+  failNext(
+    method: string,
+    template: string,
+    count: number,
+    status?: number,
+    response?: { message?: string; headers?: Record<string, string> },
+  ): void;
   pullsFor(owner: string, repo: string): PullRecord[];
   /** A fresh id, larger than every id handed out before (for state added by tests). */
   nextId(): number;
@@ -411,7 +425,10 @@ export interface GitHubServer {
 
 const DOCS = "https://docs.github.com/rest";
 const notFound = (): RouteResponse => ({ status: 404, body: { message: "Not Found", documentation_url: DOCS, status: "404" } });
-const validationFailed = (errors: unknown[], message = "Validation Failed"): RouteResponse => ({ status: 422, body: { message, errors, documentation_url: DOCS, status: "422" } });
+const validationFailed = (errors: unknown[], message = "Validation Failed"): RouteResponse => ({
+  status: 422,
+  body: { message, errors, documentation_url: DOCS, status: "422" },
+});
 
 function repoKey(owner: string, repo: string): string {
   return `${owner}/${repo}`.toLowerCase();
@@ -438,7 +455,12 @@ function pullJson(p: PullRecord, apiUrl: string): unknown {
     draft: p.draft,
     html_url: p.html_url,
     labels: p.labels.map(labelJson),
-    head: { ref: p.head, label: `${p.owner}:${p.head}`, sha: p.headSha ?? ZERO_SHA, repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
+    head: {
+      ref: p.head,
+      label: `${p.owner}:${p.head}`,
+      sha: p.headSha ?? ZERO_SHA,
+      repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` },
+    },
     base: { ref: p.base, label: `${p.owner}:${p.base}`, sha: ZERO_SHA, repo: { name: p.repo, full_name: `${p.owner}/${p.repo}` } },
     user: { login: p.createdBy },
     merged: p.merged ?? false,
@@ -498,251 +520,545 @@ function verifyJwt(token: string, apps: AppRegistration[]): AppRegistration | nu
 function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string, string, RouteHandler][] {
   const repoExists = (s: GitHubState, owner: string, repo: string) => s.repos.size === 0 || s.repos.has(repoKey(owner, repo));
   const callerLogin = (ctx: RouteContext): string =>
-    ctx.caller?.kind === "token" ? ctx.state.users.get(ctx.caller.token) ?? "unknown" : ctx.caller?.kind === "app" ? `app-${ctx.caller.app.appId}[bot]` : "unknown";
-  const sameRepo = (x: { owner: string; repo: string }, ctx: RouteContext) => repoKey(x.owner, x.repo) === repoKey(ctx.params.owner!, ctx.params.repo!);
+    ctx.caller?.kind === "token"
+      ? (ctx.state.users.get(ctx.caller.token) ?? "unknown")
+      : ctx.caller?.kind === "app"
+        ? `app-${ctx.caller.app.appId}[bot]`
+        : "unknown";
+  const sameRepo = (x: { owner: string; repo: string }, ctx: RouteContext) =>
+    repoKey(x.owner, x.repo) === repoKey(ctx.params.owner!, ctx.params.repo!);
   const commentJson = (c: CommentRecord) => ({
-    id: c.id, node_id: `C${c.id}`, url: "", body: c.body, user: userJson(c.user ?? "unknown"), author_association: c.association ?? "NONE",
-    html_url: `${htmlBase}/${c.owner}/${c.repo}/issues/${c.issueNumber}#issuecomment-${c.id}`, issue_url: "", created_at: new Date(0).toISOString(), updated_at: new Date(0).toISOString(),
+    id: c.id,
+    node_id: `C${c.id}`,
+    url: "",
+    body: c.body,
+    user: userJson(c.user ?? "unknown"),
+    author_association: c.association ?? "NONE",
+    html_url: `${htmlBase}/${c.owner}/${c.repo}/issues/${c.issueNumber}#issuecomment-${c.id}`,
+    issue_url: "",
+    created_at: new Date(0).toISOString(),
+    updated_at: new Date(0).toISOString(),
   });
   const react = (ctx: RouteContext, subject: { commentId?: number; issueNumber?: number }): RouteResponse => {
     const denied = requireToken(ctx);
     if (denied) return denied;
     const content = (ctx.body as { content: string }).content;
     const user = callerLogin(ctx);
-    const same = (r: ReactionRecord) => sameRepo(r, ctx) && r.commentId === subject.commentId && r.issueNumber === subject.issueNumber && r.content === content && r.user === user;
+    const same = (r: ReactionRecord) =>
+      sameRepo(r, ctx) &&
+      r.commentId === subject.commentId &&
+      r.issueNumber === subject.issueNumber &&
+      r.content === content &&
+      r.user === user;
     const existing = ctx.state.reactions.find(same);
     const record = existing ?? { owner: ctx.params.owner!, repo: ctx.params.repo!, ...subject, id: ctx.server.nextId(), content, user };
     if (!existing) ctx.state.reactions.push(record);
-    return { status: existing ? 200 : 201, body: { id: record.id, node_id: `R${record.id}`, user: userJson(user), content, created_at: new Date(0).toISOString() } };
+    return {
+      status: existing ? 200 : 201,
+      body: { id: record.id, node_id: `R${record.id}`, user: userJson(user), content, created_at: new Date(0).toISOString() },
+    };
   };
   const requireToken = (ctx: RouteContext): RouteResponse | null =>
-    ctx.caller?.kind === "token" ? null : { status: 401, body: { message: "Requires authentication", documentation_url: DOCS, status: "401" } };
+    ctx.caller?.kind === "token"
+      ? null
+      : { status: 401, body: { message: "Requires authentication", documentation_url: DOCS, status: "401" } };
   return [
-    ["GET", "/repos/{owner}/{repo}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const { owner, repo } = ctx.params as { owner: string; repo: string };
-      if (!repoExists(ctx.state, owner, repo)) return notFound();
-      return { status: 200, body: { id: 1, name: repo, full_name: `${owner}/${repo}`, owner: { login: owner }, private: true, default_branch: "main", html_url: `${htmlBase}/${owner}/${repo}`, permissions: { admin: false, push: true, pull: true } } };
-    }],
-    ["GET", "/repos/{owner}/{repo}/pulls", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const { owner, repo } = ctx.params as { owner: string; repo: string };
-      if (!repoExists(ctx.state, owner, repo)) return notFound();
-      const state = ctx.query.get("state") ?? "open";
-      const head = ctx.query.get("head");
-      const base = ctx.query.get("base");
-      const list = ctx.server.pullsFor(owner, repo).filter((p) =>
-        (state === "all" || p.state === state) &&
-        (!head || `${p.owner}:${p.head}`.toLowerCase() === head.toLowerCase() || (!head.includes(":") && p.head === head)) &&
-        (!base || p.base === base));
-      return { status: 200, body: list.map((p) => pullJson(p, ctx.server.url)) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
-      return p ? { status: 200, body: pullJson(p, ctx.server.url) } : notFound();
-    }],
-    ["PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
-      if (!p) return notFound();
-      const body = ctx.body as { title?: string; body?: string; state?: "open" | "closed"; base?: string };
-      if (body.title !== undefined) p.title = body.title;
-      if (body.body !== undefined) p.body = body.body;
-      if (body.state !== undefined) p.state = body.state;
-      if (body.base !== undefined) p.base = body.base;
-      return { status: 200, body: pullJson(p, ctx.server.url) };
-    }],
-    ["POST", "/repos/{owner}/{repo}/pulls", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const { owner, repo } = ctx.params as { owner: string; repo: string };
-      if (!repoExists(ctx.state, owner, repo)) return notFound();
-      const body = ctx.body as { title?: string; head: string; base: string; body?: string; draft?: boolean };
-      const head = body.head.includes(":") ? body.head.split(":")[1]! : body.head;
-      const branchExists = options.branchExists ?? (() => true);
-      if (!branchExists(owner, repo, head)) return validationFailed([{ resource: "PullRequest", field: "head", code: "invalid" }]);
-      if (!branchExists(owner, repo, body.base)) return validationFailed([{ resource: "PullRequest", field: "base", code: "invalid" }]);
-      if (ctx.server.pullsFor(owner, repo).some((p) => p.state === "open" && p.head === head && p.base === body.base)) {
-        return validationFailed([{ resource: "PullRequest", code: "custom", message: `A pull request already exists for ${owner}:${head}.` }]);
-      }
-      const key = repoKey(owner, repo);
-      const number = ctx.state.nextNumber.get(key) ?? 1;
-      ctx.state.nextNumber.set(key, number + 1);
-      const pull: PullRecord = {
-        owner, repo, number, title: body.title ?? "", body: body.body ?? null, head, base: body.base, state: "open", draft: body.draft ?? false,
-        labels: [], html_url: `${htmlBase}/${owner}/${repo}/pull/${number}`, createdBy: ctx.caller?.kind === "token" ? ctx.caller.token.slice(0, 4) : "unknown",
-      };
-      ctx.state.pulls.push(pull);
-      return { status: 201, body: pullJson(pull, ctx.server.url) };
-    }],
-    ["POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.issue_number));
-      if (!p) return notFound();
-      const raw = ctx.body as { labels?: unknown[] } | unknown[] | string;
-      const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : (raw.labels ?? []);
-      for (const item of items) {
-        const name = typeof item === "string" ? item : String((item as { name: string }).name);
-        if (!p.labels.includes(name)) {
-          p.labels.push(name);
-          ctx.state.issueEvents.push({ owner: p.owner, repo: p.repo, issueNumber: p.number, id: ctx.server.nextId(), event: "labeled", label: name, actor: callerLogin(ctx), createdAt: new Date().toISOString() });
+    [
+      "GET",
+      "/repos/{owner}/{repo}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const { owner, repo } = ctx.params as { owner: string; repo: string };
+        if (!repoExists(ctx.state, owner, repo)) return notFound();
+        return {
+          status: 200,
+          body: {
+            id: 1,
+            name: repo,
+            full_name: `${owner}/${repo}`,
+            owner: { login: owner },
+            private: true,
+            default_branch: "main",
+            html_url: `${htmlBase}/${owner}/${repo}`,
+            permissions: { admin: false, push: true, pull: true },
+          },
+        };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/pulls",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const { owner, repo } = ctx.params as { owner: string; repo: string };
+        if (!repoExists(ctx.state, owner, repo)) return notFound();
+        const state = ctx.query.get("state") ?? "open";
+        const head = ctx.query.get("head");
+        const base = ctx.query.get("base");
+        const list = ctx.server
+          .pullsFor(owner, repo)
+          .filter(
+            (p) =>
+              (state === "all" || p.state === state) &&
+              (!head || `${p.owner}:${p.head}`.toLowerCase() === head.toLowerCase() || (!head.includes(":") && p.head === head)) &&
+              (!base || p.base === base),
+          );
+        return { status: 200, body: list.map((p) => pullJson(p, ctx.server.url)) };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/pulls/{pull_number}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+        return p ? { status: 200, body: pullJson(p, ctx.server.url) } : notFound();
+      },
+    ],
+    [
+      "PATCH",
+      "/repos/{owner}/{repo}/pulls/{pull_number}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+        if (!p) return notFound();
+        const body = ctx.body as { title?: string; body?: string; state?: "open" | "closed"; base?: string };
+        if (body.title !== undefined) p.title = body.title;
+        if (body.body !== undefined) p.body = body.body;
+        if (body.state !== undefined) p.state = body.state;
+        if (body.base !== undefined) p.base = body.base;
+        return { status: 200, body: pullJson(p, ctx.server.url) };
+      },
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/pulls",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const { owner, repo } = ctx.params as { owner: string; repo: string };
+        if (!repoExists(ctx.state, owner, repo)) return notFound();
+        const body = ctx.body as { title?: string; head: string; base: string; body?: string; draft?: boolean };
+        const head = body.head.includes(":") ? body.head.split(":")[1]! : body.head;
+        const branchExists = options.branchExists ?? (() => true);
+        if (!branchExists(owner, repo, head)) return validationFailed([{ resource: "PullRequest", field: "head", code: "invalid" }]);
+        if (!branchExists(owner, repo, body.base)) return validationFailed([{ resource: "PullRequest", field: "base", code: "invalid" }]);
+        if (ctx.server.pullsFor(owner, repo).some((p) => p.state === "open" && p.head === head && p.base === body.base)) {
+          return validationFailed([
+            { resource: "PullRequest", code: "custom", message: `A pull request already exists for ${owner}:${head}.` },
+          ]);
         }
-      }
-      return { status: 200, body: p.labels.map(labelJson) };
-    }],
-    ["POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const id = ctx.server.nextId();
-      const comment: CommentRecord = { owner: ctx.params.owner!, repo: ctx.params.repo!, issueNumber: Number(ctx.params.issue_number), id, body: (ctx.body as { body: string }).body, user: callerLogin(ctx), association: "NONE" };
-      ctx.state.comments.push(comment);
-      return { status: 201, body: commentJson(comment) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const list = ctx.state.comments.filter((c) => sameRepo(c, ctx) && c.issueNumber === Number(ctx.params.issue_number)).sort((a, b) => a.id - b.id);
-      return { status: 200, body: list.map(commentJson) };
-    }],
-    ["POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", (ctx) => react(ctx, { commentId: Number(ctx.params.comment_id) })],
-    ["POST", "/repos/{owner}/{repo}/issues/{issue_number}/reactions", (ctx) => react(ctx, { issueNumber: Number(ctx.params.issue_number) })],
-    ["GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
-      return c ? { status: 200, body: commentJson(c) } : notFound();
-    }],
-    ["PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
-      if (!c) return notFound();
-      c.body = (ctx.body as { body: string }).body;
-      return { status: 200, body: commentJson(c) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/issues", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const { owner, repo } = ctx.params as { owner: string; repo: string };
-      if (!repoExists(ctx.state, owner, repo)) return notFound();
-      const state = ctx.query.get("state") ?? "open";
-      const wanted = (ctx.query.get("labels") ?? "").split(",").map((l) => l.trim().toLowerCase()).filter(Boolean);
-      const list = ctx.server.pullsFor(owner, repo)
-        .filter((p) => (state === "all" || p.state === state) && wanted.every((w) => p.labels.some((l) => l.toLowerCase() === w)))
-        .sort((a, b) => b.number - a.number);
-      return { status: 200, body: list.map((p) => issueJson(p, ctx.server.url)) };
-    }],
-    ["DELETE", "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.issue_number));
-      const name = ctx.params.name!;
-      const i = p ? p.labels.findIndex((l) => l.toLowerCase() === name.toLowerCase()) : -1;
-      if (!p || i < 0) return { status: 404, body: { message: "Label does not exist", documentation_url: DOCS, status: "404" } };
-      p.labels.splice(i, 1);
-      ctx.state.issueEvents.push({ owner: p.owner, repo: p.repo, issueNumber: p.number, id: ctx.server.nextId(), event: "unlabeled", label: name, actor: callerLogin(ctx), createdAt: new Date().toISOString() });
-      return { status: 200, body: p.labels.map(labelJson) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/issues/{issue_number}/events", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const list = ctx.state.issueEvents.filter((e) => sameRepo(e, ctx) && e.issueNumber === Number(ctx.params.issue_number)).sort((a, b) => a.id - b.id);
-      return { status: 200, body: list.map((e) => ({ id: e.id, node_id: `E${e.id}`, url: "", event: e.event, actor: userJson(e.actor), created_at: e.createdAt, commit_id: null, commit_url: null, ...(e.label ? { label: { name: e.label, color: "ededed" } } : {}) })) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
-      if (!p) return notFound();
-      return { status: 200, body: (p.commits ?? []).map((c) => ({ sha: c.sha, commit: { message: c.message ?? "", author: { name: c.author ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() }, committer: { name: c.committer ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() } }, author: c.author ? userJson(c.author) : null, committer: c.committer ? userJson(c.committer) : null, parents: [] })) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const list = ctx.state.reviews.filter((r) => sameRepo(r, ctx) && r.pullNumber === Number(ctx.params.pull_number)).sort((a, b) => a.id - b.id);
-      return { status: 200, body: list.map((r) => ({ id: r.id, node_id: `R${r.id}`, user: userJson(r.user), body: r.body, state: r.state, commit_id: r.commitId, submitted_at: r.submittedAt, author_association: r.association ?? "NONE", html_url: `${htmlBase}/${r.owner}/${r.repo}/pull/${r.pullNumber}#pullrequestreview-${r.id}`, pull_request_url: "" })) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/pulls/{pull_number}/comments", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const list = ctx.state.reviewComments.filter((c) => sameRepo(c, ctx) && c.pullNumber === Number(ctx.params.pull_number)).sort((a, b) => a.id - b.id);
-      return { status: 200, body: list.map((c) => ({ id: c.id, pull_request_review_id: c.reviewId, user: userJson(c.user), body: c.body, path: c.path, line: c.line, commit_id: c.commitId, author_association: c.association ?? "NONE", html_url: `${htmlBase}/${c.owner}/${c.repo}/pull/${c.pullNumber}#discussion_r${c.id}` })) };
-    }],
-    ["POST", "/repos/{owner}/{repo}/check-runs", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const b = ctx.body as { name: string; head_sha: string; status?: string; conclusion?: string; external_id?: string; details_url?: string; output?: CheckRunRecord["output"]; actions?: unknown[]; started_at?: string; completed_at?: string };
-      const conclusion = b.conclusion ?? null;
-      const status = conclusion ? "completed" : b.status ?? "queued";
-      const run: CheckRunRecord = {
-        owner: ctx.params.owner!, repo: ctx.params.repo!, id: ctx.server.nextId(), name: b.name, headSha: b.head_sha, status, conclusion, externalId: b.external_id ?? null,
-        app: callerLogin(ctx), detailsUrl: b.details_url ?? null, output: b.output ?? {}, actions: b.actions ?? [], startedAt: b.started_at ?? new Date().toISOString(),
-        completedAt: status === "completed" ? b.completed_at ?? new Date().toISOString() : null,
-      };
-      ctx.state.checkRuns.push(run);
-      return { status: 201, body: checkRunJson(run, htmlBase) };
-    }],
-    ["PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
-      if (!run) return notFound();
-      const b = ctx.body as Partial<{ name: string; status: string; conclusion: string; external_id: string; details_url: string; output: CheckRunRecord["output"]; actions: unknown[]; completed_at: string }>;
-      if (b.name) run.name = b.name;
-      if (b.external_id) run.externalId = b.external_id;
-      if (b.details_url) run.detailsUrl = b.details_url;
-      if (b.output) run.output = b.output;
-      if (b.actions) run.actions = b.actions;
-      if (b.conclusion) {
-        run.conclusion = b.conclusion;
-        run.status = "completed";
-        run.completedAt = b.completed_at ?? new Date().toISOString();
-      } else if (b.status) {
-        run.status = b.status;
-      }
-      return { status: 200, body: checkRunJson(run, htmlBase) };
-    }],
-    ["GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
-      return run ? { status: 200, body: checkRunJson(run, htmlBase) } : notFound();
-    }],
-    ["GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", (ctx) => {
-      const denied = requireToken(ctx);
-      if (denied) return denied;
-      const name = ctx.query.get("check_name");
-      const status = ctx.query.get("status");
-      let list = ctx.state.checkRuns.filter((c) => sameRepo(c, ctx) && c.headSha === ctx.params.ref && (!name || c.name === name) && (!status || c.status === status));
-      if ((ctx.query.get("filter") ?? "latest") === "latest") {
-        const newest = new Map<string, CheckRunRecord>();
-        for (const c of list) if ((newest.get(c.name)?.id ?? -1) < c.id) newest.set(c.name, c);
-        list = [...newest.values()];
-      }
-      list.sort((a, b) => a.id - b.id);
-      return { status: 200, body: { total_count: list.length, check_runs: list.map((c) => checkRunJson(c, htmlBase)) } };
-    }],
-    ["GET", "/repos/{owner}/{repo}/installation", (ctx) => {
-      if (ctx.caller?.kind !== "app") return { status: 401, body: { message: "A JSON web token could not be decoded", documentation_url: DOCS, status: "401" } };
-      const app = ctx.caller.app;
-      if (ctx.params.owner!.toLowerCase() !== app.account.toLowerCase()) return notFound();
-      return { status: 200, body: { id: app.installationId, app_id: Number(app.appId), account: { login: app.account }, repository_selection: "all", permissions: { contents: "write", pull_requests: "write" } } };
-    }],
-    ["POST", "/app/installations/{installation_id}/access_tokens", (ctx) => {
-      if (ctx.caller?.kind !== "app") return { status: 401, body: { message: "A JSON web token could not be decoded", documentation_url: DOCS, status: "401" } };
-      if (Number(ctx.params.installation_id) !== ctx.caller.app.installationId) return notFound();
-      const token = `ghs_${crypto.randomBytes(18).toString("hex")}`;
-      ctx.state.tokens.add(token);
-      const repositories = (ctx.body as { repositories?: string[] } | null)?.repositories;
-      ctx.state.installationTokens.push({ installationId: ctx.caller.app.installationId, token, ...(repositories ? { repositories } : {}) });
-      return { status: 201, body: { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: "write", pull_requests: "write" }, repository_selection: repositories ? "selected" : "all" } };
-    }],
+        const key = repoKey(owner, repo);
+        const number = ctx.state.nextNumber.get(key) ?? 1;
+        ctx.state.nextNumber.set(key, number + 1);
+        const pull: PullRecord = {
+          owner,
+          repo,
+          number,
+          title: body.title ?? "",
+          body: body.body ?? null,
+          head,
+          base: body.base,
+          state: "open",
+          draft: body.draft ?? false,
+          labels: [],
+          html_url: `${htmlBase}/${owner}/${repo}/pull/${number}`,
+          createdBy: ctx.caller?.kind === "token" ? ctx.caller.token.slice(0, 4) : "unknown",
+        };
+        ctx.state.pulls.push(pull);
+        return { status: 201, body: pullJson(pull, ctx.server.url) };
+      },
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/issues/{issue_number}/labels",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.issue_number));
+        if (!p) return notFound();
+        const raw = ctx.body as { labels?: unknown[] } | unknown[] | string;
+        const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : (raw.labels ?? []);
+        for (const item of items) {
+          const name = typeof item === "string" ? item : String((item as { name: string }).name);
+          if (!p.labels.includes(name)) {
+            p.labels.push(name);
+            ctx.state.issueEvents.push({
+              owner: p.owner,
+              repo: p.repo,
+              issueNumber: p.number,
+              id: ctx.server.nextId(),
+              event: "labeled",
+              label: name,
+              actor: callerLogin(ctx),
+              createdAt: new Date().toISOString(),
+            });
+          }
+        }
+        return { status: 200, body: p.labels.map(labelJson) };
+      },
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const id = ctx.server.nextId();
+        const comment: CommentRecord = {
+          owner: ctx.params.owner!,
+          repo: ctx.params.repo!,
+          issueNumber: Number(ctx.params.issue_number),
+          id,
+          body: (ctx.body as { body: string }).body,
+          user: callerLogin(ctx),
+          association: "NONE",
+        };
+        ctx.state.comments.push(comment);
+        return { status: 201, body: commentJson(comment) };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const list = ctx.state.comments
+          .filter((c) => sameRepo(c, ctx) && c.issueNumber === Number(ctx.params.issue_number))
+          .sort((a, b) => a.id - b.id);
+        return { status: 200, body: list.map(commentJson) };
+      },
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+      (ctx) => react(ctx, { commentId: Number(ctx.params.comment_id) }),
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/issues/{issue_number}/reactions",
+      (ctx) => react(ctx, { issueNumber: Number(ctx.params.issue_number) }),
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
+        return c ? { status: 200, body: commentJson(c) } : notFound();
+      },
+    ],
+    [
+      "PATCH",
+      "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const c = ctx.state.comments.find((x) => sameRepo(x, ctx) && x.id === Number(ctx.params.comment_id));
+        if (!c) return notFound();
+        c.body = (ctx.body as { body: string }).body;
+        return { status: 200, body: commentJson(c) };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/issues",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const { owner, repo } = ctx.params as { owner: string; repo: string };
+        if (!repoExists(ctx.state, owner, repo)) return notFound();
+        const state = ctx.query.get("state") ?? "open";
+        const wanted = (ctx.query.get("labels") ?? "")
+          .split(",")
+          .map((l) => l.trim().toLowerCase())
+          .filter(Boolean);
+        const list = ctx.server
+          .pullsFor(owner, repo)
+          .filter((p) => (state === "all" || p.state === state) && wanted.every((w) => p.labels.some((l) => l.toLowerCase() === w)))
+          .sort((a, b) => b.number - a.number);
+        return { status: 200, body: list.map((p) => issueJson(p, ctx.server.url)) };
+      },
+    ],
+    [
+      "DELETE",
+      "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.issue_number));
+        const name = ctx.params.name!;
+        const i = p ? p.labels.findIndex((l) => l.toLowerCase() === name.toLowerCase()) : -1;
+        if (!p || i < 0) return { status: 404, body: { message: "Label does not exist", documentation_url: DOCS, status: "404" } };
+        p.labels.splice(i, 1);
+        ctx.state.issueEvents.push({
+          owner: p.owner,
+          repo: p.repo,
+          issueNumber: p.number,
+          id: ctx.server.nextId(),
+          event: "unlabeled",
+          label: name,
+          actor: callerLogin(ctx),
+          createdAt: new Date().toISOString(),
+        });
+        return { status: 200, body: p.labels.map(labelJson) };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/issues/{issue_number}/events",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const list = ctx.state.issueEvents
+          .filter((e) => sameRepo(e, ctx) && e.issueNumber === Number(ctx.params.issue_number))
+          .sort((a, b) => a.id - b.id);
+        return {
+          status: 200,
+          body: list.map((e) => ({
+            id: e.id,
+            node_id: `E${e.id}`,
+            url: "",
+            event: e.event,
+            actor: userJson(e.actor),
+            created_at: e.createdAt,
+            commit_id: null,
+            commit_url: null,
+            ...(e.label ? { label: { name: e.label, color: "ededed" } } : {}),
+          })),
+        };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+        if (!p) return notFound();
+        return {
+          status: 200,
+          body: (p.commits ?? []).map((c) => ({
+            sha: c.sha,
+            commit: {
+              message: c.message ?? "",
+              author: { name: c.author ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() },
+              committer: { name: c.committer ?? "someone", email: "someone@example.com", date: new Date(0).toISOString() },
+            },
+            author: c.author ? userJson(c.author) : null,
+            committer: c.committer ? userJson(c.committer) : null,
+            parents: [],
+          })),
+        };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const list = ctx.state.reviews
+          .filter((r) => sameRepo(r, ctx) && r.pullNumber === Number(ctx.params.pull_number))
+          .sort((a, b) => a.id - b.id);
+        return {
+          status: 200,
+          body: list.map((r) => ({
+            id: r.id,
+            node_id: `R${r.id}`,
+            user: userJson(r.user),
+            body: r.body,
+            state: r.state,
+            commit_id: r.commitId,
+            submitted_at: r.submittedAt,
+            author_association: r.association ?? "NONE",
+            html_url: `${htmlBase}/${r.owner}/${r.repo}/pull/${r.pullNumber}#pullrequestreview-${r.id}`,
+            pull_request_url: "",
+          })),
+        };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/pulls/{pull_number}/comments",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const list = ctx.state.reviewComments
+          .filter((c) => sameRepo(c, ctx) && c.pullNumber === Number(ctx.params.pull_number))
+          .sort((a, b) => a.id - b.id);
+        return {
+          status: 200,
+          body: list.map((c) => ({
+            id: c.id,
+            pull_request_review_id: c.reviewId,
+            user: userJson(c.user),
+            body: c.body,
+            path: c.path,
+            line: c.line,
+            commit_id: c.commitId,
+            author_association: c.association ?? "NONE",
+            html_url: `${htmlBase}/${c.owner}/${c.repo}/pull/${c.pullNumber}#discussion_r${c.id}`,
+          })),
+        };
+      },
+    ],
+    [
+      "POST",
+      "/repos/{owner}/{repo}/check-runs",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const b = ctx.body as {
+          name: string;
+          head_sha: string;
+          status?: string;
+          conclusion?: string;
+          external_id?: string;
+          details_url?: string;
+          output?: CheckRunRecord["output"];
+          actions?: unknown[];
+          started_at?: string;
+          completed_at?: string;
+        };
+        const conclusion = b.conclusion ?? null;
+        const status = conclusion ? "completed" : (b.status ?? "queued");
+        const run: CheckRunRecord = {
+          owner: ctx.params.owner!,
+          repo: ctx.params.repo!,
+          id: ctx.server.nextId(),
+          name: b.name,
+          headSha: b.head_sha,
+          status,
+          conclusion,
+          externalId: b.external_id ?? null,
+          app: callerLogin(ctx),
+          detailsUrl: b.details_url ?? null,
+          output: b.output ?? {},
+          actions: b.actions ?? [],
+          startedAt: b.started_at ?? new Date().toISOString(),
+          completedAt: status === "completed" ? (b.completed_at ?? new Date().toISOString()) : null,
+        };
+        ctx.state.checkRuns.push(run);
+        return { status: 201, body: checkRunJson(run, htmlBase) };
+      },
+    ],
+    [
+      "PATCH",
+      "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
+        if (!run) return notFound();
+        const b = ctx.body as Partial<{
+          name: string;
+          status: string;
+          conclusion: string;
+          external_id: string;
+          details_url: string;
+          output: CheckRunRecord["output"];
+          actions: unknown[];
+          completed_at: string;
+        }>;
+        if (b.name) run.name = b.name;
+        if (b.external_id) run.externalId = b.external_id;
+        if (b.details_url) run.detailsUrl = b.details_url;
+        if (b.output) run.output = b.output;
+        if (b.actions) run.actions = b.actions;
+        if (b.conclusion) {
+          run.conclusion = b.conclusion;
+          run.status = "completed";
+          run.completedAt = b.completed_at ?? new Date().toISOString();
+        } else if (b.status) {
+          run.status = b.status;
+        }
+        return { status: 200, body: checkRunJson(run, htmlBase) };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const run = ctx.state.checkRuns.find((c) => sameRepo(c, ctx) && c.id === Number(ctx.params.check_run_id));
+        return run ? { status: 200, body: checkRunJson(run, htmlBase) } : notFound();
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const name = ctx.query.get("check_name");
+        const status = ctx.query.get("status");
+        let list = ctx.state.checkRuns.filter(
+          (c) => sameRepo(c, ctx) && c.headSha === ctx.params.ref && (!name || c.name === name) && (!status || c.status === status),
+        );
+        if ((ctx.query.get("filter") ?? "latest") === "latest") {
+          const newest = new Map<string, CheckRunRecord>();
+          for (const c of list) if ((newest.get(c.name)?.id ?? -1) < c.id) newest.set(c.name, c);
+          list = [...newest.values()];
+        }
+        list.sort((a, b) => a.id - b.id);
+        return { status: 200, body: { total_count: list.length, check_runs: list.map((c) => checkRunJson(c, htmlBase)) } };
+      },
+    ],
+    [
+      "GET",
+      "/repos/{owner}/{repo}/installation",
+      (ctx) => {
+        if (ctx.caller?.kind !== "app")
+          return { status: 401, body: { message: "A JSON web token could not be decoded", documentation_url: DOCS, status: "401" } };
+        const app = ctx.caller.app;
+        if (ctx.params.owner!.toLowerCase() !== app.account.toLowerCase()) return notFound();
+        return {
+          status: 200,
+          body: {
+            id: app.installationId,
+            app_id: Number(app.appId),
+            account: { login: app.account },
+            repository_selection: "all",
+            permissions: { contents: "write", pull_requests: "write" },
+          },
+        };
+      },
+    ],
+    [
+      "POST",
+      "/app/installations/{installation_id}/access_tokens",
+      (ctx) => {
+        if (ctx.caller?.kind !== "app")
+          return { status: 401, body: { message: "A JSON web token could not be decoded", documentation_url: DOCS, status: "401" } };
+        if (Number(ctx.params.installation_id) !== ctx.caller.app.installationId) return notFound();
+        const token = `ghs_${crypto.randomBytes(18).toString("hex")}`;
+        ctx.state.tokens.add(token);
+        const repositories = (ctx.body as { repositories?: string[] } | null)?.repositories;
+        ctx.state.installationTokens.push({
+          installationId: ctx.caller.app.installationId,
+          token,
+          ...(repositories ? { repositories } : {}),
+        });
+        return {
+          status: 201,
+          body: {
+            token,
+            expires_at: new Date(Date.now() + 3600_000).toISOString(),
+            permissions: { contents: "write", pull_requests: "write" },
+            repository_selection: repositories ? "selected" : "all",
+          },
+        };
+      },
+    ],
   ];
 }
 
@@ -750,12 +1066,20 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   loadGitHubSpec();
   const htmlBase = (options.htmlBaseUrl ?? "https://github.com").replace(/\/+$/, "");
   const state: GitHubState = {
-    pulls: [], comments: [], violations: [], requests: [], installationTokens: [],
+    pulls: [],
+    comments: [],
+    violations: [],
+    requests: [],
+    installationTokens: [],
     tokens: new Set([...(options.tokens ?? []), ...Object.keys(options.users ?? {})]),
     repos: new Set((options.repos ?? []).map((r) => r.toLowerCase())),
     apps: [...(options.apps ?? [])],
     nextNumber: new Map(),
-    reviews: [], reviewComments: [], issueEvents: [], checkRuns: [], reactions: [],
+    reviews: [],
+    reviewComments: [],
+    issueEvents: [],
+    checkRuns: [],
+    reactions: [],
     users: new Map(Object.entries(options.users ?? {})),
     lastId: 0,
   };
@@ -764,11 +1088,15 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   // eslint-disable-next-line prefer-const -- assigned once the server listens
   let self: GitHubServer;
 
-  const handle = async (req: http.IncomingMessage, raw: Buffer): Promise<RouteResponse & { operationId: string | null; caller: string | null }> => {
+  const handle = async (
+    req: http.IncomingMessage,
+    raw: Buffer,
+  ): Promise<RouteResponse & { operationId: string | null; caller: string | null }> => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const method = req.method ?? "GET";
     const matched = matchOperation(method, url.pathname);
-    const record = (errors: string[]) => state.violations.push({ method, path: url.pathname + url.search, operationId: matched?.operation.operationId ?? null, errors });
+    const record = (errors: string[]) =>
+      state.violations.push({ method, path: url.pathname + url.search, operationId: matched?.operation.operationId ?? null, errors });
     if (!matched) {
       record([`${method} ${url.pathname} is not an operation of the GitHub REST API`]);
       return { ...notFound(), operationId: null, caller: null };
@@ -780,7 +1108,12 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
         body = JSON.parse(raw.toString("utf8"));
       } catch {
         record(["body is not valid JSON"]);
-        return { status: 400, body: { message: "Problems parsing JSON", documentation_url: DOCS, status: "400" }, operationId: matched.operation.operationId, caller: null };
+        return {
+          status: 400,
+          body: { message: "Problems parsing JSON", documentation_url: DOCS, status: "400" },
+          operationId: matched.operation.operationId,
+          caller: null,
+        };
       }
     }
     const authz = req.headers.authorization ?? "";
@@ -791,20 +1124,39 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
       else {
         const app = credential.split(".").length === 3 ? verifyJwt(credential, state.apps) : null;
         if (app) caller = { kind: "app", app };
-        else return { status: 401, body: { message: "Bad credentials", documentation_url: DOCS, status: "401" }, operationId: matched.operation.operationId, caller: "invalid" };
+        else
+          return {
+            status: 401,
+            body: { message: "Bad credentials", documentation_url: DOCS, status: "401" },
+            operationId: matched.operation.operationId,
+            caller: "invalid",
+          };
       }
     }
     const callerName = caller === null ? null : caller.kind === "token" ? caller.token : `jwt:${caller.app.appId}`;
     const errors = checkRequest(matched, url.searchParams, body, hasBody);
     if (errors.length > 0) {
       record(errors);
-      return { ...validationFailed(errors.map((message) => ({ code: "invalid", message })), "Invalid request."), operationId: matched.operation.operationId, caller: callerName };
+      return {
+        ...validationFailed(
+          errors.map((message) => ({ code: "invalid", message })),
+          "Invalid request.",
+        ),
+        operationId: matched.operation.operationId,
+        caller: callerName,
+      };
     }
     const key = `${method} ${matched.operation.template}`;
     const failure = failures.find((f) => f.key === key && f.remaining > 0);
     if (failure) {
       failure.remaining--;
-      return { status: failure.status, body: { message: failure.message ?? "Server Error", documentation_url: DOCS }, headers: failure.headers, operationId: matched.operation.operationId, caller: callerName };
+      return {
+        status: failure.status,
+        body: { message: failure.message ?? "Server Error", documentation_url: DOCS },
+        headers: failure.headers,
+        operationId: matched.operation.operationId,
+        caller: callerName,
+      };
     }
     const handler = routes.get(key);
     if (!handler) return { ...notFound(), operationId: matched.operation.operationId, caller: callerName };
@@ -817,16 +1169,35 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const raw = Buffer.concat(chunks);
-      handle(req, raw).then((r) => {
-        const url = new URL(req.url ?? "/", "http://localhost");
-        let parsed: unknown;
-        try { parsed = raw.length ? JSON.parse(raw.toString("utf8")) : undefined; } catch { parsed = raw.toString("utf8"); }
-        state.requests.push({ method: req.method ?? "GET", path: url.pathname, query: Object.fromEntries(url.searchParams), body: parsed, operationId: r.operationId, status: r.status, caller: r.caller });
-        res.writeHead(r.status, { "content-type": "application/json; charset=utf-8", "x-github-media-type": "github.v3; format=json", ...r.headers });
-        res.end(r.body === undefined ? "" : JSON.stringify(r.body));
-      }, (err: unknown) => {
-        res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: String(err) }));
-      });
+      handle(req, raw).then(
+        (r) => {
+          const url = new URL(req.url ?? "/", "http://localhost");
+          let parsed: unknown;
+          try {
+            parsed = raw.length ? JSON.parse(raw.toString("utf8")) : undefined;
+          } catch {
+            parsed = raw.toString("utf8");
+          }
+          state.requests.push({
+            method: req.method ?? "GET",
+            path: url.pathname,
+            query: Object.fromEntries(url.searchParams),
+            body: parsed,
+            operationId: r.operationId,
+            status: r.status,
+            caller: r.caller,
+          });
+          res.writeHead(r.status, {
+            "content-type": "application/json; charset=utf-8",
+            "x-github-media-type": "github.v3; format=json",
+            ...r.headers,
+          });
+          res.end(r.body === undefined ? "" : JSON.stringify(r.body));
+        },
+        (err: unknown) => {
+          res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: String(err) }));
+        },
+      );
     });
   });
   const host = options.host ?? "127.0.0.1";
@@ -844,10 +1215,11 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     },
     pullsFor: (owner, repo) => state.pulls.filter((p) => repoKey(p.owner, p.repo) === repoKey(owner, repo)),
     nextId: () => ++state.lastId,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   for (const [method, template, handler] of defaultRoutes(options, htmlBase)) self.route(method, template, handler);
   return self;

@@ -24,7 +24,9 @@ export default async function setup(project: TestProject): Promise<void> {
   const [bins, tools] = await Promise.all([ensureControlPlaneBinaries(), ensureKubeTools()]);
   const steps = Object.entries(bins.buildSeconds);
   if (steps.length) {
-    console.log(`[control-plane] cold build: ${steps.map(([k, v]) => `${k} ${v}s`).join(", ")} (build.sh wall ${(bins.ms / 1000).toFixed(1)}s)`);
+    console.log(
+      `[control-plane] cold build: ${steps.map(([k, v]) => `${k} ${v}s`).join(", ")} (build.sh wall ${(bins.ms / 1000).toFixed(1)}s)`,
+    );
   } else {
     console.log(`[control-plane] binaries cached in ${bins.binDir} (checked in ${(bins.ms / 1000).toFixed(1)}s)`);
   }

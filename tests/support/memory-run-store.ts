@@ -44,11 +44,19 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
       await gate();
       const name = run.metadata.name;
       if (!name) throw new RunStoreError("Invalid", "metadata.name: Required value");
-      if (objects.has(key(run.kind, name))) throw new RunStoreError("AlreadyExists", `${run.kind.toLowerCase()}s.orchestrator.platform "${name}" already exists`);
+      if (objects.has(key(run.kind, name)))
+        throw new RunStoreError("AlreadyExists", `${run.kind.toLowerCase()}s.orchestrator.platform "${name}" already exists`);
       seq++;
       const stored = clone({
         ...run,
-        metadata: { ...run.metadata, namespace, uid: `uid-${seq}`, resourceVersion: String(seq), generation: 1, creationTimestamp: new Date(now().getTime() + seq).toISOString() },
+        metadata: {
+          ...run.metadata,
+          namespace,
+          uid: `uid-${seq}`,
+          resourceVersion: String(seq),
+          generation: 1,
+          creationTimestamp: new Date(now().getTime() + seq).toISOString(),
+        },
       });
       objects.set(key(run.kind, name), stored);
       return clone(stored) as typeof run;
@@ -61,7 +69,9 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
     },
     async list(kind, labels = {}) {
       await gate();
-      return [...objects.values()].filter((o) => o.kind === kind && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v)).map(clone);
+      return [...objects.values()]
+        .filter((o) => o.kind === kind && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v))
+        .map(clone);
     },
     async patchSpec(kind, name, patch) {
       await gate();

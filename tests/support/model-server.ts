@@ -9,9 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** One model turn: call a tool, or answer with text and end the turn. */
-export type ScriptTurn =
-  | { tool: string; input: Record<string, unknown>; text?: string }
-  | { text: string };
+export type ScriptTurn = { tool: string; input: Record<string, unknown>; text?: string } | { text: string };
 
 /** A turn, or a function of the request that produces one (to echo paths, ids, ...). */
 export type ScriptStep = ScriptTurn | ((request: MessagesRequest) => ScriptTurn);
@@ -53,13 +51,22 @@ const FINAL_TEXT = "Done.";
 /** Serialises one message as Messages API server-sent events. */
 function sseEvents(model: string, turn: ScriptTurn, id: string): string {
   const events: [string, unknown][] = [];
-  events.push(["message_start", {
-    type: "message_start",
-    message: {
-      id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null,
-      usage: { input_tokens: 120, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+  events.push([
+    "message_start",
+    {
+      type: "message_start",
+      message: {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 120, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      },
     },
-  }]);
+  ]);
   let index = 0;
   const text = "tool" in turn ? turn.text : turn.text;
   if (text) {
@@ -69,25 +76,46 @@ function sseEvents(model: string, turn: ScriptTurn, id: string): string {
     index++;
   }
   if ("tool" in turn) {
-    events.push(["content_block_start", {
-      type: "content_block_start", index, content_block: { type: "tool_use", id: `toolu_${id}`, name: turn.tool, input: {} },
-    }]);
-    events.push(["content_block_delta", {
-      type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: JSON.stringify(turn.input) },
-    }]);
+    events.push([
+      "content_block_start",
+      {
+        type: "content_block_start",
+        index,
+        content_block: { type: "tool_use", id: `toolu_${id}`, name: turn.tool, input: {} },
+      },
+    ]);
+    events.push([
+      "content_block_delta",
+      {
+        type: "content_block_delta",
+        index,
+        delta: { type: "input_json_delta", partial_json: JSON.stringify(turn.input) },
+      },
+    ]);
     events.push(["content_block_stop", { type: "content_block_stop", index }]);
   }
-  events.push(["message_delta", {
-    type: "message_delta", delta: { stop_reason: "tool" in turn ? "tool_use" : "end_turn", stop_sequence: null }, usage: { output_tokens: 30 },
-  }]);
+  events.push([
+    "message_delta",
+    {
+      type: "message_delta",
+      delta: { stop_reason: "tool" in turn ? "tool_use" : "end_turn", stop_sequence: null },
+      usage: { output_tokens: 30 },
+    },
+  ]);
   events.push(["message_stop", { type: "message_stop" }]);
   return events.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`).join("");
 }
 
 function plainMessage(model: string, text: string, id: string): unknown {
   return {
-    id, type: "message", role: "assistant", model, content: [{ type: "text", text }],
-    stop_reason: "end_turn", stop_sequence: null, usage: { input_tokens: 10, output_tokens: 5 },
+    id,
+    type: "message",
+    role: "assistant",
+    model,
+    content: [{ type: "text", text }],
+    stop_reason: "end_turn",
+    stop_sequence: null,
+    usage: { input_tokens: 10, output_tokens: 5 },
   };
 }
 
@@ -103,52 +131,74 @@ export async function startModelServer(initial: ScriptStep[] = [], opts: { host?
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => void (async () => {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      const method = req.method ?? "GET";
-      let body: MessagesRequest | null = null;
-      if (chunks.length > 0) {
-        try { body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as MessagesRequest; } catch { body = null; }
-      }
-      const main = Boolean(body && Array.isArray(body.tools) && body.tools.length > 0);
-      requests.push({ method, path: url.pathname, body, main });
+    req.on(
+      "end",
+      () =>
+        void (async () => {
+          const url = new URL(req.url ?? "/", "http://localhost");
+          const method = req.method ?? "GET";
+          let body: MessagesRequest | null = null;
+          if (chunks.length > 0) {
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as MessagesRequest;
+            } catch {
+              body = null;
+            }
+          }
+          const main = Boolean(body && Array.isArray(body.tools) && body.tools.length > 0);
+          requests.push({ method, path: url.pathname, body, main });
 
-      if (method === "HEAD" && url.pathname === "/") { res.writeHead(200).end(); return; }
-      if (method === "POST" && url.pathname === "/v1/messages/count_tokens") {
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ input_tokens: 100 }));
-        return;
-      }
-      if (method !== "POST" || url.pathname !== "/v1/messages" || !body) {
-        res.writeHead(404, { "content-type": "application/json" })
-          .end(JSON.stringify({ type: "error", error: { type: "not_found_error", message: "Not found" } }));
-        return;
-      }
-      const id = `msg_${String(++counter).padStart(4, "0")}`;
-      const model = body.model ?? "claude-test";
-      let turn: ScriptTurn = { text: FINAL_TEXT };
-      if (main && responder) turn = await responder(body);
-      else if (main && next < script.length) {
-        const step = script[next++]!;
-        turn = typeof step === "function" ? step(body) : step;
-      }
-      if (!body.stream) {
-        res.writeHead(200, { "content-type": "application/json" })
-          .end(JSON.stringify(plainMessage(model, "tool" in turn ? FINAL_TEXT : turn.text, id)));
-        return;
-      }
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      res.end(sseEvents(model, turn, id));
-    })());
+          if (method === "HEAD" && url.pathname === "/") {
+            res.writeHead(200).end();
+            return;
+          }
+          if (method === "POST" && url.pathname === "/v1/messages/count_tokens") {
+            res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ input_tokens: 100 }));
+            return;
+          }
+          if (method !== "POST" || url.pathname !== "/v1/messages" || !body) {
+            res
+              .writeHead(404, { "content-type": "application/json" })
+              .end(JSON.stringify({ type: "error", error: { type: "not_found_error", message: "Not found" } }));
+            return;
+          }
+          const id = `msg_${String(++counter).padStart(4, "0")}`;
+          const model = body.model ?? "claude-test";
+          let turn: ScriptTurn = { text: FINAL_TEXT };
+          if (main && responder) turn = await responder(body);
+          else if (main && next < script.length) {
+            const step = script[next++]!;
+            turn = typeof step === "function" ? step(body) : step;
+          }
+          if (!body.stream) {
+            res
+              .writeHead(200, { "content-type": "application/json" })
+              .end(JSON.stringify(plainMessage(model, "tool" in turn ? FINAL_TEXT : turn.text, id)));
+            return;
+          }
+          res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+          res.end(sseEvents(model, turn, id));
+        })(),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${host}:${port}`,
     requests,
-    setScript(steps) { script = [...steps]; next = 0; },
-    setResponder(fn) { responder = fn; },
+    setScript(steps) {
+      script = [...steps];
+      next = 0;
+    },
+    setResponder(fn) {
+      responder = fn;
+    },
     mainRequests: () => requests.filter((r) => r.main),
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

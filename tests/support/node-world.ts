@@ -19,7 +19,6 @@ import { startModelServer, type ModelServer } from "./model-server.js";
 import { nodeImages } from "./real-node.js";
 import { branchExists, createBareRepo } from "./runner-fixture.js";
 
-
 export const TOKEN = "ghp_nodeE2eToken0123456789abcdef";
 export const API_KEY = "sk-ant-node-e2e-key-abcdef";
 export const API_TOKEN = "node-e2e-api-token";
@@ -119,19 +118,31 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   const bare = (name: string) => path.join(gitRoot, "org", `${name}.git`);
   const model = await startModelServer([], { host: ip });
   closers.push(() => model.close());
-  const github = await startGitHubServer({ host: ip, tokens: [TOKEN], repos: ["org/target", "org/docs", "org/other"], branchExists: (o, r, b) => branchExists(path.join(gitRoot, o, `${r}.git`), b) });
+  const github = await startGitHubServer({
+    host: ip,
+    tokens: [TOKEN],
+    repos: ["org/target", "org/docs", "org/other"],
+    branchExists: (o, r, b) => branchExists(path.join(gitRoot, o, `${r}.git`), b),
+  });
   closers.push(() => github.close());
   const gitHttp = await startGitHttpServer(gitRoot, [TOKEN], { host: ip });
   closers.push(() => gitHttp.close());
   const ns = await cp.createNamespace("orch");
   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: API_KEY } } });
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: `github-token-${GITHUB_USER}` }, stringData: { token: TOKEN } } });
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: API_KEY } },
+  });
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: `github-token-${GITHUB_USER}` }, stringData: { token: TOKEN } },
+  });
   const agent = await agentImageArchive();
   const [port] = (await freePorts(1)) as [number];
   const configFile = path.join(tmp, "config.yaml");
   fs.writeFileSync(configFile, orchestratorConfig({ ns, port, agentRef: agent.ref, modelUrl: model.url, githubUrl: github.url }));
-  const startOrchestrator = () => launchOrchestrator({ kubeconfig: cp.kubeconfigPath, configFile, port, logFile: path.join(tmp, `orchestrator-${Date.now()}.log`) });
+  const startOrchestrator = () =>
+    launchOrchestrator({ kubeconfig: cp.kubeconfigPath, configFile, port, logFile: path.join(tmp, `orchestrator-${Date.now()}.log`) });
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
   const getRun = async (kind: "CodeRun" | "DocsRun", name: string) =>
     (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals[kind], name })) as AnyRun;
@@ -205,7 +216,14 @@ export function useNodeWorld(): () => NodeWorld {
 async function launchOrchestrator(p: { kubeconfig: string; configFile: string; port: number; logFile: string }): Promise<Orchestrator> {
   const child = execa(process.execPath, ["--import", "tsx", path.join(repoRoot(), "src/cmd/main.ts")], {
     cwd: repoRoot(),
-    env: { KUBECONFIG: p.kubeconfig, ORCHESTRATOR_CONFIG: p.configFile, ORCHESTRATOR_API_TOKENS: API_TOKEN, LOG_LEVEL: "info", HOME: os.homedir(), PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    env: {
+      KUBECONFIG: p.kubeconfig,
+      ORCHESTRATOR_CONFIG: p.configFile,
+      ORCHESTRATOR_API_TOKENS: API_TOKEN,
+      LOG_LEVEL: "info",
+      HOME: os.homedir(),
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+    },
     extendEnv: false,
     stdout: { file: p.logFile, append: true },
     stderr: { file: p.logFile, append: true },
@@ -217,10 +235,15 @@ async function launchOrchestrator(p: { kubeconfig: string; configFile: string; p
   // Loading @kubernetes/client-node alone takes seconds on a busy 2-core machine.
   const deadline = Date.now() + 180_000;
   for (;;) {
-    if (exited !== undefined) throw new Error(`the orchestrator exited (${exited}) before it was ready:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
-    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (exited !== undefined)
+      throw new Error(`the orchestrator exited (${exited}) before it was ready:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
+    const ok = await fetch(`${url}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
-    if (Date.now() > deadline) throw new Error(`the orchestrator did not answer /health within 180 s:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the orchestrator did not answer /health within 180 s:\n${fs.readFileSync(p.logFile, "utf8").slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 300));
   }
   return {

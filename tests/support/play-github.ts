@@ -16,14 +16,27 @@ export interface SimDelivery {
 export class GitHubSim {
   private shaCounter = 0;
 
-  constructor(readonly server: GitHubServer, readonly owner: string, readonly repo: string) {}
+  constructor(
+    readonly server: GitHubServer,
+    readonly owner: string,
+    readonly repo: string,
+  ) {}
 
   sha(): string {
     return createHash("sha1").update(`${this.owner}/${this.repo}/${++this.shaCounter}`).digest("hex");
   }
 
   private repository() {
-    return { id: 1, name: this.repo, full_name: `${this.owner}/${this.repo}`, owner: { login: this.owner, id: 1, type: "Organization" }, private: true, html_url: `https://github.com/${this.owner}/${this.repo}`, clone_url: `https://github.com/${this.owner}/${this.repo}.git`, default_branch: "main" };
+    return {
+      id: 1,
+      name: this.repo,
+      full_name: `${this.owner}/${this.repo}`,
+      owner: { login: this.owner, id: 1, type: "Organization" },
+      private: true,
+      html_url: `https://github.com/${this.owner}/${this.repo}`,
+      clone_url: `https://github.com/${this.owner}/${this.repo}.git`,
+      default_branch: "main",
+    };
   }
 
   private user(login: string) {
@@ -32,9 +45,15 @@ export class GitHubSim {
 
   private pullPayload(p: PullRecord) {
     return {
-      number: p.number, state: p.state, title: p.title, html_url: p.html_url, merged: p.merged ?? false, user: this.user(p.createdBy),
+      number: p.number,
+      state: p.state,
+      title: p.title,
+      html_url: p.html_url,
+      merged: p.merged ?? false,
+      user: this.user(p.createdBy),
       labels: p.labels.map((name, i) => ({ id: i + 1, name })),
-      head: { ref: p.head, sha: p.headSha, repo: this.repository() }, base: { ref: p.base, sha: "0".repeat(40), repo: this.repository() },
+      head: { ref: p.head, sha: p.headSha, repo: this.repository() },
+      base: { ref: p.base, sha: "0".repeat(40), repo: this.repository() },
     };
   }
 
@@ -50,19 +69,46 @@ export class GitHubSim {
   }
 
   /** The implementation agent opens the task PR (label task-N) with one commit. */
-  openTaskPull(taskId: number, author: string, branch = `feature/task-${taskId}-implementation`): { pull: PullRecord; delivery: SimDelivery } {
+  openTaskPull(
+    taskId: number,
+    author: string,
+    branch = `feature/task-${taskId}-implementation`,
+  ): { pull: PullRecord; delivery: SimDelivery } {
     const key = `${this.owner}/${this.repo}`.toLowerCase();
     const number = this.server.state.nextNumber.get(key) ?? 1;
     this.server.state.nextNumber.set(key, number + 1);
     const sha = this.sha();
     const pull: PullRecord = {
-      owner: this.owner, repo: this.repo, number, title: `Task ${taskId}`, body: "", head: branch, base: "main", state: "open", draft: false,
-      labels: [`task-${taskId}`], html_url: `https://github.com/${this.owner}/${this.repo}/pull/${number}`, createdBy: author,
-      headSha: sha, commits: [{ sha, author, committer: author, message: `task ${taskId}` }],
+      owner: this.owner,
+      repo: this.repo,
+      number,
+      title: `Task ${taskId}`,
+      body: "",
+      head: branch,
+      base: "main",
+      state: "open",
+      draft: false,
+      labels: [`task-${taskId}`],
+      html_url: `https://github.com/${this.owner}/${this.repo}/pull/${number}`,
+      createdBy: author,
+      headSha: sha,
+      commits: [{ sha, author, committer: author, message: `task ${taskId}` }],
     };
     this.server.state.pulls.push(pull);
-    this.server.state.issueEvents.push({ owner: this.owner, repo: this.repo, issueNumber: number, id: this.server.nextId(), event: "labeled", label: `task-${taskId}`, actor: author, createdAt: new Date().toISOString() });
-    return { pull, delivery: this.delivery("pull_request", "opened", { number, pull_request: this.pullPayload(pull), sender: this.user(author) }) };
+    this.server.state.issueEvents.push({
+      owner: this.owner,
+      repo: this.repo,
+      issueNumber: number,
+      id: this.server.nextId(),
+      event: "labeled",
+      label: `task-${taskId}`,
+      actor: author,
+      createdAt: new Date().toISOString(),
+    });
+    return {
+      pull,
+      delivery: this.delivery("pull_request", "opened", { number, pull_request: this.pullPayload(pull), sender: this.user(author) }),
+    };
   }
 
   /** `author` pushes one commit to the PR branch. */
@@ -72,50 +118,173 @@ export class GitHubSim {
     const sha = this.sha();
     p.commits = [...(p.commits ?? []), { sha, author, committer: author, message: `change by ${author}` }];
     p.headSha = sha;
-    return this.delivery("push", undefined, { ref: `refs/heads/${p.head}`, before, after: sha, pusher: { name: author }, sender: this.user(author), commits: [], head_commit: null });
+    return this.delivery("push", undefined, {
+      ref: `refs/heads/${p.head}`,
+      before,
+      after: sha,
+      pusher: { name: author },
+      sender: this.user(author),
+      commits: [],
+      head_commit: null,
+    });
   }
 
   addLabel(number: number, label: string, actor: string): SimDelivery {
     const p = this.pull(number);
     if (!p.labels.includes(label)) {
       p.labels.push(label);
-      this.server.state.issueEvents.push({ owner: this.owner, repo: this.repo, issueNumber: number, id: this.server.nextId(), event: "labeled", label, actor, createdAt: new Date().toISOString() });
+      this.server.state.issueEvents.push({
+        owner: this.owner,
+        repo: this.repo,
+        issueNumber: number,
+        id: this.server.nextId(),
+        event: "labeled",
+        label,
+        actor,
+        createdAt: new Date().toISOString(),
+      });
     }
-    return this.delivery("pull_request", "labeled", { number, label: { id: 9, name: label }, pull_request: this.pullPayload(p), sender: this.user(actor) });
+    return this.delivery("pull_request", "labeled", {
+      number,
+      label: { id: 9, name: label },
+      pull_request: this.pullPayload(p),
+      sender: this.user(actor),
+    });
   }
 
-  review(number: number, user: string, state: "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED", body = "", association = "NONE"): { review: ReviewRecord; delivery: SimDelivery } {
+  review(
+    number: number,
+    user: string,
+    state: "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED",
+    body = "",
+    association = "NONE",
+  ): { review: ReviewRecord; delivery: SimDelivery } {
     const p = this.pull(number);
-    const review: ReviewRecord = { owner: this.owner, repo: this.repo, pullNumber: number, id: this.server.nextId(), user, state, body, commitId: p.headSha ?? "0".repeat(40), association, submittedAt: new Date().toISOString() };
+    const review: ReviewRecord = {
+      owner: this.owner,
+      repo: this.repo,
+      pullNumber: number,
+      id: this.server.nextId(),
+      user,
+      state,
+      body,
+      commitId: p.headSha ?? "0".repeat(40),
+      association,
+      submittedAt: new Date().toISOString(),
+    };
     this.server.state.reviews.push(review);
-    const payloadReview = { id: review.id, user: this.user(user), body, state: state.toLowerCase(), commit_id: review.commitId, author_association: association, submitted_at: review.submittedAt };
-    return { review, delivery: this.delivery("pull_request_review", "submitted", { review: payloadReview, pull_request: this.pullPayload(p), sender: this.user(user) }) };
+    const payloadReview = {
+      id: review.id,
+      user: this.user(user),
+      body,
+      state: state.toLowerCase(),
+      commit_id: review.commitId,
+      author_association: association,
+      submitted_at: review.submittedAt,
+    };
+    return {
+      review,
+      delivery: this.delivery("pull_request_review", "submitted", {
+        review: payloadReview,
+        pull_request: this.pullPayload(p),
+        sender: this.user(user),
+      }),
+    };
   }
 
   comment(number: number, user: string, body: string, association = "OWNER"): { comment: CommentRecord; delivery: SimDelivery } {
     const p = this.pull(number);
-    const comment: CommentRecord = { owner: this.owner, repo: this.repo, issueNumber: number, id: this.server.nextId(), body, user, association };
+    const comment: CommentRecord = {
+      owner: this.owner,
+      repo: this.repo,
+      issueNumber: number,
+      id: this.server.nextId(),
+      body,
+      user,
+      association,
+    };
     this.server.state.comments.push(comment);
-    const issue = { number, title: p.title, state: p.state, labels: p.labels.map((name, i) => ({ id: i + 1, name })), user: this.user(p.createdBy), pull_request: { url: "" } };
-    return { comment, delivery: this.delivery("issue_comment", "created", { issue, comment: { id: comment.id, body, user: this.user(user), author_association: association }, sender: this.user(user) }) };
+    const issue = {
+      number,
+      title: p.title,
+      state: p.state,
+      labels: p.labels.map((name, i) => ({ id: i + 1, name })),
+      user: this.user(p.createdBy),
+      pull_request: { url: "" },
+    };
+    return {
+      comment,
+      delivery: this.delivery("issue_comment", "created", {
+        issue,
+        comment: { id: comment.id, body, user: this.user(user), author_association: association },
+        sender: this.user(user),
+      }),
+    };
   }
 
-  reviewComment(number: number, user: string, body: string, path = "src/main.rs", line = 1, association = "MEMBER"): { comment: ReviewCommentRecord; delivery: SimDelivery } {
+  reviewComment(
+    number: number,
+    user: string,
+    body: string,
+    path = "src/main.rs",
+    line = 1,
+    association = "MEMBER",
+  ): { comment: ReviewCommentRecord; delivery: SimDelivery } {
     const p = this.pull(number);
-    const comment: ReviewCommentRecord = { owner: this.owner, repo: this.repo, pullNumber: number, id: this.server.nextId(), reviewId: null, user, body, path, line, commitId: p.headSha ?? "", association };
+    const comment: ReviewCommentRecord = {
+      owner: this.owner,
+      repo: this.repo,
+      pullNumber: number,
+      id: this.server.nextId(),
+      reviewId: null,
+      user,
+      body,
+      path,
+      line,
+      commitId: p.headSha ?? "",
+      association,
+    };
     this.server.state.reviewComments.push(comment);
-    return { comment, delivery: this.delivery("pull_request_review_comment", "created", { comment: { id: comment.id, body, path, line, user: this.user(user), author_association: association }, pull_request: this.pullPayload(p), sender: this.user(user) }) };
+    return {
+      comment,
+      delivery: this.delivery("pull_request_review_comment", "created", {
+        comment: { id: comment.id, body, path, line, user: this.user(user), author_association: association },
+        pull_request: this.pullPayload(p),
+        sender: this.user(user),
+      }),
+    };
   }
 
   /** A CI check on the PR head completes with `conclusion`. */
   checkRun(number: number, name: string, conclusion: string, app = "ci"): { run: CheckRunRecord; delivery: SimDelivery } {
     const p = this.pull(number);
     const run: CheckRunRecord = {
-      owner: this.owner, repo: this.repo, id: this.server.nextId(), name, headSha: p.headSha ?? "", status: "completed", conclusion, externalId: null, app,
-      detailsUrl: null, output: { title: `${name} ${conclusion}` }, actions: [], startedAt: new Date().toISOString(), completedAt: new Date().toISOString(),
+      owner: this.owner,
+      repo: this.repo,
+      id: this.server.nextId(),
+      name,
+      headSha: p.headSha ?? "",
+      status: "completed",
+      conclusion,
+      externalId: null,
+      app,
+      detailsUrl: null,
+      output: { title: `${name} ${conclusion}` },
+      actions: [],
+      startedAt: new Date().toISOString(),
+      completedAt: new Date().toISOString(),
     };
     this.server.state.checkRuns.push(run);
-    const payloadRun = { id: run.id, name, head_sha: run.headSha, status: "completed", conclusion, external_id: "", app: { slug: app }, pull_requests: [{ number, head: { ref: p.head, sha: p.headSha }, base: { ref: p.base, sha: "0".repeat(40) } }] };
+    const payloadRun = {
+      id: run.id,
+      name,
+      head_sha: run.headSha,
+      status: "completed",
+      conclusion,
+      external_id: "",
+      app: { slug: app },
+      pull_requests: [{ number, head: { ref: p.head, sha: p.headSha }, base: { ref: p.base, sha: "0".repeat(40) } }],
+    };
     return { run, delivery: this.delivery("check_run", "completed", { check_run: payloadRun, sender: this.user(app) }) };
   }
 
@@ -124,7 +293,16 @@ export class GitHubSim {
     const run = this.server.state.checkRuns.find((c) => c.id === checkRunId);
     if (!run) throw new Error(`no check run ${checkRunId}`);
     return this.delivery("check_run", "requested_action", {
-      check_run: { id: run.id, name: run.name, head_sha: run.headSha, status: run.status, conclusion: run.conclusion, external_id: run.externalId, app: { slug: run.app }, pull_requests: [] },
+      check_run: {
+        id: run.id,
+        name: run.name,
+        head_sha: run.headSha,
+        status: run.status,
+        conclusion: run.conclusion,
+        external_id: run.externalId,
+        app: { slug: run.app },
+        pull_requests: [],
+      },
       requested_action: { identifier },
       sender: this.user(user),
     });

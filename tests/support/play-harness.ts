@@ -70,20 +70,42 @@ export async function createPlayAgentSecrets(kc: KubeConfig, namespace: string):
 }
 
 /** The Play controller with a manager of its own, so a test can stop and restart it alone. */
-export async function startPlayController(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<{ config: Config; plays: PlayController; manager: Manager }> {
-  const config = parseConfig(configYaml, { KUBERNETES_NAMESPACE: namespace, GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET });
+export async function startPlayController(
+  kc: KubeConfig,
+  namespace: string,
+  configYaml: string,
+  opts: PlayStackOptions = {},
+): Promise<{ config: Config; plays: PlayController; manager: Manager }> {
+  const config = parseConfig(configYaml, {
+    KUBERNETES_NAMESPACE: namespace,
+    GITHUB_TOKEN: CONTROLLER_TOKEN,
+    GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  });
   const clients = makeClients(kc);
   const kube = createPlayKube(clients, new TokenBucket(config.controller.qps, config.controller.burst));
   const github = createPlayGitHub({ apiUrl: config.github.apiUrl, auth: { token: config.githubToken }, writeIntervalMs: 0 });
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const metrics = createMetrics();
   const manager = new Manager({ source: createInformerSource(clients, logger), namespace, logger, metrics });
-  const plays = new PlayController({ manager, kube: opts.wrapKube ? opts.wrapKube(kube) : kube, github, reporter: createTaskReporter(github), config, logger, metrics });
+  const plays = new PlayController({
+    manager,
+    kube: opts.wrapKube ? opts.wrapKube(kube) : kube,
+    github,
+    reporter: createTaskReporter(github),
+    config,
+    logger,
+    metrics,
+  });
   await manager.start();
   return { config, plays, manager };
 }
 
-export async function startPlayStack(kc: KubeConfig, namespace: string, configYaml: string, opts: PlayStackOptions = {}): Promise<PlayStack> {
+export async function startPlayStack(
+  kc: KubeConfig,
+  namespace: string,
+  configYaml: string,
+  opts: PlayStackOptions = {},
+): Promise<PlayStack> {
   const stops: Array<() => Promise<void>> = [];
   if (opts.runController ?? true) {
     const runs = startInProcessController(kc, namespace, configYaml);
@@ -138,10 +160,28 @@ const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 export function playsApi(kc: KubeConfig) {
   const custom = kc.makeApiClient(CustomObjectsApi);
   return {
-    create: (play: Play) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: play.metadata.namespace ?? "", plural: "plays", body: play }) as Promise<Play>,
-    get: (namespace: string, name: string) => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "plays", name }) as Promise<Play>,
-    patchSpec: (namespace: string, name: string, spec: Partial<PlaySpec>) => custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "plays", name, body: { spec } }, mergePatch),
-    runs: async (namespace: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "coderuns", labelSelector: "orchestrator.platform/play" })) as { items: CodeRun[] }).items,
+    create: (play: Play) =>
+      custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: play.metadata.namespace ?? "",
+        plural: "plays",
+        body: play,
+      }) as Promise<Play>,
+    get: (namespace: string, name: string) =>
+      custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "plays", name }) as Promise<Play>,
+    patchSpec: (namespace: string, name: string, spec: Partial<PlaySpec>) =>
+      custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "plays", name, body: { spec } }, mergePatch),
+    runs: async (namespace: string) =>
+      (
+        (await custom.listNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: "coderuns",
+          labelSelector: "orchestrator.platform/play",
+        })) as { items: CodeRun[] }
+      ).items,
   };
 }
 
@@ -150,6 +190,13 @@ export function newPlay(namespace: string, name: string, spec: Partial<PlaySpec>
     apiVersion: "orchestrator.platform/v1",
     kind: "Play",
     metadata: { name, namespace },
-    spec: { service: "api", repositoryUrl: "https://github.com/acme/api", docsRepositoryUrl: "https://github.com/acme/docs", tasks: [1], env: { KWOK_RUN_DURATION: "1s" }, ...spec },
+    spec: {
+      service: "api",
+      repositoryUrl: "https://github.com/acme/api",
+      docsRepositoryUrl: "https://github.com/acme/docs",
+      tasks: [1],
+      env: { KWOK_RUN_DURATION: "1s" },
+      ...spec,
+    },
   };
 }

@@ -47,7 +47,9 @@ export interface HostSnapshot {
 
 /** What the real node may change on the host, normalised (no counters, no temp dirs of other tests). */
 export async function hostSnapshot(): Promise<HostSnapshot> {
-  const sysctls = Object.fromEntries(TOUCHED_SYSCTLS.map((k) => [k, fs.readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim()]));
+  const sysctls = Object.fromEntries(
+    TOUCHED_SYSCTLS.map((k) => [k, fs.readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim()]),
+  );
   const dumps = await Promise.all(["iptables-save", "ip6tables-save"].map((t) => execa(t, [], { reject: false }).then((r) => r.stdout)));
   const iptables = dumps
     .join("\n")

@@ -21,7 +21,15 @@ export function git(cwd: string, ...args: string[]): string {
   return execFileSync("git", args, {
     cwd,
     encoding: "utf8",
-    env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_CONFIG_NOSYSTEM: "1", GIT_AUTHOR_NAME: "Test", GIT_AUTHOR_EMAIL: "test@example.com", GIT_COMMITTER_NAME: "Test", GIT_COMMITTER_EMAIL: "test@example.com" },
+    env: {
+      PATH: process.env.PATH,
+      HOME: os.tmpdir(),
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_AUTHOR_NAME: "Test",
+      GIT_AUTHOR_EMAIL: "test@example.com",
+      GIT_COMMITTER_NAME: "Test",
+      GIT_COMMITTER_EMAIL: "test@example.com",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   }).trim();
 }
@@ -138,14 +146,24 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
     stdin: "ignore",
   });
   const stdout = String(r.stdout);
-  const logs = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      return { unparsed: l };
-    }
-  });
-  return { exitCode: r.exitCode, stdout, stderr: String(r.stderr), durationMs: Date.now() - started, logs, result: agentRoot.terminationMessage() };
+  const logs = stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { unparsed: l };
+      }
+    });
+  return {
+    exitCode: r.exitCode,
+    stdout,
+    stderr: String(r.stderr),
+    durationMs: Date.now() - started,
+    logs,
+    result: agentRoot.terminationMessage(),
+  };
 }
 
 /** All files under `dir` whose content contains `needle` (small text files only). */

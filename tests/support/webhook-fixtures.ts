@@ -46,7 +46,12 @@ agents:
 `;
 
 export function testConfig(yaml = DEFAULT_CONFIG_YAML, env: Record<string, string> = {}): Config {
-  return parseConfig(yaml, { ORCHESTRATOR_API_TOKENS: API_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET_PREVIOUS: WEBHOOK_SECRET_PREVIOUS, ...env });
+  return parseConfig(yaml, {
+    ORCHESTRATOR_API_TOKENS: API_TOKEN,
+    GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    GITHUB_WEBHOOK_SECRET_PREVIOUS: WEBHOOK_SECRET_PREVIOUS,
+    ...env,
+  });
 }
 
 export interface TestApp {
@@ -112,7 +117,11 @@ export function buildTestApp(opts: TestAppOptions = {}): TestApp {
     metrics,
     config,
     logs,
-    records: () => logs().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    records: () =>
+      logs()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
     close: () => app.close(),
   };
 }
@@ -130,7 +139,10 @@ export function examplePayload(event: string, action?: string): Record<string, u
 }
 
 /** issue_comment.created from the examples with the given comment text, author and association. */
-export function commentPayload(body: string, opts: { login?: string; association?: string; type?: "User" | "Bot" } = {}): Record<string, unknown> {
+export function commentPayload(
+  body: string,
+  opts: { login?: string; association?: string; type?: "User" | "Bot" } = {},
+): Record<string, unknown> {
   const p = examplePayload("issue_comment", "created") as { comment: Record<string, unknown>; sender: Record<string, unknown> };
   const login = opts.login ?? (p.sender.login as string);
   p.comment.body = body;
@@ -171,7 +183,8 @@ export function deliver(app: FastifyInstance, d: Delivery, url = "/webhooks/gith
 
 /** The value of one sample of a counter in the registry's text output. */
 export async function counterValue(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
-  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name) as { values: { value: number; labels: Record<string, string | number> }[] } | undefined;
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name) as
+    { values: { value: number; labels: Record<string, string | number> }[] } | undefined;
   const sample = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val));
   return sample?.value ?? 0;
 }

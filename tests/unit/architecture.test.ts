@@ -45,11 +45,15 @@ describe("folder dependencies", () => {
   });
 
   it("calls the Kubernetes and GitHub SDKs only from src/kube, src/github (and the runner's own adapter)", () => {
-    const allowed: Record<string, string[]> = { "@kubernetes/client-node": ["kube", "controlplane", "cmd"], "@octokit/": ["github", "runner"] };
+    const allowed: Record<string, string[]> = {
+      "@kubernetes/client-node": ["kube", "controlplane", "cmd"],
+      "@octokit/": ["github", "runner"],
+    };
     const offenders = sourceFiles(SRC).flatMap((f) =>
       [...fs.readFileSync(f, "utf8").matchAll(/^import (?!type )[^;]*from "(@kubernetes\/client-node|@octokit\/[^"]+)"/gm)]
         .filter((m) => !Object.entries(allowed).some(([sdk, folders]) => (m[1] ?? "").startsWith(sdk) && folders.includes(folderOf(f))))
-        .map((m) => `${path.relative(SRC, f)}: ${m[1]}`));
+        .map((m) => `${path.relative(SRC, f)}: ${m[1]}`),
+    );
     expect(offenders).toEqual([]);
   });
 
@@ -62,7 +66,11 @@ describe("one vocabulary", () => {
   it("defines orchestrator.platform/ label and annotation keys only in src/api", () => {
     const offenders = sourceFiles(SRC)
       .filter((f) => folderOf(f) !== "api")
-      .flatMap((f) => [...fs.readFileSync(f, "utf8").matchAll(/"orchestrator\.platform\/(?!v1")[a-z-]+"/g)].map((m) => `${path.relative(SRC, f)}: ${m[0]}`));
+      .flatMap((f) =>
+        [...fs.readFileSync(f, "utf8").matchAll(/"orchestrator\.platform\/(?!v1")[a-z-]+"/g)].map(
+          (m) => `${path.relative(SRC, f)}: ${m[0]}`,
+        ),
+      );
     expect(offenders).toEqual([]);
   });
 });

@@ -37,7 +37,16 @@ describe("ensureControlPlaneBinaries", () => {
     const cache = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-assets-cache-"));
     const assets = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-assets-"));
     try {
-      for (const b of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kwok", "local-path-provisioner"]) {
+      for (const b of [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "kwok",
+        "local-path-provisioner",
+      ]) {
         fs.writeFileSync(path.join(assets, b), "#!/bin/sh\necho fake\n", { mode: 0o755 });
       }
       process.env.ORCHESTRATOR_CACHE = cache;

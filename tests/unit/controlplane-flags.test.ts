@@ -65,11 +65,29 @@ describe("control-plane flags", () => {
 
   it("controller-manager, scheduler and kwok bind loopback and do not elect leaders", () => {
     const kcm = controllerManagerArgs({ kubeconfig: "/r/kubeconfig", certs, port: 3333 });
-    expect(kcm).toEqual(expect.arrayContaining(["--kubeconfig=/r/kubeconfig", "--secure-port=3333", "--bind-address=127.0.0.1", "--leader-elect=false", "--root-ca-file=/r/certs/ca.crt", "--service-account-private-key-file=/r/certs/sa-signer.key"]));
+    expect(kcm).toEqual(
+      expect.arrayContaining([
+        "--kubeconfig=/r/kubeconfig",
+        "--secure-port=3333",
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false",
+        "--root-ca-file=/r/certs/ca.crt",
+        "--service-account-private-key-file=/r/certs/sa-signer.key",
+      ]),
+    );
     const sched = schedulerArgs({ kubeconfig: "/r/kubeconfig", port: 4444 });
-    expect(sched).toEqual(expect.arrayContaining(["--kubeconfig=/r/kubeconfig", "--secure-port=4444", "--bind-address=127.0.0.1", "--leader-elect=false"]));
+    expect(sched).toEqual(
+      expect.arrayContaining(["--kubeconfig=/r/kubeconfig", "--secure-port=4444", "--bind-address=127.0.0.1", "--leader-elect=false"]),
+    );
     const kwok = kwokArgs({ kubeconfig: "/r/kubeconfig", configFile: "/r/kwok.yaml", port: 5555 });
-    expect(kwok).toEqual(expect.arrayContaining(["--kubeconfig=/r/kubeconfig", "--config=/r/kwok.yaml", "--manage-all-nodes=true", "--server-address=127.0.0.1:5555"]));
+    expect(kwok).toEqual(
+      expect.arrayContaining([
+        "--kubeconfig=/r/kubeconfig",
+        "--config=/r/kwok.yaml",
+        "--manage-all-nodes=true",
+        "--server-address=127.0.0.1:5555",
+      ]),
+    );
     for (const a of [kcm, sched, kwok]) expectLoopbackOnly(a);
   });
 

@@ -9,7 +9,14 @@ function parsed(): KwokStage[] {
 describe("kwok stages", () => {
   it("renders one Stage document per stage, round-tripping through YAML", () => {
     const docs = parsed();
-    expect(docs.map((d) => d.metadata.name)).toEqual(["node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-fail", "pod-delete"]);
+    expect(docs.map((d) => d.metadata.name)).toEqual([
+      "node-initialize",
+      "node-heartbeat-with-lease",
+      "pod-ready",
+      "pod-complete",
+      "pod-fail",
+      "pod-delete",
+    ]);
     for (const d of docs) {
       expect(d.apiVersion).toBe("kwok.x-k8s.io/v1alpha1");
       expect(d.kind).toBe("Stage");

@@ -2,14 +2,37 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { servingSANs } from "../../src/controlplane/certs.js";
 import { apiserverArgs } from "../../src/controlplane/flags.js";
-import { cniConflist, containerdConfigToml, kubeletConfigYaml, kubeProxyConfigYaml, localPathConfigData, NODE_PATHS, POD_CIDR, runPaths } from "../../src/controlplane/node-config.js";
+import {
+  cniConflist,
+  containerdConfigToml,
+  kubeletConfigYaml,
+  kubeProxyConfigYaml,
+  localPathConfigData,
+  NODE_PATHS,
+  POD_CIDR,
+  runPaths,
+} from "../../src/controlplane/node-config.js";
 import { defaultRouteIp, normalizeRef } from "../../src/controlplane/real-node.js";
 
 const certs = {
-  dir: "/r/certs", caCert: "/r/ca.crt", caKey: "/r/ca.key", servingCert: "/r/s.crt", servingKey: "/r/s.key", adminCert: "/r/a.crt", adminKey: "/r/a.key", saKey: "/r/sa.key", saPub: "/r/sa.pub",
+  dir: "/r/certs",
+  caCert: "/r/ca.crt",
+  caKey: "/r/ca.key",
+  servingCert: "/r/s.crt",
+  servingKey: "/r/s.key",
+  adminCert: "/r/a.crt",
+  adminKey: "/r/a.key",
+  saKey: "/r/sa.key",
+  saPub: "/r/sa.pub",
   node: {
-    kubeletClientCert: "/r/kc.crt", kubeletClientKey: "/r/kc.key", kubeletServingCert: "/r/ks.crt", kubeletServingKey: "/r/ks.key",
-    apiserverKubeletClientCert: "/r/ak.crt", apiserverKubeletClientKey: "/r/ak.key", kubeProxyCert: "/r/kp.crt", kubeProxyKey: "/r/kp.key",
+    kubeletClientCert: "/r/kc.crt",
+    kubeletClientKey: "/r/kc.key",
+    kubeletServingCert: "/r/ks.crt",
+    kubeletServingKey: "/r/ks.key",
+    apiserverKubeletClientCert: "/r/ak.crt",
+    apiserverKubeletClientKey: "/r/ak.key",
+    kubeProxyCert: "/r/kp.crt",
+    kubeProxyKey: "/r/kp.key",
   },
 };
 
@@ -43,7 +66,9 @@ describe("real node configuration", () => {
   });
 
   it("CNI: bridge with gateway and masquerade, host-local IPAM in the node's run dir, portmap", () => {
-    const c = JSON.parse(cniConflist()) as { plugins: { type: string; isGateway?: boolean; ipMasq?: boolean; ipam?: { dataDir: string; ranges: { subnet: string }[][] } }[] };
+    const c = JSON.parse(cniConflist()) as {
+      plugins: { type: string; isGateway?: boolean; ipMasq?: boolean; ipam?: { dataDir: string; ranges: { subnet: string }[][] } }[];
+    };
     expect(c.plugins.map((p) => p.type)).toEqual(["bridge", "portmap"]);
     expect(c.plugins[0]).toMatchObject({ isGateway: true, ipMasq: true });
     expect(c.plugins[0]?.ipam?.dataDir).toBe(runPaths.cniIpam);
@@ -51,20 +76,45 @@ describe("real node configuration", () => {
   });
 
   it("kubelet: cgroupfs on v1, x509 + webhook auth, anonymous off, never collects imported images, no host resolvers", () => {
-    const k = parse(kubeletConfigYaml({ caFile: "/r/ca.crt", servingCert: "/r/ks.crt", servingKey: "/r/ks.key", clusterDns: "192.0.2.2", port: 10250, healthzPort: 10248 })) as Record<string, unknown>;
-    expect(k).toMatchObject({ cgroupDriver: "cgroupfs", failCgroupV1: false, readOnlyPort: 0, imageGCHighThresholdPercent: 100, clusterDNS: ["192.0.2.2"], resolvConf: runPaths.resolvConf });
+    const k = parse(
+      kubeletConfigYaml({
+        caFile: "/r/ca.crt",
+        servingCert: "/r/ks.crt",
+        servingKey: "/r/ks.key",
+        clusterDns: "192.0.2.2",
+        port: 10250,
+        healthzPort: 10248,
+      }),
+    ) as Record<string, unknown>;
+    expect(k).toMatchObject({
+      cgroupDriver: "cgroupfs",
+      failCgroupV1: false,
+      readOnlyPort: 0,
+      imageGCHighThresholdPercent: 100,
+      clusterDNS: ["192.0.2.2"],
+      resolvConf: runPaths.resolvConf,
+    });
     expect(k.authentication).toEqual({ anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: "/r/ca.crt" } });
   });
 
   it("kube-proxy: iptables, leaves conntrack sysctls and localhost NodePorts alone", () => {
     const k = parse(kubeProxyConfigYaml({ kubeconfig: "/k", metricsPort: 1 })) as Record<string, unknown>;
-    expect(k).toMatchObject({ mode: "iptables", nodePortAddresses: ["primary"], iptables: { localhostNodePorts: false }, conntrack: { maxPerCore: 0 } });
+    expect(k).toMatchObject({
+      mode: "iptables",
+      nodePortAddresses: ["primary"],
+      iptables: { localhostNodePorts: false },
+      conntrack: { maxPerCore: 0 },
+    });
   });
 
   it("local-path: volumes under the node's dir, helper pods from the local image only", () => {
     const d = localPathConfigData("docker.io/orchestrator/busybox:1");
-    expect(JSON.parse(d["config.json"] ?? "{}")).toEqual({ nodePathMap: [{ node: "DEFAULT_PATH_FOR_NON_LISTED_NODES", paths: [NODE_PATHS.localPathVolumes] }] });
-    expect(parse(d["helperPod.yaml"] ?? "")).toMatchObject({ spec: { containers: [{ imagePullPolicy: "Never", image: "docker.io/orchestrator/busybox:1" }] } });
+    expect(JSON.parse(d["config.json"] ?? "{}")).toEqual({
+      nodePathMap: [{ node: "DEFAULT_PATH_FOR_NON_LISTED_NODES", paths: [NODE_PATHS.localPathVolumes] }],
+    });
+    expect(parse(d["helperPod.yaml"] ?? "")).toMatchObject({
+      spec: { containers: [{ imagePullPolicy: "Never", image: "docker.io/orchestrator/busybox:1" }] },
+    });
   });
 
   it("finds the node IP on the default route's interface", () => {

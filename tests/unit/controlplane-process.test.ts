@@ -36,7 +36,11 @@ describe("ManagedProcess", () => {
 
   it("stops with SIGTERM, escalating to SIGKILL", async () => {
     const before = liveProcessCount();
-    const stubborn = ManagedProcess.start({ name: "stubborn", command: "bash", args: ["-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"] });
+    const stubborn = ManagedProcess.start({
+      name: "stubborn",
+      command: "bash",
+      args: ["-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"],
+    });
     while (stubborn.stdout.size === 0) await new Promise((r) => setTimeout(r, 20));
     expect(liveProcessCount()).toBe(before + 1);
     const info = await stubborn.stop(300);

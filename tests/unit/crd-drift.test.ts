@@ -2,13 +2,38 @@ import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
 import {
-  AGENT_RESULT_KEYS, CODE_RUN_SPEC_KEYS, CODE_RUN_STATUS_KEYS, DOCS_RUN_SPEC_KEYS, DOCS_RUN_STATUS_KEYS, ENV_FROM_SECRET_KEYS,
-  PLAY_AGENTS_KEYS, PLAY_CHECK_RUN_RECORD_KEYS, PLAY_HISTORY_KEYS, PLAY_PULL_REQUEST_KEYS, PLAY_SPEC_KEYS, PLAY_STATUS_KEYS, PLAY_TASK_STATE_KEYS, PLAY_WATERMARK_KEYS,
+  AGENT_RESULT_KEYS,
+  CODE_RUN_SPEC_KEYS,
+  CODE_RUN_STATUS_KEYS,
+  DOCS_RUN_SPEC_KEYS,
+  DOCS_RUN_STATUS_KEYS,
+  ENV_FROM_SECRET_KEYS,
+  PLAY_AGENTS_KEYS,
+  PLAY_CHECK_RUN_RECORD_KEYS,
+  PLAY_HISTORY_KEYS,
+  PLAY_PULL_REQUEST_KEYS,
+  PLAY_SPEC_KEYS,
+  PLAY_STATUS_KEYS,
+  PLAY_TASK_STATE_KEYS,
+  PLAY_WATERMARK_KEYS,
 } from "../../src/api/keys.js";
 import { PlayStages, type Play } from "../../src/api/index.js";
-import { buildReservedEnvCel, IDENTITY_PATTERN, REPOSITORY_URL_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN } from "../../src/api/validation.js";
+import {
+  buildReservedEnvCel,
+  IDENTITY_PATTERN,
+  REPOSITORY_URL_PATTERN,
+  SECRET_KEY_PATTERN,
+  SECRET_NAME_PATTERN,
+} from "../../src/api/validation.js";
 
-type Schema = { type?: string; properties?: Record<string, Schema>; items?: Schema; required?: string[]; additionalProperties?: Schema; enum?: string[] };
+type Schema = {
+  type?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  required?: string[];
+  additionalProperties?: Schema;
+  enum?: string[];
+};
 
 const crds = parseAllDocuments(readFileSync("infra/charts/orchestrator/crds/platform-crds.yaml", "utf8")).map((d) => d.toJS());
 const schemaOf = (kind: string): Schema => crds.find((c) => c.spec.names.kind === kind).spec.versions[0].schema.openAPIV3Schema;
@@ -19,7 +44,8 @@ function checkAgainst(schema: Schema, obj: unknown, path: string): string[] {
   const errs: string[] = [];
   if (obj === null || obj === undefined) return errs;
   const t = Array.isArray(obj) ? "array" : typeof obj === "number" ? (Number.isInteger(obj) ? "integer" : "number") : typeof obj;
-  if (schema.type && !(schema.type === t || (schema.type === "number" && t === "integer"))) errs.push(`${path}: ${t} is not ${schema.type}`);
+  if (schema.type && !(schema.type === t || (schema.type === "number" && t === "integer")))
+    errs.push(`${path}: ${t} is not ${schema.type}`);
   if (t === "object" && schema.properties) {
     for (const [k, v] of Object.entries(obj as object)) {
       if (!schema.properties[k]) errs.push(`${path}.${k}: not in schema`);
@@ -27,7 +53,8 @@ function checkAgainst(schema: Schema, obj: unknown, path: string): string[] {
     }
     for (const r of schema.required ?? []) if (!(r in (obj as object))) errs.push(`${path}.${r}: required`);
   }
-  if (t === "array" && schema.items) (obj as unknown[]).forEach((v, i) => errs.push(...checkAgainst(schema.items as Schema, v, `${path}[${i}]`)));
+  if (t === "array" && schema.items)
+    (obj as unknown[]).forEach((v, i) => errs.push(...checkAgainst(schema.items as Schema, v, `${path}[${i}]`)));
   return errs;
 }
 
@@ -43,10 +70,16 @@ describe("CRD schema, TypeScript types and examples agree", () => {
   });
 
   it("envFromSecrets items match EnvFromSecret", () => {
-    expect(keys(schemaOf("CodeRun").properties?.spec?.properties?.envFromSecrets?.items?.properties ?? {})).toEqual(keys(ENV_FROM_SECRET_KEYS));
+    expect(keys(schemaOf("CodeRun").properties?.spec?.properties?.envFromSecrets?.items?.properties ?? {})).toEqual(
+      keys(ENV_FROM_SECRET_KEYS),
+    );
   });
 
-  it.each([["examples/coderun.yaml", "CodeRun"], ["examples/docsrun.yaml", "DocsRun"], ["examples/play.yaml", "Play"]])("%s fits the schema", (file, kind) => {
+  it.each([
+    ["examples/coderun.yaml", "CodeRun"],
+    ["examples/docsrun.yaml", "DocsRun"],
+    ["examples/play.yaml", "Play"],
+  ])("%s fits the schema", (file, kind) => {
     const obj = parseAllDocuments(readFileSync(file, "utf8"))[0]?.toJS();
     expect(obj.kind).toBe(kind);
     expect(checkAgainst(schemaOf(kind), { spec: obj.spec }, kind)).toEqual([]);
@@ -84,7 +117,15 @@ describe("Play CRD schema and TypeScript types agree", () => {
     const crd = crds.find((c) => c.spec.names.kind === "Play");
     expect(crd.spec.names.shortNames).toEqual(["play"]);
     expect(crd.spec.versions[0].subresources).toEqual({ status: {} });
-    expect(crd.spec.versions[0].additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual(["Task", "Stage", "Agent", "PR", "Iteration", "Phase", "Age"]);
+    expect(crd.spec.versions[0].additionalPrinterColumns.map((c: { name: string }) => c.name)).toEqual([
+      "Task",
+      "Stage",
+      "Agent",
+      "PR",
+      "Iteration",
+      "Phase",
+      "Age",
+    ]);
   });
 
   it("a Play with every spec field fits the schema", () => {
@@ -93,9 +134,19 @@ describe("Play CRD schema and TypeScript types agree", () => {
       kind: "Play",
       metadata: { name: "p" },
       spec: {
-        service: "api", repositoryUrl: "https://github.com/acme/api", docsRepositoryUrl: "https://github.com/acme/docs", docsProjectDirectory: "_projects/api", docsBranch: "main",
-        workingDirectory: "api", tasks: [1, 2], agents: { implementation: "rex", quality: "cleo", testing: "tess" }, models: { implementation: "claude-sonnet-4-20250514" },
-        maxRemediationIterations: 3, env: { A: "1" }, stageEnv: { testing: { B: "2" } }, cancel: false,
+        service: "api",
+        repositoryUrl: "https://github.com/acme/api",
+        docsRepositoryUrl: "https://github.com/acme/docs",
+        docsProjectDirectory: "_projects/api",
+        docsBranch: "main",
+        workingDirectory: "api",
+        tasks: [1, 2],
+        agents: { implementation: "rex", quality: "cleo", testing: "tess" },
+        models: { implementation: "claude-sonnet-4-20250514" },
+        maxRemediationIterations: 3,
+        env: { A: "1" },
+        stageEnv: { testing: { B: "2" } },
+        cancel: false,
       },
     };
     expect(keys(obj.spec)).toEqual(keys(PLAY_SPEC_KEYS));
@@ -118,13 +169,32 @@ describe("CRD patterns are the intake's and reconciler's rules", () => {
     expect(item.properties.secretName.pattern).toBe(SECRET_NAME_PATTERN);
     expect(item.properties.secretKey.pattern).toBe(SECRET_KEY_PATTERN);
     expect(item["x-kubernetes-validations"][0].rule).toBe(buildReservedEnvCel("self.name"));
-    for (const kind of ["CodeRun", "Play"]) expect(spec(kind).env["x-kubernetes-validations"][0].rule, kind).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
-    for (const role of ["implementation", "quality", "testing"]) expect(spec("Play").stageEnv.properties[role]["x-kubernetes-validations"][0].rule, role).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
+    for (const kind of ["CodeRun", "Play"])
+      expect(spec(kind).env["x-kubernetes-validations"][0].rule, kind).toBe(`self.all(k, ${buildReservedEnvCel("k")})`);
+    for (const role of ["implementation", "quality", "testing"])
+      expect(spec("Play").stageEnv.properties[role]["x-kubernetes-validations"][0].rule, role).toBe(
+        `self.all(k, ${buildReservedEnvCel("k")})`,
+      );
   });
 
   it("the repository pattern refuses other schemes, credentials and local paths", () => {
     const re = new RegExp(REPOSITORY_URL_PATTERN);
-    for (const ok of ["https://github.com/acme/api", "https://github.com/acme/api.git", "git@github.com:acme/api.git", "ssh://git@github.com:22/acme/api.git", "acme/api"]) expect(re.test(ok), ok).toBe(true);
-    for (const bad of ["http://evil:8080/x/y.git", "https://t@github.com/acme/api", "file:///srv/x.git", "/srv/x.git", "git://github.com/a/b", "https://github.com/a/b/c"]) expect(re.test(bad), bad).toBe(false);
+    for (const ok of [
+      "https://github.com/acme/api",
+      "https://github.com/acme/api.git",
+      "git@github.com:acme/api.git",
+      "ssh://git@github.com:22/acme/api.git",
+      "acme/api",
+    ])
+      expect(re.test(ok), ok).toBe(true);
+    for (const bad of [
+      "http://evil:8080/x/y.git",
+      "https://t@github.com/acme/api",
+      "file:///srv/x.git",
+      "/srv/x.git",
+      "git://github.com/a/b",
+      "https://github.com/a/b/c",
+    ])
+      expect(re.test(bad), bad).toBe(false);
   });
 });

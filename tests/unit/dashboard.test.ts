@@ -29,24 +29,70 @@ class FakeCollection<T> implements WatchedCollection<T> {
   }
 }
 
-function codeRun(name: string, service: string, extra: { uid?: string; created?: string; phase?: Phase; waiting?: string; cancel?: boolean } = {}): CodeRun {
+function codeRun(
+  name: string,
+  service: string,
+  extra: { uid?: string; created?: string; phase?: Phase; waiting?: string; cancel?: boolean } = {},
+): CodeRun {
   return {
     apiVersion: "orchestrator.platform/v1",
     kind: "CodeRun",
-    metadata: { name, uid: extra.uid ?? `uid-${name}`, creationTimestamp: extra.created ?? "2025-06-01T10:00:00Z", managedFields: [{ manager: "x" }] } as CodeRun["metadata"],
-    spec: { service, taskId: 1, model: "m", repositoryUrl: "acme/app", docsRepositoryUrl: "acme/docs", ...(extra.cancel ? { cancel: true } : {}) },
+    metadata: {
+      name,
+      uid: extra.uid ?? `uid-${name}`,
+      creationTimestamp: extra.created ?? "2025-06-01T10:00:00Z",
+      managedFields: [{ manager: "x" }],
+    } as CodeRun["metadata"],
+    spec: {
+      service,
+      taskId: 1,
+      model: "m",
+      repositoryUrl: "acme/app",
+      docsRepositoryUrl: "acme/docs",
+      ...(extra.cancel ? { cancel: true } : {}),
+    },
     status: {
       ...(extra.phase ? { phase: extra.phase } : {}),
-      ...(extra.waiting ? { conditions: [{ type: "Waiting", status: "True", reason: extra.waiting, message: `why ${extra.waiting}`, lastTransitionTime: "2025-06-01T10:00:00Z" }] } : {}),
+      ...(extra.waiting
+        ? {
+            conditions: [
+              {
+                type: "Waiting",
+                status: "True",
+                reason: extra.waiting,
+                message: `why ${extra.waiting}`,
+                lastTransitionTime: "2025-06-01T10:00:00Z",
+              },
+            ],
+          }
+        : {}),
     },
   };
 }
 
 function job(name: string, runUid: string, finished: boolean, attempt = 1): JobSummary {
-  return { name, uid: `uid-${name}`, runUid, runName: "", service: "", attempt, active: finished ? 0 : 1, succeeded: finished ? 1 : 0, failed: 0, finished, conditions: [] };
+  return {
+    name,
+    uid: `uid-${name}`,
+    runUid,
+    runName: "",
+    service: "",
+    attempt,
+    active: finished ? 0 : 1,
+    succeeded: finished ? 1 : 0,
+    failed: 0,
+    finished,
+    conditions: [],
+  };
 }
 
-const workspace = (service: string): WorkspaceSummary => ({ name: `workspace-${service}`, service, phase: "Bound", requested: "10Gi", accessModes: ["ReadWriteOnce"] });
+const workspace = (service: string): WorkspaceSummary => ({
+  name: `workspace-${service}`,
+  service,
+  phase: "Bound",
+  requested: "10Gi",
+  accessModes: ["ReadWriteOnce"],
+});
 
 describe("computeServices", () => {
   it("counts a slot per run with an unfinished Job and queues the other unfinished runs oldest first", () => {
@@ -64,7 +110,10 @@ describe("computeServices", () => {
     const api = views[0]!;
     expect(api.workspace?.name).toBe("workspace-api");
     expect(api.active).toEqual([{ run: "holder", job: "holder-a1", attempt: 1, since: undefined }]);
-    expect(api.queue.map((q) => [q.run, q.reason])).toEqual([["first", "WaitingForSlot"], ["second", "WaitingForSlot"]]);
+    expect(api.queue.map((q) => [q.run, q.reason])).toEqual([
+      ["first", "WaitingForSlot"],
+      ["second", "WaitingForSlot"],
+    ]);
     expect(api.phases).toEqual({ Running: 1, Pending: 3, Succeeded: 1 });
     expect(views[1]).toMatchObject({ service: "billing", active: [], queue: [], phases: {} });
     expect(views[2]).toMatchObject({ service: "web", queue: [], phases: { Failed: 1 } });
@@ -84,7 +133,10 @@ describe("progressFromLine", () => {
     ];
     const p = lines.reduce(progressFromLine, emptyProgress());
     expect(p).toEqual({ turns: 10, toolCalls: 2, inputTokens: 1200, outputTokens: 300, costUsd: null, lastTool: "Edit" });
-    const end = progressFromLine(p, '{"msg":"Claude Code exited","turns":12,"toolCalls":{"Bash":3,"Edit":2},"inputTokens":1500,"outputTokens":400,"costUsd":0.0123}');
+    const end = progressFromLine(
+      p,
+      '{"msg":"Claude Code exited","turns":12,"toolCalls":{"Bash":3,"Edit":2},"inputTokens":1500,"outputTokens":400,"costUsd":0.0123}',
+    );
     expect(end).toMatchObject({ turns: 12, toolCalls: 5, inputTokens: 1500, outputTokens: 400, costUsd: 0.0123 });
   });
 });
@@ -123,7 +175,9 @@ function fakeKube(calls: string[]): DashboardKube {
   return {
     async listEvents(uids) {
       calls.push(`events:${uids.join(",")}`);
-      return [{ type: "Normal", reason: "Created", message: "Created Job", object: "CodeRun/x", count: 1, lastTime: "2025-06-01T10:00:00Z" }];
+      return [
+        { type: "Normal", reason: "Created", message: "Created Job", object: "CodeRun/x", count: 1, lastTime: "2025-06-01T10:00:00Z" },
+      ];
     },
     async listJobs(runUid) {
       calls.push(`jobs:${runUid ?? "*"}`);
@@ -153,21 +207,28 @@ function harness(opts: { built?: boolean } = {}): Harness {
   const store = createMemoryRunStore("orchestrator");
   const feed = new LiveFeed({ runs: [runs], plays });
   const routes = dashboardRoutes({
-      feed,
-      kube: fakeKube(kubeCalls),
-      runs: store,
-      auth: { enabled: true, authenticate: async (header) => (header === `Bearer ${API_TOKEN}` ? { ok: true, principal: { name: "api-token-1", method: "token" } } : { ok: false, status: 401, message: "Invalid token." }) },
-      namespace: "orchestrator",
-      slotsPerService: 1,
-      assetsDir: assets,
-      logger: createLogger({ level: "silent" }),
-    });
+    feed,
+    kube: fakeKube(kubeCalls),
+    runs: store,
+    auth: {
+      enabled: true,
+      authenticate: async (header) =>
+        header === `Bearer ${API_TOKEN}`
+          ? { ok: true, principal: { name: "api-token-1", method: "token" } }
+          : { ok: false, status: 401, message: "Invalid token." },
+    },
+    namespace: "orchestrator",
+    slotsPerService: 1,
+    assetsDir: assets,
+    logger: createLogger({ level: "silent" }),
+  });
   const t = buildTestApp({ runs: store, routes });
   h = { t, feed, runs, plays, kubeCalls, assets };
   return h;
 }
 
-const sessionCookie = (setCookie: string | string[] | undefined) => [setCookie ?? []].flat().find((c) => c.startsWith("orchestrator_session="));
+const sessionCookie = (setCookie: string | string[] | undefined) =>
+  [setCookie ?? []].flat().find((c) => c.startsWith("orchestrator_session="));
 
 describe("dashboard routes", () => {
   it("serves the built front end with a strict content security policy, and keeps the API's 404s", async () => {
@@ -202,7 +263,12 @@ describe("dashboard routes", () => {
     expect(bad.json().detail).toContain("refused");
     expect(sessionCookie(bad.headers["set-cookie"])).toBeUndefined();
 
-    const ok = await t.app.inject({ method: "POST", url: "/dashboard/login", payload: { token: API_TOKEN }, headers: { "x-forwarded-prefix": "/orchestrator", "x-forwarded-proto": "https" } });
+    const ok = await t.app.inject({
+      method: "POST",
+      url: "/dashboard/login",
+      payload: { token: API_TOKEN },
+      headers: { "x-forwarded-prefix": "/orchestrator", "x-forwarded-proto": "https" },
+    });
     expect(ok.statusCode).toBe(200);
     const cookie = sessionCookie(ok.headers["set-cookie"])!;
     expect(cookie).toMatch(/HttpOnly/);
@@ -219,24 +285,46 @@ describe("dashboard routes", () => {
     const cookies = { orchestrator_session: API_TOKEN };
     const session = await t.app.inject({ method: "GET", url: "/api/v1/dashboard/session", cookies });
     expect(session.statusCode).toBe(200);
-    expect(session.json().data).toMatchObject({ principal: { name: "api-token-1" }, namespace: "orchestrator", playsEnabled: true, slotsPerService: 1 });
-    expect((await t.app.inject({ method: "GET", url: "/api/v1/dashboard/session", cookies: { orchestrator_session: "wrong" } })).statusCode).toBe(401);
+    expect(session.json().data).toMatchObject({
+      principal: { name: "api-token-1" },
+      namespace: "orchestrator",
+      playsEnabled: true,
+      slotsPerService: 1,
+    });
+    expect(
+      (await t.app.inject({ method: "GET", url: "/api/v1/dashboard/session", cookies: { orchestrator_session: "wrong" } })).statusCode,
+    ).toBe(401);
     expect((await t.app.inject({ method: "GET", url: "/api/v1/dashboard/session" })).statusCode).toBe(401);
 
-    const created = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", headers: authHeader, payload: { task_id: 1, service: "api", repository_url: "acme/app", docs_repository_url: "acme/docs", github_user: "dev" } });
+    const created = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/tasks",
+      headers: authHeader,
+      payload: { task_id: 1, service: "api", repository_url: "acme/app", docs_repository_url: "acme/docs", github_user: "dev" },
+    });
     const name = created.json().data.coderun_name as string;
     const forged = await t.app.inject({ method: "POST", url: `/api/v1/runs/coderun/${name}/cancel`, cookies });
     expect(forged.statusCode).toBe(403);
     expect(forged.json().detail).toContain("x-orchestrator-dashboard");
     expect((await t.runs.get("CodeRun", name)).spec.cancel).toBeUndefined();
-    const cancel = await t.app.inject({ method: "POST", url: `/api/v1/runs/coderun/${name}/cancel`, cookies, headers: { "x-orchestrator-dashboard": "1" } });
+    const cancel = await t.app.inject({
+      method: "POST",
+      url: `/api/v1/runs/coderun/${name}/cancel`,
+      cookies,
+      headers: { "x-orchestrator-dashboard": "1" },
+    });
     expect(cancel.statusCode).toBe(202);
     expect((await t.runs.get("CodeRun", name)).spec.cancel).toBe(true);
   });
 
   it("gives a run's attempts, pods and the Events of all of them", async () => {
     const { t, kubeCalls } = harness();
-    const created = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", headers: authHeader, payload: { task_id: 1, service: "api", repository_url: "acme/app", docs_repository_url: "acme/docs", github_user: "dev" } });
+    const created = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/tasks",
+      headers: authHeader,
+      payload: { task_id: 1, service: "api", repository_url: "acme/app", docs_repository_url: "acme/docs", github_user: "dev" },
+    });
     const name = created.json().data.coderun_name as string;
     const uid = (await t.runs.get("CodeRun", name)).metadata.uid;
     const res = await t.app.inject({ method: "GET", url: `/api/v1/dashboard/runs/coderun/${name}/timeline`, headers: authHeader });
@@ -254,7 +342,9 @@ describe("dashboard routes", () => {
     runs.items = [codeRun("a", "api", { waiting: "WaitingForSlot" })];
     const res = await t.app.inject({ method: "GET", url: "/api/v1/dashboard/services", headers: authHeader });
     expect(res.statusCode).toBe(200);
-    expect(res.json().data.services).toMatchObject([{ service: "api", workspace: { name: "workspace-api" }, limit: 1, active: [], queue: [{ run: "a", reason: "WaitingForSlot" }] }]);
+    expect(res.json().data.services).toMatchObject([
+      { service: "api", workspace: { name: "workspace-api" }, limit: 1, active: [], queue: [{ run: "a", reason: "WaitingForSlot" }] },
+    ]);
   });
 
   it("streams a snapshot, then every informer change, without managedFields", async () => {
@@ -263,7 +353,12 @@ describe("dashboard routes", () => {
     const response = t.app.inject({ method: "GET", url: "/api/v1/dashboard/stream", headers: authHeader });
     await vi.waitFor(() => expect(feed.subscribers).toBe(1), { timeout: 10_000 });
     runs.emit("update", codeRun("first", "api", { phase: "Running" }));
-    plays.emit("delete", { apiVersion: "orchestrator.platform/v1", kind: "Play", metadata: { name: "p" }, spec: { service: "api", repositoryUrl: "r", docsRepositoryUrl: "d", tasks: [1] } });
+    plays.emit("delete", {
+      apiVersion: "orchestrator.platform/v1",
+      kind: "Play",
+      metadata: { name: "p" },
+      spec: { service: "api", repositoryUrl: "r", docsRepositoryUrl: "d", tasks: [1] },
+    });
     // Closing the app ends open streams (otherwise they would hold app.close() open).
     await t.app.close();
     const res = await response;
@@ -277,6 +372,9 @@ describe("dashboard routes", () => {
     expect(snapshot.runs.map((r: AnyRun) => r.metadata.name)).toEqual(["first"]);
     expect(snapshot.runs[0].metadata.managedFields).toBeUndefined();
     expect(snapshot).toMatchObject({ plays: [], playsEnabled: true, namespace: "orchestrator" });
-    expect(events.slice(1).map(([, c]) => [c.op, c.object.kind, c.object.status?.phase])).toEqual([["upsert", "CodeRun", "Running"], ["delete", "Play", undefined]]);
+    expect(events.slice(1).map(([, c]) => [c.op, c.object.kind, c.object.status?.phase])).toEqual([
+      ["upsert", "CodeRun", "Running"],
+      ["delete", "Play", undefined],
+    ]);
   });
 });

@@ -10,7 +10,8 @@ import { API_TOKEN, WEBHOOK_SECRET, buildTestApp, commentPayload, type TestApp }
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1500);
 
-const printable = (maxLength = 40) => fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength });
+const printable = (maxLength = 40) =>
+  fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength });
 const hex = (length: number) => fc.string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: length, maxLength: length });
 
 /** JSON-ish values, including deep nesting, huge numbers and prototype keys. */
@@ -23,13 +24,27 @@ const jsonValue = fc.letrec((tie) => ({
     fc.boolean(),
     fc.constant(null),
     fc.array(tie("value"), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("__proto__", "constructor", "task_id", "service", "action", "comment", "sender")), tie("value"), { maxKeys: 5 }),
+    fc.dictionary(
+      fc.oneof(
+        fc.string({ maxLength: 12 }),
+        fc.constantFrom("__proto__", "constructor", "task_id", "service", "action", "comment", "sender"),
+      ),
+      tie("value"),
+      { maxKeys: 5 },
+    ),
   ),
 })).value;
 
 const validCode = { task_id: 1, service: "svc", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u" };
 
-const notString = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 }), fc.constant({}));
+const notString = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 2 }),
+  fc.constant({}),
+);
 /** Values that are invalid for each CodeRequest field. */
 const invalidFor: Record<string, fc.Arbitrary<unknown>> = {
   task_id: fc.oneof(fc.integer({ max: 0 }), fc.double({ noInteger: true }), fc.string(), fc.constant(null), fc.constant(2 ** 40)),
@@ -39,7 +54,12 @@ const invalidFor: Record<string, fc.Arbitrary<unknown>> = {
   github_user: fc.oneof(notString, fc.constantFrom("", "two words")),
   github_app: fc.string({ minLength: 1, maxLength: 10 }).filter((v) => !/\s/.test(v)), // both identities set
   env: fc.oneof(fc.constant({ "bad key": "v" }), fc.constant({ "1X": "v" }), fc.constant({ OK: 1 }), fc.constant([]), fc.string()),
-  env_from_secrets: fc.oneof(fc.constant([{}]), fc.constant([{ name: "A" }]), fc.constant([{ name: "1", secretName: "s", secretKey: "k" }]), fc.string()),
+  env_from_secrets: fc.oneof(
+    fc.constant([{}]),
+    fc.constant([{ name: "A" }]),
+    fc.constant([{ name: "1", secretName: "s", secretKey: "k" }]),
+    fc.string(),
+  ),
   context_version: fc.oneof(fc.integer({ max: 0 }), fc.double({ noInteger: true }), fc.string()),
   working_directory: fc.oneof(notString, fc.constantFrom("../x", "/abs", "a/../../b", "")),
   unknown_field: fc.anything().filter((v) => v !== undefined), // JSON.stringify drops undefined
@@ -58,20 +78,66 @@ const body = fc.oneof(
   jsonValue.map((v) => JSON.stringify(v) ?? "null"),
   brokenCodeRequest.map((b) => JSON.stringify(b)),
   fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-  fc.constantFrom("{", "[", '{"task_id":', "\u0000", '{"__proto__":{"polluted":true}}', '{"constructor":{"prototype":{"x":1}}}', "1e999999", '"' + "\\u".repeat(5) + '"'),
+  fc.constantFrom(
+    "{",
+    "[",
+    '{"task_id":',
+    "\u0000",
+    '{"__proto__":{"polluted":true}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+    "1e999999",
+    '"' + "\\u".repeat(5) + '"',
+  ),
 );
 
-const contentType = fc.option(fc.constantFrom("application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "application/json; charset=utf-16", "*/*", ";;;", "application/problem+json"), { nil: undefined });
+const contentType = fc.option(
+  fc.constantFrom(
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+    "application/json; charset=utf-16",
+    "*/*",
+    ";;;",
+    "application/problem+json",
+  ),
+  { nil: undefined },
+);
 
-const authorization = fc.option(fc.oneof(fc.constant(`Bearer ${API_TOKEN}`), printable(), printable().map((s) => `Bearer ${s}`), fc.constantFrom("Bearer", "Bearer ", "Basic dTpw", `bearer  ${API_TOKEN}x`)), { nil: undefined });
+const authorization = fc.option(
+  fc.oneof(
+    fc.constant(`Bearer ${API_TOKEN}`),
+    printable(),
+    printable().map((s) => `Bearer ${s}`),
+    fc.constantFrom("Bearer", "Bearer ", "Basic dTpw", `bearer  ${API_TOKEN}x`),
+  ),
+  { nil: undefined },
+);
 
 const apiRequest = fc.record({
   method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"),
   path: fc.oneof(
-    fc.constantFrom("/api/v1/pm/tasks", "/api/v1/pm/docs/generate", "/api/v1/runs", "/api/v1/runs/coderun/x/cancel", "/api/v1/runs/docsrun/y/retry", "/api/v1/runs/coderun/z/logs", "/api/v1/runs/cr/a", "/api/v1/runs/x/y/z/w"),
+    fc.constantFrom(
+      "/api/v1/pm/tasks",
+      "/api/v1/pm/docs/generate",
+      "/api/v1/runs",
+      "/api/v1/runs/coderun/x/cancel",
+      "/api/v1/runs/docsrun/y/retry",
+      "/api/v1/runs/coderun/z/logs",
+      "/api/v1/runs/cr/a",
+      "/api/v1/runs/x/y/z/w",
+    ),
     fc.tuple(fc.constantFrom("/api/v1/runs/", "/api/v1/pm/", "/"), fc.webSegment()).map(([a, b]) => a + b),
   ),
-  query: fc.option(fc.dictionary(fc.constantFrom("kind", "service", "task", "phase", "follow", "tail_lines", "container", "x"), fc.oneof(printable(20), fc.webSegment())), { nil: undefined }),
+  query: fc.option(
+    fc.dictionary(
+      fc.constantFrom("kind", "service", "task", "phase", "follow", "tail_lines", "container", "x"),
+      fc.oneof(printable(20), fc.webSegment()),
+    ),
+    { nil: undefined },
+  ),
   authorization,
   contentType,
   idempotencyKey: fc.option(printable(300), { nil: undefined }),
@@ -91,7 +157,11 @@ function useFuzzApp() {
 
 function expectNoServerError(res: { statusCode: number; headers: Record<string, unknown>; body: string }, what: string) {
   if (res.statusCode >= 500) throw new Error(`${what} answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
-  if (res.statusCode >= 400 && res.headers["content-type"] !== undefined && !String(res.headers["content-type"]).startsWith("application/problem+json")) {
+  if (
+    res.statusCode >= 400 &&
+    res.headers["content-type"] !== undefined &&
+    !String(res.headers["content-type"]).startsWith("application/problem+json")
+  ) {
     throw new Error(`${what} answered ${res.statusCode} with ${String(res.headers["content-type"])}`);
   }
 }
@@ -106,7 +176,13 @@ describe("fuzz: REST API", () => {
         if (r.authorization !== undefined) headers.authorization = r.authorization;
         if (r.contentType !== undefined) headers["content-type"] = r.contentType;
         if (r.idempotencyKey !== undefined) headers["idempotency-key"] = r.idempotencyKey;
-        const res = await t.app.inject({ method: r.method as "GET", url: r.path, query: r.query, headers, ...(r.body !== undefined && r.method !== "GET" && r.method !== "HEAD" ? { payload: r.body } : {}) });
+        const res = await t.app.inject({
+          method: r.method as "GET",
+          url: r.path,
+          query: r.query,
+          headers,
+          ...(r.body !== undefined && r.method !== "GET" && r.method !== "HEAD" ? { payload: r.body } : {}),
+        });
         expectNoServerError(res, `${r.method} ${r.path}`);
         seen.add(res.statusCode);
       }),
@@ -123,7 +199,11 @@ describe("fuzz: REST API", () => {
       path: fc.constantFrom("/api/v1/pm/tasks", "/api/v1/pm/docs/generate", "/api/v1/runs/coderun/a/retry"),
       contentType: fc.constantFrom("application/json", "application/json; charset=utf-8"),
       idempotencyKey: fc.option(printable(300), { nil: undefined }),
-      body: fc.oneof(brokenCodeRequest.map((b) => JSON.stringify(b)), jsonValue.map((v) => JSON.stringify(v) ?? "null"), fc.string({ maxLength: 100 })),
+      body: fc.oneof(
+        brokenCodeRequest.map((b) => JSON.stringify(b)),
+        jsonValue.map((v) => JSON.stringify(v) ?? "null"),
+        fc.string({ maxLength: 100 }),
+      ),
     });
     await fc.assert(
       fc.asyncProperty(submission, async (r) => {
@@ -157,7 +237,13 @@ const signature = (payload: string | Buffer) =>
 describe("fuzz: webhook receiver", () => {
   useFuzzApp();
   it("rejects unsigned, forged and garbage deliveries without 5xx and creates nothing", async () => {
-    const delivery = fc.record({ body, contentType, event: fc.option(fc.oneof(fc.constantFrom("issue_comment", "issues", "ping", "push"), printable(30)), { nil: undefined }), id: fc.option(printable(60), { nil: undefined }), url: fc.constantFrom("/webhooks/github", "/webhook") });
+    const delivery = fc.record({
+      body,
+      contentType,
+      event: fc.option(fc.oneof(fc.constantFrom("issue_comment", "issues", "ping", "push"), printable(30)), { nil: undefined }),
+      id: fc.option(printable(60), { nil: undefined }),
+      url: fc.constantFrom("/webhooks/github", "/webhook"),
+    });
     await fc.assert(
       fc.asyncProperty(
         delivery.chain((d) => fc.record({ d: fc.constant(d), sig: signature(d.body ?? "") })),
@@ -189,18 +275,30 @@ describe("fuzz: webhook receiver", () => {
           association: fc.constantFrom("NONE", "CONTRIBUTOR", "FIRST_TIMER", "", "owner!"),
           bot: fc.boolean(),
         })
-        .map(({ body: b, association, bot }) => JSON.stringify(commentPayload(b, { association, login: bot ? "x[bot]" : "drive-by", type: bot ? "Bot" : "User" }))),
+        .map(({ body: b, association, bot }) =>
+          JSON.stringify(commentPayload(b, { association, login: bot ? "x[bot]" : "drive-by", type: bot ? "Bot" : "User" })),
+        ),
     );
     await fc.assert(
-      fc.asyncProperty(malicious, fc.constantFrom("issue_comment", "issues", "pull_request", "ping", "push", "unknown_event"), fc.uuid(), async (payload, event, id) => {
-        const res = await t.app.inject({
-          method: "POST",
-          url: "/webhooks/github",
-          payload,
-          headers: { "content-type": "application/json", "x-github-event": event, "x-github-delivery": id, "x-hub-signature-256": signPayload(WEBHOOK_SECRET, payload) },
-        });
-        expectNoServerError(res, `signed ${event}`);
-      }),
+      fc.asyncProperty(
+        malicious,
+        fc.constantFrom("issue_comment", "issues", "pull_request", "ping", "push", "unknown_event"),
+        fc.uuid(),
+        async (payload, event, id) => {
+          const res = await t.app.inject({
+            method: "POST",
+            url: "/webhooks/github",
+            payload,
+            headers: {
+              "content-type": "application/json",
+              "x-github-event": event,
+              "x-github-delivery": id,
+              "x-hub-signature-256": signPayload(WEBHOOK_SECRET, payload),
+            },
+          });
+          expectNoServerError(res, `signed ${event}`);
+        },
+      ),
       { numRuns: Math.round(RUNS * 0.7) },
     );
     expect(t.runs.all()).toHaveLength(0);

@@ -46,7 +46,10 @@ describe("bindRepository: credentials only for the configured GitHub host", () =
   it("binds to GHES hosts and, for tests, to a loopback origin with its port", () => {
     expect(bindRepository("https://ghe.example.com/acme/api", "https://ghe.example.com")).toMatchObject({ ok: true });
     expect(bindRepository("git@ghe.example.com:acme/api.git", "https://ghe.example.com")).toMatchObject({ ok: true });
-    expect(bindRepository("http://127.0.0.1:3000/acme/api.git", "http://127.0.0.1:3000")).toMatchObject({ ok: true, repository: { httpsUrl: "http://127.0.0.1:3000/acme/api.git" } });
+    expect(bindRepository("http://127.0.0.1:3000/acme/api.git", "http://127.0.0.1:3000")).toMatchObject({
+      ok: true,
+      repository: { httpsUrl: "http://127.0.0.1:3000/acme/api.git" },
+    });
     expect(bindRepository("http://127.0.0.1:3001/acme/api.git", "http://127.0.0.1:3000")).toMatchObject({ ok: false });
   });
 });
@@ -76,7 +79,18 @@ describe("names a run may choose", () => {
   });
 
   it("reserves the environment the runner, git and Node read", () => {
-    for (const name of ["NODE_OPTIONS", "ANTHROPIC_BASE_URL", "GITHUB_TOKEN", "GIT_SSL_CAINFO", "https_proxy", "HTTPS_PROXY", "LD_PRELOAD", "PATH", "HOME", "SSH_AUTH_SOCK"]) {
+    for (const name of [
+      "NODE_OPTIONS",
+      "ANTHROPIC_BASE_URL",
+      "GITHUB_TOKEN",
+      "GIT_SSL_CAINFO",
+      "https_proxy",
+      "HTTPS_PROXY",
+      "LD_PRELOAD",
+      "PATH",
+      "HOME",
+      "SSH_AUTH_SOCK",
+    ]) {
       expect(isReservedEnvName(name), name).toBe(true);
     }
     for (const name of ["NPM_TOKEN", "DATABASE_URL", "MY_GITHUB", "RUST_LOG"]) expect(isReservedEnvName(name), name).toBe(false);

@@ -10,16 +10,32 @@ afterEach(async () => {
 
 const get = (url: string) => t.app.inject({ method: "GET", url, headers: authHeader });
 const post = (url: string, payload?: unknown, headers: Record<string, string> = {}) =>
-  t.app.inject({ method: "POST", url, headers: { ...authHeader, ...headers }, ...(payload === undefined ? {} : { payload: payload as object }) });
+  t.app.inject({
+    method: "POST",
+    url,
+    headers: { ...authHeader, ...headers },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
 
 async function submit(task: number, service = "payments"): Promise<string> {
-  const res = await post("/api/v1/pm/tasks", { task_id: task, service, repository_url: "acme/app", docs_repository_url: "acme/docs", github_user: "dev" });
+  const res = await post("/api/v1/pm/tasks", {
+    task_id: task,
+    service,
+    repository_url: "acme/app",
+    docs_repository_url: "acme/docs",
+    github_user: "dev",
+  });
   expect(res.statusCode).toBe(201);
   return res.json().data.coderun_name as string;
 }
 
 async function submitDocs(): Promise<string> {
-  const res = await post("/api/v1/pm/docs/generate", { repository_url: "acme/docs", working_directory: ".", source_branch: "main", github_app: "Morgan" });
+  const res = await post("/api/v1/pm/docs/generate", {
+    repository_url: "acme/docs",
+    working_directory: ".",
+    source_branch: "main",
+    github_app: "Morgan",
+  });
   expect(res.statusCode).toBe(201);
   return res.json().data.docsrun_name as string;
 }
@@ -33,7 +49,8 @@ describe("GET /api/v1/runs", () => {
     const d = await submitDocs();
     t.runs.setStatus("CodeRun", b, { phase: "Running" });
 
-    const names = async (q: string) => ((await get(`/api/v1/runs${q}`)).json().data.items as { metadata: { name: string } }[]).map((i) => i.metadata.name).sort();
+    const names = async (q: string) =>
+      ((await get(`/api/v1/runs${q}`)).json().data.items as { metadata: { name: string } }[]).map((i) => i.metadata.name).sort();
     expect(await names("")).toEqual([a, b, c, d].sort());
     expect(await names("?kind=coderun")).toEqual([a, b, c].sort());
     expect(await names("?kind=DocsRun")).toEqual([d]);
@@ -51,7 +68,12 @@ describe("GET /api/v1/runs", () => {
     const res = await get("/api/v1/runs?kind=pods&task=abc&phase=Done&x=1");
     expect(res.statusCode).toBe(400);
     expect(res.headers["content-type"]).toMatch(/problem\+json/);
-    expect((res.json().errors as { field: string }[]).map((e) => e.field).sort()).toEqual(["query.kind", "query.phase", "query.task", "query.x"]);
+    expect((res.json().errors as { field: string }[]).map((e) => e.field).sort()).toEqual([
+      "query.kind",
+      "query.phase",
+      "query.task",
+      "query.x",
+    ]);
   });
 
   it("answers 401 without credentials and 503 when the API server is down", async () => {
@@ -112,7 +134,13 @@ describe("POST /api/v1/runs/:kind/:name/retry", () => {
     const data = res.json().data;
     expect(data).toMatchObject({ retry_of: name, context_version: 2, namespace: "orchestrator" });
     const retry = t.runs.all().find((r) => r.metadata.name === data.coderun_name) as CodeRun;
-    expect(retry.spec).toMatchObject({ taskId: 9, service: "payments", contextVersion: 2, continueSession: true, promptModification: "Use the v2 API." });
+    expect(retry.spec).toMatchObject({
+      taskId: 9,
+      service: "payments",
+      contextVersion: 2,
+      continueSession: true,
+      promptModification: "Use the v2 API.",
+    });
     expect(retry.metadata.labels).toMatchObject({ "task-id": "9", service: "payments", "context-version": "2" });
     expect(retry.metadata.annotations?.["orchestrator.platform/retry-of"]).toBe(name);
   });
@@ -191,11 +219,19 @@ describe("GET /api/v1/runs/:kind/:name/logs", () => {
     expect(waiting.json().type).toBe("urn:orchestrator:problem:not-ready");
 
     // The API server could not reach the node's kubelet: a 502 that says so, not "API server unreachable".
-    t.runs.jobLogs.set("code-11-job", new RunStoreError("Unavailable", 'HTTP 500: Get "https://127.0.0.1:10250/containerLogs/ns/pod/agent": dial tcp 127.0.0.1:10250: connect: connection refused'));
+    t.runs.jobLogs.set(
+      "code-11-job",
+      new RunStoreError(
+        "Unavailable",
+        'HTTP 500: Get "https://127.0.0.1:10250/containerLogs/ns/pod/agent": dial tcp 127.0.0.1:10250: connect: connection refused',
+      ),
+    );
     const noKubelet = await get(`/api/v1/runs/coderun/${name}/logs`);
     expect(noKubelet.statusCode).toBe(502);
     expect(noKubelet.json()).toMatchObject({ type: "urn:orchestrator:problem:logs-unavailable" });
-    expect(noKubelet.json().detail).toMatch(/could not read the log of Job code-11-job from its node \(HTTP 500: .*10250.*\)\. Check that the node's kubelet/);
+    expect(noKubelet.json().detail).toMatch(
+      /could not read the log of Job code-11-job from its node \(HTTP 500: .*10250.*\)\. Check that the node's kubelet/,
+    );
 
     t.runs.jobLogs.set("code-11-job", "line 1\nline 2\nline 3");
     const logs = await get(`/api/v1/runs/coderun/${name}/logs?tail_lines=2`);

@@ -13,7 +13,12 @@ const codeBody = {
   github_user: "swe-1-acme",
 };
 
-const docsBody = { repository_url: "https://github.com/acme/docs.git", working_directory: ".", source_branch: "main", github_user: "pm0-acme" };
+const docsBody = {
+  repository_url: "https://github.com/acme/docs.git",
+  working_directory: ".",
+  source_branch: "main",
+  github_user: "pm0-acme",
+};
 
 let t: TestApp;
 afterEach(async () => {
@@ -28,7 +33,13 @@ function expectProblem(res: { statusCode: number; headers: Record<string, unknow
   expect(res.statusCode).toBe(status);
   expect(String(res.headers["content-type"])).toMatch(/^application\/problem\+json/);
   const body = res.json() as Record<string, unknown>;
-  expect(body).toMatchObject({ success: false, status, type: expect.stringMatching(/^urn:orchestrator:problem:/), title: expect.any(String), detail: expect.any(String) });
+  expect(body).toMatchObject({
+    success: false,
+    status,
+    type: expect.stringMatching(/^urn:orchestrator:problem:/),
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
   expect(body.message).toBe(body.detail);
   return body;
 }
@@ -42,13 +53,23 @@ describe("POST /api/v1/pm/tasks", () => {
     expect(body).toEqual({
       success: true,
       message: "Code task submitted successfully",
-      data: { coderun_name: expect.stringMatching(/^code-42-/), namespace: "orchestrator", task_id: 42, service: "payments", context_version: 1, model: "claude-sonnet-4-20250514" },
+      data: {
+        coderun_name: expect.stringMatching(/^code-42-/),
+        namespace: "orchestrator",
+        task_id: 42,
+        service: "payments",
+        context_version: 1,
+        model: "claude-sonnet-4-20250514",
+      },
     });
     expect(res.headers.location).toBe(`/api/v1/runs/coderun/${body.data.coderun_name}`);
     const [run] = t.runs.all() as CodeRun[];
     expect(run!.metadata.name).toBe(body.data.coderun_name);
     expect(run!.metadata.labels).toMatchObject({ app: "orchestrator", service: "payments", "task-id": "42", "context-version": "1" });
-    expect(run!.metadata.annotations).toMatchObject({ "orchestrator.platform/requested-by": "api-token-1", "orchestrator.platform/source": "api" });
+    expect(run!.metadata.annotations).toMatchObject({
+      "orchestrator.platform/requested-by": "api-token-1",
+      "orchestrator.platform/source": "api",
+    });
     expect(run!.spec).toEqual({
       taskId: 42,
       service: "payments",
@@ -137,23 +158,73 @@ describe("POST /api/v1/pm/tasks", () => {
 
   it("answers 400 for malformed JSON, a non-object body and a missing body", async () => {
     t = buildTestApp();
-    expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: "{nope", headers: { ...authHeader, "content-type": "application/json" } }), 400);
-    expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: "[1,2]", headers: { ...authHeader, "content-type": "application/json" } }), 400);
+    expectProblem(
+      await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: "{nope",
+        headers: { ...authHeader, "content-type": "application/json" },
+      }),
+      400,
+    );
+    expectProblem(
+      await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: "[1,2]",
+        headers: { ...authHeader, "content-type": "application/json" },
+      }),
+      400,
+    );
     expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", headers: authHeader }), 400);
-    expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: '{"__proto__":{"x":1}}', headers: { ...authHeader, "content-type": "application/json" } }), 400);
+    expectProblem(
+      await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: '{"__proto__":{"x":1}}',
+        headers: { ...authHeader, "content-type": "application/json" },
+      }),
+      400,
+    );
   });
 
   it("answers 415 for a non-JSON content type and 413 over api.maxBodyBytes", async () => {
     t = buildTestApp();
-    expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: "task_id=1", headers: { ...authHeader, "content-type": "text/plain" } }), 415);
+    expectProblem(
+      await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: "task_id=1",
+        headers: { ...authHeader, "content-type": "text/plain" },
+      }),
+      415,
+    );
     const big = JSON.stringify({ ...codeBody, prompt_modification: "x".repeat(t.config.api.maxBodyBytes) });
-    expectProblem(await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: big, headers: { ...authHeader, "content-type": "application/json" } }), 413);
+    expectProblem(
+      await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: big,
+        headers: { ...authHeader, "content-type": "application/json" },
+      }),
+      413,
+    );
   });
 
   it("answers 401 with WWW-Authenticate without or with a wrong token, before looking at the body", async () => {
     t = buildTestApp();
-    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: `Basic ${API_TOKEN}` }, { authorization: `Bearer ${API_TOKEN}x` }]) {
-      const res = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: "{broken", headers: { ...headers, "content-type": "application/json" } });
+    for (const headers of [
+      {},
+      { authorization: "Bearer wrong" },
+      { authorization: `Basic ${API_TOKEN}` },
+      { authorization: `Bearer ${API_TOKEN}x` },
+    ]) {
+      const res = await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: "{broken",
+        headers: { ...headers, "content-type": "application/json" },
+      });
       const body = expectProblem(res, 401);
       expect(res.headers["www-authenticate"]).toBe('Bearer realm="orchestrator"');
       expect(body.detail).toMatch(/Authorization: Bearer/);
@@ -255,7 +326,9 @@ describe("POST /api/v1/pm/tasks", () => {
   it("answers 422 with the API server's causes when it rejects the object", async () => {
     t = buildTestApp();
     t.runs.create = async () => {
-      throw new RunStoreError("Invalid", 'CodeRun.orchestrator.platform "x" is invalid', [{ field: "spec.model", message: "Required value" }]);
+      throw new RunStoreError("Invalid", 'CodeRun.orchestrator.platform "x" is invalid', [
+        { field: "spec.model", message: "Required value" },
+      ]);
     };
     const body = expectProblem(await post("/api/v1/pm/tasks", codeBody), 422);
     expect(body.errors).toEqual([{ field: "spec.model", pointer: "#/spec/model", message: "Required value" }]);
@@ -277,21 +350,42 @@ describe("POST /api/v1/pm/docs/generate", () => {
     expect(res.json()).toEqual({
       success: true,
       message: "Documentation generation job submitted successfully",
-      data: { docsrun_name: expect.stringMatching(/^docs-gen-/), namespace: "orchestrator", repository_url: docsBody.repository_url, model: "claude-opus-4-20250514" },
+      data: {
+        docsrun_name: expect.stringMatching(/^docs-gen-/),
+        namespace: "orchestrator",
+        repository_url: docsBody.repository_url,
+        model: "claude-opus-4-20250514",
+      },
     });
     const run = t.runs.all()[0] as DocsRun;
     expect(run.kind).toBe("DocsRun");
-    expect(run.spec).toEqual({ repositoryUrl: docsBody.repository_url, workingDirectory: ".", sourceBranch: "main", model: "claude-opus-4-20250514", githubUser: "pm0-acme" });
+    expect(run.spec).toEqual({
+      repositoryUrl: docsBody.repository_url,
+      workingDirectory: ".",
+      sourceBranch: "main",
+      model: "claude-opus-4-20250514",
+      githubUser: "pm0-acme",
+    });
     expect(run.metadata.labels).toMatchObject({ app: "orchestrator", type: "docs" });
   });
 
   it("accepts github_app and include_codebase, and validates fields", async () => {
     t = buildTestApp();
-    const ok = await post("/api/v1/pm/docs/generate", { ...docsBody, github_user: undefined, github_app: "5DLabs-Morgan", include_codebase: true, model: "claude-x" });
+    const ok = await post("/api/v1/pm/docs/generate", {
+      ...docsBody,
+      github_user: undefined,
+      github_app: "5DLabs-Morgan",
+      include_codebase: true,
+      model: "claude-x",
+    });
     expect(ok.statusCode).toBe(201);
     expect((t.runs.all()[0] as DocsRun).spec).toMatchObject({ githubApp: "5DLabs-Morgan", includeCodebase: true, model: "claude-x" });
     const bad = expectProblem(await post("/api/v1/pm/docs/generate", { repository_url: "", working_directory: "/abs" }), 422);
-    expect([...new Set((bad.errors as { field: string }[]).map((e) => e.field))].sort()).toEqual(["repository_url", "source_branch", "working_directory"]);
+    expect([...new Set((bad.errors as { field: string }[]).map((e) => e.field))].sort()).toEqual([
+      "repository_url",
+      "source_branch",
+      "working_directory",
+    ]);
   });
 
   it("answers a repeated Idempotency-Key with the original 201 and 503 when the API is down", async () => {
@@ -323,14 +417,35 @@ authorization:
       repositories: ["acme/*"]
       secrets: [npm-token]
 `;
-  const body = { task_id: 1, service: "api", repository_url: "acme/api", docs_repository_url: "https://github.com/acme/docs", github_user: "pm0-acme" };
+  const body = {
+    task_id: 1,
+    service: "api",
+    repository_url: "acme/api",
+    docs_repository_url: "https://github.com/acme/docs",
+    github_user: "pm0-acme",
+  };
   const post = (app: TestApp, payload: object) => app.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload, headers: authHeader });
 
   it.each([
-    ["the controller's own Secret", { env_from_secrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }] }, 403, /Secret orchestrator-secrets may not be mounted/],
-    ["an identity the token may not use", { github_user: "someone-else" }, 403, /api-token-1 may not use GitHub identity user:someone-else/],
+    [
+      "the controller's own Secret",
+      { env_from_secrets: [{ name: "X", secretName: "orchestrator-secrets", secretKey: "GITHUB_WEBHOOK_SECRET" }] },
+      403,
+      /Secret orchestrator-secrets may not be mounted/,
+    ],
+    [
+      "an identity the token may not use",
+      { github_user: "someone-else" },
+      403,
+      /api-token-1 may not use GitHub identity user:someone-else/,
+    ],
     ["a repository the token may not use", { repository_url: "other/api" }, 403, /repository other\/api/],
-    ["a docs repository on another host", { docs_repository_url: "http://evil.example:8080/x/y.git" }, 422, /docsRepositoryUrl http:\/\/evil\.example:8080\/x\/y\.git is not allowed/],
+    [
+      "a docs repository on another host",
+      { docs_repository_url: "http://evil.example:8080/x/y.git" },
+      422,
+      /docsRepositoryUrl http:\/\/evil\.example:8080\/x\/y\.git is not allowed/,
+    ],
     ["NODE_OPTIONS", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }, 422, /NODE_OPTIONS is reserved/],
   ])("refuses %s and creates nothing", async (_what, over, status, message) => {
     t = buildTestApp({ config: testConfig(rules) });

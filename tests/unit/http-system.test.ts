@@ -32,7 +32,12 @@ describe("/ready", () => {
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ status: "ready" });
     await t.close();
-    t = buildTestApp({ readiness: async () => ({ ready: false, checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" } }) });
+    t = buildTestApp({
+      readiness: async () => ({
+        ready: false,
+        checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" },
+      }),
+    });
     const not = await t.app.inject({ method: "GET", url: "/ready" });
     expect(not.statusCode).toBe(503);
     expect(not.body).toBe(JSON.stringify({ status: "not ready" }));
@@ -40,7 +45,10 @@ describe("/ready", () => {
     expect((await t.app.inject({ method: "GET", url: "/api/v1/readiness" })).statusCode).toBe(401);
     const detail = await t.app.inject({ method: "GET", url: "/api/v1/readiness", headers: authHeader });
     expect(detail.statusCode).toBe(503);
-    expect(detail.json()).toEqual({ status: "not ready", checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" } });
+    expect(detail.json()).toEqual({
+      status: "not ready",
+      checks: { informers: false, apiServer: "connect ECONNREFUSED 10.96.0.1:443\n    at TCPConnectWrap.afterConnect" },
+    });
   });
 
   it("answers 503 when the readiness callback throws", async () => {
@@ -52,7 +60,10 @@ describe("/ready", () => {
     const res = await t.app.inject({ method: "GET", url: "/ready" });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ status: "not ready" });
-    expect((await t.app.inject({ method: "GET", url: "/api/v1/readiness", headers: authHeader })).json()).toEqual({ status: "not ready", checks: { readiness: "boom" } });
+    expect((await t.app.inject({ method: "GET", url: "/api/v1/readiness", headers: authHeader })).json()).toEqual({
+      status: "not ready",
+      checks: { readiness: "boom" },
+    });
   });
 });
 
@@ -95,11 +106,30 @@ describe("/openapi.json", () => {
       const { $schema: _, ...rest } = s;
       return rest;
     };
-    expect(doc.components.schemas.CodeRequest).toEqual(strip(z.toJSONSchema(codeRequestSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>));
-    expect(doc.components.schemas.DocsRequest).toEqual(strip(z.toJSONSchema(docsRequestSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>));
-    expect(doc.components.schemas.CodeRequest.required).toEqual(expect.arrayContaining(["task_id", "service", "repository_url", "docs_repository_url"]));
-    expect(doc.paths["/api/v1/pm/tasks"].post.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/CodeRequest" });
-    for (const p of ["/api/v1/pm/docs/generate", "/api/v1/runs", "/api/v1/runs/{kind}/{name}", "/api/v1/runs/{kind}/{name}/cancel", "/api/v1/runs/{kind}/{name}/retry", "/api/v1/runs/{kind}/{name}/logs", "/webhooks/github", "/health", "/ready", "/metrics"]) {
+    expect(doc.components.schemas.CodeRequest).toEqual(
+      strip(z.toJSONSchema(codeRequestSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>),
+    );
+    expect(doc.components.schemas.DocsRequest).toEqual(
+      strip(z.toJSONSchema(docsRequestSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>),
+    );
+    expect(doc.components.schemas.CodeRequest.required).toEqual(
+      expect.arrayContaining(["task_id", "service", "repository_url", "docs_repository_url"]),
+    );
+    expect(doc.paths["/api/v1/pm/tasks"].post.requestBody.content["application/json"].schema).toEqual({
+      $ref: "#/components/schemas/CodeRequest",
+    });
+    for (const p of [
+      "/api/v1/pm/docs/generate",
+      "/api/v1/runs",
+      "/api/v1/runs/{kind}/{name}",
+      "/api/v1/runs/{kind}/{name}/cancel",
+      "/api/v1/runs/{kind}/{name}/retry",
+      "/api/v1/runs/{kind}/{name}/logs",
+      "/webhooks/github",
+      "/health",
+      "/ready",
+      "/metrics",
+    ]) {
       expect(doc.paths[p], p).toBeDefined();
     }
   });
@@ -113,9 +143,13 @@ describe("/openapi.json", () => {
 describe("authentication", () => {
   it("accepts any configured token (several for rotation)", async () => {
     t = buildTestApp({ config: testConfig(undefined, { ORCHESTRATOR_API_TOKENS: `first-token,${API_TOKEN}` }) });
-    expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer first-token" } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer first-token" } })).statusCode).toBe(
+      200,
+    );
     expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: authHeader })).statusCode).toBe(200);
-    expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "bearer first-token" } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "bearer first-token" } })).statusCode).toBe(
+      200,
+    );
   });
 
   it("disables the API with 503 and an actionable message when no token and no TokenReview are configured", async () => {
@@ -145,12 +179,23 @@ describe("authentication", () => {
 
     it("accepts ServiceAccounts of the controller's namespace by default and records the principal", async () => {
       const rv = reviewer({
-        "sa-own": { username: "system:serviceaccount:orchestrator:ci", groups: ["system:serviceaccounts", "system:serviceaccounts:orchestrator"] },
+        "sa-own": {
+          username: "system:serviceaccount:orchestrator:ci",
+          groups: ["system:serviceaccounts", "system:serviceaccounts:orchestrator"],
+        },
         "sa-other": { username: "system:serviceaccount:other:ci", groups: ["system:serviceaccounts", "system:serviceaccounts:other"] },
       });
       const config = testConfig(undefined, { ORCHESTRATOR_API_TOKENS: "" });
-      t = buildTestApp({ config, auth: createAuthenticator({ tokens: [], tokenReview: { reviewer: rv, allow: [], audiences: [], namespace: "orchestrator" } }) });
-      const ok = await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { task_id: 1, service: "s", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u" }, headers: { authorization: "Bearer sa-own" } });
+      t = buildTestApp({
+        config,
+        auth: createAuthenticator({ tokens: [], tokenReview: { reviewer: rv, allow: [], audiences: [], namespace: "orchestrator" } }),
+      });
+      const ok = await t.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        payload: { task_id: 1, service: "s", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u" },
+        headers: { authorization: "Bearer sa-own" },
+      });
       expect(ok.statusCode).toBe(201);
       expect(t.runs.all()[0]!.metadata.annotations?.["orchestrator.platform/requested-by"]).toBe("system:serviceaccount:orchestrator:ci");
       const other = await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer sa-other" } });
@@ -166,11 +211,29 @@ describe("authentication", () => {
     });
 
     it("remembers rejected tokens and rate-limits TokenReviews of unknown tokens", async () => {
-      const rv = reviewer({ "sa-own": { username: "system:serviceaccount:orchestrator:ci", groups: ["system:serviceaccounts:orchestrator"] } });
+      const rv = reviewer({
+        "sa-own": { username: "system:serviceaccount:orchestrator:ci", groups: ["system:serviceaccounts:orchestrator"] },
+      });
       let clock = 1_000_000;
-      const auth = createAuthenticator({ tokens: [API_TOKEN], tokenReview: { reviewer: rv, allow: [], audiences: ["orchestrator"], namespace: "orchestrator", reviewsPerSecond: 2, reviewBurst: 3, now: () => clock } });
+      const auth = createAuthenticator({
+        tokens: [API_TOKEN],
+        tokenReview: {
+          reviewer: rv,
+          allow: [],
+          audiences: ["orchestrator"],
+          namespace: "orchestrator",
+          reviewsPerSecond: 2,
+          reviewBurst: 3,
+          now: () => clock,
+        },
+      });
       // The same random token again and again: one TokenReview, then the cached 401.
-      for (let i = 0; i < 10; i++) expect(await auth.authenticate("Bearer random-1")).toMatchObject({ ok: false, status: 401, message: expect.stringMatching(/--audience orchestrator/) });
+      for (let i = 0; i < 10; i++)
+        expect(await auth.authenticate("Bearer random-1")).toMatchObject({
+          ok: false,
+          status: 401,
+          message: expect.stringMatching(/--audience orchestrator/),
+        });
       expect(rv.calls).toBe(1);
       // New random tokens: the burst is spent, then 429 without a TokenReview.
       const results = await Promise.all(Array.from({ length: 10 }, (_, i) => auth.authenticate(`Bearer random-${i + 2}`)));
@@ -179,7 +242,10 @@ describe("authentication", () => {
       // Static tokens never wait for the limiter; a second later a real ServiceAccount gets through.
       expect(await auth.authenticate(authHeader.authorization)).toMatchObject({ ok: true });
       clock += 1000;
-      expect(await auth.authenticate("Bearer sa-own")).toMatchObject({ ok: true, principal: { name: "system:serviceaccount:orchestrator:ci" } });
+      expect(await auth.authenticate("Bearer sa-own")).toMatchObject({
+        ok: true,
+        principal: { name: "system:serviceaccount:orchestrator:ci" },
+      });
       // A rejection is forgotten after the negative cache's minute.
       clock += 61_000;
       await auth.authenticate("Bearer random-1");
@@ -187,10 +253,18 @@ describe("authentication", () => {
     });
 
     it("honours an explicit allow list and answers 503 when TokenReview is unreachable", async () => {
-      const rv = reviewer({ "sa-other": { username: "system:serviceaccount:other:ci", groups: ["system:serviceaccounts:other"] }, down: "down" });
-      const auth = createAuthenticator({ tokens: [API_TOKEN], tokenReview: { reviewer: rv, allow: ["system:serviceaccounts:other"], audiences: [], namespace: "orchestrator" } });
+      const rv = reviewer({
+        "sa-other": { username: "system:serviceaccount:other:ci", groups: ["system:serviceaccounts:other"] },
+        down: "down",
+      });
+      const auth = createAuthenticator({
+        tokens: [API_TOKEN],
+        tokenReview: { reviewer: rv, allow: ["system:serviceaccounts:other"], audiences: [], namespace: "orchestrator" },
+      });
       t = buildTestApp({ auth });
-      expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer sa-other" } })).statusCode).toBe(200);
+      expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer sa-other" } })).statusCode).toBe(
+        200,
+      );
       expect((await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: authHeader })).statusCode).toBe(200);
       const down = await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer down" } });
       expect(down.statusCode).toBe(503);
@@ -200,7 +274,19 @@ describe("authentication", () => {
 
   it("never logs the bearer token", async () => {
     t = buildTestApp();
-    await t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: { task_id: 1, service: "s", repository_url: "a/b", docs_repository_url: "a/c", github_user: "u", env: { SECRET_VALUE: "hunter2-env" } }, headers: authHeader });
+    await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/tasks",
+      payload: {
+        task_id: 1,
+        service: "s",
+        repository_url: "a/b",
+        docs_repository_url: "a/c",
+        github_user: "u",
+        env: { SECRET_VALUE: "hunter2-env" },
+      },
+      headers: authHeader,
+    });
     await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer wrong-token-value" } });
     const logs = t.logs();
     expect(logs).toContain("Created CodeRun");

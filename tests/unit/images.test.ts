@@ -14,7 +14,8 @@ import { buildDockerManifest, buildImageConfig, buildIndex, buildManifest, Media
 
 const repo = path.resolve(import.meta.dirname, "../..");
 
-const minimal = (extra: string) => `name: orchestrator/test\nlayers:\n  - go: {source: images/pause, to: /pause}\nconfig:\n  entrypoint: ["/pause"]\n${extra}`;
+const minimal = (extra: string) =>
+  `name: orchestrator/test\nlayers:\n  - go: {source: images/pause, to: /pause}\nconfig:\n  entrypoint: ["/pause"]\n${extra}`;
 
 describe("image definitions", () => {
   it("every images/*.yaml parses", () => {
@@ -24,13 +25,29 @@ describe("image definitions", () => {
   });
 
   it.each([
-    ["an unpinned Debian package", "name: a/b\nlayers:\n  - debian: {suite: bookworm, sources: [http://deb.debian.org/debian], variant: minbase, packages: [git]}\nconfig: {}\n", /layers\.0\.debian\.packages\.0: must pin the version as name=version/],
-    ["a relative image path", "name: a/b\nlayers:\n  - go: {source: images/pause, to: pause}\nconfig: {}\n", /layers\.0\.go\.to: must be an absolute path/],
+    [
+      "an unpinned Debian package",
+      "name: a/b\nlayers:\n  - debian: {suite: bookworm, sources: [http://deb.debian.org/debian], variant: minbase, packages: [git]}\nconfig: {}\n",
+      /layers\.0\.debian\.packages\.0: must pin the version as name=version/,
+    ],
+    [
+      "a relative image path",
+      "name: a/b\nlayers:\n  - go: {source: images/pause, to: pause}\nconfig: {}\n",
+      /layers\.0\.go\.to: must be an absolute path/,
+    ],
     ["a path climbing out", "name: a/b\nlayers:\n  - files: {links: {/a/../../b: x}}\nconfig: {}\n", /must not contain '\.\.'/],
     ["an unknown layer kind", "name: a/b\nlayers:\n  - docker: {from: node}\nconfig: {}\n", /layers\.0: Unrecognized key: "docker"/],
-    ["two kinds in one layer", "name: a/b\nlayers:\n  - {app: {to: /a}, go: {source: s, to: /b}}\nconfig: {}\n", /layers\.0: each layer has exactly one kind/],
+    [
+      "two kinds in one layer",
+      "name: a/b\nlayers:\n  - {app: {to: /a}, go: {source: s, to: /b}}\nconfig: {}\n",
+      /layers\.0: each layer has exactly one kind/,
+    ],
     ["an unknown config key", minimal("  healthcheck: yes\n"), /config: Unrecognized key/],
-    ["an upper-case name", "name: Orchestrator/X\nlayers: [{go: {source: s, to: /x}}]\nconfig: {}\n", /name: must be a lower-case repository name/],
+    [
+      "an upper-case name",
+      "name: Orchestrator/X\nlayers: [{go: {source: s, to: /x}}]\nconfig: {}\n",
+      /name: must be a lower-case repository name/,
+    ],
     ["no layers", "name: a/b\nlayers: []\nconfig: {}\n", /layers: /],
     ["broken YAML", "name: [", /not valid YAML/],
   ])("rejects %s, naming the file and the field", (_what, text, message) => {
@@ -77,13 +94,29 @@ describe("OCI documents", () => {
   it("the index names the manifest for containerd and OCI tools; manifest.json for docker load", () => {
     const cfg = buildImageConfig(config, [layer.digest]);
     const manifest = buildManifest(cfg.descriptor, [layer]);
-    expect(JSON.parse(manifest.bytes.toString())).toEqual({ schemaVersion: 2, mediaType: MediaType.manifest, config: cfg.descriptor, layers: [layer] });
-    const index = JSON.parse(buildIndex(manifest.descriptor, "docker.io/orchestrator/agent:0.1.0").toString()) as { manifests: { annotations: Record<string, string>; digest: string }[] };
+    expect(JSON.parse(manifest.bytes.toString())).toEqual({
+      schemaVersion: 2,
+      mediaType: MediaType.manifest,
+      config: cfg.descriptor,
+      layers: [layer],
+    });
+    const index = JSON.parse(buildIndex(manifest.descriptor, "docker.io/orchestrator/agent:0.1.0").toString()) as {
+      manifests: { annotations: Record<string, string>; digest: string }[];
+    };
     expect(index.manifests).toHaveLength(1);
     expect(index.manifests[0]?.digest).toBe(manifest.descriptor.digest);
-    expect(index.manifests[0]?.annotations).toEqual({ "io.containerd.image.name": "docker.io/orchestrator/agent:0.1.0", "org.opencontainers.image.ref.name": "0.1.0" });
+    expect(index.manifests[0]?.annotations).toEqual({
+      "io.containerd.image.name": "docker.io/orchestrator/agent:0.1.0",
+      "org.opencontainers.image.ref.name": "0.1.0",
+    });
     const docker = JSON.parse(buildDockerManifest(cfg.descriptor, [layer], "docker.io/orchestrator/agent:0.1.0").toString()) as unknown;
-    expect(docker).toEqual([{ Config: `blobs/sha256/${cfg.descriptor.digest.slice(7)}`, RepoTags: ["orchestrator/agent:0.1.0"], Layers: [`blobs/sha256/${layer.digest.slice(7)}`] }]);
+    expect(docker).toEqual([
+      {
+        Config: `blobs/sha256/${cfg.descriptor.digest.slice(7)}`,
+        RepoTags: ["orchestrator/agent:0.1.0"],
+        Layers: [`blobs/sha256/${layer.digest.slice(7)}`],
+      },
+    ]);
   });
 });
 
@@ -121,12 +154,27 @@ describe("publishing", () => {
   });
 
   it("refuses a prefix that is not a registry path", () => {
-    expect(() => computePublishTarget("https://ghcr.io/Acme", "docker.io/a/b:1")).toThrow(/--registry https:\/\/ghcr.io\/Acme is not a registry prefix such as ghcr.io\/acme/);
+    expect(() => computePublishTarget("https://ghcr.io/Acme", "docker.io/a/b:1")).toThrow(
+      /--registry https:\/\/ghcr.io\/Acme is not a registry prefix such as ghcr.io\/acme/,
+    );
   });
 
   it("pushes the tested archive itself with skopeo", () => {
-    const img = { name: "agent", ref: "docker.io/orchestrator/agent:0.1.0", archive: "/cache/agent-1.tar", digest: "sha256:1", cached: true };
-    expect(buildPublishCommand(img, "ghcr.io/acme/orchestrator/agent:0.1.0")).toEqual(["skopeo", "copy", "--retry-times=3", "--dest-compress-format=gzip", "oci-archive:/cache/agent-1.tar", "docker://ghcr.io/acme/orchestrator/agent:0.1.0"]);
+    const img = {
+      name: "agent",
+      ref: "docker.io/orchestrator/agent:0.1.0",
+      archive: "/cache/agent-1.tar",
+      digest: "sha256:1",
+      cached: true,
+    };
+    expect(buildPublishCommand(img, "ghcr.io/acme/orchestrator/agent:0.1.0")).toEqual([
+      "skopeo",
+      "copy",
+      "--retry-times=3",
+      "--dest-compress-format=gzip",
+      "oci-archive:/cache/agent-1.tar",
+      "docker://ghcr.io/acme/orchestrator/agent:0.1.0",
+    ]);
   });
 });
 
@@ -134,7 +182,9 @@ describe("layer tars", () => {
   it("are reproducible: same definition, byte-identical tar, with the staged owners and modes and epoch mtimes", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "images-layer-"));
     try {
-      const layer = { files: { dirs: [{ path: "/workspace", mode: "0750", owner: "1000:1000" }], links: { "/usr/local/bin/tool": "/app/tool.js" } } };
+      const layer = {
+        files: { dirs: [{ path: "/workspace", mode: "0750", owner: "1000:1000" }], links: { "/usr/local/bin/tool": "/app/tool.js" } },
+      };
       const ctx = { repoRoot: repo, lock: { packages: {} }, log: () => {} };
       const tars: Buffer[] = [];
       for (const n of [1, 2]) {
@@ -144,7 +194,9 @@ describe("layer tars", () => {
         tars.push(fs.readFileSync(path.join(dir, `layer${n}.tar`)));
       }
       expect(tars[0]?.equals(tars[1] ?? Buffer.alloc(0))).toBe(true);
-      const listing = (await execa("tar", ["--list", "--verbose", "--numeric-owner", "--full-time", `--file=${path.join(dir, "layer1.tar")}`])).stdout.split("\n");
+      const listing = (
+        await execa("tar", ["--list", "--verbose", "--numeric-owner", "--full-time", `--file=${path.join(dir, "layer1.tar")}`])
+      ).stdout.split("\n");
       expect(listing).toEqual([
         "drwxr-xr-x 0/0               0 1970-01-01 00:00:00 usr/",
         "drwxr-xr-x 0/0               0 1970-01-01 00:00:00 usr/local/",
@@ -170,7 +222,10 @@ describe("withLock", () => {
         entry = `built ${builds}`;
         return entry;
       };
-      const results = await Promise.all([withLock(path.join(dir, "x.lock"), () => entry, build, 20), withLock(path.join(dir, "x.lock"), () => entry, build, 20)]);
+      const results = await Promise.all([
+        withLock(path.join(dir, "x.lock"), () => entry, build, 20),
+        withLock(path.join(dir, "x.lock"), () => entry, build, 20),
+      ]);
       expect(results).toEqual(["built 1", "built 1"]);
       expect(builds).toBe(1);
       expect(fs.existsSync(path.join(dir, "x.lock"))).toBe(false);
@@ -185,7 +240,14 @@ describe("withLock", () => {
       const dead = spawnSync("true");
       fs.mkdirSync(path.join(dir, "x.lock"));
       fs.writeFileSync(path.join(dir, "x.lock", "pid"), String(dead.pid));
-      await expect(withLock(path.join(dir, "x.lock"), () => undefined, async () => "mine", 20)).resolves.toBe("mine");
+      await expect(
+        withLock(
+          path.join(dir, "x.lock"),
+          () => undefined,
+          async () => "mine",
+          20,
+        ),
+      ).resolves.toBe("mine");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

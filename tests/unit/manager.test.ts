@@ -45,7 +45,14 @@ function setup(probe: Awaited<ReturnType<InformerSource["probe"]>> = "ok") {
 }
 
 const spec = (over: Partial<ControllerSpec>): ControllerSpec => ({
-  name: "test", workers: 2, resyncSeconds: 3600, backoff: { baseDelayMs: 5, maxDelayMs: 20 }, informers: [], reconcile: async () => ({}), resyncKeys: () => [], ...over,
+  name: "test",
+  workers: 2,
+  resyncSeconds: 3600,
+  backoff: { baseDelayMs: 5, maxDelayMs: 20 },
+  informers: [],
+  reconcile: async () => ({}),
+  resyncKeys: () => [],
+  ...over,
 });
 
 describe("Manager", () => {
@@ -61,16 +68,18 @@ describe("Manager", () => {
     const inf = manager.informer<string>("plays");
     const seen: string[] = [];
     let failures = 1;
-    const reg = manager.add(spec({
-      informers: [inf as SharedInformer<unknown>],
-      resyncKeys: () => ["r1"],
-      reconcile: async (key) => {
-        expect(inf.healthy).toBe(true);
-        seen.push(key);
-        if (key === "flaky" && failures-- > 0) throw new Error("transient");
-        return {};
-      },
-    }));
+    const reg = manager.add(
+      spec({
+        informers: [inf as SharedInformer<unknown>],
+        resyncKeys: () => ["r1"],
+        reconcile: async (key) => {
+          expect(inf.healthy).toBe(true);
+          seen.push(key);
+          if (key === "flaky" && failures-- > 0) throw new Error("transient");
+          return {};
+        },
+      }),
+    );
     await manager.start();
     reg.enqueue("a");
     reg.enqueue("flaky");
@@ -100,11 +109,29 @@ describe("Manager", () => {
 
 describe("stripForCache", () => {
   it.each([
-    ["managedFields and last-applied on any object", { kind: "CodeRun", metadata: { name: "a", managedFields: [{}], annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", keep: "1" } } },
-      { kind: "CodeRun", metadata: { name: "a", annotations: { keep: "1" } } }],
-    ["a Pod's spec", { kind: "Pod", metadata: { name: "p" }, spec: { containers: [] }, status: { phase: "Running" } }, { kind: "Pod", metadata: { name: "p" }, status: { phase: "Running" } }],
-    ["a Job's pod template", { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0, template: { spec: {} } } }, { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0 } }],
-    ["a Secret's values (keys stay)", { kind: "Secret", metadata: { name: "s" }, data: { token: "Z2hw" }, stringData: { extra: "x" } }, { kind: "Secret", metadata: { name: "s" }, data: { token: "", extra: "" } }],
+    [
+      "managedFields and last-applied on any object",
+      {
+        kind: "CodeRun",
+        metadata: { name: "a", managedFields: [{}], annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", keep: "1" } },
+      },
+      { kind: "CodeRun", metadata: { name: "a", annotations: { keep: "1" } } },
+    ],
+    [
+      "a Pod's spec",
+      { kind: "Pod", metadata: { name: "p" }, spec: { containers: [] }, status: { phase: "Running" } },
+      { kind: "Pod", metadata: { name: "p" }, status: { phase: "Running" } },
+    ],
+    [
+      "a Job's pod template",
+      { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0, template: { spec: {} } } },
+      { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0 } },
+    ],
+    [
+      "a Secret's values (keys stay)",
+      { kind: "Secret", metadata: { name: "s" }, data: { token: "Z2hw" }, stringData: { extra: "x" } },
+      { kind: "Secret", metadata: { name: "s" }, data: { token: "", extra: "" } },
+    ],
   ])("drops %s", (_what, input, expected) => {
     expect(stripForCache(structuredClone(input) as never)).toEqual(expected);
   });

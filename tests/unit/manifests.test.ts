@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
-import { buildJob, buildWorkspacePvc, computeRunParameters, configMapName, jobName, sanitizeLabelValue, workspacePvcName } from "../../src/manifests/index.js";
+import {
+  buildJob,
+  buildWorkspacePvc,
+  computeRunParameters,
+  configMapName,
+  jobName,
+  sanitizeLabelValue,
+  workspacePvcName,
+} from "../../src/manifests/index.js";
 
 const config = parseConfig("agent: {imagePullSecrets: [ghcr-secret]}\nstorage: {storageClassName: fast-ssd, workspaceSize: 100Gi}", {});
 const run: CodeRun = {
@@ -9,8 +17,16 @@ const run: CodeRun = {
   kind: "CodeRun",
   metadata: { name: "simple-api-task-7", namespace: "ns", uid: "0123abcd-ef00-1111-2222-333344445555" },
   spec: {
-    taskId: 7, service: "simple-api", repositoryUrl: "r", docsRepositoryUrl: "d", model: "m", githubUser: "alice",
-    env: { Z: "1", A: "2" }, envFromSecrets: [{ name: "DB", secretName: "db", secretKey: "url" }], contextVersion: 2, timeoutSeconds: 1800,
+    taskId: 7,
+    service: "simple-api",
+    repositoryUrl: "r",
+    docsRepositoryUrl: "d",
+    model: "m",
+    githubUser: "alice",
+    env: { Z: "1", A: "2" },
+    envFromSecrets: [{ name: "DB", secretName: "db", secretKey: "url" }],
+    contextVersion: 2,
+    timeoutSeconds: 1800,
   },
 };
 
@@ -38,8 +54,23 @@ describe("buildJob", () => {
     expect(JSON.stringify(buildJob(run, 1, config, "workspace-simple-api"))).toBe(JSON.stringify(job));
   });
   it("is owned by the run and labelled", () => {
-    expect(job.metadata?.ownerReferences).toEqual([{ apiVersion: "orchestrator.platform/v1", kind: "CodeRun", name: run.metadata.name, uid: run.metadata.uid, controller: true, blockOwnerDeletion: true }]);
-    expect(job.metadata?.labels).toMatchObject({ app: "orchestrator", "task-id": "7", service: "simple-api", "orchestrator.platform/attempt": "1", "github-user": "alice" });
+    expect(job.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: "orchestrator.platform/v1",
+        kind: "CodeRun",
+        name: run.metadata.name,
+        uid: run.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(job.metadata?.labels).toMatchObject({
+      app: "orchestrator",
+      "task-id": "7",
+      service: "simple-api",
+      "orchestrator.platform/attempt": "1",
+      "github-user": "alice",
+    });
     expect(pod && job.spec?.template.metadata?.labels).toEqual(job.metadata?.labels);
   });
   it("runs restricted: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
@@ -50,17 +81,22 @@ describe("buildJob", () => {
   it("mounts the workspace PVC, the run's files, managed settings and the SSH key", () => {
     expect(pod?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName).toBe("workspace-simple-api");
     expect(pod?.volumes?.find((v) => v.name === "task-files")?.configMap?.name).toBe(configMapName(run, 1));
-    expect(c?.volumeMounts).toEqual(expect.arrayContaining([
-      { name: "workspace", mountPath: "/workspace" },
-      { name: "task-files", mountPath: "/task-files", readOnly: true },
-      { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
-      { name: "ssh-key", mountPath: "/secrets/github-ssh", readOnly: true },
-    ]));
+    expect(c?.volumeMounts).toEqual(
+      expect.arrayContaining([
+        { name: "workspace", mountPath: "/workspace" },
+        { name: "task-files", mountPath: "/task-files", readOnly: true },
+        { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
+        { name: "ssh-key", mountPath: "/secrets/github-ssh", readOnly: true },
+      ]),
+    );
     expect(pod?.volumes?.find((v) => v.name === "ssh-key")?.secret?.secretName).toBe("github-ssh-alice");
   });
   it("passes secrets by reference, spec.env sorted and envFromSecrets", () => {
     const env = c?.env ?? [];
-    expect(env.find((e) => e.name === "ANTHROPIC_API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "orchestrator-secrets", key: "ANTHROPIC_API_KEY" });
+    expect(env.find((e) => e.name === "ANTHROPIC_API_KEY")?.valueFrom?.secretKeyRef).toEqual({
+      name: "orchestrator-secrets",
+      key: "ANTHROPIC_API_KEY",
+    });
     expect(env.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef).toEqual({ name: "github-token-alice", key: "token" });
     expect(env.filter((e) => e.name === "A" || e.name === "Z").map((e) => e.name)).toEqual(["A", "Z"]);
     expect(env.find((e) => e.name === "DB")?.valueFrom?.secretKeyRef).toEqual({ name: "db", key: "url" });
@@ -90,6 +126,10 @@ describe("buildWorkspacePvc", () => {
     expect(workspacePvcName("api", "acme/api")).not.toBe(workspacePvcName("api", "other/api"));
     expect(workspacePvcName("s".repeat(53), "acme/api").length).toBeLessThanOrEqual(63);
     expect(pvc.metadata?.ownerReferences).toBeUndefined();
-    expect(pvc.spec).toEqual({ accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "100Gi" } }, storageClassName: "fast-ssd" });
+    expect(pvc.spec).toEqual({
+      accessModes: ["ReadWriteOnce"],
+      resources: { requests: { storage: "100Gi" } },
+      storageClassName: "fast-ssd",
+    });
   });
 });

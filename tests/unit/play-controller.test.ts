@@ -12,12 +12,28 @@ import type { PlayKube } from "../../src/play/ports.js";
 
 function controllerFailingWith(code: number): { manager: Manager; plays: PlayController } {
   const kc = new KubeConfig();
-  kc.loadFromOptions({ clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
-  const clients = { kc, custom: { listNamespacedCustomObject: async () => Promise.reject(Object.assign(new Error(`HTTP ${code}`), { code })) } } as unknown as KubeClients;
+  kc.loadFromOptions({
+    clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }],
+    users: [{ name: "u" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  const clients = {
+    kc,
+    custom: { listNamespacedCustomObject: async () => Promise.reject(Object.assign(new Error(`HTTP ${code}`), { code })) },
+  } as unknown as KubeClients;
   const logger = createLogger({ level: "silent" });
   const metrics = createMetrics();
   const manager = new Manager({ source: createInformerSource(clients, logger), namespace: "orchestrator", logger, metrics });
-  const plays = new PlayController({ manager, kube: {} as PlayKube, github: {} as never, reporter: {} as never, config: parseConfig(null, {}), logger, metrics });
+  const plays = new PlayController({
+    manager,
+    kube: {} as PlayKube,
+    github: {} as never,
+    reporter: {} as never,
+    config: parseConfig(null, {}),
+    logger,
+    metrics,
+  });
   return { manager, plays };
 }
 

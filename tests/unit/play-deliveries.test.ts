@@ -25,15 +25,62 @@ function payload(event: string, action: string | undefined, fields: Record<strin
 
 describe("webhook deliveries → Plays", () => {
   it.each<[string, string, Record<string, unknown>, boolean]>([
-    ["the PR's review", "pull_request_review", payload("pull_request_review", "submitted", { pull_request: { number: 42, labels: [], head: { ref: "x", sha: "d".repeat(40) } } }), true],
-    ["a PR labelled task-7 (not yet seen)", "pull_request", payload("pull_request", "opened", { pull_request: { number: 99, labels: [{ name: "task-7" }], head: { ref: "x", sha: "e".repeat(40) } } }), true],
-    ["a PR of another task", "pull_request", payload("pull_request", "opened", { pull_request: { number: 99, labels: [{ name: "task-8" }], head: { ref: "feature/task-8-implementation", sha: "e".repeat(40) } } }), false],
-    ["a comment on the PR", "issue_comment", payload("issue_comment", "created", { issue: { number: 42, labels: [], pull_request: {} } }), true],
-    ["a push to the task branch", "push", payload("push", undefined, { ref: "refs/heads/feature/task-7-implementation", before: "0".repeat(40), after: "f".repeat(40) }), true],
-    ["a push to task-70", "push", payload("push", undefined, { ref: "refs/heads/feature/task-70-implementation", before: "0".repeat(40), after: "f".repeat(40) }), false],
-    ["a check run on the head", "check_run", payload("check_run", "completed", { check_run: { head_sha: SHA, external_id: "", pull_requests: [] } }), true],
+    [
+      "the PR's review",
+      "pull_request_review",
+      payload("pull_request_review", "submitted", { pull_request: { number: 42, labels: [], head: { ref: "x", sha: "d".repeat(40) } } }),
+      true,
+    ],
+    [
+      "a PR labelled task-7 (not yet seen)",
+      "pull_request",
+      payload("pull_request", "opened", {
+        pull_request: { number: 99, labels: [{ name: "task-7" }], head: { ref: "x", sha: "e".repeat(40) } },
+      }),
+      true,
+    ],
+    [
+      "a PR of another task",
+      "pull_request",
+      payload("pull_request", "opened", {
+        pull_request: { number: 99, labels: [{ name: "task-8" }], head: { ref: "feature/task-8-implementation", sha: "e".repeat(40) } },
+      }),
+      false,
+    ],
+    [
+      "a comment on the PR",
+      "issue_comment",
+      payload("issue_comment", "created", { issue: { number: 42, labels: [], pull_request: {} } }),
+      true,
+    ],
+    [
+      "a push to the task branch",
+      "push",
+      payload("push", undefined, { ref: "refs/heads/feature/task-7-implementation", before: "0".repeat(40), after: "f".repeat(40) }),
+      true,
+    ],
+    [
+      "a push to task-70",
+      "push",
+      payload("push", undefined, { ref: "refs/heads/feature/task-70-implementation", before: "0".repeat(40), after: "f".repeat(40) }),
+      false,
+    ],
+    [
+      "a check run on the head",
+      "check_run",
+      payload("check_run", "completed", { check_run: { head_sha: SHA, external_id: "", pull_requests: [] } }),
+      true,
+    ],
     ["a status on another commit", "status", payload("status", undefined, { sha: "1".repeat(40) }), false],
-    ["the same PR number in another repository", "pull_request_review", { ...payload("pull_request_review", "submitted", { pull_request: { number: 42, labels: [], head: { ref: "x", sha: SHA } } }), repository: { full_name: "acme/web" } }, false],
+    [
+      "the same PR number in another repository",
+      "pull_request_review",
+      {
+        ...payload("pull_request_review", "submitted", { pull_request: { number: 42, labels: [], head: { ref: "x", sha: SHA } } }),
+        repository: { full_name: "acme/web" },
+      },
+      false,
+    ],
   ])("%s → %s", (_what, event, p, expected) => {
     expect(playMatches(onTask7, deliveryRefs(event, p))).toBe(expected);
   });
@@ -45,7 +92,10 @@ describe("webhook deliveries → Plays", () => {
   });
 
   it("a Re-run stage click names the Play and the stage run through the check run's external id", () => {
-    const p = payload("check_run", "requested_action", { requested_action: { identifier: "rerun" }, check_run: { head_sha: SHA, external_id: "play:ns/demo:demo-111111-t7-testing-0", pull_requests: [] } });
+    const p = payload("check_run", "requested_action", {
+      requested_action: { identifier: "rerun" },
+      check_run: { head_sha: SHA, external_id: "play:ns/demo:demo-111111-t7-testing-0", pull_requests: [] },
+    });
     const refs = deliveryRefs("check_run", p);
     expect(refs.rerunOf).toEqual({ namespace: "ns", play: "demo", run: "demo-111111-t7-testing-0" });
     expect(playMatches(onTask7, refs)).toBe(true);

@@ -16,8 +16,10 @@ let sim: GitHubSim;
 
 beforeAll(async () => {
   github = await startGitHubServer({
-    users: { "ghp_controller": "orchestrator-bot" },
-    apps: [{ appId: "4242", publicKey: keys.publicKey.export({ type: "spki", format: "pem" }).toString(), installationId: 99, account: "acme" }],
+    users: { ghp_controller: "orchestrator-bot" },
+    apps: [
+      { appId: "4242", publicKey: keys.publicKey.export({ type: "spki", format: "pem" }).toString(), installationId: 99, account: "acme" },
+    ],
   });
   sim = new GitHubSim(github, "acme", "api");
   const { pull } = sim.openTaskPull(7, "rex-agent");
@@ -35,21 +37,63 @@ async function exercise(gh: PlayGitHub) {
   const numbers = await gh.findPullNumbers(repo, "task-7");
   expect(numbers).toEqual([1]);
   const pull = await gh.getPull(repo, 1);
-  expect(pull).toMatchObject({ number: 1, state: "open", merged: false, headRef: "feature/task-7-implementation", labels: ["task-7", "ready-for-qa"], author: "rex-agent" });
+  expect(pull).toMatchObject({
+    number: 1,
+    state: "open",
+    merged: false,
+    headRef: "feature/task-7-implementation",
+    labels: ["task-7", "ready-for-qa"],
+    author: "rex-agent",
+  });
   expect(await gh.getPull(repo, 404)).toBeNull();
   const commits = await gh.listPullCommits(repo, 1);
   expect(commits.map((c) => c.author)).toEqual(["rex-agent", "cleo-agent"]);
   expect(commits[1]?.sha).toBe(pull?.headSha);
-  expect((await gh.listReviews(repo, 1))[0]).toMatchObject({ login: "tess-agent", state: "APPROVED", commitId: pull?.headSha, body: "ok", association: "NONE" });
-  expect((await gh.listReviewComments(repo, 1))[0]).toMatchObject({ login: "maintainer", body: "rename", path: "a.rs", line: 3, association: "MEMBER" });
+  expect((await gh.listReviews(repo, 1))[0]).toMatchObject({
+    login: "tess-agent",
+    state: "APPROVED",
+    commitId: pull?.headSha,
+    body: "ok",
+    association: "NONE",
+  });
+  expect((await gh.listReviewComments(repo, 1))[0]).toMatchObject({
+    login: "maintainer",
+    body: "rename",
+    path: "a.rs",
+    line: 3,
+    association: "MEMBER",
+  });
   expect((await gh.listIssueComments(repo, 1))[0]).toMatchObject({ login: "maintainer", body: "/remediate", association: "OWNER" });
-  expect((await gh.listLabelEvents(repo, 1)).map((e) => `${e.event}:${e.label}:${e.actor}`).slice(0, 2)).toEqual(["labeled:task-7:rex-agent", "labeled:ready-for-qa:cleo-agent"]);
-  expect((await gh.listCheckRuns(repo, pull!.headSha))[0]).toMatchObject({ name: "ci", status: "completed", conclusion: "failure", externalId: null, app: "ci" });
+  expect((await gh.listLabelEvents(repo, 1)).map((e) => `${e.event}:${e.label}:${e.actor}`).slice(0, 2)).toEqual([
+    "labeled:task-7:rex-agent",
+    "labeled:ready-for-qa:cleo-agent",
+  ]);
+  expect((await gh.listCheckRuns(repo, pull!.headSha))[0]).toMatchObject({
+    name: "ci",
+    status: "completed",
+    conclusion: "failure",
+    externalId: null,
+    app: "ci",
+  });
 
-  const content = { name: "Play: testing", externalId: "play:ns/demo:run-1", status: "in_progress" as const, title: "Testing by tess: running", summary: "s", detailsUrl: "https://o.example.com/logs", startedAt: "2025-06-01T12:00:00Z", actions: [{ label: "Re-run stage", description: "Run this Play stage again", identifier: "rerun" }] };
+  const content = {
+    name: "Play: testing",
+    externalId: "play:ns/demo:run-1",
+    status: "in_progress" as const,
+    title: "Testing by tess: running",
+    summary: "s",
+    detailsUrl: "https://o.example.com/logs",
+    startedAt: "2025-06-01T12:00:00Z",
+    actions: [{ label: "Re-run stage", description: "Run this Play stage again", identifier: "rerun" }],
+  };
   const created = await gh.createCheckRun(repo, pull!.headSha, content);
   expect(created).toMatchObject({ name: "Play: testing", status: "in_progress", externalId: "play:ns/demo:run-1" });
-  await gh.updateCheckRun(repo, created.id, { ...content, status: "completed", conclusion: "success", completedAt: "2025-06-01T12:05:00Z" });
+  await gh.updateCheckRun(repo, created.id, {
+    ...content,
+    status: "completed",
+    conclusion: "success",
+    completedAt: "2025-06-01T12:05:00Z",
+  });
   expect(await gh.getCheckRun(repo, created.id)).toMatchObject({ status: "completed", conclusion: "success" });
   expect(await gh.getCheckRun(repo, 999_999)).toBeNull();
   const comment = await gh.createComment(repo, 1, "<!-- marker -->\nhello");
@@ -69,7 +113,13 @@ describe("Octokit adapter", () => {
 
   it("as a GitHub App: the installation is looked up per repository and its token used", async () => {
     const before = github.state.installationTokens.length;
-    await exercise(createPlayGitHub({ apiUrl: github.url, auth: { app: { appId: "4242", privateKey: keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } }, writeIntervalMs: 0 }));
+    await exercise(
+      createPlayGitHub({
+        apiUrl: github.url,
+        auth: { app: { appId: "4242", privateKey: keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } },
+        writeIntervalMs: 0,
+      }),
+    );
     expect(github.state.violations).toEqual([]);
     expect(github.state.installationTokens.length).toBeGreaterThan(before);
     expect(github.state.requests.filter((r) => r.path === "/repos/acme/api/installation")).toHaveLength(1);
@@ -117,7 +167,11 @@ describe("Octokit adapter: GitHub's failures", () => {
   it("fails a call whose rate limit resets later than a minute, so the pass is retried later instead of blocking a worker", async () => {
     github.failNext("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits", 1, 403, {
       message: "API rate limit exceeded for installation ID 99.",
-      headers: { "x-ratelimit-remaining": "0", "x-ratelimit-limit": "5000", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) },
+      headers: {
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600),
+      },
     });
     await expect(gh().listPullCommits(repo, 1)).rejects.toMatchObject({ status: 403 });
   });

@@ -34,7 +34,14 @@ class FakeGitHub implements ReporterGitHub {
   async createCheckRun(_r: RepoRef, headSha: string, content: CheckRunContent) {
     if (this.failCreate) throw new Error("403 Resource not accessible by personal access token");
     this.calls.push(`create ${content.externalId.split(":").pop()} ${content.status}${content.conclusion ? `:${content.conclusion}` : ""}`);
-    const c: CheckRunInfo = { id: ++this.id, name: content.name, headSha, status: content.status, conclusion: content.conclusion ?? null, externalId: content.externalId };
+    const c: CheckRunInfo = {
+      id: ++this.id,
+      name: content.name,
+      headSha,
+      status: content.status,
+      conclusion: content.conclusion ?? null,
+      externalId: content.externalId,
+    };
     this.checkRuns.push(c);
     return { ...c };
   }
@@ -56,18 +63,54 @@ class FakeGitHub implements ReporterGitHub {
   }
   /** What the reconciler would read at the start of a pass. */
   snapshot(head: string): TaskSnapshot {
-    return { ...EMPTY_SNAPSHOT, pull: VIEW.pull, checkRuns: this.checkRuns.filter((c) => c.headSha === head).map((c) => ({ ...c })), comments: this.comments.map(({ issue: _i, ...c }) => ({ ...c })) };
+    return {
+      ...EMPTY_SNAPSHOT,
+      pull: VIEW.pull,
+      checkRuns: this.checkRuns.filter((c) => c.headSha === head).map((c) => ({ ...c })),
+      comments: this.comments.map(({ issue: _i, ...c }) => ({ ...c })),
+    };
   }
 }
 
 const HEAD = "a".repeat(40);
-const run = (name: string, stage: StageRunView["stage"], check: CheckState): StageRunView => ({ name, stage, index: 0, agent: "rex", check, note: "n" });
+const run = (name: string, stage: StageRunView["stage"], check: CheckState): StageRunView => ({
+  name,
+  stage,
+  index: 0,
+  agent: "rex",
+  check,
+  note: "n",
+});
 const VIEW: TaskView = {
-  taskId: 7, taskIndex: 0, taskCount: 1,
-  pull: { number: 3, url: "https://github.com/acme/api/pull/3", state: "open", merged: false, headSha: HEAD, headRef: "feature/task-7-implementation", baseRef: "main", labels: [], author: "rex", title: "t" },
-  stage: "implementation", merged: false, agents: { implementation: "rex", quality: "cleo", testing: "tess" }, agent: "rex",
-  iteration: 0, maxIterations: 3, round: 0, qualityPassed: false, testingPassed: false, phase: "Running", reason: "AgentRunning", message: "m",
-  runs: [run("impl-0", "implementation", "in_progress")], history: [],
+  taskId: 7,
+  taskIndex: 0,
+  taskCount: 1,
+  pull: {
+    number: 3,
+    url: "https://github.com/acme/api/pull/3",
+    state: "open",
+    merged: false,
+    headSha: HEAD,
+    headRef: "feature/task-7-implementation",
+    baseRef: "main",
+    labels: [],
+    author: "rex",
+    title: "t",
+  },
+  stage: "implementation",
+  merged: false,
+  agents: { implementation: "rex", quality: "cleo", testing: "tess" },
+  agent: "rex",
+  iteration: 0,
+  maxIterations: 3,
+  round: 0,
+  qualityPassed: false,
+  testingPassed: false,
+  phase: "Running",
+  reason: "AgentRunning",
+  message: "m",
+  runs: [run("impl-0", "implementation", "in_progress")],
+  history: [],
 };
 
 async function pass(gh: FakeGitHub, view: TaskView, reported: PlayReported, head = HEAD) {
@@ -92,13 +135,21 @@ describe("reportTask", () => {
     gh.calls = [];
     const after = await pass(gh, VIEW, {});
     expect(gh.calls).toEqual([]);
-    expect(after.reported).toMatchObject({ checkRuns: [{ key: "impl-0", id: 101, state: "in_progress" }], comment: { taskId: 7, id: 102 } });
+    expect(after.reported).toMatchObject({
+      checkRuns: [{ key: "impl-0", id: 101, state: "in_progress" }],
+      comment: { taskId: 7, id: 102 },
+    });
   });
 
   it("in progress → completed is one update; a crash after it does not update again; completed is final", async () => {
     const gh = new FakeGitHub();
     const r1 = (await pass(gh, VIEW, {})).reported;
-    const done: TaskView = { ...VIEW, reason: "StageStarted", stage: "quality", runs: [run("impl-0", "implementation", "completed:success")] };
+    const done: TaskView = {
+      ...VIEW,
+      reason: "StageStarted",
+      stage: "quality",
+      runs: [run("impl-0", "implementation", "completed:success")],
+    };
     gh.calls = [];
     await pass(gh, done, r1); // result lost
     expect(gh.calls).toEqual(["update 101 completed:success", "edit 102"]);
@@ -115,7 +166,11 @@ describe("reportTask", () => {
     const gh = new FakeGitHub();
     const r1 = (await pass(gh, VIEW, {})).reported;
     const NEW = "b".repeat(40);
-    const moved: TaskView = { ...VIEW, pull: { ...VIEW.pull!, headSha: NEW }, runs: [run("impl-0", "implementation", "completed:success")] };
+    const moved: TaskView = {
+      ...VIEW,
+      pull: { ...VIEW.pull!, headSha: NEW },
+      runs: [run("impl-0", "implementation", "completed:success")],
+    };
     gh.calls = [];
     await pass(gh, moved, r1, NEW);
     expect(gh.calls.slice(0, 2)).toEqual(["get 101", "update 101 completed:success"]);
@@ -133,8 +188,12 @@ describe("reportTask", () => {
   it("builds check runs with a logs link, the re-run action and an external id the webhook maps back", () => {
     const c = buildCheckRun(VIEW, run("demo-111111-t7-quality-0", "quality", "completed:failure"), target);
     expect(c).toMatchObject({
-      name: "Play: quality review", status: "completed", conclusion: "failure", externalId: "play:ns/demo:demo-111111-t7-quality-0",
-      detailsUrl: "https://orch.example.com/api/v1/runs/CodeRun/demo-111111-t7-quality-0/logs", title: "Quality review by rex: failed",
+      name: "Play: quality review",
+      status: "completed",
+      conclusion: "failure",
+      externalId: "play:ns/demo:demo-111111-t7-quality-0",
+      detailsUrl: "https://orch.example.com/api/v1/runs/CodeRun/demo-111111-t7-quality-0/logs",
+      title: "Quality review by rex: failed",
       actions: [{ label: "Re-run stage", description: "Run this Play stage again", identifier: "rerun" }],
     });
     expect(c.actions[0]!.label.length).toBeLessThanOrEqual(20);
@@ -147,7 +206,10 @@ describe("reportTask", () => {
     expect(a).toBe(b);
     expect(a.split("\n")[0]).toBe("<!-- orchestrator-play:ns/demo:task-7 -->");
     expect(a).toContain("| Implementation | rex | 🔄 running |");
-    const stopped = buildProgressComment({ ...VIEW, stage: "remediation", phase: "Failed", reason: "MaxRemediationIterations", message: "Task 7 reached 3" }, target);
+    const stopped = buildProgressComment(
+      { ...VIEW, stage: "remediation", phase: "Failed", reason: "MaxRemediationIterations", message: "Task 7 reached 3" },
+      target,
+    );
     expect(stopped).toContain("| Implementation | rex | ❌ stopped |");
     expect(stopped).toContain("**Failed:** Task 7 reached 3");
   });

@@ -21,7 +21,9 @@ describe("WorkQueue", () => {
   });
   it("backs off exponentially per key and forgets on success", () => {
     const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000 });
-    expect([q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")]).toEqual([100, 200, 400, 800, 1000]);
+    expect([q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")]).toEqual([
+      100, 200, 400, 800, 1000,
+    ]);
     q.forget("a");
     expect(q.addRateLimited("a")).toBe(100);
     q.shutDown();
@@ -29,7 +31,16 @@ describe("WorkQueue", () => {
   it("honours addAfter with a fake clock, the earliest pending add winning", () => {
     let t = 0;
     const timers: Array<{ at: number; fn: () => void }> = [];
-    const q = new WorkQueue({ clock: { now: () => t, setTimeout: (fn, ms) => { timers.push({ at: t + ms, fn }); return timers.length; }, clearTimeout: () => undefined } });
+    const q = new WorkQueue({
+      clock: {
+        now: () => t,
+        setTimeout: (fn, ms) => {
+          timers.push({ at: t + ms, fn });
+          return timers.length;
+        },
+        clearTimeout: () => undefined,
+      },
+    });
     q.addAfter("a", 500);
     q.addAfter("a", 900);
     expect(timers.length).toBe(1);

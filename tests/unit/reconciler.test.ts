@@ -15,7 +15,15 @@ function codeRun(name: string, extra: Partial<CodeRun["spec"]> = {}, created = "
     apiVersion: "orchestrator.platform/v1",
     kind: "CodeRun",
     metadata: { name, namespace: NS, uid: `uid-${name}-0000-1111`, generation: 1, creationTimestamp: created },
-    spec: { taskId: 7, service: "api", repositoryUrl: "https://github.com/acme/r.git", docsRepositoryUrl: "https://github.com/acme/d.git", model: "m", githubUser: "alice", ...extra },
+    spec: {
+      taskId: 7,
+      service: "api",
+      repositoryUrl: "https://github.com/acme/r.git",
+      docsRepositoryUrl: "https://github.com/acme/d.git",
+      model: "m",
+      githubUser: "alice",
+      ...extra,
+    },
   };
 }
 
@@ -71,7 +79,13 @@ describe("RunReconciler", () => {
   it("retries failed attempts with backoff, as new Jobs, then fails with the reason", async () => {
     const run = kube.addRun(codeRun("a"));
     await rec.reconcile("CodeRun", NS, "a");
-    kube.finishJob(run.status?.jobName ?? "", NS, false, JSON.stringify({ outcome: "failed", reason: "PushFailed", message: "remote rejected" }), new Date(now));
+    kube.finishJob(
+      run.status?.jobName ?? "",
+      NS,
+      false,
+      JSON.stringify({ outcome: "failed", reason: "PushFailed", message: "remote rejected" }),
+      new Date(now),
+    );
     const r1 = await rec.reconcile("CodeRun", NS, "a");
     expect(run.status).toMatchObject({ phase: "Pending", reason: "PushFailed" });
     expect(r1.requeueAfterMs).toBeGreaterThan(9000);
@@ -92,7 +106,9 @@ describe("RunReconciler", () => {
     expect(run.status).toMatchObject({ phase: "Failed", attempts: 3, retryCount: 2 });
     expect(run.status?.message).toMatch(/Failed after 3 attempt/);
     expect(kube.jobs.size).toBe(3);
-    expect([...kube.events.values()].map((e) => e.reason)).toEqual(expect.arrayContaining(["JobCreated", "AttemptFailed", "Retrying", "Failed"]));
+    expect([...kube.events.values()].map((e) => e.reason)).toEqual(
+      expect.arrayContaining(["JobCreated", "AttemptFailed", "Retrying", "Failed"]),
+    );
   });
 
   it("a missing Secret ends the run with a condition naming it, without creating a Job", async () => {
@@ -134,8 +150,12 @@ describe("RunReconciler", () => {
   });
 
   it("keys workspaces by repository and keeps using a legacy workspace-{service} bound to the same one", async () => {
-    const claimOf = (run: { status?: { jobName?: string } }) => kube.jobs.get(`${NS}/${run.status?.jobName}`)?.spec?.template.spec?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName;
-    await kube.createPvc({ metadata: { name: "workspace-api", namespace: NS, annotations: { "orchestrator.platform/repository": "acme/r" } } });
+    const claimOf = (run: { status?: { jobName?: string } }) =>
+      kube.jobs.get(`${NS}/${run.status?.jobName}`)?.spec?.template.spec?.volumes?.find((v) => v.name === "workspace")
+        ?.persistentVolumeClaim?.claimName;
+    await kube.createPvc({
+      metadata: { name: "workspace-api", namespace: NS, annotations: { "orchestrator.platform/repository": "acme/r" } },
+    });
     const a = kube.addRun(codeRun("a"));
     const b = kube.addRun(codeRun("b", { repositoryUrl: "https://github.com/other/api.git" }));
     const c = kube.addRun(codeRun("c", { service: "web" }));
@@ -151,7 +171,16 @@ describe("RunReconciler", () => {
   });
 
   it("an unrenderable template ends the run with reason TemplateError naming the template", async () => {
-    const bad = new RunReconciler({ kube, cache: kube, config, logger: silent, now: () => now, renderFiles: () => { throw Object.assign(new Error("missing variable foo"), { template: "code_CLAUDE.md" }); } });
+    const bad = new RunReconciler({
+      kube,
+      cache: kube,
+      config,
+      logger: silent,
+      now: () => now,
+      renderFiles: () => {
+        throw Object.assign(new Error("missing variable foo"), { template: "code_CLAUDE.md" });
+      },
+    });
     const run = kube.addRun(codeRun("a"));
     await bad.reconcile("CodeRun", NS, "a");
     expect(run.status).toMatchObject({ phase: "Failed", reason: "TemplateError" });
@@ -191,7 +220,12 @@ describe("RunReconciler", () => {
   });
 
   it("DocsRuns get an ephemeral workspace and no PVC", async () => {
-    const d: DocsRun = { apiVersion: "orchestrator.platform/v1", kind: "DocsRun", metadata: { name: "d", namespace: NS, uid: "u-d" }, spec: { repositoryUrl: "acme/docs", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" } };
+    const d: DocsRun = {
+      apiVersion: "orchestrator.platform/v1",
+      kind: "DocsRun",
+      metadata: { name: "d", namespace: NS, uid: "u-d" },
+      spec: { repositoryUrl: "acme/docs", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" },
+    };
     kube.addRun(d);
     await rec.reconcile("DocsRun", NS, "d");
     expect(kube.pvcs.size).toBe(0);

@@ -13,7 +13,15 @@ const run = (agent?: string): CodeRun => ({
   apiVersion: "orchestrator.platform/v1",
   kind: "CodeRun",
   metadata: { name: "r", namespace: "ns", uid: "u", ...(agent ? { annotations: { [Annotations.agent]: agent } } : {}) },
-  spec: { taskId: 1, service: "s", repositoryUrl: "r", docsRepositoryUrl: "d", model: "m", githubApp: "5DLabs-Rex", promptModification: "Focus on <tests> & \"edge\" cases" },
+  spec: {
+    taskId: 1,
+    service: "s",
+    repositoryUrl: "r",
+    docsRepositoryUrl: "d",
+    model: "m",
+    githubApp: "5DLabs-Rex",
+    promptModification: 'Focus on <tests> & "edge" cases',
+  },
 });
 
 describe("makeRenderFiles", () => {

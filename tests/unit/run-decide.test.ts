@@ -9,9 +9,17 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 function world(status: RunStatus | undefined, over: Partial<RunWorld> = {}, spec: Partial<CodeRun["spec"]> = {}): RunWorld {
   const run: CodeRun = {
-    apiVersion: "orchestrator.platform/v1", kind: "CodeRun",
+    apiVersion: "orchestrator.platform/v1",
+    kind: "CodeRun",
     metadata: { name: "r", namespace: "ns", uid: "0123456789ab", generation: 2 },
-    spec: { taskId: 7, service: "api", repositoryUrl: "https://github.com/a/b.git", docsRepositoryUrl: "https://github.com/a/b.git", model: "m", ...spec },
+    spec: {
+      taskId: 7,
+      service: "api",
+      repositoryUrl: "https://github.com/a/b.git",
+      docsRepositoryUrl: "https://github.com/a/b.git",
+      model: "m",
+      ...spec,
+    },
     ...(status ? { status } : {}),
   };
   return { run, attempts: status?.attempts ?? 0, now: NOW, maxRetries: 2, backoff: { baseSeconds: 30, maxSeconds: 600 }, ...over };
@@ -21,24 +29,84 @@ const job = (obs: JobObservation) => ({ name: "code-r-01234567-t7-v1-a1", obs })
 describe("decideRun", () => {
   it.each<[string, RunWorld, Record<string, unknown>]>([
     ["a new run starts attempt 1", world(undefined), { start: 1, stopJobs: false, events: [] }],
-    ["a finished run stays finished (nothing to start)", world({ phase: "Succeeded", attempts: 1 }), { stopJobs: false, next: { phase: "Succeeded" } }],
-    ["a cancelled run keeps stopping its Jobs", world({ phase: "Cancelled", attempts: 1 }), { stopJobs: true, next: { phase: "Cancelled" } }],
-    ["spec.cancel ends the run Cancelled", world({ phase: "Running", attempts: 1 }, {}, { cancel: true }),
-      { stopJobs: true, next: { phase: "Cancelled", reason: "Cancelled" }, events: [expect.objectContaining({ reason: "Cancelled" })] }],
-    ["a Job without a running pod: Running, JobCreated", world({ phase: "Running", attempts: 1 }, { current: job({ state: "active" }) }),
-      { next: { phase: "Running", reason: "JobCreated", jobName: "code-r-01234567-t7-v1-a1" }, events: [] }],
-    ["a running pod: AgentRunning and a Started Event", world({ phase: "Running", attempts: 1 }, { current: job({ state: "running", startedAt: iso(NOW - 5000) }) }),
-      { next: { phase: "Running", reason: "AgentRunning", startTime: iso(NOW - 5000) }, events: [expect.objectContaining({ reason: "Started", attempt: 1 })] }],
-    ["a completed Job: Succeeded with the PR and the Job's finish time", world({ phase: "Running", attempts: 1 }, { current: job({ state: "succeeded", finishedAt: iso(NOW - 1000), result: { outcome: "succeeded", pullRequestUrl: "https://github.com/a/b/pull/1" } }) }),
-      { next: { phase: "Succeeded", pullRequestUrl: "https://github.com/a/b/pull/1", completionTime: iso(NOW - 1000), workCompleted: true }, events: [expect.objectContaining({ reason: "Succeeded" })] }],
-    ["a failed Job with retries left: Pending in backoff until failure + 30 s", world({ phase: "Running", attempts: 1 }, { current: job({ state: "failed", reason: "PushFailed", message: "rejected", finishedAt: iso(NOW - 10_000) }) }),
-      { next: { phase: "Pending", reason: "PushFailed", nextRetryTime: iso(NOW + 20_000) }, requeueAfterMs: 20_050, events: [expect.objectContaining({ reason: "AttemptFailed" })] }],
-    ["a failed Job whose backoff is over: start attempt 2", world({ phase: "Running", attempts: 1 }, { current: job({ state: "failed", reason: "PushFailed", finishedAt: iso(NOW - 60_000) }) }),
-      { start: 2, next: { phase: "Running" } }],
-    ["a failed last attempt: Failed with the reason", world({ phase: "Running", attempts: 3 }, { current: job({ state: "failed", reason: "AgentFailed", message: "boom", finishedAt: iso(NOW) }) }),
-      { next: { phase: "Failed", reason: "AgentFailed", message: "Failed after 3 attempt(s): AgentFailed: boom" }, events: [expect.objectContaining({ reason: "Failed", type: "Warning" })] }],
-    ["the Job vanished before it finished: JobDeleted counts as a failed attempt", world({ phase: "Running", attempts: 1 }),
-      { next: { phase: "Pending", reason: "JobDeleted" }, requeueAfterMs: 30_050 }],
+    [
+      "a finished run stays finished (nothing to start)",
+      world({ phase: "Succeeded", attempts: 1 }),
+      { stopJobs: false, next: { phase: "Succeeded" } },
+    ],
+    [
+      "a cancelled run keeps stopping its Jobs",
+      world({ phase: "Cancelled", attempts: 1 }),
+      { stopJobs: true, next: { phase: "Cancelled" } },
+    ],
+    [
+      "spec.cancel ends the run Cancelled",
+      world({ phase: "Running", attempts: 1 }, {}, { cancel: true }),
+      { stopJobs: true, next: { phase: "Cancelled", reason: "Cancelled" }, events: [expect.objectContaining({ reason: "Cancelled" })] },
+    ],
+    [
+      "a Job without a running pod: Running, JobCreated",
+      world({ phase: "Running", attempts: 1 }, { current: job({ state: "active" }) }),
+      { next: { phase: "Running", reason: "JobCreated", jobName: "code-r-01234567-t7-v1-a1" }, events: [] },
+    ],
+    [
+      "a running pod: AgentRunning and a Started Event",
+      world({ phase: "Running", attempts: 1 }, { current: job({ state: "running", startedAt: iso(NOW - 5000) }) }),
+      {
+        next: { phase: "Running", reason: "AgentRunning", startTime: iso(NOW - 5000) },
+        events: [expect.objectContaining({ reason: "Started", attempt: 1 })],
+      },
+    ],
+    [
+      "a completed Job: Succeeded with the PR and the Job's finish time",
+      world(
+        { phase: "Running", attempts: 1 },
+        {
+          current: job({
+            state: "succeeded",
+            finishedAt: iso(NOW - 1000),
+            result: { outcome: "succeeded", pullRequestUrl: "https://github.com/a/b/pull/1" },
+          }),
+        },
+      ),
+      {
+        next: { phase: "Succeeded", pullRequestUrl: "https://github.com/a/b/pull/1", completionTime: iso(NOW - 1000), workCompleted: true },
+        events: [expect.objectContaining({ reason: "Succeeded" })],
+      },
+    ],
+    [
+      "a failed Job with retries left: Pending in backoff until failure + 30 s",
+      world(
+        { phase: "Running", attempts: 1 },
+        { current: job({ state: "failed", reason: "PushFailed", message: "rejected", finishedAt: iso(NOW - 10_000) }) },
+      ),
+      {
+        next: { phase: "Pending", reason: "PushFailed", nextRetryTime: iso(NOW + 20_000) },
+        requeueAfterMs: 20_050,
+        events: [expect.objectContaining({ reason: "AttemptFailed" })],
+      },
+    ],
+    [
+      "a failed Job whose backoff is over: start attempt 2",
+      world({ phase: "Running", attempts: 1 }, { current: job({ state: "failed", reason: "PushFailed", finishedAt: iso(NOW - 60_000) }) }),
+      { start: 2, next: { phase: "Running" } },
+    ],
+    [
+      "a failed last attempt: Failed with the reason",
+      world(
+        { phase: "Running", attempts: 3 },
+        { current: job({ state: "failed", reason: "AgentFailed", message: "boom", finishedAt: iso(NOW) }) },
+      ),
+      {
+        next: { phase: "Failed", reason: "AgentFailed", message: "Failed after 3 attempt(s): AgentFailed: boom" },
+        events: [expect.objectContaining({ reason: "Failed", type: "Warning" })],
+      },
+    ],
+    [
+      "the Job vanished before it finished: JobDeleted counts as a failed attempt",
+      world({ phase: "Running", attempts: 1 }),
+      { next: { phase: "Pending", reason: "JobDeleted" }, requeueAfterMs: 30_050 },
+    ],
   ])("%s", (_name, w, expected) => {
     expect(decideRun(w)).toMatchObject(expected);
   });
@@ -48,10 +116,37 @@ describe("decideStarted", () => {
   const w = world(undefined);
   const d = decideRun(w);
   it.each<[string, Parameters<typeof decideStarted>[2], Record<string, unknown>]>([
-    ["a slot is busy: Pending, WaitingForSlot, recheck in 30 s", { waiting: "Waiting for a slot" }, { next: { phase: "Pending", reason: "WaitingForSlot", message: "Waiting for a slot" }, requeueAfterMs: 30_000 }],
-    ["the Job was created: Running, attempt 1", { jobName: "code-r-a1" }, { next: { phase: "Running", reason: "JobCreated", attempts: 1, jobName: "code-r-a1", contextVersion: 1, configmapName: expect.stringMatching(/-files$/) } }],
-    ["a missing Secret: Failed with a ConfigError condition", { problem: { reason: "SecretMissing", message: "Secret ns/x does not exist." } },
-      { next: { phase: "Failed", reason: "SecretMissing", conditions: expect.arrayContaining([expect.objectContaining({ type: "ConfigError", reason: "SecretMissing" })]) }, events: [expect.objectContaining({ reason: "SecretMissing", attempt: 1 })] }],
+    [
+      "a slot is busy: Pending, WaitingForSlot, recheck in 30 s",
+      { waiting: "Waiting for a slot" },
+      { next: { phase: "Pending", reason: "WaitingForSlot", message: "Waiting for a slot" }, requeueAfterMs: 30_000 },
+    ],
+    [
+      "the Job was created: Running, attempt 1",
+      { jobName: "code-r-a1" },
+      {
+        next: {
+          phase: "Running",
+          reason: "JobCreated",
+          attempts: 1,
+          jobName: "code-r-a1",
+          contextVersion: 1,
+          configmapName: expect.stringMatching(/-files$/),
+        },
+      },
+    ],
+    [
+      "a missing Secret: Failed with a ConfigError condition",
+      { problem: { reason: "SecretMissing", message: "Secret ns/x does not exist." } },
+      {
+        next: {
+          phase: "Failed",
+          reason: "SecretMissing",
+          conditions: expect.arrayContaining([expect.objectContaining({ type: "ConfigError", reason: "SecretMissing" })]),
+        },
+        events: [expect.objectContaining({ reason: "SecretMissing", attempt: 1 })],
+      },
+    ],
   ])("%s", (_name, outcome, expected) => {
     expect(decideStarted(w, d, outcome)).toMatchObject(expected);
   });

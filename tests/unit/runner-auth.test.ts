@@ -25,9 +25,26 @@ function setup(repositoryUrl: string, over: Partial<RunParameters> = {}, files: 
     fs.writeFileSync(path.join(root, file), content);
   }
   const params = {
-    kind: "code", runName: "r", namespace: "n", attempt: 1, model: "m", repositoryUrl, workingDirectory: ".", baseBranch: "main",
-    branch: "feature/x", githubUser: "rex", continueSession: false, overwriteMemory: false, maxTurns: 5, timeBudgetSeconds: 60,
-    githubApiUrl: "http://127.0.0.1:9", githubUrl: "https://github.com", prLabels: [], taskId: 1, docsRepositoryUrl: repositoryUrl, ...over,
+    kind: "code",
+    runName: "r",
+    namespace: "n",
+    attempt: 1,
+    model: "m",
+    repositoryUrl,
+    workingDirectory: ".",
+    baseBranch: "main",
+    branch: "feature/x",
+    githubUser: "rex",
+    continueSession: false,
+    overwriteMemory: false,
+    maxTurns: 5,
+    timeBudgetSeconds: 60,
+    githubApiUrl: "http://127.0.0.1:9",
+    githubUrl: "https://github.com",
+    prLabels: [],
+    taskId: 1,
+    docsRepositoryUrl: repositoryUrl,
+    ...over,
   } as RunParameters;
   const bound = bindRepository(repositoryUrl, params.githubUrl);
   if (!bound.ok) throw new Error(bound.problem);
@@ -36,7 +53,11 @@ function setup(repositoryUrl: string, over: Partial<RunParameters> = {}, files: 
 
 describe("resolveCredentials", () => {
   it("uses the SSH key for SSH remotes: private temp file, IdentitiesOnly, accept-new, known_hosts in HOME", async () => {
-    const { root, layout, params, target } = setup("git@github.com:acme/shop.git", {}, { "secrets/github-ssh/ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----" });
+    const { root, layout, params, target } = setup(
+      "git@github.com:acme/shop.git",
+      {},
+      { "secrets/github-ssh/ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----" },
+    );
     const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", target, redactor: new Redactor(), log });
     expect(creds.gitMethod).toBe("ssh");
     const auth = await creds.gitAuth();
@@ -65,11 +86,13 @@ describe("resolveCredentials", () => {
 
   it("requires a token or an App, naming the secret", async () => {
     const { layout, params, target } = setup("https://github.com/acme/shop.git");
-    await expect(resolveCredentials({ params, layout, githubToken: undefined, target, redactor: new Redactor(), log }))
-      .rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-token-rex/) });
+    await expect(
+      resolveCredentials({ params, layout, githubToken: undefined, target, redactor: new Redactor(), log }),
+    ).rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-token-rex/) });
     const app = setup("https://github.com/acme/shop.git", { githubApp: "Rex-App", githubUser: undefined });
-    await expect(resolveCredentials({ params: app.params, layout: app.layout, githubToken: undefined, target, redactor: new Redactor(), log }))
-      .rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-app-rex-app/) });
+    await expect(
+      resolveCredentials({ params: app.params, layout: app.layout, githubToken: undefined, target, redactor: new Redactor(), log }),
+    ).rejects.toMatchObject({ reason: "AuthFailed", message: expect.stringMatching(/github-app-rex-app/) });
   });
 
   it("scopes a GitHub App token to the run's repositories of the installation's account", () => {

@@ -21,11 +21,23 @@ let server: GitHttpServer;
 const TOKEN = "good-token";
 
 function sh(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", HOME: root, LC_ALL: "C" } });
+  return execFileSync("git", args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", HOME: root, LC_ALL: "C" },
+  });
 }
 
 function git(auth: Record<string, string> = {}): Git {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: root, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C", ...auth };
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: root,
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_CONFIG_NOSYSTEM: "1",
+    LC_ALL: "C",
+    ...auth,
+  };
   return Git.withoutAuth({ env, redactor: new Redactor(), log });
 }
 
@@ -50,7 +62,10 @@ function commit(dir: string, file: string): void {
 }
 
 async function failure(p: Promise<unknown>): Promise<GitError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GitError);
   return err as GitError;
 }
@@ -80,7 +95,17 @@ describe("a push rejected because the remote branch moved", () => {
     // The failure message keeps git's ref line (hint: lines are dropped, not the error).
     expect(err.message).toMatch(/! \[rejected\] +HEAD -> feature \(fetch first\)/);
 
-    await pushBranch(git({ GIT_AUTHOR_NAME: "agent", GIT_AUTHOR_EMAIL: "agent@example.com", GIT_COMMITTER_NAME: "agent", GIT_COMMITTER_EMAIL: "agent@example.com" }), repoDir, { branch: "feature", repositoryUrl: bare }, log);
+    await pushBranch(
+      git({
+        GIT_AUTHOR_NAME: "agent",
+        GIT_AUTHOR_EMAIL: "agent@example.com",
+        GIT_COMMITTER_NAME: "agent",
+        GIT_COMMITTER_EMAIL: "agent@example.com",
+      }),
+      repoDir,
+      { branch: "feature", repositoryUrl: bare },
+      log,
+    );
     const files = sh(root, "--git-dir", bare, "ls-tree", "--name-only", "feature").split("\n");
     expect(files).toEqual(expect.arrayContaining(["a.txt", "b.txt"]));
   });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { AgentResult } from "../../src/api/types.js";
 import {
-  buildClaudeArgs, classifyExit, computeUsage, describeClaudeArgs, initialProgress, parseStreamLine, updateProgress, type AgentEvent,
+  buildClaudeArgs,
+  classifyExit,
+  computeUsage,
+  describeClaudeArgs,
+  initialProgress,
+  parseStreamLine,
+  updateProgress,
+  type AgentEvent,
 } from "../../src/runner/claude.js";
 import { readRunnerEnv } from "../../src/runner/env.js";
 import { RunnerError } from "../../src/runner/errors.js";
@@ -55,25 +62,50 @@ describe("parseRepoUrl", () => {
   });
 
   it("binds the run's repositories to the configured GitHub host before any network call", () => {
-    const params = { kind: "code", repositoryUrl: "acme/shop", docsRepositoryUrl: "git@github.com:acme/docs.git", githubUrl: "https://github.com" } as Parameters<typeof bindRunRepositories>[0];
+    const params = {
+      kind: "code",
+      repositoryUrl: "acme/shop",
+      docsRepositoryUrl: "git@github.com:acme/docs.git",
+      githubUrl: "https://github.com",
+    } as Parameters<typeof bindRunRepositories>[0];
     expect(bindRunRepositories(params)).toEqual({
       target: { owner: "acme", repo: "shop", key: "acme/shop", httpsUrl: "https://github.com/acme/shop.git" },
-      docs: { owner: "acme", repo: "docs", key: "acme/docs", httpsUrl: "https://github.com/acme/docs.git", sshUrl: "ssh://git@github.com/acme/docs.git" },
+      docs: {
+        owner: "acme",
+        repo: "docs",
+        key: "acme/docs",
+        httpsUrl: "https://github.com/acme/docs.git",
+        sshUrl: "ssh://git@github.com/acme/docs.git",
+      },
     });
-    for (const repositoryUrl of ["/srv/git/shop.git", "file:///srv/git/shop.git", "http://github.com/acme/shop.git", "https://evil.example/acme/shop.git", "https://x:y@github.com/acme/shop"]) {
+    for (const repositoryUrl of [
+      "/srv/git/shop.git",
+      "file:///srv/git/shop.git",
+      "http://github.com/acme/shop.git",
+      "https://evil.example/acme/shop.git",
+      "https://x:y@github.com/acme/shop",
+    ]) {
       expect(() => bindRunRepositories({ ...params, repositoryUrl }), repositoryUrl).toThrow(RunnerError);
     }
-    expect(() => bindRunRepositories({ ...params, docsRepositoryUrl: "http://127.0.0.1:9/x/y.git" })).toThrow(/docsRepositoryUrl http:\/\/127\.0\.0\.1:9\/x\/y\.git was refused before any network call: http:\/\/127\.0\.0\.1:9 is not the configured GitHub host; credentials are only used with https:\/\/github\.com/);
+    expect(() => bindRunRepositories({ ...params, docsRepositoryUrl: "http://127.0.0.1:9/x/y.git" })).toThrow(
+      /docsRepositoryUrl http:\/\/127\.0\.0\.1:9\/x\/y\.git was refused before any network call: http:\/\/127\.0\.0\.1:9 is not the configured GitHub host; credentials are only used with https:\/\/github\.com/,
+    );
   });
 });
 
 describe("parsePrDescription", () => {
   it("uses the first heading as title and the rest as body", () => {
-    expect(parsePrDescription("# Add health endpoint\n\n## Summary\nAdds it.\n", "fallback")).toEqual({ title: "Add health endpoint", body: "## Summary\nAdds it." });
+    expect(parsePrDescription("# Add health endpoint\n\n## Summary\nAdds it.\n", "fallback")).toEqual({
+      title: "Add health endpoint",
+      body: "## Summary\nAdds it.",
+    });
   });
 
   it("accepts any heading level, text before the heading, CRLF and closing hashes", () => {
-    expect(parsePrDescription("Intro line\r\n## Fix the thing ##\r\nDetails\r\n", "fallback")).toEqual({ title: "Fix the thing", body: "Intro line\nDetails" });
+    expect(parsePrDescription("Intro line\r\n## Fix the thing ##\r\nDetails\r\n", "fallback")).toEqual({
+      title: "Fix the thing",
+      body: "Intro line\nDetails",
+    });
   });
 
   it("ignores headings inside code fences", () => {
@@ -82,7 +114,10 @@ describe("parsePrDescription", () => {
   });
 
   it("falls back to the default title without a heading, and to null when empty", () => {
-    expect(parsePrDescription("Just a body.\n", "feat(api): implement task 7")).toEqual({ title: "feat(api): implement task 7", body: "Just a body." });
+    expect(parsePrDescription("Just a body.\n", "feat(api): implement task 7")).toEqual({
+      title: "feat(api): implement task 7",
+      body: "Just a body.",
+    });
     expect(parsePrDescription("  \n\n", "x")).toBeNull();
   });
 });
@@ -152,13 +187,31 @@ describe("stream-json parsing", () => {
       turns.push(progress.turns);
     }
     expect(turns.slice(0, 5)).toEqual([0, 1, 1, 2, 2]);
-    expect(progress).toMatchObject({ sessionId: "s-1", turns: 3, toolCalls: { Write: 1, Bash: 1 }, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 });
+    expect(progress).toMatchObject({
+      sessionId: "s-1",
+      turns: 3,
+      toolCalls: { Write: 1, Bash: 1 },
+      inputTokens: 400,
+      outputTokens: 40,
+      costUsd: 0.0123,
+    });
     expect(progress.pendingTools.t2).toBe("Bash");
   });
 
   it("classifies how Claude Code ended", () => {
     const withResult = (subtype: string, isError = false) =>
-      updateProgress(initialProgress(), { kind: "result", subtype, isError, turns: 1, costUsd: 0, inputTokens: 0, outputTokens: 0, sessionId: null, durationMs: 0, text: null });
+      updateProgress(initialProgress(), {
+        kind: "result",
+        subtype,
+        isError,
+        turns: 1,
+        costUsd: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        sessionId: null,
+        durationMs: 0,
+        text: null,
+      });
     expect(classifyExit(withResult("success"), 0)).toBe("completed");
     expect(classifyExit(withResult("success", true), 0)).toBe("failed");
     expect(classifyExit(withResult("error_max_turns", true), 1)).toBe("max-turns");
@@ -168,7 +221,14 @@ describe("stream-json parsing", () => {
 });
 
 describe("buildClaudeArgs", () => {
-  const inv = { prompt: "---\ntitle: front matter\n---\nDo it", model: "claude-sonnet-4", maxTurns: 30, continueSession: false, systemPrompt: "SYS", settingsPath: "/task-files/managed-settings.json" };
+  const inv = {
+    prompt: "---\ntitle: front matter\n---\nDo it",
+    model: "claude-sonnet-4",
+    maxTurns: 30,
+    continueSession: false,
+    systemPrompt: "SYS",
+    settingsPath: "/task-files/managed-settings.json",
+  };
 
   it("puts the prompt last, after --, and adds --continue only when asked", () => {
     const args = buildClaudeArgs(inv);
@@ -192,10 +252,24 @@ describe("buildClaudeArgs", () => {
 
 describe("parseRunParameters", () => {
   const valid = {
-    kind: "code", runName: "r", namespace: "n", attempt: 1, model: "m", repositoryUrl: "https://github.com/a/b",
-    workingDirectory: "./services/api/", baseBranch: "main", branch: "feature/task-1-implementation", continueSession: false,
-    overwriteMemory: false, maxTurns: 10, timeBudgetSeconds: 100, githubApiUrl: "https://api.github.com", prLabels: [],
-    taskId: 1, docsRepositoryUrl: "https://github.com/a/docs", githubUrl: "https://github.com",
+    kind: "code",
+    runName: "r",
+    namespace: "n",
+    attempt: 1,
+    model: "m",
+    repositoryUrl: "https://github.com/a/b",
+    workingDirectory: "./services/api/",
+    baseBranch: "main",
+    branch: "feature/task-1-implementation",
+    continueSession: false,
+    overwriteMemory: false,
+    maxTurns: 10,
+    timeBudgetSeconds: 100,
+    githubApiUrl: "https://api.github.com",
+    prLabels: [],
+    taskId: 1,
+    docsRepositoryUrl: "https://github.com/a/docs",
+    githubUrl: "https://github.com",
   };
 
   it("normalises directories", () => {
@@ -204,17 +278,26 @@ describe("parseRunParameters", () => {
 
   it("names every invalid field", () => {
     const bad = { ...valid, workingDirectory: "../escape", branch: "main", taskId: undefined, maxTurns: 0 };
-    expect(() => parseRunParameters(JSON.stringify(bad), "/task-files/run.json")).toThrow(/\/task-files\/run\.json is invalid: .*workingDirectory.*maxTurns.*taskId.*branch/s);
+    expect(() => parseRunParameters(JSON.stringify(bad), "/task-files/run.json")).toThrow(
+      /\/task-files\/run\.json is invalid: .*workingDirectory.*maxTurns.*taskId.*branch/s,
+    );
     expect(() => parseRunParameters("{", "run.json")).toThrow(/not valid JSON/);
-    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubUrl: "http://github.com" }), "run.json")).toThrow(/githubUrl must use https:\/\//);
-    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubApiUrl: "http://evil.example" }), "run.json")).toThrow(/githubApiUrl must use https:\/\//);
+    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubUrl: "http://github.com" }), "run.json")).toThrow(
+      /githubUrl must use https:\/\//,
+    );
+    expect(() => parseRunParameters(JSON.stringify({ ...valid, githubApiUrl: "http://evil.example" }), "run.json")).toThrow(
+      /githubApiUrl must use https:\/\//,
+    );
   });
 });
 
 describe("computeTaskDocPaths", () => {
   it("joins the project directory", () => {
     expect(computeTaskDocPaths(".", 7)).toEqual({ dir: ".taskmaster/docs/task-7", architecture: ".taskmaster/docs/architecture.md" });
-    expect(computeTaskDocPaths("projects/shop", 12)).toEqual({ dir: "projects/shop/.taskmaster/docs/task-12", architecture: "projects/shop/.taskmaster/docs/architecture.md" });
+    expect(computeTaskDocPaths("projects/shop", 12)).toEqual({
+      dir: "projects/shop/.taskmaster/docs/task-12",
+      architecture: "projects/shop/.taskmaster/docs/architecture.md",
+    });
   });
 });
 
@@ -223,12 +306,19 @@ describe("secrets", () => {
     const r = new Redactor();
     r.add("ghp_supersecret123");
     r.add("abc"); // too short to register
-    expect(r.scrub("fatal: https://x-access-token:ghp_supersecret123@github.com/a/b.git: denied; token ghp_supersecret123; abc"))
-      .toBe("fatal: https://github.com/a/b.git: denied; token [REDACTED]; abc");
+    expect(r.scrub("fatal: https://x-access-token:ghp_supersecret123@github.com/a/b.git: denied; token ghp_supersecret123; abc")).toBe(
+      "fatal: https://github.com/a/b.git: denied; token [REDACTED]; abc",
+    );
   });
 
   it("keeps GitHub credentials out of the agent's environment", () => {
-    const env = readRunnerEnv({ GITHUB_TOKEN: "t0ken", ANTHROPIC_API_KEY: "k", PATH: "/bin", AGENT_ROOT: "/tmp/x", GITHUB_REPOSITORY: "a/b" });
+    const env = readRunnerEnv({
+      GITHUB_TOKEN: "t0ken",
+      ANTHROPIC_API_KEY: "k",
+      PATH: "/bin",
+      AGENT_ROOT: "/tmp/x",
+      GITHUB_REPOSITORY: "a/b",
+    });
     expect(env.githubToken).toBe("t0ken");
     expect(env.agentRoot).toBe("/tmp/x");
     expect(env.agentEnv).toEqual({ ANTHROPIC_API_KEY: "k", PATH: "/bin" });
@@ -237,14 +327,43 @@ describe("secrets", () => {
 });
 
 describe("computeUsage", () => {
-  const progress = (over: Partial<ReturnType<typeof initialProgress>>) => ({ ...initialProgress(), model: "claude-sonnet-4-20250514", ...over });
-  const result = (turns: number, costUsd: number | null) => ({ kind: "result" as const, subtype: "error_max_turns", isError: true, turns, costUsd, inputTokens: null, outputTokens: null, sessionId: null, durationMs: null, text: null });
+  const progress = (over: Partial<ReturnType<typeof initialProgress>>) => ({
+    ...initialProgress(),
+    model: "claude-sonnet-4-20250514",
+    ...over,
+  });
+  const result = (turns: number, costUsd: number | null) => ({
+    kind: "result" as const,
+    subtype: "error_max_turns",
+    isError: true,
+    turns,
+    costUsd,
+    inputTokens: null,
+    outputTokens: null,
+    sessionId: null,
+    durationMs: null,
+    text: null,
+  });
 
   it.each([
-    ["Claude Code's own figures", progress({ turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 }), 30, { turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 }],
-    ["at the turn limit, num_turns counts the refused turn", progress({ turns: 3, result: result(3, 0.02), costUsd: 0.02 }), 2, { turns: 2, costUsd: 0.02 }],
-    ["a budget stop: no result, cost estimated at list prices", progress({ turns: 2, inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 800, cacheReadTokens: 10_000 }), 30,
-      { turns: 2, inputTokens: 1000, outputTokens: 100, costUsd: (1000 + 1.25 * 800 + 0.1 * 10_000) * 3e-6 + 100 * 15e-6 }],
+    [
+      "Claude Code's own figures",
+      progress({ turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 }),
+      30,
+      { turns: 3, inputTokens: 400, outputTokens: 40, costUsd: 0.0123 },
+    ],
+    [
+      "at the turn limit, num_turns counts the refused turn",
+      progress({ turns: 3, result: result(3, 0.02), costUsd: 0.02 }),
+      2,
+      { turns: 2, costUsd: 0.02 },
+    ],
+    [
+      "a budget stop: no result, cost estimated at list prices",
+      progress({ turns: 2, inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 800, cacheReadTokens: 10_000 }),
+      30,
+      { turns: 2, inputTokens: 1000, outputTokens: 100, costUsd: (1000 + 1.25 * 800 + 0.1 * 10_000) * 3e-6 + 100 * 15e-6 },
+    ],
   ])("%s", (_name, p, maxTurns, expected) => {
     const usage = computeUsage(p, maxTurns);
     expect(usage).toMatchObject({ ...expected, costUsd: expect.closeTo(expected.costUsd ?? 0, 9) });

@@ -74,8 +74,12 @@ describe("renderRunFiles", () => {
   it("renders every code file and no run.json", () => {
     const files = renderRunFiles(loadTemplates(), input());
     expect(Object.keys(files)).toEqual([
-      TaskFileKeys.claudeMd, TaskFileKeys.managedSettings, TaskFileKeys.mcpConfig,
-      TaskFileKeys.codingGuidelines, TaskFileKeys.githubGuidelines, TaskFileKeys.systemPrompt,
+      TaskFileKeys.claudeMd,
+      TaskFileKeys.managedSettings,
+      TaskFileKeys.mcpConfig,
+      TaskFileKeys.codingGuidelines,
+      TaskFileKeys.githubGuidelines,
+      TaskFileKeys.systemPrompt,
     ]);
     expect(files[TaskFileKeys.claudeMd]).toContain("feature/task-7-implementation");
     expect(files[TaskFileKeys.claudeMd]).toContain("@task/task.md");
@@ -83,13 +87,18 @@ describe("renderRunFiles", () => {
 
   it("renders the docs files", () => {
     const files = renderRunFiles(loadTemplates(), input({ params: docsParams }));
-    expect(Object.keys(files)).toEqual([TaskFileKeys.claudeMd, TaskFileKeys.managedSettings, TaskFileKeys.systemPrompt, TaskFileKeys.docsPrompt]);
+    expect(Object.keys(files)).toEqual([
+      TaskFileKeys.claudeMd,
+      TaskFileKeys.managedSettings,
+      TaskFileKeys.systemPrompt,
+      TaskFileKeys.docsPrompt,
+    ]);
     expect(files[TaskFileKeys.docsPrompt]).toContain("explore the existing codebase");
   });
 
   it("keeps quotes, =, & and < unescaped", () => {
     const modification = `Use "quotes" & <tags> with a=b and 'single'`;
-    const files = renderRunFiles(loadTemplates(), input({ promptModification: modification, agentSystemPrompt: "x < y && z = \"w\"" }));
+    const files = renderRunFiles(loadTemplates(), input({ promptModification: modification, agentSystemPrompt: 'x < y && z = "w"' }));
     expect(files[TaskFileKeys.systemPrompt]).toContain(modification);
     expect(files[TaskFileKeys.systemPrompt]).toContain(`x < y && z = "w"`);
     expect(Object.values(files).join("")).not.toMatch(/&quot;|&#x3D;|&amp;|&lt;|&#x27;/);
@@ -144,7 +153,7 @@ describe("loadTemplates", () => {
     const dir = overrideDir({
       "code_github-guidelines.md.hbs": "Custom guidelines for {{branch}} & <friends>",
       "code_container.sh.hbs": "{{unknownStuff}}",
-      "README": "not a template",
+      README: "not a template",
     });
     const files = renderRunFiles(loadTemplates(dir), input());
     expect(files[TaskFileKeys.githubGuidelines]).toBe("Custom guidelines for feature/task-7-implementation & <friends>");
@@ -165,8 +174,16 @@ describe("loadTemplates", () => {
     // builtins.ts is generated; regenerate with `npx tsx src/templates/generate-builtins.ts`.
     expect(fs.readFileSync(BUILTINS_FILE, "utf8")).toBe(buildBuiltinsModule());
     expect(Object.keys(BUILTIN_TEMPLATES).sort()).toEqual([
-      "code_CLAUDE.md", "code_coding-guidelines.md", "code_github-guidelines.md", "code_managed-settings.json",
-      "code_mcp.json", "code_system-prompt.md", "docs_CLAUDE.md", "docs_docs-prompt.md", "docs_managed-settings.json", "docs_system-prompt.md",
+      "code_CLAUDE.md",
+      "code_coding-guidelines.md",
+      "code_github-guidelines.md",
+      "code_managed-settings.json",
+      "code_mcp.json",
+      "code_system-prompt.md",
+      "docs_CLAUDE.md",
+      "docs_docs-prompt.md",
+      "docs_managed-settings.json",
+      "docs_system-prompt.md",
     ]);
   });
 });

@@ -2,7 +2,16 @@ import { sign } from "@octokit/webhooks-methods";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
 import { LruSet } from "../../src/webhook/lru.js";
-import { WebhookConfigError, authorizeSender, buildCodeRunFromEvent, compileRules, deliveryRunName, markUntrusted, matchEvent, serviceFromRepo } from "../../src/webhook/rules.js";
+import {
+  WebhookConfigError,
+  authorizeSender,
+  buildCodeRunFromEvent,
+  compileRules,
+  deliveryRunName,
+  markUntrusted,
+  matchEvent,
+  serviceFromRepo,
+} from "../../src/webhook/rules.js";
 import { signPayload, verifySignature } from "../../src/webhook/signature.js";
 import { commentPayload, examplePayload, testConfig } from "../support/webhook-fixtures.js";
 
@@ -36,9 +45,17 @@ describe("verifySignature", () => {
 
 describe("compileRules", () => {
   it.each([
-    ["unknown agent", "rules: [{ name: r, event: issues, label: x, run: { agent: nobody } }]", /run.agent "nobody" is not in the agents roster/],
+    [
+      "unknown agent",
+      "rules: [{ name: r, event: issues, label: x, run: { agent: nobody } }]",
+      /run.agent "nobody" is not in the agents roster/,
+    ],
     ["no identity", "rules: [{ name: r, event: issues, label: x }]", /no GitHub identity/],
-    ["two identities", "rules: [{ name: r, event: issues, label: x, run: { githubUser: a, githubApp: b } }]", /only one of githubUser or githubApp/],
+    [
+      "two identities",
+      "rules: [{ name: r, event: issues, label: x, run: { githubUser: a, githubApp: b } }]",
+      /only one of githubUser or githubApp/,
+    ],
   ])("fails at start for %s", (_n, rulesYaml, message) => {
     const cfg = parseConfig(`webhook:\n  ${rulesYaml}\n`, {});
     expect(() => compileRules(cfg)).toThrow(WebhookConfigError);
@@ -46,7 +63,9 @@ describe("compileRules", () => {
   });
 
   it("rejects an invalid regular expression when the config is read", () => {
-    expect(() => parseConfig("webhook:\n  rules: [{ name: r, event: issue_comment, commentPattern: '(unclosed' }]\n", {})).toThrow(/commentPattern: must be a valid JavaScript regular expression/);
+    expect(() => parseConfig("webhook:\n  rules: [{ name: r, event: issue_comment, commentPattern: '(unclosed' }]\n", {})).toThrow(
+      /commentPattern: must be a valid JavaScript regular expression/,
+    );
   });
 
   it("defaults actions to created for comment rules and labeled for label rules", () => {
@@ -75,7 +94,10 @@ describe("matchEvent", () => {
   });
 
   it("reads a task id from the named group task", () => {
-    const cfg = parseConfig(`webhook:\n  defaults: { githubUser: u }\n  rules: [{ name: t, event: issue_comment, commentPattern: '^/task (?<task>\\d+)(?<prompt>.*)' }]\n`, {});
+    const cfg = parseConfig(
+      `webhook:\n  defaults: { githubUser: u }\n  rules: [{ name: t, event: issue_comment, commentPattern: '^/task (?<task>\\d+)(?<prompt>.*)' }]\n`,
+      {},
+    );
     const m = matchEvent("issue_comment", commentPayload("/task 12 do it"), compileRules(cfg));
     expect(m).toMatchObject({ taskId: 12, prompt: "do it" });
   });
@@ -85,9 +107,12 @@ describe("matchEvent", () => {
     expect(matchEvent("issue_comment", commentPayload(long), rules)?.rule.rule.name).toBe("agent-run");
   });
 
-  it.each([null, 1, "x", [], { action: 5 }, { action: "created", comment: "body" }, { action: "created", comment: { body: 7 } }])("returns null for malformed payload %j", (p) => {
-    expect(matchEvent("issue_comment", p, rules)).toBeNull();
-  });
+  it.each([null, 1, "x", [], { action: 5 }, { action: "created", comment: "body" }, { action: "created", comment: { body: 7 } }])(
+    "returns null for malformed payload %j",
+    (p) => {
+      expect(matchEvent("issue_comment", p, rules)).toBeNull();
+    },
+  );
 });
 
 describe("authorizeSender", () => {

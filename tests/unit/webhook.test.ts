@@ -21,12 +21,16 @@ afterEach(async () => {
   await t?.close();
 });
 
-const deliveries = (outcome: string, event = "issue_comment") => counterValue(t.metrics, "orchestrator_webhook_deliveries_total", { event, outcome });
+const deliveries = (outcome: string, event = "issue_comment") =>
+  counterValue(t.metrics, "orchestrator_webhook_deliveries_total", { event, outcome });
 
 describe("POST /webhooks/github: signature", () => {
   it("creates a CodeRun for a signed /agent run comment from a collaborator (real example payload)", async () => {
     t = buildTestApp();
-    const payload = commentPayload("/agent run fix the flaky login test\nIt fails on Safari.", { association: "COLLABORATOR", login: "octo-dev" });
+    const payload = commentPayload("/agent run fix the flaky login test\nIt fails on Safari.", {
+      association: "COLLABORATOR",
+      login: "octo-dev",
+    });
     const d = await signedDelivery("issue_comment", payload);
     const res = await deliver(t.app, d);
     expect(res.statusCode).toBe(201);
@@ -53,7 +57,9 @@ describe("POST /webhooks/github: signature", () => {
     });
     expect(run.spec.githubUser).toBeUndefined();
     expect(run.spec.promptModification).toContain("untrusted user input");
-    expect(run.spec.promptModification).toContain("<untrusted-github-content>\nfix the flaky login test\nIt fails on Safari.\n</untrusted-github-content>");
+    expect(run.spec.promptModification).toContain(
+      "<untrusted-github-content>\nfix the flaky login test\nIt fails on Safari.\n</untrusted-github-content>",
+    );
     expect(run.spec.promptModification).toContain("@octo-dev (author association COLLABORATOR)");
     expect(run.metadata.labels).toMatchObject({ app: "orchestrator", service: "hello-world", "task-id": String(issue) });
     expect(run.metadata.annotations).toMatchObject({
@@ -139,7 +145,16 @@ describe("POST /webhooks/github: parsing and limits", () => {
     const d = await signedDelivery("issue_comment", commentPayload("/agent run x"));
     const { "x-github-delivery": _, ...noDelivery } = d.headers;
     expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: d.payload, headers: noDelivery })).statusCode).toBe(400);
-    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: d.payload, headers: { ...d.headers, "x-github-event": "Bad Event!" } })).statusCode).toBe(400);
+    expect(
+      (
+        await t.app.inject({
+          method: "POST",
+          url: "/webhooks/github",
+          payload: d.payload,
+          headers: { ...d.headers, "x-github-event": "Bad Event!" },
+        })
+      ).statusCode,
+    ).toBe(400);
     expect(t.runs.all()).toHaveLength(0);
   });
 
@@ -148,10 +163,24 @@ describe("POST /webhooks/github: parsing and limits", () => {
     const json = JSON.stringify(commentPayload("/agent run form"));
     const form = "payload=" + encodeURIComponent(json);
     const d = await signedDelivery("issue_comment", form);
-    const res = await t.app.inject({ method: "POST", url: "/webhooks/github", payload: form, headers: { ...d.headers, "content-type": "application/x-www-form-urlencoded" } });
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/webhooks/github",
+      payload: form,
+      headers: { ...d.headers, "content-type": "application/x-www-form-urlencoded" },
+    });
     expect(res.statusCode).toBe(201);
     const xml = await signedDelivery("issue_comment", "<xml/>");
-    expect((await t.app.inject({ method: "POST", url: "/webhooks/github", payload: xml.payload, headers: { ...xml.headers, "content-type": "application/xml" } })).statusCode).toBe(415);
+    expect(
+      (
+        await t.app.inject({
+          method: "POST",
+          url: "/webhooks/github",
+          payload: xml.payload,
+          headers: { ...xml.headers, "content-type": "application/xml" },
+        })
+      ).statusCode,
+    ).toBe(415);
   });
 });
 
@@ -215,7 +244,10 @@ describe("POST /webhooks/github: events and rules", () => {
   it("ignores a matching comment from a user without write access (202, nothing created)", async () => {
     t = buildTestApp();
     for (const association of ["NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN"]) {
-      const res = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run rm -rf /", { association, login: "stranger" })));
+      const res = await deliver(
+        t.app,
+        await signedDelivery("issue_comment", commentPayload("/agent run rm -rf /", { association, login: "stranger" })),
+      );
       expect(res.statusCode).toBe(202);
       expect(res.json().data.outcome).toBe("forbidden");
       expect(res.json().message).toMatch(/author_association/);
@@ -248,7 +280,10 @@ describe("POST /webhooks/github: events and rules", () => {
 
   it("creates a CodeRun for @rex mentions with the agent's identity and model", async () => {
     t = buildTestApp();
-    const res = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("Hey @rex please add retries", { association: "MEMBER" })));
+    const res = await deliver(
+      t.app,
+      await signedDelivery("issue_comment", commentPayload("Hey @rex please add retries", { association: "MEMBER" })),
+    );
     expect(res.statusCode).toBe(201);
     const run = t.runs.all()[0] as CodeRun;
     expect(run.spec).toMatchObject({ githubApp: "5DLabs-Rex", model: "claude-rex-model" });
@@ -258,7 +293,10 @@ describe("POST /webhooks/github: events and rules", () => {
 
   it("creates a CodeRun for issues labeled with the configured label (real issues.labeled payload)", async () => {
     t = buildTestApp();
-    const payload = examplePayload("issues", "labeled") as { label: { name: string }; issue: { number: number; title: string; labels: { name: string }[] } };
+    const payload = examplePayload("issues", "labeled") as {
+      label: { name: string };
+      issue: { number: number; title: string; labels: { name: string }[] };
+    };
     payload.label.name = "Agent";
     payload.issue.labels = [...payload.issue.labels, { name: "task-17" } as never];
     const res = await deliver(t.app, await signedDelivery("issues", payload));
@@ -275,7 +313,11 @@ describe("POST /webhooks/github: events and rules", () => {
 
   it("does not let an issue template's label (author labels own issue) bypass the association check", async () => {
     t = buildTestApp();
-    const payload = examplePayload("issues", "labeled") as Record<string, unknown> & { label: { name: string }; issue: Record<string, unknown>; sender: { login: string } };
+    const payload = examplePayload("issues", "labeled") as Record<string, unknown> & {
+      label: { name: string };
+      issue: Record<string, unknown>;
+      sender: { login: string };
+    };
     payload.label.name = "agent";
     payload.sender = { ...payload.sender, login: "drive-by" };
     payload.issue.user = { login: "drive-by" };
@@ -290,9 +332,15 @@ describe("POST /webhooks/github: events and rules", () => {
     const perms: Record<string, string> = { writer: "write", reader: "read" };
     t = buildTestApp({ permissions: { permission: async (_repo, login) => perms[login] ?? "none" } });
     // COLLABORATOR with read-only access is refused; NONE-association writer (e.g. via team) is accepted.
-    const reader = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run a", { login: "reader", association: "COLLABORATOR" })));
+    const reader = await deliver(
+      t.app,
+      await signedDelivery("issue_comment", commentPayload("/agent run a", { login: "reader", association: "COLLABORATOR" })),
+    );
     expect(reader.json().data.outcome).toBe("forbidden");
-    const writer = await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run b", { login: "writer", association: "NONE" })));
+    const writer = await deliver(
+      t.app,
+      await signedDelivery("issue_comment", commentPayload("/agent run b", { login: "writer", association: "NONE" })),
+    );
     expect(writer.statusCode).toBe(201);
   });
 });
@@ -311,12 +359,30 @@ describe("POST /webhooks/github: refusals", () => {
     expect(await deliveries("busy")).toBe(1);
     // The first run finished: the task may run again.
     t.runs.setStatus("CodeRun", deliveryRunName(first.id), { phase: "Succeeded" });
-    expect((await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run three", { association: "MEMBER" })))).statusCode).toBe(201);
+    expect(
+      (await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run three", { association: "MEMBER" }))))
+        .statusCode,
+    ).toBe(201);
     const stranger = await signedDelivery("issue_comment", commentPayload("/agent run", { association: "NONE", login: "drive-by" }));
     expect((await deliver(t.app, stranger)).json().data.outcome).toBe("forbidden");
     expect(refusals).toEqual([
-      { delivery: second.id, repo: { owner: "Codertocat", repo: "Hello-World" }, issue: 1, login: "octo-dev", reason: "already-running", detail: `CodeRun ${deliveryRunName(first.id)} is still Pending`, run: deliveryRunName(first.id) },
-      { delivery: stranger.id, repo: { owner: "Codertocat", repo: "Hello-World" }, issue: 1, login: "drive-by", reason: "not-allowed", detail: "drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR)" },
+      {
+        delivery: second.id,
+        repo: { owner: "Codertocat", repo: "Hello-World" },
+        issue: 1,
+        login: "octo-dev",
+        reason: "already-running",
+        detail: `CodeRun ${deliveryRunName(first.id)} is still Pending`,
+        run: deliveryRunName(first.id),
+      },
+      {
+        delivery: stranger.id,
+        repo: { owner: "Codertocat", repo: "Hello-World" },
+        issue: 1,
+        login: "drive-by",
+        reason: "not-allowed",
+        detail: "drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR)",
+      },
     ]);
   });
 });
@@ -328,7 +394,10 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
     expect((await deliver(t.app, d)).statusCode).toBe(201);
     const again = await deliver(t.app, d);
     expect(again.statusCode).toBe(200);
-    expect(again.json()).toMatchObject({ message: "duplicate delivery", data: { outcome: "duplicate", coderun_name: deliveryRunName(d.id) } });
+    expect(again.json()).toMatchObject({
+      message: "duplicate delivery",
+      data: { outcome: "duplicate", coderun_name: deliveryRunName(d.id) },
+    });
     expect(t.runs.createCalls).toBe(1); // answered from the in-memory LRU
     // A new process has an empty LRU: the deterministic name makes the API server reject it.
     const store = t.runs;
@@ -385,7 +454,10 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
 describe("delivery listener (onDelivery, e.g. Play wakeups)", () => {
   it("is told about verified deliveries of the events it wants, before rules, and never about forged ones", async () => {
     const seenBy: [string, string][] = [];
-    t = buildTestApp({ onDelivery: (event, _payload, delivery) => void seenBy.push([event, delivery]), deliveryEvents: ["pull_request", "issue_comment"] });
+    t = buildTestApp({
+      onDelivery: (event, _payload, delivery) => void seenBy.push([event, delivery]),
+      deliveryEvents: ["pull_request", "issue_comment"],
+    });
     const pr = await signedDelivery("pull_request", examplePayload("pull_request", "opened"));
     // pull_request has no rule: it is parsed for the listener, then ignored.
     expect((await deliver(t.app, pr)).statusCode).toBe(202);
@@ -393,8 +465,14 @@ describe("delivery listener (onDelivery, e.g. Play wakeups)", () => {
     expect((await deliver(t.app, comment)).statusCode).toBe(201);
     expect((await deliver(t.app, comment)).statusCode).toBe(200); // duplicate: not told again
     expect((await deliver(t.app, await signedDelivery("push", examplePayload("push")))).statusCode).toBe(202); // not wanted
-    expect((await deliver(t.app, await signedDelivery("pull_request", examplePayload("pull_request", "opened"), { secret: "forged" }))).statusCode).toBe(401);
-    expect(seenBy).toEqual([["pull_request", pr.id], ["issue_comment", comment.id]]);
+    expect(
+      (await deliver(t.app, await signedDelivery("pull_request", examplePayload("pull_request", "opened"), { secret: "forged" })))
+        .statusCode,
+    ).toBe(401);
+    expect(seenBy).toEqual([
+      ["pull_request", pr.id],
+      ["issue_comment", comment.id],
+    ]);
   });
 
   it("does not fail or delay the delivery when the listener throws or hangs", async () => {

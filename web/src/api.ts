@@ -21,7 +21,10 @@ export interface Problem {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly problem: Problem) {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem,
+  ) {
     super(problem.detail || problem.title);
   }
 }
@@ -44,7 +47,12 @@ export async function request<T>(method: string, path: string, body?: unknown, h
   const res = await fetch(path, {
     method,
     credentials: "same-origin",
-    headers: { accept: "application/json", [CSRF_HEADER]: "1", ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    headers: {
+      accept: "application/json",
+      [CSRF_HEADER]: "1",
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw new ApiError(res.status, await toProblem(res));
@@ -67,11 +75,15 @@ export const api = {
   login: (token: string) => request<{ principal: Session["principal"] }>("POST", "dashboard/login", { token }),
   logout: () => request<unknown>("POST", "dashboard/logout", {}),
   cancel: (kind: RunKind, name: string) => request<{ phase: string }>("POST", `${runPath(kind, name)}/cancel`, {}),
-  retry: (kind: RunKind, name: string) => request<Record<string, string>>("POST", `${runPath(kind, name)}/retry`, {}, { "idempotency-key": crypto.randomUUID() }),
-  timeline: (kind: RunKind, name: string) => request<Timeline>("GET", `api/v1/dashboard/runs/${kind.toLowerCase()}/${encodeURIComponent(name)}/timeline`),
+  retry: (kind: RunKind, name: string) =>
+    request<Record<string, string>>("POST", `${runPath(kind, name)}/retry`, {}, { "idempotency-key": crypto.randomUUID() }),
+  timeline: (kind: RunKind, name: string) =>
+    request<Timeline>("GET", `api/v1/dashboard/runs/${kind.toLowerCase()}/${encodeURIComponent(name)}/timeline`),
   services: () => request<{ services: ServiceView[] }>("GET", "api/v1/dashboard/services"),
-  submitCode: (body: Record<string, unknown>, key: string) => request<{ coderun_name: string }>("POST", "api/v1/pm/tasks", body, { "idempotency-key": key }),
-  submitDocs: (body: Record<string, unknown>, key: string) => request<{ docsrun_name: string }>("POST", "api/v1/pm/docs/generate", body, { "idempotency-key": key }),
+  submitCode: (body: Record<string, unknown>, key: string) =>
+    request<{ coderun_name: string }>("POST", "api/v1/pm/tasks", body, { "idempotency-key": key }),
+  submitDocs: (body: Record<string, unknown>, key: string) =>
+    request<{ docsrun_name: string }>("POST", "api/v1/pm/docs/generate", body, { "idempotency-key": key }),
   logsUrl: (kind: RunKind, name: string) => `${runPath(kind, name)}/logs?follow=true&tail_lines=2000`,
 };
 

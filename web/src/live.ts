@@ -55,7 +55,12 @@ export function connect(): void {
   const es = new EventSource("api/v1/dashboard/stream");
   source = es;
   es.addEventListener("snapshot", (e) => {
-    const snap = JSON.parse((e as MessageEvent<string>).data) as { runs: AnyRun[]; plays: Play[]; playsEnabled: boolean; namespace: string };
+    const snap = JSON.parse((e as MessageEvent<string>).data) as {
+      runs: AnyRun[];
+      plays: Play[];
+      playsEnabled: boolean;
+      namespace: string;
+    };
     set({
       connection: "live",
       runs: new Map(snap.runs.map((r) => [runKey(r.kind, r.metadata.name ?? ""), r])),

@@ -20,7 +20,12 @@ const NAV = [
   ["submit", "Submit"],
 ] as const;
 
-const CONNECTION_TEXT: Record<Connection, string> = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", "signed-out": "Signed out" };
+const CONNECTION_TEXT: Record<Connection, string> = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  "signed-out": "Signed out",
+};
 
 function Page({ route, session }: { route: Route; session: Session }) {
   const [top = "runs", a, b] = route.parts;
@@ -93,8 +98,18 @@ function App() {
   useEffect(() => {
     if (live.connection === "signed-out" && session) setSession(null);
   }, [live.connection]);
-  if (error) return <main class="center"><p role="alert">The orchestrator could not be reached: {String((error as Error).message)}. Reload to retry.</p></main>;
-  if (session === undefined) return <main class="center"><p>Loading…</p></main>;
+  if (error)
+    return (
+      <main class="center">
+        <p role="alert">The orchestrator could not be reached: {String((error as Error).message)}. Reload to retry.</p>
+      </main>
+    );
+  if (session === undefined)
+    return (
+      <main class="center">
+        <p>Loading…</p>
+      </main>
+    );
   if (session === null) {
     return (
       <Login

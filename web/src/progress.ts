@@ -13,7 +13,14 @@ export interface LiveProgress {
   lastTool: string | null;
 }
 
-export const emptyProgress = (): LiveProgress => ({ turns: 0, toolCalls: 0, inputTokens: null, outputTokens: null, costUsd: null, lastTool: null });
+export const emptyProgress = (): LiveProgress => ({
+  turns: 0,
+  toolCalls: 0,
+  inputTokens: null,
+  outputTokens: null,
+  costUsd: null,
+  lastTool: null,
+});
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 

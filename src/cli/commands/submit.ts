@@ -34,7 +34,11 @@ function addWaitOptions(cmd: Command): Command {
 /** After a submission: print it, and with --wait follow the run and set the exit code. */
 export async function reportSubmitted(ctx: CommandContext, s: Submitted, flags: WaitFlags): Promise<void> {
   if (!flags.wait) {
-    ctx.printData(s.data, () => `${s.kind} ${s.name} submitted in namespace ${s.namespace}.\nFollow it: orchestrator runs watch ${s.kind.toLowerCase()}/${s.name}`);
+    ctx.printData(
+      s.data,
+      () =>
+        `${s.kind} ${s.name} submitted in namespace ${s.namespace}.\nFollow it: orchestrator runs watch ${s.kind.toLowerCase()}/${s.name}`,
+    );
     return;
   }
   if (ctx.format === "table") ctx.print(`${s.kind} ${s.name} submitted in namespace ${s.namespace}.`);
@@ -54,7 +58,9 @@ export async function waitAndReport(ctx: CommandContext, kind: string, name: str
   });
   ctx.printData(run, () => (timedOut ? "" : finalSummary(run, elapsedMs)));
   if (timedOut) {
-    ctx.note(`Stopped waiting after ${flags.waitTimeout} s; ${kind} ${name} goes on. Follow it: orchestrator runs watch ${kind.toLowerCase()}/${name}`);
+    ctx.note(
+      `Stopped waiting after ${flags.waitTimeout} s; ${kind} ${name} goes on. Follow it: orchestrator runs watch ${kind.toLowerCase()}/${name}`,
+    );
     ctx.exitCode = ExitCodes.timeout;
     return;
   }
@@ -86,34 +92,39 @@ function codeCommand(deps: CliDeps, results: { exitCode: number }): Command {
     .option("--max-retries <n>", "retries after a failed attempt", int("--max-retries"))
     .option("--max-turns <n>", "agent turn limit per attempt", int("--max-turns"));
   addWaitOptions(cmd);
-  return cmd.action(action(deps, results, async (ctx, taskId: number, o: Record<string, unknown>) => {
-    const git = await detectGit(ctx.deps.cwd);
-    const { body, notes } = completeCodeRequest({
-      task_id: taskId,
-      service: o.service as string,
-      repository_url: o.repositoryUrl,
-      docs_repository_url: o.docsRepositoryUrl,
-      docs_project_directory: o.docsProjectDirectory,
-      working_directory: o.workingDirectory,
-      model: o.model,
-      github_user: o.githubUser,
-      github_app: o.githubApp,
-      local_tools: o.localTools,
-      remote_tools: o.remoteTools,
-      context_version: o.contextVersion,
-      prompt_modification: o.promptModification,
-      docs_branch: o.docsBranch,
-      continue_session: o.continueSession,
-      overwrite_memory: o.overwriteMemory,
-      env: parseEnvPairs(o.env as string[]),
-      env_from_secrets: parseEnvFromSecrets(o.envFromSecrets as string[]),
-      timeout_seconds: o.timeoutSeconds,
-      max_retries: o.maxRetries,
-      max_turns: o.maxTurns,
-    }, git);
-    notes.forEach((n) => ctx.note(n));
-    await reportSubmitted(ctx, await ctx.client().submitCode(body, o.idempotencyKey as string | undefined), o as WaitFlags);
-  }));
+  return cmd.action(
+    action(deps, results, async (ctx, taskId: number, o: Record<string, unknown>) => {
+      const git = await detectGit(ctx.deps.cwd);
+      const { body, notes } = completeCodeRequest(
+        {
+          task_id: taskId,
+          service: o.service as string,
+          repository_url: o.repositoryUrl,
+          docs_repository_url: o.docsRepositoryUrl,
+          docs_project_directory: o.docsProjectDirectory,
+          working_directory: o.workingDirectory,
+          model: o.model,
+          github_user: o.githubUser,
+          github_app: o.githubApp,
+          local_tools: o.localTools,
+          remote_tools: o.remoteTools,
+          context_version: o.contextVersion,
+          prompt_modification: o.promptModification,
+          docs_branch: o.docsBranch,
+          continue_session: o.continueSession,
+          overwrite_memory: o.overwriteMemory,
+          env: parseEnvPairs(o.env as string[]),
+          env_from_secrets: parseEnvFromSecrets(o.envFromSecrets as string[]),
+          timeout_seconds: o.timeoutSeconds,
+          max_retries: o.maxRetries,
+          max_turns: o.maxTurns,
+        },
+        git,
+      );
+      notes.forEach((n) => ctx.note(n));
+      await reportSubmitted(ctx, await ctx.client().submitCode(body, o.idempotencyKey as string | undefined), o as WaitFlags);
+    }),
+  );
 }
 
 /** Stops (exit 2) when .taskmaster has changes the agent would not see, printing the git commands. */
@@ -122,9 +133,11 @@ async function checkTaskFilesPushed(ctx: CommandContext, dir: string): Promise<b
   const ahead = await unpushedCount(dir);
   if (dirty.length === 0 && ahead === 0) return true;
   const path = shellQuote(join(dir, ".taskmaster"));
-  ctx.note(dirty.length
-    ? `${dirty.length} uncommitted change(s) under ${path}; the agent clones the remote and would not see them. The CLI never commits for you; to publish them run:\n  git add ${path} && git commit -m "chore: update .taskmaster for documentation generation" && git push\nthen run this command again (or pass --allow-uncommitted to submit anyway).`
-    : `${ahead} local commit(s) are not pushed; the agent clones the remote and would not see them. Run:\n  git push\nthen run this command again (or pass --allow-uncommitted to submit anyway).`);
+  ctx.note(
+    dirty.length
+      ? `${dirty.length} uncommitted change(s) under ${path}; the agent clones the remote and would not see them. The CLI never commits for you; to publish them run:\n  git add ${path} && git commit -m "chore: update .taskmaster for documentation generation" && git push\nthen run this command again (or pass --allow-uncommitted to submit anyway).`
+      : `${ahead} local commit(s) are not pushed; the agent clones the remote and would not see them. Run:\n  git push\nthen run this command again (or pass --allow-uncommitted to submit anyway).`,
+  );
   ctx.exitCode = ExitCodes.usage;
   return false;
 }
@@ -132,7 +145,10 @@ async function checkTaskFilesPushed(ctx: CommandContext, dir: string): Promise<b
 export function docsCommand(deps: CliDeps, results: { exitCode: number }, name: string): Command {
   const cmd = new Command(name)
     .description("generate documentation for the Task Master project in the current directory (creates a DocsRun)")
-    .option("-w, --working-directory <dir>", "directory holding .taskmaster/, relative to the repository root (default: the current directory)")
+    .option(
+      "-w, --working-directory <dir>",
+      "directory holding .taskmaster/, relative to the repository root (default: the current directory)",
+    )
     .option("--model <model>", "Claude model (default: the controller's models.defaultDocsModel)")
     .option("--repository-url <url>", "repository (default: git origin)")
     .option("--source-branch <branch>", "branch to document (default: the current branch)")
@@ -141,25 +157,33 @@ export function docsCommand(deps: CliDeps, results: { exitCode: number }, name: 
     .option("--include-codebase", "also give the agent a summary of the codebase")
     .option("--allow-uncommitted", "submit even when .taskmaster has changes that are not pushed");
   addWaitOptions(cmd);
-  return cmd.action(action(deps, results, async (ctx, o: Record<string, unknown>) => {
-    const git = await detectGit(ctx.deps.cwd);
-    const wd = (o.workingDirectory as string | undefined) ?? git.relativeDir;
-    const dir = git.root ? join(git.root, wd) : ctx.deps.cwd;
-    const tasksJson = join(dir, ".taskmaster", "tasks", "tasks.json");
-    if (!existsSync(tasksJson)) throw new InputError(`${tasksJson} does not exist: run this in a Task Master project (task-master init / parse-prd) or pass -w with the directory that holds .taskmaster/.`);
-    if (!o.allowUncommitted && !(await checkTaskFilesPushed(ctx, dir))) return;
-    const { body, notes } = completeDocsRequest({
-      working_directory: wd,
-      model: o.model,
-      repository_url: o.repositoryUrl,
-      source_branch: o.sourceBranch,
-      github_user: o.githubUser,
-      github_app: o.githubApp,
-      include_codebase: o.includeCodebase,
-    }, git);
-    notes.forEach((n) => ctx.note(n));
-    await reportSubmitted(ctx, await ctx.client().submitDocs(body, o.idempotencyKey as string | undefined), o as WaitFlags);
-  }));
+  return cmd.action(
+    action(deps, results, async (ctx, o: Record<string, unknown>) => {
+      const git = await detectGit(ctx.deps.cwd);
+      const wd = (o.workingDirectory as string | undefined) ?? git.relativeDir;
+      const dir = git.root ? join(git.root, wd) : ctx.deps.cwd;
+      const tasksJson = join(dir, ".taskmaster", "tasks", "tasks.json");
+      if (!existsSync(tasksJson))
+        throw new InputError(
+          `${tasksJson} does not exist: run this in a Task Master project (task-master init / parse-prd) or pass -w with the directory that holds .taskmaster/.`,
+        );
+      if (!o.allowUncommitted && !(await checkTaskFilesPushed(ctx, dir))) return;
+      const { body, notes } = completeDocsRequest(
+        {
+          working_directory: wd,
+          model: o.model,
+          repository_url: o.repositoryUrl,
+          source_branch: o.sourceBranch,
+          github_user: o.githubUser,
+          github_app: o.githubApp,
+          include_codebase: o.includeCodebase,
+        },
+        git,
+      );
+      notes.forEach((n) => ctx.note(n));
+      await reportSubmitted(ctx, await ctx.client().submitDocs(body, o.idempotencyKey as string | undefined), o as WaitFlags);
+    }),
+  );
 }
 
 export function taskCommands(deps: CliDeps, results: { exitCode: number }): Command[] {
@@ -170,4 +194,3 @@ export function taskCommands(deps: CliDeps, results: { exitCode: number }): Comm
   docs.addCommand(docsCommand(deps, results, "generate"));
   return [task, docs];
 }
-

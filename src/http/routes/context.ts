@@ -49,5 +49,10 @@ export function objectBody(req: FastifyRequest): Record<string, unknown> | undef
 }
 
 export function notAnObject(reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, "badRequest", 400, "The request body must be a JSON object sent with Content-Type: application/json. See /openapi.json for the schema.");
+  return sendProblem(
+    reply,
+    "badRequest",
+    400,
+    "The request body must be a JSON object sent with Content-Type: application/json. See /openapi.json for the schema.",
+  );
 }

@@ -30,7 +30,13 @@ function parseName(req: FastifyRequest, reply: FastifyReply): string | undefined
 }
 
 export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, store: PlayStore | undefined): void {
-  const disabled = (reply: FastifyReply) => sendProblem(reply, "disabled", 503, "Plays are disabled on this orchestrator: set play.enabled and controller.enabled to true in its config (Helm: values play.enabled) and restart.");
+  const disabled = (reply: FastifyReply) =>
+    sendProblem(
+      reply,
+      "disabled",
+      503,
+      "Plays are disabled on this orchestrator: set play.enabled and controller.enabled to true in its config (Helm: values play.enabled) and restart.",
+    );
 
   app.post("/api/v1/plays", async (req, reply) => {
     if (!store) return disabled(reply);
@@ -67,8 +73,15 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
     }
     try {
       const items = (await store.list())
-        .filter((p) => (!parsed.data.service || p.spec.service === parsed.data.service) && (!parsed.data.phase || phaseOf(p) === parsed.data.phase))
-        .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""))
+        .filter(
+          (p) =>
+            (!parsed.data.service || p.spec.service === parsed.data.service) && (!parsed.data.phase || phaseOf(p) === parsed.data.phase),
+        )
+        .sort(
+          (a, b) =>
+            (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") ||
+            (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""),
+        )
         .map(present);
       return { success: true, message: `${items.length} play(s)`, data: { namespace: store.namespace, items } };
     } catch (err) {
@@ -95,7 +108,9 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
       const play = await store.get(name);
       // A Failed Play can still be resumed by a spec change, so cancelling it is meaningful.
       if (phaseOf(play) === "Succeeded" || phaseOf(play) === "Cancelled") {
-        return sendProblem(reply, "conflict", 409, `Play ${name} already finished (phase ${phaseOf(play)}); there is nothing to cancel.`, { phase: phaseOf(play) });
+        return sendProblem(reply, "conflict", 409, `Play ${name} already finished (phase ${phaseOf(play)}); there is nothing to cancel.`, {
+          phase: phaseOf(play),
+        });
       }
       if (play.spec.cancel !== true) await store.patchSpec(name, { cancel: true });
       req.log.info({ play: name, by: req.principal?.name }, "Requested cancel of Play");

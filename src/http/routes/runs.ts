@@ -32,7 +32,12 @@ function retryCreated(reply: FastifyReply, run: AnyRun, namespace: string): Fast
   return reply.code(201).send({
     success: true,
     message: `Retry of ${run.kind} ${retryOf} submitted successfully`,
-    data: { [nameKey]: run.metadata.name, namespace, retry_of: retryOf, ...(run.kind === "CodeRun" ? { context_version: run.spec.contextVersion ?? 1 } : {}) },
+    data: {
+      [nameKey]: run.metadata.name,
+      namespace,
+      retry_of: retryOf,
+      ...(run.kind === "CodeRun" ? { context_version: run.spec.contextVersion ?? 1 } : {}),
+    },
   });
 }
 
@@ -61,7 +66,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       const items = lists
         .flat()
         .filter((r) => !q.phase || (r.status?.phase ?? "Pending") === q.phase)
-        .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""))
+        .sort(
+          (a, b) =>
+            (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") ||
+            (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""),
+        )
         .map(present);
       return { success: true, message: `${items.length} run(s)`, data: { namespace: ctx.runs.namespace, items } };
     } catch (err) {
@@ -87,7 +96,9 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       const run = await ctx.runs.get(p.kind, p.name);
       const phase = run.status?.phase ?? "Pending";
       if (!isActive(run)) {
-        return sendProblem(reply, "conflict", 409, `${p.kind} ${p.name} already finished (phase ${phase}); there is nothing to cancel.`, { phase });
+        return sendProblem(reply, "conflict", 409, `${p.kind} ${p.name} already finished (phase ${phase}); there is nothing to cancel.`, {
+          phase,
+        });
       }
       if (run.spec.cancel !== true) await ctx.runs.patchSpec(p.kind, p.name, { cancel: true });
       req.log.info({ [lower(p.kind)]: p.name, by: req.principal?.name }, `Requested cancel of ${p.kind}`);
@@ -123,9 +134,15 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
     try {
       const source = await ctx.runs.get(p.kind, p.name);
       if (isActive(source)) {
-        return sendProblem(reply, "conflict", 409, `${p.kind} ${p.name} has not finished (phase ${source.status?.phase ?? "Pending"}); only a finished run can be retried. Cancel it first if you want to start over.`, {
-          phase: source.status?.phase ?? "Pending",
-        });
+        return sendProblem(
+          reply,
+          "conflict",
+          409,
+          `${p.kind} ${p.name} has not finished (phase ${source.status?.phase ?? "Pending"}); only a finished run can be retried. Cancel it first if you want to start over.`,
+          {
+            phase: source.status?.phase ?? "Pending",
+          },
+        );
       }
       const intent = intentContext(ctx, req, key, parsed.data);
       const sendCreated = (r: AnyRun) => retryCreated(reply, r, ctx.runs.namespace);
@@ -135,12 +152,21 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       if (source.kind === "CodeRun") {
         // The next version after every run of this task and service, not just after the source,
         // so retrying an older run cannot reuse a version that already names Jobs.
-        const siblings = (await ctx.runs.list("CodeRun", { [Labels.service]: source.spec.service, [Labels.taskId]: String(source.spec.taskId) })) as CodeRun[];
+        const siblings = (await ctx.runs.list("CodeRun", {
+          [Labels.service]: source.spec.service,
+          [Labels.taskId]: String(source.spec.taskId),
+        })) as CodeRun[];
         const active = siblings.find((r) => r.metadata.name !== source.metadata.name && isActive(r));
         if (active) {
-          return sendProblem(reply, "conflict", 409, `CodeRun ${active.metadata.name} of task ${source.spec.taskId} for service ${source.spec.service} is still ${active.status?.phase ?? "Pending"}; wait for it or cancel it before retrying.`, {
-            existing: { kind: "CodeRun", name: active.metadata.name, phase: active.status?.phase ?? "Pending" },
-          });
+          return sendProblem(
+            reply,
+            "conflict",
+            409,
+            `CodeRun ${active.metadata.name} of task ${source.spec.taskId} for service ${source.spec.service} is still ${active.status?.phase ?? "Pending"}; wait for it or cancel it before retrying.`,
+            {
+              existing: { kind: "CodeRun", name: active.metadata.name, phase: active.status?.phase ?? "Pending" },
+            },
+          );
         }
         contextVersion = Math.max(source.spec.contextVersion ?? 1, ...siblings.map((r) => r.spec.contextVersion ?? 1)) + 1;
       }
@@ -149,7 +175,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
       if (refused) return refused;
       const res = await createOnce(ctx, reply, run, intent, sendCreated);
-      req.log.info({ [lower(p.kind)]: run.metadata.name, retryOf: p.name, contextVersion, by: req.principal?.name }, `Created ${p.kind} retry`);
+      req.log.info(
+        { [lower(p.kind)]: run.metadata.name, retryOf: p.name, contextVersion, by: req.principal?.name },
+        `Created ${p.kind} retry`,
+      );
       return res;
     } catch (err) {
       return sendStoreError(reply, err, `${p.kind} ${p.name}`);
@@ -169,7 +198,12 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       const run = await ctx.runs.get(p.kind, p.name);
       const job = run.status?.jobName;
       if (!job) {
-        return sendProblem(reply, "notFound", 404, `${p.kind} ${p.name} has no Job yet (phase ${run.status?.phase ?? "Pending"}); logs are available once the controller has started its Job. Retry in a few seconds.`);
+        return sendProblem(
+          reply,
+          "notFound",
+          404,
+          `${p.kind} ${p.name} has no Job yet (phase ${run.status?.phase ?? "Pending"}); logs are available once the controller has started its Job. Retry in a few seconds.`,
+        );
       }
       jobName = job;
     } catch (err) {
@@ -189,14 +223,29 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       return reply.code(200).type("text/plain; charset=utf-8").header("x-job-name", jobName).send(stream);
     } catch (err) {
       if (isStoreError(err, "NotFound")) {
-        return sendProblem(reply, "notFound", 404, `Job ${jobName} of ${p.kind} ${p.name} has no pod yet (${err.message}). Retry in a few seconds.`);
+        return sendProblem(
+          reply,
+          "notFound",
+          404,
+          `Job ${jobName} of ${p.kind} ${p.name} has no pod yet (${err.message}). Retry in a few seconds.`,
+        );
       }
       if (isStoreError(err, "NotReady")) {
-        return sendProblem(reply, "notReady", 409, `The pod of Job ${jobName} has not started its container yet (${err.message}). Retry in a few seconds.`);
+        return sendProblem(
+          reply,
+          "notReady",
+          409,
+          `The pod of Job ${jobName} has not started its container yet (${err.message}). Retry in a few seconds.`,
+        );
       }
       // The API server answered, but could not fetch the log from the pod's node (its kubelet).
       if (isStoreError(err, "Unavailable") && /^HTTP 5\d\d:/.test(err.message)) {
-        return sendProblem(reply, "logsUnavailable", 502, `The Kubernetes API server could not read the log of Job ${jobName} from its node (${err.message}). Check that the node's kubelet is reachable from the API server; pods on simulated (kwok) nodes have no logs.`);
+        return sendProblem(
+          reply,
+          "logsUnavailable",
+          502,
+          `The Kubernetes API server could not read the log of Job ${jobName} from its node (${err.message}). Check that the node's kubelet is reachable from the API server; pods on simulated (kwok) nodes have no logs.`,
+        );
       }
       return sendStoreError(reply, err, `the logs of ${p.kind} ${p.name}`);
     }

@@ -43,12 +43,23 @@ export async function findByIdempotencyKey(ctx: RouteContext, kind: RunKind, key
  * original 201, same body and Location, rebuilt from the object the first request created, so a
  * client that lost the response may simply retry. A key reused for a different request is 422.
  */
-export function replayCreated(reply: FastifyReply, existing: AnyRun, ctx: IntentContext, sendCreated: (run: AnyRun) => FastifyReply): FastifyReply {
+export function replayCreated(
+  reply: FastifyReply,
+  existing: AnyRun,
+  ctx: IntentContext,
+  sendCreated: (run: AnyRun) => FastifyReply,
+): FastifyReply {
   const recorded = existing.metadata.annotations?.[Annotations.requestDigest];
   if (recorded !== undefined && recorded !== ctx.requestDigest) {
-    return sendProblem(reply, "keyReused", 422, `This Idempotency-Key was already used for a different request, which created ${existing.kind} ${existing.metadata.name}. Use a new key for a new request.`, {
-      existing: { kind: existing.kind, name: existing.metadata.name, namespace: existing.metadata.namespace },
-    });
+    return sendProblem(
+      reply,
+      "keyReused",
+      422,
+      `This Idempotency-Key was already used for a different request, which created ${existing.kind} ${existing.metadata.name}. Use a new key for a new request.`,
+      {
+        existing: { kind: existing.kind, name: existing.metadata.name, namespace: existing.metadata.namespace },
+      },
+    );
   }
   return sendCreated(existing);
 }
@@ -57,7 +68,13 @@ export function replayCreated(reply: FastifyReply, existing: AnyRun, ctx: Intent
  * Creates `run`; with an Idempotency-Key, a name already taken (another replica's create of the
  * same key raced the label lookup) is answered like a repeated key.
  */
-export async function createOnce(ctx: RouteContext, reply: FastifyReply, run: AnyRun, intent: IntentContext, sendCreated: (run: AnyRun) => FastifyReply): Promise<FastifyReply> {
+export async function createOnce(
+  ctx: RouteContext,
+  reply: FastifyReply,
+  run: AnyRun,
+  intent: IntentContext,
+  sendCreated: (run: AnyRun) => FastifyReply,
+): Promise<FastifyReply> {
   try {
     return sendCreated(await ctx.runs.create(run));
   } catch (err) {
@@ -126,9 +143,20 @@ export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): v
         const siblings = (await ctx.runs.list("CodeRun", { service: request.service, "task-id": String(request.task_id) })) as CodeRun[];
         const active = siblings.find((r) => (r.spec.contextVersion ?? 1) === request.context_version && isActive(r));
         if (active) {
-          return sendProblem(reply, "duplicate", 409, `CodeRun ${active.metadata.name} for task ${request.task_id}, service ${request.service}, context version ${request.context_version} is still ${active.status?.phase ?? "Pending"}. Wait for it, cancel it (POST /api/v1/runs/coderun/${active.metadata.name}/cancel), or retry it with a new context version.`, {
-            existing: { kind: "CodeRun", name: active.metadata.name, namespace: active.metadata.namespace, phase: active.status?.phase ?? "Pending" },
-          });
+          return sendProblem(
+            reply,
+            "duplicate",
+            409,
+            `CodeRun ${active.metadata.name} for task ${request.task_id}, service ${request.service}, context version ${request.context_version} is still ${active.status?.phase ?? "Pending"}. Wait for it, cancel it (POST /api/v1/runs/coderun/${active.metadata.name}/cancel), or retry it with a new context version.`,
+            {
+              existing: {
+                kind: "CodeRun",
+                name: active.metadata.name,
+                namespace: active.metadata.namespace,
+                phase: active.status?.phase ?? "Pending",
+              },
+            },
+          );
         }
         const res = await createOnce(ctx, reply, run, intent, sendCreated);
         log.info({ model: run.spec.model, contextVersion: run.spec.contextVersion, by: req.principal?.name }, "Created CodeRun");

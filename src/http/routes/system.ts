@@ -13,7 +13,10 @@ export type ReadinessCheck = () => Promise<{ ready: boolean; checks: Record<stri
 const READY_TIMEOUT_MS = 2000;
 
 /** Runs the readiness callback with a timeout; a failure is logged and reported as not ready, never thrown. */
-async function checkReadiness(readiness: ReadinessCheck, log: FastifyBaseLogger): Promise<{ ready: boolean; checks: Record<string, boolean | string> }> {
+async function checkReadiness(
+  readiness: ReadinessCheck,
+  log: FastifyBaseLogger,
+): Promise<{ ready: boolean; checks: Record<string, boolean | string> }> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
@@ -38,7 +41,10 @@ export function registerReadinessDetailRoute(api: FastifyInstance, readiness: Re
   });
 }
 
-export function registerSystemRoutes(app: FastifyInstance, opts: { version: string; clock: Clock; readiness: ReadinessCheck; registry: Registry; openapi: Record<string, unknown> }): void {
+export function registerSystemRoutes(
+  app: FastifyInstance,
+  opts: { version: string; clock: Clock; readiness: ReadinessCheck; registry: Registry; openapi: Record<string, unknown> },
+): void {
   // Answering at all proves the process and its event loop are alive; liveness must not depend on
   // the API server (a Kubernetes outage would otherwise restart every replica).
   app.get("/health", async () => ({ status: "healthy", version: opts.version, timestamp: opts.clock.now().toISOString() }));

@@ -26,7 +26,10 @@ export function Login({ onSignedIn }: { onSignedIn: () => void }) {
     <main class="center login">
       <form class="card" onSubmit={submit} aria-labelledby="login-title" noValidate>
         <h1 id="login-title">Sign in to orchestrator</h1>
-        <p>Use an API token (ORCHESTRATOR_API_TOKENS) or a Kubernetes ServiceAccount token the API accepts. It is kept in an HttpOnly cookie for this browser session.</p>
+        <p>
+          Use an API token (ORCHESTRATOR_API_TOKENS) or a Kubernetes ServiceAccount token the API accepts. It is kept in an HttpOnly cookie
+          for this browser session.
+        </p>
         <label for="token">API token</label>
         <input
           id="token"

@@ -11,7 +11,14 @@ import { RunsTable } from "./runs.js";
 
 /** The stages drawn for every task, in order; remediation loops back to implementation. */
 const FLOW: PlayStage[] = [PlayStages.implementation, PlayStages.quality, PlayStages.testing, PlayStages.merge];
-const LABEL: Record<string, string> = { implementation: "Implementation", remediation: "Remediation", quality: "Quality review", testing: "Testing", merge: "Merge", complete: "Complete" };
+const LABEL: Record<string, string> = {
+  implementation: "Implementation",
+  remediation: "Remediation",
+  quality: "Quality review",
+  testing: "Testing",
+  merge: "Merge",
+  complete: "Complete",
+};
 
 type StageState = "done" | "active" | "failed" | "waiting";
 
@@ -24,7 +31,9 @@ function stageState(play: Play, task: number, stage: PlayStage, history: PlayHis
   if (current && liveStage === stage && phaseOf(play) !== "Succeeded") {
     return { state: phaseOf(play) === "Failed" ? "failed" : "active", agent: s?.agent };
   }
-  const last = [...history].reverse().find((h) => h.taskId === task && (h.stage === stage || (stage === PlayStages.implementation && h.stage === PlayStages.remediation)));
+  const last = [...history]
+    .reverse()
+    .find((h) => h.taskId === task && (h.stage === stage || (stage === PlayStages.implementation && h.stage === PlayStages.remediation)));
   if (!last) return { state: "waiting" };
   return { state: last.outcome === "Succeeded" ? "done" : last.outcome === "Failed" ? "failed" : "waiting", agent: last.agent };
 }
@@ -117,8 +126,20 @@ function History({ play }: { play: Play }) {
 export function PlayPage({ name }: { name: string }) {
   const live = useLive();
   const play = live.plays.get(name);
-  const runs = useMemo(() => [...live.runs.values()].filter((r) => r.metadata.labels?.[Labels.play] === name).sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "")), [live.version, name]);
-  if (!play) return <><h1 tabIndex={-1}>{name}</h1><p>{live.connection === "live" ? `There is no Play named ${name}.` : "Loading…"}</p></>;
+  const runs = useMemo(
+    () =>
+      [...live.runs.values()]
+        .filter((r) => r.metadata.labels?.[Labels.play] === name)
+        .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "")),
+    [live.version, name],
+  );
+  if (!play)
+    return (
+      <>
+        <h1 tabIndex={-1}>{name}</h1>
+        <p>{live.connection === "live" ? `There is no Play named ${name}.` : "Loading…"}</p>
+      </>
+    );
   const s = play.status;
   return (
     <>
@@ -147,7 +168,10 @@ export function PlayPage({ name }: { name: string }) {
       <Section title="Stages">
         {play.spec.tasks.map((task) => (
           <div key={task} class="task">
-            <h3>Task {task}{s?.currentTask === task ? " (current)" : ""}</h3>
+            <h3>
+              Task {task}
+              {s?.currentTask === task ? " (current)" : ""}
+            </h3>
             <StageGraph play={play} task={task} />
           </div>
         ))}
@@ -167,11 +191,15 @@ export function PlayPage({ name }: { name: string }) {
 
 export function PlaysPage() {
   const live = useLive();
-  const plays = [...live.plays.values()].sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""));
+  const plays = [...live.plays.values()].sort((a, b) =>
+    (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
+  );
   return (
     <>
       <h1 tabIndex={-1}>Plays</h1>
-      {!live.playsEnabled && live.connection === "live" ? <p class="note">Plays are disabled in this orchestrator (config play.enabled).</p> : null}
+      {!live.playsEnabled && live.connection === "live" ? (
+        <p class="note">Plays are disabled in this orchestrator (config play.enabled).</p>
+      ) : null}
       {plays.length === 0 ? (
         <Empty>No Plays.</Empty>
       ) : (
@@ -201,7 +229,13 @@ export function PlaysPage() {
                   <td>{p.status?.currentTask ?? "–"}</td>
                   <td>{p.status?.stage ? LABEL[p.status.stage] : "–"}</td>
                   <td>{p.status?.agent ?? "–"}</td>
-                  <td>{p.status?.pullRequest ? <ExternalLink url={p.status.pullRequest.url}>#{p.status.pullRequest.number}</ExternalLink> : "–"}</td>
+                  <td>
+                    {p.status?.pullRequest ? (
+                      <ExternalLink url={p.status.pullRequest.url}>#{p.status.pullRequest.number}</ExternalLink>
+                    ) : (
+                      "–"
+                    )}
+                  </td>
                   <td>{p.status?.iteration ?? 0}</td>
                   <td>
                     <PhaseBadge phase={phaseOf(p)} />

@@ -19,17 +19,31 @@ interface Entry {
 /** Everything that happened to the run, oldest first. */
 export function timelineEntries(run: AnyRun, t: Timeline | null): Entry[] {
   const out: Entry[] = [];
-  const add = (time: string | undefined, source: Entry["source"], text: string, warning = false) => time && out.push({ time, source, text, warning });
+  const add = (time: string | undefined, source: Entry["source"], text: string, warning = false) =>
+    time && out.push({ time, source, text, warning });
   add(run.metadata.creationTimestamp, "run", `Created${requesterOf(run) ? ` by ${requesterOf(run)}` : ""}`);
   add(run.status?.startTime, "run", "Started");
-  for (const c of run.status?.conditions ?? []) add(c.lastTransitionTime, "condition", `${c.type}=${c.status} (${c.reason}): ${c.message}`, c.type === "Failed" && c.status === "True");
+  for (const c of run.status?.conditions ?? [])
+    add(c.lastTransitionTime, "condition", `${c.type}=${c.status} (${c.reason}): ${c.message}`, c.type === "Failed" && c.status === "True");
   for (const j of t?.jobs ?? []) {
     add(j.createdAt, "attempt", `Attempt ${j.attempt}: Job ${j.name} created`);
     const end = j.conditions.find((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
-    if (end) add(j.completionTime ?? j.createdAt, "attempt", `Attempt ${j.attempt}: Job ${end.type === "Complete" ? "completed" : `failed${end.reason ? ` (${end.reason})` : ""}`}`, end.type === "Failed");
+    if (end)
+      add(
+        j.completionTime ?? j.createdAt,
+        "attempt",
+        `Attempt ${j.attempt}: Job ${end.type === "Complete" ? "completed" : `failed${end.reason ? ` (${end.reason})` : ""}`}`,
+        end.type === "Failed",
+      );
   }
-  for (const e of t?.events ?? []) add(e.lastTime, "event", `${e.reason} on ${e.object}: ${e.message}${e.count > 1 ? ` (×${e.count})` : ""}`, e.type === "Warning");
-  add(run.status?.completionTime, "run", `Finished: ${phaseOf(run)}${run.status?.message ? ` — ${run.status.message}` : ""}`, phaseOf(run) === "Failed");
+  for (const e of t?.events ?? [])
+    add(e.lastTime, "event", `${e.reason} on ${e.object}: ${e.message}${e.count > 1 ? ` (×${e.count})` : ""}`, e.type === "Warning");
+  add(
+    run.status?.completionTime,
+    "run",
+    `Finished: ${phaseOf(run)}${run.status?.message ? ` — ${run.status.message}` : ""}`,
+    phaseOf(run) === "Failed",
+  );
   // By instant (the API mixes "…:25Z" and "…:25.000Z"); the sort is stable, so ties keep the order above.
   return out.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
@@ -100,7 +114,9 @@ function Progress({ run, live }: { run: AnyRun; live: LiveProgress }) {
           </div>
         ))}
       </dl>
-      <p class="muted">{fromResult ? "From the run's result." : "Live from the agent's log; token totals arrive every 10 turns, the cost with the result."}</p>
+      <p class="muted">
+        {fromResult ? "From the run's result." : "Live from the agent's log; token totals arrive every 10 turns, the cost with the result."}
+      </p>
     </Section>
   );
 }

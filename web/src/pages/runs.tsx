@@ -18,7 +18,9 @@ const valueOf: Record<Filter, (r: AnyRun) => string> = {
   requester: requesterOf,
 };
 
-const newestFirst = (a: AnyRun, b: AnyRun) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "");
+const newestFirst = (a: AnyRun, b: AnyRun) =>
+  (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") ||
+  (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "");
 
 function options(runs: AnyRun[], f: Filter): string[] {
   if (f === "kind") return ["CodeRun", "DocsRun"];

@@ -94,9 +94,18 @@ export function ServicesPage({ slotsPerService }: { slotsPerService: number }) {
   return (
     <>
       <h1 tabIndex={-1}>Services</h1>
-      <p class="muted">Each service has one workspace volume (ReadWriteOnce) and {slotsPerService} slot(s): at most that many of its runs are active at once; the others wait in order.</p>
+      <p class="muted">
+        Each service has one workspace volume (ReadWriteOnce) and {slotsPerService} slot(s): at most that many of its runs are active at
+        once; the others wait in order.
+      </p>
       <ErrorNote error={error} />
-      {services === null ? <p>Loading…</p> : services.length === 0 ? <Empty>No service has runs or a workspace yet.</Empty> : services.map((s) => <Service key={s.service} s={s} />)}
+      {services === null ? (
+        <p>Loading…</p>
+      ) : services.length === 0 ? (
+        <Empty>No service has runs or a workspace yet.</Empty>
+      ) : (
+        services.map((s) => <Service key={s.service} s={s} />)
+      )}
     </>
   );
 }

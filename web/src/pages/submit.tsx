@@ -57,10 +57,28 @@ export function buildBody(fields: FieldSpec[], values: Record<string, string | b
   return body;
 }
 
-function Field({ f, form, value, error, onChange }: { f: FieldSpec; form: string; value: string | boolean | undefined; error?: string; onChange: (v: string | boolean) => void }) {
+function Field({
+  f,
+  form,
+  value,
+  error,
+  onChange,
+}: {
+  f: FieldSpec;
+  form: string;
+  value: string | boolean | undefined;
+  error?: string;
+  onChange: (v: string | boolean) => void;
+}) {
   const id = `${form}-${f.name}`;
   const described = [f.hint ? `${id}-hint` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ") || undefined;
-  const common = { id, name: f.name, "aria-invalid": error ? ("true" as const) : undefined, "aria-describedby": described, "aria-required": f.required ? ("true" as const) : undefined };
+  const common = {
+    id,
+    name: f.name,
+    "aria-invalid": error ? ("true" as const) : undefined,
+    "aria-describedby": described,
+    "aria-required": f.required ? ("true" as const) : undefined,
+  };
   return (
     <div class={`field${f.type === "checkbox" ? " check" : ""}`}>
       {f.type === "checkbox" ? (
@@ -73,7 +91,13 @@ function Field({ f, form, value, error, onChange }: { f: FieldSpec; form: string
       {f.type === "textarea" ? (
         <textarea {...common} rows={3} value={(value as string) ?? ""} onInput={(e) => onChange((e.target as HTMLTextAreaElement).value)} />
       ) : f.type === "checkbox" ? null : (
-        <input type="text" inputMode={f.type === "number" ? "numeric" : undefined} {...common} value={(value as string) ?? ""} onInput={(e) => onChange((e.target as HTMLInputElement).value)} />
+        <input
+          type="text"
+          inputMode={f.type === "number" ? "numeric" : undefined}
+          {...common}
+          value={(value as string) ?? ""}
+          onInput={(e) => onChange((e.target as HTMLInputElement).value)}
+        />
       )}
       {f.hint ? (
         <small id={`${id}-hint`} class="muted">
@@ -138,7 +162,14 @@ function TaskForm({ kind, fields }: { kind: "code" | "docs"; fields: FieldSpec[]
       <p class="muted">Fields marked * are required.</p>
       <div class="fields">
         {fields.map((f) => (
-          <Field key={f.name} f={f} form={form} value={values[f.name]} error={byField.get(f.name)} onChange={(v) => setValues({ ...values, [f.name]: v })} />
+          <Field
+            key={f.name}
+            f={f}
+            form={form}
+            value={values[f.name]}
+            error={byField.get(f.name)}
+            onChange={(v) => setValues({ ...values, [f.name]: v })}
+          />
         ))}
       </div>
       <div role="status" aria-live="polite">
