@@ -156,16 +156,14 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
     const key = `${repo.owner}/${repo.repo}`.toLowerCase();
     let c = perRepo.get(key);
     if (!c) {
-      c = appClient!.rest.apps
-        .getRepoInstallation({ owner: repo.owner, repo: repo.repo })
-        .then(
-          ({ data }) =>
-            new Octokit({
-              ...base,
-              authStrategy: createAppAuth,
-              auth: { appId: app!.appId, privateKey: app!.privateKey, installationId: data.id },
-            }),
-        );
+      c = appClient!.rest.apps.getRepoInstallation({ owner: repo.owner, repo: repo.repo }).then(
+        ({ data }) =>
+          new Octokit({
+            ...base,
+            authStrategy: createAppAuth,
+            auth: { appId: app!.appId, privateKey: app!.privateKey, installationId: data.id },
+          }),
+      );
       // A failed lookup (App not installed yet) is retried on the next call.
       c.catch(() => perRepo.delete(key));
       perRepo.set(key, c);

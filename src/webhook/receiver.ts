@@ -320,13 +320,11 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): 
             runLog.error({ err }, "Failed to create CodeRun after acknowledging delivery; redeliver it from the GitHub webhook settings");
           },
         );
-        return reply
-          .code(202)
-          .send({
-            success: true,
-            message: "accepted: the CodeRun is being created",
-            data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace },
-          });
+        return reply.code(202).send({
+          success: true,
+          message: "accepted: the CodeRun is being created",
+          data: { delivery, event, outcome: "accepted", coderun_name: name, namespace: deps.runs.namespace },
+        });
       }
       if (r.outcome === "busy") return ok(202, Outcomes.busy, busy(r.active), { coderun_name: r.active.metadata.name });
       if (r.outcome === "duplicate") {
