@@ -33,6 +33,8 @@ export const TaskFileKeys = {
   systemPrompt: "system-prompt.md",
   /** The user prompt for DocsRuns (CodeRuns read task/prompt.md from the docs repo). */
   docsPrompt: "docs-prompt.md",
+  /** github.caBundle: the CA of a GitHub host whose certificate no public CA signed. */
+  githubCa: "github-ca.crt",
 } as const;
 
 /** Environment variables the Job sets for the runner (besides spec.env and envFromSecrets). */
@@ -40,6 +42,8 @@ export const AgentEnv = {
   anthropicApiKey: "ANTHROPIC_API_KEY",
   anthropicBaseUrl: "ANTHROPIC_BASE_URL",
   githubToken: "GITHUB_TOKEN",
+  /** Node adds these CAs to its own (the runner's GitHub calls); set when github.caBundle is. */
+  nodeExtraCaCerts: "NODE_EXTRA_CA_CERTS",
   /** Set only in tests: prefix for every absolute path above. */
   agentRoot: "AGENT_ROOT",
 } as const;

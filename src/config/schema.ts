@@ -236,9 +236,25 @@ export const fileConfigSchema = z.strictObject({
        * or a GitHub App). Log links use play.publicUrl.
        */
       replies: z.boolean().default(true),
+      /**
+       * PEM certificates of the CA that signed the GitHub host's certificate, when it is not a
+       * public one (GitHub Enterprise Server behind a private CA). The agent's git and Node trust
+       * it on top of the system CAs; the controller Deployment trusts it too (chart).
+       */
+      caBundle: z
+        .string()
+        .refine((pem) => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(pem), {
+          message: "must be PEM certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)",
+        })
+        .optional(),
     })
     .prefault({})
-    .transform((g) => ({ apiUrl: g.apiUrl, url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin, replies: g.replies })),
+    .transform((g) => ({
+      apiUrl: g.apiUrl,
+      url: new URL(g.url ?? defaultGithubUrl(g.apiUrl)).origin,
+      replies: g.replies,
+      ...(g.caBundle ? { caBundle: g.caBundle } : {}),
+    })),
   api: z
     .strictObject({
       /** Accept Kubernetes ServiceAccount tokens through TokenReview, besides the static tokens. */

@@ -183,7 +183,7 @@ export class RunReconciler {
         await this.deps.kube.createPvc(buildWorkspacePvc(run.spec.service, repositoryKey, ns, this.deps.config));
         log.info({ pvc: claim.name, repository: repositoryKey }, "Created workspace PersistentVolumeClaim");
       }
-      await this.deps.kube.createConfigMap(buildRunConfigMap(run, attempt, params, files));
+      await this.deps.kube.createConfigMap(buildRunConfigMap(run, attempt, params, files, this.deps.config.github.caBundle));
       await this.deps.kube.createJob(job);
       log.info({ job: name, attempt, at: nowIso }, "Created Job");
     };

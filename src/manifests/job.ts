@@ -21,6 +21,7 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
     },
   ];
   if (config.agent.anthropicBaseUrl) env.push({ name: AgentEnv.anthropicBaseUrl, value: config.agent.anthropicBaseUrl });
+  if (config.github.caBundle) env.push({ name: AgentEnv.nodeExtraCaCerts, value: `${AgentPaths.taskFiles}/${TaskFileKeys.githubCa}` });
   if (run.spec.githubUser) {
     env.push({
       name: AgentEnv.githubToken,

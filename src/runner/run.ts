@@ -268,6 +268,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       GIT_CONFIG_NOSYSTEM: "1",
       LC_ALL: "C",
       GIT_CEILING_DIRECTORIES: path.dirname(outside),
+      ...gitCaEnv(layout.taskFile(TaskFileKeys.githubCa), outside, env.baseEnv.GIT_SSL_CAINFO),
     };
     const remoteUrl = credentials.remoteUrl(target);
     const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log, origin: remoteUrl });
@@ -563,4 +564,20 @@ export async function main(env: RunnerEnv, options: RunnerOptions = {}): Promise
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }
+}
+
+/** The system CA file of the agent image (Debian's ca-certificates). */
+const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
+
+/**
+ * github.caBundle for git: GIT_SSL_CAINFO replaces git's CAs rather than adding to them, so the
+ * system CAs (or the file GIT_SSL_CAINFO already named) and the bundle go into one file of the
+ * runner's own. No bundle mounted: git keeps its defaults.
+ */
+function gitCaEnv(caFile: string, dir: string, current: string | undefined): Record<string, string> {
+  if (!fs.existsSync(caFile)) return {};
+  const base = [current ?? SYSTEM_CA_FILE].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, "utf8"));
+  const bundle = path.join(dir, "github-ca-bundle.crt");
+  fs.writeFileSync(bundle, [...base, fs.readFileSync(caFile, "utf8")].join("\n"));
+  return { GIT_SSL_CAINFO: bundle };
 }

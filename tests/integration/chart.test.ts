@@ -23,6 +23,7 @@ const SEED_CHART = "./infra/orchestrator-chart";
 const FIXTURES = path.join(ROOT, "tests", "fixtures", "chart");
 const PROD_VALUES = path.join(FIXTURES, "prod-values.yaml");
 const FULL_VALUES = path.join(FIXTURES, "full-values.yaml");
+const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n";
 /** README "Local Development": --set image.pullPolicy=IfNotPresent --set secrets.anthropicApiKey="test-key" --set secrets.githubToken="test-token". */
 const DEV_SET = [
   "--set",
@@ -263,7 +264,7 @@ describe("chart: render", () => {
       concurrency: { perService: 2 },
       models: { defaultCodeModel: "claude-opus-4-20250514", defaultDocsModel: "claude-sonnet-4-20250514" },
       permissions: { allow: ["Read", "Grep"], deny: ["Bash(rm:*)"] },
-      github: { apiUrl: "https://github.example.com/api/v3", replies: false },
+      github: { apiUrl: "https://github.example.com/api/v3", replies: false, caBundle: CA_PEM },
       api: { tokenReview: true, maxBodyBytes: 2097152 },
       webhook: {
         maxBodyBytes: 1048576,
@@ -300,6 +301,11 @@ describe("chart: render", () => {
     expect(find(objs, "RoleBinding", "orchestrator").metadata.namespace).toBe("agents");
     expect(secretData(objs, "orchestrator-secrets", "agents")).toEqual({ ANTHROPIC_API_KEY: "sk-ant-test" });
     expect(container(objs).env.find((e) => e.name === "KUBERNETES_NAMESPACE")?.value).toBe("agents");
+    // github.caBundle: the controller's Node trusts it too, from the config ConfigMap it mounts at /config.
+    expect(container(objs).env.find((e) => e.name === "NODE_EXTRA_CA_CERTS")?.value).toBe("/config/github-ca.crt");
+    expect((find(objs, "ConfigMap", "orchestrator-config") as K8sObject & { data: Record<string, string> }).data["github-ca.crt"]).toBe(
+      CA_PEM,
+    );
     // api.tokenReview adds the cluster-scoped TokenReview permission, and nothing else.
     expect(rulesOf(objs, "ClusterRole", "orchestrator-orchestrator-tokenreview")).toEqual([
       { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },

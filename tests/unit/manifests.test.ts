@@ -3,6 +3,7 @@ import type { CodeRun } from "../../src/api/index.js";
 import { parseConfig } from "../../src/config/config.js";
 import {
   buildJob,
+  buildRunConfigMap,
   buildWorkspacePvc,
   computeRunParameters,
   configMapName,
@@ -106,6 +107,17 @@ describe("buildJob", () => {
     expect(pod?.imagePullSecrets).toEqual([{ name: "ghcr-secret" }]);
     expect(c?.resources).toEqual(config.agent.resources);
     expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
+  });
+  it("github.caBundle: the run's files carry it and the agent's Node trusts it; without it, neither", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const withCa = parseConfig(`github: {caBundle: ${JSON.stringify(pem)}}`, {});
+    const env = buildJob(run, 1, withCa, "ws").spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.find((e) => e.name === "NODE_EXTRA_CA_CERTS")?.value).toBe("/task-files/github-ca.crt");
+    const params = computeRunParameters(run, 1, withCa);
+    expect(buildRunConfigMap(run, 1, params, {}, withCa.github.caBundle).data?.["github-ca.crt"]).toBe(pem);
+    expect(c?.env?.some((e) => e.name === "NODE_EXTRA_CA_CERTS")).toBe(false);
+    expect(buildRunConfigMap(run, 1, params, {}, config.github.caBundle).data).not.toHaveProperty("github-ca.crt");
+    expect(() => parseConfig("github: {caBundle: not-a-certificate}", {})).toThrow(/caBundle.*must be PEM certificates/s);
   });
   it("gives the runner a budget below the deadline and continues on retries", () => {
     const p1 = computeRunParameters(run, 1, config);
