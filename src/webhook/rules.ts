@@ -216,6 +216,41 @@ export interface EventContext {
 
 export type BuildResult = { ok: true; run: CodeRun } | { ok: false; reason: string };
 
+/** The request text of the event (the trigger's prompt, or the issue's title and body), marked untrusted. */
+function eventPrompt(ctx: EventContext, p: Obj, issue: Obj | undefined, number: number | undefined, fullName: string | undefined) {
+  const login = str(obj(p.sender)?.login) ?? "unknown";
+  const comment = obj(p.comment) ?? obj(p.review);
+  const where = comment
+    ? `in a comment on ${obj(p.pull_request) || obj(issue?.pull_request) ? "pull request" : "issue"} #${number ?? "?"} of ${fullName ?? "the repository"}`
+    : `on ${obj(p.pull_request) ? "pull request" : "issue"} #${number ?? "?"} of ${fullName ?? "the repository"}`;
+  const url = str(comment?.html_url) ?? str(issue?.html_url);
+  const association = str(comment?.author_association) ?? str(issue?.author_association);
+  const requestText = ctx.match.prompt ?? (issue ? [str(issue.title), str(issue.body)].filter(Boolean).join("\n\n") : undefined);
+  return requestText
+    ? markUntrusted(requestText, { login, association: association ?? undefined, where, url }, ctx.settings.webhook.maxPromptBytes)
+    : undefined;
+}
+
+/** Where the run came from: delivery, requester, event, rule and the GitHub objects it is about. */
+function eventAnnotations(ctx: EventContext, p: Obj, issue: Obj | undefined, number: number | undefined, fullName: string | undefined) {
+  const action = str(p.action);
+  const url = str((obj(p.comment) ?? obj(p.review))?.html_url) ?? str(issue?.html_url);
+  const annotations: Record<string, string> = {
+    [Annotations.deliveryId]: ctx.deliveryId,
+    [Annotations.requestedBy]: str(obj(p.sender)?.login) ?? "unknown",
+    [Annotations.source]: "webhook",
+    [Annotations.githubEvent]: action ? `${ctx.event}.${action}` : ctx.event,
+    [Annotations.webhookRule]: ctx.match.rule.rule.name,
+  };
+  if (fullName) annotations[Annotations.githubRepository] = fullName;
+  if (number !== undefined) annotations[Annotations.githubIssue] = String(number);
+  if (url) annotations[Annotations.githubUrl] = url;
+  const commentId = int(obj(p.comment)?.id);
+  if (commentId !== undefined) annotations[Annotations.githubComment] = String(commentId);
+  if (obj(p.pull_request) || obj(issue?.pull_request)) annotations[Annotations.githubPullRequest] = "true";
+  return annotations;
+}
+
 /** The CodeRun for a matched, authorized event: rule.run over webhook.defaults over the event. */
 export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   const p = obj(ctx.payload) ?? {};
@@ -237,18 +272,7 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   const service = rule.rule.run.service ?? d.service ?? serviceFromRepo(str(repo?.name) ?? "");
   if (!service) return { ok: false, reason: "no service: set run.service or webhook.defaults.service" };
 
-  const sender = obj(p.sender) ?? {};
-  const login = str(sender.login) ?? "unknown";
-  const comment = obj(p.comment) ?? obj(p.review);
-  const where = comment
-    ? `in a comment on ${obj(p.pull_request) || obj(issue?.pull_request) ? "pull request" : "issue"} #${number ?? "?"} of ${fullName ?? "the repository"}`
-    : `on ${obj(p.pull_request) ? "pull request" : "issue"} #${number ?? "?"} of ${fullName ?? "the repository"}`;
-  const url = str(comment?.html_url) ?? str(issue?.html_url);
-  const association = str(comment?.author_association) ?? str(issue?.author_association);
-  const requestText = ctx.match.prompt ?? (issue ? [str(issue.title), str(issue.body)].filter(Boolean).join("\n\n") : undefined);
-  const promptModification = requestText
-    ? markUntrusted(requestText, { login, association: association ?? undefined, where, url }, ctx.settings.webhook.maxPromptBytes)
-    : undefined;
+  const promptModification = eventPrompt(ctx, p, issue, number, fullName);
 
   const spec: CodeRunSpec = {
     taskId,
@@ -265,21 +289,7 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   else if (rule.githubApp) spec.githubApp = rule.githubApp;
   if (promptModification) spec.promptModification = promptModification;
 
-  const action = str(p.action);
-  const annotations: Record<string, string> = {
-    [Annotations.deliveryId]: ctx.deliveryId,
-    [Annotations.requestedBy]: login,
-    [Annotations.source]: "webhook",
-    [Annotations.githubEvent]: action ? `${ctx.event}.${action}` : ctx.event,
-    [Annotations.webhookRule]: rule.rule.name,
-  };
-  if (fullName) annotations[Annotations.githubRepository] = fullName;
-  if (number !== undefined) annotations[Annotations.githubIssue] = String(number);
-  if (url) annotations[Annotations.githubUrl] = url;
-  const commentId = int(obj(p.comment)?.id);
-  if (commentId !== undefined) annotations[Annotations.githubComment] = String(commentId);
-  if (obj(p.pull_request) || obj(issue?.pull_request)) annotations[Annotations.githubPullRequest] = "true";
-
+  const annotations = eventAnnotations(ctx, p, issue, number, fullName);
   return {
     ok: true,
     run: {
