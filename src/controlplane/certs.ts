@@ -115,6 +115,22 @@ function randomSerial(): string {
   return "01" + randomBytes(15).toString("hex");
 }
 
+/**
+ * A serving certificate for another server on the test network (a git or GitHub server the node's
+ * pods reach), signed by the cluster CA in `dir`, so clients that trust the cluster CA trust it.
+ * `sans`: IP addresses and DNS names.
+ */
+export async function issueServingCert(dir: string, name: string, sans: string[]): Promise<{ cert: string; key: string }> {
+  const list = sans.map((a) => (/^[0-9.]+$|:/.test(a) ? `IP:${a}` : `DNS:${a}`)).join(",");
+  await issue(
+    dir,
+    name,
+    `/CN=${name}`,
+    `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${list}\n`,
+  );
+  return { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };
+}
+
 /** Subject-alternative-name list for the serving cert. */
 export function servingSANs(bindAddress: string, node?: NodeIdentity): string {
   const names = ["DNS:localhost", "IP:127.0.0.1"];

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { createTestServer, type TlsFiles } from "./tls.js";
 
 export interface GitHttpServer {
   url: string;
@@ -21,13 +22,13 @@ export interface GitHttpServer {
 export async function startGitHttpServer(
   projectRoot: string,
   tokens: string[] | ((password: string) => boolean),
-  opts: { host?: string } = {},
+  opts: { host?: string; tls?: TlsFiles } = {},
 ): Promise<GitHttpServer> {
   const host = opts.host ?? "127.0.0.1";
   const isValid = typeof tokens === "function" ? tokens : (p: string) => tokens.includes(p);
   const attempts: GitHttpServer["attempts"] = [];
   let refuse = { count: 0, status: 503 };
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const header = req.headers.authorization ?? "";
     const basic = /^Basic\s+(.+)$/i.exec(header)?.[1];
@@ -90,11 +91,12 @@ export async function startGitHttpServer(
       if (!headersDone) res.writeHead(500).end("http-backend produced no response\n");
       else res.end();
     });
-  });
+  };
+  const { server, scheme } = createTestServer(handler, opts.tls);
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${host}:${port}`,
+    url: `${scheme}://${host}:${port}`,
     attempts,
     refusePushes: (count, status = 503) => {
       refuse = { count, status };

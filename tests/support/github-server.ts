@@ -14,6 +14,7 @@ import fs from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
+import { createTestServer, type TlsFiles } from "./tls.js";
 
 // ---- OpenAPI description -----------------------------------------------------------------------
 
@@ -399,6 +400,8 @@ export interface GitHubServerOptions {
   users?: Record<string, string>;
   /** Address to listen on (default 127.0.0.1; pods on a real node reach the host's IP). */
   host?: string;
+  /** Serve HTTPS with this certificate (the real node's pods send credentials only over HTTPS). */
+  tls?: TlsFiles;
 }
 
 export interface GitHubServer {
@@ -1164,7 +1167,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     return { ...response, operationId: matched.operation.operationId, caller: callerName };
   };
 
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -1199,13 +1202,14 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
         },
       );
     });
-  });
+  };
+  const { server, scheme } = createTestServer(handler, options.tls);
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
 
   self = {
-    url: `http://${host}:${port}`,
+    url: `${scheme}://${host}:${port}`,
     state,
     route(method, template, handler) {
       routes.set(`${method.toUpperCase()} ${template}`, handler);

@@ -13,6 +13,7 @@ import { GROUP, Plurals, VERSION } from "../../src/api/constants.js";
 import type { AnyRun } from "../../src/api/types.js";
 import { ControlPlane, freePorts, repoRoot, type ImageArchive, type NodeImages } from "../../src/controlplane/index.js";
 import { ensureImages } from "../../src/controlplane/images.js";
+import { issueServingCert } from "../../src/controlplane/certs.js";
 import { startGitHttpServer, type GitHttpServer } from "./git-http-server.js";
 import { startGitHubServer, type GitHubServer } from "./github-server.js";
 import { startModelServer, type ModelServer } from "./model-server.js";
@@ -66,7 +67,15 @@ export interface NodeWorld {
 }
 
 /** Config of the orchestrator under test (its YAML file). */
-function orchestratorConfig(p: { ns: string; port: number; agentRef: string; modelUrl: string; githubUrl: string }): string {
+function orchestratorConfig(p: {
+  ns: string;
+  port: number;
+  agentRef: string;
+  modelUrl: string;
+  githubApiUrl: string;
+  githubUrl: string;
+  caBundle: string;
+}): string {
   const i = p.agentRef.lastIndexOf(":");
   return stringify({
     namespace: p.ns,
@@ -77,7 +86,8 @@ function orchestratorConfig(p: { ns: string; port: number; agentRef: string; mod
       anthropicBaseUrl: p.modelUrl,
     },
     storage: { storageClassName: "local-path", workspaceSize: "1Gi" },
-    github: { apiUrl: p.githubUrl },
+    // The test servers use HTTPS with certificates of the cluster CA: the one GitHub host.
+    github: { apiUrl: p.githubApiUrl, url: p.githubUrl, caBundle: p.caBundle },
     job: { retryBackoffSeconds: 1, retryBackoffMaxSeconds: 5, maxRetries: 2, ttlSecondsAfterFinished: 3600 },
   });
 }
@@ -116,16 +126,20 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   closers.push(async () => fs.rmSync(tmp, { recursive: true, force: true }));
   const gitRoot = path.join(tmp, "git");
   const bare = (name: string) => path.join(gitRoot, "org", `${name}.git`);
+  // Credentials go only to an https:// GitHub host: the git and GitHub servers get certificates
+  // of the cluster CA, which the orchestrator and the agents trust through github.caBundle.
+  const tls = await issueServingCert(cp.certs.dir, "github-test", [ip]);
   const model = await startModelServer([], { host: ip });
   closers.push(() => model.close());
   const github = await startGitHubServer({
     host: ip,
+    tls,
     tokens: [TOKEN],
     repos: ["org/target", "org/docs", "org/other"],
     branchExists: (o, r, b) => branchExists(path.join(gitRoot, o, `${r}.git`), b),
   });
   closers.push(() => github.close());
-  const gitHttp = await startGitHttpServer(gitRoot, [TOKEN], { host: ip });
+  const gitHttp = await startGitHttpServer(gitRoot, [TOKEN], { host: ip, tls });
   closers.push(() => gitHttp.close());
   const ns = await cp.createNamespace("orch");
   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
@@ -140,9 +154,19 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   const agent = await agentImageArchive();
   const [port] = (await freePorts(1)) as [number];
   const configFile = path.join(tmp, "config.yaml");
-  fs.writeFileSync(configFile, orchestratorConfig({ ns, port, agentRef: agent.ref, modelUrl: model.url, githubUrl: github.url }));
+  const caBundle = fs.readFileSync(cp.certs.caCert, "utf8");
+  fs.writeFileSync(
+    configFile,
+    orchestratorConfig({ ns, port, agentRef: agent.ref, modelUrl: model.url, githubApiUrl: github.url, githubUrl: gitHttp.url, caBundle }),
+  );
   const startOrchestrator = () =>
-    launchOrchestrator({ kubeconfig: cp.kubeconfigPath, configFile, port, logFile: path.join(tmp, `orchestrator-${Date.now()}.log`) });
+    launchOrchestrator({
+      kubeconfig: cp.kubeconfigPath,
+      configFile,
+      port,
+      caFile: cp.certs.caCert,
+      logFile: path.join(tmp, `orchestrator-${Date.now()}.log`),
+    });
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
   const getRun = async (kind: "CodeRun" | "DocsRun", name: string) =>
     (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals[kind], name })) as AnyRun;
@@ -213,7 +237,13 @@ export function useNodeWorld(): () => NodeWorld {
   };
 }
 
-async function launchOrchestrator(p: { kubeconfig: string; configFile: string; port: number; logFile: string }): Promise<Orchestrator> {
+async function launchOrchestrator(p: {
+  kubeconfig: string;
+  configFile: string;
+  port: number;
+  caFile: string;
+  logFile: string;
+}): Promise<Orchestrator> {
   const child = execa(process.execPath, ["--import", "tsx", path.join(repoRoot(), "src/cmd/main.ts")], {
     cwd: repoRoot(),
     env: {
@@ -223,6 +253,8 @@ async function launchOrchestrator(p: { kubeconfig: string; configFile: string; p
       LOG_LEVEL: "info",
       HOME: os.homedir(),
       PATH: process.env.PATH ?? "/usr/bin:/bin",
+      // As the chart does for github.caBundle: the controller's own GitHub calls trust it.
+      NODE_EXTRA_CA_CERTS: p.caFile,
     },
     extendEnv: false,
     stdout: { file: p.logFile, append: true },

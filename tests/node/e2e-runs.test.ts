@@ -8,6 +8,7 @@ import { BatchV1Api, CoreV1Api, type CoreV1Event } from "@kubernetes/client-node
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
+import { workspacePvcName } from "../../src/manifests/names.js";
 import type { MessagesRequest, ScriptTurn } from "../support/model-server.js";
 import { GITHUB_USER, podWorkDir, useNodeWorld } from "../support/node-world.js";
 import { listFiles, readFileAt } from "../support/runner-fixture.js";
@@ -42,7 +43,7 @@ describe("code task through the cluster", () => {
       github_user: GITHUB_USER,
     });
     expect(submit.status, submit.text).toBe(201);
-    const name = (submit.body as { name: string }).name;
+    const name = (submit.body as { data: { coderun_name: string } }).data.coderun_name;
     const run = (await w.waitForRun("CodeRun", name, (r) =>
       ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""),
     )) as CodeRun;
@@ -93,7 +94,7 @@ async function submitCode(taskId: number, service: string, extra: Record<string,
     ...extra,
   });
   expect(r.status, r.text).toBe(201);
-  return (r.body as { name: string }).name;
+  return (r.body as { data: { coderun_name: string } }).data.coderun_name;
 }
 
 const finished = (r: { status?: { phase?: string } }) => ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? "");
@@ -153,7 +154,7 @@ describe("docs task through the cluster", () => {
       github_user: GITHUB_USER,
     });
     expect(r.status, r.text).toBe(201);
-    const name = (r.body as { name: string }).name;
+    const name = (r.body as { data: { docsrun_name: string } }).data.docsrun_name;
     const run = await w.waitForRun("DocsRun", name, finished);
     expect(run.status?.phase, JSON.stringify(run.status)).toBe("Succeeded");
     const pulls = w.github.pullsFor("org", "docs");
@@ -241,7 +242,7 @@ describe("retry", () => {
     const results = w.model.mainRequests().flatMap((r) => (r.body ? toolResultTexts(r.body) : []));
     expect(results.map((t) => t.trim())).toContain("2");
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
-    const pvc = await core.readNamespacedPersistentVolumeClaim({ name: "workspace-retry", namespace: w.ns });
+    const pvc = await core.readNamespacedPersistentVolumeClaim({ name: workspacePvcName("retry", "org/target"), namespace: w.ns });
     expect(pvc.status?.phase).toBe("Bound");
     expect(pvc.spec?.storageClassName).toBe("local-path");
     expect(w.github.pullsFor("org", "target").filter((p) => p.head === "feature/task-31-implementation")).toHaveLength(1);
