@@ -4,7 +4,7 @@
  * the runner's real HTTPS credential path (credential helper, token in the environment) locally.
  */
 import { spawn } from "node:child_process";
-import http from "node:http";
+import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createTestServer, type TlsFiles } from "./tls.js";
 

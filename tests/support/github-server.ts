@@ -11,7 +11,7 @@
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
+import type http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { createTestServer, type TlsFiles } from "./tls.js";
