@@ -200,7 +200,7 @@ async function ceiling(kc: KubeConfig, ns: string, n: number): Promise<Result> {
       const files = renderRunFiles(templates, { params, permissions: { allow: [...config.permissions.allow], deny: [] } });
       const repositoryKey = "acme/api";
       const claim = workspacePvcName(r.spec.service, repositoryKey);
-      if (!(await kube.getPvc(ns, claim))) await kube.createPvc(buildWorkspacePvc(r.spec.service, repositoryKey, ns, config));
+      await kube.createPvc(buildWorkspacePvc(r.spec.service, repositoryKey, ns, config));
       await kube.createConfigMap(buildRunConfigMap(r, 1, params, files));
       await kube.createJob(buildJob(r, 1, config, claim));
       await kube.patchRunStatus("CodeRun", ns, name, {

@@ -3,7 +3,7 @@
  * Pods) to run keys for the manager's queue, and serves the reconciler's cache reads. The
  * manager runs the workers; one bad object never stops the others (errors back off per key).
  */
-import type { KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { Kinds, Labels, MANAGED_BY, Phases, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
@@ -31,6 +31,9 @@ export class Controller implements ControllerCache {
   private readonly runInformers = new Map<Kind, SharedInformer<AnyRun>>();
   private readonly jobInformer: SharedInformer<V1Job>;
   private readonly podInformer: SharedInformer<V1Pod>;
+  /** Secrets and claims of the namespace, read from the cache (Secrets without their values). */
+  private readonly secretInformer: SharedInformer<V1Secret>;
+  private readonly pvcInformer: SharedInformer<V1PersistentVolumeClaim>;
   private readonly jobsByRun = new Map<string, Map<string, V1Job>>();
   private readonly podsByJob = new Map<string, Map<string, V1Pod>>();
   private readonly ns: string;
@@ -48,6 +51,8 @@ export class Controller implements ControllerCache {
     const selector = `${Labels.managedBy}=${MANAGED_BY}`;
     this.jobInformer = manager.informer<V1Job>(Resources.Job, selector);
     this.podInformer = manager.informer<V1Pod>(Resources.Pod, selector);
+    this.secretInformer = manager.informer<V1Secret>(Resources.Secret);
+    this.pvcInformer = manager.informer<V1PersistentVolumeClaim>(Resources.PersistentVolumeClaim);
     this.jobInformer.on("add", (j) => this.onJob(j, false));
     this.jobInformer.on("update", (j) => this.onJob(j, false));
     this.jobInformer.on("delete", (j) => this.onJob(j, true));
@@ -68,7 +73,13 @@ export class Controller implements ControllerCache {
       workers,
       resyncSeconds,
       backoff: { baseDelayMs: 200, maxDelayMs: 300_000 },
-      informers: [...this.runInformers.values(), this.jobInformer, this.podInformer] as SharedInformer<unknown>[],
+      informers: [
+        ...this.runInformers.values(),
+        this.jobInformer,
+        this.podInformer,
+        this.secretInformer,
+        this.pvcInformer,
+      ] as SharedInformer<unknown>[],
       reconcile: (key) => {
         const [kind, namespace, name] = key.split("/") as [Kind, string, string];
         return this.reconciler.reconcile(kind, namespace, name);
@@ -93,6 +104,13 @@ export class Controller implements ControllerCache {
   }
   podsOfJob(namespace: string, jobName: string): V1Pod[] {
     return [...(this.podsByJob.get(`${namespace}/${jobName}`)?.values() ?? [])];
+  }
+  getPvc(namespace: string, name: string): V1PersistentVolumeClaim | undefined {
+    return this.pvcInformer.get(name, namespace);
+  }
+  secretKeys(namespace: string, name: string): string[] | undefined {
+    const s = this.secretInformer.get(name, namespace);
+    return s ? Object.keys(s.data ?? {}) : undefined;
   }
 
   // ---- event handlers ----------------------------------------------------------------------

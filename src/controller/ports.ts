@@ -7,14 +7,16 @@ import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } 
 import type { AnyRun, Kind } from "../api/index.js";
 
 export interface ControllerKube {
-  getPvc(namespace: string, name: string): Promise<V1PersistentVolumeClaim | null>;
   createPvc(pvc: V1PersistentVolumeClaim): Promise<void>;
   createConfigMap(cm: V1ConfigMap): Promise<void>;
   createJob(job: V1Job): Promise<void>;
   /** A live read, for when the cache may lag behind our own create. */
   getJob(namespace: string, name: string): Promise<V1Job | null>;
   deleteJob(namespace: string, name: string): Promise<void>;
-  /** Keys of a Secret's data, or null when it does not exist. Values are never read. */
+  /**
+   * Keys of a Secret's data, or null when it does not exist: a live read, only to confirm what
+   * the cache says is missing before that fails a run (the cache may lag behind a new Secret).
+   */
   getSecretKeys(namespace: string, name: string): Promise<string[] | null>;
   /** Merge-patches the status subresource; null values delete fields. */
   patchRunStatus(kind: Kind, namespace: string, name: string, status: Record<string, unknown>): Promise<void>;
@@ -22,12 +24,15 @@ export interface ControllerKube {
   createEvent(event: CoreV1Event): Promise<void>;
 }
 
-/** Reads from the informers' caches. */
+/** Reads from the informers' caches: a run's happy path reads nothing from the API server. */
 export interface ControllerCache {
   getRun(kind: Kind, namespace: string, name: string): AnyRun | undefined;
   listRuns(kind: Kind, namespace: string): readonly AnyRun[];
   jobsOfRun(uid: string): V1Job[];
   podsOfJob(namespace: string, jobName: string): V1Pod[];
+  getPvc(namespace: string, name: string): V1PersistentVolumeClaim | undefined;
+  /** Keys of a cached Secret (the cache keeps no values), or undefined when the cache has none. */
+  secretKeys(namespace: string, name: string): string[] | undefined;
 }
 
 /** A collection the manager keeps an informer cache of. */

@@ -82,6 +82,11 @@ export class RunReconciler {
     this.now = deps.now ?? Date.now;
   }
 
+  private isExpected(key: string): boolean {
+    const exp = this.expectedJobs.get(key);
+    return exp !== undefined && this.now() - exp.at <= EXPECTATION_TTL_MS;
+  }
+
   /** Called by the Job informer: the cache now knows this Job. */
   observedJob(job: V1Job): void {
     this.expectedJobs.delete(`${job.metadata?.namespace}/${job.metadata?.name}`);
@@ -94,6 +99,8 @@ export class RunReconciler {
     if (!run || run.metadata.deletionTimestamp) return {};
     const log = this.deps.logger.child({ run: `${namespace}/${name}`, kind });
     const world = await this.observe(run);
+    // Our own Job is not in the cache yet: its ADDED event enqueues the run again.
+    if (!world) return { requeueAfterMs: EXPECTATION_TTL_MS };
     let decision = decideRun(world);
     if (decision.stopJobs) await this.deleteActiveJobs(run, this.deps.cache.jobsOfRun(run.metadata.uid ?? ""));
     if (decision.start !== undefined) decision = decideStarted(world, decision, await this.tryStart(run, decision.start, log));
@@ -102,14 +109,21 @@ export class RunReconciler {
     return decision.requeueAfterMs === undefined ? {} : { requeueAfterMs: decision.requeueAfterMs };
   }
 
-  /** The run's attempts and its current Job with its Pods (a live read when the cache lags behind). */
-  private async observe(run: AnyRun): Promise<RunWorld> {
+  /**
+   * The run's attempts and its current Job with its Pods. When the cache lacks the current Job:
+   * undefined if this process created it moments ago (wait for the informer), else a live read
+   * (created before a restart, or deleted).
+   */
+  private async observe(run: AnyRun): Promise<RunWorld | undefined> {
     const ns = run.metadata.namespace ?? "";
     const jobs = this.deps.cache.jobsOfRun(run.metadata.uid ?? "");
     const attempts = Math.max(run.status?.attempts ?? 0, ...jobs.map(attemptOf));
     let job = jobs.find((j) => attemptOf(j) === attempts);
-    if (attempts > 0 && !job && !isTerminalPhase(run.status?.phase) && !run.spec.cancel)
-      job = (await this.deps.kube.getJob(ns, jobName(run, attempts))) ?? undefined;
+    if (attempts > 0 && !job && !isTerminalPhase(run.status?.phase) && !run.spec.cancel) {
+      const name = jobName(run, attempts);
+      if (this.isExpected(`${ns}/${name}`)) return undefined;
+      job = (await this.deps.kube.getJob(ns, name)) ?? undefined;
+    }
     const currentName = job?.metadata?.name ?? "";
     const current = job ? { name: currentName, obs: observeJob(job, this.deps.cache.podsOfJob(ns, currentName)) } : undefined;
     const { job: jobConfig } = this.deps.config;
@@ -175,34 +189,33 @@ export class RunReconciler {
       const t = (e as { template?: string }).template;
       throw new TemplateProblem(t, (e as Error).message);
     }
-    const claim = run.kind === "CodeRun" ? await this.resolveWorkspace(ns, run.spec.service, repositoryKey) : { name: "", exists: true };
+    const claim = run.kind === "CodeRun" ? this.resolveWorkspace(ns, run.spec.service, repositoryKey) : { name: "", exists: true };
     const job = buildJob(run, attempt, this.deps.config, claim.name);
     const name = job.metadata?.name ?? "";
-    const create = async () => {
-      if (run.kind === "CodeRun" && !claim.exists) {
-        await this.deps.kube.createPvc(buildWorkspacePvc(run.spec.service, repositoryKey, ns, this.deps.config));
-        log.info({ pvc: claim.name, repository: repositoryKey }, "Created workspace PersistentVolumeClaim");
+    // The Job is "expected" from before its create until the informer shows it: passes in
+    // between neither read it live nor count its slot as free.
+    const create = async (workspace: string) => {
+      const key = `${ns}/${name}`;
+      this.expectedJobs.set(key, { workspace, runUid: run.metadata.uid ?? "", at: this.now() });
+      try {
+        if (run.kind === "CodeRun" && !claim.exists) {
+          await this.deps.kube.createPvc(buildWorkspacePvc(run.spec.service, repositoryKey, ns, this.deps.config));
+          log.info({ pvc: claim.name, repository: repositoryKey }, "Created workspace PersistentVolumeClaim");
+        }
+        await this.deps.kube.createConfigMap(buildRunConfigMap(run, attempt, params, files, this.deps.config.github.caBundle));
+        await this.deps.kube.createJob(job);
+      } catch (e) {
+        this.expectedJobs.delete(key);
+        throw e;
       }
-      await this.deps.kube.createConfigMap(buildRunConfigMap(run, attempt, params, files, this.deps.config.github.caBundle));
-      await this.deps.kube.createJob(job);
       log.info({ job: name, attempt, at: nowIso }, "Created Job");
-    };
-    if (run.kind !== "CodeRun") {
-      await create();
       return { jobName: name };
-    }
+    };
+    if (run.kind !== "CodeRun") return create("");
     const service = run.spec.service;
     return this.serviceLocks.run(`${ns}/${service}`, async () => {
       const waiting = this.slotWait(run, ns, service, repositoryKey);
-      if (waiting) return { waiting };
-      this.expectedJobs.set(`${ns}/${name}`, { workspace: `${service}/${repositoryKey}`, runUid: run.metadata.uid ?? "", at: this.now() });
-      try {
-        await create();
-      } catch (e) {
-        this.expectedJobs.delete(`${ns}/${name}`);
-        throw e;
-      }
-      return { jobName: name };
+      return waiting ? { waiting } : create(`${service}/${repositoryKey}`);
     });
   }
 
@@ -251,17 +264,22 @@ export class RunReconciler {
    * workspaces were keyed by repository keeps serving the repository it is bound to, or is used
    * as it is when unbound (the runner refuses it if it holds another repository's clone).
    */
-  private async resolveWorkspace(ns: string, service: string, repositoryKey: string): Promise<{ name: string; exists: boolean }> {
-    const legacy = await this.deps.kube.getPvc(ns, legacyWorkspacePvcName(service));
+  private resolveWorkspace(ns: string, service: string, repositoryKey: string): { name: string; exists: boolean } {
+    const legacy = this.deps.cache.getPvc(ns, legacyWorkspacePvcName(service));
     const boundTo = legacy?.metadata?.annotations?.[Annotations.repository];
     if (legacy && (!boundTo || boundTo === repositoryKey)) return { name: legacyWorkspacePvcName(service), exists: true };
+    // A claim the cache does not know yet is created again: AlreadyExists is success.
     const name = workspacePvcName(service, repositoryKey);
-    return { name, exists: (await this.deps.kube.getPvc(ns, name)) !== null };
+    return { name, exists: this.deps.cache.getPvc(ns, name) !== undefined };
   }
 
   private async checkSecrets(run: AnyRun): Promise<void> {
     const ns = run.metadata.namespace ?? "";
     const need = async (name: string, key: string | undefined, hint: string) => {
+      const cached = this.deps.cache.secretKeys(ns, name);
+      if (cached && (!key || cached.includes(key))) return;
+      // The cache may lag behind a Secret created just now: a live read confirms a problem
+      // before it fails the run.
       const keys = await this.deps.kube.getSecretKeys(ns, name);
       if (keys === null) throw new TerminalProblem(RunReasons.SecretMissing, `Secret ${ns}/${name} does not exist. ${hint}`);
       if (key && !keys.includes(key))

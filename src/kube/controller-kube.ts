@@ -20,7 +20,6 @@ export function createControllerKube(clients: KubeClients, limiter: TokenBucket)
   const { core, batch, custom } = clients;
   const { call, ignoreExists, orNull } = limitedCalls(limiter);
   return {
-    getPvc: (namespace, name) => orNull(() => core.readNamespacedPersistentVolumeClaim({ namespace, name })),
     createPvc: (pvc: V1PersistentVolumeClaim) =>
       ignoreExists(() =>
         core.createNamespacedPersistentVolumeClaim({ namespace: pvc.metadata?.namespace ?? "", body: pvc, fieldManager: FIELD_MANAGER }),

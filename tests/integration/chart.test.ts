@@ -45,8 +45,8 @@ const EXPECTED_RULES = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
   { apiGroups: [""], resources: ["configmaps"], verbs: ["create"] },
-  { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get", "create"] },
-  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "create"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
 ];
 const ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];

@@ -2,7 +2,7 @@
  * The controller against a real control plane (etcd, kube-apiserver, kube-controller-manager,
  * kube-scheduler, kwok): Jobs really get pods that run and complete (simulated by kwok).
  */
-import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/index.js";
@@ -10,6 +10,7 @@ import { useControlPlane, newNamespace } from "../support/cluster.js";
 import { installChartRbac } from "../support/chart-rbac.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
 import { workspacePvcName } from "../../src/manifests/index.js";
+import { describeRequest, recordRequests } from "../support/request-counter.js";
 
 const CRDS = "infra/charts/orchestrator/crds/platform-crds.yaml";
 const cluster = useControlPlane("full", { crdPaths: [CRDS] });
@@ -30,13 +31,21 @@ async function setup(configYaml?: string) {
   const cp = cluster();
   const ns = await newNamespace("ctl");
   await createAgentSecrets(cp.kubeConfig, ns);
-  const kc = identity === "admin" ? cp.kubeConfig : await installChartRbac(cp, ns);
+  // The controller's own KubeConfig, so its requests (and only its) are recorded.
+  const admin = () => {
+    const k = new KubeConfig();
+    k.loadFromFile(cp.kubeconfigPath);
+    return k;
+  };
+  const kc = identity === "admin" ? admin() : await installChartRbac(cp, ns);
+  const requests = recordRequests(kc);
   const { controller, manager, started } = startInProcessController(kc, ns, configYaml);
   await started;
   stops.push(() => manager.stop());
   return {
     cp,
     ns,
+    requests,
     controller,
     runs: runsApi(cp.kubeConfig),
     batch: cp.kubeConfig.makeApiClient(BatchV1Api),
@@ -138,6 +147,28 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     expect(cmsAfter.length).toBe(1);
     expect((await core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items.length).toBe(1);
     expect({ job: jobsAfter[0]?.metadata?.resourceVersion, cm: cmsAfter[0]?.metadata?.resourceVersion }).toEqual(before);
+  });
+
+  it("starts a run with at most 4 API calls: no Secret, claim or Job is read from the API server", async () => {
+    const { ns, runs, requests } = await setup();
+    const perRun = async (name: string) => {
+      const from = requests.length;
+      await runs.create(codeRun(ns, name, { env: { KWOK_RUN_DURATION: "1s" } }));
+      await waitFor(async () => (await phaseOf(runs, ns, name))?.phase === "Succeeded", 60_000, `${name} Succeeded`);
+      const calls = requests.slice(from).filter((r) => !r.informer);
+      // The start: everything up to the status patch that records the Job.
+      const started = calls.findIndex((r) => r.method === "PATCH" && r.url.includes("/status"));
+      return { start: calls.slice(0, started + 1).map(describeRequest), life: calls.map(describeRequest) };
+    };
+    // A service's first run creates its workspace claim; the next run of the service reuses it.
+    const first = await perRun("first");
+    const second = await perRun("second");
+    expect(first.start).toEqual(["POST persistentvolumeclaims", "POST configmaps", "POST jobs", "POST events", "PATCH coderuns/status"]);
+    expect(second.start).toEqual(["POST configmaps", "POST jobs", "POST events", "PATCH coderuns/status"]);
+    expect(second.start.length).toBeLessThanOrEqual(4);
+    // Over a run's whole life (agent started, Succeeded): only writes, never a read.
+    expect(second.life.filter((c) => c.startsWith("GET"))).toEqual([]);
+    console.log(`[calls per run] start: ${second.start.length}; whole life: ${second.life.length} (${second.life.join(", ")})`);
   });
 
   it("a completed Job makes the run Succeeded with the PR URL; the PVC survives; deleting the Job does not restart it", async () => {

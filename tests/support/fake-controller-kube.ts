@@ -26,6 +26,10 @@ export class FakeKube implements ControllerKube, ControllerCache {
   flush(): void {
     this.hidden.clear();
   }
+  /** Hides an existing Job ("ns/name") from the cache, as after a restart before the informer caught up. */
+  hideJob(key: string): void {
+    this.hidden.add(key);
+  }
 
   // ControllerCache
   getRun(kind: Kind, ns: string, name: string) {
@@ -43,11 +47,17 @@ export class FakeKube implements ControllerKube, ControllerCache {
     return this.pods.get(`${ns}/${job}`) ?? [];
   }
 
-  // ControllerKube
-  async getPvc(ns: string, name: string) {
-    this.calls.push(`getPvc ${name}`);
-    return this.pvcs.get(`${ns}/${name}`) ?? null;
+  getPvc(ns: string, name: string) {
+    return this.pvcs.get(`${ns}/${name}`);
   }
+  /** The informer's view of the Secrets; `secretCache` simulates one lagging behind `secrets`. */
+  secretKeys(ns: string, name: string) {
+    this.calls.push(`secretKeys (cache) ${name}`);
+    return (this.secretCache ?? this.secrets).get(`${ns}/${name}`);
+  }
+  secretCache: Map<string, string[]> | undefined;
+
+  // ControllerKube
   async createPvc(p: V1PersistentVolumeClaim) {
     this.calls.push(`createPvc ${p.metadata?.name}`);
     const k = `${p.metadata?.namespace}/${p.metadata?.name}`;
@@ -74,6 +84,7 @@ export class FakeKube implements ControllerKube, ControllerCache {
     this.jobs.delete(`${ns}/${name}`);
   }
   async getSecretKeys(ns: string, name: string) {
+    this.calls.push(`getSecretKeys ${name}`);
     return this.secrets.get(`${ns}/${name}`) ?? null;
   }
   async patchRunStatus(kind: Kind, ns: string, name: string, patch: Record<string, unknown>) {

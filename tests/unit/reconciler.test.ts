@@ -54,12 +54,43 @@ describe("RunReconciler", () => {
     expect(kube.calls.slice(calls).filter((c) => c.startsWith("create") || c.startsWith("patch"))).toEqual([]);
   });
 
-  it("does not create a second Job when the cache has not seen the first yet", async () => {
+  it("does not create a second Job, nor read it live, when the cache has not seen the first yet", async () => {
     kube.cacheLag = true;
     kube.addRun(codeRun("a"));
     await rec.reconcile("CodeRun", NS, "a");
-    await rec.reconcile("CodeRun", NS, "a");
+    expect(await rec.reconcile("CodeRun", NS, "a")).toEqual({ requeueAfterMs: 60_000 });
     expect(kube.jobs.size).toBe(1);
+    expect(kube.calls.filter((c) => c.startsWith("getJob"))).toEqual([]);
+  });
+
+  it("reads a Job live when the cache lacks it and this process did not just create it (after a restart)", async () => {
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    kube.hideJob([...kube.jobs.keys()][0]!);
+    const restarted = new RunReconciler({ kube, cache: kube, config, renderFiles: render, logger: silent, now: () => now });
+    await restarted.reconcile("CodeRun", NS, "a");
+    expect(kube.calls.filter((c) => c.startsWith("getJob"))).toEqual([`getJob ${run.status?.jobName}`]);
+    expect(run.status?.phase).toBe("Running");
+  });
+
+  it("starts a run from the caches alone: no Secret or claim is read from the API server", async () => {
+    kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.calls.filter((c) => !c.includes("(cache)")).map((c) => c.split(" ")[0])).toEqual([
+      "createPvc",
+      "createConfigMap",
+      "createJob",
+      "createEvent",
+      "patchStatus",
+    ]);
+  });
+
+  it("confirms with a live read a Secret the cache does not have yet, and starts the run", async () => {
+    kube.secretCache = new Map([[`${NS}/orchestrator-secrets`, ["ANTHROPIC_API_KEY"]]]);
+    const run = kube.addRun(codeRun("a"));
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.calls.filter((c) => c.startsWith("getSecretKeys"))).toEqual(["getSecretKeys github-token-alice"]);
+    expect(run.status?.phase).toBe("Running");
   });
 
   it("succeeds with the PR URL from the termination message and stays finished when the Job is deleted", async () => {
@@ -134,7 +165,7 @@ describe("RunReconciler", () => {
       expect(run.status).toMatchObject({ phase: "Failed", reason: "NotAuthorized" });
       expect(run.status?.message).toContain(`Secret ${p.secretName} may not be mounted into runs`);
       expect(run.status?.message).not.toMatch(/does not exist|has no key/);
-      expect(kube.calls.slice(calls).filter((c) => c.startsWith("getSecret"))).toEqual([]);
+      expect(kube.calls.slice(calls).filter((c) => /^(getSecret|secretKeys)/.test(c))).toEqual([]);
     }
     expect(kube.jobs.size).toBe(0);
   });

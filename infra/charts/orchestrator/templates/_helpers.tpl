@@ -128,10 +128,12 @@ Nothing more: the controller never deletes PVCs or Secrets, never creates pods d
   verbs: ["create"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "create"]
+  verbs: ["list", "watch", "create"]
+{{- /* Secrets: watched so a run's check reads the cache (the controller keeps only their key
+names); get confirms a Secret the cache does not have yet. */}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
