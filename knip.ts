@@ -5,14 +5,12 @@
 import type { KnipConfig } from "knip";
 
 const config: KnipConfig = {
-  // tests/node-wip: the real-node end-to-end tests written but not yet green (docs/status.md);
   // tests/node/fixtures: programs the node tests start as child processes.
   entry: [
     "src/cmd/*.ts!",
     "src/templates/generate-builtins.ts",
     "bench/*.ts",
     "tests/**/*.test.ts",
-    "tests/node-wip/*.ts",
     "tests/node/fixtures/*.ts",
   ],
   project: ["src/**/*.ts!", "bench/**/*.ts", "tests/**/*.ts", "web/src/**/*.{ts,tsx}"],

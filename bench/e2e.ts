@@ -13,6 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
+import { AgentPaths, TaskFileKeys } from "../src/api/runner-contract.js";
 import { ensureControlPlaneBinaries, repoRoot } from "../src/controlplane/index.js";
 import { startNodeWorld, GITHUB_USER, API_KEY, TOKEN } from "../tests/support/node-world.js";
 import { nodeImages } from "../tests/support/real-node.js";
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
         maxTurns: 5,
         timeBudgetSeconds: 120,
         githubApiUrl: w.github.url,
-        githubUrl: new URL(w.github.url).origin,
+        githubUrl: new URL(w.gitHttp.url).origin,
         prLabels: [],
         taskId: task,
         service: "direct",
@@ -116,6 +117,8 @@ async function main(): Promise<void> {
         docsBranch: "main",
         docsProjectDirectory: ".",
       });
+      // github.caBundle, as the run's ConfigMap carries it.
+      fs.copyFileSync(w.cp.certs.caCert, path.join(agent.root, AgentPaths.taskFiles, TaskFileKeys.githubCa));
       // The compiled runner, as the image runs it (no TypeScript loader in the measurement).
       const home = path.join(agent.root, "home");
       fs.mkdirSync(home, { recursive: true });
@@ -128,6 +131,7 @@ async function main(): Promise<void> {
           ANTHROPIC_API_KEY: API_KEY,
           ANTHROPIC_BASE_URL: w.model.url,
           GITHUB_TOKEN: TOKEN,
+          NODE_EXTRA_CA_CERTS: w.cp.certs.caCert,
           DISABLE_AUTOUPDATER: "1",
           CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
         },
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
         max_retries: 0,
       });
       if (r.status !== 201) throw new Error(`submit failed: ${r.status} ${r.text}`);
-      return { task, t, name: (r.body as { name: string }).name };
+      return { task, t, name: (r.body as { data: { coderun_name: string } }).data.coderun_name };
     };
     const waitFirst = async (task: number, since: number) => {
       const deadline = Date.now() + 180_000;

@@ -171,12 +171,18 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   const getRun = async (kind: "CodeRun" | "DocsRun", name: string) =>
     (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals[kind], name })) as AnyRun;
   createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
+  // Task documents for every task the end-to-end tests submit.
+  const taskIds = [7, 21, 31, 41, 42, 51];
   createBareRepo(bare("docs"), {
-    ".taskmaster/docs/task-7/task.md": "# Task 7\nAdd a health endpoint.\n",
-    ".taskmaster/docs/task-7/acceptance-criteria.md": "- GET /health returns 200\n",
-    ".taskmaster/docs/task-7/prompt.md": "Implement task 7: add a health endpoint to the API service.\n",
+    ...Object.fromEntries(
+      taskIds.flatMap((t) => [
+        [`.taskmaster/docs/task-${t}/task.md`, `# Task ${t}\nAdd a health endpoint.\n`],
+        [`.taskmaster/docs/task-${t}/acceptance-criteria.md`, "- GET /health returns 200\n"],
+        [`.taskmaster/docs/task-${t}/prompt.md`, `Implement task ${t}: add a health endpoint to the API service.\n`],
+      ]),
+    ),
     ".taskmaster/docs/architecture.md": "# Architecture\nOne service.\n",
-    ".taskmaster/tasks/tasks.json": JSON.stringify({ tasks: [{ id: 7, title: "Health endpoint" }] }),
+    ".taskmaster/tasks/tasks.json": JSON.stringify({ tasks: taskIds.map((id) => ({ id, title: `Task ${id}` })) }),
   });
   const w: NodeWorld = {
     cp,

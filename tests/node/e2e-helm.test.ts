@@ -14,6 +14,7 @@ import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ControlPlane, freePorts, repoRoot, type ImageArchive } from "../../src/controlplane/index.js";
 import { ensureImages } from "../../src/controlplane/images.js";
+import { issueServingCert } from "../../src/controlplane/certs.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
 import { startModelServer, type MessagesRequest, type ModelServer } from "../support/model-server.js";
@@ -58,14 +59,17 @@ beforeAll(async () => {
   });
   const ip = cp.realNode?.ip ?? "";
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "helm-e2e-"));
+  // HTTPS with a certificate of the cluster CA; the chart's github.caBundle makes it trusted.
+  const tls = await issueServingCert(cp.certs.dir, "github-test", [ip]);
   model = await startModelServer([], { host: ip });
   github = await startGitHubServer({
     host: ip,
+    tls,
     tokens: [TOKEN],
     repos: ["org/target", "org/docs"],
     branchExists: (o, r, b) => branchExists(path.join(tmp, "git", o, `${r}.git`), b),
   });
-  gitHttp = await startGitHttpServer(path.join(tmp, "git"), [TOKEN], { host: ip });
+  gitHttp = await startGitHttpServer(path.join(tmp, "git"), [TOKEN], { host: ip, tls });
   createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
   createBareRepo(bare("docs"), {
     ".taskmaster/docs/task-9/task.md": "# Task 9\nAdd a version endpoint.\n",
@@ -119,6 +123,10 @@ function helmValues(): string[] {
     `agent.anthropicBaseUrl=${model.url}`,
     "--set",
     `github.apiUrl=${github.url}`,
+    "--set",
+    `github.url=${gitHttp.url}`,
+    "--set-file",
+    `github.caBundle=${cp.certs.caCert}`,
     "--set",
     "storage.storageClassName=local-path",
     "--set",
@@ -185,18 +193,19 @@ describe.each([
           github_user: USER,
         }),
       });
-      const created = (await submit.json()) as { name: string };
+      const created = (await submit.json()) as { data: { coderun_name: string } };
       expect(submit.status, JSON.stringify(created)).toBe(201);
+      const name = created.data.coderun_name;
       let phase = "";
       let pr = "";
       const deadline = Date.now() + 240_000;
       while (!["Succeeded", "Failed", "Cancelled"].includes(phase) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
         const r = (await (
-          await fetch(`${pf.url}/api/v1/runs/coderun/${created.name}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })
-        ).json()) as { status?: { phase?: string; pullRequestUrl?: string } };
-        phase = r.status?.phase ?? "";
-        pr = r.status?.pullRequestUrl ?? "";
+          await fetch(`${pf.url}/api/v1/runs/coderun/${name}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })
+        ).json()) as { data?: { status?: { phase?: string; pullRequestUrl?: string } } };
+        phase = r.data?.status?.phase ?? "";
+        pr = r.data?.status?.pullRequestUrl ?? "";
       }
       expect(phase).toBe("Succeeded");
       const pulls = github.pullsFor("org", "target").filter((p) => p.head === `feature/task-${taskId}-implementation`);
@@ -205,7 +214,7 @@ describe.each([
       expect(listFiles(bare("target"), pulls[0]?.head ?? "")).toContain("services/api/version.js");
       // The README's logs command shows the controller's work on this run.
       const logs = await kubectl("logs", "-n", NS, "deployment/orchestrator");
-      expect(logs.stdout).toContain(created.name);
+      expect(logs.stdout).toContain(name);
     } finally {
       pf.proc.kill();
       await pf.proc;
