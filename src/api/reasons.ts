@@ -43,6 +43,18 @@ export const Reasons = {
 } as const;
 export type Reason = (typeof Reasons)[keyof typeof Reasons];
 
+/**
+ * Runner outcomes another attempt cannot change: the request, the repositories or the workspace
+ * must change first (the message says how). The run fails at once instead of retrying.
+ */
+export const FINAL_REASONS: ReadonlySet<string> = new Set<Reason>([
+  Reasons.AgentFilesInvalid,
+  Reasons.RepositoryNotAllowed,
+  Reasons.WorkspaceInUse,
+  Reasons.BranchNotFound,
+  Reasons.TaskDocsMissing,
+]);
+
 /** Reasons the run controller writes (status.reason, conditions, Events). */
 export const RunReasons = {
   JobCreated: "JobCreated",

@@ -6,6 +6,7 @@
  */
 import {
   ConditionTypes,
+  FINAL_REASONS,
   Phases,
   RunReasons,
   isTerminalPhase,
@@ -175,7 +176,7 @@ function decideCurrent(w: RunWorld, base: RunStatus, current: { name: string; ob
 function decideFailure(w: RunWorld, base: RunStatus, failure: Failure): RunDecision {
   const prev = w.run.status ?? {};
   const nowIso = new Date(w.now).toISOString();
-  if (w.attempts - 1 >= w.maxRetries) {
+  if (w.attempts - 1 >= w.maxRetries || FINAL_REASONS.has(failure.reason)) {
     const message = `Failed after ${w.attempts} attempt(s): ${failure.reason}: ${failure.message}`;
     const next = finished(w, base, Phases.Failed, failure.reason, message, { completionTime: failure.finishedAt ?? nowIso });
     next.conditions = setCondition(

@@ -87,6 +87,21 @@ describe("decideRun", () => {
       },
     ],
     [
+      "a failure no retry can fix (task documents missing): Failed at once, retries unused",
+      world(
+        { phase: "Running", attempts: 1 },
+        { current: job({ state: "failed", reason: "TaskDocsMissing", message: "Task documents missing", finishedAt: iso(NOW) }) },
+      ),
+      {
+        next: {
+          phase: "Failed",
+          reason: "TaskDocsMissing",
+          message: expect.stringContaining("Failed after 1 attempt(s): TaskDocsMissing"),
+        },
+        events: [expect.objectContaining({ reason: "Failed" })],
+      },
+    ],
+    [
       "a failed Job whose backoff is over: start attempt 2",
       world({ phase: "Running", attempts: 1 }, { current: job({ state: "failed", reason: "PushFailed", finishedAt: iso(NOW - 60_000) }) }),
       { start: 2, next: { phase: "Running" } },
