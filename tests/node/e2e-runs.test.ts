@@ -20,6 +20,20 @@ function toolResults(req: MessagesRequest): number {
   return req.messages.filter((m) => Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result")).length;
 }
 
+/**
+ * Tool results since the last prompt: a retried attempt continues the conversation (--continue)
+ * with a new prompt, so its agent starts over from 0 while the history holds attempt 1's results.
+ */
+function toolResultsSincePrompt(req: MessagesRequest): number {
+  let n = 0;
+  for (const m of [...req.messages].reverse()) {
+    if (m.role !== "user") continue;
+    if (!(Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result"))) break;
+    n++;
+  }
+  return n;
+}
+
 /** An agent that writes `file` in its working directory, checks git status, then finishes. */
 function writingAgent(workDir: string, file: string, content: string): (req: MessagesRequest) => ScriptTurn {
   return (req) => {
@@ -118,8 +132,8 @@ function text(req: MessagesRequest): string {
   return JSON.stringify(req.messages);
 }
 
-/** Containers of the node that belong to pods of `ns` (ctr labels carry the pod namespace). */
-async function nodeContainers(ns: string): Promise<string[]> {
+/** Containers of the node that belong to pods of `ns` whose names start with `podNamePrefix` (from ctr labels). */
+async function nodeContainers(ns: string, podNamePrefix: string): Promise<string[]> {
   const w = world();
   const out = await w.cp.realNode?.ctr(["containers", "list"]);
   const ids = (out ?? "")
@@ -129,8 +143,9 @@ async function nodeContainers(ns: string): Promise<string[]> {
     .filter(Boolean);
   const mine: string[] = [];
   for (const id of ids) {
+    // A container may go between the list and its info: gone is what the caller waits for.
     const info = await w.cp.realNode?.ctr(["containers", "info", id]).catch(() => "");
-    if (info?.includes(`"io.kubernetes.pod.namespace": "${ns}"`)) mine.push(id);
+    if (info?.includes(`"io.kubernetes.pod.namespace": "${ns}"`) && info.includes(podNamePrefix)) mine.push(id);
   }
   return mine;
 }
@@ -209,9 +224,7 @@ describe("cancel mid-run", () => {
     let containers: string[] = ["?"];
     while (Date.now() < deadline3 && (pods > 0 || containers.length > 0)) {
       pods = (await core.listNamespacedPod({ namespace: w.ns, labelSelector: `job-name=${run.status?.jobName ?? ""}` })).items.length;
-      containers = await nodeContainers(w.ns).then((ids) => ids.filter(Boolean));
-      const all = await Promise.all(containers.map((id) => w.cp.realNode?.ctr(["containers", "info", id]) ?? ""));
-      containers = containers.filter((_, i) => all[i]?.includes(run.status?.jobName ?? "\u0000"));
+      containers = await nodeContainers(w.ns, run.status?.jobName ?? "\u0000");
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(pods).toBe(0);
@@ -223,7 +236,7 @@ describe("retry", () => {
   it("a refused push fails attempt 1; attempt 2 succeeds on the same workspace volume", async () => {
     const w = world();
     w.model.setResponder((req) => {
-      const done = toolResults(req);
+      const done = toolResultsSincePrompt(req);
       if (done === 0)
         return {
           tool: "Bash",
