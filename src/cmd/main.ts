@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   const hasGitHubCredentials = Boolean(config.githubToken || config.githubApp);
   const runReporter =
     config.controller.enabled && config.github.replies && hasGitHubCredentials
-      ? new RunReporter({ clients, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
+      ? new RunReporter({ manager, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
       : undefined;
   if (config.github.replies && !hasGitHubCredentials)
     logger.warn(
@@ -233,10 +233,6 @@ async function main(): Promise<void> {
   if (controller) {
     stops.unshift(() => manager.stop());
     await manager.start();
-    if (runReporter) {
-      stops.unshift(() => runReporter.stop());
-      await runReporter.start();
-    }
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
       if (!manager.isAlive()) {

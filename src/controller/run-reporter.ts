@@ -1,18 +1,17 @@
 /**
- * The run reporter's controller: an informer on CodeRuns (only runs started by a GitHub delivery
- * are reported), a work queue, and workers running reportRun(); plus refusal replies handed over
- * by the webhook intake (enqueueRefusal), which only decides and never writes to GitHub itself.
- * A run's report is retried with backoff while GitHub writes fail.
+ * The run reporter's controller, registered with the manager: it reads the manager's shared
+ * CodeRun informer (only runs started by a GitHub delivery are reported) and runs reportRun()
+ * on the manager's workers; plus refusal replies handed over by the webhook intake
+ * (enqueueRefusal), which only decides and never writes to GitHub itself. A run's report is
+ * retried with backoff while GitHub writes fail.
  */
-import type { KubernetesObject } from "@kubernetes/client-node";
-import { Annotations, GROUP, Plurals, VERSION, type CodeRun } from "../api/index.js";
+import { Annotations, type CodeRun } from "../api/index.js";
 import type { Config } from "../config/schema.js";
-import { WorkQueue } from "./queue.js";
-import type { KubeClients } from "../kube/clients.js";
-import { createInformer, type ResilientInformer } from "../kube/informer.js";
 import type { Logger } from "../observability/logger.js";
 import { originOf, parseRecord, type Refusal } from "../reporter/run-report.js";
 import { replyRefusal, reportRun, type RunReporterGitHub } from "../reporter/run-reporter.js";
+import type { Manager, RegisteredController } from "./manager.js";
+import { Resources, type SharedInformer } from "./ports.js";
 
 /** The one Kubernetes write of the reporter: its record annotation on the run. */
 export interface RunReporterKube {
@@ -20,7 +19,7 @@ export interface RunReporterKube {
 }
 
 export interface RunReporterOptions {
-  clients: KubeClients;
+  manager: Manager;
   kube: RunReporterKube;
   github: RunReporterGitHub;
   config: Pick<Config, "namespace" | "play">;
@@ -32,44 +31,33 @@ export interface RunReporterOptions {
 const MAX_PENDING_REFUSALS = 1000;
 
 export class RunReporter {
-  readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 300_000 });
-  private readonly runs: ResilientInformer<CodeRun & KubernetesObject>;
+  private readonly runs: SharedInformer<CodeRun>;
+  private readonly registration: RegisteredController;
   private readonly refusals = new Map<string, Refusal>();
   private readonly log: Logger;
-  private workers: Promise<void>[] = [];
 
   constructor(private readonly opts: RunReporterOptions) {
-    const ns = opts.config.namespace;
     this.log = opts.logger.child({ component: "run-reporter" });
-    this.runs = createInformer<CodeRun & KubernetesObject>(
-      opts.clients.kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${Plurals.CodeRun}`,
-      () =>
-        opts.clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals.CodeRun }) as never,
-      undefined,
-      this.log,
-    );
+    this.runs = opts.manager.informer<CodeRun>(Resources.CodeRun);
     const enqueue = (r: CodeRun) => {
-      if (r.metadata?.name && originOf(r)) this.queue.add(`run/${r.metadata.name}`);
+      if (r.metadata?.name && originOf(r)) this.registration.enqueue(`run/${r.metadata.name}`);
     };
     this.runs.on("add", enqueue);
     this.runs.on("update", enqueue);
-  }
-
-  async start(): Promise<void> {
-    await this.runs.start();
-    for (let i = 0; i < (this.opts.workers ?? 2); i++) this.workers.push(this.worker());
-    this.log.info({ namespace: this.opts.config.namespace }, "Started run reporter");
-  }
-
-  async stop(): Promise<void> {
-    this.queue.shutDown();
-    await this.runs.stop();
-    await Promise.all(this.workers);
-  }
-
-  isReady(): boolean {
-    return this.runs.healthy;
+    this.registration = opts.manager.add({
+      name: "run-reporter",
+      workers: opts.workers ?? 2,
+      // No periodic pass: every report is driven by a change of its run (a resync would only
+      // spend GitHub's rate limit on runs whose record already matches).
+      resyncSeconds: 86_400,
+      backoff: { baseDelayMs: 1000, maxDelayMs: 300_000 },
+      informers: [this.runs as SharedInformer<unknown>],
+      reconcile: async (key) => {
+        await this.handle(key);
+        return {};
+      },
+      resyncKeys: () => [],
+    });
   }
 
   /** Called by the webhook intake for a refused delivery; the reply is written by a worker. */
@@ -80,7 +68,7 @@ export class RunReporter {
       this.log.warn({ delivery: oldest }, "Dropped a refusal reply: too many pending");
     }
     this.refusals.set(r.delivery, r);
-    this.queue.add(`refusal/${r.delivery}`);
+    this.registration.enqueue(`refusal/${r.delivery}`);
   };
 
   private async handle(key: string): Promise<void> {
@@ -108,21 +96,5 @@ export class RunReporter {
     if (text !== JSON.stringify(before))
       await this.opts.kube.annotateRun(this.opts.config.namespace, id, { [Annotations.githubReport]: text });
     if (errors.length) throw new Error(errors.join("; "));
-  }
-
-  private async worker(): Promise<void> {
-    for (;;) {
-      const item = await this.queue.get();
-      if (!item) return;
-      try {
-        await this.handle(item.key);
-        this.queue.forget(item.key);
-      } catch (e) {
-        const delay = this.queue.addRateLimited(item.key);
-        this.log.warn({ key: item.key, err: (e as Error).message, retryInMs: delay }, "Failed to report on GitHub; will retry");
-      } finally {
-        this.queue.done(item.key);
-      }
-    }
   }
 }

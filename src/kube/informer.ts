@@ -3,16 +3,7 @@
  * a watch or list error and leaves restarting to the caller; this wrapper restarts it with
  * exponential backoff and reports whether it is synced and healthy (for /ready).
  */
-import {
-  ListWatch,
-  Watch,
-  makeInformer,
-  type Informer,
-  type KubeConfig,
-  type KubernetesObject,
-  type ListPromise,
-  type ObjectCache,
-} from "@kubernetes/client-node";
+import { ListWatch, Watch, type Informer, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
 import { GROUP, Kinds, Plurals, VERSION } from "../api/constants.js";
 import type { InformerSource, Resource, SharedInformer } from "../controller/ports.js";
 import type { Logger } from "../observability/logger.js";
@@ -23,20 +14,6 @@ export type Handler<T> = (obj: T) => void;
 
 /** client-node's informer: list + watch + cache, restarted by nobody. */
 export type InformerCore<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
-
-/**
- * A ResilientInformer of its own, outside the manager (the GitHub run reporter still makes one;
- * it should take the manager's shared CodeRun informer instead).
- */
-export function createInformer<T extends KubernetesObject>(
-  kc: KubeConfig,
-  path: string,
-  listFn: ListPromise<T>,
-  labelSelector: string | undefined,
-  log: Logger,
-): ResilientInformer<T> {
-  return new ResilientInformer(makeInformer<T>(kc, path, listFn, labelSelector), path, log);
-}
 
 export class ResilientInformer<T extends KubernetesObject> implements SharedInformer<T> {
   private started = false;

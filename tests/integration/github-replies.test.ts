@@ -13,7 +13,9 @@ import { parseConfig } from "../../src/config/config.js";
 import { RunReporter, type RunReporterKube } from "../../src/controller/run-reporter.js";
 import { createPlayGitHub } from "../../src/github/octokit.js";
 import { buildApp, createAuthenticator } from "../../src/http/app.js";
+import { Manager } from "../../src/controller/manager.js";
 import { makeClients } from "../../src/kube/clients.js";
+import { createInformerSource } from "../../src/kube/informer.js";
 import { createRunReporterKube } from "../../src/kube/run-reporter-kube.js";
 import { createKubeRunStore } from "../../src/kube/run-store.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -34,7 +36,7 @@ const PUBLIC = "https://orchestrator.example.com";
 let gh: GitHubServer;
 let ns: string;
 let idSeq = 5000;
-const reporters: RunReporter[] = [];
+const reporters: Array<{ stop(): Promise<void> }> = [];
 
 function config() {
   return parseConfig(
@@ -51,20 +53,24 @@ function config() {
   );
 }
 
-async function startReporter(wrap?: (k: RunReporterKube) => RunReporterKube): Promise<RunReporter> {
+/** The reporter registered with its own manager, as src/cmd/main.ts wires it (stop() stops the manager). */
+async function startReporter(wrap?: (k: RunReporterKube) => RunReporterKube): Promise<RunReporter & { stop(): Promise<void> }> {
   const cfg = config();
   const clients = makeClients(cluster().kubeConfig);
   const kube = createRunReporterKube(clients);
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const manager = new Manager({ source: createInformerSource(clients, logger), namespace: ns, logger, metrics: createMetrics() });
   const r = new RunReporter({
-    clients,
+    manager,
     kube: wrap ? wrap(kube) : kube,
     github: createPlayGitHub({ apiUrl: gh.url, auth: { token: TOKEN } }),
     config: cfg,
-    logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    logger,
   });
-  await r.start();
-  reporters.push(r);
-  return r;
+  await manager.start();
+  const started = Object.assign(r, { stop: () => manager.stop() });
+  reporters.push(started);
+  return started;
 }
 
 function intake(onRefusal: RunReporter["enqueueRefusal"]) {
