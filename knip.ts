@@ -6,13 +6,7 @@ import type { KnipConfig } from "knip";
 
 const config: KnipConfig = {
   // tests/node/fixtures: programs the node tests start as child processes.
-  entry: [
-    "src/cmd/*.ts!",
-    "src/templates/generate-builtins.ts",
-    "bench/*.ts",
-    "tests/**/*.test.ts",
-    "tests/node/fixtures/*.ts",
-  ],
+  entry: ["src/cmd/*.ts!", "src/templates/generate-builtins.ts", "bench/*.ts", "tests/**/*.test.ts", "tests/node/fixtures/*.ts"],
   project: ["src/**/*.ts!", "bench/**/*.ts", "tests/**/*.ts", "web/src/**/*.{ts,tsx}"],
   ignoreExportsUsedInFile: true,
   // Used as programs, not imports: the claude binary for end-to-end tests, kubectl/helm layers

@@ -48,33 +48,10 @@ export class PlayController {
     this.ns = config.namespace;
     this.log = opts.logger.child({ component: "play-controller" });
     this.plays = manager.informer<Play>(Resources.Play);
-    this.plays.on("add", (p) => {
-      this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp]);
-      this.enqueuePlay(p);
-    });
-    this.plays.on("update", (p) => {
-      // The Play's own status writes need no new pass (each write would cost a GitHub re-read):
-      // only spec (generation), annotations (re-run requests) and deletion wake it.
-      if (this.changed(`play/${p.metadata?.name}`, [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp]))
-        this.enqueuePlay(p);
-    });
-    this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
     // The run controller's CodeRun informer, shared: only runs labelled with a Play matter here.
     this.runs = manager.informer<CodeRun>(Resources.CodeRun);
-    this.runs.on("add", (r) => {
-      if (!isPlayRun(r)) return;
-      this.changed(`run/${r.metadata?.name}`, [r.status?.phase, r.spec?.cancel]);
-      this.enqueueOwner(r);
-    });
-    // Runs report progress often (JobCreated, AgentRunning, ...); a Play only cares about phase and cancel.
-    this.runs.on("update", (r) => {
-      if (isPlayRun(r) && this.changed(`run/${r.metadata?.name}`, [r.status?.phase, r.spec?.cancel])) this.enqueueOwner(r);
-    });
-    this.runs.on("delete", (r) => {
-      if (!isPlayRun(r)) return;
-      this.fingerprints.delete(`run/${r.metadata?.name}`);
-      this.enqueueOwner(r);
-    });
+    this.watchPlays();
+    this.watchRuns();
     this.reconciler = new PlayReconciler({
       kube: opts.kube,
       github: opts.github,
@@ -111,6 +88,38 @@ export class PlayController {
           return `The controller may not list Plays in ${this.ns} (403): upgrade the chart's RBAC (plays, plays/status), then restart.`;
         return undefined;
       },
+    });
+  }
+
+  private watchPlays(): void {
+    const fields = (p: Play) => [p.metadata?.generation, p.metadata?.annotations, p.metadata?.deletionTimestamp];
+    this.plays.on("add", (p) => {
+      this.changed(`play/${p.metadata?.name}`, fields(p));
+      this.enqueuePlay(p);
+    });
+    // The Play's own status writes need no new pass (each write would cost a GitHub re-read):
+    // only spec (generation), annotations (re-run requests) and deletion wake it.
+    this.plays.on("update", (p) => {
+      if (this.changed(`play/${p.metadata?.name}`, fields(p))) this.enqueuePlay(p);
+    });
+    this.plays.on("delete", (p) => this.fingerprints.delete(`play/${p.metadata?.name}`));
+  }
+
+  /** Runs report progress often (JobCreated, AgentRunning, ...); a Play only cares about phase and cancel. */
+  private watchRuns(): void {
+    const fields = (r: CodeRun) => [r.status?.phase, r.spec?.cancel];
+    this.runs.on("add", (r) => {
+      if (!isPlayRun(r)) return;
+      this.changed(`run/${r.metadata?.name}`, fields(r));
+      this.enqueueOwner(r);
+    });
+    this.runs.on("update", (r) => {
+      if (isPlayRun(r) && this.changed(`run/${r.metadata?.name}`, fields(r))) this.enqueueOwner(r);
+    });
+    this.runs.on("delete", (r) => {
+      if (!isPlayRun(r)) return;
+      this.fingerprints.delete(`run/${r.metadata?.name}`);
+      this.enqueueOwner(r);
     });
   }
 

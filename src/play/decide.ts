@@ -176,354 +176,436 @@ export function parseRerun(play: Play): { taskId: number; stage: string; nonce: 
   return m ? { taskId: Number(m[1]), stage: m[2]!, nonce: m[3]!, value: value! } : undefined;
 }
 
+type Signals = { qualityPassed: boolean; testingPassed: boolean };
+
+/**
+ * One pass's working state: the status being built and the actions so far. The decision steps
+ * below each read the inputs and extend it; nothing here performs I/O.
+ */
+class PlayPass {
+  st: PlayStatus;
+  readonly actions: PlayAction[] = [];
+  readonly runs: CodeRun[];
+  readonly task: { index: number; taskId: number } | undefined;
+  readonly taskRuns: CodeRun[];
+
+  constructor(readonly input: DecideInput) {
+    const { play, now } = input;
+    const prev = play.status ?? {};
+    this.runs = input.runs.filter((r) => r.metadata.ownerReferences?.some((o) => o.kind === "Play" && o.uid === play.metadata.uid));
+    this.st = {
+      ...prev,
+      observedGeneration: play.metadata.generation,
+      startTime: prev.startTime ?? now,
+      history: buildHistory(prev.history, this.runs),
+    };
+    this.task = currentTask(play);
+    this.taskRuns = this.task ? this.runs.filter((r) => r.spec.taskId === this.task!.taskId) : [];
+  }
+
+  cancel(list: CodeRun[]): void {
+    for (const r of list) if (isActive(r) && !r.spec.cancel) this.actions.push({ type: "cancelRun", name: r.metadata.name ?? "" });
+  }
+
+  private setReady(status: "True" | "False", reason: string, message: string): void {
+    const condition = { type: ConditionTypes.Ready, status, reason, message, observedGeneration: this.input.play.metadata.generation };
+    this.st.conditions = setCondition(this.st.conditions ?? [], condition, this.input.now);
+  }
+
+  finish(phase: Phase, reason: string, message: string): void {
+    this.st = { ...this.st, phase, reason, message, completionTime: this.st.completionTime ?? this.input.now };
+    this.setReady(phase === Phases.Succeeded ? "True" : "False", reason, message);
+  }
+
+  wait(reason: string, message: string): void {
+    this.st = { ...this.st, phase: Phases.Running, reason, message, completionTime: undefined };
+    this.setReady("False", reason, message);
+  }
+
+  result(view?: TaskView, advanced = false): Decision {
+    return { status: this.st, actions: this.actions, view, advanced };
+  }
+}
+
+/** A pass on the current task, once the Play is known to be runnable and GitHub has been read. */
+class TaskPass {
+  readonly taskId: number;
+  readonly pull: PullState | null;
+  readonly maxIterations: number;
+  readonly readyLabel: string;
+  iteration: number;
+  readonly ts: PlayTaskState;
+  readonly signals: Signals = { qualityPassed: false, testingPassed: false };
+  /** The implementation stage of this iteration: its name and run (if created). */
+  readonly implStage: RunStage;
+  readonly implName: string;
+  readonly implRun: CodeRun | undefined;
+
+  constructor(
+    readonly p: PlayPass,
+    readonly task: { index: number; taskId: number },
+    readonly snapshot: TaskSnapshot,
+    readonly agents: ResolvedAgents,
+  ) {
+    const { play, settings } = p.input;
+    const prev = play.status ?? {};
+    this.taskId = task.taskId;
+    this.pull = snapshot.pull;
+    this.maxIterations = play.spec.maxRemediationIterations ?? settings.play.maxRemediationIterations;
+    this.readyLabel = settings.play.readyForQaLabel;
+    const taskChanged = prev.currentTask !== task.taskId;
+    this.iteration = taskChanged ? 0 : (prev.iteration ?? 0);
+    this.ts = taskChanged ? { round: 0 } : structuredClone(prev.task ?? { round: 0 });
+    p.st = { ...p.st, currentTaskIndex: task.index, currentTask: task.taskId };
+    if (taskChanged) p.st = { ...p.st, pullRequest: undefined, reported: {} };
+    this.implStage = this.iteration > 0 ? "remediation" : "implementation";
+    this.implName = stageRunName(play, task.taskId, this.implStage, this.iteration);
+    this.implRun = this.find(this.implStage, this.iteration);
+  }
+
+  find(stage: RunStage, index: number): CodeRun | undefined {
+    return this.p.taskRuns.find((r) => r.metadata.name === stageRunName(this.p.input.play, this.taskId, stage, index));
+  }
+
+  /** Where the Play stands now: stage, agent and the run it waits on. */
+  at(stage: PlayStage, agent: string | undefined, activeRun: string | undefined): void {
+    this.p.st = { ...this.p.st, stage, agent, activeRun };
+  }
+
+  create(stage: RunStage, index: number, remediation?: Parameters<typeof buildStageRun>[0]["remediation"]): void {
+    const { play, settings } = this.p.input;
+    const run = buildStageRun({
+      play,
+      taskId: this.taskId,
+      stage,
+      index,
+      agent: this.agents[roleOf(stage)],
+      defaultModel: settings.defaultModel,
+      pull: this.pull,
+      readyForQaLabel: this.readyLabel,
+      remediation,
+    });
+    this.p.actions.push({ type: "createRun", run });
+  }
+
+  done(advanced = false): Decision {
+    const { p } = this;
+    p.st = { ...p.st, iteration: this.iteration, task: this.ts };
+    const view = buildView(p.input.play, p.st, this.task, this.pull, this.agents, p.taskRuns, p.input.settings, this.signals);
+    return p.result(view, advanced);
+  }
+}
+
+/** The decision of one pass over a Play (see the module comment and docs/play.md). */
 export function decidePlay(input: DecideInput): Decision {
-  const { play, settings, now } = input;
-  const spec = play.spec;
-  const prev = play.status ?? {};
-  const generation = play.metadata.generation;
-  const ns = play.metadata.namespace ?? "";
-  const name = play.metadata.name ?? "";
-  const runs = input.runs.filter((r) => r.metadata.ownerReferences?.some((o) => o.kind === "Play" && o.uid === play.metadata.uid));
-  let st: PlayStatus = {
-    ...prev,
-    observedGeneration: generation,
-    startTime: prev.startTime ?? now,
-    history: buildHistory(prev.history, runs),
-  };
-  const actions: PlayAction[] = [];
-  const cancel = (list: CodeRun[]) => {
-    for (const r of list) if (isActive(r) && !r.spec.cancel) actions.push({ type: "cancelRun", name: r.metadata.name ?? "" });
-  };
-  const setReady = (status: "True" | "False", reason: string, message: string) => {
-    st.conditions = setCondition(
-      st.conditions ?? [],
-      { type: ConditionTypes.Ready, status, reason, message, observedGeneration: generation },
-      now,
-    );
-  };
-  const finish = (phase: Phase, reason: string, message: string) => {
-    st = { ...st, phase, reason, message, completionTime: st.completionTime ?? now };
-    setReady(phase === Phases.Succeeded ? "True" : "False", reason, message);
-  };
-  const wait = (reason: string, message: string) => {
-    st = { ...st, phase: Phases.Running, reason, message, completionTime: undefined };
-    setReady("False", reason, message);
-  };
-
-  const task = currentTask(play);
-  const taskRuns = task ? runs.filter((r) => r.spec.taskId === task.taskId) : [];
-  const agentsResult = resolvePlayAgents(spec, settings);
-
-  // ---- stopped Plays -----------------------------------------------------------------------
-  const resumable = prev.phase === Phases.Failed && prev.observedGeneration !== generation && !spec.cancel;
-  if (isTerminalPhase(prev.phase) && !resumable) {
-    if (prev.phase !== Phases.Succeeded) cancel(taskRuns);
-    const view =
-      task && input.snapshot && agentsResult.ok
-        ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, {
-            qualityPassed: false,
-            testingPassed: false,
-          })
-        : undefined;
-    return { status: st, actions, view, advanced: false };
-  }
-  if (spec.cancel) {
-    cancel(runs);
-    finish(Phases.Cancelled, "Cancelled", "The Play was cancelled (spec.cancel); its stage runs were stopped.");
-    const view =
-      task && input.snapshot && agentsResult.ok
-        ? buildView(play, st, task, input.snapshot.pull, agentsResult.agents, taskRuns, settings, {
-            qualityPassed: false,
-            testingPassed: false,
-          })
-        : undefined;
-    return { status: st, actions, view, advanced: false };
-  }
+  const p = new PlayPass(input);
+  const agentsResult = resolvePlayAgents(input.play.spec, input.settings);
+  const stopped = decideStopped(p, agentsResult.ok ? agentsResult.agents : undefined);
+  if (stopped) return stopped;
   if (!agentsResult.ok) {
-    finish(Phases.Failed, PlayReasons.AgentNotFound, agentsResult.message);
-    return { status: st, actions, advanced: false };
+    p.finish(Phases.Failed, PlayReasons.AgentNotFound, agentsResult.message);
+    return p.result();
   }
-  const agents = agentsResult.agents;
+  const unrunnable = decideUnrunnable(p);
+  if (unrunnable || !p.task) return unrunnable ?? p.result();
+  if (!input.snapshot) throw new Error("decidePlay needs the GitHub snapshot of the current task");
+  const t = new TaskPass(p, p.task, input.snapshot, agentsResult.agents);
+  return (
+    decideMerged(t) ?? decideWithoutPull(t) ?? decideOpenPull(t) ?? decideRemediation(t) ?? decideImplementationFailed(t) ?? decideQa(t)
+  );
+}
+
+/** A stopped Play (finished, or cancelled now) only stops its runs and reports. */
+function decideStopped(p: PlayPass, agents: ResolvedAgents | undefined): Decision | undefined {
+  const { play, snapshot } = p.input;
+  const prev = play.status ?? {};
+  const resumable = prev.phase === Phases.Failed && prev.observedGeneration !== play.metadata.generation && !play.spec.cancel;
+  const stoppedBefore = isTerminalPhase(prev.phase) && !resumable;
+  if (!stoppedBefore && !play.spec.cancel) return undefined;
+  if (stoppedBefore) {
+    if (prev.phase !== Phases.Succeeded) p.cancel(p.taskRuns);
+  } else {
+    p.cancel(p.runs);
+    p.finish(Phases.Cancelled, "Cancelled", "The Play was cancelled (spec.cancel); its stage runs were stopped.");
+  }
+  const signals = { qualityPassed: false, testingPassed: false };
+  const view =
+    p.task && snapshot && agents ? buildView(play, p.st, p.task, snapshot.pull, agents, p.taskRuns, p.input.settings, signals) : undefined;
+  return p.result(view);
+}
+
+/** A repository that is not on GitHub fails the Play; no task left means every task merged. */
+function decideUnrunnable(p: PlayPass): Decision | undefined {
+  const { spec } = p.input.play;
   if (!repoOf(spec.repositoryUrl)) {
-    finish(
+    p.finish(
       Phases.Failed,
       PlayReasons.InvalidRepository,
       `spec.repositoryUrl ${spec.repositoryUrl} is not a GitHub repository (https://github.com/org/repo, git@github.com:org/repo.git or org/repo); fix it in the Play.`,
     );
-    return { status: st, actions, advanced: false };
+    return p.result();
   }
-  if (!task) {
-    st = { ...st, stage: "complete", agent: undefined, activeRun: undefined, currentTaskIndex: spec.tasks.length };
-    finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
-    return { status: st, actions, advanced: false };
-  }
-  if (!input.snapshot) throw new Error("decidePlay needs the GitHub snapshot of the current task");
-  const snapshot = input.snapshot;
-  const taskId = task.taskId;
-  const maxIterations = spec.maxRemediationIterations ?? settings.play.maxRemediationIterations;
-  const readyLabel = settings.play.readyForQaLabel;
-  const taskChanged = prev.currentTask !== taskId;
-  let iteration = taskChanged ? 0 : (prev.iteration ?? 0);
-  const ts: PlayTaskState = taskChanged ? { round: 0 } : structuredClone(prev.task ?? { round: 0 });
-  st = { ...st, currentTaskIndex: task.index, currentTask: taskId };
-  if (taskChanged) st = { ...st, pullRequest: undefined, reported: {} };
-  const pull = snapshot.pull;
-  const find = (stage: RunStage, index: number) => taskRuns.find((r) => r.metadata.name === stageRunName(play, taskId, stage, index));
-  const implStage: RunStage = iteration > 0 ? "remediation" : "implementation";
-  const signals = { qualityPassed: false, testingPassed: false };
-  const done = (advanced = false): Decision => {
-    st = { ...st, iteration, task: ts };
-    return { status: st, actions, view: buildView(play, st, task, pull, agents, taskRuns, settings, signals), advanced };
+  if (p.task) return undefined;
+  p.st = { ...p.st, stage: "complete", agent: undefined, activeRun: undefined, currentTaskIndex: spec.tasks.length };
+  p.finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
+  return p.result();
+}
+
+/** The PR was merged: the task is complete; the status moves on to the next task (or ends the Play). */
+function decideMerged(t: TaskPass): Decision | undefined {
+  const { p, pull, taskId } = t;
+  if (!pull?.merged) return undefined;
+  p.cancel(p.taskRuns);
+  t.signals.qualityPassed = true;
+  t.signals.testingPassed = true;
+  const merge: PlayHistoryEntry = {
+    taskId,
+    stage: "merge" as const,
+    outcome: "Merged",
+    pullRequest: pull.number,
+    headSha: pull.headSha,
+    time: pull.mergedAt ?? p.input.now,
   };
-  const create = (stage: RunStage, index: number, remediation?: Parameters<typeof buildStageRun>[0]["remediation"]) =>
-    actions.push({
-      type: "createRun",
-      run: buildStageRun({
-        play,
-        taskId,
-        stage,
-        index,
-        agent: agents[roleOf(stage)],
-        defaultModel: settings.defaultModel,
-        pull,
-        readyForQaLabel: readyLabel,
-        remediation,
-      }),
-    });
-
-  // ---- merged: the task is complete ----------------------------------------------------------
-  if (pull?.merged) {
-    cancel(taskRuns);
-    signals.qualityPassed = true;
-    signals.testingPassed = true;
-    st.history = [
-      ...(st.history ?? []).filter((h) => !(h.outcome === "Merged" && h.taskId === taskId)),
-      { taskId, stage: "merge" as const, outcome: "Merged", pullRequest: pull.number, headSha: pull.headSha, time: pull.mergedAt ?? now },
-    ]
-      .sort((a, b) => a.time.localeCompare(b.time) || (a.run ?? "").localeCompare(b.run ?? ""))
-      .slice(-HISTORY_LIMIT);
-    st.pullRequest = { number: pull.number, url: pull.url, headSha: pull.headSha };
-    st.stage = "merge";
-    st.agent = undefined;
-    st.activeRun = undefined;
-    const merged = done();
-    // The view reports the merged task; the status moves on to the next one.
-    const view: TaskView = {
-      ...merged.view!,
-      merged: true,
-      phase: Phases.Running,
-      reason: PlayReasons.TaskMerged,
-      message: `PR #${pull.number} was merged; task ${taskId} is complete.`,
-    };
-    const nextIndex = task.index + 1;
-    const nextTask = spec.tasks[nextIndex];
-    st = {
-      ...st,
-      currentTaskIndex: nextIndex,
-      currentTask: nextTask,
-      iteration: 0,
-      task: undefined,
-      pullRequest: undefined,
-      activeRun: undefined,
-      reported: {},
-    };
-    if (nextTask === undefined) {
-      st = { ...st, stage: "complete", agent: undefined, currentTask: taskId };
-      finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${spec.tasks.length} task(s) merged.`);
-      view.phase = Phases.Succeeded;
-      view.message = `PR #${pull.number} was merged; all ${spec.tasks.length} task(s) are complete.`;
-    } else {
-      st = { ...st, stage: "implementation", agent: agents.implementation.name };
-      wait(PlayReasons.TaskMerged, `Task ${taskId} merged (PR #${pull.number}); starting task ${nextTask}.`);
-    }
-    return { status: st, actions, view, advanced: nextTask !== undefined };
+  p.st.history = [...(p.st.history ?? []).filter((h) => !(h.outcome === "Merged" && h.taskId === taskId)), merge]
+    .sort((a, b) => a.time.localeCompare(b.time) || (a.run ?? "").localeCompare(b.run ?? ""))
+    .slice(-HISTORY_LIMIT);
+  p.st.pullRequest = { number: pull.number, url: pull.url, headSha: pull.headSha };
+  t.at("merge", undefined, undefined);
+  // The view reports the merged task; the status moves on to the next one.
+  const view: TaskView = {
+    ...t.done().view!,
+    merged: true,
+    phase: Phases.Running,
+    reason: PlayReasons.TaskMerged,
+    message: `PR #${pull.number} was merged; task ${taskId} is complete.`,
+  };
+  const { tasks } = p.input.play.spec;
+  const nextIndex = t.task.index + 1;
+  const nextTask = tasks[nextIndex];
+  p.st = {
+    ...p.st,
+    currentTaskIndex: nextIndex,
+    currentTask: nextTask,
+    iteration: 0,
+    task: undefined,
+    pullRequest: undefined,
+    activeRun: undefined,
+    reported: {},
+  };
+  if (nextTask === undefined) {
+    p.st = { ...p.st, stage: "complete", agent: undefined, currentTask: taskId };
+    p.finish(Phases.Succeeded, PlayReasons.AllTasksMerged, `All ${tasks.length} task(s) merged.`);
+    view.phase = Phases.Succeeded;
+    view.message = `PR #${pull.number} was merged; all ${tasks.length} task(s) are complete.`;
+  } else {
+    p.st = { ...p.st, stage: "implementation", agent: t.agents.implementation.name };
+    p.wait(PlayReasons.TaskMerged, `Task ${taskId} merged (PR #${pull.number}); starting task ${nextTask}.`);
   }
+  return p.result(view, nextTask !== undefined);
+}
 
-  // ---- no PR yet: implementation ---------------------------------------------------------------
-  const implName = stageRunName(play, taskId, implStage, iteration);
-  const implRun = find(implStage, iteration);
-  if (!pull) {
-    st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    if (!implRun) {
-      create(implStage, iteration);
-      wait(PlayReasons.StageStarted, `Started ${implStage} of task ${taskId} by ${agents.implementation.name} (${implName}).`);
-    } else if (isActive(implRun)) {
-      wait(PlayReasons.AgentRunning, `${agents.implementation.name} is implementing task ${taskId} (${implName}).`);
-    } else if (implRun.status?.phase !== Phases.Succeeded) {
-      finish(
-        Phases.Failed,
-        PlayReasons.ImplementationFailed,
-        `Implementation run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`,
-      );
-    } else if (implRun.status?.result?.outcome === "no-changes") {
-      finish(
-        Phases.Failed,
-        PlayReasons.NoChanges,
-        `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`,
-      );
-    } else {
-      wait(
-        PlayReasons.WaitingForPullRequest,
-        `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${spec.repositoryUrl}.`,
-      );
-    }
-    return done();
+/** No PR yet: the implementation stage runs, or its outcome explains why there is none. */
+function decideWithoutPull(t: TaskPass): Decision | undefined {
+  const { p, taskId, implStage, implName, implRun } = t;
+  if (t.pull) return undefined;
+  const agent = t.agents.implementation.name;
+  t.at(implStage, agent, implName);
+  const ended = `Implementation run ${implName} ended ${implRun?.status?.phase}${implRun?.status?.message ? `: ${implRun.status.message}` : ""}`;
+  if (!implRun) {
+    t.create(implStage, t.iteration);
+    p.wait(PlayReasons.StageStarted, `Started ${implStage} of task ${taskId} by ${agent} (${implName}).`);
+  } else if (isActive(implRun)) {
+    p.wait(PlayReasons.AgentRunning, `${agent} is implementing task ${taskId} (${implName}).`);
+  } else if (implRun.status?.phase !== Phases.Succeeded) {
+    const message = `${ended}; no pull request labelled task-${taskId} exists. Fix the cause and bump the Play (any spec change) to resume.`;
+    p.finish(Phases.Failed, PlayReasons.ImplementationFailed, message);
+  } else if (implRun.status?.result?.outcome === "no-changes") {
+    const message = `Implementation run ${implName} finished without changes, so there is no pull request for task ${taskId}. Check the task docs, then bump the Play (any spec change) to resume.`;
+    p.finish(Phases.Failed, PlayReasons.NoChanges, message);
+  } else {
+    const repo = p.input.play.spec.repositoryUrl;
+    p.wait(PlayReasons.WaitingForPullRequest, `Run ${implName} succeeded; waiting for a pull request labelled task-${taskId} in ${repo}.`);
   }
+  return t.done();
+}
 
-  // ---- the PR exists ---------------------------------------------------------------------------
-  if (!ts.seen) ts.seen = initialWatermarks(snapshot);
-  st.pullRequest = { number: pull.number, url: pull.url, headSha: pull.headSha };
+/** The PR exists: a closed one pauses the Play; a running implementation stage is waited for. */
+function decideOpenPull(t: TaskPass): Decision | undefined {
+  const { p, pull, implRun } = t;
+  if (!pull) return undefined;
+  if (!t.ts.seen) t.ts.seen = initialWatermarks(t.snapshot);
+  p.st.pullRequest = { number: pull.number, url: pull.url, headSha: pull.headSha };
   if (pull.state === "closed") {
-    cancel(taskRuns);
-    st = { ...st, activeRun: undefined };
-    wait(PlayReasons.PullRequestClosed, `PR #${pull.number} was closed without merging; reopen it to continue, or cancel the Play.`);
-    return done();
+    p.cancel(p.taskRuns);
+    p.st = { ...p.st, activeRun: undefined };
+    p.wait(PlayReasons.PullRequestClosed, `PR #${pull.number} was closed without merging; reopen it to continue, or cancel the Play.`);
+    return t.done();
   }
-  if (implRun && isActive(implRun)) {
-    st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait(
-      PlayReasons.AgentRunning,
-      `${agents.implementation.name} is ${iteration > 0 ? `remediating (iteration ${iteration})` : "implementing"} task ${taskId} (${implName}).`,
-    );
-    return done();
-  }
+  if (!implRun || !isActive(implRun)) return undefined;
+  const agent = t.agents.implementation.name;
+  t.at(t.implStage, agent, t.implName);
+  const doing = t.iteration > 0 ? `remediating (iteration ${t.iteration})` : "implementing";
+  p.wait(PlayReasons.AgentRunning, `${agent} is ${doing} task ${t.taskId} (${t.implName}).`);
+  return t.done();
+}
 
-  // Remediation: new feedback, or a re-run of the implementation stage.
-  const rerun = parseRerun(play);
-  const pendingRerun = rerun && rerun.taskId === taskId && rerun.value !== ts.rerun ? rerun : undefined;
-  const marker = progressMarker(ns, name, taskId);
-  const feedback = collectFeedback(snapshot, ts.seen, {
+/** A re-run request for this task not yet acted on. */
+function pendingRerunOf(t: TaskPass): ReturnType<typeof parseRerun> {
+  const rerun = parseRerun(t.p.input.play);
+  return rerun && rerun.taskId === t.taskId && rerun.value !== t.ts.rerun ? rerun : undefined;
+}
+
+/** What the implementation agent must address: new feedback on the PR, or a re-run of its stage. */
+function remediationItems(t: TaskPass): { items: FeedbackItem[]; watermarks: NonNullable<PlayTaskState["seen"]> } {
+  const { play, settings } = t.p.input;
+  const feedback = collectFeedback(t.snapshot, t.ts.seen!, {
     settings,
-    implementationLogin: agents.implementation.login,
-    trustedLogins: [agents.quality.login, agents.testing.login],
-    ownMarker: marker,
+    implementationLogin: t.agents.implementation.login,
+    trustedLogins: [t.agents.quality.login, t.agents.testing.login],
+    ownMarker: progressMarker(play.metadata.namespace ?? "", play.metadata.name ?? "", t.taskId),
   });
   const items: FeedbackItem[] = [...feedback.items];
-  if (pendingRerun && (pendingRerun.stage === "implementation" || pendingRerun.stage === "remediation")) {
+  const rerun = pendingRerunOf(t);
+  if (rerun && (rerun.stage === "implementation" || rerun.stage === "remediation")) {
     items.push({
       type: FeedbackTypes.rerun,
-      id: pendingRerun.nonce,
+      id: rerun.nonce,
       author: "re-run request",
       body: "A maintainer asked to re-run the implementation stage from its check run. Re-check the task against its acceptance criteria and the open review feedback, and push any fixes.",
     });
   }
-  if (items.length > 0) {
-    const qaRuns = taskRuns.filter((r) => ["quality", "testing"].includes(stageOfRun(r)?.stage ?? ""));
-    if (iteration >= maxIterations) {
-      cancel(qaRuns);
-      st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: undefined };
-      finish(
-        Phases.Failed,
-        PlayReasons.MaxRemediationIterations,
-        `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`,
-      );
-      return done();
-    }
-    iteration += 1;
-    ts.seen = feedback.watermarks;
-    if (pendingRerun) ts.rerun = pendingRerun.value;
-    // The implementation agent will push; quality and testing restart after it, so stop them now.
-    cancel(qaRuns);
-    const prompt = buildRemediationPrompt({
-      items,
-      iteration,
-      maxIterations,
-      pullNumber: pull.number,
-      pullUrl: pull.url,
-      branch: pull.headRef,
-      maxBytes: settings.maxPromptBytes,
-    });
-    create("remediation", iteration, {
-      prompt,
-      feedbackTypes: [...new Set(items.map((i) => i.type))],
-      feedbackAuthor: items[0]!.author,
-      maxIterations,
-    });
-    const runName = stageRunName(play, taskId, "remediation", iteration);
-    st = { ...st, stage: "remediation", agent: agents.implementation.name, activeRun: runName };
-    wait(
-      PlayReasons.RemediationStarted,
-      `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`,
-    );
-    return done();
-  }
-  if (implRun && implRun.status?.phase !== Phases.Succeeded) {
-    st = { ...st, stage: implStage, agent: agents.implementation.name, activeRun: implName };
-    wait(
-      PlayReasons.ImplementationFailed,
-      `Run ${implName} ended ${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`,
-    );
-    return done();
-  }
+  return { items, watermarks: feedback.watermarks };
+}
 
-  // ---- QA: quality review, then testing -----------------------------------------------------------
+/** New feedback starts the next remediation iteration (quality and testing stop), up to the limit. */
+function decideRemediation(t: TaskPass): Decision | undefined {
+  const { p, pull, taskId, maxIterations } = t;
+  const { items, watermarks } = remediationItems(t);
+  if (items.length === 0 || !pull) return undefined;
+  const qaRuns = p.taskRuns.filter((r) => ["quality", "testing"].includes(stageOfRun(r)?.stage ?? ""));
+  // The implementation agent will push; quality and testing restart after it, so stop them now.
+  p.cancel(qaRuns);
+  if (t.iteration >= maxIterations) {
+    t.at(t.implStage, t.agents.implementation.name, undefined);
+    const message = `Task ${taskId} reached ${maxIterations} remediation iteration(s) and got more feedback (${describeItems(items)}); the Play stopped. Fix the PR by hand, or raise spec.maxRemediationIterations to resume.`;
+    p.finish(Phases.Failed, PlayReasons.MaxRemediationIterations, message);
+    return t.done();
+  }
+  t.iteration += 1;
+  t.ts.seen = watermarks;
+  const rerun = pendingRerunOf(t);
+  if (rerun) t.ts.rerun = rerun.value;
+  const { iteration } = t;
+  const prompt = buildRemediationPrompt({
+    items,
+    iteration,
+    maxIterations,
+    pullNumber: pull.number,
+    pullUrl: pull.url,
+    branch: pull.headRef,
+    maxBytes: p.input.settings.maxPromptBytes,
+  });
+  t.create("remediation", iteration, {
+    prompt,
+    feedbackTypes: [...new Set(items.map((i) => i.type))],
+    feedbackAuthor: items[0]!.author,
+    maxIterations,
+  });
+  const runName = stageRunName(p.input.play, taskId, "remediation", iteration);
+  t.at("remediation", t.agents.implementation.name, runName);
+  const message = `Remediation ${iteration} of ${maxIterations} for task ${taskId} started (${runName}) for ${describeItems(items)}.`;
+  p.wait(PlayReasons.RemediationStarted, message);
+  return t.done();
+}
+
+/** The implementation stage ended without success and there is no new feedback: a person decides. */
+function decideImplementationFailed(t: TaskPass): Decision | undefined {
+  const { implRun, implName, pull } = t;
+  if (!implRun || implRun.status?.phase === Phases.Succeeded || !pull) return undefined;
+  t.at(t.implStage, t.agents.implementation.name, implName);
+  const why = `${implRun.status?.phase}${implRun.status?.message ? `: ${implRun.status.message}` : ""}`;
+  const message = `Run ${implName} ended ${why}. Comment /remediate on PR #${pull.number} or re-run the stage from its check run.`;
+  t.p.wait(PlayReasons.ImplementationFailed, message);
+  return t.done();
+}
+
+/**
+ * The QA round: new code from the implementation agent (a push, or a finished remediation) or a
+ * re-run of quality/testing starts a new round, dropping the ready-for-QA label; the previous
+ * round's runs stop. Returns whether the label is (still) present.
+ */
+function advanceQaRound(t: TaskPass, pull: PullState): boolean {
+  const { p, ts, readyLabel } = t;
   const head = pull.headSha;
   let labelPresent = pull.labels.some((l) => l.toLowerCase() === readyLabel.toLowerCase());
   const removeLabel = () => {
-    if (labelPresent) actions.push({ type: "removeLabel", pullNumber: pull.number, label: readyLabel });
+    if (labelPresent) p.actions.push({ type: "removeLabel", pullNumber: pull.number, label: readyLabel });
     labelPresent = false;
   };
-  if (ts.qaBaseSha === undefined) {
+  const pushed = () => head !== ts.qaBaseSha && implementationPushedSince(t.snapshot.commits, ts.qaBaseSha!, t.agents.implementation.login);
+  if (ts.qaBaseSha === undefined || ts.qaIteration !== t.iteration || pushed()) {
+    if (ts.qaBaseSha !== undefined) {
+      ts.round += 1;
+      removeLabel();
+    }
     ts.qaBaseSha = head;
-    ts.qaIteration = iteration;
-  } else if (
-    ts.qaIteration !== iteration ||
-    (head !== ts.qaBaseSha && implementationPushedSince(snapshot.commits, ts.qaBaseSha, agents.implementation.login))
-  ) {
-    // New code from the implementation agent (a push, or a finished remediation): QA starts over.
-    ts.round += 1;
-    ts.qaBaseSha = head;
-    ts.qaIteration = iteration;
-    removeLabel();
+    ts.qaIteration = t.iteration;
   }
-  if (pendingRerun && (pendingRerun.stage === "quality" || pendingRerun.stage === "testing")) {
-    ts.rerun = pendingRerun.value;
+  const rerun = pendingRerunOf(t);
+  if (rerun && (rerun.stage === "quality" || rerun.stage === "testing")) {
+    ts.rerun = rerun.value;
     ts.round += 1;
-    if (pendingRerun.stage === "quality") removeLabel();
-    else ts.testingAfterReviewId = Math.max(0, ...snapshot.reviews.map((r) => r.id));
+    if (rerun.stage === "quality") removeLabel();
+    else ts.testingAfterReviewId = Math.max(0, ...t.snapshot.reviews.map((r) => r.id));
   }
-  cancel(
-    taskRuns.filter((r) => {
+  p.cancel(
+    p.taskRuns.filter((r) => {
       const s = stageOfRun(r);
       return (s?.stage === "quality" || s?.stage === "testing") && s.index < ts.round;
     }),
   );
-  signals.qualityPassed = labelPresent && qualityLabelled(snapshot, readyLabel, agents.quality.login);
-  signals.testingPassed =
-    signals.qualityPassed && testingApproved(snapshot.reviews, agents.testing.login, head, ts.testingAfterReviewId ?? 0);
-  if (signals.qualityPassed && signals.testingPassed) {
-    st = { ...st, stage: "merge", agent: undefined, activeRun: undefined };
-    wait(
-      PlayReasons.WaitingForMerge,
-      `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`,
-    );
-    return done();
+  return labelPresent;
+}
+
+/** Quality review, then testing, then waiting for someone to merge. */
+function decideQa(t: TaskPass): Decision {
+  const { p, ts, agents, taskId } = t;
+  const pull = t.pull!;
+  const labelPresent = advanceQaRound(t, pull);
+  t.signals.qualityPassed = labelPresent && qualityLabelled(t.snapshot, t.readyLabel, agents.quality.login);
+  t.signals.testingPassed =
+    t.signals.qualityPassed && testingApproved(t.snapshot.reviews, agents.testing.login, pull.headSha, ts.testingAfterReviewId ?? 0);
+  if (t.signals.qualityPassed && t.signals.testingPassed) {
+    t.at("merge", undefined, undefined);
+    const message = `PR #${pull.number} passed quality review (${agents.quality.name}) and testing (${agents.testing.name}); waiting for it to be merged.`;
+    p.wait(PlayReasons.WaitingForMerge, message);
+    return t.done();
   }
-  const stage: RunStage = signals.qualityPassed ? "testing" : "quality";
+  const stage: RunStage = t.signals.qualityPassed ? "testing" : "quality";
   const agent = agents[stage];
-  const runName = stageRunName(play, taskId, stage, ts.round);
-  const run = find(stage, ts.round);
-  st = { ...st, stage, agent: agent.name, activeRun: runName };
+  const runName = stageRunName(p.input.play, taskId, stage, ts.round);
+  const run = t.find(stage, ts.round);
+  t.at(stage, agent.name, runName);
   if (!run) {
     // One agent at a time in the service's workspace: wait for runs still finishing (or being cancelled).
-    const busy = taskRuns.filter((r) => isActive(r) && r.metadata.name !== runName).map((r) => r.metadata.name);
+    const busy = p.taskRuns.filter((r) => isActive(r) && r.metadata.name !== runName).map((r) => r.metadata.name);
     if (busy.length > 0) {
-      wait(PlayReasons.WaitingForRun, `Waiting for ${busy.join(", ")} to finish before starting ${stage} (${runName}).`);
+      p.wait(PlayReasons.WaitingForRun, `Waiting for ${busy.join(", ")} to finish before starting ${stage} (${runName}).`);
     } else {
-      create(stage, ts.round);
-      wait(PlayReasons.StageStarted, `Started ${stage} of task ${taskId} by ${agent.name} (${runName}).`);
+      t.create(stage, ts.round);
+      p.wait(PlayReasons.StageStarted, `Started ${stage} of task ${taskId} by ${agent.name} (${runName}).`);
     }
   } else if (isActive(run)) {
-    wait(PlayReasons.AgentRunning, `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
+    p.wait(PlayReasons.AgentRunning, `${agent.name} is running ${stage} of task ${taskId} (${runName}).`);
   } else {
     const missing =
-      stage === "quality" ? `the ${readyLabel} label from ${agent.name}` : `an approving review of ${head.slice(0, 7)} from ${agent.name}`;
-    wait(
-      PlayReasons.StageNotPassed,
-      `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`,
-    );
+      stage === "quality"
+        ? `the ${t.readyLabel} label from ${agent.name}`
+        : `an approving review of ${pull.headSha.slice(0, 7)} from ${agent.name}`;
+    const message = `${stage === "quality" ? "Quality" : "Testing"} run ${runName} ended ${run.status?.phase} without ${missing}. Push a fix, comment /remediate, or re-run the stage from its check run.`;
+    p.wait(PlayReasons.StageNotPassed, message);
   }
-  return done();
+  return t.done();
 }
 
 function describeItems(items: FeedbackItem[]): string {

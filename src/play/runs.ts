@@ -51,14 +51,13 @@ function stagePrompt(input: StageRunInput): string | undefined {
   }
 }
 
-export function buildStageRun(input: StageRunInput): CodeRun {
-  const { play, taskId, stage, index, agent } = input;
+/** The stage run's environment: the Play's env, its role's stageEnv, then what the stage tells the agent. */
+function stageRunEnv(input: StageRunInput): Record<string, string> {
+  const { play, stage, index } = input;
   const spec = play.spec;
-  const role = roleOf(stage);
-  const name = stageRunName(play, taskId, stage, index);
-  const env: Record<string, string> = {
+  return {
     ...(spec.env ?? {}),
-    ...(spec.stageEnv?.[role] ?? {}),
+    ...(spec.stageEnv?.[roleOf(stage)] ?? {}),
     PLAY_NAME: play.metadata.name ?? "",
     PLAY_STAGE: stage,
     ...(input.pull ? { PR_NUMBER: String(input.pull.number), PR_URL: input.pull.url } : {}),
@@ -72,6 +71,14 @@ export function buildStageRun(input: StageRunInput): CodeRun {
         }
       : {}),
   };
+}
+
+export function buildStageRun(input: StageRunInput): CodeRun {
+  const { play, taskId, stage, index, agent } = input;
+  const spec = play.spec;
+  const role = roleOf(stage);
+  const name = stageRunName(play, taskId, stage, index);
+  const env = stageRunEnv(input);
   const prompt = stagePrompt(input);
   return {
     apiVersion: API_VERSION as "orchestrator.platform/v1",
