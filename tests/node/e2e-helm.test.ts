@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { AppsV1Api } from "@kubernetes/client-node";
 import { execa, type ResultPromise } from "execa";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { ControlPlane, freePorts, repoRoot, type ImageArchive } from "../../src/controlplane/index.js";
 import { ensureImages } from "../../src/controlplane/images.js";
 import { issueServingCert } from "../../src/controlplane/certs.js";
@@ -71,11 +71,17 @@ beforeAll(async () => {
   });
   gitHttp = await startGitHttpServer(path.join(tmp, "git"), [TOKEN], { host: ip, tls });
   createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
-  createBareRepo(bare("docs"), {
-    ".taskmaster/docs/task-9/task.md": "# Task 9\nAdd a version endpoint.\n",
-    ".taskmaster/docs/task-9/acceptance-criteria.md": "- GET /version returns 200\n",
-    ".taskmaster/docs/task-9/prompt.md": "Implement task 9.\n",
-  });
+  // Task documents of the task each Helm version submits.
+  createBareRepo(
+    bare("docs"),
+    Object.fromEntries(
+      [91, 92].flatMap((t) => [
+        [`.taskmaster/docs/task-${t}/task.md`, `# Task ${t}\nAdd a version endpoint.\n`],
+        [`.taskmaster/docs/task-${t}/acceptance-criteria.md`, "- GET /version returns 200\n"],
+        [`.taskmaster/docs/task-${t}/prompt.md`, `Implement task ${t}.\n`],
+      ]),
+    ),
+  );
   // Step 1 of the README: CRDs before the chart.
   await kubectl("apply", "-f", "infra/charts/orchestrator/crds/");
   await kubectl("create", "namespace", NS);
@@ -87,6 +93,17 @@ beforeAll(async () => {
     input: TOKEN,
     env: { KUBECONFIG: cp.kubeconfigPath, PATH: `${path.dirname(inject("kubectl"))}:${process.env.PATH ?? ""}` },
   });
+});
+
+// A failed walk-through must not leave its release for the next Helm version's install.
+afterEach(async () => {
+  await execa(
+    inject("helm"),
+    ["--kubeconfig", cp.kubeconfigPath, "uninstall", "orchestrator", "--namespace", NS, "--ignore-not-found", "--wait"],
+    {
+      reject: false,
+    },
+  );
 });
 
 afterAll(async () => {
@@ -198,16 +215,18 @@ describe.each([
       const name = created.data.coderun_name;
       let phase = "";
       let pr = "";
+      let last: unknown;
       const deadline = Date.now() + 240_000;
       while (!["Succeeded", "Failed", "Cancelled"].includes(phase) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
         const r = (await (
           await fetch(`${pf.url}/api/v1/runs/coderun/${name}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })
         ).json()) as { data?: { status?: { phase?: string; pullRequestUrl?: string } } };
+        last = r.data?.status;
         phase = r.data?.status?.phase ?? "";
         pr = r.data?.status?.pullRequestUrl ?? "";
       }
-      expect(phase).toBe("Succeeded");
+      expect(phase, JSON.stringify(last)).toBe("Succeeded");
       const pulls = github.pullsFor("org", "target").filter((p) => p.head === `feature/task-${taskId}-implementation`);
       expect(pulls).toHaveLength(1);
       expect(pr).toBe(pulls[0]?.html_url);

@@ -253,7 +253,18 @@ describe("retry", () => {
     expect(run.status?.attempts).toBe(2);
     // Attempt 2's agent counted two lines: the file written by attempt 1 was still on the volume.
     const results = w.model.mainRequests().flatMap((r) => (r.body ? toolResultTexts(r.body) : []));
-    expect(results.map((t) => t.trim())).toContain("2");
+    expect(
+      results.map((t) => t.trim()),
+      // Each request as its message shapes, e.g. "user:text,text assistant:tool_use user:tool_result".
+      w.model
+        .mainRequests()
+        .map((r) =>
+          (r.body?.messages ?? [])
+            .map((m) => `${m.role}:${Array.isArray(m.content) ? m.content.map((c) => c.type).join(",") : "string"}`)
+            .join(" "),
+        )
+        .join("\n"),
+    ).toContain("2");
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
     const pvc = await core.readNamespacedPersistentVolumeClaim({ name: workspacePvcName("retry", "org/target"), namespace: w.ns });
     expect(pvc.status?.phase).toBe("Bound");
