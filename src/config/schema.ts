@@ -77,8 +77,8 @@ export type WebhookRule = z.infer<typeof webhookRuleSchema>;
 /** An agent of the roster (multi-agent Plays). */
 export const agentSchema = z
   .strictObject({
-    githubUser: z.string().optional(),
-    githubApp: z.string().optional(),
+    githubUser: z.string().min(1).optional(),
+    githubApp: z.string().min(1).optional(),
     role: z.string().default(""),
     model: z.string().optional(),
     systemPrompt: z.string().default(""),
@@ -210,8 +210,8 @@ export const fileConfigSchema = z.strictObject({
     .prefault({}),
   models: z
     .strictObject({
-      defaultCodeModel: z.string().default("claude-sonnet-4-20250514"),
-      defaultDocsModel: z.string().default("claude-opus-4-20250514"),
+      defaultCodeModel: z.string().min(1).default("claude-sonnet-4-20250514"),
+      defaultDocsModel: z.string().min(1).default("claude-opus-4-20250514"),
     })
     .prefault({}),
   permissions: z
