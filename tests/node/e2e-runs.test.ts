@@ -263,7 +263,7 @@ describe("retry", () => {
             .map((m) => `${m.role}:${Array.isArray(m.content) ? m.content.map((c) => c.type).join(",") : "string"}`)
             .join(" "),
         )
-        .join("\n"),
+        .join("\n") + `\ntool results: ${JSON.stringify(results)}`,
     ).toContain("2");
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
     const pvc = await core.readNamespacedPersistentVolumeClaim({ name: workspacePvcName("retry", "org/target"), namespace: w.ns });
