@@ -13,7 +13,7 @@ import type {
   PlayStatus,
   PlayTaskState,
 } from "./play.js";
-import type { AgentResult, CodeRunSpec, CodeRunStatus, DocsRunSpec, DocsRunStatus, EnvFromSecret } from "./types.js";
+import type { AgentResult, GitHubAction, CodeRunSpec, CodeRunStatus, DocsRunSpec, DocsRunStatus, EnvFromSecret } from "./types.js";
 
 type Keys<T> = Record<keyof Required<T>, true>;
 
@@ -39,6 +39,7 @@ export const CODE_RUN_SPEC_KEYS: Keys<CodeRunSpec> = {
   timeoutSeconds: true,
   maxRetries: true,
   maxTurns: true,
+  maxCostUsd: true,
   cancel: true,
 };
 
@@ -53,6 +54,7 @@ export const DOCS_RUN_SPEC_KEYS: Keys<DocsRunSpec> = {
   timeoutSeconds: true,
   maxRetries: true,
   maxTurns: true,
+  maxCostUsd: true,
   cancel: true,
 };
 
@@ -91,7 +93,10 @@ export const AGENT_RESULT_KEYS: Keys<AgentResult> = {
   inputTokens: true,
   outputTokens: true,
   costUsd: true,
+  githubActions: true,
 };
+
+export const GITHUB_ACTION_KEYS: Keys<GitHubAction> = { tool: true, at: true, pullRequest: true, detail: true, url: true, refused: true };
 
 // ---- Play -----------------------------------------------------------------------------------
 

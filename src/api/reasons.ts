@@ -28,6 +28,8 @@ export const Reasons = {
   AgentFailed: "AgentFailed",
   /** The wall-clock budget ran out; work in progress was pushed. */
   BudgetExceeded: "BudgetExceeded",
+  /** The model proxy metered the run's dollar budget (maxCostUsd); work in progress was pushed. */
+  CostBudgetExceeded: "CostBudgetExceeded",
   /** The agent used all its turns; work in progress was pushed. */
   MaxTurnsReached: "MaxTurnsReached",
   /** The runner was asked to stop (SIGTERM: cancel or Job deadline). */

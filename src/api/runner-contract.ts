@@ -78,12 +78,16 @@ export interface RunParameters {
   maxTurns: number;
   /** Wall-clock budget for the agent, below the Job deadline so WIP can be pushed. */
   timeBudgetSeconds: number;
+  /** Dollar budget (model tokens at list prices), enforced by the model proxy; absent = none. */
+  maxCostUsd?: number;
   /** GitHub REST API base URL (https://api.github.com, or GHES). */
   githubApiUrl: string;
   /** The GitHub web/git origin (https://github.com): the only host the runner gives credentials to. */
   githubUrl: string;
   /** Labels to put on the PR, e.g. task-7. */
   prLabels: string[];
+  /** Stage labels the agent may add to or remove from its PR through the scoped GitHub tools (e.g. ready-for-qa). */
+  stageLabels?: string[];
   // CodeRun only
   taskId?: number;
   service?: string;

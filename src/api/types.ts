@@ -54,6 +54,8 @@ export interface RunLimits {
   maxRetries?: number;
   /** Max agent turns per attempt. Default from config. */
   maxTurns?: number;
+  /** Dollar budget of one attempt, metered by the model proxy at list prices. Default from config (0 = none). */
+  maxCostUsd?: number;
   /** Set true to stop the run: its Job is deleted and the run ends Cancelled. */
   cancel?: boolean;
 }
@@ -107,6 +109,20 @@ export interface AgentResult {
   inputTokens?: number;
   outputTokens?: number;
   costUsd?: number;
+  /** What the agent did on GitHub through its scoped tools (refused calls included). */
+  githubActions?: GitHubAction[];
+}
+
+/** One call of the agent's scoped GitHub tools. */
+export interface GitHubAction {
+  tool: string;
+  /** RFC 3339. */
+  at: string;
+  pullRequest?: number;
+  detail: string;
+  url?: string;
+  /** The call was out of scope (or GitHub failed it): nothing changed. */
+  refused?: boolean;
 }
 
 export interface RunStatus {

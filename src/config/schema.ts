@@ -180,6 +180,10 @@ export const fileConfigSchema = z.strictObject({
       retryBackoffSeconds: z.number().min(0).default(30),
       retryBackoffMaxSeconds: z.number().min(0).default(600),
       maxTurns: z.number().int().min(1).default(200),
+      /** Dollar budget of one attempt (model tokens at list prices, metered by the run's model proxy); 0 = none. */
+      maxCostUsd: z.number().min(0).default(0),
+      /** Per-service defaults of maxCostUsd (CodeRuns and Play stages of that service), over maxCostUsd. */
+      maxCostUsdByService: z.record(z.string(), z.number().min(0)).default({}),
       /** Seconds before the deadline at which the runner stops the agent and pushes its work. */
       budgetMarginSeconds: z.number().int().min(0).default(120),
     })

@@ -35,7 +35,10 @@ export type RenderFiles = (run: AnyRun, params: RunParameters) => Record<string,
 export interface ReconcilerDeps {
   kube: ControllerKube;
   cache: ControllerCache;
-  config: Pick<Config, "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions" | "concurrency" | "authorization">;
+  config: Pick<
+    Config,
+    "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions" | "concurrency" | "authorization" | "play"
+  >;
   renderFiles: RenderFiles;
   logger: Logger;
   metrics?: Metrics;

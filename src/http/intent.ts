@@ -91,6 +91,7 @@ export function buildCodeRunFromRequest(req: CodeRequest, ctx: IntentContext): C
     timeoutSeconds: req.timeout_seconds,
     maxRetries: req.max_retries,
     maxTurns: req.max_turns,
+    maxCostUsd: req.max_cost_usd,
   });
   return {
     apiVersion: API_VERSION,
@@ -117,6 +118,7 @@ export function buildDocsRunFromRequest(req: DocsRequest, ctx: IntentContext): D
     timeoutSeconds: req.timeout_seconds,
     maxRetries: req.max_retries,
     maxTurns: req.max_turns,
+    maxCostUsd: req.max_cost_usd,
   });
   return {
     apiVersion: API_VERSION,

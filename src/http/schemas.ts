@@ -42,6 +42,13 @@ const oneIdentity = (v: { github_user?: string | undefined; github_app?: string 
   Boolean(v.github_user) !== Boolean(v.github_app);
 const oneIdentityIssue = { message: "set exactly one of github_user or github_app", path: ["github_user"] };
 
+const maxCostUsd = z
+  .number()
+  .min(0)
+  .max(100_000)
+  .optional()
+  .describe("Dollar budget of one attempt (model tokens at list prices); 0 = none; default from the controller config.");
+
 /** POST /api/v1/pm/tasks: the original service's CodeRequest, plus optional run limits. */
 export const codeRequestSchema = z
   .strictObject({
@@ -74,6 +81,7 @@ export const codeRequestSchema = z
       .describe("Wall-clock limit of one attempt; default from the controller config."),
     max_retries: z.number().int().min(0).max(20).optional(),
     max_turns: z.number().int().min(1).max(100_000).optional(),
+    max_cost_usd: maxCostUsd,
   })
   .refine(oneIdentity, oneIdentityIssue)
   .describe("A coding task (creates a CodeRun). Exactly one of github_user or github_app.");
@@ -104,6 +112,7 @@ export const docsRequestSchema = z
     timeout_seconds: z.number().int().min(60).max(604_800).optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
     max_turns: z.number().int().min(1).max(100_000).optional(),
+    max_cost_usd: maxCostUsd,
   })
   .refine(oneIdentity, oneIdentityIssue)
   .describe("A documentation run (creates a DocsRun). Exactly one of github_user or github_app.");

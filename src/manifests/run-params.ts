@@ -3,7 +3,7 @@ import type { RunParameters } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import type { Config } from "../config/schema.js";
 
-export type BuilderConfig = Pick<Config, "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions">;
+export type BuilderConfig = Pick<Config, "agent" | "job" | "secrets" | "storage" | "models" | "github" | "permissions" | "play">;
 
 export interface EffectiveLimits {
   timeoutSeconds: number;
@@ -11,6 +11,8 @@ export interface EffectiveLimits {
   maxTurns: number;
   /** The runner's budget: below the Job deadline so it can push work in progress. */
   timeBudgetSeconds: number;
+  /** Dollar budget of the attempt; 0 = none. */
+  maxCostUsd: number;
 }
 
 export function computeLimits(run: AnyRun, config: BuilderConfig): EffectiveLimits {
@@ -21,6 +23,10 @@ export function computeLimits(run: AnyRun, config: BuilderConfig): EffectiveLimi
     maxRetries: run.spec.maxRetries ?? config.job.maxRetries,
     maxTurns: run.spec.maxTurns ?? config.job.maxTurns,
     timeBudgetSeconds: Math.max(30, timeoutSeconds - margin),
+    maxCostUsd:
+      run.spec.maxCostUsd ??
+      (run.kind === "CodeRun" ? config.job.maxCostUsdByService[run.spec.service] : undefined) ??
+      config.job.maxCostUsd,
   };
 }
 
@@ -49,8 +55,10 @@ export function computeRunParameters(run: AnyRun, attempt: number, config: Build
     githubApp: run.spec.githubApp,
     maxTurns: limits.maxTurns,
     timeBudgetSeconds: limits.timeBudgetSeconds,
+    ...(limits.maxCostUsd > 0 ? { maxCostUsd: limits.maxCostUsd } : {}),
     githubApiUrl: config.github.apiUrl,
     githubUrl: config.github.url,
+    stageLabels: [config.play.readyForQaLabel],
   };
   if (run.kind === "CodeRun") {
     const s = run.spec;

@@ -40,13 +40,14 @@ function stagePrompt(input: StageRunInput): string | undefined {
       return [
         `You are ${agent.name}, the quality reviewer of task ${taskId}: review ${pr}.`,
         "Improve code quality where needed (lint, types, structure, tests) and push your changes to the same branch; do not open a new pull request.",
-        `When the pull request is ready for testing, add the label "${input.readyForQaLabel}" to it.`,
-        "If it needs changes only the implementation agent can make, submit a review requesting changes that says what and why.",
+        `When the pull request is ready for testing, add the label "${input.readyForQaLabel}" to it with the mcp__github__add_pull_request_label tool.`,
+        "If it needs changes only the implementation agent can make, submit a review requesting changes that says what and why with the mcp__github__submit_pull_request_review tool (event REQUEST_CHANGES).",
       ].join("\n");
     case "testing":
       return [
         `You are ${agent.name}, the testing agent of task ${taskId}: test ${pr} against the task's acceptance criteria.`,
-        "When it passes, approve the pull request with a review. Otherwise submit a review requesting changes that lists each failure and how to reproduce it.",
+        "When it passes, approve the pull request with the mcp__github__submit_pull_request_review tool (event APPROVE). Otherwise submit a review with that tool (event REQUEST_CHANGES) that lists each failure and how to reproduce it.",
+        "These tools act only on this pull request; you have no other access to GitHub.",
       ].join("\n");
   }
 }

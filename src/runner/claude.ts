@@ -9,6 +9,7 @@ import { execa } from "execa";
 import type { Logger } from "pino";
 import { AgentLogMessages } from "../api/runner-contract.js";
 import type { Redactor } from "./redact.js";
+import { GITHUB_TOOLS_SERVER } from "./github-tools.js";
 import { estimateCostUsd } from "./pricing.js";
 
 // ---- stream-json parsing (pure) ----------------------------------------------------------------
@@ -236,6 +237,8 @@ export interface ClaudeInvocation {
   continueSession: boolean;
   systemPrompt: string;
   settingsPath: string;
+  /** MCP config of the channel's GitHub tools (--mcp-config); its server's tools are allowed. */
+  mcpConfigPath?: string;
 }
 
 /** argv for `claude`; the prompt goes last after `--` so text starting with `-` (front matter) is safe. */
@@ -250,6 +253,7 @@ export function buildClaudeArgs(inv: ClaudeInvocation): string[] {
     "--max-turns",
     String(inv.maxTurns),
     ...(inv.continueSession ? ["--continue"] : []),
+    ...(inv.mcpConfigPath ? ["--mcp-config", inv.mcpConfigPath, "--allowedTools", `mcp__${GITHUB_TOOLS_SERVER}`] : []),
     "--settings",
     inv.settingsPath,
     "--append-system-prompt",
@@ -294,7 +298,7 @@ function writeSessionMarker(home: string, marker: SessionMarker): void {
 
 // ---- running -----------------------------------------------------------------------------------
 
-export type ClaudeStatus = "completed" | "failed" | "budget-exceeded" | "max-turns" | "terminated";
+export type ClaudeStatus = "completed" | "failed" | "budget-exceeded" | "cost-exceeded" | "max-turns" | "terminated";
 
 export interface ClaudeOutcome {
   status: ClaudeStatus;
@@ -319,6 +323,8 @@ export interface RunClaudeOptions {
   killGraceMs?: number;
   /** Aborted when the runner itself is asked to stop. */
   signal?: AbortSignal;
+  /** Aborted when the model proxy has metered the run's dollar budget. */
+  costSignal?: AbortSignal;
   log: Logger;
   redactor: Redactor;
 }
@@ -383,6 +389,9 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
   const onAbort = () => stop("terminated", "the runner received a stop signal");
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
+  const onCost = () => stop("cost-exceeded", "the run's dollar budget is spent");
+  opts.costSignal?.addEventListener("abort", onCost, { once: true });
+  if (opts.costSignal?.aborted) onCost();
 
   child.stderr?.on("data", (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
@@ -413,6 +422,7 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
   clearTimeout(budgetTimer);
   if (killTimer) clearTimeout(killTimer);
   opts.signal?.removeEventListener("abort", onAbort);
+  opts.costSignal?.removeEventListener("abort", onCost);
   // Tool processes may outlive Claude itself; the group goes with the run.
   signalGroup("SIGKILL");
 

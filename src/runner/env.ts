@@ -2,7 +2,9 @@
  * The runner's environment, read once. This is the only runner module that reads process.env.
  *
  * Variables (the Job sets the first group; see src/api/runner-contract.ts):
- * - ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, and any spec.env / envFromSecrets: passed to Claude Code.
+ * - ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL: the model proxy's upstream and key; Claude Code gets the
+ *   proxy's loopback URL and a placeholder key instead.
+ * - spec.env / envFromSecrets: passed to Claude Code.
  * - GITHUB_TOKEN: token of the run's GitHub user (REST API and git over HTTPS). Never passed to the agent.
  * - AGENT_ROOT: tests only; prefix for every absolute contract path.
  * - CLAUDE_BIN: the Claude Code executable (default `claude` on PATH).
@@ -14,6 +16,10 @@ export interface RunnerEnv {
   /** "" when unset: contract paths are used as they are. */
   agentRoot: string;
   githubToken: string | undefined;
+  /** The real model API key: only the model proxy uses it. */
+  anthropicApiKey: string | undefined;
+  /** The model proxy's upstream ("" = Anthropic's API). */
+  anthropicBaseUrl: string;
   claudeBin: string;
   logLevel: string;
   /** The environment Claude Code starts from (GitHub credentials removed). */
@@ -25,6 +31,9 @@ export interface RunnerEnv {
 /** Variables the agent process never sees: the runner pushes and talks to GitHub, not the agent. */
 const WITHHELD_FROM_AGENT = new Set([
   AgentEnv.githubToken,
+  AgentEnv.anthropicApiKey,
+  AgentEnv.anthropicBaseUrl,
+  "ANTHROPIC_AUTH_TOKEN",
   "GH_TOKEN",
   "GITHUB_REPOSITORY",
   "AGENT_ROOT",
@@ -54,6 +63,8 @@ export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   return {
     agentRoot: defined[AgentEnv.agentRoot] ?? "",
     githubToken: defined[AgentEnv.githubToken] || undefined,
+    anthropicApiKey: defined[AgentEnv.anthropicApiKey] || undefined,
+    anthropicBaseUrl: defined[AgentEnv.anthropicBaseUrl] ?? "",
     claudeBin: defined.CLAUDE_BIN || "claude",
     logLevel: defined.LOG_LEVEL || "info",
     agentEnv,

@@ -30,7 +30,15 @@ export interface GitHubPort {
   createPullRequest(input: NewPullRequest): Promise<PullRequest>;
   updatePullRequest(number: number, text: { title: string; body: string }): Promise<void>;
   addLabels(issueNumber: number, labels: string[]): Promise<void>;
+  /** Removes one label; a label the PR does not carry is not an error. */
+  removeLabel(issueNumber: number, label: string): Promise<void>;
+  /** Returns the comment's URL. */
+  createComment(issueNumber: number, body: string): Promise<string>;
+  /** Returns the review's URL. */
+  submitReview(pullNumber: number, review: { event: ReviewEvent; body: string }): Promise<string>;
 }
+
+export type ReviewEvent = "APPROVE" | "REQUEST_CHANGES" | "COMMENT";
 
 export interface RetryOptions {
   attempts?: number;
@@ -170,6 +178,37 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
         async () => (await client()).rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }),
         retry,
       );
+    },
+
+    async removeLabel(issueNumber, name) {
+      try {
+        await withRetry(
+          "remove label",
+          async () => (await client()).rest.issues.removeLabel({ owner, repo, issue_number: issueNumber, name }),
+          retry,
+        );
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    },
+
+    async createComment(issueNumber, body) {
+      const { data } = await withRetry(
+        "create comment",
+        async () => (await client()).rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }),
+        retry,
+      );
+      return data.html_url;
+    },
+
+    async submitReview(pullNumber, review) {
+      const { data } = await withRetry(
+        "submit review",
+        async () =>
+          (await client()).rest.pulls.createReview({ owner, repo, pull_number: pullNumber, event: review.event, body: review.body }),
+        retry,
+      );
+      return data.html_url;
     },
   };
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { bindRepository, type BoundRepository } from "../api/github-host.js";
 import { TaskFileKeys, type RunParameters } from "../api/runner-contract.js";
-import type { AgentResult } from "../api/types.js";
+import type { AgentResult, GitHubAction } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
 import { readAgentFiles, installAgentFiles, INSTALLED_FILES, type AgentFiles } from "./agent-files.js";
 import { resolveCredentials, type Credentials } from "./auth.js";
@@ -19,7 +19,10 @@ import type { RunnerEnv } from "./env.js";
 import { Reasons, type Reason } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 import { Git, GitError, isNonFastForward, type Author } from "./git.js";
+import { CHANNEL_MCP_PATH, startChannelServer } from "./channel-server.js";
 import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
+import { GITHUB_TOOLS_SERVER, type GitHubToolsOptions } from "./github-tools.js";
+import { createModelProxy, type ModelProxy } from "./model-proxy.js";
 import { agentHome, buildLayout, type Layout } from "./layout.js";
 import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
@@ -184,12 +187,83 @@ interface RunState {
   branch?: string;
   commit?: string;
   claude?: ClaudeOutcome;
+  channel?: AgentChannel;
 }
+
+/** At most this many GitHub actions go into the result (the termination message has 4 KiB). */
+const MAX_REPORTED_ACTIONS = 8;
 
 function usage(state: RunState): Partial<AgentResult> {
   const p = state.claude?.progress;
-  if (!p || !state.params) return {};
-  return { ...computeUsage(p, state.params.maxTurns), toolCalls: Object.values(p.toolCalls).reduce((a, b) => a + b, 0) };
+  const meter = state.channel?.proxy.meter();
+  const actions = state.channel?.actions ?? [];
+  const metered = meter && meter.requests > 0 && meter.unpricedRequests === 0 ? { costUsd: meter.costUsd } : {};
+  const reported = actions.length > 0 ? { githubActions: actions.slice(-MAX_REPORTED_ACTIONS) } : {};
+  if (!p || !state.params) return { ...metered, ...reported };
+  return {
+    ...computeUsage(p, state.params.maxTurns),
+    toolCalls: Object.values(p.toolCalls).reduce((a, b) => a + b, 0),
+    ...metered,
+    ...reported,
+  };
+}
+
+/** Anthropic's Messages API: the model proxy's upstream unless agent.anthropicBaseUrl names another. */
+const ANTHROPIC_API_URL = "https://api.anthropic.com";
+/** The key Claude Code sends; the model proxy drops it and adds the real one. Not a secret. */
+export const PLACEHOLDER_API_KEY = "sk-ant-placeholder-the-model-proxy-adds-the-real-key";
+
+/** The agent's model proxy and scoped GitHub tools, on loopback, with the agent's MCP config pointing at the tools. */
+interface AgentChannel {
+  url: string;
+  mcpConfigPath: string;
+  proxy: ModelProxy;
+  actions: GitHubAction[];
+  /** Aborted when the dollar budget is spent. */
+  costSignal: AbortSignal;
+  close(): Promise<void>;
+}
+
+async function openChannel(o: {
+  env: RunnerEnv;
+  params: RunParameters;
+  target: BoundRepository;
+  github: GitHubPort;
+  layout: Layout;
+  log: Logger;
+}): Promise<AgentChannel> {
+  const { params, log } = o;
+  const cost = new AbortController();
+  const actions: GitHubAction[] = [];
+  const proxy = createModelProxy({
+    upstream: o.env.anthropicBaseUrl || ANTHROPIC_API_URL,
+    apiKey: o.env.anthropicApiKey ?? "",
+    ...(params.maxCostUsd ? { maxCostUsd: params.maxCostUsd } : {}),
+    log,
+    onBudgetSpent: () => cost.abort(),
+  });
+  const tools: GitHubToolsOptions = {
+    github: o.github,
+    scope: {
+      owner: o.target.owner,
+      repo: o.target.repo,
+      branch: params.branch,
+      baseBranch: params.baseBranch,
+      labels: params.stageLabels ?? [],
+    },
+    record: (action) => actions.push(action),
+    log,
+    version: "1",
+  };
+  const server = await startChannelServer({ port: 0, proxy, tools: () => tools, log });
+  const mcpConfigPath = path.join(o.layout.home, ".orchestrator", "mcp.json");
+  fs.mkdirSync(path.dirname(mcpConfigPath), { recursive: true });
+  fs.writeFileSync(
+    mcpConfigPath,
+    JSON.stringify({ mcpServers: { [GITHUB_TOOLS_SERVER]: { type: "http", url: `${server.url}${CHANNEL_MCP_PATH}` } } }),
+  );
+  log.info({ url: server.url, maxCostUsd: params.maxCostUsd ?? null }, "Started the agent's model proxy and GitHub tools");
+  return { url: server.url, mcpConfigPath, proxy, actions, costSignal: cost.signal, close: () => server.close() };
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -205,7 +279,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
   const startedAt = options.startedAt ?? Date.now();
   const redactor = new Redactor();
   redactor.add(env.githubToken);
-  redactor.add(env.agentEnv.ANTHROPIC_API_KEY);
+  redactor.add(env.anthropicApiKey);
   const baseLog = options.log ?? createLogger({ level: env.logLevel, name: "agent-runner" });
   const layout = buildLayout(env.agentRoot);
   const state: RunState = {};
@@ -336,7 +410,20 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     await installAgentFiles({ files, workDir, repoDir: layout.repo, overwriteMemory: params.overwriteMemory, git, log });
     checkAborted(options.signal);
 
-    const claude = await startAgent({ env, layout, params, files, prompt, workDir, startedAt, redactor, log, signal: options.signal });
+    state.channel = await openChannel({ env, params, target, github, layout, log });
+    const claude = await startAgent({
+      env,
+      layout,
+      params,
+      files,
+      prompt,
+      workDir,
+      startedAt,
+      redactor,
+      log,
+      signal: options.signal,
+      channel: state.channel,
+    });
     state.claude = claude;
     return await deliver({ git, github, params, layout, workDir, credentials, claude, state, log });
   } catch (err) {
@@ -362,6 +449,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       ...usage(state),
     };
   } finally {
+    await state.channel?.close();
     credentials?.dispose();
     if (outside) fs.rmSync(outside, { recursive: true, force: true });
   }
@@ -378,6 +466,7 @@ async function startAgent(a: {
   redactor: Redactor;
   log: Logger;
   signal: AbortSignal | undefined;
+  channel: AgentChannel;
 }): Promise<ClaudeOutcome> {
   const { params, layout, log } = a;
   const budgetMs = a.startedAt + params.timeBudgetSeconds * 1000 - Date.now();
@@ -395,6 +484,8 @@ async function startAgent(a: {
   }
   const claudeEnv: Record<string, string> = {
     ...a.env.agentEnv,
+    ANTHROPIC_BASE_URL: a.channel.url,
+    ANTHROPIC_API_KEY: PLACEHOLDER_API_KEY,
     HOME: layout.home,
     CLAUDE_CONFIG_DIR: path.join(layout.home, ".claude"),
     GIT_TERMINAL_PROMPT: "0",
@@ -409,6 +500,7 @@ async function startAgent(a: {
       continueSession,
       systemPrompt: a.files.systemPrompt,
       settingsPath: a.files.settingsPath,
+      mcpConfigPath: a.channel.mcpConfigPath,
     },
     cwd: a.workDir,
     env: claudeEnv,
@@ -417,6 +509,7 @@ async function startAgent(a: {
     attempt: params.attempt,
     budgetMs,
     ...(a.signal ? { signal: a.signal } : {}),
+    costSignal: a.channel.costSignal,
     log,
     redactor: a.redactor,
   });
@@ -425,6 +518,7 @@ async function startAgent(a: {
 const STOPPED: Record<Exclude<ClaudeOutcome["status"], "completed">, { outcome: AgentResult["outcome"]; reason: Reason; what: string }> = {
   "budget-exceeded": { outcome: "budget-exceeded", reason: Reasons.BudgetExceeded, what: "used up its wall-clock budget" },
   "max-turns": { outcome: "budget-exceeded", reason: Reasons.MaxTurnsReached, what: "used all its turns" },
+  "cost-exceeded": { outcome: "budget-exceeded", reason: Reasons.CostBudgetExceeded, what: "spent the run's dollar budget (maxCostUsd)" },
   terminated: { outcome: "failed", reason: Reasons.Terminated, what: "was stopped (cancel or Job deadline)" },
   failed: { outcome: "failed", reason: Reasons.AgentFailed, what: "failed" },
 };

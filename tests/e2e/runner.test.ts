@@ -8,8 +8,10 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunParameters } from "../../src/api/runner-contract.js";
+import { createGitHubClient } from "../../src/runner/github.js";
 import { startCredentialTrap, type CredentialTrap } from "../support/credential-trap.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
@@ -29,6 +31,7 @@ import {
 const TOKEN = "ghp_e2eTestToken0123456789abcdef";
 const API_KEY = "sk-ant-e2e-test-key-abcdef";
 const FEATURE = "feature/task-7-implementation";
+const FEATURE_OTHER = "feature/someone-else";
 
 let tmp: string;
 let gitRoot: string;
@@ -581,5 +584,73 @@ describe("credentials go only to the configured GitHub host", () => {
     expect(fs.readFileSync(path.join(agent.repo, "uncommitted.txt"), "utf8")).toBe("someone else's work\n");
     expect(fs.readdirSync(agent.workspace).filter((f) => f.startsWith("target-repo."))).toEqual([]);
     expect(model.requests.length).toBe(modelRequests);
+  });
+});
+
+describe("the agent's channel", () => {
+  it("stops at the run's dollar budget, metered by the model proxy, and pushes the work in progress", async () => {
+    const agent = createAgentRoot(tmp, "code-7-cost");
+    const workDir = path.join(agent.repo, "services/api");
+    const branch = "feature/task-7-cost";
+    model.setScript([
+      { tool: "Write", input: { file_path: path.join(workDir, "costly.txt"), content: "partial\n" } },
+      { tool: "Bash", input: { command: "echo one", description: "Step one" } },
+      { tool: "Bash", input: { command: "echo two", description: "Step two" } },
+      { tool: "Bash", input: { command: "echo three", description: "Step three" } },
+      { tool: "Bash", input: { command: "echo four", description: "Step four" } },
+      { text: "never reached" },
+    ]);
+    // Each scripted main-loop answer costs $0.00081 at Sonnet's list prices: the third spends $0.002.
+    agent.writeRun(codeParams({ runName: "code-7-cost", branch, maxCostUsd: 0.002 }));
+    const before = model.mainRequests().length;
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "budget-exceeded", reason: "CostBudgetExceeded", branch });
+    expect(run.result?.message).toMatch(/dollar budget/);
+    expect(run.result?.message).toMatch(/pushed to feature\/task-7-cost/);
+    expect(run.result?.costUsd).toBeGreaterThanOrEqual(0.002);
+    expect(run.result?.costUsd).toBeLessThan(0.0035);
+    const reached = model.mainRequests().length - before;
+    expect(reached).toBeGreaterThanOrEqual(2);
+    expect(reached).toBeLessThanOrEqual(3);
+    expect(readFileAt(bare("target"), branch, "services/api/costly.txt")).toBe("partial");
+    // Upstream saw the real key, sent by the proxy; Claude Code only ever had the placeholder.
+    expect(model.requests.slice(-reached).every((r) => r.headers["x-api-key"] === API_KEY)).toBe(true);
+    expect(run.exitCode).toBe(1);
+  });
+
+  it("acts on its own pull request through the scoped GitHub tools and is refused elsewhere", async () => {
+    const agent = createAgentRoot(tmp, "code-7-tools");
+    const branch = "feature/task-7-tools";
+    git(bare("target"), "branch", branch, "main");
+    git(bare("target"), "branch", FEATURE_OTHER, "main");
+    const port = createGitHubClient({
+      baseUrl: github.url,
+      owner: "org",
+      repo: "target",
+      token: async () => TOKEN,
+      log: pino({ level: "silent" }),
+    });
+    const own = await port.createPullRequest({ title: "Task 7 tools", body: "", head: branch, base: "main" });
+    const other = await port.createPullRequest({ title: "Not ours", body: "", head: FEATURE_OTHER, base: "main" });
+    model.setScript([
+      { tool: "mcp__github__add_pull_request_label", input: { label: "ready-for-qa" } },
+      { tool: "mcp__github__comment_on_pull_request", input: { body: "Sneaky", pull_number: other.number } },
+      { tool: "mcp__github__submit_pull_request_review", input: { event: "APPROVE", body: "Tested." } },
+      { text: "Reviewed." },
+    ]);
+    agent.writeRun(codeParams({ runName: "code-7-tools", branch, stageLabels: ["ready-for-qa"] }));
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "no-changes" });
+    const pull = github.pullsFor("org", "target").find((p) => p.number === own.number)!;
+    expect(pull.labels).toContain("ready-for-qa");
+    expect(github.state.reviews.filter((r) => r.pullNumber === own.number)).toMatchObject([{ state: "APPROVED", body: "Tested." }]);
+    expect(github.state.comments.filter((c) => c.issueNumber === other.number)).toEqual([]);
+    expect(run.result?.githubActions?.map((a) => [a.tool, a.refused ?? false])).toEqual([
+      ["add_pull_request_label", false],
+      ["comment_on_pull_request", true],
+      ["submit_pull_request_review", false],
+    ]);
+    expect(requestText(model.mainRequests().at(-1)!)).toContain(`Refused: pull request #${other.number} is not this run's pull request`);
+    expect(github.state.violations).toEqual([]);
   });
 });

@@ -889,6 +889,48 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
       },
     ],
     [
+      "POST",
+      "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+      (ctx) => {
+        const denied = requireToken(ctx);
+        if (denied) return denied;
+        const p = ctx.server.pullsFor(ctx.params.owner!, ctx.params.repo!).find((x) => x.number === Number(ctx.params.pull_number));
+        if (!p) return notFound();
+        const body = ctx.body as { event?: string; body?: string };
+        const states: Record<string, string> = { APPROVE: "APPROVED", REQUEST_CHANGES: "CHANGES_REQUESTED", COMMENT: "COMMENTED" };
+        const state = states[body.event ?? ""];
+        if (!state) return validationFailed([{ resource: "PullRequestReview", field: "event", code: "missing_field" }]);
+        const review: ReviewRecord = {
+          owner: p.owner,
+          repo: p.repo,
+          pullNumber: p.number,
+          id: ctx.server.nextId(),
+          user: callerLogin(ctx),
+          state,
+          body: body.body ?? "",
+          commitId: p.headSha ?? ZERO_SHA,
+          submittedAt: new Date().toISOString(),
+        };
+        ctx.state.reviews.push(review);
+        return {
+          status: 200,
+          body: {
+            id: review.id,
+            node_id: `R${review.id}`,
+            user: userJson(review.user),
+            body: review.body,
+            state: review.state,
+            commit_id: review.commitId,
+            submitted_at: review.submittedAt,
+            author_association: "NONE",
+            html_url: `${htmlBase}/${p.owner}/${p.repo}/pull/${p.number}#pullrequestreview-${review.id}`,
+            pull_request_url: "",
+            _links: { html: { href: "" }, pull_request: { href: "" } },
+          },
+        };
+      },
+    ],
+    [
       "GET",
       "/repos/{owner}/{repo}/pulls/{pull_number}/comments",
       (ctx) => {

@@ -29,6 +29,7 @@ export interface RecordedRequest {
   body: MessagesRequest | null;
   /** True when the request offered tools, i.e. came from the agent loop and consumed a turn. */
   main: boolean;
+  headers: http.IncomingHttpHeaders;
 }
 
 export interface ModelServer {
@@ -146,7 +147,7 @@ export async function startModelServer(initial: ScriptStep[] = [], opts: { host?
             }
           }
           const main = Boolean(body && Array.isArray(body.tools) && body.tools.length > 0);
-          requests.push({ method, path: url.pathname, body, main });
+          requests.push({ method, path: url.pathname, body, main, headers: req.headers });
 
           if (method === "HEAD" && url.pathname === "/") {
             res.writeHead(200).end();

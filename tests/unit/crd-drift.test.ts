@@ -8,6 +8,7 @@ import {
   DOCS_RUN_SPEC_KEYS,
   DOCS_RUN_STATUS_KEYS,
   ENV_FROM_SECRET_KEYS,
+  GITHUB_ACTION_KEYS,
   PLAY_AGENTS_KEYS,
   PLAY_CHECK_RUN_RECORD_KEYS,
   PLAY_HISTORY_KEYS,
@@ -67,6 +68,9 @@ describe("CRD schema, TypeScript types and examples agree", () => {
     expect(keys(s.properties?.spec?.properties ?? {})).toEqual(keys(specKeys));
     expect(keys(s.properties?.status?.properties ?? {})).toEqual(keys(statusKeys));
     expect(keys(s.properties?.status?.properties?.result?.properties ?? {})).toEqual(keys(AGENT_RESULT_KEYS));
+    expect(keys(s.properties?.status?.properties?.result?.properties?.githubActions?.items?.properties ?? {})).toEqual(
+      keys(GITHUB_ACTION_KEYS),
+    );
   });
 
   it("envFromSecrets items match EnvFromSecret", () => {

@@ -126,6 +126,14 @@ describe("buildJob", () => {
     expect(p1.branch).toBe("feature/task-7-implementation");
     expect(computeRunParameters(run, 2, config).continueSession).toBe(true);
   });
+  it("takes the dollar budget from the run, else the service's default, else the global one (0 = none)", () => {
+    const budgets = parseConfig("job: {maxCostUsd: 10, maxCostUsdByService: {simple-api: 3}}\nplay: {readyForQaLabel: qa-ready}", {});
+    expect(computeRunParameters(run, 1, budgets)).toMatchObject({ maxCostUsd: 3, stageLabels: ["qa-ready"] });
+    expect(computeRunParameters({ ...run, spec: { ...run.spec, maxCostUsd: 0.5 } }, 1, budgets).maxCostUsd).toBe(0.5);
+    expect(computeRunParameters({ ...run, spec: { ...run.spec, service: "web" } }, 1, budgets).maxCostUsd).toBe(10);
+    expect(computeRunParameters(run, 1, config)).not.toHaveProperty("maxCostUsd");
+    expect(() => parseConfig("job: {maxCostUsd: -1}", {})).toThrow(/maxCostUsd/);
+  });
 });
 
 describe("buildWorkspacePvc", () => {

@@ -311,7 +311,7 @@ describe("secrets", () => {
     );
   });
 
-  it("keeps GitHub credentials out of the agent's environment", () => {
+  it("keeps GitHub and model credentials out of the agent's environment", () => {
     const env = readRunnerEnv({
       GITHUB_TOKEN: "t0ken",
       ANTHROPIC_API_KEY: "k",
@@ -321,7 +321,8 @@ describe("secrets", () => {
     });
     expect(env.githubToken).toBe("t0ken");
     expect(env.agentRoot).toBe("/tmp/x");
-    expect(env.agentEnv).toEqual({ ANTHROPIC_API_KEY: "k", PATH: "/bin" });
+    expect(env.anthropicApiKey).toBe("k");
+    expect(env.agentEnv).toEqual({ PATH: "/bin" });
     expect(env.baseEnv).toEqual({ PATH: "/bin" });
   });
 });

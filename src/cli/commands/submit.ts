@@ -18,6 +18,10 @@ const int = (flag: string) => (v: string) => {
   if (!/^-?[0-9]+$/.test(v)) throw new InputError(`${flag} ${v}: expected a whole number.`);
   return Number(v);
 };
+const usd = (flag: string) => (v: string) => {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(v)) throw new InputError(`${flag} ${v}: expected an amount in US dollars, e.g. 2.50.`);
+  return Number(v);
+};
 
 interface WaitFlags {
   wait?: boolean;
@@ -90,7 +94,8 @@ function codeCommand(deps: CliDeps, results: { exitCode: number }): Command {
     .option("--env-from-secrets <name:secret:key,...>", "environment variables from Secrets (repeatable)", collect, [])
     .option("--timeout-seconds <n>", "wall-clock limit of one attempt", int("--timeout-seconds"))
     .option("--max-retries <n>", "retries after a failed attempt", int("--max-retries"))
-    .option("--max-turns <n>", "agent turn limit per attempt", int("--max-turns"));
+    .option("--max-turns <n>", "agent turn limit per attempt", int("--max-turns"))
+    .option("--max-cost-usd <usd>", "dollar budget per attempt (model tokens at list prices; 0 = none)", usd("--max-cost-usd"));
   addWaitOptions(cmd);
   return cmd.action(
     action(deps, results, async (ctx, taskId: number, o: Record<string, unknown>) => {
@@ -118,6 +123,7 @@ function codeCommand(deps: CliDeps, results: { exitCode: number }): Command {
           timeout_seconds: o.timeoutSeconds,
           max_retries: o.maxRetries,
           max_turns: o.maxTurns,
+          max_cost_usd: o.maxCostUsd,
         },
         git,
       );

@@ -1,0 +1,85 @@
+/**
+ * The agent's channel to the outside, on 127.0.0.1 only: the model proxy (/v1/messages, ...) and
+ * the scoped GitHub tools (MCP at /mcp). It runs on the credentialed side; the agent gets its URL
+ * and nothing else.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { handleGitHubTools, type GitHubToolsOptions } from "./github-tools.js";
+import type { ModelProxy } from "./model-proxy.js";
+
+/** Path of the MCP endpoint of the agent's GitHub tools. */
+export const CHANNEL_MCP_PATH = "/mcp";
+
+export interface ChannelServerOptions {
+  /** 0 = any free port. */
+  port: number;
+  proxy: ModelProxy;
+  /** Undefined until the credentialed side knows the run's repository. */
+  tools: () => GitHubToolsOptions | undefined;
+  log: Logger;
+}
+
+export interface ChannelServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+const MAX_MCP_BODY = 1024 * 1024;
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_MCP_BODY) throw new Error(`request body over ${MAX_MCP_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? "/", "http://channel").pathname;
+  if (path === CHANNEL_MCP_PATH) {
+    const tools = o.tools();
+    if (req.method !== "POST" || !tools)
+      return sendJson(res, 405, { jsonrpc: "2.0", error: { code: -32000, message: "Send JSON-RPC requests with POST." }, id: null });
+    let body: unknown;
+    try {
+      body = await readJson(req);
+    } catch (err) {
+      return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${(err as Error).message}` }, id: null });
+    }
+    return handleGitHubTools(tools, req, res, body);
+  }
+  return o.proxy.handle(req, res);
+}
+
+/** Starts the channel's HTTP server on loopback. */
+export async function startChannelServer(o: ChannelServerOptions): Promise<ChannelServer> {
+  const server = http.createServer((req, res) => {
+    route(o, req, res).catch((err: unknown) => {
+      o.log.error({ err: (err as Error).message, path: req.url }, "Channel request failed");
+      if (!res.headersSent) sendJson(res, 500, { type: "error", error: { type: "api_error", message: "The channel failed." } });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
