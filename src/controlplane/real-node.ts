@@ -139,6 +139,7 @@ export class RealNode {
   readonly ip: string;
   readonly startupMs: NodeStartupTimes = {};
   private stopped: Promise<void> | undefined;
+  private containerd: ManagedProcess | undefined;
   private watchdog: ReturnType<typeof spawn> | undefined;
 
   private constructor(private readonly o: RealNodeOptions) {
@@ -228,7 +229,7 @@ export class RealNode {
     await this.timed("cleanup", () => runCleanup(this.o.log));
     this.recordHostState();
     await this.timed("containerd", () => this.startContainerd());
-    await this.timed("images", () => this.importImages());
+    await this.timed("images", () => this.importImagesOrReset());
     await this.timed("kubelet", () => this.startKubelet());
     await this.timed("kube-proxy", () => this.startKubeProxy());
     if (isExecutable(path.join(this.o.binDir, "local-path-provisioner"))) await this.timed("local-path", () => this.startLocalPath());
@@ -280,6 +281,7 @@ export class RealNode {
     fs.writeFileSync(config, containerdConfigToml({ sandboxImage: this.o.sandboxImage, configDir: dir }));
     fs.writeFileSync(path.join(runPaths.cniConf, "10-orchestrator.conflist"), cniConflist());
     const p = this.start("containerd", "containerd", ["--config", config, "--log-level", "warn"]);
+    this.containerd = p;
     await this.o.waitUntil(
       "containerd to serve its socket",
       async () => (await execa("ctr", ["--address", runPaths.containerdSocket, "version"], { reject: false })).exitCode === 0,
@@ -295,6 +297,25 @@ export class RealNode {
       await execa("ctr", ["--address", runPaths.containerdSocket, "-n", CRI_NAMESPACE, "containers", "delete", id], { reject: false });
     }
     if (ids.length) this.o.log(`node: removed ${ids.length} container(s) left by an earlier run`);
+  }
+
+  /**
+   * The image store is kept across runs; an import a crash interrupted can leave it inconsistent
+   * (a layer's parent snapshot missing). Then it is emptied once and every image imported again.
+   */
+  private async importImagesOrReset(): Promise<void> {
+    try {
+      await this.importImages();
+      return;
+    } catch (err) {
+      const why = (err as Error).message.split("\n").find((l) => l.startsWith("ctr:")) ?? (err as Error).message.split("\n")[0];
+      this.o.log(`node: image import failed (${why}); emptying containerd's image store and importing again`);
+    }
+    await this.containerd?.stop();
+    fs.rmSync(NODE_PATHS.containerdRoot, { recursive: true, force: true });
+    fs.mkdirSync(NODE_PATHS.containerdRoot, { recursive: true });
+    await this.startContainerd();
+    await this.importImages();
   }
 
   /** Imports each archive unless containerd already holds that reference (content-addressed, kept across runs). */
