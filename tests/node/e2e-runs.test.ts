@@ -254,7 +254,8 @@ describe("retry", () => {
     // Attempt 2's agent counted two lines: the file written by attempt 1 was still on the volume.
     const results = w.model.mainRequests().flatMap((r) => (r.body ? toolResultTexts(r.body) : []));
     expect(
-      results.map((t) => t.trim()),
+      // The command's output is the first line; Claude Code appends system reminders after it.
+      results.map((t) => t.trim().split("\n")[0]),
       // Each request as its message shapes, e.g. "user:text,text assistant:tool_use user:tool_result".
       w.model
         .mainRequests()
