@@ -13,7 +13,9 @@ export default defineConfig({
     reporters: ["default", ["json", { outputFile: ".cache/vitest-report.json" }]],
     // `vitest run` runs every project; `--project unit` is the fast inner loop (no servers, no build).
     projects: [
-      { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"] } },
+      // Unit files share a worker's module cache (isolate: false): importing the SDKs once per
+      // worker instead of once per file takes the project from 130-210 s to about 45 s here.
+      { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"], isolate: false } },
       { extends: true, test: { name: "integration", include: ["tests/integration/**/*.test.ts"], globalSetup: controlPlaneSetup } },
       { extends: true, test: { name: "e2e", include: ["tests/e2e/**/*.test.ts"], globalSetup: controlPlaneSetup } },
       // The real node is one per machine (fixed paths, iptables, a bridge): its files run last,
