@@ -1,5 +1,5 @@
 /** buildJob: the agent Job of one attempt. Pure: same inputs, byte-identical output. */
-import type { V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { Labels } from "../api/constants.js";
 import { AgentEnv, AgentPaths, TaskFileKeys } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
@@ -42,17 +42,12 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   return env;
 }
 
-/**
- * The agent Job of `attempt`, owned by the run, mounting the workspace and the run's files.
- * `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it (unused for DocsRuns,
- * which get an emptyDir).
- */
-export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, workspaceClaim: string): V1Job {
-  const limits = computeLimits(run, config);
-  const labels = { ...runLabels(run), [Labels.attempt]: String(attempt) };
-  const isCode = run.kind === "CodeRun";
+/** The Job's volumes and the agent container's mounts: workspace, run files, /tmp and the identity's Secret. */
+function volumesFor(run: AnyRun, attempt: number, workspaceClaim: string): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   const volumes: V1Volume[] = [
-    isCode ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } } : { name: "workspace", emptyDir: {} },
+    run.kind === "CodeRun"
+      ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } }
+      : { name: "workspace", emptyDir: {} },
     { name: "task-files", configMap: { name: configMapName(run, attempt) } },
     { name: "tmp", emptyDir: {} },
   ];
@@ -71,6 +66,41 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
     volumes.push({ name: "github-app", secret: { secretName: githubAppSecretName(run.spec.githubApp), defaultMode: 0o400 } });
     mounts.push({ name: "github-app", mountPath: AgentPaths.githubAppSecret, readOnly: true });
   }
+  return { volumes, mounts };
+}
+
+/** The agent container: the image, the runner command, the run's env, no privileges. */
+function agentContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[]): V1Container {
+  return {
+    name: CONTAINER_NAME[run.kind],
+    image: `${config.agent.image.repository}:${config.agent.image.tag}`,
+    imagePullPolicy: config.agent.image.pullPolicy,
+    command: [...config.agent.command],
+    workingDir: AgentPaths.workspace,
+    env: envFor(run, config),
+    resources: structuredClone(config.agent.resources) as never,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    terminationMessagePath: AgentPaths.terminationMessage,
+    terminationMessagePolicy: "FallbackToLogsOnError",
+    volumeMounts: mounts,
+  };
+}
+
+/**
+ * The agent Job of `attempt`, owned by the run, mounting the workspace and the run's files.
+ * `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it (unused for DocsRuns,
+ * which get an emptyDir).
+ */
+export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, workspaceClaim: string): V1Job {
+  const limits = computeLimits(run, config);
+  const labels = { ...runLabels(run), [Labels.attempt]: String(attempt) };
+  const { volumes, mounts } = volumesFor(run, attempt, workspaceClaim);
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -100,27 +130,7 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
             fsGroup: AGENT_UID,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          containers: [
-            {
-              name: CONTAINER_NAME[run.kind],
-              image: `${config.agent.image.repository}:${config.agent.image.tag}`,
-              imagePullPolicy: config.agent.image.pullPolicy,
-              command: [...config.agent.command],
-              workingDir: AgentPaths.workspace,
-              env: envFor(run, config),
-              resources: structuredClone(config.agent.resources) as never,
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                runAsNonRoot: true,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
-              terminationMessagePath: AgentPaths.terminationMessage,
-              terminationMessagePolicy: "FallbackToLogsOnError",
-              volumeMounts: mounts,
-            },
-          ],
+          containers: [agentContainer(run, config, mounts)],
           volumes,
         },
       },

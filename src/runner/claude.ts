@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { execa } from "execa";
+import { execa, type ResultPromise } from "execa";
 import type { Logger } from "pino";
 import { AgentLogMessages } from "../api/runner-contract.js";
 import type { Redactor } from "./redact.js";
@@ -77,53 +77,59 @@ export function parseStreamLine(line: string): AgentEvent | null {
       permissionMode: str(data.permissionMode),
     };
   }
-  if (type === "assistant") {
-    const message = obj(data.message);
-    const content = arr(message.content).map(obj);
-    const usage = obj(message.usage);
-    return {
-      kind: "assistant",
-      messageId: str(message.id),
-      texts: content
-        .filter((c) => c.type === "text")
-        .map((c) => str(c.text) ?? "")
-        .filter(Boolean),
-      toolCalls: content.filter((c) => c.type === "tool_use").map((c) => ({ id: str(c.id) ?? "", name: str(c.name) ?? "unknown" })),
-      inputTokens: num(usage.input_tokens) ?? 0,
-      outputTokens: num(usage.output_tokens) ?? 0,
-      cacheWriteTokens: num(usage.cache_creation_input_tokens) ?? 0,
-      cacheReadTokens: num(usage.cache_read_input_tokens) ?? 0,
-    };
-  }
-  if (type === "user") {
-    const content = arr(obj(data.message).content).map(obj);
-    return {
-      kind: "tool-results",
-      results: content
-        .filter((c) => c.type === "tool_result")
-        .map((c) => ({
-          toolUseId: str(c.tool_use_id) ?? "",
-          isError: c.is_error === true,
-          error: c.is_error === true ? resultText(c.content) : null,
-        })),
-    };
-  }
-  if (type === "result") {
-    const usage = obj(data.usage);
-    return {
-      kind: "result",
-      subtype: str(data.subtype) ?? "unknown",
-      isError: data.is_error === true,
-      turns: num(data.num_turns),
-      costUsd: num(data.total_cost_usd),
-      inputTokens: num(usage.input_tokens),
-      outputTokens: num(usage.output_tokens),
-      sessionId: str(data.session_id),
-      durationMs: num(data.duration_ms),
-      text: str(data.result),
-    };
-  }
+  if (type === "assistant") return assistantEvent(data);
+  if (type === "user") return toolResultsEvent(data);
+  if (type === "result") return resultEvent(data);
   return { kind: "other", type };
+}
+
+function assistantEvent(data: Json): AgentEvent {
+  const message = obj(data.message);
+  const content = arr(message.content).map(obj);
+  const usage = obj(message.usage);
+  return {
+    kind: "assistant",
+    messageId: str(message.id),
+    texts: content
+      .filter((c) => c.type === "text")
+      .map((c) => str(c.text) ?? "")
+      .filter(Boolean),
+    toolCalls: content.filter((c) => c.type === "tool_use").map((c) => ({ id: str(c.id) ?? "", name: str(c.name) ?? "unknown" })),
+    inputTokens: num(usage.input_tokens) ?? 0,
+    outputTokens: num(usage.output_tokens) ?? 0,
+    cacheWriteTokens: num(usage.cache_creation_input_tokens) ?? 0,
+    cacheReadTokens: num(usage.cache_read_input_tokens) ?? 0,
+  };
+}
+
+function toolResultsEvent(data: Json): AgentEvent {
+  const content = arr(obj(data.message).content).map(obj);
+  return {
+    kind: "tool-results",
+    results: content
+      .filter((c) => c.type === "tool_result")
+      .map((c) => ({
+        toolUseId: str(c.tool_use_id) ?? "",
+        isError: c.is_error === true,
+        error: c.is_error === true ? resultText(c.content) : null,
+      })),
+  };
+}
+
+function resultEvent(data: Json): AgentEvent {
+  const usage = obj(data.usage);
+  return {
+    kind: "result",
+    subtype: str(data.subtype) ?? "unknown",
+    isError: data.is_error === true,
+    turns: num(data.num_turns),
+    costUsd: num(data.total_cost_usd),
+    inputTokens: num(usage.input_tokens),
+    outputTokens: num(usage.output_tokens),
+    sessionId: str(data.session_id),
+    durationMs: num(data.duration_ms),
+    text: str(data.result),
+  };
 }
 
 /** What is known about the session so far. */
@@ -341,38 +347,13 @@ function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> {
-  const { log, redactor } = opts;
-  const args = buildClaudeArgs(opts.invocation);
-  const started = Date.now();
-  log.info({ argv: describeClaudeArgs(args), cwd: opts.cwd, budgetSeconds: Math.round(opts.budgetMs / 1000) }, "Started Claude Code");
-
-  const child = execa(opts.bin, args, {
-    cwd: opts.cwd,
-    env: opts.env,
-    extendEnv: false,
-    stdin: "ignore",
-    buffer: false,
-    reject: false,
-    // Own process group: the budget stops Claude and every tool process it started.
-    detached: true,
-    // execa's own cleanup would only signal the direct child.
-    cleanup: false,
-  });
-
-  let progress = initialProgress();
+/**
+ * Claude's process group under a budget: stop() sends SIGTERM to the group, then SIGKILL after
+ * the grace period; the wall-clock budget and the runner's own stop signal call it.
+ */
+function superviseGroup(child: ResultPromise, opts: RunClaudeOptions) {
   let forced: ClaudeStatus | null = null;
-  const stderrLines: string[] = [];
   let killTimer: NodeJS.Timeout | undefined;
-
-  const stop = (status: ClaudeStatus, why: string) => {
-    if (forced) return;
-    forced = status;
-    log.warn({ status, why }, "Stopping Claude Code");
-    signalGroup("SIGTERM");
-    killTimer = setTimeout(() => signalGroup("SIGKILL"), opts.killGraceMs ?? 10_000);
-    killTimer.unref();
-  };
   const signalGroup = (signal: NodeJS.Signals) => {
     if (!child.pid) return;
     try {
@@ -381,26 +362,53 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
       // The group is already gone.
     }
   };
-
-  const budgetTimer = setTimeout(
-    () => stop("budget-exceeded", `wall-clock budget of ${Math.round(opts.budgetMs / 1000)}s used up`),
-    opts.budgetMs,
-  );
+  const stop = (status: ClaudeStatus, why: string) => {
+    if (forced) return;
+    forced = status;
+    opts.log.warn({ status, why }, "Stopping Claude Code");
+    signalGroup("SIGTERM");
+    killTimer = setTimeout(() => signalGroup("SIGKILL"), opts.killGraceMs ?? 10_000);
+    killTimer.unref();
+  };
+  const budget = Math.round(opts.budgetMs / 1000);
+  const budgetTimer = setTimeout(() => stop("budget-exceeded", `wall-clock budget of ${budget}s used up`), opts.budgetMs);
   const onAbort = () => stop("terminated", "the runner received a stop signal");
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
   const onCost = () => stop("cost-exceeded", "the run's dollar budget is spent");
   opts.costSignal?.addEventListener("abort", onCost, { once: true });
   if (opts.costSignal?.aborted) onCost();
+  return {
+    stop,
+    forced: () => forced,
+    /** After exit: timers off, and tool processes that outlived Claude go with the group. */
+    dispose: () => {
+      clearTimeout(budgetTimer);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      opts.costSignal?.removeEventListener("abort", onCost);
+      signalGroup("SIGKILL");
+    },
+  };
+}
 
+/** The last 20 lines of stderr, redacted. */
+function tailStderr(child: ResultPromise, redactor: Redactor): string[] {
+  const lines: string[] = [];
   child.stderr?.on("data", (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
       if (!line.trim()) continue;
-      stderrLines.push(redactor.scrub(line));
-      if (stderrLines.length > 20) stderrLines.shift();
+      lines.push(redactor.scrub(line));
+      if (lines.length > 20) lines.shift();
     }
   });
+  return lines;
+}
 
+/** Reads the stream-json output to the end, logging each event; returns the final progress. */
+async function readStream(child: ResultPromise, opts: RunClaudeOptions, stop: (s: ClaudeStatus, why: string) => void) {
+  const { log, redactor } = opts;
+  let progress = initialProgress();
   // The turn limit is Claude's own (--max-turns); this is a backstop should it overshoot.
   const turnBackstop = opts.invocation.maxTurns + 1;
   try {
@@ -418,16 +426,33 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
   } catch (err) {
     log.warn({ err: redactor.scrub((err as Error).message) }, "Stopped reading Claude Code output");
   }
-  const result = await child;
-  clearTimeout(budgetTimer);
-  if (killTimer) clearTimeout(killTimer);
-  opts.signal?.removeEventListener("abort", onAbort);
-  opts.costSignal?.removeEventListener("abort", onCost);
-  // Tool processes may outlive Claude itself; the group goes with the run.
-  signalGroup("SIGKILL");
+  return progress;
+}
 
+export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> {
+  const { log } = opts;
+  const args = buildClaudeArgs(opts.invocation);
+  const started = Date.now();
+  log.info({ argv: describeClaudeArgs(args), cwd: opts.cwd, budgetSeconds: Math.round(opts.budgetMs / 1000) }, "Started Claude Code");
+  const child = execa(opts.bin, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: false,
+    stdin: "ignore",
+    buffer: false,
+    reject: false,
+    // Own process group: the budget stops Claude and every tool process it started.
+    detached: true,
+    // execa's own cleanup would only signal the direct child.
+    cleanup: false,
+  });
+  const group = superviseGroup(child, opts);
+  const stderrLines = tailStderr(child, opts.redactor);
+  const progress = await readStream(child, opts, group.stop);
+  const result = await child;
+  group.dispose();
   const exitCode = result.exitCode ?? null;
-  const status = forced ?? classifyExit(progress, exitCode);
+  const status = group.forced() ?? classifyExit(progress, exitCode);
   const durationMs = Date.now() - started;
   const stderrTail = stderrLines.slice(-5).join("\n");
   log.info(

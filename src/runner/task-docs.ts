@@ -65,68 +65,58 @@ export interface FetchTaskDocsOptions {
   log: Logger;
 }
 
+/** The docs branch is missing: a clear error naming the setting, else the repository is unreachable. */
+function fetchFailure(err: unknown, pattern: RegExp, branch: string, docsUrl: string): Error {
+  if (err instanceof GitError && pattern.test(err.stderr))
+    return new RunnerError(Reasons.BranchNotFound, `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`);
+  return unreachable(docsUrl, err, "docs repository");
+}
+
+/** Single-repo layout: the docs branch is fetched into the target repository and read from there. */
+async function docsFromTarget(opts: FetchTaskDocsOptions, branch: string, paths: TaskDocPaths, source: string) {
+  const { git, repoDir } = opts;
+  const docsUrl = opts.params.docsRepositoryUrl!;
+  try {
+    await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+  } catch (err) {
+    throw fetchFailure(err, /couldn't find remote ref/i, branch, docsUrl);
+  }
+  const docs = await collect((file) => git.showFile(repoDir, `refs/remotes/origin/${branch}`, file), paths, source);
+  opts.log.info({ layout: "single-repo", source, files: Object.keys(docs) }, "Fetched task documents");
+  return docs;
+}
+
+/** Multi-repo layout: a shallow clone of the docs branch in a temporary directory. */
+async function docsFromClone(opts: FetchTaskDocsOptions, branch: string, paths: TaskDocPaths, source: string) {
+  const docsUrl = opts.params.docsRepositoryUrl!;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-docs-"));
+  try {
+    const clone = path.join(tmp, "docs");
+    const args = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", opts.docsRemoteUrl, clone];
+    try {
+      await opts.git.remote(tmp, args);
+    } catch (err) {
+      throw fetchFailure(err, /Remote branch .* not found/i, branch, docsUrl);
+    }
+    const read: Reader = async (file) => {
+      const full = path.join(clone, file);
+      return fs.existsSync(full) && fs.statSync(full).isFile() ? fs.readFileSync(full, "utf8") : null;
+    };
+    const docs = await collect(read, paths, source);
+    opts.log.info({ layout: "multi-repo", source, files: Object.keys(docs) }, "Fetched task documents");
+    return docs;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Fetches the documents into `{workDir}/task/` (replacing what was there) and returns their contents. */
 export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<string, string>> {
-  const { git, params, repoDir, log } = opts;
-  const docsUrl = params.docsRepositoryUrl!;
+  const { params } = opts;
   const branch = params.docsBranch || "main";
   const paths = computeTaskDocPaths(params.docsProjectDirectory ?? ".", params.taskId!);
-  const source = `${redactUrl(docsUrl)}@${branch}`;
-  let docs: Record<string, string>;
-
-  if (opts.docsIsTarget) {
-    try {
-      await git.remote(repoDir, ["fetch", "--no-tags", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
-    } catch (err) {
-      if (err instanceof GitError && /couldn't find remote ref/i.test(err.stderr)) {
-        throw new RunnerError(
-          Reasons.BranchNotFound,
-          `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`,
-        );
-      }
-      throw unreachable(docsUrl, err, "docs repository");
-    }
-    const rev = `refs/remotes/origin/${branch}`;
-    docs = await collect((file) => git.showFile(repoDir, rev, file), paths, source);
-    log.info({ layout: "single-repo", source, files: Object.keys(docs) }, "Fetched task documents");
-  } else {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-docs-"));
-    try {
-      const clone = path.join(tmp, "docs");
-      try {
-        await git.remote(tmp, [
-          "clone",
-          "--quiet",
-          "--depth",
-          "1",
-          "--single-branch",
-          "--no-tags",
-          "--branch",
-          branch,
-          "--",
-          opts.docsRemoteUrl,
-          clone,
-        ]);
-      } catch (err) {
-        if (err instanceof GitError && /Remote branch .* not found/i.test(err.stderr)) {
-          throw new RunnerError(
-            Reasons.BranchNotFound,
-            `The docs branch ${branch} does not exist in ${redactUrl(docsUrl)}. Check docsBranch.`,
-          );
-        }
-        throw unreachable(docsUrl, err, "docs repository");
-      }
-      const read: Reader = async (file) => {
-        const full = path.join(clone, file);
-        return fs.existsSync(full) && fs.statSync(full).isFile() ? fs.readFileSync(full, "utf8") : null;
-      };
-      docs = await collect(read, paths, source);
-      log.info({ layout: "multi-repo", source, files: Object.keys(docs) }, "Fetched task documents");
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-
+  const source = `${redactUrl(params.docsRepositoryUrl!)}@${branch}`;
+  const docs = opts.docsIsTarget ? await docsFromTarget(opts, branch, paths, source) : await docsFromClone(opts, branch, paths, source);
   const target = path.join(opts.workDir, TASK_DIR);
   fs.rmSync(target, { recursive: true, force: true });
   fs.mkdirSync(target, { recursive: true });
