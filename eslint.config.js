@@ -26,6 +26,34 @@ export default tseslint.config(
     },
   },
   {
+    // Decide, then act: no function over 60 lines in src/ (nested functions count toward their parent).
+    files: ["src/**/*.ts"],
+    rules: { "max-lines-per-function": ["error", { max: 60, skipBlankLines: true, skipComments: true, IIFEs: true }] },
+  },
+  {
+    // Not split yet (docs/status.md lists them): remove a file from this list once its functions are.
+    // src/controlplane is maintained separately (generateCerts).
+    files: [
+      "src/cli/commands/runs.ts",
+      "src/cli/commands/submit.ts",
+      "src/cli/commands/system.ts",
+      "src/cmd/main.ts",
+      "src/github/octokit.ts",
+      "src/http/app.ts",
+      "src/http/openapi.ts",
+      "src/http/routes/plays.ts",
+      "src/http/routes/runs.ts",
+      "src/http/routes/submit.ts",
+      "src/mcp/server.ts",
+      "src/reporter/play-reporter.ts",
+      "src/runner/github.ts",
+      "src/runner/model-proxy.ts",
+      "src/runner/run.ts",
+      "src/controlplane/certs.ts",
+    ],
+    rules: { "max-lines-per-function": "off" },
+  },
+  {
     // Config is read once (src/config); nothing else reads the environment.
     files: ["src/**/*.ts"],
     ignores: ["src/config/**", "src/cmd/**", "src/controlplane/**", "src/runner/env.ts"],
