@@ -37,7 +37,7 @@ import { buildApp, createAuthenticator } from "../src/http/app.js";
 import { createKubeRunStore } from "../src/kube/run-store.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createMetrics } from "../src/observability/metrics.js";
-import { buildCodeRunFromEvent, compileRules, matchEvent } from "../src/webhook/rules.js";
+import { buildCodeRunFromEvent, compileRules, matchEvent, signedBodyDigest } from "../src/webhook/rules.js";
 import { signPayload, verifySignature } from "../src/webhook/signature.js";
 import { commentPayload, examplePayload } from "../tests/support/webhook-fixtures.js";
 import { createMemoryRunStore } from "../tests/support/memory-run-store.js";
@@ -398,15 +398,17 @@ async function createRate() {
 
     const settings = parseConfig(RULES_YAML("x"), { GITHUB_WEBHOOK_SECRET: SECRET });
     const rules = compileRules(settings);
-    const payload = commentPayload("/agent run benchmark the intake", { association: "OWNER" });
-    const match = matchEvent("issue_comment", payload, rules)!;
+    // Runs are named by the signed body, so every delivery is a different comment.
+    const payloadFor = (id: string) => commentPayload(`/agent run benchmark the intake ${id}`, { association: "OWNER" });
     /** The exact object the intake builds for a delivery, for the plain-client baseline. */
     const objectFor = (ns: string, id: string) => {
+      const payload = payloadFor(id);
       const built = buildCodeRunFromEvent({
         deliveryId: id,
+        bodyDigest: signedBodyDigest(JSON.stringify(payload)),
         event: "issue_comment",
         payload,
-        match,
+        match: matchEvent("issue_comment", payload, rules)!,
         settings: { ...settings, namespace: ns },
       });
       if (!built.ok) throw new Error(built.reason);
@@ -457,7 +459,7 @@ async function createRate() {
         };
         // Deliveries are serialized and signed before the clock starts: the generator shares the CPUs.
         const viaIntake = () => {
-          const deliveries = Array.from({ length: CREATES }, () => makeDelivery("issue_comment", payload));
+          const deliveries = Array.from({ length: CREATES }, () => makeDelivery("issue_comment", payloadFor(randomUUID())));
           return withCpu(server.child.pid, () =>
             closedLoop(server.port, (i) => deliveries[i]!, {
               total: CREATES,
@@ -468,7 +470,7 @@ async function createRate() {
           );
         };
         // Warm both paths (connections, API server caches) in their own namespaces first.
-        await closedLoop(server.port, () => makeDelivery("issue_comment", payload), {
+        await closedLoop(server.port, () => makeDelivery("issue_comment", payloadFor(randomUUID())), {
           total: 50,
           concurrency: CREATE_CONCURRENCY,
           maxMs: 30_000,

@@ -11,6 +11,7 @@ import {
   buildCodeRunFromEvent,
   isBot,
   matchEvent,
+  signedBodyDigest,
   type CompiledRule,
   type EventMatch,
   type SenderDecision,
@@ -101,7 +102,12 @@ export interface RawDelivery {
 /** A delivery whose signature, headers and payload are good. */
 export interface VerifiedDelivery {
   event: string;
+  /** X-GitHub-Delivery: for logs and answers only, since the signature does not cover it. */
   delivery: string;
+  /** signedBodyDigest() of the raw body: what deduplicates and names the run. */
+  bodyDigest: string;
+  /** The delivery's stable identity for listeners and replies (a prefix of bodyDigest). */
+  key: string;
   payload: Record<string, unknown>;
   action: string | undefined;
   sender: Record<string, unknown>;
@@ -175,14 +181,16 @@ export function screenDelivery(d: RawDelivery, s: ScreenSettings): { answer: Ans
     const type = parsed.status === 415 ? "unsupportedMediaType" : "badRequest";
     return { answer: problem(event, Outcomes.rejected, parsed.status, type, parsed.message) };
   }
-  return { verified: verifiedDelivery(event, delivery, parsed.payload) };
+  return { verified: verifiedDelivery(event, delivery, parsed.payload, signedBodyDigest(d.raw)) };
 }
 
-function verifiedDelivery(event: string, delivery: string, payload: Record<string, unknown>): VerifiedDelivery {
+function verifiedDelivery(event: string, delivery: string, payload: Record<string, unknown>, bodyDigest: string): VerifiedDelivery {
   const sender = payload.sender !== null && typeof payload.sender === "object" ? (payload.sender as Record<string, unknown>) : {};
   return {
     event,
     delivery,
+    bodyDigest,
+    key: bodyDigest.slice(0, 32),
     payload,
     action: typeof payload.action === "string" ? payload.action.slice(0, 64) : undefined,
     sender,
@@ -282,7 +290,14 @@ export function decideIntent(
       refusal: buildRefusal(v, "not-allowed", sender.reason),
     };
   }
-  const built = buildCodeRunFromEvent({ deliveryId: v.delivery, event: v.event, payload: v.payload, match, settings });
+  const built = buildCodeRunFromEvent({
+    deliveryId: v.delivery,
+    bodyDigest: v.bodyDigest,
+    event: v.event,
+    payload: v.payload,
+    match,
+    settings,
+  });
   if (!built.ok) {
     const msg = "Ignored delivery: rule matched but no CodeRun can be built";
     return { answer: ignore(v, Outcomes.ignored, `ignored: ${built.reason}`, { level: "warn", obj: { rule, reason: built.reason }, msg }) };

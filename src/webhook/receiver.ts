@@ -8,7 +8,9 @@
  * Acknowledgement: the CodeRun create runs inline, raced against webhook.ackTimeoutMs (default
  * 3 s; GitHub aborts at 10 s and does not retry). If the API server is slower than that, the
  * delivery is answered 202 and the create finishes in the background; its name derives from the
- * delivery id, so a manual redelivery after a failure can never create a second run. If the API
+ * signed body (never from X-GitHub-Delivery, which the signature does not cover), so neither a
+ * redelivery after a failure nor a captured delivery replayed under new delivery ids can create a
+ * second run. If the API
  * server is unreachable (connection refused), the answer is 503 so GitHub shows the delivery as
  * failed and it can be redelivered from the repository's webhook settings.
  */
@@ -65,6 +67,10 @@ export interface WebhookDeps {
   onRefusal?: (refusal: Refusal) => void;
 }
 
+/**
+ * `delivery`: the delivery's stable identity, a digest of its signed body (the same for a
+ * redelivery and for a replay under another X-GitHub-Delivery), so work keyed on it happens once.
+ */
 export type DeliveryListener = (event: string, payload: Record<string, unknown>, delivery: string) => unknown;
 
 /** The run of the same task and service that is still active (another delivery's), if any. */
@@ -147,7 +153,7 @@ class Receiver {
     // pino child costs more than the whole no-match path.
     const bind = { delivery: v.delivery, event: v.event, action: v.action, sender: v.senderLogin };
     if (v.event === "ping") return this.send(req, reply, answerPing(v), bind);
-    const duplicate = await this.knownRun(v.delivery);
+    const duplicate = await this.knownRun(v.bodyDigest);
     if (duplicate !== undefined) {
       this.logLine(req, { level: "info", obj: { coderun: duplicate }, msg: "Ignored duplicate delivery" }, bind);
       return this.send(req, reply, answerDuplicate(v, duplicate, this.deps.runs.namespace), bind);
@@ -168,18 +174,21 @@ class Receiver {
     );
   }
 
-  /** The run a delivery already created (or is creating), by delivery id. */
-  private async knownRun(delivery: string): Promise<string | undefined> {
-    const known = this.seen.get(delivery);
+  /**
+   * The run a delivery already created (or is creating), by its signed body: the same body under
+   * another X-GitHub-Delivery is the same delivery.
+   */
+  private async knownRun(bodyDigest: string): Promise<string | undefined> {
+    const known = this.seen.get(bodyDigest);
     if (known !== undefined) return known;
-    const r = await this.inflight.get(delivery)?.catch(() => undefined);
+    const r = await this.inflight.get(bodyDigest)?.catch(() => undefined);
     return r && r.outcome !== "busy" ? r.name : undefined;
   }
 
   /** The listener (e.g. Play wakeups) must not eat GitHub's 10 s: after ackTimeoutMs it goes on in the background. */
   private async notifyListener(req: FastifyRequest, v: VerifiedDelivery, bind: Record<string, unknown>): Promise<void> {
     const listened = Promise.resolve()
-      .then(() => this.deps.onDelivery!(v.event, v.payload, v.delivery))
+      .then(() => this.deps.onDelivery!(v.event, v.payload, v.key))
       .catch((err: unknown) => this.logLine(req, { level: "warn", obj: { err }, msg: "Delivery listener failed" }, bind));
     await within(listened, this.deps.config.webhook.ackTimeoutMs);
   }
@@ -208,13 +217,13 @@ class Receiver {
   ): Promise<FastifyReply> {
     const { runs } = this.deps;
     const creation = createUnlessBusy(runs, run);
-    this.inflight.set(v.delivery, creation);
+    this.inflight.set(v.bodyDigest, creation);
     const settle = creation
       .then((r) => {
-        if (r.outcome !== "busy") this.seen.set(v.delivery, r.name);
+        if (r.outcome !== "busy") this.seen.set(v.bodyDigest, r.name);
         return r;
       })
-      .finally(() => this.inflight.delete(v.delivery));
+      .finally(() => this.inflight.delete(v.bodyDigest));
     const rule = String(bind.rule);
     try {
       const r = await within(settle, this.deps.config.webhook.ackTimeoutMs);

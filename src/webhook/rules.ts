@@ -156,9 +156,18 @@ export function authorizeSender(event: string, payload: unknown, settings: Webho
   return { allowed: false, reason: `cannot tell whether ${login} has write access; add the user to webhook.allowUsers` };
 }
 
-/** The CodeRun name of a delivery: redeliveries and concurrent duplicates map to one object. */
-export function deliveryRunName(deliveryId: string): string {
-  return "gh-" + createHash("sha256").update(deliveryId).digest("hex").slice(0, 16);
+/**
+ * The identity of a delivery: a digest of its signed body. X-GitHub-Delivery (and every other
+ * header) is outside the signature, so anyone who captured one signed delivery could send it again
+ * under new delivery ids; the body is what GitHub signed, and a redelivery resends it unchanged.
+ */
+export function signedBodyDigest(body: Buffer | string): string {
+  return createHash("sha256").update(body).digest("hex");
+}
+
+/** The CodeRun name of a delivery's signed body: redeliveries, replays and concurrent duplicates map to one object. */
+export function webhookRunName(bodyDigest: string): string {
+  return "gh-" + bodyDigest.slice(0, 16);
 }
 
 /** A DNS label for the service from a repository name (e.g. My.Repo → my-repo). */
@@ -208,6 +217,8 @@ export function markUntrusted(
 
 export interface EventContext {
   deliveryId: string;
+  /** signedBodyDigest() of the delivery: names the run. */
+  bodyDigest: string;
   event: string;
   payload: unknown;
   match: EventMatch;
@@ -295,7 +306,7 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
     run: {
       apiVersion: API_VERSION,
       kind: Kinds.CodeRun,
-      metadata: { name: deliveryRunName(ctx.deliveryId), namespace: ctx.settings.namespace, labels: codeRunLabels(spec), annotations },
+      metadata: { name: webhookRunName(ctx.bodyDigest), namespace: ctx.settings.namespace, labels: codeRunLabels(spec), annotations },
       spec,
     },
   };

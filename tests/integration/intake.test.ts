@@ -11,7 +11,6 @@ import type { CodeRun } from "../../src/api/types.js";
 import { createAuthenticator } from "../../src/http/app.js";
 import { RunStoreError } from "../../src/intake/store.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-store.js";
-import { deliveryRunName } from "../../src/webhook/rules.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
 import {
   DEFAULT_CONFIG_YAML,
@@ -19,8 +18,10 @@ import {
   buildTestApp,
   commentPayload,
   deliver,
+  runNameOf,
   signedDelivery,
   testConfig,
+  withNewDeliveryId,
   type TestApp,
 } from "../support/webhook-fixtures.js";
 
@@ -101,7 +102,7 @@ describe("webhook intake on a real API server", () => {
     const items = await listCodeRuns();
     expect(items).toHaveLength(1);
     const run = items[0]!;
-    expect(run.metadata.name).toBe(deliveryRunName(d.id));
+    expect(run.metadata.name).toBe(runNameOf(d));
     expect(run.metadata.uid).toBeTruthy();
     // CRD defaults were applied by the API server: the object went through its schema.
     expect(run.spec).toMatchObject({
@@ -128,6 +129,18 @@ describe("webhook intake on a real API server", () => {
     expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
     expect(a.json().data.outcome).toBe("duplicate");
     expect(await listCodeRuns()).toHaveLength(1);
+  });
+
+  it("creates exactly one CodeRun for one captured signed body sent 3 times with new delivery ids, also through a second replica", async () => {
+    const { ns, t, listCodeRuns } = await setup();
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run replay me"));
+    const replica = (await setup({ namespace: ns })).t;
+    const answers = [await deliver(t.app, d), await deliver(t.app, withNewDeliveryId(d)), await deliver(replica.app, withNewDeliveryId(d))];
+    expect(answers.map((r) => r.statusCode)).toEqual([201, 200, 200]);
+    for (const r of answers.slice(1)) expect(r.json().data).toMatchObject({ outcome: "duplicate", coderun_name: runNameOf(d) });
+    const items = await listCodeRuns();
+    expect(items.map((r) => r.metadata.name)).toEqual([runNameOf(d)]);
+    expect(items[0]!.metadata.annotations?.["orchestrator.platform/github-delivery"]).toBe(d.id);
   });
 
   it("creates nothing for a forged signature or a comment from a user without write access", async () => {

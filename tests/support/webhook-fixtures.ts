@@ -13,6 +13,7 @@ import type { Config } from "../../src/config/schema.js";
 import { buildApp, createAuthenticator, type AppDeps, type Authenticator } from "../../src/http/app.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.js";
+import { signedBodyDigest, webhookRunName } from "../../src/webhook/rules.js";
 import { createMemoryRunStore, type MemoryRunStore } from "./memory-run-store.js";
 
 export const API_TOKEN = "test-api-token-0123456789abcdef";
@@ -175,6 +176,16 @@ export async function signedDelivery(event: string, payload: unknown, opts: { se
       "user-agent": "GitHub-Hookshot/test",
     },
   };
+}
+
+/** The CodeRun name a delivery's signed body maps to (whatever its X-GitHub-Delivery). */
+export function runNameOf(d: Delivery): string {
+  return webhookRunName(signedBodyDigest(d.payload));
+}
+
+/** The same signed body again under a new X-GitHub-Delivery: a replay, or GitHub's redelivery. */
+export function withNewDeliveryId(d: Delivery, id = randomUUID()): Delivery {
+  return { ...d, id, headers: { ...d.headers, "x-github-delivery": id } };
 }
 
 export function deliver(app: FastifyInstance, d: Delivery, url = "/webhooks/github"): Promise<LightMyRequestResponse> {

@@ -7,10 +7,11 @@ import {
   authorizeSender,
   buildCodeRunFromEvent,
   compileRules,
-  deliveryRunName,
   markUntrusted,
   matchEvent,
   serviceFromRepo,
+  signedBodyDigest,
+  webhookRunName,
 } from "../../src/webhook/rules.js";
 import { signPayload, verifySignature } from "../../src/webhook/signature.js";
 import { commentPayload, examplePayload, testConfig } from "../support/webhook-fixtures.js";
@@ -147,18 +148,29 @@ describe("authorizeSender", () => {
 });
 
 describe("buildCodeRunFromEvent", () => {
-  it("is deterministic: same delivery and payload, same object", () => {
+  it("is deterministic: same delivery and payload, same object, named by the signed body", () => {
     const payload = commentPayload("/agent run x");
     const match = matchEvent("issue_comment", payload, rules)!;
-    const a = buildCodeRunFromEvent({ deliveryId: "d1", event: "issue_comment", payload, match, settings });
-    const b = buildCodeRunFromEvent({ deliveryId: "d1", event: "issue_comment", payload, match, settings });
+    const bodyDigest = signedBodyDigest(JSON.stringify(payload));
+    const a = buildCodeRunFromEvent({ deliveryId: "d1", bodyDigest, event: "issue_comment", payload, match, settings });
+    const b = buildCodeRunFromEvent({ deliveryId: "d1", bodyDigest, event: "issue_comment", payload, match, settings });
     expect(a).toEqual(b);
-    expect(a.ok && a.run.metadata.name).toBe(deliveryRunName("d1"));
+    expect(a.ok && a.run.metadata.name).toBe(webhookRunName(bodyDigest));
+    // Another X-GitHub-Delivery for the same body (a replay) names the same run.
+    const replay = buildCodeRunFromEvent({ deliveryId: "d2", bodyDigest, event: "issue_comment", payload, match, settings });
+    expect(replay.ok && replay.run.metadata.name).toBe(webhookRunName(bodyDigest));
   });
 
   it("refuses an event without an issue number or task", () => {
     const payload = examplePayload("push");
-    const r = buildCodeRunFromEvent({ deliveryId: "d", event: "push", payload, match: { rule: rules[0]! }, settings });
+    const r = buildCodeRunFromEvent({
+      deliveryId: "d",
+      bodyDigest: "0".repeat(64),
+      event: "push",
+      payload,
+      match: { rule: rules[0]! },
+      settings,
+    });
     expect(r).toEqual({ ok: false, reason: expect.stringMatching(/no task id/) });
   });
 });

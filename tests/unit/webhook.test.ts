@@ -2,7 +2,6 @@ import { sign } from "@octokit/webhooks-methods";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
 import type { Refusal } from "../../src/reporter/run-report.js";
-import { deliveryRunName } from "../../src/webhook/rules.js";
 import {
   WEBHOOK_SECRET,
   WEBHOOK_SECRET_PREVIOUS,
@@ -11,10 +10,13 @@ import {
   counterValue,
   deliver,
   examplePayload,
+  runNameOf,
   signedDelivery,
   testConfig,
+  withNewDeliveryId,
   type TestApp,
 } from "../support/webhook-fixtures.js";
+import { signedBodyDigest } from "../../src/webhook/rules.js";
 
 let t: TestApp;
 afterEach(async () => {
@@ -37,7 +39,7 @@ describe("POST /webhooks/github: signature", () => {
     expect(res.json()).toEqual({
       success: true,
       message: "CodeRun created",
-      data: { delivery: d.id, event: "issue_comment", outcome: "created", coderun_name: deliveryRunName(d.id), namespace: "orchestrator" },
+      data: { delivery: d.id, event: "issue_comment", outcome: "created", coderun_name: runNameOf(d), namespace: "orchestrator" },
     });
     const runs = t.runs.all() as CodeRun[];
     expect(runs).toHaveLength(1);
@@ -354,11 +356,11 @@ describe("POST /webhooks/github: refusals", () => {
     const second = await signedDelivery("issue_comment", commentPayload("/agent run two", { association: "MEMBER", login: "octo-dev" }));
     const res = await deliver(t.app, second);
     expect(res.statusCode).toBe(202);
-    expect(res.json()).toMatchObject({ data: { outcome: "busy", coderun_name: deliveryRunName(first.id) } });
+    expect(res.json()).toMatchObject({ data: { outcome: "busy", coderun_name: runNameOf(first) } });
     expect(t.runs.all()).toHaveLength(1);
     expect(await deliveries("busy")).toBe(1);
     // The first run finished: the task may run again.
-    t.runs.setStatus("CodeRun", deliveryRunName(first.id), { phase: "Succeeded" });
+    t.runs.setStatus("CodeRun", runNameOf(first), { phase: "Succeeded" });
     expect(
       (await deliver(t.app, await signedDelivery("issue_comment", commentPayload("/agent run three", { association: "MEMBER" }))))
         .statusCode,
@@ -372,8 +374,8 @@ describe("POST /webhooks/github: refusals", () => {
         issue: 1,
         login: "octo-dev",
         reason: "already-running",
-        detail: `CodeRun ${deliveryRunName(first.id)} is still Pending`,
-        run: deliveryRunName(first.id),
+        detail: `CodeRun ${runNameOf(first)} is still Pending`,
+        run: runNameOf(first),
       },
       {
         delivery: stranger.id,
@@ -396,7 +398,7 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({
       message: "duplicate delivery",
-      data: { outcome: "duplicate", coderun_name: deliveryRunName(d.id) },
+      data: { outcome: "duplicate", coderun_name: runNameOf(d) },
     });
     expect(t.runs.createCalls).toBe(1); // answered from the in-memory LRU
     // A new process has an empty LRU: the deterministic name makes the API server reject it.
@@ -408,6 +410,25 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
     expect(afterRestart.json().data.outcome).toBe("duplicate");
     expect(store.all()).toHaveLength(1);
     expect(await deliveries("duplicate")).toBe(1);
+  });
+
+  it("creates one CodeRun for a captured signed body replayed under new delivery ids, also after a restart", async () => {
+    t = buildTestApp();
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run replayed"));
+    const first = await deliver(t.app, d);
+    expect(first.statusCode).toBe(201);
+    for (const replay of [withNewDeliveryId(d), withNewDeliveryId(d)]) {
+      const res = await deliver(t.app, replay);
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ data: { outcome: "duplicate", delivery: replay.id, coderun_name: runNameOf(d) } });
+    }
+    const store = t.runs;
+    await t.close();
+    t = buildTestApp({ runs: store });
+    expect((await deliver(t.app, withNewDeliveryId(d))).json().data).toMatchObject({ outcome: "duplicate", coderun_name: runNameOf(d) });
+    expect(store.all().map((r) => r.metadata.name)).toEqual([runNameOf(d)]);
+    // The run records the delivery that created it.
+    expect(store.all()[0]!.metadata.annotations?.["orchestrator.platform/github-delivery"]).toBe(d.id);
   });
 
   it("creates one CodeRun for the same delivery arriving concurrently", async () => {
@@ -439,7 +460,7 @@ describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
     const res = await deliver(t.app, d);
     expect(Date.now() - started).toBeLessThan(390);
     expect(res.statusCode).toBe(202);
-    expect(res.json()).toMatchObject({ data: { outcome: "accepted", coderun_name: deliveryRunName(d.id) } });
+    expect(res.json()).toMatchObject({ data: { outcome: "accepted", coderun_name: runNameOf(d) } });
     // Two slow API calls go on in the background: the active-run check (a list) and the create.
     await new Promise((r) => setTimeout(r, 900));
     expect(t.runs.all()).toHaveLength(1);
@@ -469,9 +490,13 @@ describe("delivery listener (onDelivery, e.g. Play wakeups)", () => {
       (await deliver(t.app, await signedDelivery("pull_request", examplePayload("pull_request", "opened"), { secret: "forged" })))
         .statusCode,
     ).toBe(401);
+    // A replay of the pull_request body under a new delivery id is the same delivery to the listener.
+    expect((await deliver(t.app, withNewDeliveryId(pr))).statusCode).toBe(202);
+    const key = (d: { payload: string }) => signedBodyDigest(d.payload).slice(0, 32);
     expect(seenBy).toEqual([
-      ["pull_request", pr.id],
-      ["issue_comment", comment.id],
+      ["pull_request", key(pr)],
+      ["issue_comment", key(comment)],
+      ["pull_request", key(pr)],
     ]);
   });
 
@@ -502,7 +527,7 @@ describe("logging", () => {
     await t.app.inject({ method: "GET", url: "/api/v1/runs", headers: { authorization: "Bearer some-guess" } });
     const logs = t.logs();
     const created = t.records().find((r) => r.msg === "Created CodeRun from webhook delivery");
-    expect(created).toMatchObject({ delivery: good.id, event: "issue_comment", action: "created", coderun: deliveryRunName(good.id) });
+    expect(created).toMatchObject({ delivery: good.id, event: "issue_comment", action: "created", coderun: runNameOf(good) });
     expect(logs).toContain("Rejected webhook delivery with a missing or invalid signature");
     for (const secret of [WEBHOOK_SECRET, WEBHOOK_SECRET_PREVIOUS, "attacker-secret", "some-guess"]) expect(logs).not.toContain(secret);
     for (const d of [good, forged]) {
