@@ -49,6 +49,11 @@ export type AuthzDecision =
 /** Requester of runs created directly through the Kubernetes API (kubectl), i.e. by anyone RBAC lets create them. */
 export const KUBERNETES_REQUESTER = "kubernetes";
 
+/** The requester of runs a webhook rule creates. */
+export function webhookRequester(rule: string): string {
+  return `webhook:${rule}`;
+}
+
 /** Prefixes of the per-identity Secrets: reachable only through githubUser/githubApp, under the identity rules. */
 const IDENTITY_SECRET_PREFIXES = ["github-token-", "github-ssh-", "github-app-"];
 

@@ -147,7 +147,8 @@ export interface Refusal {
   repo: RepoRef;
   issue: number;
   login: string;
-  reason: "not-allowed" | "already-running";
+  /** not-authorized: the webhook rule may not use the run's identity or repository (authorization.rules). */
+  reason: "not-allowed" | "already-running" | "not-authorized";
   /** The intake's explanation (e.g. the author association and what is allowed). */
   detail: string;
   /** The active run, for already-running. */
@@ -158,6 +159,8 @@ export function buildRefusalReply(r: Refusal): string {
   const why =
     r.reason === "already-running"
       ? `this task already has an active run${r.run ? ` (CodeRun \`${r.run}\`)` : ""}. Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${r.run ?? "NAME"}\`) and ask again.`
-      : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
+      : r.reason === "not-authorized"
+        ? `${r.detail.replace(/\.$/, "")}. This is the orchestrator's configuration, not your permission: ask its administrator.`
+        : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
   return [refusalMarker(r.delivery), `@${r.login} I did not start an agent: ${why}`].join("\n");
 }

@@ -4,6 +4,7 @@
  * screen (secret, signature, headers, payload) → sender → intent (rule, CodeRun) → answer.
  */
 import type { AnyRun, CodeRun } from "../api/types.js";
+import { authorizeRun, buildAuthzAnnotations, runRequestOf, webhookRequester, type AuthzConfig } from "../authz/authorize.js";
 import type { ProblemType } from "../intake/problem.js";
 import { RunStoreError } from "../intake/store.js";
 import type { Refusal } from "../reporter/run-report.js";
@@ -262,7 +263,7 @@ export function refusalTarget(payload: Record<string, unknown>): { repo: { owner
 export function buildRefusal(v: VerifiedDelivery, reason: Refusal["reason"], detail: string, run?: string): Refusal | undefined {
   const target = refusalTarget(v.payload);
   if (!target) return undefined;
-  return { delivery: v.delivery, ...target, login: v.senderLogin ?? "unknown", reason, detail, ...(run ? { run } : {}) };
+  return { delivery: v.key, ...target, login: v.senderLogin ?? "unknown", reason, detail, ...(run ? { run } : {}) };
 }
 
 export type Intent =
@@ -273,12 +274,15 @@ function ignore(v: VerifiedDelivery, outcome: Outcome, message: string, log: Log
   return reply(v.event, outcome, 202, message, { delivery: v.delivery, event: v.event, outcome }, log);
 }
 
-/** The rule the delivery matches, whether its sender may trigger it, and the CodeRun it asks for. */
+/**
+ * The rule the delivery matches, whether its sender may trigger it, and the CodeRun it asks for,
+ * authorized for the rule as requester (`webhook:<rule>`, docs/security.md) and stamped with it.
+ */
 export function decideIntent(
   v: VerifiedDelivery,
   rules: readonly CompiledRule[],
   sender: SenderDecision,
-  settings: WebhookSettings,
+  settings: WebhookSettings & AuthzConfig,
 ): Intent {
   const match = matchEvent(v.event, v.payload, rules);
   if (!match) return { answer: ignore(v, Outcomes.ignored, "ignored: no rule matches this event", NO_RULE) };
@@ -302,7 +306,22 @@ export function decideIntent(
     const msg = "Ignored delivery: rule matched but no CodeRun can be built";
     return { answer: ignore(v, Outcomes.ignored, `ignored: ${built.reason}`, { level: "warn", obj: { rule, reason: built.reason }, msg }) };
   }
-  return { run: built.run, match, sender };
+  const run = built.run;
+  const requester = webhookRequester(rule);
+  const authz = authorizeRun(runRequestOf(run), requester, settings);
+  if (!authz.allowed) {
+    const log: LogLine = {
+      level: "warn",
+      obj: { rule, requester, reason: authz.reason, detail: authz.message },
+      msg: "Ignored delivery: the rule may not start this run",
+    };
+    return {
+      answer: ignore(v, Outcomes.forbidden, `ignored: ${authz.message}`, log),
+      refusal: buildRefusal(v, "not-authorized", authz.message),
+    };
+  }
+  run.metadata.annotations = { ...run.metadata.annotations, ...buildAuthzAnnotations(requester, run.spec) };
+  return { run, match, sender };
 }
 
 export type CreateResult = { outcome: "created" | "duplicate"; name: string } | { outcome: "busy"; name: string; active: AnyRun };

@@ -48,7 +48,7 @@ import { authorizeSender, compileRules, type PermissionChecker, type SenderDecis
 export const WEBHOOK_PATHS = ["/webhooks/github", "/webhook"] as const;
 
 export interface WebhookDeps {
-  config: Pick<Config, "namespace" | "webhook" | "agents" | "models" | "webhookSecrets">;
+  config: Pick<Config, "namespace" | "webhook" | "agents" | "models" | "webhookSecrets" | "authorization" | "github" | "secrets">;
   runs: RunStore;
   metrics: Metrics;
   /** Optional: the sender's real repository permission; when set, it decides instead of author_association. */

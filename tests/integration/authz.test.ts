@@ -10,10 +10,11 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/index.js";
 import { buildAuthzAnnotations } from "../../src/authz/authorize.js";
 import { createAuthenticator } from "../../src/http/auth.js";
-import { createKubeTokenReviewer } from "../../src/kube/run-store.js";
+import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-store.js";
 import { applyChartRbac, chartDir } from "../support/chart-rbac.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
+import { buildTestApp, commentPayload, deliver, runNameOf, signedDelivery, testConfig } from "../support/webhook-fixtures.js";
 
 const cluster = useControlPlane("minimal", { crdPaths: ["infra/charts/orchestrator/crds"] });
 const stops: Array<() => Promise<void>> = [];
@@ -178,6 +179,63 @@ authorization:
         (e) => e.valueFrom?.secretKeyRef?.name === "orchestrator-secrets" && e.name === "X",
       ),
     ).toBe(false);
+  });
+});
+
+describe("webhook-created runs are decided for their rule", () => {
+  const yaml = (ns: string) => `namespace: ${ns}
+job: {maxRetries: 0}
+webhook:
+  defaults: {githubUser: alice}
+  rules:
+    - name: agent-run
+      event: issue_comment
+      commentPattern: '^/agent run\\b(?<prompt>.*)'
+authorization:
+  rules:
+    - requesters: ["webhook:agent-run"]
+      identities: ["user:alice"]
+      repositories: ["codertocat/hello-world"]
+`;
+
+  it("stamps webhook:<rule> at intake; the reconciler starts that run and refuses the same spec made with kubectl", async () => {
+    const cp = cluster();
+    const ns = await newNamespace("hookauthz");
+    await createAgentSecrets(cp.kubeConfig, ns);
+    const { manager, started } = startInProcessController(cp.kubeConfig, ns, yaml(ns));
+    await started;
+    stops.push(() => manager.stop());
+    const intake = buildTestApp({
+      config: testConfig(yaml(ns)),
+      runs: createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns, requestTimeoutMs: 5000 }) as never,
+    });
+    stops.push(() => intake.close());
+    const runs = runsApi(cp.kubeConfig);
+    const statusOf = async (name: string) => ((await runs.get("CodeRun", ns, name)) as CodeRun).status;
+
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run fix it"));
+    const res = await deliver(intake.app, d);
+    expect(res.statusCode, res.body).toBe(201);
+    const made = (await runs.get("CodeRun", ns, runNameOf(d))) as CodeRun;
+    expect(made.metadata.annotations?.["orchestrator.platform/requester"]).toBe("webhook:agent-run");
+    // The same spec created with kubectl is decided for `kubernetes`, which no rule lists.
+    await runs.create(codeRun(ns, "copied", made.spec));
+
+    const hookStatus = await waitFor(
+      async () => ((await statusOf(runNameOf(d)))?.jobName ? statusOf(runNameOf(d)) : undefined),
+      20_000,
+      "webhook run Job",
+    ).catch(async (e) => {
+      throw new Error(`${e}: ${JSON.stringify(await statusOf(runNameOf(d)))}`);
+    });
+    expect(hookStatus?.phase).toBe("Running");
+    const copied = await waitFor(
+      async () => ((await statusOf("copied"))?.phase === "Failed" ? statusOf("copied") : undefined),
+      20_000,
+      "copy Failed",
+    );
+    expect(copied).toMatchObject({ reason: "NotAuthorized" });
+    expect(copied?.message).toMatch(/kubernetes may not create runs/);
   });
 });
 

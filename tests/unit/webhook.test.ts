@@ -1,8 +1,9 @@
 import { sign } from "@octokit/webhooks-methods";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
-import type { Refusal } from "../../src/reporter/run-report.js";
+import { buildRefusalReply, type Refusal } from "../../src/reporter/run-report.js";
 import {
+  DEFAULT_CONFIG_YAML,
   WEBHOOK_SECRET,
   WEBHOOK_SECRET_PREVIOUS,
   buildTestApp,
@@ -17,6 +18,10 @@ import {
   type TestApp,
 } from "../support/webhook-fixtures.js";
 import { signedBodyDigest } from "../../src/webhook/rules.js";
+import { computeSpecDigest, requesterOf } from "../../src/authz/authorize.js";
+
+/** The identity of a delivery the intake hands to listeners and reporters: a digest of its signed body. */
+const deliveryKey = (d: { payload: string }) => signedBodyDigest(d.payload).slice(0, 32);
 
 let t: TestApp;
 afterEach(async () => {
@@ -369,7 +374,7 @@ describe("POST /webhooks/github: refusals", () => {
     expect((await deliver(t.app, stranger)).json().data.outcome).toBe("forbidden");
     expect(refusals).toEqual([
       {
-        delivery: second.id,
+        delivery: deliveryKey(second),
         repo: { owner: "Codertocat", repo: "Hello-World" },
         issue: 1,
         login: "octo-dev",
@@ -378,7 +383,7 @@ describe("POST /webhooks/github: refusals", () => {
         run: runNameOf(first),
       },
       {
-        delivery: stranger.id,
+        delivery: deliveryKey(stranger),
         repo: { owner: "Codertocat", repo: "Hello-World" },
         issue: 1,
         login: "drive-by",
@@ -386,6 +391,49 @@ describe("POST /webhooks/github: refusals", () => {
         detail: "drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR)",
       },
     ]);
+  });
+});
+
+describe("POST /webhooks/github: the rule is the requester", () => {
+  const withRules = (rules: string) => testConfig(`${DEFAULT_CONFIG_YAML}\nauthorization:\n  rules:\n${rules}`);
+
+  it("stamps webhook:<rule> and a digest of the spec it authorized, which the reconciler trusts", async () => {
+    t = buildTestApp({
+      config: withRules(
+        `    - requesters: ["webhook:agent-run"]\n      identities: ["app:5DLabs-Rex"]\n      repositories: ["codertocat/*"]\n`,
+      ),
+    });
+    const d = await signedDelivery("issue_comment", commentPayload("/agent run x"));
+    expect((await deliver(t.app, d)).statusCode).toBe(201);
+    const run = t.runs.all()[0]!;
+    expect(run.metadata.annotations).toMatchObject({
+      "orchestrator.platform/requester": "webhook:agent-run",
+      "orchestrator.platform/authorized-spec": computeSpecDigest(run.spec),
+    });
+    expect(requesterOf(run)).toBe("webhook:agent-run");
+  });
+
+  it("creates nothing when no rule lets the webhook rule use the repository or identity, and says why", async () => {
+    const refusals: Refusal[] = [];
+    t = buildTestApp({
+      config: withRules(
+        `    - requesters: ["webhook:agent-run"]\n      repositories: ["acme/*"]\n    - requesters: ["webhook:mention-rex"]\n      identities: ["user:*"]\n`,
+      ),
+      onRefusal: (r) => refusals.push(r),
+    });
+    const other = await signedDelivery("issue_comment", commentPayload("/agent run x"));
+    const res = await deliver(t.app, other);
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({
+      message: expect.stringContaining("webhook:agent-run may not use repository codertocat/hello-world (authorization.rules)"),
+      data: { outcome: "forbidden" },
+    });
+    const mention = await signedDelivery("issue_comment", commentPayload("@rex fix it"));
+    expect((await deliver(t.app, mention)).json().message).toContain("webhook:mention-rex may not use GitHub identity app:5DLabs-Rex");
+    expect(t.runs.all()).toEqual([]);
+    expect(await deliveries("forbidden")).toBe(2);
+    expect(refusals.map((r) => r.reason)).toEqual(["not-authorized", "not-authorized"]);
+    expect(buildRefusalReply(refusals[0]!)).toContain("ask its administrator");
   });
 });
 
@@ -492,11 +540,10 @@ describe("delivery listener (onDelivery, e.g. Play wakeups)", () => {
     ).toBe(401);
     // A replay of the pull_request body under a new delivery id is the same delivery to the listener.
     expect((await deliver(t.app, withNewDeliveryId(pr))).statusCode).toBe(202);
-    const key = (d: { payload: string }) => signedBodyDigest(d.payload).slice(0, 32);
     expect(seenBy).toEqual([
-      ["pull_request", key(pr)],
-      ["issue_comment", key(comment)],
-      ["pull_request", key(pr)],
+      ["pull_request", deliveryKey(pr)],
+      ["issue_comment", deliveryKey(comment)],
+      ["pull_request", deliveryKey(pr)],
     ]);
   });
 
