@@ -23,7 +23,8 @@ import { createMetrics } from "../../src/observability/metrics.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
 import { waitFor } from "../support/controller-harness.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
-import { commentPayload, deliver, signedDelivery, WEBHOOK_SECRET } from "../support/webhook-fixtures.js";
+import { commentPayload, deliver, signedDelivery, WEBHOOK_SECRET, withNewDeliveryId } from "../support/webhook-fixtures.js";
+import { signedBodyDigest } from "../../src/webhook/rules.js";
 
 const cluster = useControlPlane("minimal", { crdPaths: ["infra/charts/orchestrator/crds"] });
 const TOKEN = "ghp_reporter_0000000000000000000000000000";
@@ -42,7 +43,8 @@ function config() {
   return parseConfig(
     [
       `namespace: ${ns}`,
-      `github: {apiUrl: "${gh.url}"}`,
+      // The web host the payloads name; the API is the test server.
+      `github: {apiUrl: "${gh.url}", url: "https://github.com"}`,
       `play: {publicUrl: "${PUBLIC}"}`,
       "webhook:",
       "  defaults: {githubUser: alice, service: api}",
@@ -302,10 +304,11 @@ describe("replies on GitHub for webhook-started runs", () => {
     expect((await deliver(app, stranger)).statusCode).toBe(202);
     await waitFor(async () => commentsOn(20).length === 1, 10_000, "refusal reply", 50);
     expect(commentsOn(20)[0]!.body).toBe(
-      `<!-- orchestrator-refusal:${stranger.id} -->\n@drive-by I did not start an agent: drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR). Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`,
+      `<!-- orchestrator-refusal:${signedBodyDigest(stranger.payload).slice(0, 32)} -->\n@drive-by I did not start an agent: drive-by has author_association NONE (allowed: OWNER, MEMBER, COLLABORATOR). Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`,
     );
-    // GitHub redelivers the same delivery: still one reply.
+    // GitHub redelivers the same delivery, or someone replays it under a new delivery id: still one reply.
     expect((await deliver(app, stranger)).statusCode).toBe(202);
+    expect((await deliver(app, withNewDeliveryId(stranger))).statusCode).toBe(202);
     await new Promise((r) => setTimeout(r, 1500));
     expect(commentsOn(20)).toHaveLength(1);
 
