@@ -281,6 +281,15 @@ export const fileConfigSchema = z.strictObject({
   webhook: z
     .strictObject({
       maxBodyBytes: z.number().int().min(1024).default(26_214_400),
+      /**
+       * Deliveries whose body is being read before its signature is known, at once; past it a
+       * delivery is answered 503 (with Retry-After) without reading its body.
+       */
+      maxUnverifiedBodies: z.number().int().min(1).default(16),
+      /** Bytes those bodies may keep in memory together (at least maxBodyBytes); past it, 503 too. */
+      maxUnverifiedBytes: z.number().int().min(1024).default(67_108_864),
+      /** A body slower than this is answered 408 (GitHub gives up after 10 s). */
+      bodyTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
       /** author_association values that count as write access. */
       allowedAssociations: z.array(z.string()).default(["OWNER", "MEMBER", "COLLABORATOR"]),
       /** Users allowed to trigger regardless of association. Bots only trigger when listed here. */
@@ -306,7 +315,11 @@ export const fileConfigSchema = z.strictObject({
         .prefault({}),
       rules: z.array(webhookRuleSchema).default([]),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((w) => w.maxUnverifiedBytes >= w.maxBodyBytes, {
+      message: "webhook.maxUnverifiedBytes must be at least webhook.maxBodyBytes, or no delivery of the largest size could be read",
+      path: ["maxUnverifiedBytes"],
+    }),
   agents: z.record(z.string(), agentSchema).default({}),
   play: playSchema,
   /** Who may use what (docs/security.md). Enforced at intake and again before every attempt. */

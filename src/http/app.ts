@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { BodyError } from "../webhook/body.js";
 import { isWebhookRoute, registerWebhookRoutes, type DeliveryListener, type WebhookDeps } from "../webhook/receiver.js";
 import type { PermissionChecker } from "../webhook/rules.js";
 import { API_DISABLED_MESSAGE, CSRF_MESSAGE, WWW_AUTHENTICATE, requestCredentials, type Authenticator } from "./auth.js";
@@ -124,6 +125,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (isWebhookRoute(req.routeOptions.url) && status < 500)
       deps.metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
+    if (err instanceof BodyError) {
+      if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
+      return sendProblem(reply, err.problem, status, err.message);
+    }
     if (status === 413)
       return sendProblem(
         reply,

@@ -25,6 +25,8 @@ export const ProblemTypes = {
   tooManyRequests: { slug: "too-many-requests", title: "Too many requests" },
   unsupportedMediaType: { slug: "unsupported-media-type", title: "Unsupported media type" },
   unavailable: { slug: "kubernetes-unavailable", title: "Kubernetes API unavailable" },
+  overloaded: { slug: "overloaded", title: "Too many requests being received at once" },
+  timeout: { slug: "request-timeout", title: "Request body too slow" },
   logsUnavailable: { slug: "logs-unavailable", title: "Pod log unavailable" },
   disabled: { slug: "not-configured", title: "Not configured" },
   internal: { slug: "internal-error", title: "Internal error" },

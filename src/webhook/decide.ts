@@ -30,6 +30,8 @@ export const Outcomes = {
   busy: "busy",
   rejected: "rejected",
   unauthorized: "unauthorized",
+  /** Refused before reading: too many unverified bodies in flight (webhook.maxUnverifiedBodies/Bytes). */
+  overloaded: "overloaded",
   error: "error",
 } as const;
 export type Outcome = (typeof Outcomes)[keyof typeof Outcomes];
@@ -93,7 +95,12 @@ export function parsePayload(raw: Buffer, contentType: string | undefined): Pars
 
 /** What the receiver knows about a request before deciding anything. */
 export interface RawDelivery {
+  /** The body's bytes (empty when they were not kept: the event needs no payload). */
   raw: Buffer;
+  /** Checked while the body streamed in (src/webhook/body.ts); else checked here over `raw`. */
+  signatureValid?: boolean;
+  /** Bytes received, when `raw` was not kept. */
+  bytes?: number;
   signature: unknown;
   event: string | undefined;
   delivery: string | undefined;
@@ -148,10 +155,10 @@ const NO_RULE: LogLine = { level: "info", obj: {}, msg: "Ignored delivery: no ru
 /** Refuses a delivery that is not provably GitHub's: no secret configured, or a bad signature over the raw bytes. */
 function authenticate(d: RawDelivery, secrets: readonly string[]): Answer | undefined {
   if (secrets.length === 0) return problem("other", Outcomes.error, 503, "disabled", DISABLED);
-  if (verifySignature(d.raw, d.signature, secrets)) return undefined;
+  if (d.signatureValid ?? verifySignature(d.raw, d.signature, secrets)) return undefined;
   const log: LogLine = {
     level: "warn",
-    obj: { hasSignature: typeof d.signature === "string", bytes: d.raw.length },
+    obj: { hasSignature: typeof d.signature === "string", bytes: d.bytes ?? d.raw.length },
     msg: "Rejected webhook delivery with a missing or invalid signature",
   };
   return problem("unverified", Outcomes.unauthorized, 401, "unauthorized", UNSIGNED, log);

@@ -14,6 +14,8 @@
  * server is unreachable (connection refused), the answer is 503 so GitHub shows the delivery as
  * failed and it can be redelivered from the repository's webhook settings.
  */
+import type { IncomingMessage } from "node:http";
+import type { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Labels } from "../api/constants.js";
 import { isActive } from "../api/predicates.js";
@@ -42,7 +44,9 @@ import {
   type LogLine,
   type VerifiedDelivery,
 } from "./decide.js";
+import { BodyError, UNREAD, UnverifiedBudget, overloaded, readSignedBody, type Lease, type SignedBody } from "./body.js";
 import { LruSet } from "./lru.js";
+import { parseSignatureHeader } from "./signature.js";
 import { authorizeSender, compileRules, type PermissionChecker, type SenderDecision } from "./rules.js";
 
 export const WEBHOOK_PATHS = ["/webhooks/github", "/webhook"] as const;
@@ -125,21 +129,84 @@ class Receiver {
   private readonly ruleEvents: ReadonlySet<string>;
   private readonly seen: LruSet<string>;
   private readonly inflight = new Map<string, Promise<CreateResult>>();
+  private readonly budget: UnverifiedBudget;
+  private readonly leases = new WeakMap<FastifyRequest, { lease: Lease; keep: boolean; reserved: number }>();
 
   constructor(private readonly deps: WebhookDeps) {
     this.rules = compileRules(deps.config);
     this.ruleEvents = new Set(this.rules.map((r) => r.rule.event));
     this.seen = new LruSet<string>(deps.config.webhook.dedupeCacheSize);
+    this.budget = new UnverifiedBudget(deps.config.webhook.maxUnverifiedBodies, deps.config.webhook.maxUnverifiedBytes);
   }
 
   private listens(event: string): boolean {
     return this.deps.onDelivery !== undefined && (this.deps.deliveryEvents?.includes(event) ?? true);
   }
 
+  /** Whether the event's payload will be parsed: a rule or the listener wants it, or it is a ping. */
+  private needsPayload(event: string | undefined): boolean {
+    return event !== undefined && (event === "ping" || this.ruleEvents.has(event) || this.listens(event));
+  }
+
+  /**
+   * onRequest: a slot of the unverified budget for a body worth reading (a secret is configured
+   * and the signature header is well-formed), reserving its Content-Length when the bytes will be
+   * kept; 503 before anything is read when the budget is spent.
+   */
+  async admit(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    const w = this.deps.config.webhook;
+    if (this.deps.config.webhookSecrets.length === 0 || !parseSignatureHeader(req.headers["x-hub-signature-256"])) return undefined;
+    const keep = this.needsPayload(header(req, "x-github-event"));
+    const length = Number(req.headers["content-length"]);
+    const reserved = keep && Number.isFinite(length) ? Math.min(length, w.maxBodyBytes) : 0;
+    const lease = this.budget.tryAcquire(reserved);
+    if (!lease) {
+      const busy = overloaded(`webhook.maxUnverifiedBodies ${w.maxUnverifiedBodies}, webhook.maxUnverifiedBytes ${w.maxUnverifiedBytes}`);
+      this.count("unverified", Outcomes.overloaded);
+      req.log.warn(
+        { bodies: this.budget.usage.bodies, bytes: this.budget.usage.bytes },
+        "Refused webhook delivery: too many bodies being read",
+      );
+      reply.header("retry-after", String(busy.retryAfterSeconds)).header("connection", "close");
+      return sendProblem(reply, busy.problem, busy.statusCode, busy.message);
+    }
+    reply.raw.once("close", lease.release);
+    this.leases.set(req, { lease, keep, reserved });
+    return undefined;
+  }
+
+  /** The content parser: the body streamed through the signature check, kept only when its payload is needed. */
+  async readBody(req: FastifyRequest, stream: Readable): Promise<SignedBody> {
+    const admitted = this.leases.get(req);
+    if (!admitted) return UNREAD;
+    const w = this.deps.config.webhook;
+    if (Number(req.headers["content-length"]) > w.maxBodyBytes)
+      throw new BodyError(413, "tooLarge", "The request body is larger than the limit (webhook.maxBodyBytes).");
+    try {
+      return await readSignedBody(stream, {
+        signature: req.headers["x-hub-signature-256"],
+        secrets: this.deps.config.webhookSecrets,
+        keep: admitted.keep,
+        maxBytes: w.maxBodyBytes,
+        timeoutMs: w.bodyTimeoutMs,
+        reserved: admitted.reserved,
+        lease: admitted.lease,
+      });
+    } finally {
+      // Verified or not, the body is no longer unverified bytes in flight.
+      admitted.lease.release();
+    }
+  }
+
   async handle(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const body = (req.body as SignedBody | undefined) ?? UNREAD;
+    // An unread body stays in the socket: close the connection after answering.
+    if (!body.read) reply.header("connection", "close");
     const screened = screenDelivery(
       {
-        raw: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+        raw: body.raw,
+        signatureValid: body.read ? body.signatureValid : undefined,
+        bytes: body.bytes,
         signature: req.headers["x-hub-signature-256"],
         event: header(req, "x-github-event"),
         delivery: header(req, "x-github-delivery"),
@@ -284,18 +351,17 @@ class Receiver {
   }
 }
 
-/** Registers the receiver in its own scope, where every body is kept as raw bytes. */
+/**
+ * Registers the receiver in its own scope, where every body, whatever its content type, is read
+ * as raw bytes through the signature check (the signature covers the exact body received).
+ */
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDeps): void {
   const receiver = new Receiver(deps);
   app.register(async (scope) => {
-    // Raw bytes for every content type: the signature covers the exact body received.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: deps.config.webhook.maxBodyBytes }, (_req, body, done) =>
-      done(null, body),
-    );
-    for (const path of WEBHOOK_PATHS) {
-      scope.post(path, { bodyLimit: deps.config.webhook.maxBodyBytes }, (req, reply) => receiver.handle(req, reply));
-    }
+    scope.addContentTypeParser("*", (req: FastifyRequest, stream: IncomingMessage) => receiver.readBody(req, stream));
+    scope.addHook("onRequest", (req, reply) => receiver.admit(req, reply));
+    for (const path of WEBHOOK_PATHS) scope.post(path, (req, reply) => receiver.handle(req, reply));
   });
 }
 

@@ -11,21 +11,41 @@ export function signPayload(secret: string, body: Buffer | string): string {
   return "sha256=" + createHmac("sha256", secret).update(body).digest("hex");
 }
 
-/**
- * True when the signature header matches the body under any of the secrets (two during a
- * rotation). Each comparison is constant-time (timingSafeEqual over the 32-byte digests) and every
- * secret is tried, so the timing says nothing about which secret or how many bytes matched.
- */
-export function verifySignature(body: Buffer, header: unknown, secrets: readonly string[]): boolean {
-  if (typeof header !== "string") return false;
+/** The 32-byte digest a well-formed X-Hub-Signature-256 header names, or undefined. */
+export function parseSignatureHeader(header: unknown): Buffer | undefined {
+  if (typeof header !== "string") return undefined;
   const m = SIGNATURE.exec(header);
-  if (!m) return false;
-  const given = Buffer.from(m[1]!, "hex");
-  let ok = false;
-  for (const secret of secrets) {
-    if (!secret) continue;
-    const expected = createHmac("sha256", secret).update(body).digest();
-    if (timingSafeEqual(expected, given)) ok = true;
-  }
-  return ok;
+  return m ? Buffer.from(m[1]!, "hex") : undefined;
+}
+
+/** Checks a signature over a body that arrives in chunks, so the body need not be kept to check it. */
+export interface SignatureCheck {
+  update(chunk: Buffer): void;
+  /** True when the header matches the bytes seen under any of the secrets. */
+  matches(): boolean;
+}
+
+/**
+ * Each comparison is constant-time (timingSafeEqual over the 32-byte digests) and every secret
+ * (two during a rotation) is tried, so the timing says nothing about which secret or how many
+ * bytes matched. A missing or malformed header never matches.
+ */
+export function createSignatureCheck(header: unknown, secrets: readonly string[]): SignatureCheck {
+  const given = parseSignatureHeader(header);
+  const hmacs = given ? secrets.filter(Boolean).map((s) => createHmac("sha256", s)) : [];
+  return {
+    update: (chunk) => hmacs.forEach((h) => h.update(chunk)),
+    matches: () => {
+      let ok = false;
+      for (const h of hmacs) if (timingSafeEqual(h.digest(), given!)) ok = true;
+      return ok;
+    },
+  };
+}
+
+/** True when the signature header matches the body under any of the secrets. */
+export function verifySignature(body: Buffer, header: unknown, secrets: readonly string[]): boolean {
+  const check = createSignatureCheck(header, secrets);
+  check.update(body);
+  return check.matches();
 }
