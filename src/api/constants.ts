@@ -41,6 +41,11 @@ export const Labels = {
    * labels forbid; the label makes "was this key used before?" one selector query.
    */
   idempotencyKeyHash: "orchestrator.platform/idempotency-key-hash",
+  /**
+   * sha256(requester) (40 hex) on intake-created runs, so a requester's active runs are one
+   * selector query (quotas). Only a hint: who asked is the requester annotation (requesterOf).
+   */
+  requesterHash: "orchestrator.platform/requester-hash",
   /** On a Play's stage CodeRuns: the Play (the Play's CodeRun informer selects on it). */
   play: "orchestrator.platform/play",
   /** On a Play's stage CodeRuns: the stage, and its iteration (implementation/remediation) or round (quality/testing). */

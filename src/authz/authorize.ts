@@ -14,7 +14,8 @@
  * Messages name what was refused and the setting that would allow it, never whether a Secret exists.
  */
 import { createHash } from "node:crypto";
-import { Annotations } from "../api/constants.js";
+import { Annotations, Labels } from "../api/constants.js";
+import { isActive } from "../api/predicates.js";
 import { bindRepository, type BoundRepository } from "../api/github-host.js";
 import type { AnyRun } from "../api/types.js";
 import { isIdentityName, isReservedEnvName, isSecretKey, isSecretName } from "../api/validation.js";
@@ -40,6 +41,8 @@ export const AuthzReasons = {
   InvalidRequest: "InvalidRequest",
   /** Well-formed, but the requester may not use it (403 at the API). */
   NotAuthorized: "NotAuthorized",
+  /** Over a per-requester quota: spec size (413 at the API) or active runs (429). */
+  QuotaExceeded: "QuotaExceeded",
 } as const;
 export type AuthzReason = (typeof AuthzReasons)[keyof typeof AuthzReasons];
 
@@ -170,6 +173,29 @@ export function computeSpecDigest(spec: object): string {
     .update(canonicalJson(Object.fromEntries(fields)))
     .digest("hex")
     .slice(0, 40);
+}
+
+/** The spec's size as JSON, refused over authorization.quotas.maxSpecBytes (whoever asks). */
+export function checkSpecSize(spec: object, config: AuthzConfig): (AuthzDecision & { allowed: false }) | undefined {
+  const bytes = Buffer.byteLength(JSON.stringify(spec));
+  const max = config.authorization.quotas.maxSpecBytes;
+  if (bytes <= max) return undefined;
+  return {
+    allowed: false,
+    reason: AuthzReasons.QuotaExceeded,
+    field: "spec",
+    message: `The run's spec is ${bytes} bytes; authorization.quotas.maxSpecBytes allows ${max}. Shorten the prompt (long context belongs in the task documents of the docs repository).`,
+  };
+}
+
+/** The label that finds a requester's runs (a hint; requesterOf decides). */
+export function requesterLabel(requester: string): Record<string, string> {
+  return { [Labels.requesterHash]: createHash("sha256").update(requester).digest("hex").slice(0, 40) };
+}
+
+/** The runs among `runs` that `requester` asked for and that are not finished. */
+export function activeRunsOf(runs: readonly AnyRun[], requester: string): AnyRun[] {
+  return runs.filter((r) => isActive(r) && requesterOf(r) === requester);
 }
 
 /** Annotations the intake puts on a run it authorized; only the controller's account may set them (the chart's ValidatingAdmissionPolicy). */

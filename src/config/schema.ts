@@ -332,6 +332,15 @@ export const fileConfigSchema = z.strictObject({
       mountableSecrets: z.array(z.string().regex(new RegExp(SECRET_NAME_PATTERN), "must be a Secret name (DNS subdomain)")).default([]),
       /** Empty = one rule for every requester: any identity, any repository on github.url, the mountable Secrets. */
       rules: z.array(authorizationRuleSchema).default([]),
+      /** Per requester: each API token, ServiceAccount, webhook rule and `kubernetes` on its own. */
+      quotas: z
+        .strictObject({
+          /** Runs (CodeRuns and DocsRuns) not yet finished; more are refused at intake with 429. */
+          maxActiveRuns: z.number().int().min(1).default(20),
+          /** Size of a run's spec as JSON (mostly its prompt); larger is refused with 413 at intake and fails at reconcile. */
+          maxSpecBytes: z.number().int().min(4096).max(1_048_576).default(131_072),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -20,7 +20,7 @@ import {
   legacyWorkspacePvcName,
   workspacePvcName,
 } from "../manifests/index.js";
-import { authorizeRun, requesterOf, runRequestOf } from "../authz/authorize.js";
+import { authorizeRun, checkSpecSize, requesterOf, runRequestOf } from "../authz/authorize.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -180,7 +180,7 @@ export class RunReconciler {
     // Runs can be created with kubectl: the intake's decision is made again, for the recorded
     // requester only while the spec is the one it authorized. Before any Secret is looked at, so
     // a refused run learns nothing about which Secrets exist.
-    const decision = authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config);
+    const decision = checkSpecSize(run.spec, this.deps.config) ?? authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config);
     if (!decision.allowed) throw new TerminalProblem(decision.reason, decision.message);
     const repositoryKey = decision.repositories[0]!.key;
     await this.checkSecrets(run);

@@ -13,6 +13,7 @@ import { RunStoreError } from "../../src/intake/store.js";
 import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-store.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
 import {
+  API_TOKEN,
   DEFAULT_CONFIG_YAML,
   authHeader,
   buildTestApp,
@@ -61,12 +62,15 @@ afterAll(async () => {
   for (const a of apps) await a.close();
 });
 
-async function setup(opts: { namespace?: string } = {}) {
+const SECOND_TOKEN = "second-api-token-0123456789abcdef";
+
+async function setup(opts: { namespace?: string; quotas?: string } = {}) {
   const cp = cluster();
   const ns = opts.namespace ?? (await newNamespace("intake"));
   // The submissions below mount Secret "db" through env_from_secrets: it must be mountable.
   const config = testConfig(
-    `${DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`)}\nauthorization: {mountableSecrets: [db]}\n`,
+    `${DEFAULT_CONFIG_YAML.replace("namespace: orchestrator", `namespace: ${ns}`)}\nauthorization: {mountableSecrets: [db]${opts.quotas ? `, quotas: ${opts.quotas}` : ""}}\n`,
+    { ORCHESTRATOR_API_TOKENS: `${API_TOKEN},${SECOND_TOKEN}` },
   );
   const runs = createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns, requestTimeoutMs: 5000 });
   const t = buildTestApp({ config, runs: runs as never });
@@ -274,6 +278,72 @@ describe("REST intake on a real API server", () => {
       name: res.json().data.docsrun_name,
     })) as { spec: Record<string, unknown> };
     expect(dr.spec).toMatchObject({ githubApp: "5DLabs-Morgan", includeCodebase: true, model: "claude-opus-4-20250514" });
+  });
+});
+
+describe("per-requester quotas on a real API server", () => {
+  const task = (id: number, extra: Record<string, unknown> = {}) => ({
+    task_id: id,
+    service: "quota",
+    repository_url: "acme/quota",
+    docs_repository_url: "acme/docs",
+    github_user: "swe-1",
+    ...extra,
+  });
+
+  it("refuses a requester's run past authorization.quotas.maxActiveRuns with 429, counting only its unfinished runs", async () => {
+    const { t, setStatus, listCodeRuns } = await setup({ quotas: "{maxActiveRuns: 2}" });
+    const submit = (id: number, headers: Record<string, string> = authHeader) =>
+      t.app.inject({ method: "POST", url: "/api/v1/pm/tasks", payload: task(id), headers });
+    const first = await submit(1);
+    expect(first.statusCode, first.body).toBe(201);
+    expect((await submit(2)).statusCode).toBe(201);
+    const third = await submit(3);
+    expect(third.statusCode).toBe(429);
+    expect((await listCodeRuns()).map((r) => r.spec.taskId).sort()).toEqual([1, 2]);
+    expect(third.headers["retry-after"]).toBe("60");
+    expect(third.json()).toMatchObject({
+      reason: "QuotaExceeded",
+      detail: expect.stringMatching(
+        /api-token-1 has 2 runs that have not finished; authorization\.quotas\.maxActiveRuns allows 2\. Wait for one to finish or cancel one/,
+      ),
+    });
+    const docs = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/docs/generate",
+      payload: { repository_url: "acme/quota", working_directory: ".", source_branch: "main", github_user: "swe-1" },
+      headers: authHeader,
+    });
+    expect(docs.statusCode).toBe(429);
+    // Another requester has its own quota.
+    expect((await submit(5, { authorization: `Bearer ${SECOND_TOKEN}` })).statusCode).toBe(201);
+    // A finished run no longer counts.
+    await setStatus("coderuns", first.json().data.coderun_name as string, { phase: "Succeeded" });
+    const after = await submit(3);
+    expect(after.statusCode, after.body).toBe(201);
+  });
+
+  it("refuses a spec over authorization.quotas.maxSpecBytes with 413 and creates nothing", async () => {
+    const { t, listCodeRuns } = await setup({ quotas: "{maxSpecBytes: 8192}" });
+    const big = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/pm/tasks",
+      payload: task(4, { prompt_modification: "x".repeat(9000) }),
+      headers: authHeader,
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().detail).toMatch(/authorization\.quotas\.maxSpecBytes allows 8192\. Shorten the prompt/);
+    expect(await listCodeRuns()).toEqual([]);
+    expect(
+      (
+        await t.app.inject({
+          method: "POST",
+          url: "/api/v1/pm/tasks",
+          payload: task(4, { prompt_modification: "short" }),
+          headers: authHeader,
+        })
+      ).statusCode,
+    ).toBe(201);
   });
 });
 

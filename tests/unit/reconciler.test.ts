@@ -170,6 +170,14 @@ describe("RunReconciler", () => {
     expect(kube.jobs.size).toBe(0);
   });
 
+  it("fails a kubectl-made run whose spec is over authorization.quotas.maxSpecBytes, without creating anything", async () => {
+    const big = kube.addRun(codeRun("big", { promptModification: "x".repeat(config.authorization.quotas.maxSpecBytes) }));
+    await rec.reconcile("CodeRun", NS, "big");
+    expect(big.status).toMatchObject({ phase: "Failed", reason: "QuotaExceeded" });
+    expect(big.status?.message).toMatch(/authorization\.quotas\.maxSpecBytes allows 131072/);
+    expect(kube.jobs.size).toBe(0);
+  });
+
   it("refuses a repository on another host and reserved environment variables at reconcile", async () => {
     const off = kube.addRun(codeRun("off", { docsRepositoryUrl: "http://evil.example:8080/x/y.git" }));
     const env = kube.addRun(codeRun("env", { env: { NODE_OPTIONS: "--require /workspace/x.js" } }));

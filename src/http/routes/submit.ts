@@ -8,7 +8,7 @@ import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun, DocsRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
-import { authorizeIntent } from "../authorize-intent.js";
+import { authorizeIntent, refuseOverQuota } from "../authorize-intent.js";
 import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, requestDigest, type IntentContext } from "../intent.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
 import { isStoreError, type RunKind } from "../../intake/store.js";
@@ -65,7 +65,7 @@ export function replayCreated(
 }
 
 /**
- * Creates `run`; with an Idempotency-Key, a name already taken (another replica's create of the
+ * Creates `run` when its requester is within its active-run quota; with an Idempotency-Key, a name already taken (another replica's create of the
  * same key raced the label lookup) is answered like a repeated key.
  */
 export async function createOnce(
@@ -75,6 +75,7 @@ export async function createOnce(
   intent: IntentContext,
   sendCreated: (run: AnyRun) => FastifyReply,
 ): Promise<FastifyReply> {
+  if (await refuseOverQuota(reply, ctx.runs, run, ctx.config)) return reply;
   try {
     return sendCreated(await ctx.runs.create(run));
   } catch (err) {
