@@ -158,9 +158,9 @@ async function main(): Promise<void> {
       return { task, t, name: (r.body as { data: { coderun_name: string } }).data.coderun_name };
     };
     const waitFirst = async (task: number, since: number) => {
-      const deadline = Date.now() + 180_000;
+      const deadline = Date.now() + 600_000;
       while (!firstRequest.has(task)) {
-        if (Date.now() > deadline) throw new Error(`task ${task}: no model request within 180 s`);
+        if (Date.now() > deadline) throw new Error(`task ${task}: no model request within 600 s`);
         await new Promise((r) => setTimeout(r, 10));
       }
       return (firstRequest.get(task) ?? 0) - since;
