@@ -45,8 +45,6 @@ export default tseslint.config(
       "src/http/routes/runs.ts",
       "src/http/routes/submit.ts",
       "src/mcp/server.ts",
-      "src/reporter/play-reporter.ts",
-      "src/runner/github.ts",
       "src/runner/model-proxy.ts",
       "src/runner/run.ts",
       "src/controlplane/certs.ts",

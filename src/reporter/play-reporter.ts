@@ -49,83 +49,105 @@ export function createTaskReporter(gh: ReporterGitHub): TaskReporter {
   return { reportTask: (report) => reportTask({ ...report, gh }) };
 }
 
-export async function reportTask(input: ReportInput): Promise<ReportResult> {
-  const { gh, repo, view, snapshot, target, log } = input;
-  const errors: string[] = [];
-  let writes = 0;
-  const records: PlayCheckRunRecord[] = [...(input.reported.checkRuns ?? [])];
-  let comment = input.reported.comment?.taskId === view.taskId ? input.reported.comment : undefined;
-  const pull = view.pull;
-  if (!pull) return { reported: input.reported, errors, writes };
+/** What a report pass changed so far. */
+interface Tally {
+  errors: string[];
+  writes: number;
+}
+
+/** The check run a stage run already has on GitHub: the recorded one, or one found by its external id. */
+async function findCheckRun(
+  input: ReportInput,
+  rec: PlayCheckRunRecord | undefined,
+  externalId: string,
+): Promise<CheckRunInfo | null | undefined> {
+  const { gh, repo, snapshot } = input;
   const headOnSnapshot = snapshot.pull?.headSha;
-  const upsert = (rec: PlayCheckRunRecord) => {
-    const i = records.findIndex((r) => r.key === rec.key);
-    if (i >= 0) records[i] = rec;
-    else records.push(rec);
-  };
-  const listOn = async (sha: string) => (sha === headOnSnapshot ? snapshot.checkRuns : gh.listCheckRuns(repo, sha));
-
-  for (const run of view.runs) {
-    const rec = records.find((r) => r.key === run.name);
-    if (rec && (rec.state === run.check || rec.state.startsWith("completed"))) continue;
-    const content = buildCheckRun(view, run, target);
-    try {
-      let remote: CheckRunInfo | null | undefined;
-      if (rec) {
-        remote =
-          (rec.headSha === headOnSnapshot ? snapshot.checkRuns.find((c) => c.id === rec.id) : undefined) ??
-          (await gh.getCheckRun(repo, rec.id));
-      } else {
-        for (const sha of [...new Set([pull.headSha, ...input.knownShas])]) {
-          remote = (await listOn(sha)).find((c) => c.externalId === content.externalId);
-          if (remote) break;
-        }
-      }
-      if (remote) {
-        const state = checkStateOf(remote);
-        if (state === run.check || state.startsWith("completed")) {
-          upsert({ key: run.name, id: remote.id, headSha: remote.headSha, state });
-          continue;
-        }
-        await gh.updateCheckRun(repo, remote.id, content);
-        writes++;
-        upsert({ key: run.name, id: remote.id, headSha: remote.headSha, state: run.check });
-        log.info({ checkRun: remote.id, run: run.name, state: run.check }, "Updated check run");
-      } else {
-        const created = await gh.createCheckRun(repo, pull.headSha, content);
-        writes++;
-        upsert({ key: run.name, id: created.id, headSha: pull.headSha, state: run.check });
-        log.info({ checkRun: created.id, run: run.name, state: run.check, sha: pull.headSha }, "Created check run");
-      }
-    } catch (e) {
-      errors.push(`check run for ${run.name}: ${(e as Error).message}`);
-    }
+  if (rec)
+    return (
+      (rec.headSha === headOnSnapshot ? snapshot.checkRuns.find((c) => c.id === rec.id) : undefined) ?? (await gh.getCheckRun(repo, rec.id))
+    );
+  for (const sha of [...new Set([input.view.pull!.headSha, ...input.knownShas])]) {
+    const listed = sha === headOnSnapshot ? snapshot.checkRuns : await gh.listCheckRuns(repo, sha);
+    const remote = listed.find((c) => c.externalId === externalId);
+    if (remote) return remote;
   }
+  return undefined;
+}
 
+/** Brings one stage run's check run to its state: found and current, updated, or created; returns its record. */
+async function reportCheckRun(
+  input: ReportInput,
+  run: ReportInput["view"]["runs"][number],
+  rec: PlayCheckRunRecord | undefined,
+  tally: Tally,
+): Promise<PlayCheckRunRecord> {
+  const { gh, repo, view, target, log } = input;
+  const content = buildCheckRun(view, run, target);
+  const remote = await findCheckRun(input, rec, content.externalId);
+  if (remote) {
+    const state = checkStateOf(remote);
+    if (state === run.check || state.startsWith("completed")) return { key: run.name, id: remote.id, headSha: remote.headSha, state };
+    await gh.updateCheckRun(repo, remote.id, content);
+    tally.writes++;
+    log.info({ checkRun: remote.id, run: run.name, state: run.check }, "Updated check run");
+    return { key: run.name, id: remote.id, headSha: remote.headSha, state: run.check };
+  }
+  const headSha = view.pull!.headSha;
+  const created = await gh.createCheckRun(repo, headSha, content);
+  tally.writes++;
+  log.info({ checkRun: created.id, run: run.name, state: run.check, sha: headSha }, "Created check run");
+  return { key: run.name, id: created.id, headSha, state: run.check };
+}
+
+/** The task's progress comment, updated only when its text changed; returns its record. */
+async function reportComment(input: ReportInput, tally: Tally): Promise<PlayReported["comment"]> {
+  const { gh, repo, view, snapshot, target, log } = input;
+  const pull = view.pull!;
+  const comment = input.reported.comment?.taskId === view.taskId ? input.reported.comment : undefined;
   const body = buildProgressComment(view, target);
   const digest = digestOf(body);
-  if (comment?.digest !== digest) {
+  if (comment?.digest === digest) return comment;
+  try {
+    const marker = progressMarker(target.namespace, target.play, view.taskId);
+    const remote =
+      (comment ? snapshot.comments.find((c) => c.id === comment.id) : undefined) ??
+      [...snapshot.comments].sort((a, b) => a.id - b.id).find((c) => c.body.includes(marker));
+    if (remote && normalize(remote.body) === normalize(body)) return { taskId: view.taskId, id: remote.id, digest };
+    if (remote) {
+      await gh.updateComment(repo, remote.id, body);
+      tally.writes++;
+      log.info({ comment: remote.id, pull: pull.number }, "Updated progress comment");
+      return { taskId: view.taskId, id: remote.id, digest };
+    }
+    const created = await gh.createComment(repo, pull.number, body);
+    tally.writes++;
+    log.info({ comment: created.id, pull: pull.number }, "Created progress comment");
+    return { taskId: view.taskId, id: created.id, digest };
+  } catch (e) {
+    tally.errors.push(`progress comment: ${(e as Error).message}`);
+    return comment;
+  }
+}
+
+/** Brings the task's check runs and progress comment on GitHub to what the view shows; failed writes are retried next pass. */
+export async function reportTask(input: ReportInput): Promise<ReportResult> {
+  const { view } = input;
+  const tally: Tally = { errors: [], writes: 0 };
+  if (!view.pull) return { reported: input.reported, ...tally };
+  const records: PlayCheckRunRecord[] = [...(input.reported.checkRuns ?? [])];
+  for (const run of view.runs) {
+    const i = records.findIndex((r) => r.key === run.name);
+    const rec = records[i];
+    if (rec && (rec.state === run.check || rec.state.startsWith("completed"))) continue;
     try {
-      const marker = progressMarker(target.namespace, target.play, view.taskId);
-      const remote =
-        (comment ? snapshot.comments.find((c) => c.id === comment!.id) : undefined) ??
-        [...snapshot.comments].sort((a, b) => a.id - b.id).find((c) => c.body.includes(marker));
-      if (remote && normalize(remote.body) === normalize(body)) {
-        comment = { taskId: view.taskId, id: remote.id, digest };
-      } else if (remote) {
-        await gh.updateComment(repo, remote.id, body);
-        writes++;
-        comment = { taskId: view.taskId, id: remote.id, digest };
-        log.info({ comment: remote.id, pull: pull.number }, "Updated progress comment");
-      } else {
-        const created = await gh.createComment(repo, pull.number, body);
-        writes++;
-        comment = { taskId: view.taskId, id: created.id, digest };
-        log.info({ comment: created.id, pull: pull.number }, "Created progress comment");
-      }
+      const next = await reportCheckRun(input, run, rec, tally);
+      if (i >= 0) records[i] = next;
+      else records.push(next);
     } catch (e) {
-      errors.push(`progress comment: ${(e as Error).message}`);
+      tally.errors.push(`check run for ${run.name}: ${(e as Error).message}`);
     }
   }
-  return { reported: { checkRuns: records, ...(comment ? { comment } : {}) }, errors, writes };
+  const comment = await reportComment(input, tally);
+  return { reported: { checkRuns: records, ...(comment ? { comment } : {}) }, ...tally };
 }

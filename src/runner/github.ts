@@ -93,6 +93,38 @@ function describe(err: unknown): string {
   return status ? `HTTP ${status}: ${message}` : message;
 }
 
+/** Why the run cannot use the repository, from GitHub's answer to reading it (what to fix, by status). */
+export function repositoryAccessError(err: unknown, where: { baseUrl: string; owner: string; repo: string }): RunnerError {
+  const { baseUrl, owner, repo } = where;
+  switch (statusOf(err)) {
+    case 401:
+      return new RunnerError(
+        Reasons.AuthFailed,
+        `GitHub rejected the credentials (HTTP 401 Bad credentials) at ${baseUrl}. Check the run's token secret (github-token-{user}) or GitHub App secret and that it has not expired.`,
+      );
+    case 403:
+      return new RunnerError(
+        Reasons.AuthFailed,
+        `GitHub denied access to ${owner}/${repo} (HTTP 403). Grant the run's GitHub user or App access to the repository.`,
+      );
+    case 404:
+      return new RunnerError(
+        Reasons.RepoUnreachable,
+        `GitHub repository ${owner}/${repo} was not found at ${baseUrl}, or the run's credentials cannot see it. Check repositoryUrl and that the GitHub user or App has access.`,
+      );
+    default:
+      return new RunnerError(
+        Reasons.RepoUnreachable,
+        `Could not reach the GitHub API at ${baseUrl} (${describe(err)}). Check githubApiUrl and the network.`,
+        { cause: err },
+      );
+  }
+}
+
+function toPullRequest(p: { number: number; html_url: string; title: string; body: string | null }): PullRequest {
+  return { number: p.number, htmlUrl: p.html_url, title: p.title, body: p.body ?? "" };
+}
+
 /** The Octokit adapter of GitHubPort. */
 export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
   const { owner, repo, log } = options;
@@ -104,111 +136,54 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubPort {
       userAgent: "orchestrator-agent-runner",
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     });
-  const toPullRequest = (p: { number: number; html_url: string; title: string; body: string | null }): PullRequest => ({
-    number: p.number,
-    htmlUrl: p.html_url,
-    title: p.title,
-    body: p.body ?? "",
-  });
+
+  /** One REST call with the runner's retries. */
+  const call = <T>(what: string, fn: (octokit: Octokit) => Promise<T>): Promise<T> =>
+    withRetry(what, async () => fn(await client()), retry);
 
   return {
     async checkRepositoryAccess() {
       try {
-        await withRetry("get repository", async () => (await client()).rest.repos.get({ owner, repo }), retry);
+        await call("get repository", (o) => o.rest.repos.get({ owner, repo }));
       } catch (err) {
-        const status = statusOf(err);
-        if (status === 401) {
-          throw new RunnerError(
-            Reasons.AuthFailed,
-            `GitHub rejected the credentials (HTTP 401 Bad credentials) at ${options.baseUrl}. Check the run's token secret (github-token-{user}) or GitHub App secret and that it has not expired.`,
-          );
-        }
-        if (status === 403) {
-          throw new RunnerError(
-            Reasons.AuthFailed,
-            `GitHub denied access to ${owner}/${repo} (HTTP 403). Grant the run's GitHub user or App access to the repository.`,
-          );
-        }
-        if (status === 404) {
-          throw new RunnerError(
-            Reasons.RepoUnreachable,
-            `GitHub repository ${owner}/${repo} was not found at ${options.baseUrl}, or the run's credentials cannot see it. Check repositoryUrl and that the GitHub user or App has access.`,
-          );
-        }
-        throw new RunnerError(
-          Reasons.RepoUnreachable,
-          `Could not reach the GitHub API at ${options.baseUrl} (${describe(err)}). Check githubApiUrl and the network.`,
-          { cause: err },
-        );
+        throw repositoryAccessError(err, options);
       }
     },
-
     async findOpenPullRequest(head, base) {
-      const { data } = await withRetry(
-        "list pull requests",
-        async () => (await client()).rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${head}`, base, per_page: 100 }),
-        retry,
+      const { data } = await call("list pull requests", (o) =>
+        o.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${head}`, base, per_page: 100 }),
       );
       const match = data.find((p) => p.head.ref === head && p.base.ref === base);
       return match ? toPullRequest(match) : null;
     },
-
     async createPullRequest(input) {
-      const { data } = await withRetry(
-        "create pull request",
-        async () =>
-          (await client()).rest.pulls.create({ owner, repo, title: input.title, body: input.body, head: input.head, base: input.base }),
-        retry,
-      );
-      return toPullRequest(data);
+      const { title, body, head, base } = input;
+      return toPullRequest((await call("create pull request", (o) => o.rest.pulls.create({ owner, repo, title, body, head, base }))).data);
     },
-
     async updatePullRequest(number, text) {
-      await withRetry(
-        "update pull request",
-        async () => (await client()).rest.pulls.update({ owner, repo, pull_number: number, title: text.title, body: text.body }),
-        retry,
+      await call("update pull request", (o) =>
+        o.rest.pulls.update({ owner, repo, pull_number: number, title: text.title, body: text.body }),
       );
     },
-
     async addLabels(issueNumber, labels) {
       if (labels.length === 0) return;
-      await withRetry(
-        "add labels",
-        async () => (await client()).rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }),
-        retry,
-      );
+      await call("add labels", (o) => o.rest.issues.addLabels({ owner, repo, issue_number: issueNumber, labels }));
     },
-
     async removeLabel(issueNumber, name) {
       try {
-        await withRetry(
-          "remove label",
-          async () => (await client()).rest.issues.removeLabel({ owner, repo, issue_number: issueNumber, name }),
-          retry,
-        );
+        await call("remove label", (o) => o.rest.issues.removeLabel({ owner, repo, issue_number: issueNumber, name }));
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
       }
     },
-
     async createComment(issueNumber, body) {
-      const { data } = await withRetry(
-        "create comment",
-        async () => (await client()).rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }),
-        retry,
-      );
-      return data.html_url;
+      return (await call("create comment", (o) => o.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }))).data
+        .html_url;
     },
-
     async submitReview(pullNumber, review) {
-      const { data } = await withRetry(
-        "submit review",
-        async () =>
-          (await client()).rest.pulls.createReview({ owner, repo, pull_number: pullNumber, event: review.event, body: review.body }),
-        retry,
-      );
-      return data.html_url;
+      const { event, body } = review;
+      return (await call("submit review", (o) => o.rest.pulls.createReview({ owner, repo, pull_number: pullNumber, event, body }))).data
+        .html_url;
     },
   };
 }

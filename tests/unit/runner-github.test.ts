@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGitHubClient, ensurePullRequest, withRetry, type GitHubPort } from "../../src/runner/github.js";
+import { createGitHubClient, ensurePullRequest, repositoryAccessError, withRetry, type GitHubPort } from "../../src/runner/github.js";
 import { checkRequest, matchOperation, startGitHubServer, type GitHubServer } from "../support/github-server.js";
 
 const TOKEN = "ghp_unitTestToken";
@@ -155,5 +155,20 @@ describe("GitHub adapter", () => {
       ),
     ).rejects.toThrow("nope");
     expect(calls).toBe(1);
+  });
+});
+
+describe("repositoryAccessError", () => {
+  const where = { baseUrl: "https://ghe.example.com/api/v3", owner: "acme", repo: "api" };
+  it.each([
+    { status: 401, reason: "AuthFailed", says: "github-token-{user}" },
+    { status: 403, reason: "AuthFailed", says: "Grant the run's GitHub user or App access" },
+    { status: 404, reason: "RepoUnreachable", says: "Check repositoryUrl" },
+    { status: 502, reason: "RepoUnreachable", says: "HTTP 502" },
+    { status: undefined, reason: "RepoUnreachable", says: "Check githubApiUrl and the network" },
+  ])("HTTP $status → $reason, saying what to fix", ({ status, reason, says }) => {
+    const e = repositoryAccessError(Object.assign(new Error("x"), status ? { status } : {}), where);
+    expect(e.reason).toBe(reason);
+    expect(e.message).toContain(says);
   });
 });
