@@ -46,6 +46,8 @@ export const Labels = {
    * selector query (quotas). Only a hint: who asked is the requester annotation (requesterOf).
    */
   requesterHash: "orchestrator.platform/requester-hash",
+  /** On a Secret: `"true"` makes it mountable into runs (envFromSecrets), besides authorization.mountableSecrets. */
+  mountable: "orchestrator.platform/mountable",
   /** On a Play's stage CodeRuns: the Play (the Play's CodeRun informer selects on it). */
   play: "orchestrator.platform/play",
   /** On a Play's stage CodeRuns: the stage, and its iteration (implementation/remediation) or round (quality/testing). */

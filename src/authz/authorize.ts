@@ -73,8 +73,8 @@ function deny(reason: AuthzReason, field: string, message: string): AuthzDecisio
   return { allowed: false, reason, field, message };
 }
 
-/** Checks 1-3: shape, host binding and Secret allowlist, whoever asks. */
-function checkShape(req: RunRequest, config: AuthzConfig): AuthzDecision {
+/** Checks 1-3: shape, host binding and Secret allowlist (config or label), whoever asks. */
+function checkShape(req: RunRequest, config: AuthzConfig, labelled: ReadonlySet<string>): AuthzDecision {
   const repositories: BoundRepository[] = [];
   for (const [field, url] of [
     ["repositoryUrl", req.repositoryUrl],
@@ -116,11 +116,11 @@ function checkShape(req: RunRequest, config: AuthzConfig): AuthzDecision {
         `envFromSecrets ${e.name}: secretName must be a DNS subdomain and secretKey a Secret key ([-._a-zA-Z0-9]).`,
       );
     const own = e.secretName === config.secrets.apiKeySecretName || IDENTITY_SECRET_PREFIXES.some((p) => e.secretName.startsWith(p));
-    if (own || !config.authorization.mountableSecrets.includes(e.secretName)) {
+    if (own || !(config.authorization.mountableSecrets.includes(e.secretName) || labelled.has(e.secretName))) {
       return deny(
         AuthzReasons.NotAuthorized,
         "envFromSecrets",
-        `envFromSecrets ${e.name}: Secret ${e.secretName} may not be mounted into runs${own ? " (it holds the controller's or an identity's credentials)" : "; an administrator can add it to authorization.mountableSecrets"}.`,
+        `envFromSecrets ${e.name}: Secret ${e.secretName} may not be mounted into runs${own ? " (it holds the controller's or an identity's credentials)" : `; an administrator can add it to authorization.mountableSecrets or label it ${Labels.mountable}=true`}.`,
       );
     }
   }
@@ -140,9 +140,17 @@ function ruleAllows(rule: Rule, req: RunRequest, repositories: BoundRepository[]
   return undefined;
 }
 
-/** The decision for `requester` (a principal name, `webhook:<rule>`, or `kubernetes`). */
-export function authorizeRun(req: RunRequest, requester: string, config: AuthzConfig): AuthzDecision {
-  const shape = checkShape(req, config);
+/**
+ * The decision for `requester` (a principal name, `webhook:<rule>`, or `kubernetes`).
+ * `labelled`: names of the Secrets labelled mountable (orchestrator.platform/mountable=true).
+ */
+export function authorizeRun(
+  req: RunRequest,
+  requester: string,
+  config: AuthzConfig,
+  labelled: ReadonlySet<string> = new Set(),
+): AuthzDecision {
+  const shape = checkShape(req, config, labelled);
   if (!shape.allowed) return shape;
   const rules = config.authorization.rules.length > 0 ? config.authorization.rules : [EVERYONE];
   const mine = rules.filter((r) => r.requesters.some((p) => globMatch(p, requester)));

@@ -326,8 +326,9 @@ export const fileConfigSchema = z.strictObject({
   authorization: z
     .strictObject({
       /**
-       * Secrets runs may mount through envFromSecrets. The controller's own Secret and identity
-       * Secrets (github-token-*, github-ssh-*, github-app-*) are never mountable.
+       * Secrets runs may mount through envFromSecrets, besides those labelled
+       * orchestrator.platform/mountable: "true". The controller's own Secret and identity Secrets
+       * (github-token-*, github-ssh-*, github-app-*) are never mountable, whatever their labels.
        */
       mountableSecrets: z.array(z.string().regex(new RegExp(SECRET_NAME_PATTERN), "must be a Secret name (DNS subdomain)")).default([]),
       /** Empty = one rule for every requester: any identity, any repository on github.url, the mountable Secrets. */

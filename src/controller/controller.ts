@@ -108,6 +108,10 @@ export class Controller implements ControllerCache {
   getPvc(namespace: string, name: string): V1PersistentVolumeClaim | undefined {
     return this.pvcInformer.get(name, namespace);
   }
+  mountableSecrets(namespace: string): ReadonlySet<string> {
+    const labelled = this.secretInformer.list(namespace).filter((s) => s.metadata?.labels?.[Labels.mountable] === "true");
+    return new Set(labelled.map((s) => s.metadata?.name ?? ""));
+  }
   secretKeys(namespace: string, name: string): string[] | undefined {
     const s = this.secretInformer.get(name, namespace);
     return s ? Object.keys(s.data ?? {}) : undefined;

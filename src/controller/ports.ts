@@ -33,6 +33,8 @@ export interface ControllerCache {
   getPvc(namespace: string, name: string): V1PersistentVolumeClaim | undefined;
   /** Keys of a cached Secret (the cache keeps no values), or undefined when the cache has none. */
   secretKeys(namespace: string, name: string): string[] | undefined;
+  /** Names of the cached Secrets labelled `orchestrator.platform/mountable: "true"`. */
+  mountableSecrets(namespace: string): ReadonlySet<string>;
 }
 
 /** A collection the manager keeps an informer cache of. */

@@ -180,7 +180,9 @@ export class RunReconciler {
     // Runs can be created with kubectl: the intake's decision is made again, for the recorded
     // requester only while the spec is the one it authorized. Before any Secret is looked at, so
     // a refused run learns nothing about which Secrets exist.
-    const decision = checkSpecSize(run.spec, this.deps.config) ?? authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config);
+    const decision =
+      checkSpecSize(run.spec, this.deps.config) ??
+      authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config, this.deps.cache.mountableSecrets(ns));
     if (!decision.allowed) throw new TerminalProblem(decision.reason, decision.message);
     const repositoryKey = decision.repositories[0]!.key;
     await this.checkSecrets(run);

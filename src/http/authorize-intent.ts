@@ -27,8 +27,14 @@ const QUOTA_RETRY_AFTER_SECONDS = 60;
  * no requester may ask for), 403 (this requester may not) or 413 (spec over its size quota) and
  * returns the reply.
  */
-export function authorizeIntent(reply: FastifyReply, run: AnyRun, requester: string, config: AuthzConfig): FastifyReply | null {
-  const decision = checkSpecSize(run.spec, config) ?? authorizeRun(runRequestOf(run), requester, config);
+export function authorizeIntent(
+  reply: FastifyReply,
+  run: AnyRun,
+  requester: string,
+  config: AuthzConfig,
+  labelled?: ReadonlySet<string>,
+): FastifyReply | null {
+  const decision = checkSpecSize(run.spec, config) ?? authorizeRun(runRequestOf(run), requester, config, labelled);
   if (!decision.allowed) {
     const [type, status] =
       decision.reason === AuthzReasons.QuotaExceeded
@@ -41,6 +47,13 @@ export function authorizeIntent(reply: FastifyReply, run: AnyRun, requester: str
   run.metadata.annotations = { ...run.metadata.annotations, ...buildAuthzAnnotations(requester, run.spec) };
   run.metadata.labels = { ...run.metadata.labels, ...requesterLabel(requester) };
   return null;
+}
+
+/** The Secrets labelled mountable, read only when the run mounts one the config does not list. */
+export async function labelledSecretsFor(runs: RunStore, run: AnyRun, config: AuthzConfig): Promise<ReadonlySet<string>> {
+  const mounts = run.kind === "CodeRun" ? (run.spec.envFromSecrets ?? []) : [];
+  if (mounts.every((e) => config.authorization.mountableSecrets.includes(e.secretName))) return new Set();
+  return new Set(await runs.listMountableSecrets());
 }
 
 /**

@@ -74,6 +74,8 @@ export interface RunStore {
    * Job has no pod yet, NotReady when its container is still waiting to start.
    */
   openJobLogs(jobName: string, opts: JobLogOptions): Promise<Readable>;
+  /** Names of the Secrets labelled `orchestrator.platform/mountable: "true"` (never their values). */
+  listMountableSecrets(): Promise<string[]>;
 }
 
 /** Storage of Plays in one namespace (the Play routes); every method throws RunStoreError for API outcomes. */

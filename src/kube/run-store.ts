@@ -20,7 +20,7 @@ import {
   type V1Pod,
   type V1TokenReview,
 } from "@kubernetes/client-node";
-import { GROUP, Plurals, VERSION } from "../api/constants.js";
+import { GROUP, Labels, Plurals, VERSION } from "../api/constants.js";
 import type { Play } from "../api/play.js";
 import type { AnyRun } from "../api/types.js";
 import { withConnectionPool } from "./clients.js";
@@ -142,6 +142,11 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
           )) as AnyRun,
       ),
     openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout)),
+    listMountableSecrets: () =>
+      wrap(async () => {
+        const res = await core.listNamespacedSecret({ namespace, labelSelector: `${Labels.mountable}=true` }, callOptions(timeout));
+        return res.items.map((s) => s.metadata?.name ?? "").filter(Boolean);
+      }),
   };
 }
 

@@ -14,7 +14,7 @@ import { createKubeRunStore, createKubeTokenReviewer } from "../../src/kube/run-
 import { applyChartRbac, chartDir } from "../support/chart-rbac.js";
 import { newNamespace, useControlPlane } from "../support/cluster.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
-import { buildTestApp, commentPayload, deliver, runNameOf, signedDelivery, testConfig } from "../support/webhook-fixtures.js";
+import { authHeader, buildTestApp, commentPayload, deliver, runNameOf, signedDelivery, testConfig } from "../support/webhook-fixtures.js";
 
 const cluster = useControlPlane("minimal", { crdPaths: ["infra/charts/orchestrator/crds"] });
 const stops: Array<() => Promise<void>> = [];
@@ -236,6 +236,85 @@ authorization:
     );
     expect(copied).toMatchObject({ reason: "NotAuthorized" });
     expect(copied?.message).toMatch(/kubernetes may not create runs/);
+  });
+});
+
+describe("Secrets labelled mountable", () => {
+  it("the REST intake and the reconciler mount a labelled Secret, never an unlabelled one or the controller's own", async () => {
+    const cp = cluster();
+    const ns = await newNamespace("labelled");
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    const secret = (name: string, labels: Record<string, string> = {}) =>
+      core.createNamespacedSecret({ namespace: ns, body: { metadata: { name, labels }, stringData: { k: "v" } } });
+    await secret("team-registry", { "orchestrator.platform/mountable": "true" });
+    await secret("plain");
+    // The controller's own Secret, labelled by a careless operator.
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: "orchestrator-secrets", labels: { "orchestrator.platform/mountable": "true" } },
+        stringData: { ANTHROPIC_API_KEY: "sk-test", k: "v" },
+      },
+    });
+    await createAgentSecrets(cp.kubeConfig, ns);
+    const { manager, started } = startInProcessController(cp.kubeConfig, ns, "job: {maxRetries: 0}\n");
+    await started;
+    stops.push(() => manager.stop());
+
+    // The REST intake, against the same namespace (no authorization config: only labels make Secrets mountable).
+    const intake = buildTestApp({
+      config: testConfig(`namespace: ${ns}\n`),
+      runs: createKubeRunStore({ kubeConfig: cp.kubeConfig, namespace: ns, requestTimeoutMs: 5000 }) as never,
+    });
+    stops.push(() => intake.close());
+    const submit = (id: number, secretName: string) =>
+      intake.app.inject({
+        method: "POST",
+        url: "/api/v1/pm/tasks",
+        headers: authHeader,
+        payload: {
+          task_id: id,
+          service: "api",
+          repository_url: "acme/api",
+          docs_repository_url: "acme/docs",
+          github_user: "alice",
+          env_from_secrets: [{ name: "X", secretName, secretKey: "k" }],
+        },
+      });
+    const ok = await submit(1, "team-registry");
+    expect(ok.statusCode, ok.body).toBe(201);
+    for (const name of ["plain", "orchestrator-secrets"]) {
+      const refused = await submit(2, name);
+      expect(refused.statusCode, name).toBe(403);
+      expect(refused.json().detail).toContain(`Secret ${name} may not be mounted into runs`);
+    }
+
+    // kubectl-made runs, decided by the reconciler from its cache.
+    const runs = runsApi(cp.kubeConfig);
+    const statusOf = async (name: string) => ((await runs.get("CodeRun", ns, name)) as CodeRun).status;
+    const mounting = (name: string, secretName: string, taskId: number) =>
+      runs.create(codeRun(ns, name, { taskId, service: `svc-${taskId}`, envFromSecrets: [{ name: "X", secretName, secretKey: "k" }] }));
+    await mounting("labelled", "team-registry", 11);
+    await mounting("own", "orchestrator-secrets", 12);
+    await mounting("unlabelled", "plain", 13);
+    const started1 = await waitFor(
+      async () => ((await statusOf("labelled"))?.jobName ? statusOf("labelled") : undefined),
+      20_000,
+      "labelled Job",
+    );
+    expect(started1?.phase).toBe("Running");
+    for (const name of ["own", "unlabelled"]) {
+      const st = await waitFor(
+        async () => ((await statusOf(name))?.phase === "Failed" ? statusOf(name) : undefined),
+        20_000,
+        `${name} Failed`,
+      );
+      expect(st).toMatchObject({ reason: "NotAuthorized" });
+    }
+    const submitted = ok.json().data.coderun_name as string;
+    expect(
+      (await waitFor(async () => ((await statusOf(submitted))?.jobName ? statusOf(submitted) : undefined), 20_000, "submitted Job"))?.phase,
+    ).toBe("Running");
   });
 });
 

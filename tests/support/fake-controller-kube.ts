@@ -56,6 +56,11 @@ export class FakeKube implements ControllerKube, ControllerCache {
     return (this.secretCache ?? this.secrets).get(`${ns}/${name}`);
   }
   secretCache: Map<string, string[]> | undefined;
+  /** Secrets labelled mountable, as "ns/name". */
+  labelledSecrets = new Set<string>();
+  mountableSecrets(ns: string) {
+    return new Set([...this.labelledSecrets].filter((k) => k.startsWith(`${ns}/`)).map((k) => k.slice(ns.length + 1)));
+  }
 
   // ControllerKube
   async createPvc(p: V1PersistentVolumeClaim) {

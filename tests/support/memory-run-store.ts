@@ -21,6 +21,8 @@ export interface MemoryRunStore extends RunStore {
   jobLogs: Map<string, string | "waiting" | RunStoreError>;
   /** Number of create() calls (including failed ones). */
   createCalls: number;
+  /** Secrets labelled mountable (listMountableSecrets). */
+  labelledSecrets: string[];
 }
 
 function clone<T>(v: T): T {
@@ -39,6 +41,11 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
     delayMs: 0,
     jobLogs: new Map(),
     createCalls: 0,
+    labelledSecrets: [],
+    async listMountableSecrets() {
+      await gate();
+      return [...store.labelledSecrets];
+    },
     async create(run) {
       store.createCalls++;
       await gate();

@@ -145,6 +145,35 @@ describe("authorizeRun", () => {
   });
 });
 
+describe("Secrets labelled mountable", () => {
+  const open = parseConfig("authorization: {mountableSecrets: [npm-token]}", {});
+  const mount = (secretName: string): RunRequest => ({ ...base, envFromSecrets: [{ name: "X", secretName, secretKey: "k" }] });
+  const labelled = new Set(["team-registry", "orchestrator-secrets", "github-app-rex"]);
+
+  it("are mountable besides the config list; unlabelled ones are not", () => {
+    expect(authorizeRun(mount("team-registry"), "x", open, labelled)).toMatchObject({ allowed: true });
+    expect(authorizeRun(mount("team-registry"), "x", open)).toMatchObject({ allowed: false, reason: "NotAuthorized" });
+    const plain = authorizeRun(mount("prod-db"), "x", open, labelled);
+    expect(plain).toMatchObject({ allowed: false, reason: "NotAuthorized" });
+    expect(!plain.allowed && plain.message).toMatch(/or label it orchestrator\.platform\/mountable=true/);
+  });
+
+  it("never make the controller's or an identity's Secret mountable", () => {
+    for (const name of ["orchestrator-secrets", "github-app-rex"]) {
+      const d = authorizeRun(mount(name), "x", open, labelled);
+      expect(d).toMatchObject({ allowed: false, reason: "NotAuthorized" });
+      expect(!d.allowed && d.message).toContain("it holds the controller's or an identity's credentials");
+    }
+  });
+
+  it("still need a rule that grants them to the requester", () => {
+    expect(authorizeRun({ ...mount("team-registry"), githubUser: "alice" }, "api-token-1", config, labelled)).toMatchObject({
+      allowed: false,
+      message: expect.stringContaining("api-token-1 may not use Secret team-registry"),
+    });
+  });
+});
+
 describe("requesterOf", () => {
   const run = (annotations: Record<string, string>, spec: Partial<CodeRun["spec"]> = {}): CodeRun => ({
     apiVersion: "orchestrator.platform/v1",

@@ -7,7 +7,7 @@ import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
-import { authorizeIntent } from "../authorize-intent.js";
+import { authorizeIntent, labelledSecretsFor } from "../authorize-intent.js";
 import { buildRetryRun } from "../intent.js";
 import { RunKinds, isStoreError, type RunKind } from "../../intake/store.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
@@ -172,7 +172,8 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       }
       const run = buildRetryRun(source, { contextVersion, promptModification: parsed.data.prompt_modification }, intent);
       // A retry is a new request by whoever asks now: decided for them, not for the source's requester.
-      const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
+      const labelled = await labelledSecretsFor(ctx.runs, run, ctx.config);
+      const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config, labelled);
       if (refused) return refused;
       const res = await createOnce(ctx, reply, run, intent, sendCreated);
       req.log.info(
