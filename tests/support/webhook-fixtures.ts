@@ -77,6 +77,7 @@ export interface TestAppOptions {
   deliveryEvents?: AppDeps["deliveryEvents"];
   routes?: AppDeps["routes"];
   onRefusal?: AppDeps["onRefusal"];
+  plays?: AppDeps["plays"];
   logLevel?: string;
 }
 
@@ -110,6 +111,7 @@ export function buildTestApp(opts: TestAppOptions = {}): TestApp {
     deliveryEvents: opts.deliveryEvents,
     routes: opts.routes,
     onRefusal: opts.onRefusal,
+    plays: opts.plays,
   });
   const logs = () => chunks.join("");
   return {

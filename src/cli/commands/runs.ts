@@ -108,6 +108,12 @@ export function runsCommand(deps: CliDeps, results: { exitCode: number }): Comma
         await followLogs(ctx, run, o);
       }),
     );
+  addChangeCommands(runs, deps, results);
+  return runs;
+}
+
+/** `runs cancel` and `runs retry`: the two that change a run. */
+function addChangeCommands(runs: Command, deps: CliDeps, results: { exitCode: number }): void {
   runs
     .command("cancel")
     .argument("<run>", "coderun/NAME, docsrun/NAME or NAME")
@@ -133,5 +139,4 @@ export function runsCommand(deps: CliDeps, results: { exitCode: number }): Comma
       await reportSubmitted(ctx, s, o);
     }),
   );
-  return runs;
 }

@@ -71,6 +71,34 @@ export async function waitAndReport(ctx: CommandContext, kind: string, name: str
   ctx.exitCode = exitCodeOfPhase(run.status?.phase ?? "Pending");
 }
 
+/** The request fields of `submit code`'s flags (the git origin fills the rest). */
+function codeRequestOf(taskId: number, o: Record<string, unknown>) {
+  return {
+    task_id: taskId,
+    service: o.service as string,
+    repository_url: o.repositoryUrl,
+    docs_repository_url: o.docsRepositoryUrl,
+    docs_project_directory: o.docsProjectDirectory,
+    working_directory: o.workingDirectory,
+    model: o.model,
+    github_user: o.githubUser,
+    github_app: o.githubApp,
+    local_tools: o.localTools,
+    remote_tools: o.remoteTools,
+    context_version: o.contextVersion,
+    prompt_modification: o.promptModification,
+    docs_branch: o.docsBranch,
+    continue_session: o.continueSession,
+    overwrite_memory: o.overwriteMemory,
+    env: parseEnvPairs(o.env as string[]),
+    env_from_secrets: parseEnvFromSecrets(o.envFromSecrets as string[]),
+    timeout_seconds: o.timeoutSeconds,
+    max_retries: o.maxRetries,
+    max_turns: o.maxTurns,
+    max_cost_usd: o.maxCostUsd,
+  };
+}
+
 function codeCommand(deps: CliDeps, results: { exitCode: number }): Command {
   const cmd = new Command("code")
     .description("submit a coding task (creates a CodeRun); repository URLs default to the git origin")
@@ -100,33 +128,7 @@ function codeCommand(deps: CliDeps, results: { exitCode: number }): Command {
   return cmd.action(
     action(deps, results, async (ctx, taskId: number, o: Record<string, unknown>) => {
       const git = await detectGit(ctx.deps.cwd);
-      const { body, notes } = completeCodeRequest(
-        {
-          task_id: taskId,
-          service: o.service as string,
-          repository_url: o.repositoryUrl,
-          docs_repository_url: o.docsRepositoryUrl,
-          docs_project_directory: o.docsProjectDirectory,
-          working_directory: o.workingDirectory,
-          model: o.model,
-          github_user: o.githubUser,
-          github_app: o.githubApp,
-          local_tools: o.localTools,
-          remote_tools: o.remoteTools,
-          context_version: o.contextVersion,
-          prompt_modification: o.promptModification,
-          docs_branch: o.docsBranch,
-          continue_session: o.continueSession,
-          overwrite_memory: o.overwriteMemory,
-          env: parseEnvPairs(o.env as string[]),
-          env_from_secrets: parseEnvFromSecrets(o.envFromSecrets as string[]),
-          timeout_seconds: o.timeoutSeconds,
-          max_retries: o.maxRetries,
-          max_turns: o.maxTurns,
-          max_cost_usd: o.maxCostUsd,
-        },
-        git,
-      );
+      const { body, notes } = completeCodeRequest(codeRequestOf(taskId, o), git);
       notes.forEach((n) => ctx.note(n));
       await reportSubmitted(ctx, await ctx.client().submitCode(body, o.idempotencyKey as string | undefined), o as WaitFlags);
     }),

@@ -41,12 +41,19 @@ function statusCommand(deps: CliDeps, results: { exitCode: number }): Command {
   );
 }
 
-function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
+type Results = { exitCode: number };
+
+function contextCommand(deps: CliDeps, results: Results): Command {
   const path = () => cliConfigPath(deps.env);
   const ctxCmd = new Command("context").description(
     `named API endpoints in the CLI config file (${"$ORCHESTRATOR_CLI_CONFIG"}, default ~/.config/orchestrator/cli.yaml)`,
   );
-  // --api-url and --token are the program's own options (accepted after the subcommand too).
+  for (const add of [addContextSet, addContextUse, addContextList, addContextDelete]) add(ctxCmd, deps, results, path);
+  return ctxCmd;
+}
+
+/** `context set NAME --api-url URL [--token T | --token-file F]` (--api-url and --token are the program's own options). */
+function addContextSet(ctxCmd: Command, deps: CliDeps, results: Results, path: () => string): void {
   ctxCmd
     .command("set")
     .argument("<name>", "context name")
@@ -67,6 +74,9 @@ function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
         ctx.print(`Context ${name} saved in ${path()} and made current.`);
       }),
     );
+}
+
+function addContextUse(ctxCmd: Command, deps: CliDeps, results: Results, path: () => string): void {
   ctxCmd
     .command("use")
     .argument("<name>", "context name")
@@ -82,6 +92,9 @@ function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
         ctx.print(`Current context: ${name}.`);
       }),
     );
+}
+
+function addContextList(ctxCmd: Command, deps: CliDeps, results: Results, path: () => string): void {
   ctxCmd
     .command("list")
     .alias("ls")
@@ -105,6 +118,9 @@ function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
         );
       }),
     );
+}
+
+function addContextDelete(ctxCmd: Command, deps: CliDeps, results: Results, path: () => string): void {
   ctxCmd
     .command("delete")
     .argument("<name>", "context name")
@@ -121,7 +137,6 @@ function contextCommand(deps: CliDeps, results: { exitCode: number }): Command {
         ctx.print(`Context ${name} deleted.`);
       }),
     );
-  return ctxCmd;
 }
 
 export function systemCommands(deps: CliDeps, results: { exitCode: number }): Command[] {

@@ -29,17 +29,11 @@ function parseName(req: FastifyRequest, reply: FastifyReply): string | undefined
   return undefined;
 }
 
-export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, store: PlayStore | undefined): void {
-  const disabled = (reply: FastifyReply) =>
-    sendProblem(
-      reply,
-      "disabled",
-      503,
-      "Plays are disabled on this orchestrator: set play.enabled and controller.enabled to true in its config (Helm: values play.enabled) and restart.",
-    );
+type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
-  app.post("/api/v1/plays", async (req, reply) => {
-    if (!store) return disabled(reply);
+/** POST /api/v1/plays: validates the request and creates the Play (intent only). */
+function startPlay(ctx: RouteContext, store: PlayStore): Handler {
+  return async (req, reply) => {
     const key = readIdempotencyKey(req);
     if (key === null) return badIdempotencyKey(reply);
     const body = objectBody(req);
@@ -62,21 +56,21 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
     } catch (err) {
       return sendStoreError(reply, err, `Play ${play.metadata.name}`);
     }
-  });
+  };
+}
 
-  app.get("/api/v1/plays", async (req, reply) => {
-    if (!store) return disabled(reply);
+/** GET /api/v1/plays: newest first, filtered by service and phase. */
+function listPlays(store: PlayStore): Handler {
+  return async (req, reply) => {
     const parsed = playListQuerySchema.safeParse(req.query);
     if (!parsed.success) {
       const errors = fieldErrors(parsed.error, ["query"]);
       return sendProblem(reply, "badRequest", 400, `Invalid query: ${summarizeFieldErrors(errors)}`, { errors });
     }
+    const { service, phase } = parsed.data;
     try {
       const items = (await store.list())
-        .filter(
-          (p) =>
-            (!parsed.data.service || p.spec.service === parsed.data.service) && (!parsed.data.phase || phaseOf(p) === parsed.data.phase),
-        )
+        .filter((p) => (!service || p.spec.service === service) && (!phase || phaseOf(p) === phase))
         .sort(
           (a, b) =>
             (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") ||
@@ -87,10 +81,12 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
     } catch (err) {
       return sendStoreError(reply, err, "the Play list");
     }
-  });
+  };
+}
 
-  app.get("/api/v1/plays/:name", async (req, reply) => {
-    if (!store) return disabled(reply);
+/** GET /api/v1/plays/:name. */
+function getPlay(store: PlayStore): Handler {
+  return async (req, reply) => {
     const name = parseName(req, reply);
     if (!name) return reply;
     try {
@@ -98,10 +94,12 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
     } catch (err) {
       return sendStoreError(reply, err, `Play ${name}`);
     }
-  });
+  };
+}
 
-  app.post("/api/v1/plays/:name/cancel", async (req, reply) => {
-    if (!store) return disabled(reply);
+/** POST /api/v1/plays/:name/cancel: sets spec.cancel; the Play controller stops the stage runs. */
+function cancelPlay(store: PlayStore): Handler {
+  return async (req, reply) => {
     const name = parseName(req, reply);
     if (!name) return reply;
     try {
@@ -122,5 +120,26 @@ export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, stor
     } catch (err) {
       return sendStoreError(reply, err, `Play ${name}`);
     }
-  });
+  };
+}
+
+export function registerPlayRoutes(app: FastifyInstance, ctx: RouteContext, store: PlayStore | undefined): void {
+  // Without a PlayStore every route answers 503 with what to configure.
+  const route = (make: (store: PlayStore) => Handler): Handler =>
+    store
+      ? make(store)
+      : async (_req, reply) =>
+          sendProblem(
+            reply,
+            "disabled",
+            503,
+            "Plays are disabled on this orchestrator: set play.enabled and controller.enabled to true in its config (Helm: values play.enabled) and restart.",
+          );
+  app.post(
+    "/api/v1/plays",
+    route((s) => startPlay(ctx, s)),
+  );
+  app.get("/api/v1/plays", route(listPlays));
+  app.get("/api/v1/plays/:name", route(getPlay));
+  app.post("/api/v1/plays/:name/cancel", route(cancelPlay));
 }
