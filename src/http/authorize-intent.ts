@@ -8,7 +8,6 @@ import { Annotations } from "../api/constants.js";
 import type { AnyRun } from "../api/types.js";
 import {
   AuthzReasons,
-  activeRunsOf,
   authorizeRun,
   buildAuthzAnnotations,
   checkSpecSize,
@@ -17,7 +16,8 @@ import {
   type AuthzConfig,
 } from "../authz/authorize.js";
 import { sendProblem } from "../intake/problem.js";
-import { RunKinds, type RunStore } from "../intake/store.js";
+import { listActiveRunsOf } from "../intake/quota.js";
+import type { RunStore } from "../intake/store.js";
 
 /** Seconds a client over its active-run quota is told to wait: runs take minutes. */
 const QUOTA_RETRY_AFTER_SECONDS = 60;
@@ -64,8 +64,7 @@ export async function labelledSecretsFor(runs: RunStore, run: AnyRun, config: Au
 export async function refuseOverQuota(reply: FastifyReply, runs: RunStore, run: AnyRun, config: AuthzConfig): Promise<boolean> {
   const requester = run.metadata.annotations?.[Annotations.requester];
   if (requester === undefined) return false;
-  const mine = (await Promise.all(RunKinds.map((k) => runs.list(k, requesterLabel(requester))))).flat();
-  const active = activeRunsOf(mine, requester);
+  const active = await listActiveRunsOf(runs, requester);
   const max = config.authorization.quotas.maxActiveRuns;
   if (active.length < max) return false;
   reply.header("retry-after", String(QUOTA_RETRY_AFTER_SECONDS));

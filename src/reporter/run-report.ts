@@ -148,7 +148,7 @@ export interface Refusal {
   issue: number;
   login: string;
   /** not-authorized: the webhook rule may not use the run's identity or repository (authorization.rules). */
-  reason: "not-allowed" | "already-running" | "not-authorized";
+  reason: "not-allowed" | "already-running" | "not-authorized" | "over-quota";
   /** The intake's explanation (e.g. the author association and what is allowed). */
   detail: string;
   /** The active run, for already-running. */
@@ -159,8 +159,10 @@ export function buildRefusalReply(r: Refusal): string {
   const why =
     r.reason === "already-running"
       ? `this task already has an active run${r.run ? ` (CodeRun \`${r.run}\`)` : ""}. Wait for it to finish, or cancel it (\`orchestrator runs cancel coderun/${r.run ?? "NAME"}\`) and ask again.`
-      : r.reason === "not-authorized"
-        ? `${r.detail.replace(/\.$/, "")}. This is the orchestrator's configuration, not your permission: ask its administrator.`
-        : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
+      : r.reason === "over-quota"
+        ? `${r.detail}. Wait for one of them to finish, then ask again.`
+        : r.reason === "not-authorized"
+          ? `${r.detail.replace(/\.$/, "")}. This is the orchestrator's configuration, not your permission: ask its administrator.`
+          : `${r.detail}. Ask a maintainer to run it, or to add you to the orchestrator's \`webhook.allowUsers\`.`;
   return [refusalMarker(r.delivery), `@${r.login} I did not start an agent: ${why}`].join("\n");
 }

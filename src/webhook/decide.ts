@@ -4,7 +4,14 @@
  * screen (secret, signature, headers, payload) → sender → intent (rule, CodeRun) → answer.
  */
 import type { AnyRun, CodeRun } from "../api/types.js";
-import { authorizeRun, buildAuthzAnnotations, runRequestOf, webhookRequester, type AuthzConfig } from "../authz/authorize.js";
+import {
+  authorizeRun,
+  buildAuthzAnnotations,
+  requesterLabel,
+  runRequestOf,
+  webhookRequester,
+  type AuthzConfig,
+} from "../authz/authorize.js";
 import type { ProblemType } from "../intake/problem.js";
 import { RunStoreError } from "../intake/store.js";
 import type { Refusal } from "../reporter/run-report.js";
@@ -30,6 +37,8 @@ export const Outcomes = {
   busy: "busy",
   rejected: "rejected",
   unauthorized: "unauthorized",
+  /** The rule (as requester) is over authorization.quotas.maxActiveRuns. */
+  quota: "quota",
   /** Refused before reading: too many unverified bodies in flight (webhook.maxUnverifiedBodies/Bytes). */
   overloaded: "overloaded",
   error: "error",
@@ -328,10 +337,15 @@ export function decideIntent(
     };
   }
   run.metadata.annotations = { ...run.metadata.annotations, ...buildAuthzAnnotations(requester, run.spec) };
+  run.metadata.labels = { ...run.metadata.labels, ...requesterLabel(requester) };
   return { run, match, sender };
 }
 
-export type CreateResult = { outcome: "created" | "duplicate"; name: string } | { outcome: "busy"; name: string; active: AnyRun };
+export type CreateResult =
+  | { outcome: "created" | "duplicate"; name: string }
+  | { outcome: "busy"; name: string; active: AnyRun }
+  /** The rule (the requester) already has `max` unfinished runs: authorization.quotas.maxActiveRuns. */
+  | { outcome: "quota"; name: string; active: number; max: number };
 
 /** The answer to a create that finished within the acknowledgement timeout. */
 export function answerCreate(
@@ -342,6 +356,10 @@ export function answerCreate(
   namespace: string,
 ): { answer: Answer; refusal?: Refusal } {
   const base = { delivery: v.delivery, event: v.event };
+  if (r.outcome === "quota") {
+    const q = answerQuota(v, r);
+    return { answer: reply(v.event, Outcomes.quota, 202, q.message, { ...base, outcome: Outcomes.quota }, q.log), refusal: q.refusal };
+  }
   if (r.outcome === "busy") {
     const busy = answerBusy(v, run, r.active);
     return {
@@ -371,6 +389,16 @@ export function answerCreate(
         msg: "Created CodeRun from webhook delivery",
       },
     ),
+  };
+}
+
+/** The rule is over its active-run quota: the message, its log line and the refusal for GitHub. */
+export function answerQuota(v: VerifiedDelivery, r: { active: number; max: number }): { message: string; log: LogLine; refusal?: Refusal } {
+  const detail = `this trigger already has ${r.active} runs that have not finished (authorization.quotas.maxActiveRuns allows ${r.max})`;
+  return {
+    message: `ignored: ${detail}`,
+    log: { level: "info", obj: { active: r.active, max: r.max }, msg: "Ignored delivery: the rule is over its active-run quota" },
+    refusal: buildRefusal(v, "over-quota", detail),
   };
 }
 

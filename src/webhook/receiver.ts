@@ -17,7 +17,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Labels } from "../api/constants.js";
+import { Annotations, Labels } from "../api/constants.js";
+import { listActiveRunsOf } from "../intake/quota.js";
 import { isActive } from "../api/predicates.js";
 import type { AnyRun, CodeRun } from "../api/types.js";
 import type { Config } from "../config/schema.js";
@@ -34,6 +35,7 @@ import {
   answerCreateFailure,
   answerDuplicate,
   answerPing,
+  answerQuota,
   decideIntent,
   decideSender,
   eventLabel,
@@ -83,25 +85,31 @@ async function activeSibling(runs: RunStore, run: CodeRun): Promise<AnyRun | und
   return siblings.find((r) => r.metadata.name !== run.metadata.name && isActive(r));
 }
 
+/** The rule's unfinished runs when they reach the quota, else undefined (also when they cannot be listed). */
+async function overQuota(runs: RunStore, run: CodeRun, max: number): Promise<number | undefined> {
+  const requester = run.metadata.annotations?.[Annotations.requester];
+  if (requester === undefined) return undefined;
+  const active = (await listActiveRunsOf(runs, requester).catch(() => [])).filter((r) => r.metadata.name !== run.metadata.name);
+  return active.length >= max ? active.length : undefined;
+}
+
 /**
- * One active run per task and service: a second request while one runs gets a reply, not a run.
- * The check is part of the create, so a slow API server is covered by the ack timeout.
+ * One active run per task and service (a second request while one runs gets a reply, not a run),
+ * and at most authorization.quotas.maxActiveRuns per rule. The checks are part of the create, so
+ * a slow API server is covered by the ack timeout.
  */
-function createUnlessBusy(runs: RunStore, run: CodeRun): Promise<CreateResult> {
+async function createUnlessBusy(runs: RunStore, run: CodeRun, max: number): Promise<CreateResult> {
   const name = run.metadata.name!;
-  return activeSibling(runs, run)
-    .catch(() => undefined)
-    .then((active): CreateResult | Promise<CreateResult> =>
-      active
-        ? { outcome: "busy" as const, name, active }
-        : runs.create(run).then(
-            () => ({ outcome: "created" as const, name }),
-            (err: unknown) => {
-              if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate" as const, name };
-              throw err;
-            },
-          ),
-    );
+  const [active, quota] = await Promise.all([activeSibling(runs, run).catch(() => undefined), overQuota(runs, run, max)]);
+  if (active) return { outcome: "busy", name, active };
+  if (quota !== undefined) return { outcome: "quota", name, active: quota, max };
+  try {
+    await runs.create(run);
+    return { outcome: "created", name };
+  } catch (err) {
+    if (isStoreError(err, "AlreadyExists")) return { outcome: "duplicate", name };
+    throw err;
+  }
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -249,7 +257,7 @@ class Receiver {
     const known = this.seen.get(bodyDigest);
     if (known !== undefined) return known;
     const r = await this.inflight.get(bodyDigest)?.catch(() => undefined);
-    return r && r.outcome !== "busy" ? r.name : undefined;
+    return r && (r.outcome === "created" || r.outcome === "duplicate") ? r.name : undefined;
   }
 
   /** The listener (e.g. Play wakeups) must not eat GitHub's 10 s: after ackTimeoutMs it goes on in the background. */
@@ -283,11 +291,11 @@ class Receiver {
     via: string,
   ): Promise<FastifyReply> {
     const { runs } = this.deps;
-    const creation = createUnlessBusy(runs, run);
+    const creation = createUnlessBusy(runs, run, this.deps.config.authorization.quotas.maxActiveRuns);
     this.inflight.set(v.bodyDigest, creation);
     const settle = creation
       .then((r) => {
-        if (r.outcome !== "busy") this.seen.set(v.bodyDigest, r.name);
+        if (r.outcome === "created" || r.outcome === "duplicate") this.seen.set(v.bodyDigest, r.name);
         return r;
       })
       .finally(() => this.inflight.delete(v.bodyDigest));
@@ -323,6 +331,12 @@ class Receiver {
     bind: Record<string, unknown>,
   ) {
     this.count(eventLabel(v.event), late.outcome);
+    if (late.outcome === "quota") {
+      const q = answerQuota(v, late);
+      this.logLine(req, q.log, bind);
+      if (q.refusal) this.deps.onRefusal?.(q.refusal);
+      return;
+    }
     if (late.outcome === "busy") {
       const busy = answerBusy(v, run, late.active);
       this.logLine(req, busy.log, bind);

@@ -323,6 +323,20 @@ describe("per-requester quotas on a real API server", () => {
     expect(after.statusCode, after.body).toBe(201);
   });
 
+  it("holds a webhook rule to its active-run quota too (202 quota, nothing created)", async () => {
+    const { t, listCodeRuns } = await setup({ quotas: "{maxActiveRuns: 1}" });
+    const on = (issue: number) => {
+      const p = commentPayload(`/agent run issue ${issue}`) as { issue: Record<string, unknown> };
+      p.issue = { ...p.issue, number: issue };
+      return signedDelivery("issue_comment", p);
+    };
+    expect((await deliver(t.app, await on(21))).statusCode).toBe(201);
+    const second = await deliver(t.app, await on(22));
+    expect(second.statusCode).toBe(202);
+    expect(second.json().data.outcome).toBe("quota");
+    expect((await listCodeRuns()).map((r) => r.spec.taskId)).toEqual([21]);
+  });
+
   it("refuses a spec over authorization.quotas.maxSpecBytes with 413 and creates nothing", async () => {
     const { t, listCodeRuns } = await setup({ quotas: "{maxSpecBytes: 8192}" });
     const big = await t.app.inject({

@@ -437,6 +437,35 @@ describe("POST /webhooks/github: the rule is the requester", () => {
   });
 });
 
+describe("POST /webhooks/github: the rule's active-run quota", () => {
+  it("creates nothing past authorization.quotas.maxActiveRuns for the rule, replies once, and counts only unfinished runs", async () => {
+    const refusals: Refusal[] = [];
+    t = buildTestApp({
+      config: testConfig(`${DEFAULT_CONFIG_YAML}\nauthorization:\n  quotas: {maxActiveRuns: 2}\n`),
+      onRefusal: (r) => refusals.push(r),
+    });
+    const on = (issue: number) => {
+      const p = commentPayload(`/agent run issue ${issue}`) as { issue: Record<string, unknown> };
+      p.issue = { ...p.issue, number: issue };
+      return signedDelivery("issue_comment", p);
+    };
+    const first = await on(11);
+    expect((await deliver(t.app, first)).statusCode).toBe(201);
+    expect((await deliver(t.app, await on(12))).statusCode).toBe(201);
+    const third = await deliver(t.app, await on(13));
+    expect(third.statusCode).toBe(202);
+    expect(third.json()).toMatchObject({
+      message: "ignored: this trigger already has 2 runs that have not finished (authorization.quotas.maxActiveRuns allows 2)",
+      data: { outcome: "quota" },
+    });
+    expect(t.runs.all()).toHaveLength(2);
+    expect(refusals.map((r) => [r.reason, r.issue])).toEqual([["over-quota", 13]]);
+    expect(buildRefusalReply(refusals[0]!)).toContain("Wait for one of them to finish, then ask again.");
+    t.runs.setStatus("CodeRun", runNameOf(first), { phase: "Succeeded" });
+    expect((await deliver(t.app, await on(13))).statusCode).toBe(201);
+  });
+});
+
 describe("POST /webhooks/github: duplicates and the Kubernetes API", () => {
   it("creates one CodeRun for a delivery sent twice, also after a restart (AlreadyExists)", async () => {
     t = buildTestApp();
