@@ -129,12 +129,12 @@ function checkRunBody(content: CheckRunContent) {
   };
 }
 
-export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
-  const base = {
-    baseUrl: opts.apiUrl.replace(/\/+$/, ""),
-    userAgent: opts.userAgent ?? "orchestrator-play",
-    ...clientBehaviour(opts.log, opts.writeIntervalMs ?? 1000),
-  };
+type ClientOf = (repo: RepoRef) => Promise<Octokit>;
+type OctokitBase = ConstructorParameters<typeof Octokit>[0];
+const r = (repo: RepoRef) => ({ owner: repo.owner, repo: repo.repo });
+
+/** The client for a repository: a token's or a fixed installation's, else the App's installation on that repository (looked up once). */
+function installationClients(opts: PlayGitHubOptions, base: OctokitBase): ClientOf {
   const app = opts.auth.app;
   const shared = app
     ? app.installationId
@@ -151,7 +151,7 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
       ? new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey } })
       : undefined;
   const perRepo = new Map<string, Promise<Octokit>>();
-  const client = (repo: RepoRef): Promise<Octokit> => {
+  return (repo: RepoRef): Promise<Octokit> => {
     if (shared) return Promise.resolve(shared);
     const key = `${repo.owner}/${repo.repo}`.toLowerCase();
     let c = perRepo.get(key);
@@ -170,8 +170,46 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
     }
     return c;
   };
-  const r = (repo: RepoRef) => ({ owner: repo.owner, repo: repo.repo });
+}
 
+type PullData = Awaited<ReturnType<Octokit["rest"]["pulls"]["get"]>>["data"];
+type ReviewData = Awaited<ReturnType<Octokit["rest"]["pulls"]["listReviews"]>>["data"][number];
+
+function toPull(p: PullData): PullState {
+  return {
+    number: p.number,
+    url: p.html_url,
+    state: p.state === "closed" ? "closed" : "open",
+    merged: Boolean(p.merged),
+    ...(p.merged_at ? { mergedAt: p.merged_at } : {}),
+    headSha: p.head.sha,
+    headRef: p.head.ref,
+    baseRef: p.base.ref,
+    labels: (p.labels ?? []).map((l) => (typeof l === "string" ? l : String(l.name ?? ""))),
+    author: login(p.user),
+    title: p.title,
+  };
+}
+
+function toReview(v: ReviewData): ReviewInfo {
+  return {
+    id: v.id,
+    login: login(v.user),
+    state: v.state,
+    commitId: v.commit_id ?? null,
+    body: v.body ?? "",
+    ...(v.author_association ? { association: v.author_association } : {}),
+    ...(v.html_url ? { url: v.html_url } : {}),
+  };
+}
+
+/** What a Play pass reads about a task's PR. */
+function pullReads(
+  client: ClientOf,
+): Pick<
+  PlayGitHub,
+  "findPullNumbers" | "getPull" | "listPullCommits" | "listReviews" | "listReviewComments" | "listIssueComments" | "listLabelEvents"
+> {
   return {
     async findPullNumbers(repo, label) {
       const o = await client(repo);
@@ -182,20 +220,7 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
       const o = await client(repo);
       const res = await orNull(o.rest.pulls.get({ ...r(repo), pull_number: number }));
       if (!res) return null;
-      const p = res.data;
-      return {
-        number: p.number,
-        url: p.html_url,
-        state: p.state === "closed" ? "closed" : "open",
-        merged: Boolean(p.merged),
-        ...(p.merged_at ? { mergedAt: p.merged_at } : {}),
-        headSha: p.head.sha,
-        headRef: p.head.ref,
-        baseRef: p.base.ref,
-        labels: (p.labels ?? []).map((l) => (typeof l === "string" ? l : String(l.name ?? ""))),
-        author: login(p.user),
-        title: p.title,
-      };
+      return toPull(res.data);
     },
     async listPullCommits(repo, number): Promise<CommitInfo[]> {
       const o = await client(repo);
@@ -205,15 +230,7 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
     async listReviews(repo, number): Promise<ReviewInfo[]> {
       const o = await client(repo);
       const items = await o.paginate(o.rest.pulls.listReviews, { ...r(repo), pull_number: number, per_page: 100 });
-      return items.map((v) => ({
-        id: v.id,
-        login: login(v.user),
-        state: v.state,
-        commitId: v.commit_id ?? null,
-        body: v.body ?? "",
-        ...(v.author_association ? { association: v.author_association } : {}),
-        ...(v.html_url ? { url: v.html_url } : {}),
-      }));
+      return items.map(toReview);
     },
     async listReviewComments(repo, number): Promise<ReviewCommentInfo[]> {
       const o = await client(repo);
@@ -237,6 +254,12 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
           actor: login(e.actor),
         }));
     },
+  };
+}
+
+/** Check runs, comments, labels and reactions: what the reporters write. */
+function reportWrites(client: ClientOf): Omit<PlayGitHub, keyof ReturnType<typeof pullReads>> {
+  return {
     async listCheckRuns(repo, sha) {
       const o = await client(repo);
       const items = await o.paginate(o.rest.checks.listForRef, { ...r(repo), ref: sha, filter: "all", per_page: 100 });
@@ -276,4 +299,14 @@ export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
       else await o.rest.reactions.createForIssue({ ...r(repo), issue_number: target.issueNumber, content });
     },
   };
+}
+
+export function createPlayGitHub(opts: PlayGitHubOptions): PlayGitHub {
+  const base = {
+    baseUrl: opts.apiUrl.replace(/\/+$/, ""),
+    userAgent: opts.userAgent ?? "orchestrator-play",
+    ...clientBehaviour(opts.log, opts.writeIntervalMs ?? 1000),
+  };
+  const client = installationClients(opts, base);
+  return { ...pullReads(client), ...reportWrites(client) };
 }
