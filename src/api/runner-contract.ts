@@ -9,6 +9,11 @@
 export const AgentPaths = {
   /** The workspace volume: PVC `workspace-{service}` for CodeRuns, emptyDir for DocsRuns. */
   workspace: "/workspace",
+  /**
+   * The channel's private directory (the same volume as the workspace, another subPath), mounted
+   * only in the credentialed container: the clone's git directory lives here, out of the agent's reach.
+   */
+  channel: "/channel",
   /** The run's ConfigMap (rendered agent files + run.json). */
   taskFiles: "/task-files",
   /** Claude Code's managed settings (highest precedence), a subPath mount of the ConfigMap. */
@@ -20,6 +25,9 @@ export const AgentPaths = {
   /** Kubernetes' default termination message path; the controller reads it into status. */
   terminationMessage: "/dev/termination-log",
 } as const;
+
+/** The channel container's port on the pod's loopback: model proxy, GitHub tools (MCP), /task, /finish, /ready. */
+export const CHANNEL_PORT = 8390;
 
 /** Keys of the run's ConfigMap. */
 export const TaskFileKeys = {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-/** Entry point of the agent runner (`orchestrator-agent-runner`), the Job container's command. */
+/** Entry point of the agent container (`orchestrator-agent-runner`): runs Claude Code on the task the channel prepared. */
+import { mainAgent } from "../runner/agent-task.js";
 import { readRunnerEnv } from "../runner/env.js";
-import { main } from "../runner/run.js";
 
-process.exitCode = await main(readRunnerEnv());
+process.exitCode = await mainAgent(readRunnerEnv());

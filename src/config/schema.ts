@@ -166,6 +166,8 @@ export const fileConfigSchema = z.strictObject({
       serviceAccountName: z.string().optional(),
       /** Command that starts the agent runner in the agent image. */
       command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
+      /** Command that starts the agent's channel (the credentialed sidecar) in the agent image. */
+      channelCommand: z.array(z.string()).min(1).default(["orchestrator-agent-channel"]),
       branchPrefix: z.string().default("feature/"),
       baseBranch: z.string().default("main"),
       /** Messages API base URL for agents (ANTHROPIC_BASE_URL in the Job); empty = Anthropic's. */

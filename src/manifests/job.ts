@@ -1,7 +1,7 @@
 /** buildJob: the agent Job of one attempt. Pure: same inputs, byte-identical output. */
 import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { Labels } from "../api/constants.js";
-import { AgentEnv, AgentPaths, TaskFileKeys } from "../api/runner-contract.js";
+import { AgentEnv, AgentPaths, CHANNEL_PORT, TaskFileKeys } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { ownerReference, runLabels } from "./labels.js";
 import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName } from "./names.js";
@@ -10,10 +10,19 @@ import { computeLimits, type BuilderConfig } from "./run-params.js";
 /** Container names kept from the original so `kubectl logs -c` habits keep working. */
 export const CONTAINER_NAME = { CodeRun: "claude-code", DocsRun: "claude-docs" } as const;
 
-/** UID of the non-root user in the agent image. */
+/** UID of the non-root user in the agent image: the agent container runs as it. */
 export const AGENT_UID = 1000;
+/** The channel container's uid: not the agent's, so the agent cannot signal it or read its files. */
+export const CHANNEL_UID = 1001;
+/** Group shared by both containers: the agent can change the files the channel prepares, and back. */
+const SHARED_GID = 1000;
+export const CHANNEL_CONTAINER = "channel";
+/** Subdirectories of the workspace volume: the agent's workspace, and the channel's private git directories. */
+const WORKSPACE_SUBPATH = "workspace";
+const CHANNEL_SUBPATH = "channel";
 
-function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
+/** The channel's variables: the model key and upstream, the GitHub identity and token, the CA bundle. */
+function channelEnv(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   const env: V1EnvVar[] = [
     {
       name: AgentEnv.anthropicApiKey,
@@ -30,6 +39,12 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
     env.push({ name: "GITHUB_USER", value: run.spec.githubUser });
   }
   if (run.spec.githubApp) env.push({ name: "GITHUB_APP", value: run.spec.githubApp });
+  return env;
+}
+
+/** The agent's variables: the run's own (spec.env, envFromSecrets) and no credential of the orchestrator's. */
+function agentEnv(run: AnyRun): V1EnvVar[] {
+  const env: V1EnvVar[] = [];
   if (run.kind === "CodeRun") {
     env.push({ name: "TASK_ID", value: String(run.spec.taskId) }, { name: "SERVICE_NAME", value: run.spec.service });
     if (run.spec.localTools) env.push({ name: "LOCAL_TOOLS", value: run.spec.localTools });
@@ -42,74 +57,95 @@ function envFor(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
   return env;
 }
 
-/** The Job's volumes and the agent container's mounts: workspace, run files, /tmp and the identity's Secret. */
-function volumesFor(run: AnyRun, attempt: number, workspaceClaim: string): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+/** Restricted (Pod Security Standard) container settings, with the container's own uid. */
+function restricted(uid: number) {
+  return {
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    runAsNonRoot: true,
+    runAsUser: uid,
+    runAsGroup: SHARED_GID,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+/** Volumes and the mounts of each container: the agent's have no Secret and no channel directory. */
+function buildVolumes(run: AnyRun, attempt: number, workspaceClaim: string) {
+  const isCode = run.kind === "CodeRun";
   const volumes: V1Volume[] = [
-    run.kind === "CodeRun"
-      ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } }
-      : { name: "workspace", emptyDir: {} },
+    isCode ? { name: "workspace", persistentVolumeClaim: { claimName: workspaceClaim } } : { name: "workspace", emptyDir: {} },
     { name: "task-files", configMap: { name: configMapName(run, attempt) } },
     { name: "tmp", emptyDir: {} },
+    { name: "channel-tmp", emptyDir: {} },
   ];
-  const mounts: V1VolumeMount[] = [
-    { name: "workspace", mountPath: AgentPaths.workspace },
+  const shared: V1VolumeMount[] = [
+    { name: "workspace", mountPath: AgentPaths.workspace, subPath: WORKSPACE_SUBPATH },
     { name: "task-files", mountPath: AgentPaths.taskFiles, readOnly: true },
+  ];
+  const agent: V1VolumeMount[] = [
+    ...shared,
     { name: "task-files", mountPath: AgentPaths.managedSettings, subPath: TaskFileKeys.managedSettings, readOnly: true },
     { name: "tmp", mountPath: "/tmp" },
+  ];
+  const channel: V1VolumeMount[] = [
+    ...shared,
+    { name: "workspace", mountPath: AgentPaths.channel, subPath: CHANNEL_SUBPATH },
+    { name: "channel-tmp", mountPath: "/tmp" },
   ];
   if (run.spec.githubUser) {
     // Optional: token-only users clone over HTTPS; the token secret itself is required (checked before the Job is created).
     volumes.push({ name: "ssh-key", secret: { secretName: githubSshSecretName(run.spec.githubUser), defaultMode: 0o400, optional: true } });
-    mounts.push({ name: "ssh-key", mountPath: AgentPaths.sshSecret, readOnly: true });
+    channel.push({ name: "ssh-key", mountPath: AgentPaths.sshSecret, readOnly: true });
   }
   if (run.spec.githubApp) {
     volumes.push({ name: "github-app", secret: { secretName: githubAppSecretName(run.spec.githubApp), defaultMode: 0o400 } });
-    mounts.push({ name: "github-app", mountPath: AgentPaths.githubAppSecret, readOnly: true });
+    channel.push({ name: "github-app", mountPath: AgentPaths.githubAppSecret, readOnly: true });
   }
-  return { volumes, mounts };
+  return { volumes, agent, channel };
 }
 
-/** The agent container: the image, the runner command, the run's env, no privileges. */
-function agentContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[]): V1Container {
+/**
+ * The channel: a native sidecar (an init container with restartPolicy Always, Kubernetes ≥ 1.29),
+ * so it starts first and the agent container starts only once its startup probe passes, that is
+ * once the workspace is prepared. The probe runs inside the container: the channel listens on
+ * loopback only, where kubelet's HTTP probes (sent to the pod IP) cannot reach.
+ */
+function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[], timeoutSeconds: number): V1Container {
+  const probe = `fetch("http://127.0.0.1:${CHANNEL_PORT}/ready").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
   return {
-    name: CONTAINER_NAME[run.kind],
+    name: CHANNEL_CONTAINER,
     image: `${config.agent.image.repository}:${config.agent.image.tag}`,
     imagePullPolicy: config.agent.image.pullPolicy,
-    command: [...config.agent.command],
-    workingDir: AgentPaths.workspace,
-    env: envFor(run, config),
-    resources: structuredClone(config.agent.resources) as never,
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      runAsNonRoot: true,
-      capabilities: { drop: ["ALL"] },
-      seccompProfile: { type: "RuntimeDefault" },
+    command: [...config.agent.channelCommand],
+    restartPolicy: "Always",
+    workingDir: "/tmp",
+    env: channelEnv(run, config),
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } },
+    securityContext: restricted(CHANNEL_UID),
+    startupProbe: {
+      exec: { command: ["node", "-e", probe] },
+      periodSeconds: 2,
+      timeoutSeconds: 5,
+      failureThreshold: Math.max(30, Math.ceil(timeoutSeconds / 2)),
     },
-    terminationMessagePath: AgentPaths.terminationMessage,
-    terminationMessagePolicy: "FallbackToLogsOnError",
     volumeMounts: mounts,
   };
 }
 
 /**
- * The agent Job of `attempt`, owned by the run, mounting the workspace and the run's files.
- * `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it (unused for DocsRuns,
- * which get an emptyDir).
+ * The agent Job of `attempt`, owned by the run: the channel sidecar (credentials) and the agent
+ * container (none). `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it
+ * (unused for DocsRuns, which get an emptyDir).
  */
 export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, workspaceClaim: string): V1Job {
   const limits = computeLimits(run, config);
   const labels = { ...runLabels(run), [Labels.attempt]: String(attempt) };
-  const { volumes, mounts } = volumesFor(run, attempt, workspaceClaim);
+  const { volumes, agent, channel } = buildVolumes(run, attempt, workspaceClaim);
   return {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: {
-      name: jobName(run, attempt),
-      namespace: run.metadata.namespace,
-      labels,
-      ownerReferences: [ownerReference(run)],
-    },
+    metadata: { name: jobName(run, attempt), namespace: run.metadata.namespace, labels, ownerReferences: [ownerReference(run)] },
     spec: {
       // Retries are the controller's: each attempt is a new Job with its own name and status entry.
       backoffLimit: 0,
@@ -122,15 +158,34 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
           ...(config.agent.serviceAccountName ? { serviceAccountName: config.agent.serviceAccountName } : {}),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          shareProcessNamespace: false,
           imagePullSecrets: config.agent.imagePullSecrets.map((name) => ({ name })),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: AGENT_UID,
-            runAsGroup: AGENT_UID,
-            fsGroup: AGENT_UID,
+            runAsGroup: SHARED_GID,
+            fsGroup: SHARED_GID,
+            // Once the volume's root has the group, kubelet leaves the rest alone: the channel's
+            // private directory keeps mode 0700 instead of being opened to the group on every mount.
+            fsGroupChangePolicy: "OnRootMismatch",
             seccompProfile: { type: "RuntimeDefault" },
           },
-          containers: [agentContainer(run, config, mounts)],
+          initContainers: [buildChannelContainer(run, config, channel, limits.timeoutSeconds)],
+          containers: [
+            {
+              name: CONTAINER_NAME[run.kind],
+              image: `${config.agent.image.repository}:${config.agent.image.tag}`,
+              imagePullPolicy: config.agent.image.pullPolicy,
+              command: [...config.agent.command],
+              workingDir: AgentPaths.workspace,
+              env: agentEnv(run),
+              resources: structuredClone(config.agent.resources) as never,
+              securityContext: restricted(AGENT_UID),
+              terminationMessagePath: AgentPaths.terminationMessage,
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              volumeMounts: agent,
+            },
+          ],
           volumes,
         },
       },

@@ -84,16 +84,14 @@ export function computeAuthor(params: Pick<RunParameters, "githubUser" | "github
   return { name: "orchestrator-agent", email: "orchestrator-agent@users.noreply.github.com" };
 }
 
-/** SSH key → private temp file + GIT_SSH_COMMAND; known_hosts lives in the agent HOME. */
+/** SSH key → private temp file + GIT_SSH_COMMAND; known_hosts beside it (the agent HOME is agent-writable). */
 function prepareSsh(layout: Layout, key: string): { env: Record<string, string>; dispose: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchestrator-ssh-"));
   fs.chmodSync(dir, 0o700);
   const keyFile = path.join(dir, "id");
   // OpenSSH rejects a key without its final newline, which Secrets often lose.
   fs.writeFileSync(keyFile, key.endsWith("\n") ? key : `${key}\n`, { mode: 0o600 });
-  const sshDir = path.join(layout.home, ".ssh");
-  fs.mkdirSync(sshDir, { recursive: true, mode: 0o700 });
-  const knownHosts = path.join(sshDir, "known_hosts");
+  const knownHosts = path.join(dir, "known_hosts");
   const command = [
     "ssh",
     "-i",

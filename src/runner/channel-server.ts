@@ -12,12 +12,23 @@ import type { ModelProxy } from "./model-proxy.js";
 /** Path of the MCP endpoint of the agent's GitHub tools. */
 export const CHANNEL_MCP_PATH = "/mcp";
 
+/**
+ * What the server answers; read on every request, so the credentialed side fills it in as the run
+ * goes (the proxy and tools once the run is known, the task once the workspace is prepared).
+ */
+export interface ChannelHandlers {
+  proxy?: ModelProxy;
+  tools?: GitHubToolsOptions;
+  /** GET /task: the agent's task, or the run's result when preparation failed; undefined = not ready. */
+  task?: unknown;
+  /** POST /finish: the agent's outcome in, the run's result out. */
+  finish?: (body: unknown) => Promise<unknown>;
+}
+
 export interface ChannelServerOptions {
   /** 0 = any free port. */
   port: number;
-  proxy: ModelProxy;
-  /** Undefined until the credentialed side knows the run's repository. */
-  tools: () => GitHubToolsOptions | undefined;
+  handlers: ChannelHandlers;
   log: Logger;
 }
 
@@ -45,8 +56,14 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 
 async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = new URL(req.url ?? "/", "http://channel").pathname;
+  const h = o.handlers;
+  if (path === "/ready" || path === "/task") {
+    if (h.task === undefined) return sendJson(res, 503, { message: "The workspace is being prepared." });
+    return sendJson(res, 200, path === "/ready" ? { ready: true } : h.task);
+  }
+  if (path === "/finish") return finish(h, req, res);
   if (path === CHANNEL_MCP_PATH) {
-    const tools = o.tools();
+    const tools = h.tools;
     if (req.method !== "POST" || !tools)
       return sendJson(res, 405, { jsonrpc: "2.0", error: { code: -32000, message: "Send JSON-RPC requests with POST." }, id: null });
     let body: unknown;
@@ -57,7 +74,22 @@ async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: ht
     }
     return handleGitHubTools(tools, req, res, body);
   }
-  return o.proxy.handle(req, res);
+  if (!h.proxy) return sendJson(res, 503, { type: "error", error: { type: "api_error", message: "The model proxy is not ready." } });
+  return h.proxy.handle(req, res);
+}
+
+/** POST /finish, answered once: a second call gets 409 (the run is delivered once). */
+async function finish(h: ChannelHandlers, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const handler = h.finish;
+  if (req.method !== "POST" || !handler) return sendJson(res, 409, { message: "Nothing to finish: the agent has no task." });
+  h.finish = undefined;
+  let body: unknown;
+  try {
+    body = await readJson(req);
+  } catch (err) {
+    body = { parseError: (err as Error).message };
+  }
+  sendJson(res, 200, await handler(body));
 }
 
 /** Starts the channel's HTTP server on loopback. */

@@ -7,14 +7,18 @@
  * - spec.env / envFromSecrets: passed to Claude Code.
  * - GITHUB_TOKEN: token of the run's GitHub user (REST API and git over HTTPS). Never passed to the agent.
  * - AGENT_ROOT: tests only; prefix for every absolute contract path.
+ * - CHANNEL_PORT (channel) / CHANNEL_URL (agent): tests only; the channel's loopback port, default 8390.
  * - CLAUDE_BIN: the Claude Code executable (default `claude` on PATH).
  * - LOG_LEVEL: pino level (default info).
  */
-import { AgentEnv } from "../api/runner-contract.js";
+import { AgentEnv, CHANNEL_PORT } from "../api/runner-contract.js";
 
 export interface RunnerEnv {
   /** "" when unset: contract paths are used as they are. */
   agentRoot: string;
+  /** The channel's port (channel side) and URL (agent side). */
+  channelPort: number;
+  channelUrl: string;
   githubToken: string | undefined;
   /** The real model API key: only the model proxy uses it. */
   anthropicApiKey: string | undefined;
@@ -38,6 +42,8 @@ const WITHHELD_FROM_AGENT = new Set([
   "GITHUB_REPOSITORY",
   "AGENT_ROOT",
   "CLAUDE_BIN",
+  "CHANNEL_URL",
+  "CHANNEL_PORT",
   "GIT_ASKPASS",
   "SSH_ASKPASS",
 ]);
@@ -62,6 +68,8 @@ export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   const baseEnv = Object.fromEntries(PASSED_TO_GIT.flatMap((k) => (defined[k] !== undefined ? [[k, defined[k]]] : [])));
   return {
     agentRoot: defined[AgentEnv.agentRoot] ?? "",
+    channelPort: Number(defined.CHANNEL_PORT ?? CHANNEL_PORT),
+    channelUrl: defined.CHANNEL_URL || `http://127.0.0.1:${CHANNEL_PORT}`,
     githubToken: defined[AgentEnv.githubToken] || undefined,
     anthropicApiKey: defined[AgentEnv.anthropicApiKey] || undefined,
     anthropicBaseUrl: defined[AgentEnv.anthropicBaseUrl] ?? "",

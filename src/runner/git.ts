@@ -52,6 +52,11 @@ export interface GitOptions {
   remoteTimeoutMs?: number;
   /** The URL `origin` must have before any remote command in a clone (the agent may have changed it). */
   origin?: string;
+  /**
+   * Work tree → its git directory, kept where the agent cannot write. Commands in a listed work
+   * tree run with GIT_DIR and GIT_WORK_TREE, so a .git the agent made there is never read.
+   */
+  gitDirs?: Record<string, string>;
 }
 
 /**
@@ -95,7 +100,7 @@ export class Git {
 
   /** A command that talks to a remote (clone, fetch, push, ls-remote): adds the credentials. */
   async remote(cwd: string, args: string[], options: { allowFailure?: boolean } = {}): Promise<GitResult> {
-    if (fs.existsSync(path.join(cwd, ".git"))) await this.guardClone(cwd, this.opts.origin);
+    if (fs.existsSync(this.gitDirOf(cwd))) await this.guardClone(cwd, this.opts.origin);
     const auth = await this.opts.auth();
     return this.exec(cwd, args, auth, { ...options, timeoutMs: this.remoteTimeoutMs });
   }
@@ -108,9 +113,10 @@ export class Git {
   ): Promise<GitResult> {
     const argv = [...[...HARDENING_CONFIG, ...auth.config].flatMap((c) => ["-c", c]), ...args];
     const shown = this.opts.redactor.scrub(args.join(" "));
+    const gitDir = this.opts.gitDirs?.[cwd];
     const result = await execa("git", argv, {
       cwd,
-      env: { ...this.opts.env, ...auth.env },
+      env: { ...this.opts.env, ...auth.env, ...(gitDir ? { GIT_DIR: gitDir, GIT_WORK_TREE: cwd } : {}) },
       extendEnv: false,
       reject: false,
       stripFinalNewline: true,
@@ -143,8 +149,13 @@ export class Git {
 
   // ---- queries -------------------------------------------------------------------------------
 
+  /** The git directory of the work tree `dir`: its private one, or `dir/.git`. */
+  gitDirOf(dir: string): string {
+    return this.opts.gitDirs?.[dir] ?? path.join(dir, ".git");
+  }
+
   async isRepository(dir: string): Promise<boolean> {
-    if (!fs.existsSync(path.join(dir, ".git"))) return false;
+    if (!fs.existsSync(this.gitDirOf(dir))) return false;
     const r = await this.run(dir, ["rev-parse", "--is-inside-work-tree"], { allowFailure: true });
     return r.exitCode === 0 && r.stdout === "true";
   }
@@ -189,7 +200,7 @@ export class Git {
 
   /** Whether a merge, rebase, cherry-pick or revert was left in progress. */
   async operationInProgress(dir: string): Promise<"merge" | "rebase" | "cherry-pick" | "revert" | null> {
-    const gitDir = path.join(dir, ".git");
+    const gitDir = this.gitDirOf(dir);
     if (fs.existsSync(path.join(gitDir, "MERGE_HEAD"))) return "merge";
     if (fs.existsSync(path.join(gitDir, "rebase-merge")) || fs.existsSync(path.join(gitDir, "rebase-apply"))) return "rebase";
     if (fs.existsSync(path.join(gitDir, "CHERRY_PICK_HEAD"))) return "cherry-pick";
@@ -266,7 +277,7 @@ export class Git {
 
   /** Appends lines to .git/info/exclude that are not there yet. */
   ensureExcluded(dir: string, patterns: string[]): void {
-    const file = path.join(dir, ".git", "info", "exclude");
+    const file = path.join(this.gitDirOf(dir), "info", "exclude");
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
     const lines = new Set(existing.split("\n").map((l) => l.trim()));

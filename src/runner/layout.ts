@@ -9,8 +9,10 @@ export interface Layout {
   sshSecret: string;
   githubAppSecret: string;
   terminationMessage: string;
-  /** The repository clone. */
+  /** The repository clone's work tree (the agent works here). */
   repo: string;
+  /** Its git directory, in the channel's private directory. */
+  gitDir: string;
   /** HOME for git and Claude Code (sessions live here, on the workspace volume). */
   home: string;
   taskFile(key: (typeof TaskFileKeys)[keyof typeof TaskFileKeys]): string;
@@ -33,6 +35,7 @@ export function buildLayout(root: string): Layout {
     githubAppSecret: at(AgentPaths.githubAppSecret),
     terminationMessage: at(AgentPaths.terminationMessage),
     repo: path.join(workspace, WorkspaceLayout.repo),
+    gitDir: path.join(at(AgentPaths.channel), `${WorkspaceLayout.repo}.git`),
     home: path.join(workspace, WorkspaceLayout.home),
     taskFile: (key) => path.join(taskFiles, key),
   };

@@ -12,23 +12,22 @@ import { bindRepository, type BoundRepository } from "../api/github-host.js";
 import { TaskFileKeys, type RunParameters } from "../api/runner-contract.js";
 import type { AgentResult, GitHubAction } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
-import { readAgentFiles, installAgentFiles, INSTALLED_FILES, type AgentFiles } from "./agent-files.js";
+import { readAgentFiles, installAgentFiles, INSTALLED_FILES } from "./agent-files.js";
 import { resolveCredentials, type Credentials } from "./auth.js";
-import { computeUsage, readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
+import { computeUsage, type ClaudeOutcome } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
 import { Reasons, type Reason } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 import { Git, GitError, isNonFastForward, type Author } from "./git.js";
-import { CHANNEL_MCP_PATH, startChannelServer } from "./channel-server.js";
+import type { AgentTask } from "./agent-task.js";
+import type { ChannelHandlers } from "./channel-server.js";
 import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
-import { GITHUB_TOOLS_SERVER, type GitHubToolsOptions } from "./github-tools.js";
 import { createModelProxy, type ModelProxy } from "./model-proxy.js";
 import { agentHome, buildLayout, type Layout } from "./layout.js";
 import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
 import { redactUrl } from "./repo-url.js";
-import { writeAgentResult } from "./result.js";
 import { fetchTaskDocs, TASK_DIR } from "./task-docs.js";
 import { prepareRepository, unreachable } from "./workspace.js";
 
@@ -41,6 +40,10 @@ export interface RunnerOptions {
   github?: (opts: { params: RunParameters; target: BoundRepository; credentials: Credentials; log: Logger }) => GitHubPort;
   /** Wall-clock start of the run; the budget counts from here. */
   startedAt?: number;
+  /** The channel server's handlers: the run puts its model proxy and GitHub tools there. */
+  handlers: ChannelHandlers;
+  /** Runs the agent on the prepared workspace (in the agent container) and returns its outcome. */
+  agentStep: (task: AgentTask, channel: AgentChannel) => Promise<ClaudeOutcome>;
 }
 
 /** Files the agent must not commit (relative to the repository root). */
@@ -210,39 +213,35 @@ function usage(state: RunState): Partial<AgentResult> {
 
 /** Anthropic's Messages API: the model proxy's upstream unless agent.anthropicBaseUrl names another. */
 const ANTHROPIC_API_URL = "https://api.anthropic.com";
-/** The key Claude Code sends; the model proxy drops it and adds the real one. Not a secret. */
-export const PLACEHOLDER_API_KEY = "sk-ant-placeholder-the-model-proxy-adds-the-real-key";
 
-/** The agent's model proxy and scoped GitHub tools, on loopback, with the agent's MCP config pointing at the tools. */
-interface AgentChannel {
-  url: string;
-  mcpConfigPath: string;
+/** The run's side of the agent's channel: the model proxy and the scoped GitHub tools' record. */
+export interface AgentChannel {
   proxy: ModelProxy;
   actions: GitHubAction[];
   /** Aborted when the dollar budget is spent. */
   costSignal: AbortSignal;
-  close(): Promise<void>;
 }
 
-async function openChannel(o: {
+/** Puts the run's model proxy and GitHub tools behind the channel server's handlers. */
+function openChannel(o: {
   env: RunnerEnv;
   params: RunParameters;
   target: BoundRepository;
   github: GitHubPort;
-  layout: Layout;
+  handlers: ChannelHandlers;
   log: Logger;
-}): Promise<AgentChannel> {
+}): AgentChannel {
   const { params, log } = o;
   const cost = new AbortController();
   const actions: GitHubAction[] = [];
-  const proxy = createModelProxy({
+  o.handlers.proxy = createModelProxy({
     upstream: o.env.anthropicBaseUrl || ANTHROPIC_API_URL,
     apiKey: o.env.anthropicApiKey ?? "",
     ...(params.maxCostUsd ? { maxCostUsd: params.maxCostUsd } : {}),
     log,
     onBudgetSpent: () => cost.abort(),
   });
-  const tools: GitHubToolsOptions = {
+  o.handlers.tools = {
     github: o.github,
     scope: {
       owner: o.target.owner,
@@ -255,15 +254,8 @@ async function openChannel(o: {
     log,
     version: "1",
   };
-  const server = await startChannelServer({ port: 0, proxy, tools: () => tools, log });
-  const mcpConfigPath = path.join(o.layout.home, ".orchestrator", "mcp.json");
-  fs.mkdirSync(path.dirname(mcpConfigPath), { recursive: true });
-  fs.writeFileSync(
-    mcpConfigPath,
-    JSON.stringify({ mcpServers: { [GITHUB_TOOLS_SERVER]: { type: "http", url: `${server.url}${CHANNEL_MCP_PATH}` } } }),
-  );
-  log.info({ url: server.url, maxCostUsd: params.maxCostUsd ?? null }, "Started the agent's model proxy and GitHub tools");
-  return { url: server.url, mcpConfigPath, proxy, actions, costSignal: cost.signal, close: () => server.close() };
+  log.info({ maxCostUsd: params.maxCostUsd ?? null }, "Opened the agent's model proxy and GitHub tools");
+  return { proxy: o.handlers.proxy, actions, costSignal: cost.signal };
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -275,7 +267,7 @@ function checkAborted(signal: AbortSignal | undefined): void {
 }
 
 /** Runs one attempt and returns its result (never throws). */
-export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Promise<AgentResult> {
+export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<AgentResult> {
   const startedAt = options.startedAt ?? Date.now();
   const redactor = new Redactor();
   redactor.add(env.githubToken);
@@ -335,9 +327,11 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     // where an agent could have left a .git whose config git would read; the ceiling stops git
     // from looking for one above it.
     outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-"));
+    // The channel's git has a HOME of its own: the agent's HOME (and its .gitconfig) is agent-writable.
+    writeGitConfig(outside, credentials.author);
     const gitEnv = {
       ...env.baseEnv,
-      HOME: layout.home,
+      HOME: outside,
       GIT_TERMINAL_PROMPT: "0",
       GIT_CONFIG_NOSYSTEM: "1",
       LC_ALL: "C",
@@ -345,7 +339,14 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       ...gitCaEnv(layout.taskFile(TaskFileKeys.githubCa), outside, env.baseEnv.GIT_SSL_CAINFO),
     };
     const remoteUrl = credentials.remoteUrl(target);
-    const git = new Git({ env: gitEnv, auth: credentials.gitAuth, redactor, log, origin: remoteUrl });
+    const git = new Git({
+      env: gitEnv,
+      auth: credentials.gitAuth,
+      redactor,
+      log,
+      origin: remoteUrl,
+      gitDirs: { [layout.repo]: layout.gitDir },
+    });
 
     // Reachability before any local work: a wrong URL or key fails here, in seconds.
     let remoteBranches: string[];
@@ -410,20 +411,27 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
     await installAgentFiles({ files, workDir, repoDir: layout.repo, overwriteMemory: params.overwriteMemory, git, log });
     checkAborted(options.signal);
 
-    state.channel = await openChannel({ env, params, target, github, layout, log });
-    const claude = await startAgent({
-      env,
-      layout,
-      params,
-      files,
+    state.channel = openChannel({ env, params, target, github, handlers: options.handlers, log });
+    const deadline = startedAt + params.timeBudgetSeconds * 1000;
+    if (deadline <= Date.now())
+      throw new RunnerError(
+        Reasons.BudgetExceeded,
+        `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`,
+      );
+    const task: AgentTask = {
+      runName: params.runName,
+      attempt: params.attempt,
       prompt,
+      model: params.model,
+      maxTurns: params.maxTurns,
+      continueSession: params.continueSession,
       workDir,
-      startedAt,
-      redactor,
-      log,
-      signal: options.signal,
-      channel: state.channel,
-    });
+      home: layout.home,
+      systemPrompt: files.systemPrompt,
+      settingsPath: files.settingsPath,
+      deadline,
+    };
+    const claude = await options.agentStep(task, state.channel);
     state.claude = claude;
     return await deliver({ git, github, params, layout, workDir, credentials, claude, state, log });
   } catch (err) {
@@ -449,70 +457,9 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions = {}): Pro
       ...usage(state),
     };
   } finally {
-    await state.channel?.close();
     credentials?.dispose();
     if (outside) fs.rmSync(outside, { recursive: true, force: true });
   }
-}
-
-async function startAgent(a: {
-  env: RunnerEnv;
-  layout: Layout;
-  params: RunParameters;
-  files: AgentFiles;
-  prompt: string;
-  workDir: string;
-  startedAt: number;
-  redactor: Redactor;
-  log: Logger;
-  signal: AbortSignal | undefined;
-  channel: AgentChannel;
-}): Promise<ClaudeOutcome> {
-  const { params, layout, log } = a;
-  const budgetMs = a.startedAt + params.timeBudgetSeconds * 1000 - Date.now();
-  if (budgetMs <= 0) {
-    throw new RunnerError(
-      Reasons.BudgetExceeded,
-      `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`,
-    );
-  }
-  let continueSession = false;
-  if (params.continueSession) {
-    const marker = readSessionMarker(layout.home);
-    continueSession = marker !== null && marker.cwd === a.workDir;
-    if (!continueSession) log.info({ workDir: a.workDir }, "No previous session for this working directory; starting a new one");
-  }
-  const claudeEnv: Record<string, string> = {
-    ...a.env.agentEnv,
-    ANTHROPIC_BASE_URL: a.channel.url,
-    ANTHROPIC_API_KEY: PLACEHOLDER_API_KEY,
-    HOME: layout.home,
-    CLAUDE_CONFIG_DIR: path.join(layout.home, ".claude"),
-    GIT_TERMINAL_PROMPT: "0",
-    DISABLE_AUTOUPDATER: "1",
-  };
-  return runClaude({
-    bin: a.env.claudeBin,
-    invocation: {
-      prompt: a.prompt,
-      model: params.model,
-      maxTurns: params.maxTurns,
-      continueSession,
-      systemPrompt: a.files.systemPrompt,
-      settingsPath: a.files.settingsPath,
-      mcpConfigPath: a.channel.mcpConfigPath,
-    },
-    cwd: a.workDir,
-    env: claudeEnv,
-    home: layout.home,
-    runName: params.runName,
-    attempt: params.attempt,
-    budgetMs,
-    ...(a.signal ? { signal: a.signal } : {}),
-    costSignal: a.channel.costSignal,
-    log,
-    redactor: a.redactor,
-  });
 }
 
 const STOPPED: Record<Exclude<ClaudeOutcome["status"], "completed">, { outcome: AgentResult["outcome"]; reason: Reason; what: string }> = {
@@ -629,35 +576,6 @@ async function deliver(d: {
     ...(state.commit ? { commit: state.commit } : {}),
     ...usage(state),
   };
-}
-
-/** Runs the attempt, writes the termination message and returns the process exit code. */
-export async function main(env: RunnerEnv, options: RunnerOptions = {}): Promise<number> {
-  const log = options.log ?? createLogger({ level: env.logLevel, name: "agent-runner" });
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.warn({ signal }, "Received stop signal; stopping the agent and saving its work");
-    controller.abort();
-  };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-  try {
-    const result = await runAgent(env, { ...options, log, signal: options.signal ?? controller.signal });
-    const file = buildLayout(env.agentRoot).terminationMessage;
-    try {
-      writeAgentResult(file, result);
-    } catch (err) {
-      log.error({ file, err: (err as Error).message }, "Could not write the termination message");
-    }
-    log.info(
-      { outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message },
-      "Finished agent runner",
-    );
-    return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
-  } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-  }
 }
 
 /** The system CA file of the agent image (Debian's ca-certificates). */

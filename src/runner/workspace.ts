@@ -92,6 +92,24 @@ async function mergeOrFail(opts: PrepareOptions, rev: string): Promise<void> {
   throw new RunnerError(Reasons.WorkspaceFailed, `git merge ${rev} failed: ${r.stderr.split("\n").slice(-3).join(" | ")}`);
 }
 
+/**
+ * Clones with the git directory where the work tree's owner wants it (the channel's private
+ * directory): the `.git` link file clone leaves in the work tree is removed, so nothing in the
+ * work tree points at it.
+ */
+async function cloneInto(opts: PrepareOptions): Promise<void> {
+  const { git, repoDir, remoteUrl } = opts;
+  const gitDir = git.gitDirOf(repoDir);
+  if (gitDir === path.join(repoDir, ".git")) {
+    await git.remote(opts.scratchDir, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
+    return;
+  }
+  fs.rmSync(gitDir, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(gitDir), { recursive: true, mode: 0o700 });
+  await git.remote(opts.scratchDir, ["clone", "--no-tags", `--separate-git-dir=${gitDir}`, "--", remoteUrl, repoDir]);
+  fs.rmSync(path.join(repoDir, ".git"), { force: true });
+}
+
 /** Converges the clone to: params.branch checked out, up to date with its remote and the base branch. */
 export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   const { git, params, repoDir, remoteUrl, log } = opts;
@@ -115,7 +133,7 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   const cloned = !fs.existsSync(repoDir);
   if (cloned) {
     try {
-      await git.remote(opts.scratchDir, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
+      await cloneInto(opts);
     } catch (err) {
       throw unreachable(params.repositoryUrl, err, "repository");
     }

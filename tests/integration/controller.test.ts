@@ -132,10 +132,18 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     });
     const pod = job?.spec?.template.spec;
     const c = pod?.containers[0];
-    expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual(
-      expect.arrayContaining(["/workspace", "/task-files", "/etc/claude-code/managed-settings.json", "/secrets/github-ssh"]),
+    const channel = pod?.initContainers?.[0];
+    expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual([
+      "/workspace",
+      "/task-files",
+      "/etc/claude-code/managed-settings.json",
+      "/tmp",
+    ]);
+    expect(channel?.volumeMounts?.map((m) => m.mountPath)).toEqual(
+      expect.arrayContaining(["/workspace", "/channel", "/secrets/github-ssh"]),
     );
-    expect(c?.env?.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef?.name).toBe("github-token-alice");
+    expect(channel?.env?.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef?.name).toBe("github-token-alice");
+    expect(c?.env?.some((e) => e.name === "GITHUB_TOKEN" || e.name === "ANTHROPIC_API_KEY")).toBe(false);
     expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
     expect(pod?.securityContext?.seccompProfile?.type).toBe("RuntimeDefault");
     expect(Object.keys(cms[0]?.data ?? {})).toEqual(expect.arrayContaining(["CLAUDE.md", "managed-settings.json", "run.json"]));

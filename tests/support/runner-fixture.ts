@@ -6,6 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -76,6 +77,10 @@ export interface AgentRoot {
   root: string;
   workspace: string;
   repo: string;
+  /** The clone's private git directory (the channel's, outside the workspace). */
+  gitDir: string;
+  /** git on the clone as the channel runs it: its private git directory, the work tree. */
+  repoGit(...args: string[]): string;
   writeRun(params: RunParameters, extra?: { promptModification?: string }): void;
   writeSecret(dir: "github-ssh" | "github-app", files: Record<string, string>): void;
   terminationMessage(): AgentResult | null;
@@ -91,6 +96,14 @@ export function createAgentRoot(parent: string, name: string): AgentRoot {
     root,
     workspace: at(AgentPaths.workspace),
     repo: path.join(at(AgentPaths.workspace), "target-repo"),
+    gitDir: path.join(at(AgentPaths.channel), "target-repo.git"),
+    repoGit: (...args) =>
+      git(
+        root,
+        `--git-dir=${path.join(at(AgentPaths.channel), "target-repo.git")}`,
+        `--work-tree=${path.join(at(AgentPaths.workspace), "target-repo")}`,
+        ...args,
+      ),
     writeRun(params, extra = {}) {
       const files = renderRunFiles(loadTemplates(), { params, permissions: { allow: DEFAULT_ALLOW, deny: [] }, ...extra });
       const dir = at(AgentPaths.taskFiles);
@@ -123,30 +136,23 @@ export interface RunnerRun {
   /** Parsed pino lines. */
   logs: Record<string, unknown>[];
   result: AgentResult | null;
+  /** The channel's exit code (0 after a clean SIGTERM). */
+  channelExitCode: number | undefined;
 }
 
-/** Starts the runner the way the Job does (same environment variables) and waits for it. */
-export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, timeoutMs = 120_000): Promise<RunnerRun> {
-  const started = Date.now();
-  const home = path.join(agentRoot.root, "container-home");
-  fs.mkdirSync(home, { recursive: true });
-  const r = await execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/runner.ts")], {
-    cwd: PROJECT_ROOT,
-    env: {
-      PATH: `${BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-      HOME: home,
-      AGENT_ROOT: agentRoot.root,
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-      DISABLE_AUTOUPDATER: "1",
-      ...env,
-    },
-    extendEnv: false,
-    reject: false,
-    timeout: timeoutMs,
-    stdin: "ignore",
-  });
-  const stdout = String(r.stdout);
-  const logs = stdout
+/** Variables only the channel gets: the agent container has no credentials. */
+const CHANNEL_ONLY = /^(ANTHROPIC_API_KEY|ANTHROPIC_BASE_URL|ANTHROPIC_AUTH_TOKEN|GITHUB_TOKEN|GH_TOKEN)$/;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function parseLogs(stdout: string): Record<string, unknown>[] {
+  return stdout
     .split("\n")
     .filter((l) => l.startsWith("{"))
     .map((l) => {
@@ -156,13 +162,47 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
         return { unparsed: l };
       }
     });
+}
+
+/**
+ * Runs an attempt the way the Job does, as two processes: the channel (`src/cmd/channel.ts`, all
+ * of the Job's variables, credentials included) and the agent (`src/cmd/runner.ts`, no
+ * credential: only the channel's URL). The channel is stopped (SIGTERM, as kubelet stops a
+ * sidecar) once the agent has exited. Logs are the channel's, then the agent's.
+ */
+export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, timeoutMs = 120_000): Promise<RunnerRun> {
+  const started = Date.now();
+  const home = path.join(agentRoot.root, "container-home");
+  fs.mkdirSync(home, { recursive: true });
+  const port = await freePort();
+  const base = {
+    PATH: `${BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    HOME: home,
+    AGENT_ROOT: agentRoot.root,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    DISABLE_AUTOUPDATER: "1",
+  };
+  const agentEnv = Object.fromEntries(Object.entries(env).filter(([k]) => !CHANNEL_ONLY.test(k)));
+  const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: timeoutMs, stdin: "ignore" as const };
+  const channel = execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/channel.ts")], {
+    ...options,
+    env: { ...base, ...env, CHANNEL_PORT: String(port) },
+  });
+  const agent = await execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/runner.ts")], {
+    ...options,
+    env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` },
+  });
+  channel.kill("SIGTERM");
+  const ch = await channel;
+  const stdout = `${String(ch.stdout)}\n${String(agent.stdout)}`;
   return {
-    exitCode: r.exitCode,
+    exitCode: agent.exitCode,
     stdout,
-    stderr: String(r.stderr),
+    stderr: `${String(ch.stderr)}\n${String(agent.stderr)}`,
     durationMs: Date.now() - started,
-    logs,
+    logs: parseLogs(stdout),
     result: agentRoot.terminationMessage(),
+    channelExitCode: ch.exitCode,
   };
 }
 

@@ -46,7 +46,7 @@ async function openProxy(maxCostUsd?: number): Promise<{ proxy: ModelProxy; spen
     log,
     onBudgetSpent: (m) => spent.push(m),
   });
-  channel = await startChannelServer({ port: 0, proxy, tools: () => undefined, log });
+  channel = await startChannelServer({ port: 0, handlers: { proxy }, log });
   return { proxy, spent };
 }
 
@@ -152,7 +152,7 @@ describe("scoped GitHub tools", () => {
       version: "test",
     };
     const proxy = createModelProxy({ upstream: model.url, apiKey: REAL_KEY, log });
-    const server = await startChannelServer({ port: 0, proxy, tools: () => tools, log });
+    const server = await startChannelServer({ port: 0, handlers: { proxy, tools }, log });
     channel = undefined;
     client = new Client({ name: "test-agent", version: "1" });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}${CHANNEL_MCP_PATH}`)));

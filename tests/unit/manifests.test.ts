@@ -51,6 +51,7 @@ describe("buildJob", () => {
   const job = buildJob(run, 1, config, "workspace-simple-api");
   const pod = job.spec?.template.spec;
   const c = pod?.containers[0];
+  const ch = pod?.initContainers?.[0];
   it("is byte-identical for the same input", () => {
     expect(JSON.stringify(buildJob(run, 1, config, "workspace-simple-api"))).toBe(JSON.stringify(job));
   });
@@ -76,31 +77,68 @@ describe("buildJob", () => {
   });
   it("runs restricted: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
     expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
-    expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+    for (const container of [c, ch])
+      expect(container?.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        runAsNonRoot: true,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
     expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.shareProcessNamespace).toBe(false);
   });
   it("mounts the workspace PVC, the run's files, managed settings and the SSH key", () => {
     expect(pod?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName).toBe("workspace-simple-api");
     expect(pod?.volumes?.find((v) => v.name === "task-files")?.configMap?.name).toBe(configMapName(run, 1));
-    expect(c?.volumeMounts).toEqual(
-      expect.arrayContaining([
-        { name: "workspace", mountPath: "/workspace" },
-        { name: "task-files", mountPath: "/task-files", readOnly: true },
-        { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
-        { name: "ssh-key", mountPath: "/secrets/github-ssh", readOnly: true },
-      ]),
-    );
+    expect(c?.volumeMounts).toEqual([
+      { name: "workspace", mountPath: "/workspace", subPath: "workspace" },
+      { name: "task-files", mountPath: "/task-files", readOnly: true },
+      { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
+      { name: "tmp", mountPath: "/tmp" },
+    ]);
+    expect(ch?.volumeMounts).toEqual([
+      { name: "workspace", mountPath: "/workspace", subPath: "workspace" },
+      { name: "task-files", mountPath: "/task-files", readOnly: true },
+      { name: "workspace", mountPath: "/channel", subPath: "channel" },
+      { name: "channel-tmp", mountPath: "/tmp" },
+      { name: "ssh-key", mountPath: "/secrets/github-ssh", readOnly: true },
+    ]);
     expect(pod?.volumes?.find((v) => v.name === "ssh-key")?.secret?.secretName).toBe("github-ssh-alice");
   });
-  it("passes secrets by reference, spec.env sorted and envFromSecrets", () => {
-    const env = c?.env ?? [];
-    expect(env.find((e) => e.name === "ANTHROPIC_API_KEY")?.valueFrom?.secretKeyRef).toEqual({
+  it("gives the channel the credentials by reference, and the agent spec.env sorted and envFromSecrets", () => {
+    const channelEnv = ch?.env ?? [];
+    expect(channelEnv.find((e) => e.name === "ANTHROPIC_API_KEY")?.valueFrom?.secretKeyRef).toEqual({
       name: "orchestrator-secrets",
       key: "ANTHROPIC_API_KEY",
     });
-    expect(env.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef).toEqual({ name: "github-token-alice", key: "token" });
+    expect(channelEnv.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef).toEqual({
+      name: "github-token-alice",
+      key: "token",
+    });
+    const env = c?.env ?? [];
     expect(env.filter((e) => e.name === "A" || e.name === "Z").map((e) => e.name)).toEqual(["A", "Z"]);
     expect(env.find((e) => e.name === "DB")?.valueFrom?.secretKeyRef).toEqual({ name: "db", key: "url" });
+  });
+  it("leaves the agent container nothing to steal: no Secret mount, no orchestrator credential, another uid, no token", () => {
+    const secretVolumes = new Set((pod?.volumes ?? []).filter((v) => v.secret || v.projected).map((v) => v.name));
+    expect(secretVolumes).toEqual(new Set(["ssh-key"]));
+    expect((c?.volumeMounts ?? []).filter((m) => secretVolumes.has(m.name))).toEqual([]);
+    expect((c?.volumeMounts ?? []).map((m) => m.mountPath)).not.toContain("/channel");
+    const names = (c?.env ?? []).map((e) => e.name);
+    for (const credential of ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GITHUB_TOKEN", "GITHUB_USER"])
+      expect(names).not.toContain(credential);
+    // The only secret reference the agent gets is the run's own envFromSecrets.
+    expect((c?.env ?? []).filter((e) => e.valueFrom).map((e) => e.name)).toEqual(["DB"]);
+    expect(c?.securityContext?.runAsUser).toBe(1000);
+    expect(ch?.securityContext?.runAsUser).toBe(1001);
+    expect(pod?.automountServiceAccountToken).toBe(false);
+  });
+  it("starts the channel first, as a native sidecar whose startup probe gates the agent", () => {
+    expect(pod?.initContainers?.map((i) => i.name)).toEqual(["channel"]);
+    expect(ch).toMatchObject({ restartPolicy: "Always", command: ["orchestrator-agent-channel"], image: c?.image });
+    expect(ch?.startupProbe?.exec?.command?.join(" ")).toContain("http://127.0.0.1:8390/ready");
+    expect(c?.command).toEqual(["orchestrator-agent-runner"]);
   });
   it("applies deadline, TTL, resources and image pull secrets from config", () => {
     expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 1800, ttlSecondsAfterFinished: 3600 });
@@ -108,14 +146,14 @@ describe("buildJob", () => {
     expect(c?.resources).toEqual(config.agent.resources);
     expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
   });
-  it("github.caBundle: the run's files carry it and the agent's Node trusts it; without it, neither", () => {
+  it("github.caBundle: the run's files carry it and the channel's Node (which talks to GitHub) trusts it; without it, neither", () => {
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     const withCa = parseConfig(`github: {caBundle: ${JSON.stringify(pem)}}`, {});
-    const env = buildJob(run, 1, withCa, "ws").spec?.template.spec?.containers[0]?.env ?? [];
+    const env = buildJob(run, 1, withCa, "ws").spec?.template.spec?.initContainers?.[0]?.env ?? [];
     expect(env.find((e) => e.name === "NODE_EXTRA_CA_CERTS")?.value).toBe("/task-files/github-ca.crt");
     const params = computeRunParameters(run, 1, withCa);
     expect(buildRunConfigMap(run, 1, params, {}, withCa.github.caBundle).data?.["github-ca.crt"]).toBe(pem);
-    expect(c?.env?.some((e) => e.name === "NODE_EXTRA_CA_CERTS")).toBe(false);
+    expect(ch?.env?.some((e) => e.name === "NODE_EXTRA_CA_CERTS")).toBe(false);
     expect(buildRunConfigMap(run, 1, params, {}, config.github.caBundle).data).not.toHaveProperty("github-ca.crt");
     expect(() => parseConfig("github: {caBundle: not-a-certificate}", {})).toThrow(/caBundle.*must be PEM certificates/s);
   });

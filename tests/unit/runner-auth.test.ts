@@ -52,7 +52,7 @@ function setup(repositoryUrl: string, over: Partial<RunParameters> = {}, files: 
 }
 
 describe("resolveCredentials", () => {
-  it("uses the SSH key for SSH remotes: private temp file, IdentitiesOnly, accept-new, known_hosts in HOME", async () => {
+  it("uses the SSH key for SSH remotes: private temp file, IdentitiesOnly, accept-new, known_hosts beside the key (not in the agent's HOME)", async () => {
     const { root, layout, params, target } = setup(
       "git@github.com:acme/shop.git",
       {},
@@ -64,8 +64,8 @@ describe("resolveCredentials", () => {
     const command = auth.env.GIT_SSH_COMMAND!;
     expect(command).toContain("IdentitiesOnly=yes");
     expect(command).toContain("StrictHostKeyChecking=accept-new");
-    expect(command).toContain(`UserKnownHostsFile='${path.join(layout.home, ".ssh", "known_hosts")}'`);
     const keyFile = /-i '([^']+)'/.exec(command)![1]!;
+    expect(command).toContain(`UserKnownHostsFile='${path.join(path.dirname(keyFile), "known_hosts")}'`);
     expect(keyFile.startsWith(root)).toBe(false);
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(keyFile, "utf8").endsWith("-----END OPENSSH PRIVATE KEY-----\n")).toBe(true);

@@ -1,0 +1,166 @@
+/**
+ * The agent side of a run (container `claude-code`, no credentials): it asks the channel for its
+ * task, runs Claude Code with the channel as its model endpoint and MCP server, reports the
+ * outcome to the channel's /finish (which commits, pushes and opens the pull request) and writes
+ * the result the channel returns as the termination message.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import { Reasons } from "../api/reasons.js";
+import type { AgentResult } from "../api/types.js";
+import { createLogger } from "../observability/logger.js";
+import { CHANNEL_MCP_PATH } from "./channel-server.js";
+import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
+import type { RunnerEnv } from "./env.js";
+import { GITHUB_TOOLS_SERVER } from "./github-tools.js";
+import { buildLayout } from "./layout.js";
+import { Redactor } from "./redact.js";
+import { writeAgentResult } from "./result.js";
+
+/** What the channel hands the agent once the workspace is prepared (GET /task). */
+export interface AgentTask {
+  runName: string;
+  attempt: number;
+  prompt: string;
+  model: string;
+  maxTurns: number;
+  /** The run asks to continue; the agent continues only when a session exists for workDir. */
+  continueSession: boolean;
+  workDir: string;
+  home: string;
+  systemPrompt: string;
+  settingsPath: string;
+  /** Epoch ms at which the agent's wall-clock budget ends. */
+  deadline: number;
+}
+
+/** The key Claude Code sends; the model proxy drops it and adds the real one. Not a secret. */
+export const PLACEHOLDER_API_KEY = "sk-ant-placeholder-the-model-proxy-adds-the-real-key";
+
+/** Runs Claude Code for `task` against the channel at `channelUrl`. */
+export async function runAgentTask(a: {
+  task: AgentTask;
+  env: RunnerEnv;
+  channelUrl: string;
+  signal?: AbortSignal;
+  costSignal?: AbortSignal;
+  log: Logger;
+  redactor: Redactor;
+}): Promise<ClaudeOutcome> {
+  const { task, log } = a;
+  const budgetMs = task.deadline - Date.now();
+  let continueSession = false;
+  if (task.continueSession) {
+    const marker = readSessionMarker(task.home);
+    continueSession = marker !== null && marker.cwd === task.workDir;
+    if (!continueSession) log.info({ workDir: task.workDir }, "No previous session for this working directory; starting a new one");
+  }
+  const mcpConfigPath = path.join(task.home, ".orchestrator", "mcp.json");
+  fs.mkdirSync(path.dirname(mcpConfigPath), { recursive: true });
+  const mcp = { mcpServers: { [GITHUB_TOOLS_SERVER]: { type: "http", url: `${a.channelUrl}${CHANNEL_MCP_PATH}` } } };
+  fs.writeFileSync(mcpConfigPath, JSON.stringify(mcp));
+  return runClaude({
+    bin: a.env.claudeBin,
+    invocation: {
+      prompt: task.prompt,
+      model: task.model,
+      maxTurns: task.maxTurns,
+      continueSession,
+      systemPrompt: task.systemPrompt,
+      settingsPath: task.settingsPath,
+      mcpConfigPath,
+    },
+    cwd: task.workDir,
+    env: {
+      ...a.env.agentEnv,
+      ANTHROPIC_BASE_URL: a.channelUrl,
+      ANTHROPIC_API_KEY: PLACEHOLDER_API_KEY,
+      HOME: task.home,
+      CLAUDE_CONFIG_DIR: path.join(task.home, ".claude"),
+      GIT_TERMINAL_PROMPT: "0",
+      DISABLE_AUTOUPDATER: "1",
+    },
+    home: task.home,
+    runName: task.runName,
+    attempt: task.attempt,
+    budgetMs: Math.max(1, budgetMs),
+    ...(a.signal ? { signal: a.signal } : {}),
+    ...(a.costSignal ? { costSignal: a.costSignal } : {}),
+    log,
+    redactor: a.redactor,
+  });
+}
+
+async function callChannel(url: string, init?: RequestInit): Promise<Response | null> {
+  try {
+    return await fetch(url, init);
+  } catch {
+    return null;
+  }
+}
+
+/** The task, or the result of a run that failed before the agent; waits while the channel prepares. */
+async function fetchTask(channelUrl: string, waitMs: number): Promise<{ task: AgentTask } | { result: AgentResult }> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const res = await callChannel(`${channelUrl}/task`);
+    if (res?.status === 200) {
+      const body = (await res.json()) as AgentTask | { result: AgentResult };
+      return "result" in body ? body : { task: body };
+    }
+    if (Date.now() > until) {
+      const message = `The agent's channel at ${channelUrl} did not hand out a task within ${Math.round(waitMs / 1000)}s; see the channel container's log.`;
+      return { result: { outcome: "failed", reason: Reasons.InternalError, message } };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The agent container's main: returns the exit code. */
+export async function mainAgent(env: RunnerEnv, options: { log?: Logger; waitForTaskMs?: number } = {}): Promise<number> {
+  const log = options.log ?? createLogger({ level: env.logLevel, name: "agent" });
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  // Files the agent creates stay writable by the channel (same group), which commits them.
+  process.umask(0o002);
+  try {
+    const got = await fetchTask(env.channelUrl, options.waitForTaskMs ?? 10 * 60_000);
+    let result: AgentResult;
+    if ("result" in got) result = got.result;
+    else {
+      const outcome = await runAgentTask({
+        task: got.task,
+        env,
+        channelUrl: env.channelUrl,
+        signal: controller.signal,
+        log,
+        redactor: new Redactor(),
+      });
+      const res = await callChannel(`${env.channelUrl}/finish`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(outcome),
+      });
+      result =
+        res?.status === 200
+          ? ((await res.json()) as AgentResult)
+          : {
+              outcome: "failed",
+              reason: Reasons.InternalError,
+              message: `The channel did not accept the agent's outcome (${res ? `HTTP ${res.status}` : "unreachable"}); see the channel container's log.`,
+            };
+    }
+    writeAgentResult(buildLayout(env.agentRoot).terminationMessage, result);
+    log.info(
+      { outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message },
+      "Finished agent",
+    );
+    return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}

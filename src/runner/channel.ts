@@ -1,0 +1,88 @@
+/**
+ * The channel container's main (`orchestrator-agent-channel`, a native sidecar that holds the
+ * run's credentials): it prepares the workspace (clone, task documents, agent files), then
+ * serves the agent on loopback (/task, the model proxy, the GitHub tools) and, on /finish,
+ * commits, pushes and opens the pull request, answering with the run's result. It stays up until
+ * SIGTERM: kubelet restarts a sidecar that exits, and stops it once the agent container is done.
+ */
+import type { Logger } from "pino";
+import type { AgentResult } from "../api/types.js";
+import { createLogger } from "../observability/logger.js";
+import type { AgentTask } from "./agent-task.js";
+import { startChannelServer, type ChannelHandlers } from "./channel-server.js";
+import { initialProgress, type ClaudeOutcome, type ClaudeStatus } from "./claude.js";
+import type { RunnerEnv } from "./env.js";
+import { runAgent, type AgentChannel } from "./run.js";
+
+const STATUSES: readonly ClaudeStatus[] = ["completed", "failed", "budget-exceeded", "cost-exceeded", "max-turns", "terminated"];
+/** After SIGTERM, how long the channel waits for the agent's /finish before delivering the work as it is. */
+const FINISH_GRACE_MS = 15_000;
+
+/**
+ * The agent's report, from the container that ran untrusted code: only its shape is trusted.
+ * A failure after the proxy refused on budget grounds is the budget's doing.
+ */
+export function parseAgentOutcome(body: unknown, channel: AgentChannel): ClaudeOutcome {
+  const o = (body && typeof body === "object" ? body : {}) as Partial<ClaudeOutcome>;
+  let status: ClaudeStatus = STATUSES.includes(o.status as ClaudeStatus) ? (o.status as ClaudeStatus) : "failed";
+  if (status !== "completed" && channel.proxy.meter().budgetSpent) status = "cost-exceeded";
+  const progress = { ...initialProgress(), ...(o.progress && typeof o.progress === "object" ? o.progress : {}) };
+  return {
+    status,
+    exitCode: typeof o.exitCode === "number" ? o.exitCode : null,
+    progress,
+    stderrTail: typeof o.stderrTail === "string" ? o.stderrTail.slice(-2000) : "",
+    durationMs: typeof o.durationMs === "number" ? o.durationMs : 0,
+  };
+}
+
+const stopped = (): ClaudeOutcome => ({ status: "terminated", exitCode: null, progress: initialProgress(), stderrTail: "", durationMs: 0 });
+
+/** Hands `task` to the agent and waits for its /finish (or for SIGTERM plus a grace period). */
+function serveTask(handlers: ChannelHandlers, signal: AbortSignal, result: () => Promise<AgentResult>) {
+  return (task: AgentTask, channel: AgentChannel): Promise<ClaudeOutcome> =>
+    new Promise<ClaudeOutcome>((resolve) => {
+      handlers.finish = async (body) => {
+        resolve(parseAgentOutcome(body, channel));
+        return result();
+      };
+      handlers.task = task;
+      signal.addEventListener("abort", () => setTimeout(() => resolve(stopped()), FINISH_GRACE_MS).unref(), { once: true });
+    });
+}
+
+/** Runs the channel until SIGTERM (or `options.stop`); returns the exit code. */
+export async function mainChannel(env: RunnerEnv, options: { log?: Logger; stop?: AbortSignal } = {}): Promise<number> {
+  const log = options.log ?? createLogger({ level: env.logLevel, name: "agent-channel" });
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.warn({ signal }, "Received stop signal");
+    controller.abort();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  options.stop?.addEventListener("abort", () => controller.abort(), { once: true });
+  // The agent (another uid, same group) must be able to change what the channel prepares.
+  process.umask(0o002);
+  const handlers: ChannelHandlers = {};
+  const server = await startChannelServer({ port: env.channelPort, handlers, log });
+  log.info({ url: server.url }, "Started the agent's channel");
+  try {
+    const box: { outcome?: Promise<AgentResult> } = {};
+    const agentStep = serveTask(handlers, controller.signal, () => box.outcome!);
+    const outcome = runAgent(env, { log, signal: controller.signal, handlers, agentStep });
+    box.outcome = outcome;
+    const final = await outcome;
+    if (handlers.task === undefined) handlers.task = { result: final };
+    log.info(
+      { outcome: final.outcome, reason: final.reason, pullRequestUrl: final.pullRequestUrl, message: final.message },
+      "Finished run",
+    );
+    if (!controller.signal.aborted) await new Promise((resolve) => controller.signal.addEventListener("abort", resolve, { once: true }));
+    return 0;
+  } finally {
+    await server.close();
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}
