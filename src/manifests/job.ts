@@ -152,7 +152,8 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
       activeDeadlineSeconds: limits.timeoutSeconds,
       ttlSecondsAfterFinished: config.job.ttlSecondsAfterFinished,
       template: {
-        metadata: { labels },
+        // `kubectl logs` without -c shows the agent, not the sidecar.
+        metadata: { labels, annotations: { "kubectl.kubernetes.io/default-container": CONTAINER_NAME[run.kind] } },
         spec: {
           restartPolicy: "Never",
           ...(config.agent.serviceAccountName ? { serviceAccountName: config.agent.serviceAccountName } : {}),
