@@ -40,7 +40,6 @@ export default tseslint.config(
       "src/http/routes/runs.ts",
       "src/http/routes/submit.ts",
       "src/mcp/server.ts",
-      "src/runner/model-proxy.ts",
       "src/runner/run.ts",
       "src/controlplane/certs.ts",
     ],

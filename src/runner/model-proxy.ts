@@ -156,10 +156,9 @@ async function relay(upstream: Response, res: http.ServerResponse, reader: Usage
   if (!streaming && upstream.ok) reader.readBody(text);
 }
 
-/** A proxy for one run. */
-export function createModelProxy(options: ModelProxyOptions): ModelProxy {
-  const budget = options.maxCostUsd && options.maxCostUsd > 0 ? options.maxCostUsd : undefined;
-  const meter: CostMeter = {
+/** The run's meter and budget: records priced usage and says why a request may not go upstream. */
+class CostBook {
+  readonly meter: CostMeter = {
     requests: 0,
     costUsd: 0,
     unpricedRequests: 0,
@@ -170,36 +169,46 @@ export function createModelProxy(options: ModelProxyOptions): ModelProxy {
     cacheWriteTokens: 0,
     cacheReadTokens: 0,
   };
-  const upstreamBase = options.upstream.replace(/\/+$/, "");
-  const log = options.log;
+  private readonly budget: number | undefined;
 
-  const record = (model: string | null, usage: TokenUsage): void => {
-    meter.requests++;
-    meter.inputTokens += usage.inputTokens;
-    meter.outputTokens += usage.outputTokens;
-    meter.cacheWriteTokens += usage.cacheWriteTokens;
-    meter.cacheReadTokens += usage.cacheReadTokens;
+  constructor(private readonly options: ModelProxyOptions) {
+    this.budget = options.maxCostUsd && options.maxCostUsd > 0 ? options.maxCostUsd : undefined;
+  }
+
+  record(model: string | null, usage: TokenUsage): void {
+    const m = this.meter;
+    m.requests++;
+    m.inputTokens += usage.inputTokens;
+    m.outputTokens += usage.outputTokens;
+    m.cacheWriteTokens += usage.cacheWriteTokens;
+    m.cacheReadTokens += usage.cacheReadTokens;
     const cost = estimateCostUsd(model, usage);
-    if (cost === undefined) meter.unpricedRequests++;
-    else meter.costUsd = Math.round((meter.costUsd + cost) * 1_000_000) / 1_000_000;
-    if (budget !== undefined && meter.costUsd >= budget && !meter.budgetSpent) {
-      meter.budgetSpent = true;
-      log.warn({ costUsd: meter.costUsd, maxCostUsd: budget, requests: meter.requests }, "Spent the run's dollar budget");
-      options.onBudgetSpent?.({ ...meter });
+    if (cost === undefined) m.unpricedRequests++;
+    else m.costUsd = Math.round((m.costUsd + cost) * 1_000_000) / 1_000_000;
+    if (this.budget !== undefined && m.costUsd >= this.budget && !m.budgetSpent) {
+      m.budgetSpent = true;
+      this.options.log.warn({ costUsd: m.costUsd, maxCostUsd: this.budget, requests: m.requests }, "Spent the run's dollar budget");
+      this.options.onBudgetSpent?.({ ...m });
     }
-  };
+  }
 
   /** Why a request may not go upstream, or null. */
-  const refusal = (path: string, model: string | null): string | null => {
-    if (meter.budgetSpent)
-      return `The run's dollar budget of $${budget} is spent ($${meter.costUsd} metered); the orchestrator stops the agent and pushes its work.`;
-    if (budget !== undefined && path === "/v1/messages" && estimateCostUsd(model, meter) === undefined)
+  refusal(path: string, model: string | null): string | null {
+    if (this.meter.budgetSpent)
+      return `The run's dollar budget of $${this.budget} is spent ($${this.meter.costUsd} metered); the orchestrator stops the agent and pushes its work.`;
+    if (this.budget !== undefined && path === "/v1/messages" && estimateCostUsd(model, this.meter) === undefined)
       return `Model ${model ?? "(none)"} has no known price, so the run's dollar budget could not be enforced; use a model the orchestrator prices (src/runner/pricing.ts).`;
     return null;
-  };
+  }
+}
 
+/** A proxy for one run. */
+export function createModelProxy(options: ModelProxyOptions): ModelProxy {
+  const book = new CostBook(options);
+  const upstreamBase = options.upstream.replace(/\/+$/, "");
+  const log = options.log;
   return {
-    meter: () => ({ ...meter }),
+    meter: () => ({ ...book.meter }),
     async handle(req, res) {
       const path = new URL(req.url ?? "/", "http://proxy").pathname;
       if (req.method === "HEAD" && path === "/") return void res.writeHead(200).end();
@@ -207,10 +216,10 @@ export function createModelProxy(options: ModelProxyOptions): ModelProxy {
         return sendError(res, 404, "not_found_error", `The model proxy forwards only POST ${[...FORWARDED].join(", ")}.`);
       const body = await readBody(req);
       const model = modelOf(body);
-      const refused = refusal(path, model);
+      const refused = book.refusal(path, model);
       if (refused) {
-        meter.refusedRequests++;
-        log.warn({ path, model, costUsd: meter.costUsd }, "Refused a model request");
+        book.meter.refusedRequests++;
+        log.warn({ path, model, costUsd: book.meter.costUsd }, "Refused a model request");
         return sendError(res, 400, "invalid_request_error", refused);
       }
       let upstream: Response;
@@ -222,7 +231,7 @@ export function createModelProxy(options: ModelProxyOptions): ModelProxy {
       }
       const reader = new UsageReader();
       await relay(upstream, res, reader);
-      if (path === "/v1/messages" && upstream.ok) record(model, reader.usage);
+      if (path === "/v1/messages" && upstream.ok) book.record(model, reader.usage);
     },
   };
 }
