@@ -65,9 +65,10 @@ describe("an injected agent on the real node", () => {
     expect(seen).not.toContain(TOKEN);
     expect(seen).not.toContain(API_KEY);
     // No Secret or ServiceAccount path, no channel directory, no git directory in the agent's tree.
-    expect(seen).toMatch(/\/secrets: No such file or directory/);
-    expect(seen).toMatch(/\/var\/run\/secrets: No such file or directory/);
-    expect(seen).toMatch(/\/channel: No such file or directory/);
+    // (GNU ls quotes the name: "ls: cannot access '/secrets': No such file or directory".)
+    expect(seen).toMatch(/\/secrets'?: No such file or directory/);
+    expect(seen).toMatch(/\/var\/run\/secrets'?: No such file or directory/);
+    expect(seen).toMatch(/\/channel'?: No such file or directory/);
     expect(seen).toMatch(/uid=1000/);
     // GitHub without credentials: refused (401), or not even trusted (the agent's Node has no CA bundle).
     expect(seen).toMatch(/Requires authentication|unable to (verify|get local issuer)|self.signed certificate|fetch failed/);

@@ -47,7 +47,9 @@ async function controllerImage(): Promise<ImageArchive> {
 const kubectl = (...args: string[]) => execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, ...args], { cwd: repoRoot() });
 
 beforeAll(async () => {
-  const [agent, controller] = await Promise.all([agentImageArchive(), controllerImage()]);
+  // One after the other: the two images share layers, and two builds would write the same blobs.
+  const agent = await agentImageArchive();
+  const controller = await controllerImage();
   agentRef = agent.ref;
   controllerRef = controller.ref;
   cp = await ControlPlane.start({
