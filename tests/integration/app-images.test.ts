@@ -77,9 +77,9 @@ describe("agent image", () => {
     expect([ca, ws]).toEqual(["ca-ok", "workspace-writable"]);
   });
 
-  it("its entrypoint is the agent runner, which says what is missing when no run is mounted", async () => {
-    const r = await containerd.run(ref("agent"), "agent-entry");
-    expect(r.exitCode).toBe(1);
+  it("its channel (the Job's sidecar) says what is missing when no run is mounted", async () => {
+    // The channel reports the failure, then keeps serving it to the agent container: stop it after.
+    const r = await containerd.run(ref("agent"), "agent-channel", ["orchestrator-agent-channel"], { timeoutMs: 20_000 });
     expect(String(r.stdout) + String(r.stderr)).toContain(
       "/task-files/run.json is missing: the run's ConfigMap is not mounted at /task-files.",
     );
