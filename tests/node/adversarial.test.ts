@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
 import type { MessagesRequest, ScriptTurn } from "../support/model-server.js";
-import { API_KEY, GITHUB_USER, TOKEN, useNodeWorld } from "../support/node-world.js";
+import { API_KEY, TOKEN, finished, useNodeWorld } from "../support/node-world.js";
 
 const world = useNodeWorld();
 
@@ -45,19 +45,8 @@ describe("an injected agent on the real node", () => {
     const w = world();
     const other = w.github.state.pulls.length + 1000;
     w.model.setResponder(responder(attempts(w.github.url, other)));
-    const submit = await w.api("POST", "/api/v1/pm/tasks", {
-      task_id: 31,
-      service: "adversary",
-      repository_url: w.repoUrl("target"),
-      docs_repository_url: w.repoUrl("docs"),
-      working_directory: "services/api",
-      github_user: GITHUB_USER,
-    });
-    expect(submit.status, submit.text).toBe(201);
-    const name = (submit.body as { data: { coderun_name: string } }).data.coderun_name;
-    const run = (await w.waitForRun("CodeRun", name, (r) =>
-      ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""),
-    )) as CodeRun;
+    const name = await w.submitCode(31, "adversary");
+    const run = (await w.waitForRun("CodeRun", name, finished)) as CodeRun;
 
     // Everything the agent's tools returned went back to the model: the token and key are in none of it.
     const seen = JSON.stringify(w.model.requests.map((r) => r.body?.messages ?? []));

@@ -10,7 +10,7 @@ import { describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
 import { workspacePvcName } from "../../src/manifests/names.js";
 import type { MessagesRequest, ScriptTurn } from "../support/model-server.js";
-import { GITHUB_USER, podWorkDir, useNodeWorld } from "../support/node-world.js";
+import { GITHUB_USER, finished, podWorkDir, useNodeWorld } from "../support/node-world.js";
 import { listFiles, readFileAt } from "../support/runner-fixture.js";
 
 const world = useNodeWorld();
@@ -48,19 +48,8 @@ describe("code task through the cluster", () => {
   it("POST /api/v1/pm/tasks → CodeRun → Job → agent pod → Claude Code → pushed branch → one PR", async () => {
     const w = world();
     w.model.setResponder(writingAgent(podWorkDir("services/api"), "health.js", "export const health = () => ({ status: 'ok' });\n"));
-    const submit = await w.api("POST", "/api/v1/pm/tasks", {
-      task_id: 7,
-      service: "api",
-      repository_url: w.repoUrl("target"),
-      docs_repository_url: w.repoUrl("docs"),
-      working_directory: "services/api",
-      github_user: GITHUB_USER,
-    });
-    expect(submit.status, submit.text).toBe(201);
-    const name = (submit.body as { data: { coderun_name: string } }).data.coderun_name;
-    const run = (await w.waitForRun("CodeRun", name, (r) =>
-      ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""),
-    )) as CodeRun;
+    const name = await w.submitCode(7, "api");
+    const run = (await w.waitForRun("CodeRun", name, finished)) as CodeRun;
     expect(run.status?.phase, JSON.stringify(run.status)).toBe("Succeeded");
 
     // One PR for the run's branch, and the agent's file on that branch of the real git server.
@@ -94,24 +83,6 @@ describe("code task through the cluster", () => {
     expect(logs.text).toMatch(/Claude Code session started/);
   });
 });
-
-/** Submits a code task for `service` (task `taskId`) and returns the run's name. */
-async function submitCode(taskId: number, service: string, extra: Record<string, unknown> = {}): Promise<string> {
-  const w = world();
-  const r = await w.api("POST", "/api/v1/pm/tasks", {
-    task_id: taskId,
-    service,
-    repository_url: w.repoUrl("target"),
-    docs_repository_url: w.repoUrl("docs"),
-    working_directory: "services/api",
-    github_user: GITHUB_USER,
-    ...extra,
-  });
-  expect(r.status, r.text).toBe(201);
-  return (r.body as { data: { coderun_name: string } }).data.coderun_name;
-}
-
-const finished = (r: { status?: { phase?: string } }) => ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? "");
 
 /** The text of every tool result in a request. */
 function toolResultTexts(req: MessagesRequest): string[] {
@@ -192,7 +163,7 @@ describe("cancel mid-run", () => {
       await Promise.race([thinking, new Promise((r) => setTimeout(r, 120_000))]);
       return { text: "Stopped." };
     });
-    const name = await submitCode(21, "cancel");
+    const name = await w.submitCode(21, "cancel");
     const deadline = Date.now() + 180_000;
     while (!asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     expect(asked).toBe(true);
@@ -247,7 +218,7 @@ describe("retry", () => {
       return { text: "Done." };
     });
     w.gitHttp.refusePushes(1);
-    const name = await submitCode(31, "retry");
+    const name = await w.submitCode(31, "retry");
     const run = await w.waitForRun("CodeRun", name, finished, 300_000);
     expect(run.status?.phase, JSON.stringify(run.status)).toBe("Succeeded");
     expect(run.status?.attempts).toBe(2);
@@ -287,7 +258,7 @@ describe("two runs of one service", () => {
         };
       return { text: "Done." };
     });
-    const [a, b] = await Promise.all([submitCode(41, "shared"), submitCode(42, "shared")]);
+    const [a, b] = await Promise.all([w.submitCode(41, "shared"), w.submitCode(42, "shared")]);
     const [ra, rb] = await Promise.all([w.waitForRun("CodeRun", a, finished, 300_000), w.waitForRun("CodeRun", b, finished, 300_000)]);
     expect(ra.status?.phase, JSON.stringify(ra.status)).toBe("Succeeded");
     expect(rb.status?.phase, JSON.stringify(rb.status)).toBe("Succeeded");
@@ -320,7 +291,7 @@ describe("controller killed mid-run", () => {
       }
       return { text: "Done." };
     });
-    const name = await submitCode(51, "killed");
+    const name = await w.submitCode(51, "killed");
     const deadline = Date.now() + 180_000;
     while (!asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     expect(asked).toBe(true);

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, inject } from "vitest";
 import { stringify } from "yaml";
 import { GROUP, Plurals, VERSION } from "../../src/api/constants.js";
 import type { AnyRun } from "../../src/api/types.js";
+import { isTerminalPhase } from "../../src/api/predicates.js";
 import { ControlPlane, freePorts, repoRoot, type ImageArchive, type NodeImages } from "../../src/controlplane/index.js";
 import { ensureImages } from "../../src/controlplane/images.js";
 import { issueServingCert } from "../../src/controlplane/certs.js";
@@ -62,6 +63,8 @@ export interface NodeWorld {
   orchestrator: Orchestrator;
   startOrchestrator(): Promise<Orchestrator>;
   api(method: string, pathname: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
+  /** POST /api/v1/pm/tasks for org/target (documents in org/docs, working directory services/api): the CodeRun's name. */
+  submitCode(taskId: number, service: string, extra?: Record<string, unknown>): Promise<string>;
   getRun(kind: "CodeRun" | "DocsRun", name: string): Promise<AnyRun>;
   waitForRun(kind: "CodeRun" | "DocsRun", name: string, until: (r: AnyRun) => boolean, timeoutMs?: number): Promise<AnyRun>;
 }
@@ -213,6 +216,19 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
       }
       return { status: r.status, body: parsed, text };
     },
+    submitCode: async (taskId, service, extra = {}) => {
+      const r = await w.api("POST", "/api/v1/pm/tasks", {
+        task_id: taskId,
+        service,
+        repository_url: w.repoUrl("target"),
+        docs_repository_url: w.repoUrl("docs"),
+        working_directory: "services/api",
+        github_user: GITHUB_USER,
+        ...extra,
+      });
+      if (r.status !== 201) throw new Error(`submitting task ${taskId} answered ${r.status}: ${r.text}`);
+      return (r.body as { data: { coderun_name: string } }).data.coderun_name;
+    },
     getRun,
     waitForRun: async (kind, name, until, timeoutMs = 240_000) => {
       const deadline = Date.now() + timeoutMs;
@@ -299,3 +315,6 @@ async function launchOrchestrator(p: {
 export function podWorkDir(workingDirectory: string): string {
   return path.posix.join("/workspace/target-repo", workingDirectory);
 }
+
+/** A run that has ended (Succeeded, Failed or Cancelled), for waitForRun. */
+export const finished = (r: AnyRun): boolean => isTerminalPhase(r.status?.phase);
