@@ -14,7 +14,45 @@ const dnsLabel = z
   .max(63);
 
 const resourceList = z.record(z.string(), quantity);
-export const resourcesSchema = z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() });
+
+const QUANTITY_SUFFIX: Record<string, number> = {
+  "": 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+};
+
+/** The number a quantity stands for (cores, bytes), to compare a request with its limit. */
+function quantityValue(q: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$/.exec(q);
+  return m ? Number(m[1]) * (QUANTITY_SUFFIX[m[2]!] ?? Number.NaN) : Number.NaN;
+}
+
+/**
+ * A container's requests and limits. A request above its limit is refused here, where the message
+ * can say which value to change; Kubernetes would otherwise refuse every agent pod at creation.
+ */
+export const resourcesSchema = z
+  .strictObject({ requests: resourceList.optional(), limits: resourceList.optional() })
+  .superRefine((r, ctx) => {
+    for (const [name, request] of Object.entries(r.requests ?? {})) {
+      const limit = r.limits?.[name];
+      if (limit !== undefined && quantityValue(request) > quantityValue(limit))
+        ctx.addIssue({
+          code: "custom",
+          path: ["requests", name],
+          message: `the request ${request} is above the limit ${limit}; lower requests.${name} or raise limits.${name}`,
+        });
+    }
+  });
 
 /** A regular expression from the config; compiled once at start, so a typo fails there. */
 const regexSource = z
@@ -163,6 +201,8 @@ export const fileConfigSchema = z.strictObject({
         .prefault({}),
       imagePullSecrets: z.array(z.string()).default([]),
       resources: resourcesSchema.default({ requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } }),
+      /** The channel sidecar's resources (model proxy, git, delivery); the agent container's are `resources`. */
+      channelResources: resourcesSchema.default({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } }),
       serviceAccountName: z.string().optional(),
       /** Command that starts the agent runner in the agent image. */
       command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),

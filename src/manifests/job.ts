@@ -121,7 +121,7 @@ function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1Vol
     restartPolicy: "Always",
     workingDir: "/tmp",
     env: channelEnv(run, config),
-    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } },
+    resources: structuredClone(config.agent.channelResources) as never,
     securityContext: restricted(CHANNEL_UID),
     startupProbe: {
       exec: { command: ["node", "-e", probe] },

@@ -246,6 +246,7 @@ describe("chart: render", () => {
         image: { repository: "registry.example.com/claude-code", tag: "1.0.56", pullPolicy: "IfNotPresent" },
         imagePullSecrets: ["agent-pull"],
         resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { cpu: "4", memory: "8Gi", "ephemeral-storage": "20Gi" } },
+        channelResources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { cpu: "0.5", memory: "512Mi" } },
         serviceAccountName: "agent",
         command: ["node", "/app/dist/cmd/runner.js"],
         branchPrefix: "agent/",
@@ -514,6 +515,7 @@ describe("chart: wrong input fails at install time with a clear message", () => 
     ["an unknown template override", ["--set-string", "templates.overrides.code_CLAUD\\.md\\.hbs=x"], /code_CLAUD\.md\.hbs/],
     ["an agent with both identities", ["--set", "agents.rex.githubUser=a", "--set", "agents.rex.githubApp=b"], /agents/],
     ["config.namespace=Bad_NS", ["--set", "config.namespace=Bad_NS"], /namespace/],
+    ["agent.channelResources.limits.memory=1GB", ["--set", "agent.channelResources.limits.memory=1GB"], /channelResources/],
   ];
   for (const helmName of ["helm3", "helm"] as const) {
     it.each(wrongTypes)(`${helmName === "helm3" ? "Helm 3" : "Helm 4"}: values.schema.json rejects %s`, async (_label, args, field) => {

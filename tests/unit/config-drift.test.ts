@@ -43,6 +43,8 @@ interface Written {
   converted: boolean;
   /** Keys a `range ... list "a" "b"` restricts an object to (webhook.defaults). */
   keys?: string[];
+  /** Requests/limits written by the `orchestrator.resources` helper (quantities, numbers made strings). */
+  resources?: boolean;
 }
 
 /** The keys of the config.yaml block of templates/configmap.yaml, by indentation. */
@@ -72,12 +74,14 @@ function writtenKeys(): Written[] {
       const viaVar = /\$(\w+)\.(\w+)/.exec(s);
       return direct ?? (viaVar && vars[viaVar[1]!] ? `${vars[viaVar[1]!]}.${viaVar[2]}` : undefined);
     };
+    const resources = /include "orchestrator\.resources"/.test(value);
     const entry = (key: string, from: string | undefined, keys?: string[]): Written => ({
       path: [...stack, key].join("."),
       from,
-      whole: /toJson/.test(value) && !/int64|toString/.test(value),
+      whole: (/toJson/.test(value) || resources) && !/int64|toString/.test(value),
       converted: /int64|toString/.test(value),
       ...(keys ? { keys } : {}),
+      ...(resources ? { resources } : {}),
     });
     if (m[2] === "{{ $k }}") {
       const parent = vars[/get \$(\w+) \$k/.exec(value)?.[1] ?? ""];
@@ -159,6 +163,7 @@ describe("config drift: zod schema ↔ templates/configmap.yaml ↔ values.schem
       .flatMap((w) => {
         const value = at(valuesSchema, w.from!);
         if (!value) return [`${w.path} ← .Values.${w.from}: not in values.schema.json`];
+        if (w.resources) return resourcesDrift(w, value);
         const want = shape(
           w.keys
             ? { ...at(configSchema, w.path), properties: pick(at(configSchema, w.path)?.properties, w.keys) }
@@ -178,6 +183,27 @@ describe("config drift: zod schema ↔ templates/configmap.yaml ↔ values.schem
     expect(drift).toEqual([]);
   });
 });
+
+/**
+ * Requests/limits: the chart takes a quantity as a string with the config's pattern, or as a YAML
+ * number (the helper writes it as a string); sections and strictness must match the config's.
+ */
+function resourcesDrift(w: Written, value: Json): string[] {
+  const config = at(configSchema, w.path);
+  const sections = (s: Json | undefined) => Object.keys(s?.properties ?? {}).sort();
+  const problems: string[] = [];
+  if (JSON.stringify(sections(value)) !== JSON.stringify(sections(config)) || value.additionalProperties !== false)
+    problems.push(
+      `${w.path} ← .Values.${w.from}: sections ${JSON.stringify(sections(value))} ≠ config ${JSON.stringify(sections(config))}`,
+    );
+  for (const section of sections(config)) {
+    const want = (config?.properties?.[section]?.additionalProperties as Json | undefined)?.pattern;
+    const have = (value.properties?.[section]?.additionalProperties as Json | undefined)?.oneOf as Json[] | undefined;
+    if (!have?.some((b) => b.type === "string" && b.pattern === want))
+      problems.push(`${w.path}.${section} ← .Values.${w.from}: quantity pattern differs from the config's ${String(want)}`);
+  }
+  return problems;
+}
 
 function pick(props: Record<string, Json> | undefined, keys: string[]): Record<string, Json> {
   return Object.fromEntries(Object.entries(props ?? {}).filter(([k]) => keys.includes(k)));

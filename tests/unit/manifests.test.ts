@@ -146,6 +146,36 @@ describe("buildJob", () => {
     expect(c?.resources).toEqual(config.agent.resources);
     expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
   });
+  it("gives the channel its own resources: the defaults, or agent.channelResources", () => {
+    expect(ch?.resources).toEqual({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } });
+    const sized = parseConfig("agent: {channelResources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 512Mi}}}", {});
+    const channel = buildJob(run, 1, sized, "ws").spec?.template.spec?.initContainers?.[0];
+    expect(channel?.resources).toEqual({ requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } });
+    expect(buildJob(run, 1, sized, "ws").spec?.template.spec?.containers[0]?.resources).toEqual(config.agent.resources);
+  });
+  it.each([
+    [
+      "agent: {channelResources: {requests: {memory: 2Gi}, limits: {memory: 1Gi}}}",
+      /agent\.channelResources\.requests\.memory: the request 2Gi is above the limit 1Gi; lower requests\.memory or raise limits\.memory/,
+    ],
+    [
+      "agent: {resources: {requests: {cpu: '3'}, limits: {cpu: 2500m}}}",
+      /agent\.resources\.requests\.cpu: the request 3 is above the limit 2500m/,
+    ],
+    [
+      "agent: {channelResources: {limits: {memory: 1GB}}}",
+      /agent\.channelResources\.limits\.memory: must be a Kubernetes quantity such as 10Gi or 500m/,
+    ],
+    ["agent: {channelResources: {request: {cpu: 1}}}", /agent\.channelResources: Unrecognized key: "request"/],
+  ])("refuses resources Kubernetes would refuse, naming the value to fix: %s", (yaml, message) => {
+    expect(() => parseConfig(yaml, {})).toThrow(message);
+  });
+  it("accepts a request equal to its limit in other units", () => {
+    expect(
+      parseConfig("agent: {channelResources: {requests: {cpu: 1000m, memory: 1024Mi}, limits: {cpu: '1', memory: 1Gi}}}", {}).agent
+        .channelResources.limits,
+    ).toEqual({ cpu: "1", memory: "1Gi" });
+  });
   it("github.caBundle: the run's files carry it and the channel's Node (which talks to GitHub) trusts it; without it, neither", () => {
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     const withCa = parseConfig(`github: {caBundle: ${JSON.stringify(pem)}}`, {});

@@ -156,3 +156,19 @@ names); get confirms a Secret the cache does not have yet. */}}
 {{- end }}
 {{- toJson $names }}
 {{- end }}
+
+{{/*
+Container requests/limits as the config's JSON: every quantity a string (a YAML number such as
+`cpu: 2` becomes "2").
+*/}}
+{{- define "orchestrator.resources" -}}
+{{- $res := dict }}
+{{- range $section := list "requests" "limits" }}
+{{- with (get ($ | default dict) $section) }}
+{{- $q := dict }}
+{{- range $k, $v := . }}{{ $_ := set $q $k (toString $v) }}{{ end }}
+{{- $_ := set $res $section $q }}
+{{- end }}
+{{- end }}
+{{- $res | toJson }}
+{{- end }}
