@@ -563,9 +563,12 @@ describe("chart on a real API server", () => {
     expect(established.exitCode, String(established.stderr)).toBe(0);
   });
 
-  it("kubectl apply --dry-run=server accepts every rendered value set", async () => {
+  it("kubectl apply --dry-run=server accepts every rendered value set; the controller's pod meets Pod Security restricted", async () => {
     const ns = await cluster().createNamespace("chart-dry");
     const agents = await cluster().createNamespace("chart-agents");
+    // The API server warns about a Deployment whose pods the namespace's level would refuse.
+    const psa = ["pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/warn=restricted"];
+    expect((await kubectl(["label", "namespace", ns, ...psa])).exitCode).toBe(0);
     const sets: [string, string[]][] = [
       ["defaults", QUICK_SET],
       ["production", ["--values", PROD_VALUES]],
@@ -579,7 +582,20 @@ describe("chart on a real API server", () => {
       const applied = await kubectl(["apply", "--dry-run=server", "--validate=strict", "-f", "-"], String(r.stdout));
       expect(applied.exitCode, `${label}: ${String(applied.stderr)}`).toBe(0);
       expect(String(applied.stdout)).toMatch(/deployment.apps\/orchestrator (created|configured) \(server dry run\)/);
+      expect(String(applied.stderr), label).not.toContain("violate PodSecurity");
     }
+    const loose = await run(tools.helm, [
+      "template",
+      "orchestrator",
+      SEED_CHART,
+      "--namespace",
+      ns,
+      ...QUICK_SET,
+      "--set",
+      "securityContext.allowPrivilegeEscalation=true",
+    ]);
+    const warned = await kubectl(["apply", "--dry-run=server", "-f", "-"], String(loose.stdout));
+    expect(String(warned.stderr)).toMatch(/would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false/);
   });
 
   describe("helm install / upgrade / uninstall (Helm 4, the README's development values)", () => {

@@ -5,7 +5,7 @@
 import { BatchV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import type { CodeRun } from "../../src/api/index.js";
+import type { CodeRun, DocsRun } from "../../src/api/index.js";
 import { useControlPlane, newNamespace } from "../support/cluster.js";
 import { installChartRbac } from "../support/chart-rbac.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
@@ -299,5 +299,51 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     expect(st?.reason).toBe("SecretMissing");
     expect(st?.conditions?.find((c) => c.type === "ConfigError")?.message).toContain(`Secret ${ns}/github-token-bob does not exist`);
     expect((await batch.listNamespacedJob({ namespace: ns })).items).toEqual([]);
+  });
+});
+
+/**
+ * Pod Security `restricted` (the API server's own admission plugin): in a namespace that
+ * enforces it, the Job controller creates the agent pods of a CodeRun (PVC, Secret volume, the
+ * channel sidecar) and of a DocsRun (emptyDir); the same pod with one setting loosened is refused,
+ * so the admission is on and the pass is the pod's.
+ */
+describe("Pod Security restricted", () => {
+  beforeAll(() => {
+    identity = "admin";
+  });
+  it("admits both runs' pods in a namespace enforcing restricted; a loosened copy is refused", async () => {
+    const { ns, runs, core } = await setup();
+    const labelled = await kubectl(["label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"]);
+    expect(labelled.exitCode, labelled.stderr).toBe(0);
+    await runs.create(codeRun(ns, "psa-code", { env: { KWOK_RUN_DURATION: "60s" } }));
+    const docs: DocsRun = {
+      apiVersion: "orchestrator.platform/v1",
+      kind: "DocsRun",
+      metadata: { name: "psa-docs", namespace: ns },
+      spec: { repositoryUrl: "https://github.com/acme/api.git", workingDirectory: ".", sourceBranch: "main", githubUser: "alice" },
+    };
+    await runs.create(docs);
+    const pods = await waitFor(
+      async () => {
+        const items = (await core.listNamespacedPod({ namespace: ns })).items;
+        return items.length === 2 && items;
+      },
+      30_000,
+      "both agent pods created",
+    );
+    const refusals = (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.reason === "FailedCreate");
+    expect(refusals.map((e) => e.message)).toEqual([]);
+    expect(pods.map((p) => p.spec?.initContainers?.[0]?.name)).toEqual(["channel", "channel"]);
+
+    const pod = pods[0]!;
+    const loosened = structuredClone(pod.spec!);
+    delete loosened.nodeName;
+    loosened.initContainers![0]!.securityContext!.capabilities = { drop: ["ALL"], add: ["NET_RAW"] };
+    const refused = core.createNamespacedPod({ namespace: ns, body: { metadata: { name: "loosened" }, spec: loosened } });
+    await expect(refused).rejects.toMatchObject({
+      code: 403,
+      body: expect.stringMatching(/violates PodSecurity .*restricted:latest.*must not include .*NET_RAW/),
+    });
   });
 });
