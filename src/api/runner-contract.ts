@@ -26,8 +26,12 @@ export const AgentPaths = {
   terminationMessage: "/dev/termination-log",
 } as const;
 
-/** The channel container's port on the pod's loopback: model proxy, GitHub tools (MCP), /task, /finish, /ready. */
+/** The channel container's port on the pod's loopback: model proxy, GitHub tools (MCP), /task, /finish. */
 export const CHANNEL_PORT = 8390;
+/** Path of the MCP endpoint of the agent's GitHub tools on the channel. */
+export const CHANNEL_MCP_PATH = "/mcp";
+/** The GitHub tools' MCP server name in the agent's MCP config: its tools are `mcp__github__<tool>`. */
+export const GITHUB_TOOLS_SERVER = "github";
 
 /** Keys of the run's ConfigMap. */
 export const TaskFileKeys = {

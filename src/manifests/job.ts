@@ -107,12 +107,12 @@ function buildVolumes(run: AnyRun, attempt: number, workspaceClaim: string) {
 
 /**
  * The channel: a native sidecar (an init container with restartPolicy Always, Kubernetes ≥ 1.29),
- * so it starts first and the agent container starts only once its startup probe passes, that is
- * once the workspace is prepared. The probe runs inside the container: the channel listens on
- * loopback only, where kubelet's HTTP probes (sent to the pod IP) cannot reach.
+ * so it starts first and keeps serving while the agent works. It has no startup probe on purpose:
+ * the agent container starts right after it and waits on loopback for the task (GET /task), so
+ * the agent's start-up overlaps the workspace's preparation. Nothing the agent is told runs before
+ * the task is handed out: until then the agent container runs only the runner.
  */
-function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[], timeoutSeconds: number): V1Container {
-  const probe = `fetch("http://127.0.0.1:${CHANNEL_PORT}/ready").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[]): V1Container {
   return {
     name: CHANNEL_CONTAINER,
     image: `${config.agent.image.repository}:${config.agent.image.tag}`,
@@ -123,12 +123,6 @@ function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1Vol
     env: channelEnv(run, config),
     resources: structuredClone(config.agent.channelResources) as never,
     securityContext: restricted(CHANNEL_UID),
-    startupProbe: {
-      exec: { command: ["node", "-e", probe] },
-      periodSeconds: 2,
-      timeoutSeconds: 5,
-      failureThreshold: Math.max(30, Math.ceil(timeoutSeconds / 2)),
-    },
     volumeMounts: mounts,
   };
 }
@@ -171,7 +165,7 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
             fsGroupChangePolicy: "OnRootMismatch",
             seccompProfile: { type: "RuntimeDefault" },
           },
-          initContainers: [buildChannelContainer(run, config, channel, limits.timeoutSeconds)],
+          initContainers: [buildChannelContainer(run, config, channel)],
           containers: [
             {
               name: CONTAINER_NAME[run.kind],

@@ -2,8 +2,13 @@
  * Structured logging: pino with secrets redacted wherever they might appear. JSON lines by
  * default; `pretty` (a person at a terminal) formats each line with pino-pretty instead.
  */
+import { createRequire } from "node:module";
 import { pino, type Logger, type LoggerOptions } from "pino";
-import { PinoPretty } from "pino-pretty";
+import type { PinoPretty } from "pino-pretty";
+
+// pino-pretty is loaded only when a person asks for it: every process (the agent's pod included)
+// would otherwise pay for its start-up.
+const require = createRequire(import.meta.url);
 
 /** Paths that may carry secrets; pino replaces their values. */
 export const REDACT_PATHS = [
@@ -25,7 +30,8 @@ export const REDACT_PATHS = [
 
 /** Human-readable lines for a terminal: time, level, message, then the fields. */
 function prettyStream(destination: NodeJS.WritableStream | undefined): NodeJS.WritableStream {
-  return PinoPretty({
+  const { PinoPretty: pretty } = require("pino-pretty") as { PinoPretty: typeof PinoPretty };
+  return pretty({
     colorize: destination === undefined ? process.stdout.isTTY === true : false,
     translateTime: "SYS:HH:MM:ss.l",
     ignore: "pid,hostname,name",

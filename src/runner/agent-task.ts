@@ -10,10 +10,9 @@ import type { Logger } from "pino";
 import { Reasons } from "../api/reasons.js";
 import type { AgentResult } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
-import { CHANNEL_MCP_PATH } from "./channel-server.js";
+import { CHANNEL_MCP_PATH, GITHUB_TOOLS_SERVER } from "../api/runner-contract.js";
 import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
-import { GITHUB_TOOLS_SERVER } from "./github-tools.js";
 import { buildLayout } from "./layout.js";
 import { Redactor } from "./redact.js";
 import { writeAgentResult } from "./result.js";
@@ -113,7 +112,7 @@ async function fetchTask(channelUrl: string, waitMs: number): Promise<{ task: Ag
       const message = `The agent's channel at ${channelUrl} did not hand out a task within ${Math.round(waitMs / 1000)}s; see the channel container's log.`;
       return { result: { outcome: "failed", reason: Reasons.InternalError, message } };
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -6,11 +6,17 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { handleGitHubTools, type GitHubToolsOptions } from "./github-tools.js";
+import { CHANNEL_MCP_PATH } from "../api/runner-contract.js";
+import type * as GitHubTools from "./github-tools.js";
+import type { GitHubToolsOptions } from "./github-tools.js";
 import type { ModelProxy } from "./model-proxy.js";
 
-/** Path of the MCP endpoint of the agent's GitHub tools. */
-export const CHANNEL_MCP_PATH = "/mcp";
+/**
+ * The GitHub tools (the MCP SDK and zod, most of the channel's start-up) load in the background,
+ * so the workspace is prepared and the task handed out without waiting for them.
+ */
+let githubTools: Promise<typeof GitHubTools> | undefined;
+const loadGitHubTools = () => (githubTools ??= import("./github-tools.js"));
 
 /**
  * What the server answers; read on every request, so the credentialed side fills it in as the run
@@ -57,9 +63,9 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = new URL(req.url ?? "/", "http://channel").pathname;
   const h = o.handlers;
-  if (path === "/ready" || path === "/task") {
+  if (path === "/task") {
     if (h.task === undefined) return sendJson(res, 503, { message: "The workspace is being prepared." });
-    return sendJson(res, 200, path === "/ready" ? { ready: true } : h.task);
+    return sendJson(res, 200, h.task);
   }
   if (path === "/finish") return finish(h, req, res);
   if (path === CHANNEL_MCP_PATH) {
@@ -72,7 +78,7 @@ async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: ht
     } catch (err) {
       return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${(err as Error).message}` }, id: null });
     }
-    return handleGitHubTools(tools, req, res, body);
+    return (await loadGitHubTools()).handleGitHubTools(tools, req, res, body);
   }
   if (!h.proxy) return sendJson(res, 503, { type: "error", error: { type: "api_error", message: "The model proxy is not ready." } });
   return h.proxy.handle(req, res);
@@ -106,6 +112,7 @@ export async function startChannelServer(o: ChannelServerOptions): Promise<Chann
     server.listen(o.port, "127.0.0.1", resolve);
   });
   const { port } = server.address() as AddressInfo;
+  loadGitHubTools().catch((err: unknown) => o.log.error({ err: (err as Error).message }, "Could not load the GitHub tools"));
   return {
     url: `http://127.0.0.1:${port}`,
     close: () =>

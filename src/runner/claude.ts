@@ -7,9 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import type { Logger } from "pino";
-import { AgentLogMessages } from "../api/runner-contract.js";
+import { AgentLogMessages, GITHUB_TOOLS_SERVER } from "../api/runner-contract.js";
 import type { Redactor } from "./redact.js";
-import { GITHUB_TOOLS_SERVER } from "./github-tools.js";
 import { estimateCostUsd } from "./pricing.js";
 
 // ---- stream-json parsing (pure) ----------------------------------------------------------------

@@ -13,11 +13,9 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { GITHUB_TOOLS_SERVER } from "../api/runner-contract.js";
 import type { GitHubAction } from "../api/types.js";
 import type { GitHubPort, ReviewEvent } from "./github.js";
-
-/** The MCP server's name in the agent's MCP config: its tools are `mcp__github__<tool>`. */
-export const GITHUB_TOOLS_SERVER = "github";
 
 /** What the tools may touch. */
 export interface ToolScope {

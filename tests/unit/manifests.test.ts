@@ -134,10 +134,10 @@ describe("buildJob", () => {
     expect(ch?.securityContext?.runAsUser).toBe(1001);
     expect(pod?.automountServiceAccountToken).toBe(false);
   });
-  it("starts the channel first, as a native sidecar whose startup probe gates the agent", () => {
+  it("starts the channel first, as a native sidecar with no startup probe (the agent waits for its task instead)", () => {
     expect(pod?.initContainers?.map((i) => i.name)).toEqual(["channel"]);
     expect(ch).toMatchObject({ restartPolicy: "Always", command: ["orchestrator-agent-channel"], image: c?.image });
-    expect(ch?.startupProbe?.exec?.command?.join(" ")).toContain("http://127.0.0.1:8390/ready");
+    expect(ch?.startupProbe).toBeUndefined();
     expect(c?.command).toEqual(["orchestrator-agent-runner"]);
   });
   it("applies deadline, TTL, resources and image pull secrets from config", () => {
