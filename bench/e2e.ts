@@ -1,26 +1,32 @@
 // npm run bench:e2e: the whole chain on the real node, measured against its floors in one run.
 //
 //   floor     a bare pod: create → Running (what Kubernetes itself needs to start a container)
-//   direct    the agent runner started directly on the host → the agent's first model request
-//             (clone, task files, Claude Code start-up: the work that is not the cluster's)
+//   direct    the agent's two processes (channel and runner, compiled) started directly on the
+//             host → the agent's first model request (clone, task files, Claude Code start-up:
+//             the work that is not the cluster's)
 //   chain     POST /api/v1/pm/tasks → the agent's first model request, through the orchestrator,
 //             a CodeRun, a Job and an agent pod on the real node
 //
-// Reported: p50/p99 of `chain` for 1 run at a time and for 10 runs across 10 services at once;
+// Reported: p50/p99 of `chain` for 1 run at a time (a service whose workspace exists, and the
+// first run of a new service) and for 10 runs across 10 services at once, with the stages of a
+// single run from the pod's clocks;
 // the chain's overhead (chain − direct, model time excluded) and its distance to the floor.
 // Targets: chain p50 < 4 s for a single run; overhead within 2 s of the floor.
 import fs from "node:fs";
 import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
+import { Labels } from "../src/api/constants.js";
 import { AgentPaths, TaskFileKeys } from "../src/api/runner-contract.js";
 import { ensureControlPlaneBinaries, repoRoot } from "../src/controlplane/index.js";
-import { startNodeWorld, GITHUB_USER, API_KEY, TOKEN } from "../tests/support/node-world.js";
+import { startNodeWorld, finished, GITHUB_USER, API_KEY, TOKEN } from "../tests/support/node-world.js";
 import { nodeImages } from "../tests/support/real-node.js";
-import { createAgentRoot, createBareRepo } from "../tests/support/runner-fixture.js";
+import { createAgentRoot, createBareRepo, launchRunner } from "../tests/support/runner-fixture.js";
 import type { MessagesRequest } from "../tests/support/model-server.js";
 
 const SINGLE_RUNS = Number(process.env.BENCH_E2E_SINGLE ?? 5);
+/** First runs of new services (their workspace claim is provisioned on the way). */
+const NEW_SERVICE_RUNS = 3;
 const PARALLEL = 10;
 
 const pct = (xs: number[], p: number) => {
@@ -46,7 +52,7 @@ async function main(): Promise<void> {
       if (task !== undefined && !firstRequest.has(task)) firstRequest.set(task, performance.now());
       return { text: "Nothing to change." };
     });
-    const tasks = Array.from({ length: SINGLE_RUNS + PARALLEL + 1 }, (_, i) => 101 + i);
+    const tasks = Array.from({ length: SINGLE_RUNS + NEW_SERVICE_RUNS + PARALLEL + 1 }, (_, i) => 101 + i);
     createBareRepo(
       w.bare("bench-docs"),
       Object.fromEntries(
@@ -119,28 +125,16 @@ async function main(): Promise<void> {
       });
       // github.caBundle, as the run's ConfigMap carries it.
       fs.copyFileSync(w.cp.certs.caCert, path.join(agent.root, AgentPaths.taskFiles, TaskFileKeys.githubCa));
-      // The compiled runner, as the image runs it (no TypeScript loader in the measurement).
-      const home = path.join(agent.root, "home");
-      fs.mkdirSync(home, { recursive: true });
+      // The compiled channel and runner, as the image runs them (no TypeScript loader in the measurement).
       const t = performance.now();
-      await execa(process.execPath, [path.join(repoRoot(), "dist/cmd/runner.js")], {
-        env: {
-          PATH: `${path.join(repoRoot(), "node_modules/.bin")}:${process.env.PATH ?? ""}`,
-          HOME: home,
-          AGENT_ROOT: agent.root,
-          ANTHROPIC_API_KEY: API_KEY,
-          ANTHROPIC_BASE_URL: w.model.url,
-          GITHUB_TOKEN: TOKEN,
-          NODE_EXTRA_CA_CERTS: w.cp.certs.caCert,
-          DISABLE_AUTOUPDATER: "1",
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-        },
-        extendEnv: false,
-        reject: false,
-        timeout: 120_000,
-      });
+      const run = await launchRunner(
+        agent,
+        { ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: w.model.url, GITHUB_TOKEN: TOKEN, NODE_EXTRA_CA_CERTS: w.cp.certs.caCert },
+        { compiled: true },
+      );
       const at = firstRequest.get(task);
-      if (at) direct.push(at - t);
+      if (at === undefined) throw new Error(`direct run ${i}: no model request (exit ${run.exitCode}):\n${run.stdout}\n${run.stderr}`);
+      direct.push(at - t);
     }
 
     const submit = async (task: number, service: string) => {
@@ -170,19 +164,65 @@ async function main(): Promise<void> {
     const warm = await submit(tasks[0]!, "bench-warm");
     await waitFirst(warm.task, warm.t);
 
+    // Where a single run's time goes, from the pod's own clocks: kubelet stamps each log line (ns).
+    const stages: Record<string, number>[] = [];
+    const breakdown = async (name: string, submittedAt: number, firstAt: number) => {
+      const epoch = Date.now() - performance.now();
+      const pods = await core.listNamespacedPod({ namespace: w.ns, labelSelector: `${Labels.runName}=${name}` });
+      const pod = pods.items[0];
+      if (!pod?.metadata?.name) return;
+      const log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace: w.ns, container: "channel", timestamps: true });
+      const at = (msg: string) => {
+        const line = String(log)
+          .split("\n")
+          .find((l) => l.includes(msg));
+        return line ? Date.parse(line.slice(0, line.indexOf(" "))) - (epoch + submittedAt) : NaN;
+      };
+      const started =
+        pod.status?.initContainerStatuses?.[0]?.state?.terminated?.startedAt ??
+        pod.status?.initContainerStatuses?.[0]?.state?.running?.startedAt;
+      stages.push({
+        channelContainerStarted: started ? new Date(started).getTime() - (epoch + submittedAt) : NaN,
+        channelListening: at("Started the agent's channel"),
+        taskHandedOut: at("Opened the agent's model proxy"),
+        firstModelRequest: firstAt,
+      });
+    };
     const single: number[] = [];
+    const newService: number[] = [];
+    const one = async (task: number, service: string, into: number[]) => {
+      const s = await submit(task, service);
+      into.push(await waitFirst(s.task, s.t));
+      await w.waitForRun("CodeRun", s.name, finished);
+      return s;
+    };
+    // A service's later tasks: its workspace claim exists (the warm-up made it).
     for (let i = 1; i <= SINGLE_RUNS; i++) {
-      const s = await submit(tasks[i]!, `bench-s${i}`);
-      single.push(await waitFirst(s.task, s.t));
-      await w.waitForRun("CodeRun", s.name, (r) => ["Succeeded", "Failed", "Cancelled"].includes(r.status?.phase ?? ""));
+      const s = await one(tasks[i]!, "bench-warm", single);
+      await breakdown(s.name, s.t, single.at(-1)!);
     }
-    const burst = await Promise.all(tasks.slice(SINGLE_RUNS + 1, SINGLE_RUNS + 1 + PARALLEL).map((task, i) => submit(task, `bench-p${i}`)));
+    for (let i = 0; i < NEW_SERVICE_RUNS; i++) await one(tasks[SINGLE_RUNS + 1 + i]!, `bench-new${i}`, newService);
+    const from = SINGLE_RUNS + NEW_SERVICE_RUNS + 1;
+    const burst = await Promise.all(tasks.slice(from, from + PARALLEL).map((task, i) => submit(task, `bench-p${i}`)));
     const parallel = await Promise.all(burst.map((s) => waitFirst(s.task, s.t)));
 
     const result = {
       floorPodRunningMs: { p50: pct(floor, 50), p99: pct(floor, 99), samples: floor.map(Math.round) },
       directRunnerToFirstRequestMs: { p50: pct(direct, 50), samples: direct.map(Math.round) },
       chainSingleMs: { p50: pct(single, 50), p99: pct(single, 99), samples: single.map(Math.round) },
+      chainNewServiceMs: { p50: pct(newService, 50), samples: newService.map(Math.round) },
+      /** ms after submit (container start: 1 s resolution, kubelet's status). */
+      singleStagesP50Ms: Object.fromEntries(
+        Object.keys(stages[0] ?? {}).map((k) => [
+          k,
+          Math.round(
+            pct(
+              stages.map((s) => s[k]!),
+              50,
+            ),
+          ),
+        ]),
+      ),
       chain10Ms: { p50: pct(parallel, 50), p99: pct(parallel, 99), samples: parallel.map(Math.round) },
       overheadMs: pct(single, 50) - pct(direct, 50),
       overheadMinusFloorMs: pct(single, 50) - pct(direct, 50) - pct(floor, 50),
@@ -196,6 +236,8 @@ async function main(): Promise<void> {
     console.log(
       `submit → 1st model request, 1 run     p50 ${sec(result.chainSingleMs.p50)}  p99 ${sec(result.chainSingleMs.p99)}  (target p50 < 4 s: ${result.targets.singleP50Under4s ? "met" : "NOT met"})`,
     );
+    console.log(`submit → 1st model request, 1st run of a new service  p50 ${sec(result.chainNewServiceMs.p50)}`);
+    console.log(`  stages of a single run (p50, ms after submit): ${JSON.stringify(result.singleStagesP50Ms)}`);
     console.log(`submit → 1st model request, 10 runs   p50 ${sec(result.chain10Ms.p50)}  p99 ${sec(result.chain10Ms.p99)}`);
     console.log(
       `chain overhead (chain − direct)        ${sec(result.overheadMs)}; minus floor ${sec(result.overheadMinusFloorMs)} (target < 2 s: ${result.targets.overheadWithin2sOfFloor ? "met" : "NOT met"})`,

@@ -168,9 +168,14 @@ function parseLogs(stdout: string): Record<string, unknown>[] {
  * Runs an attempt the way the Job does, as two processes: the channel (`src/cmd/channel.ts`, all
  * of the Job's variables, credentials included) and the agent (`src/cmd/runner.ts`, no
  * credential: only the channel's URL). The channel is stopped (SIGTERM, as kubelet stops a
- * sidecar) once the agent has exited. Logs are the channel's, then the agent's.
+ * sidecar) once the agent has exited. Logs are the channel's, then the agent's. `compiled`: the
+ * built entries in dist/ on this Node, as the image runs them (no TypeScript loader).
  */
-export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, timeoutMs = 120_000): Promise<RunnerRun> {
+export async function launchRunner(
+  agentRoot: AgentRoot,
+  env: Record<string, string>,
+  opts: { timeoutMs?: number; compiled?: boolean } = {},
+): Promise<RunnerRun> {
   const started = Date.now();
   const home = path.join(agentRoot.root, "container-home");
   fs.mkdirSync(home, { recursive: true });
@@ -183,12 +188,16 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
     DISABLE_AUTOUPDATER: "1",
   };
   const agentEnv = Object.fromEntries(Object.entries(env).filter(([k]) => !CHANNEL_ONLY.test(k)));
-  const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: timeoutMs, stdin: "ignore" as const };
-  const channel = execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/channel.ts")], {
+  const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: opts.timeoutMs ?? 120_000, stdin: "ignore" as const };
+  const start = (entry: "channel" | "runner") =>
+    opts.compiled
+      ? ([process.execPath, [path.join(PROJECT_ROOT, `dist/cmd/${entry}.js`)]] as const)
+      : ([path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)]] as const);
+  const channel = execa(...start("channel"), {
     ...options,
     env: { ...base, ...env, CHANNEL_PORT: String(port) },
   });
-  const agent = await execa(path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, "src/cmd/runner.ts")], {
+  const agent = await execa(...start("runner"), {
     ...options,
     env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` },
   });
