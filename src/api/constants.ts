@@ -107,6 +107,11 @@ export const Annotations = {
    * webhook intake as `{taskId}/{stage}/{deliveryId}` and handled once by the reconciler.
    */
   rerun: "orchestrator.platform/rerun",
+  /**
+   * On a Play: the last webhook delivery about its PR that reached a replica not leading. The
+   * change wakes the Play on the leader (a delivery's wake-up is otherwise in-process only).
+   */
+  wake: "orchestrator.platform/wake",
   /** On a workspace PVC: the owner/repo (lowercase) whose clone it holds. */
   repository: "orchestrator.platform/repository",
   /**

@@ -29,10 +29,13 @@ import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
 import { createInformerSource } from "../kube/informer.js";
+import { createLeaseClient } from "../kube/lease.js";
+import { statusCode } from "../kube/errors.js";
+import { LeaderElector } from "../controller/leader.js";
 import { TokenBucket } from "../kube/rate-limit.js";
 import { createKubePlayStore, createKubeRunStore, createKubeTokenReviewer } from "../kube/run-store.js";
 import { createLogger, type Logger } from "../observability/logger.js";
-import { createMetrics } from "../observability/metrics.js";
+import { createMetrics, type Metrics } from "../observability/metrics.js";
 import { registerMcpRoute } from "../mcp/http.js";
 import { RunReporter } from "../controller/run-reporter.js";
 import { createRunReporterKube } from "../kube/run-reporter-kube.js";
@@ -59,6 +62,36 @@ function dashboardFeed(
     }
   }
   return new LiveFeed({ runs, plays: playInformer });
+}
+
+/**
+ * The replica's leader election (config controller.leaderElection). The identity is the pod's
+ * name plus a random suffix, so a restarted process never mistakes its predecessor's Lease for its own.
+ */
+function leaderElector(config: Config, kc: ReturnType<typeof loadKubeConfig>, logger: Logger, metrics: Metrics): LeaderElector {
+  const le = config.controller.leaderElection;
+  const identity = `${config.podName}_${randomBytes(4).toString("hex")}`;
+  const log = logger.child({ component: "leader-election", lease: le.leaseName });
+  return new LeaderElector({
+    client: createLeaseClient(kc, config.namespace, le.leaseName),
+    identity,
+    timings: {
+      leaseDurationMs: le.leaseDurationSeconds * 1000,
+      renewDeadlineMs: le.renewDeadlineSeconds * 1000,
+      retryPeriodMs: le.retryPeriodSeconds * 1000,
+    },
+    onError: (err, leading) => {
+      const hint =
+        statusCode(err) === 403
+          ? `; the ServiceAccount needs get, create and update on leases (coordination.k8s.io) in ${config.namespace}: upgrade the chart's RBAC`
+          : "";
+      log.warn({ err: (err as Error).message, leading }, `Failed to acquire or renew the leader Lease${hint}`);
+    },
+    onHolder: (holder) => {
+      metrics.leaderTransitions.inc();
+      log.info({ holder: holder || null, identity }, holder ? "Observed a new leader Lease holder" : "Observed the leader Lease released");
+    },
+  });
 }
 
 function hasKubeAccess(env: NodeJS.ProcessEnv): boolean {
@@ -128,7 +161,15 @@ async function main(): Promise<void> {
   const limiter = new TokenBucket(config.controller.qps, config.controller.burst);
   const kube = createControllerKube(clients, limiter);
   // One manager: shared informers, and queues, workers and health for every controller.
-  const manager = new Manager({ source: createInformerSource(clients, logger), namespace: config.namespace, logger, metrics });
+  const election =
+    config.controller.enabled && config.controller.leaderElection.enabled ? leaderElector(config, kc, logger, metrics) : undefined;
+  const manager = new Manager({
+    source: createInformerSource(clients, logger),
+    namespace: config.namespace,
+    logger,
+    metrics,
+    ...(election ? { election } : {}),
+  });
   const controller = config.controller.enabled
     ? new Controller({ manager, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
     : undefined;

@@ -1,5 +1,6 @@
 /** Reads the configuration once at start; nothing else reads process.env. */
 import { readFileSync, existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { parse } from "yaml";
 import type { z } from "zod";
 import { fileConfigSchema, type Config } from "./schema.js";
@@ -51,7 +52,8 @@ function githubAppFromEnv(env: NodeJS.ProcessEnv): { githubApp?: Config["githubA
 /**
  * Builds the frozen Config from a YAML text (or none) and the environment.
  * Environment overrides: KUBERNETES_NAMESPACE / POD_NAMESPACE (namespace), PORT (server.port),
- * ANTHROPIC_BASE_URL (agent.anthropicBaseUrl), GITHUB_API_URL (github.apiUrl).
+ * ANTHROPIC_BASE_URL (agent.anthropicBaseUrl), GITHUB_API_URL (github.apiUrl). POD_NAME names the
+ * replica (leader election).
  * Secrets: ORCHESTRATOR_API_TOKENS, GITHUB_WEBHOOK_SECRET(_PREVIOUS), GITHUB_TOKEN, GITHUB_APP_*,
  * ANTHROPIC_API_KEY (used by the controller only to set up a local cluster's Secret).
  */
@@ -92,6 +94,7 @@ export function parseConfig(
     githubToken: (env.GITHUB_TOKEN ?? "").trim(),
     anthropicApiKey: (env.ANTHROPIC_API_KEY ?? "").trim(),
     githubUser: (env.GITHUB_USER ?? "").trim() || "developer",
+    podName: (env.POD_NAME ?? "").trim() || hostname(),
     ...githubAppFromEnv(env),
     configPath,
   });

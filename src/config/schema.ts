@@ -54,6 +54,29 @@ export const resourcesSchema = z
     }
   });
 
+/**
+ * Leader election between replicas (a coordination.k8s.io/v1 Lease): only the holder reconciles.
+ * client-go's defaults are 15 s / 10 s / 2 s; the holder gives up before anyone may take over.
+ */
+const leaderElectionSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** The Lease's name in the controller's namespace. */
+    leaseName: dnsLabel.default("orchestrator-leader"),
+    /** How long a Lease holds without renewal; the worst-case takeover after a crash. */
+    leaseDurationSeconds: z.number().int().min(2).max(300).default(15),
+    /** The holder stops reconciling when it could not renew for this long (< leaseDurationSeconds). */
+    renewDeadlineSeconds: z.number().min(1).max(299).default(10),
+    /** Time between attempts to acquire or renew (< renewDeadlineSeconds). */
+    retryPeriodSeconds: z.number().min(0.1).max(60).default(2),
+  })
+  .prefault({})
+  .refine((l) => l.renewDeadlineSeconds < l.leaseDurationSeconds && l.retryPeriodSeconds < l.renewDeadlineSeconds, {
+    message:
+      "controller.leaderElection needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, or two replicas could reconcile at once",
+    path: ["renewDeadlineSeconds"],
+  });
+
 /** A regular expression from the config; compiled once at start, so a typo fails there. */
 const regexSource = z
   .string()
@@ -188,6 +211,7 @@ export const fileConfigSchema = z.strictObject({
       /** Client-side rate limit to the API server (like client-go's QPS/Burst). */
       qps: z.number().min(1).default(50),
       burst: z.number().int().min(1).default(100),
+      leaderElection: leaderElectionSchema,
     })
     .prefault({}),
   agent: z
@@ -409,4 +433,10 @@ export interface SecretConfig {
   githubApp?: { appId: string; privateKey: string; installationId?: number };
 }
 
-export type Config = Readonly<FileConfig & SecretConfig & { configPath: string | null }>;
+/** Where the process runs, from the environment (the chart's downward API). */
+export interface IdentityConfig {
+  /** POD_NAME, else the host name: the replica's name in the leader Lease and readiness. */
+  podName: string;
+}
+
+export type Config = Readonly<FileConfig & SecretConfig & IdentityConfig & { configPath: string | null }>;

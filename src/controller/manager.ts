@@ -2,13 +2,32 @@
  * The controller manager (controller-runtime's Manager): one set of shared informers, and per
  * registered controller a work queue, workers and a resync timer; readiness, liveness and
  * graceful stop for all of them. A controller is a reconcile function plus the keys its
- * informers' events map to. Leader election belongs here when the controller runs as more than
- * one replica: start() would wait for the lease before starting the workers.
+ * informers' events map to.
+ *
+ * Leader election (controller-runtime's): every replica starts the informers, so caches are warm
+ * when it takes over; only the holder of the Lease runs the workers of controllers that need a
+ * leader (everything that writes on behalf of runs). The others keep queueing keys, and resync
+ * everything when they take over. A leader that cannot renew stops at once (onLeadershipLost:
+ * the process exits and restarts as a follower, as controller-runtime does); stop() drains the
+ * workers first and then releases the Lease, so the next replica takes over without waiting.
  */
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { InformerSource, Resource, SharedInformer } from "./ports.js";
 import { WorkQueue } from "./queue.js";
+
+/** The part of LeaderElector (./leader.ts) the manager uses. */
+export interface Election {
+  readonly identity: string;
+  readonly isLeader: boolean;
+  /** The holder as last observed ("" when none). */
+  readonly holder: string;
+  /** Resolves true once this replica leads; false when stopped first. */
+  campaign(): Promise<boolean>;
+  /** Resolves when this replica lost the Lease it held. */
+  readonly lost: Promise<void>;
+  release(): Promise<void>;
+}
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -33,6 +52,8 @@ export interface ControllerSpec {
   preflight?(): Promise<string | undefined>;
   /** Called every 5 s (gauges). */
   tick?(): void;
+  /** False: workers run on every replica (work for the replica's own requests). Default true. */
+  needsLeader?: boolean;
 }
 
 /** A registered controller: its queue, for the event handlers to enqueue keys. */
@@ -41,6 +62,8 @@ export interface RegisteredController {
   enqueue(key: string): void;
   /** Why the controller is off, if its preflight said so. */
   readonly disabled: string | undefined;
+  /** Its workers run in this replica (it leads, or the controller needs no leader). */
+  readonly active: boolean;
 }
 
 class Registration implements RegisteredController {
@@ -48,6 +71,7 @@ class Registration implements RegisteredController {
   disabled: string | undefined;
   crashed: string | undefined;
   workers: Promise<void>[] = [];
+  active = false;
 
   constructor(readonly spec: ControllerSpec) {
     this.queue = new WorkQueue(spec.backoff);
@@ -63,6 +87,10 @@ export interface ManagerOptions {
   namespace: string;
   logger: Logger;
   metrics: Metrics;
+  /** Without one this replica leads alone (one replica, tests). */
+  election?: Election;
+  /** A leader that lost its Lease must stop reconciling now; the default exits the process. */
+  onLeadershipLost?: () => void;
 }
 
 export class Manager {
@@ -92,7 +120,10 @@ export class Manager {
     return reg;
   }
 
-  /** Runs preflights, starts the enabled controllers' informers and waits for their caches, then the workers. */
+  /**
+   * Runs preflights, starts the enabled controllers' informers and waits for their caches, then
+   * the workers: at once for controllers that need no leader, the others once this replica leads.
+   */
   async start(): Promise<void> {
     this.running = true;
     for (const reg of this.controllers) {
@@ -101,17 +132,46 @@ export class Manager {
     }
     const enabled = this.controllers.filter((r) => !r.disabled);
     await Promise.all([...new Set(enabled.flatMap((r) => r.spec.informers))].map((i) => i.start()));
-    for (const reg of enabled) this.startController(reg);
+    for (const reg of enabled.filter((r) => r.spec.needsLeader === false)) this.startController(reg);
     this.timers.push(setInterval(() => this.tick(), 5000));
     this.timers.forEach((t) => t.unref());
+    const leaders = enabled.filter((r) => r.spec.needsLeader !== false);
+    if (this.opts.election) void this.lead(this.opts.election, leaders);
+    else for (const reg of leaders) this.startController(reg);
   }
 
+  /** Campaigns for the Lease; once held, resyncs and starts the leader's controllers. */
+  private async lead(election: Election, leaders: Registration[]): Promise<void> {
+    const { logger, metrics } = this.opts;
+    metrics.leader.set({ identity: election.identity }, 0);
+    logger.info({ identity: election.identity }, "Waiting for the leader Lease");
+    if (!(await election.campaign()) || !this.running) return;
+    metrics.leader.set({ identity: election.identity }, 1);
+    logger.info({ identity: election.identity }, "Acquired the leader Lease; starting controllers");
+    // Keys queued as a follower are kept; a resync covers whatever the old leader left half done.
+    for (const reg of leaders) {
+      for (const key of reg.spec.resyncKeys()) reg.queue.add(key);
+      this.startController(reg);
+    }
+    void election.lost.then(() => {
+      if (!this.running) return;
+      metrics.leader.set({ identity: election.identity }, 0);
+      logger.fatal({ identity: election.identity, holder: election.holder }, "Lost the leader Lease; stopping reconciles");
+      (this.opts.onLeadershipLost ?? (() => process.exit(1)))();
+    });
+  }
+
+  /** Drains the workers (each finishes its key), then releases the Lease so the next leader starts now. */
   async stop(): Promise<void> {
     this.running = false;
     this.timers.forEach(clearInterval);
     for (const reg of this.controllers) reg.queue.shutDown();
-    await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await Promise.all(this.controllers.flatMap((r) => r.workers));
+    if (this.opts.election) {
+      await this.opts.election.release();
+      this.opts.metrics.leader.set({ identity: this.opts.election.identity }, 0);
+    }
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
   }
 
   /** Every enabled controller's informers are synced and watching. */
@@ -126,6 +186,8 @@ export class Manager {
 
   readinessDetail(): Record<string, boolean | string> {
     const d: Record<string, boolean | string> = { running: this.running };
+    const e = this.opts.election;
+    if (e) Object.assign(d, { identity: e.identity, leader: e.holder, leading: e.isLeader });
     for (const [key, i] of this.informers) d[`informer:${key.replace(/\?$/, "")}`] = i.healthy || (i.lastError ?? false);
     for (const r of this.controllers) {
       if (r.disabled) d[`controller:${r.spec.name}`] = `disabled: ${r.disabled}`;
@@ -141,6 +203,7 @@ export class Manager {
 
   private startController(reg: Registration): void {
     const { spec } = reg;
+    reg.active = true;
     for (let i = 0; i < spec.workers; i++) reg.workers.push(this.worker(reg, i));
     const resync = setInterval(() => {
       for (const key of spec.resyncKeys()) reg.queue.add(key);

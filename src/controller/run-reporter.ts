@@ -1,9 +1,10 @@
 /**
  * The run reporter's controller, registered with the manager: it reads the manager's shared
  * CodeRun informer (only runs started by a GitHub delivery are reported) and runs reportRun()
- * on the manager's workers; plus refusal replies handed over by the webhook intake
- * (enqueueRefusal), which only decides and never writes to GitHub itself. A run's report is
- * retried with backoff while GitHub writes fail.
+ * on the manager's workers (the leader's only); plus refusal replies handed over by the webhook
+ * intake (enqueueRefusal), which only decides and never writes to GitHub itself. Refusals are
+ * answered by the replica that received the delivery, leader or not: they exist only in its memory.
+ * A run's report is retried with backoff while GitHub writes fail.
  */
 import { Annotations, type CodeRun } from "../api/index.js";
 import type { Config } from "../config/schema.js";
@@ -33,6 +34,7 @@ const MAX_PENDING_REFUSALS = 1000;
 export class RunReporter {
   private readonly runs: SharedInformer<CodeRun>;
   private readonly registration: RegisteredController;
+  private readonly refusalReplies: RegisteredController;
   private readonly refusals = new Map<string, Refusal>();
   private readonly log: Logger;
 
@@ -53,7 +55,20 @@ export class RunReporter {
       backoff: { baseDelayMs: 1000, maxDelayMs: 300_000 },
       informers: [this.runs as SharedInformer<unknown>],
       reconcile: async (key) => {
-        await this.handle(key);
+        await this.report(key);
+        return {};
+      },
+      resyncKeys: () => [],
+    });
+    this.refusalReplies = opts.manager.add({
+      name: "refusal-replies",
+      workers: 1,
+      resyncSeconds: 86_400,
+      backoff: { baseDelayMs: 1000, maxDelayMs: 300_000 },
+      informers: [],
+      needsLeader: false,
+      reconcile: async (key) => {
+        await this.replyRefusal(key);
         return {};
       },
       resyncKeys: () => [],
@@ -68,18 +83,18 @@ export class RunReporter {
       this.log.warn({ delivery: oldest }, "Dropped a refusal reply: too many pending");
     }
     this.refusals.set(r.delivery, r);
-    this.registration.enqueue(`refusal/${r.delivery}`);
+    this.refusalReplies.enqueue(r.delivery);
   };
 
-  private async handle(key: string): Promise<void> {
-    const [kind, id] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
-    if (kind === "refusal") {
-      const r = this.refusals.get(id);
-      if (!r) return;
-      await replyRefusal(this.opts.github, r, this.log.child({ delivery: id }));
-      this.refusals.delete(id);
-      return;
-    }
+  private async replyRefusal(id: string): Promise<void> {
+    const r = this.refusals.get(id);
+    if (!r) return;
+    await replyRefusal(this.opts.github, r, this.log.child({ delivery: id }));
+    this.refusals.delete(id);
+  }
+
+  private async report(key: string): Promise<void> {
+    const id = key.slice(key.indexOf("/") + 1);
     const run = this.runs.get(id, this.opts.config.namespace);
     const origin = run ? originOf(run) : null;
     if (!run || !origin) return;

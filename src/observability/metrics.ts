@@ -11,6 +11,8 @@ export interface Metrics {
   runsByPhase: Gauge<"kind" | "phase">;
   runDuration: Histogram<"kind" | "phase">;
   queueWait: Histogram<"controller">;
+  leader: Gauge<"identity">;
+  leaderTransitions: Counter;
 }
 
 /** Creates a registry of its own (tests create several apps in one process). */
@@ -39,6 +41,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       labelNames: ["event", "outcome"],
       registers,
     }),
+    ...controllerMetrics(registers),
+  };
+}
+
+/** The manager's and the controllers' metrics (queues, reconciles, runs, leader election). */
+function controllerMetrics(registers: Registry[]) {
+  return {
     queueDepth: new Gauge({
       name: "orchestrator_workqueue_depth",
       help: "Keys waiting in the controller work queue.",
@@ -70,6 +79,17 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       help: "Time a key waited in the queue before its reconcile started.",
       labelNames: ["controller"],
       buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
+      registers,
+    }),
+    leader: new Gauge({
+      name: "orchestrator_leader",
+      help: "1 when this replica holds the leader Lease and reconciles, else 0 (label: this replica's identity).",
+      labelNames: ["identity"],
+      registers,
+    }),
+    leaderTransitions: new Counter({
+      name: "orchestrator_leader_changes_total",
+      help: "Changes of the leader Lease's holder seen by this replica (including a release).",
       registers,
     }),
   };

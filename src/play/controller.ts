@@ -2,7 +2,8 @@
  * The Play controller: the Play reconciler registered with the manager, fed by the shared Play
  * and CodeRun informers (runs labelled orchestrator.platform/play wake their Play). Three
  * things wake a Play: its own or its runs' changes, a webhook delivery about its PR
- * (enqueueForDelivery), and the periodic resync (config play.resyncSeconds), which re-reads
+ * (enqueueForDelivery; on a replica that does not lead, through an annotation on the Play that
+ * the leader's informer sees), and the periodic resync (config play.resyncSeconds), which re-reads
  * GitHub for every active Play so a delivery that never arrived only delays work.
  */
 import { Annotations, Labels, isActive, type CodeRun, type Play } from "../api/index.js";
@@ -138,6 +139,9 @@ export class PlayController {
       if (!playMatches(p, refs)) continue;
       const key = playKey(this.ns, p.metadata.name ?? "");
       this.registration.enqueue(key);
+      // Another replica reconciles: the wake-up must go through the cluster to reach it.
+      if (!this.registration.active)
+        await this.opts.kube.annotatePlay(this.ns, p.metadata.name ?? "", { [Annotations.wake]: delivery ?? "" });
       keys.push(key);
     }
     if (keys.length > 0) this.log.debug({ event, delivery, plays: keys }, "Enqueued Plays for webhook delivery");

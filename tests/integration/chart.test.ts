@@ -48,6 +48,7 @@ const EXPECTED_RULES = [
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "create"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
 ];
 const ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 
@@ -76,7 +77,7 @@ interface Container {
 interface Deployment extends K8sObject {
   spec: {
     replicas: number;
-    strategy: { type: string };
+    strategy: { type: string; rollingUpdate?: unknown };
     template: {
       metadata: { annotations: Record<string, string> };
       spec: {
@@ -85,6 +86,7 @@ interface Deployment extends K8sObject {
         containers: Container[];
         volumes: { name: string; configMap?: { name: string }; emptyDir?: unknown }[];
         imagePullSecrets?: { name: string }[];
+        topologySpreadConstraints?: Record<string, unknown>[];
       };
     };
   };
@@ -325,10 +327,11 @@ describe("chart: render", () => {
     expect(cfg.agent.imagePullSecrets).toEqual(["ghcr-secret"]);
   });
 
-  it("Deployment: probes, restricted security context, config/templates mounts, secret env, Recreate", async () => {
+  it("Deployment: probes, restricted security context, config/templates mounts, secret env, rolling update", async () => {
     const objs = await render(QUICK_SET);
     const dep = find<Deployment>(objs, "Deployment", "orchestrator");
-    expect(dep.spec.strategy).toEqual({ type: "Recreate" });
+    // Leader election on (default): old and new pod may overlap, a replica always serves.
+    expect(dep.spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
     const pod = dep.spec.template.spec;
     expect(pod.serviceAccountName).toBe("orchestrator");
     expect(pod.securityContext).toMatchObject({
@@ -360,6 +363,7 @@ describe("chart: render", () => {
     const env = Object.fromEntries(c.env.map((e) => [e.name, e]));
     expect(env.ORCHESTRATOR_CONFIG?.value).toBe("/config/config.yaml");
     expect(env.POD_NAMESPACE?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.namespace");
+    expect(env.POD_NAME?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
     expect(env.KUBERNETES_NAMESPACE).toBeUndefined();
     expect(env.ANTHROPIC_API_KEY?.valueFrom?.secretKeyRef).toEqual({ name: "orchestrator-secrets", key: "ANTHROPIC_API_KEY" });
     for (const [name, key] of [
@@ -407,6 +411,65 @@ describe("chart: render", () => {
       .filter((o): o is K8sObject => Boolean(o?.kind));
     expect(legacy.filter((o) => o.kind === "Secret")).toEqual([]);
     expect(controllerConfig(legacy, "demo-orchestrator").secrets.apiKeySecretName).toBe("orchestrator-secrets");
+  });
+
+  it("several replicas: a PodDisruptionBudget, spread over nodes, the leader Lease in the config", async () => {
+    const one = await render(QUICK_SET);
+    expect(one.filter((o) => o.kind === "PodDisruptionBudget")).toEqual([]);
+    expect(controllerConfig(one).controller.leaderElection).toEqual({
+      enabled: true,
+      leaseName: "orchestrator-leader",
+      leaseDurationSeconds: 15,
+      renewDeadlineSeconds: 10,
+      retryPeriodSeconds: 2,
+    });
+
+    const three = await render([...QUICK_SET, "--set", "replicaCount=3", "--set", "controller.leaderElection.leaseDurationSeconds=20"]);
+    const dep = find<Deployment>(three, "Deployment", "orchestrator");
+    expect(dep.spec.replicas).toBe(3);
+    const selector = { "app.kubernetes.io/name": "orchestrator", "app.kubernetes.io/instance": "orchestrator" };
+    expect(dep.spec.template.spec.topologySpreadConstraints).toEqual([
+      { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector } },
+    ]);
+    expect(find(three, "PodDisruptionBudget", "orchestrator")).toMatchObject({
+      apiVersion: "policy/v1",
+      metadata: { namespace: "orchestrator" },
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+    });
+    expect(controllerConfig(three).controller.leaderElection.leaseDurationSeconds).toBe(20);
+
+    const custom = await render([
+      ...QUICK_SET,
+      "--set",
+      "replicaCount=2",
+      "--set",
+      "podDisruptionBudget.enabled=false",
+      "--set",
+      "topologySpreadConstraints[0].maxSkew=1",
+      "--set",
+      "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+      "--set",
+      "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+    ]);
+    expect(custom.filter((o) => o.kind === "PodDisruptionBudget")).toEqual([]);
+    expect(find<Deployment>(custom, "Deployment", "orchestrator").spec.template.spec.topologySpreadConstraints).toEqual([
+      { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "DoNotSchedule" },
+    ]);
+
+    // Without leader election one pod at a time, as before.
+    const single = await render([...QUICK_SET, "--set", "controller.leaderElection.enabled=false"]);
+    expect(find<Deployment>(single, "Deployment", "orchestrator").spec.strategy).toEqual({ type: "Recreate" });
+    // A timing the controller would refuse fails at install time.
+    const bad = await run(tools.helm, [
+      "template",
+      "orchestrator",
+      CHART,
+      ...QUICK_SET,
+      "--set",
+      "controller.leaderElection.retryPeriodSeconds=0",
+    ]);
+    expect(bad.exitCode).not.toBe(0);
+    expect(String(bad.stderr)).toContain("retryPeriodSeconds");
   });
 
   it("apiTokens: a comma-separated string or a list", async () => {
@@ -536,11 +599,20 @@ describe("chart: wrong input fails at install time with a clear message", () => 
     }
   });
 
-  it("replicaCount > 1 fails and says why (no leader election); 0 pauses", async () => {
-    const r = await run(tools.helm, ["template", "orchestrator", SEED_CHART, ...QUICK_SET, "--set", "replicaCount=2"]);
+  it("replicaCount > 1 without leader election fails and says why; 0 pauses", async () => {
+    const r = await run(tools.helm, [
+      "template",
+      "orchestrator",
+      SEED_CHART,
+      ...QUICK_SET,
+      "--set",
+      "replicaCount=2",
+      "--set",
+      "controller.leaderElection.enabled=false",
+    ]);
     expect(r.exitCode).not.toBe(0);
-    expect(String(r.stderr)).toContain("replicaCount=2 is not supported");
-    expect(String(r.stderr)).toContain("leader election");
+    expect(String(r.stderr)).toContain("replicaCount=2 needs leader election");
+    expect(String(r.stderr)).toContain("Remove --set controller.leaderElection.enabled=false");
     expect(find<Deployment>(await render([...QUICK_SET, "--set", "replicaCount=0"]), "Deployment", "orchestrator").spec.replicas).toBe(0);
   });
 });

@@ -94,8 +94,8 @@ Fails the install/upgrade with the exact flag to add when a required secret is m
 {{- end }}
 {{- end }}
 {{- $replicas := int64 .Values.replicaCount }}
-{{- if gt $replicas 1 }}
-{{- fail (printf "\n\nreplicaCount=%d is not supported: the controller has no leader election yet, so every replica would reconcile the same runs (duplicate Jobs and GitHub comments).\nUse --set replicaCount=1 (or 0 to pause the controller).\n" $replicas) }}
+{{- if and (gt $replicas 1) (not .Values.controller.leaderElection.enabled) }}
+{{- fail (printf "\n\nreplicaCount=%d needs leader election: without it every replica would reconcile the same runs (duplicate Jobs and GitHub comments).\nRemove --set controller.leaderElection.enabled=false, or use --set replicaCount=1.\n" $replicas) }}
 {{- end }}
 {{- end }}
 
@@ -137,6 +137,10 @@ names); get confirms a Secret the cache does not have yet. */}}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- /* The leader Lease (controller.leaderElection): read, taken and renewed; never deleted. */}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 {{- with .Values.rbac.extraRules }}
 {{ toYaml . }}
 {{- end }}
@@ -171,4 +175,9 @@ Container requests/limits as the config's JSON: every quantity a string (a YAML 
 {{- end }}
 {{- end }}
 {{- $res | toJson }}
+{{- end }}
+
+{{/* The leader Lease's name: controller.leaderElection.leaseName, else "<fullname>-leader". */}}
+{{- define "orchestrator.leaseName" -}}
+{{- .Values.controller.leaderElection.leaseName | default (printf "%s-leader" (include "orchestrator.fullname" . | trunc 56 | trimSuffix "-")) }}
 {{- end }}
