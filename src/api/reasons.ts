@@ -4,6 +4,8 @@
  * clients match on these strings.
  */
 
+import { GitHubTools } from "./runner-contract.js";
+
 /** Why the agent runner ended a run: its result's `reason`, copied into the run's status. */
 export const Reasons = {
   /** run.json, CLAUDE.md, managed settings, ... missing or malformed in /task-files. */
@@ -79,6 +81,18 @@ export const RunReasons = {
   SecretMissing: "SecretMissing",
   SecretKeyMissing: "SecretKeyMissing",
   TemplateError: "TemplateError",
+} as const;
+
+/**
+ * Event reasons of the GitHub actions the channel performed for the agent (done) or refused
+ * (out of scope, or GitHub failed it), by tool; a tool not listed here gets `other`.
+ */
+export const GitHubActionReasons = {
+  [GitHubTools.comment]: { done: "GitHubCommented", refused: "GitHubCommentRefused" },
+  [GitHubTools.addLabel]: { done: "GitHubLabelAdded", refused: "GitHubLabelRefused" },
+  [GitHubTools.removeLabel]: { done: "GitHubLabelRemoved", refused: "GitHubLabelRefused" },
+  [GitHubTools.review]: { done: "GitHubReviewSubmitted", refused: "GitHubReviewRefused" },
+  other: { done: "GitHubAction", refused: "GitHubActionRefused" },
 } as const;
 
 /** Reasons the Play controller writes. */

@@ -24,6 +24,25 @@ export const AgentPaths = {
   githubAppSecret: "/secrets/github-app",
   /** Kubernetes' default termination message path; the controller reads it into status. */
   terminationMessage: "/dev/termination-log",
+  /**
+   * The channel's own termination message: the run's result as the channel knows it (outcome,
+   * delivery, metered cost, the GitHub actions it performed). The agent container cannot write
+   * it, so the controller prefers it to the agent's.
+   */
+  channelTerminationMessage: "/dev/channel-termination-log",
+} as const;
+
+/** The agent container's name per run kind, kept from the original so `kubectl logs -c` habits keep working. */
+export const CONTAINER_NAME = { CodeRun: "claude-code", DocsRun: "claude-docs" } as const;
+/** The credentialed sidecar's container name. */
+export const CHANNEL_CONTAINER = "channel";
+
+/** The agent's scoped GitHub tools, served by the channel (MCP server `github`): recorded in the result's githubActions. */
+export const GitHubTools = {
+  comment: "comment_on_pull_request",
+  addLabel: "add_pull_request_label",
+  removeLabel: "remove_pull_request_label",
+  review: "submit_pull_request_review",
 } as const;
 
 /** The channel container's port on the pod's loopback: model proxy, GitHub tools (MCP), /task, /finish. */

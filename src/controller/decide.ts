@@ -7,6 +7,7 @@
 import {
   ConditionTypes,
   FINAL_REASONS,
+  GitHubActionReasons,
   Phases,
   RunReasons,
   isTerminalPhase,
@@ -24,6 +25,8 @@ export interface RunEvent {
   message: string;
   type: "Normal" | "Warning";
   attempt: number;
+  /** Tells apart Events of one reason and attempt (the GitHub actions of an attempt). */
+  key?: string;
 }
 
 /** What one pass observed. */
@@ -92,6 +95,21 @@ function finished(w: RunWorld, next: RunStatus, phase: Phase, reason: string, me
   return out;
 }
 
+/**
+ * One Event per GitHub action of the attempt (the last ones the result holds), from the channel's
+ * own record only: what the agent container wrote could name actions that never happened.
+ */
+function githubActionEvents(run: AnyRun, obs: JobObservation, attempt: number): RunEvent[] {
+  if (obs.resultFrom !== "channel") return [];
+  return (obs.result?.githubActions ?? []).map((a, i) => {
+    const reasons = GitHubActionReasons[a.tool as keyof typeof GitHubActionReasons] ?? GitHubActionReasons.other;
+    const where = a.url ? ` ${a.url}` : ` (${run.spec.repositoryUrl})`;
+    return a.refused
+      ? { reason: reasons.refused, message: `Refused ${a.tool} at ${a.at}: ${a.detail}`, type: "Warning", attempt, key: `${i}/${a.at}` }
+      : { reason: reasons.done, message: `${a.detail}${where} (${a.tool} at ${a.at})`, type: "Normal", attempt, key: `${i}/${a.at}` };
+  });
+}
+
 /** The decision for a run that is neither finished nor cancelled. */
 export function decideRun(w: RunWorld): RunDecision {
   const prev = w.run.status ?? {};
@@ -137,6 +155,7 @@ function decideCurrent(w: RunWorld, base: RunStatus, current: { name: string; ob
         },
       ),
       events: [
+        ...githubActionEvents(w.run, obs, w.attempts),
         {
           reason: RunReasons.Succeeded,
           message: r?.pullRequestUrl ? `Run succeeded: ${r.pullRequestUrl}` : "Run succeeded",
@@ -150,11 +169,12 @@ function decideCurrent(w: RunWorld, base: RunStatus, current: { name: string; ob
   if (obs.state === "failed") {
     if (obs.result) next.result = obs.result;
     if (obs.result?.pullRequestUrl) next.pullRequestUrl = obs.result.pullRequestUrl;
-    return decideFailure(w, next, {
+    const d = decideFailure(w, next, {
       reason: obs.reason ?? RunReasons.JobFailed,
       message: obs.message ?? "the Job failed",
       finishedAt: obs.finishedAt,
     });
+    return { ...d, events: [...githubActionEvents(w.run, obs, w.attempts), ...d.events] };
   }
   const running = obs.state === "running";
   next.phase = Phases.Running;

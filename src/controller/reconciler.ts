@@ -320,7 +320,10 @@ export class RunReconciler {
 
   private async emit(run: AnyRun, ev: RunEvent): Promise<void> {
     const ns = run.metadata.namespace ?? "";
-    const hash = createHash("sha256").update(`${run.metadata.uid}/${ev.reason}/${ev.attempt}`).digest("hex").slice(0, 12);
+    const hash = createHash("sha256")
+      .update(`${run.metadata.uid}/${ev.reason}/${ev.attempt}${ev.key === undefined ? "" : `/${ev.key}`}`)
+      .digest("hex")
+      .slice(0, 12);
     const name = `${(run.metadata.name ?? "run").slice(0, 200)}.${hash}`;
     if (this.emitted.has(`${ns}/${name}`)) return;
     const ts = new Date(this.now());

@@ -1,6 +1,7 @@
 /** Pure derivations of run status from the world (Job, Pods) and status patch computation. */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import type { AgentResult, Condition, RunStatus } from "../api/index.js";
+import { CHANNEL_CONTAINER } from "../api/runner-contract.js";
 import { canonicalJson } from "../util/json.js";
 
 export type JobState = "active" | "running" | "succeeded" | "failed";
@@ -13,20 +14,31 @@ export interface JobObservation {
   reason?: string;
   message?: string;
   result?: AgentResult;
+  /**
+   * Who wrote `result`: the channel (its own termination message, out of the agent's reach) or the
+   * agent container (older pods, or a channel that ended before writing). Only the channel's
+   * record of GitHub actions becomes Events.
+   */
+  resultFrom?: "channel" | "agent";
 }
 
 const AGENT_OUTCOMES = new Set(["succeeded", "failed", "budget-exceeded", "no-changes"]);
 
+/** AgentResult JSON, or undefined for anything else. */
+function parseResultJson(text: string | undefined): AgentResult | undefined {
+  try {
+    const v = JSON.parse(text ?? "") as AgentResult;
+    if (v && typeof v === "object" && AGENT_OUTCOMES.has(v.outcome)) return v;
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
 /** The agent runner writes AgentResult JSON; with FallbackToLogsOnError it may be a log tail. */
 export function parseTerminationMessage(text: string | undefined): AgentResult | undefined {
   if (!text || !text.trim()) return undefined;
-  try {
-    const v = JSON.parse(text) as AgentResult;
-    if (v && typeof v === "object" && AGENT_OUTCOMES.has(v.outcome)) return v;
-  } catch {
-    // not JSON: a log tail
-  }
-  return { outcome: "failed", message: text.trim().slice(-1024) };
+  return parseResultJson(text) ?? { outcome: "failed", message: text.trim().slice(-1024) };
 }
 
 function toIso(t: unknown): string | undefined {
@@ -51,13 +63,32 @@ function terminated(pods: V1Pod[]) {
   return undefined;
 }
 
+/** The channel's own record of the result, from its termination message (policy File: never a log tail). */
+function channelResult(pod: V1Pod | undefined): AgentResult | undefined {
+  return parseResultJson(pod?.status?.initContainerStatuses?.find((s) => s.name === CHANNEL_CONTAINER)?.state?.terminated?.message);
+}
+
+/** The run's result: the channel's record when it wrote one, else what the agent container wrote. */
+function observeResult(t: ReturnType<typeof terminated>): Pick<JobObservation, "result" | "resultFrom"> {
+  const fromChannel = channelResult(t?.pod);
+  if (fromChannel) return { result: fromChannel, resultFrom: "channel" };
+  const fromAgent = parseTerminationMessage(t?.term.message);
+  return fromAgent ? { result: fromAgent, resultFrom: "agent" } : {};
+}
+
 export function observeJob(job: V1Job, pods: V1Pod[]): JobObservation {
   const startedAt = toIso(job.status?.startTime) ?? toIso(job.metadata?.creationTimestamp);
   const t = terminated(pods);
-  const result = parseTerminationMessage(t?.term.message);
+  const { result, resultFrom } = observeResult(t);
   const complete = jobCondition(job, "Complete");
   if (complete) {
-    return { state: "succeeded", startedAt, finishedAt: toIso(job.status?.completionTime) ?? toIso(complete.lastTransitionTime), result };
+    return {
+      state: "succeeded",
+      startedAt,
+      finishedAt: toIso(job.status?.completionTime) ?? toIso(complete.lastTransitionTime),
+      result,
+      resultFrom,
+    };
   }
   const failed = jobCondition(job, "Failed");
   if (failed) {
@@ -68,7 +99,7 @@ export function observeJob(job: V1Job, pods: V1Pod[]): JobObservation {
       (t ? `container exited with code ${t.term.exitCode}${t.term.reason ? ` (${t.term.reason})` : ""}` : undefined) ??
       failed.message ??
       "the Job failed";
-    return { state: "failed", startedAt, finishedAt: toIso(failed.lastTransitionTime), reason, message, result };
+    return { state: "failed", startedAt, finishedAt: toIso(failed.lastTransitionTime), reason, message, result, resultFrom };
   }
   const running = pods.some((p) => p.status?.phase === "Running");
   return { state: running ? "running" : "active", startedAt };

@@ -30,6 +30,11 @@ export const KWOK_ENV = {
   fail: "KWOK_FAIL",
   /** Copied into `status.containerStatuses[].state.terminated.message`. */
   terminationMessage: "KWOK_TERMINATION_MESSAGE",
+  /**
+   * Set on the first container, copied into every init container's terminated `message`: how tests
+   * simulate the agent pod's channel sidecar writing its own termination message.
+   */
+  initTerminationMessage: "KWOK_INIT_TERMINATION_MESSAGE",
   /** Go duration ("30s", "10m") the pod stays Running before completing/failing. */
   runDuration: "KWOK_RUN_DURATION",
 } as const;
@@ -233,6 +238,28 @@ containerStatuses:
       finishedAt: {{ $now | Quote }}
 {{ if $message }}
       message: {{ $message | Quote }}
+{{ end }}
+{{ end }}
+{{ $initMessage := "" }}
+{{ range (index .spec.containers 0).env }}
+{{ if eq .name "${KWOK_ENV.initTerminationMessage}" }}{{ with .value }}{{ $initMessage = toString . }}{{ end }}{{ end }}
+{{ end }}
+{{ with .spec.initContainers }}
+initContainerStatuses:
+{{ range . }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ if $initMessage }}
+      message: {{ $initMessage | Quote }}
+{{ end }}
 {{ end }}
 {{ end }}
 phase: ${podFailed ? "Failed" : "Succeeded"}

@@ -1,14 +1,11 @@
 /** buildJob: the agent Job of one attempt. Pure: same inputs, byte-identical output. */
 import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { Labels } from "../api/constants.js";
-import { AgentEnv, AgentPaths, CHANNEL_PORT, TaskFileKeys } from "../api/runner-contract.js";
+import { AgentEnv, AgentPaths, CHANNEL_CONTAINER, CHANNEL_PORT, CONTAINER_NAME, TaskFileKeys } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { ownerReference, runLabels } from "./labels.js";
 import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName } from "./names.js";
 import { computeLimits, type BuilderConfig } from "./run-params.js";
-
-/** Container names kept from the original so `kubectl logs -c` habits keep working. */
-export const CONTAINER_NAME = { CodeRun: "claude-code", DocsRun: "claude-docs" } as const;
 
 /** UID of the non-root user in the agent image: the agent container runs as it. */
 export const AGENT_UID = 1000;
@@ -16,7 +13,6 @@ export const AGENT_UID = 1000;
 export const CHANNEL_UID = 1001;
 /** Group shared by both containers: the agent can change the files the channel prepares, and back. */
 const SHARED_GID = 1000;
-export const CHANNEL_CONTAINER = "channel";
 /** Subdirectories of the workspace volume: the agent's workspace, and the channel's private git directories. */
 const WORKSPACE_SUBPATH = "workspace";
 const CHANNEL_SUBPATH = "channel";
@@ -123,6 +119,9 @@ function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1Vol
     env: channelEnv(run, config),
     resources: structuredClone(config.agent.channelResources) as never,
     securityContext: restricted(CHANNEL_UID),
+    // The run's result as the channel knows it: the controller prefers it to the agent's.
+    terminationMessagePath: AgentPaths.channelTerminationMessage,
+    terminationMessagePolicy: "File",
     volumeMounts: mounts,
   };
 }

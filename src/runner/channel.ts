@@ -6,13 +6,16 @@
  * SIGTERM: kubelet restarts a sidecar that exits, and stops it once the agent container is done.
  */
 import type { Logger } from "pino";
+import { Reasons } from "../api/reasons.js";
 import type { AgentResult } from "../api/types.js";
 import { createLogger } from "../observability/logger.js";
 import type { AgentTask } from "./agent-task.js";
 import { startChannelServer, type ChannelHandlers } from "./channel-server.js";
 import { initialProgress, type ClaudeOutcome, type ClaudeStatus } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
-import { runAgent, type AgentChannel } from "./run.js";
+import { buildLayout } from "./layout.js";
+import { writeAgentResult } from "./result.js";
+import { MAX_REPORTED_ACTIONS, runAgent, type AgentChannel } from "./run.js";
 
 const STATUSES: readonly ClaudeStatus[] = ["completed", "failed", "budget-exceeded", "cost-exceeded", "max-turns", "terminated"];
 /** After SIGTERM, how long the channel waits for the agent's /finish before delivering the work as it is. */
@@ -38,14 +41,39 @@ export function parseAgentOutcome(body: unknown, channel: AgentChannel): ClaudeO
 
 const stopped = (): ClaudeOutcome => ({ status: "terminated", exitCode: null, progress: initialProgress(), stderrTail: "", durationMs: 0 });
 
+/**
+ * What the channel's termination message says while the agent works: nothing delivered yet, and
+ * the GitHub actions done so far. /finish replaces it with the run's result; if the agent
+ * container ends without calling /finish (and the channel is stopped before delivering), this is
+ * what the controller reads, not a result the agent wrote itself.
+ */
+function recordProvisional(file: string, channel: AgentChannel): void {
+  const actions = channel.actions.slice(-MAX_REPORTED_ACTIONS);
+  writeAgentResult(file, {
+    outcome: "failed",
+    reason: Reasons.AgentFailed,
+    message: "The agent container ended without reporting its outcome to the channel; nothing was delivered. See both containers' logs.",
+    ...(actions.length > 0 ? { githubActions: actions } : {}),
+  });
+}
+
 /** Hands `task` to the agent and waits for its /finish (or for SIGTERM plus a grace period). */
-function serveTask(handlers: ChannelHandlers, signal: AbortSignal, result: () => Promise<AgentResult>) {
+function serveTask(handlers: ChannelHandlers, signal: AbortSignal, record: string, result: () => Promise<AgentResult>) {
   return (task: AgentTask, channel: AgentChannel): Promise<ClaudeOutcome> =>
     new Promise<ClaudeOutcome>((resolve) => {
       handlers.finish = async (body) => {
         resolve(parseAgentOutcome(body, channel));
         return result();
       };
+      const tools = handlers.tools;
+      if (tools) {
+        const recordAction = tools.record;
+        tools.record = (action) => {
+          recordAction(action);
+          recordProvisional(record, channel);
+        };
+      }
+      recordProvisional(record, channel);
       handlers.task = task;
       signal.addEventListener("abort", () => setTimeout(() => resolve(stopped()), FINISH_GRACE_MS).unref(), { once: true });
     });
@@ -69,10 +97,12 @@ export async function mainChannel(env: RunnerEnv, options: { log?: Logger; stop?
   log.info({ url: server.url }, "Started the agent's channel");
   try {
     const box: { outcome?: Promise<AgentResult> } = {};
-    const agentStep = serveTask(handlers, controller.signal, () => box.outcome!);
+    const record = buildLayout(env.agentRoot).channelTerminationMessage;
+    const agentStep = serveTask(handlers, controller.signal, record, () => box.outcome!);
     const outcome = runAgent(env, { log, signal: controller.signal, handlers, agentStep });
     box.outcome = outcome;
     const final = await outcome;
+    writeAgentResult(record, final);
     if (handlers.task === undefined) handlers.task = { result: final };
     log.info(
       { outcome: final.outcome, reason: final.reason, pullRequestUrl: final.pullRequestUrl, message: final.message },

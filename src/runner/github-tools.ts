@@ -13,7 +13,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { GITHUB_TOOLS_SERVER } from "../api/runner-contract.js";
+import { GITHUB_TOOLS_SERVER, GitHubTools } from "../api/runner-contract.js";
 import type { GitHubAction } from "../api/types.js";
 import type { GitHubPort, ReviewEvent } from "./github.js";
 
@@ -94,18 +94,18 @@ async function act(
 
 function registerTools(server: McpServer, o: GitHubToolsOptions): void {
   server.registerTool(
-    "comment_on_pull_request",
+    GitHubTools.comment,
     { description: "Comment on this run's pull request.", inputSchema: { ...target, body: z.string().min(1).max(65_536) } },
     async (args) =>
-      act(o, "comment_on_pull_request", async () => {
+      act(o, GitHubTools.comment, async () => {
         const pull = await resolvePull(o, args);
         const url = await o.github.createComment(pull.number, args.body);
         return { pullRequest: pull.number, detail: `Commented on pull request #${pull.number}.`, url };
       }),
   );
   for (const [tool, verb] of [
-    ["add_pull_request_label", "add"],
-    ["remove_pull_request_label", "remove"],
+    [GitHubTools.addLabel, "add"],
+    [GitHubTools.removeLabel, "remove"],
   ] as const) {
     server.registerTool(
       tool,
@@ -127,13 +127,13 @@ function registerTools(server: McpServer, o: GitHubToolsOptions): void {
     );
   }
   server.registerTool(
-    "submit_pull_request_review",
+    GitHubTools.review,
     {
       description: "Submit a review on this run's pull request: APPROVE, REQUEST_CHANGES (say what and why) or COMMENT.",
       inputSchema: { ...target, event: z.enum(["APPROVE", "REQUEST_CHANGES", "COMMENT"]), body: z.string().max(65_536).default("") },
     },
     async (args) =>
-      act(o, "submit_pull_request_review", async () => {
+      act(o, GitHubTools.review, async () => {
         if (args.event !== "APPROVE" && !args.body.trim())
           throw new OutOfScope(`Refused: a ${args.event} review needs a body saying what and why.`);
         const pull = await resolvePull(o, args);

@@ -9,6 +9,7 @@ export interface Layout {
   sshSecret: string;
   githubAppSecret: string;
   terminationMessage: string;
+  channelTerminationMessage: string;
   /** The repository clone's work tree (the agent works here). */
   repo: string;
   /** Its git directory, in the channel's private directory. */
@@ -34,6 +35,7 @@ export function buildLayout(root: string): Layout {
     sshSecret: at(AgentPaths.sshSecret),
     githubAppSecret: at(AgentPaths.githubAppSecret),
     terminationMessage: at(AgentPaths.terminationMessage),
+    channelTerminationMessage: at(AgentPaths.channelTerminationMessage),
     repo: path.join(workspace, WorkspaceLayout.repo),
     gitDir: path.join(at(AgentPaths.channel), `${WorkspaceLayout.repo}.git`),
     home: path.join(workspace, WorkspaceLayout.home),

@@ -194,7 +194,7 @@ interface RunState {
 }
 
 /** At most this many GitHub actions go into the result (the termination message has 4 KiB). */
-const MAX_REPORTED_ACTIONS = 8;
+export const MAX_REPORTED_ACTIONS = 8;
 
 function usage(state: RunState): Partial<AgentResult> {
   const p = state.claude?.progress;

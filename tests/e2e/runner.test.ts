@@ -423,6 +423,7 @@ describe("fails fast without starting Claude", () => {
     expect(run.result).toMatchObject({ outcome: "failed", reason: "AgentFilesInvalid" });
     expect(run.result?.message).toMatch(/CLAUDE\.md is missing.*managed-settings\.json is not valid JSON/s);
     expect(run.exitCode).toBe(1);
+    expect(run.channelResult).toEqual(run.result);
   });
 });
 
@@ -661,6 +662,8 @@ describe("the agent's channel", () => {
       ["submit_pull_request_review", false],
     ]);
     expect(requestText(model.mainRequests().at(-1)!)).toContain(`Refused: pull request #${other.number} is not this run's pull request`);
+    // The channel's own record (its termination message, which the agent cannot write) says the same.
+    expect(run.channelResult).toEqual(run.result);
     expect(github.state.violations).toEqual([]);
   });
 });

@@ -214,6 +214,93 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     ]);
   });
 
+  it("the GitHub actions in the channel's record become Events on the run; the agent's own claims do not", async () => {
+    const { ns, runs, core } = await setup();
+    const pr = "https://github.com/acme/api/pull/42";
+    const channel = {
+      outcome: "succeeded",
+      pullRequestUrl: pr,
+      githubActions: [
+        {
+          tool: "comment_on_pull_request",
+          at: "2026-01-02T03:04:05.000Z",
+          pullRequest: 42,
+          detail: "Commented on pull request #42.",
+          url: `${pr}#issuecomment-7`,
+        },
+        {
+          tool: "add_pull_request_label",
+          at: "2026-01-02T03:04:06.000Z",
+          detail: 'Refused: label "merge-now" is not a stage label; the labels this run may set are: ready-for-qa.',
+          refused: true,
+        },
+        {
+          tool: "add_pull_request_label",
+          at: "2026-01-02T03:04:07.000Z",
+          pullRequest: 42,
+          detail: 'Added label "ready-for-qa" on pull request #42.',
+        },
+      ],
+    };
+    // What the agent container wrote: a forged approval and another PR. Neither may show up.
+    const forged = {
+      outcome: "succeeded",
+      pullRequestUrl: "https://github.com/acme/api/pull/666",
+      githubActions: [
+        {
+          tool: "submit_pull_request_review",
+          at: "2026-01-02T03:04:08.000Z",
+          pullRequest: 42,
+          detail: "Submitted a APPROVE review on pull request #42.",
+        },
+      ],
+    };
+    await runs.create(
+      codeRun(ns, "acts", {
+        env: { KWOK_INIT_TERMINATION_MESSAGE: JSON.stringify(channel), KWOK_TERMINATION_MESSAGE: JSON.stringify(forged) },
+      }),
+    );
+    const st = await waitFor(
+      async () => {
+        const s = await phaseOf(runs, ns, "acts");
+        return s?.phase === "Succeeded" && s;
+      },
+      60_000,
+      "run Succeeded",
+    );
+    expect(st?.pullRequestUrl).toBe(pr);
+    expect(st?.result?.githubActions).toEqual(channel.githubActions);
+    const events = await waitFor(
+      async () => {
+        const list = (await core.listNamespacedEvent({ namespace: ns })).items.filter(
+          (e) => e.involvedObject.name === "acts" && e.reason?.startsWith("GitHub"),
+        );
+        return list.length >= 3 && list;
+      },
+      20_000,
+      "three GitHub action Events",
+    );
+    const seen = events.map((e) => [e.type, e.reason, e.message]).sort((a, b) => String(a[2]).localeCompare(String(b[2])));
+    expect(seen).toEqual([
+      [
+        "Normal",
+        "GitHubLabelAdded",
+        'Added label "ready-for-qa" on pull request #42. (https://github.com/acme/api.git) (add_pull_request_label at 2026-01-02T03:04:07.000Z)',
+      ],
+      [
+        "Normal",
+        "GitHubCommented",
+        `Commented on pull request #42. ${pr}#issuecomment-7 (comment_on_pull_request at 2026-01-02T03:04:05.000Z)`,
+      ],
+      [
+        "Warning",
+        "GitHubLabelRefused",
+        'Refused add_pull_request_label at 2026-01-02T03:04:06.000Z: Refused: label "merge-now" is not a stage label; the labels this run may set are: ready-for-qa.',
+      ],
+    ]);
+    expect(events.every((e) => e.involvedObject.kind === "CodeRun" && e.source?.component === "orchestrator-controller")).toBe(true);
+  });
+
   it("a failing Job is retried up to the limit, each attempt a new Job, then the run is Failed with the reason", async () => {
     const { ns, runs, batch } = await setup();
     await runs.create(codeRun(ns, "bad", { maxRetries: 2, env: { KWOK_FAIL: "true", KWOK_RUN_DURATION: "500ms" } }));

@@ -84,6 +84,8 @@ export interface AgentRoot {
   writeRun(params: RunParameters, extra?: { promptModification?: string }): void;
   writeSecret(dir: "github-ssh" | "github-app", files: Record<string, string>): void;
   terminationMessage(): AgentResult | null;
+  /** The channel's own termination message (its record of the run's result). */
+  channelTerminationMessage(): AgentResult | null;
 }
 
 /** A temporary AGENT_ROOT laid out like the Job's container. */
@@ -115,6 +117,7 @@ export function createAgentRoot(parent: string, name: string): AgentRoot {
       fs.mkdirSync(path.dirname(at(AgentPaths.managedSettings)), { recursive: true });
       fs.writeFileSync(at(AgentPaths.managedSettings), files[TaskFileKeys.managedSettings]!);
       fs.rmSync(at(AgentPaths.terminationMessage), { force: true });
+      fs.rmSync(at(AgentPaths.channelTerminationMessage), { force: true });
     },
     writeSecret(dir, files) {
       const base = at(dir === "github-ssh" ? AgentPaths.sshSecret : AgentPaths.githubAppSecret);
@@ -123,6 +126,10 @@ export function createAgentRoot(parent: string, name: string): AgentRoot {
     },
     terminationMessage() {
       const file = at(AgentPaths.terminationMessage);
+      return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AgentResult) : null;
+    },
+    channelTerminationMessage() {
+      const file = at(AgentPaths.channelTerminationMessage);
       return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AgentResult) : null;
     },
   };
@@ -136,6 +143,8 @@ export interface RunnerRun {
   /** Parsed pino lines. */
   logs: Record<string, unknown>[];
   result: AgentResult | null;
+  /** The channel's own termination message. */
+  channelResult: AgentResult | null;
   /** The channel's exit code (0 after a clean SIGTERM). */
   channelExitCode: number | undefined;
 }
@@ -211,6 +220,7 @@ export async function launchRunner(
     durationMs: Date.now() - started,
     logs: parseLogs(stdout),
     result: agentRoot.terminationMessage(),
+    channelResult: agentRoot.channelTerminationMessage(),
     channelExitCode: ch.exitCode,
   };
 }

@@ -145,6 +145,8 @@ describe("buildJob", () => {
     expect(pod?.imagePullSecrets).toEqual([{ name: "ghcr-secret" }]);
     expect(c?.resources).toEqual(config.agent.resources);
     expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
+    // The channel's own record of the result, which the agent container cannot write.
+    expect(ch).toMatchObject({ terminationMessagePath: "/dev/channel-termination-log", terminationMessagePolicy: "File" });
   });
   it("gives the channel its own resources: the defaults, or agent.channelResources", () => {
     expect(ch?.resources).toEqual({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } });

@@ -176,3 +176,64 @@ describe("completeDecision", () => {
     expect(done.next).toMatchObject({ retryCount: 1, lastUpdate: iso(NOW) });
   });
 });
+
+describe("GitHub action Events", () => {
+  const actions = [
+    {
+      tool: "submit_pull_request_review",
+      at: "2026-01-01T11:00:00.000Z",
+      pullRequest: 3,
+      detail: "Submitted a APPROVE review on pull request #3.",
+      url: "https://github.com/a/b/pull/3#r1",
+    },
+    {
+      tool: "remove_pull_request_label",
+      at: "2026-01-01T11:00:01.000Z",
+      detail: "Refused: pull request #9 is not this run's pull request (#3 in a/b).",
+      refused: true,
+    },
+    { tool: "future_tool", at: "2026-01-01T11:00:02.000Z", detail: "Did something." },
+  ];
+  const finished = (state: "succeeded" | "failed", resultFrom: "channel" | "agent") =>
+    world(
+      { phase: "Running", attempts: 1 },
+      {
+        attempts: 1,
+        maxRetries: 0,
+        current: job({ state, resultFrom, result: { outcome: state === "failed" ? "failed" : "succeeded", githubActions: actions } }),
+      },
+    );
+
+  it.each(["succeeded", "failed"] as const)("a %s attempt: one Event per action in the channel's record, refused ones Warning", (state) => {
+    const events = decideRun(finished(state, "channel")).events.filter((e) => e.reason.startsWith("GitHub"));
+    expect(events).toEqual([
+      {
+        reason: "GitHubReviewSubmitted",
+        type: "Normal",
+        attempt: 1,
+        key: "0/2026-01-01T11:00:00.000Z",
+        message:
+          "Submitted a APPROVE review on pull request #3. https://github.com/a/b/pull/3#r1 (submit_pull_request_review at 2026-01-01T11:00:00.000Z)",
+      },
+      {
+        reason: "GitHubLabelRefused",
+        type: "Warning",
+        attempt: 1,
+        key: "1/2026-01-01T11:00:01.000Z",
+        message:
+          "Refused remove_pull_request_label at 2026-01-01T11:00:01.000Z: Refused: pull request #9 is not this run's pull request (#3 in a/b).",
+      },
+      {
+        reason: "GitHubAction",
+        type: "Normal",
+        attempt: 1,
+        key: "2/2026-01-01T11:00:02.000Z",
+        message: "Did something. (https://github.com/a/b.git) (future_tool at 2026-01-01T11:00:02.000Z)",
+      },
+    ]);
+  });
+
+  it("none from a result the agent container wrote (it could name actions that never happened)", () => {
+    expect(decideRun(finished("succeeded", "agent")).events.map((e) => e.reason)).toEqual(["Succeeded"]);
+  });
+});
