@@ -1,7 +1,7 @@
 /** buildJob: the agent Job of one attempt. Pure: same inputs, byte-identical output. */
 import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { Labels } from "../api/constants.js";
-import { AgentEnv, AgentPaths, CHANNEL_CONTAINER, CHANNEL_PORT, CONTAINER_NAME, TaskFileKeys } from "../api/runner-contract.js";
+import { AgentEnv, AgentPaths, CHANNEL_CONTAINER, CONTAINER_NAME, TaskFileKeys } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { ownerReference, runLabels } from "./labels.js";
 import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName } from "./names.js";
