@@ -36,6 +36,14 @@ export const AgentPaths = {
 export const CONTAINER_NAME = { CodeRun: "claude-code", DocsRun: "claude-docs" } as const;
 /** The credentialed sidecar's container name. */
 export const CHANNEL_CONTAINER = "channel";
+/** The logs a client may ask for: the agent container's (the default) or the channel sidecar's. */
+export const LOG_CONTAINERS = ["agent", "channel"] as const;
+export type LogContainer = (typeof LOG_CONTAINERS)[number];
+
+/** The pod's container name of a log choice. */
+export function logContainerName(kind: keyof typeof CONTAINER_NAME, which: LogContainer = "agent"): string {
+  return which === "channel" ? CHANNEL_CONTAINER : CONTAINER_NAME[kind];
+}
 
 /** The agent's scoped GitHub tools, served by the channel (MCP server `github`): recorded in the result's githubActions. */
 export const GitHubTools = {

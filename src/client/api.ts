@@ -6,6 +6,7 @@
  */
 import type { Play } from "../api/play.js";
 import type { AnyRun } from "../api/types.js";
+import type { LogContainer } from "../api/runner-contract.js";
 
 /** The request bodies, as sent (snake_case, defaults applied by the service). */
 export type Body = Record<string, unknown>;
@@ -53,6 +54,8 @@ export interface Readiness {
 export interface LogOptions {
   follow?: boolean;
   tailLines?: number;
+  /** Whose log: the agent container's (default) or the channel sidecar's. */
+  container?: LogContainer;
   signal?: AbortSignal;
 }
 
@@ -106,7 +109,7 @@ export class ApiClient {
 
   /** The log text of the run's current pod (or a stream of it with follow). */
   async logs(kind: string, name: string, o: LogOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    const q = qs({ follow: o.follow ? "true" : undefined, tail_lines: o.tailLines });
+    const q = qs({ follow: o.follow ? "true" : undefined, tail_lines: o.tailLines, container: o.container });
     const res = await this.send("GET", `/api/v1/runs/${seg(kind)}/${seg(name)}/logs${q}`, undefined, { stream: true, signal: o.signal });
     if (!res.body) return new ReadableStream({ start: (c) => c.close() });
     return res.body;

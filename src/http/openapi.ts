@@ -182,7 +182,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       "/api/v1/runs/{kind}/{name}/logs": {
         get: {
           operationId: "runLogs",
-          summary: "Logs of the run's current Job pod (text; follow=true streams)",
+          summary:
+            "Logs of the run's current Job pod (text; follow=true streams): the agent container's, or with container=channel the channel sidecar's",
           parameters: [...runPath, ...queryParams(logsQuerySchema)],
           responses: {
             "200": { description: "Log text.", content: { "text/plain": { schema: { type: "string" } } } },

@@ -5,6 +5,7 @@
  * DocsRequest); inner env_from_secrets items are camelCase, as they were there.
  */
 import { z } from "zod";
+import { LOG_CONTAINERS } from "../api/runner-contract.js";
 
 const dnsLabel = z
   .string()
@@ -167,7 +168,12 @@ export const logsQuerySchema = z.strictObject({
     .string()
     .regex(/^[0-9]{1,7}$/, "must be a non-negative integer")
     .optional(),
-  container: dnsLabel.max(63).optional(),
+  container: z
+    .enum(LOG_CONTAINERS, {
+      error: `must be agent (the agent's log, the default) or channel (the channel sidecar's: preparation, model proxy, GitHub tools, delivery)`,
+    })
+    .optional()
+    .describe("Whose log: agent (default) or channel."),
 });
 
 // ---- Response shapes (documentation only; the handlers build them) ----

@@ -163,7 +163,8 @@ async function openJobLogs(
   if (!pod?.metadata?.name) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
   const container = o.container ?? pod.spec?.containers[0]?.name;
   if (!container) throw new RunStoreError("NotFound", `pod ${pod.metadata.name} has no containers`);
-  const state = pod.status?.containerStatuses?.find((c) => c.name === container)?.state;
+  const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+  const state = statuses.find((c) => c.name === container)?.state;
   if (state?.waiting || (!state && pod.status?.phase === "Pending")) {
     throw new RunStoreError("NotReady", `pod ${pod.metadata.name} container ${container} is ${state?.waiting?.reason ?? "pending"}`);
   }

@@ -211,6 +211,13 @@ describe("orchestrator CLI against the running system", () => {
     expect(r.code).toBe(4);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr.trim()).toMatch(/^error: .+\(HTTP (404|409|500|502|503)\)$/);
+    // The channel sidecar's log: the API server is asked for the `channel` container of the same pod.
+    const channel = await run(["runs", "logs", list[0]!.metadata.name!, "--container", "channel"]);
+    expect(channel.code).toBe(4);
+    expect(channel.stderr.trim()).toMatch(/^error: .+\/channel\b.*\(HTTP 502\)$/);
+    const other = await run(["runs", "logs", list[0]!.metadata.name!, "--container", "claude-code"]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/argument 'claude-code' is invalid\. Allowed choices are agent, channel/);
   });
 
   it("docs generate detects repository, directory and branch; refuses unpushed .taskmaster changes with the git commands", async () => {

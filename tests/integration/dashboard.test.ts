@@ -192,9 +192,13 @@ describe("dashboard", () => {
     await expect.poll(() => page.getByRole("region", { name: "Attempts" }).textContent(), PATIENT).toContain(gamma.status!.jobName!);
     expect(await page.getByRole("region", { name: "Summary" }).textContent()).toContain("svc-b");
     // kwok's pods have no containers to log from: the log section says so instead of hanging.
-    await expect
-      .poll(() => page.getByRole("region", { name: "Agent log" }).textContent(), { timeout: 15_000 })
-      .not.toContain("Waiting for output");
+    const log = page.getByRole("region", { name: "Log" });
+    await expect.poll(() => log.textContent(), { timeout: 15_000 }).not.toContain("Waiting for output");
+    // The channel's log: the API server is asked for the pod's `channel` container (and, on kwok, cannot serve it either).
+    await log.getByRole("radio", { name: /Channel/ }).check();
+    await expect.poll(() => log.textContent(), { timeout: 15_000 }).toMatch(/containerLogs\/[^ ]+\/channel\b/);
+    await log.getByRole("radio", { name: /Agent/ }).check();
+    await expect.poll(() => log.textContent(), { timeout: 15_000 }).toMatch(/containerLogs\/[^ ]+\/claude-code\b/);
     await expect.poll(() => page.getByRole("button", { name: "Retry" }).isEnabled(), PATIENT).toBe(true);
     expect(await page.getByRole("button", { name: "Cancel run" }).isDisabled()).toBe(true);
     await expectAccessible();

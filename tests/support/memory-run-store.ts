@@ -90,7 +90,8 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
     },
     async openJobLogs(jobName: string, o: JobLogOptions) {
       await gate();
-      const logs = store.jobLogs.get(jobName);
+      // "<job>#<container>" holds one container's log; "<job>" any container's.
+      const logs = store.jobLogs.get(`${jobName}#${o.container}`) ?? store.jobLogs.get(jobName);
       if (logs === undefined) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
       if (logs === "waiting") throw new RunStoreError("NotReady", `pod ${jobName}-abcde container agent is ContainerCreating`);
       if (logs instanceof RunStoreError) throw logs;

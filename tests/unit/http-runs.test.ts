@@ -241,6 +241,20 @@ describe("GET /api/v1/runs/:kind/:name/logs", () => {
     expect(logs.body).toBe("line 2\nline 3");
   });
 
+  it("container=channel streams the channel sidecar's log, the default and container=agent the agent container's", async () => {
+    t = buildTestApp();
+    const code = await submit(12);
+    t.runs.setStatus("CodeRun", code, { phase: "Running", jobName: "code-12-job" });
+    t.runs.jobLogs.set("code-12-job#claude-code", "agent line");
+    t.runs.jobLogs.set("code-12-job#channel", "Prepared the workspace\nPushed the branch");
+    expect((await get(`/api/v1/runs/coderun/${code}/logs`)).body).toBe("agent line");
+    expect((await get(`/api/v1/runs/coderun/${code}/logs?container=agent`)).body).toBe("agent line");
+    expect((await get(`/api/v1/runs/coderun/${code}/logs?container=channel&tail_lines=1`)).body).toBe("Pushed the branch");
+    const bad = await get(`/api/v1/runs/coderun/${code}/logs?container=claude-code`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().detail).toMatch(/query\.container.*must be agent \(the agent's log, the default\) or channel/);
+  });
+
   it("answers 400 for a bad query and 404 for an unknown run", async () => {
     t = buildTestApp();
     expect((await get("/api/v1/runs/coderun/x/logs?follow=maybe")).statusCode).toBe(400);

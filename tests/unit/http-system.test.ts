@@ -115,6 +115,8 @@ describe("/openapi.json", () => {
     expect(doc.components.schemas.CodeRequest.required).toEqual(
       expect.arrayContaining(["task_id", "service", "repository_url", "docs_repository_url"]),
     );
+    const logParams = doc.paths["/api/v1/runs/{kind}/{name}/logs"].get.parameters as { name: string; schema: Record<string, unknown> }[];
+    expect(logParams.find((p) => p.name === "container")?.schema).toMatchObject({ enum: ["agent", "channel"] });
     expect(doc.paths["/api/v1/pm/tasks"].post.requestBody.content["application/json"].schema).toEqual({
       $ref: "#/components/schemas/CodeRequest",
     });

@@ -3,6 +3,7 @@
 import type { AnyRun } from "../../src/api/types.js";
 import type { EventSummary, JobSummary, PodSummary } from "../../src/dashboard/ports.js";
 import type { ServiceView } from "../../src/dashboard/services.js";
+import type { LogContainer } from "../../src/api/runner-contract.js";
 
 export type { EventSummary, JobSummary, PodSummary, ServiceView };
 
@@ -84,7 +85,8 @@ export const api = {
     request<{ coderun_name: string }>("POST", "api/v1/pm/tasks", body, { "idempotency-key": key }),
   submitDocs: (body: Record<string, unknown>, key: string) =>
     request<{ docsrun_name: string }>("POST", "api/v1/pm/docs/generate", body, { "idempotency-key": key }),
-  logsUrl: (kind: RunKind, name: string) => `${runPath(kind, name)}/logs?follow=true&tail_lines=2000`,
+  logsUrl: (kind: RunKind, name: string, container: LogContainer) =>
+    `${runPath(kind, name)}/logs?follow=true&tail_lines=2000&container=${container}`,
 };
 
 export interface Timeline {

@@ -3,6 +3,7 @@
  * `cr/`, `dr/`), or just NAME: then CodeRun first, DocsRun if there is no such CodeRun.
  */
 import { Command, Option } from "commander";
+import { LOG_CONTAINERS, type LogContainer } from "../../api/runner-contract.js";
 import type { AnyRun } from "../../api/types.js";
 import { ApiError, type ApiClient } from "../../client/api.js";
 import { InputError } from "../../client/requests.js";
@@ -65,9 +66,15 @@ function listCommand(deps: CliDeps, results: { exitCode: number }): Command {
     );
 }
 
-function followLogs(ctx: CommandContext, run: AnyRun, o: { follow?: boolean; tail?: number }): Promise<void> {
+type LogFlags = { follow?: boolean; tail?: number; container?: LogContainer };
+
+function followLogs(ctx: CommandContext, run: AnyRun, o: LogFlags): Promise<void> {
   return (async () => {
-    const stream = await ctx.client().logs(kindOf(run), run.metadata.name ?? "", { follow: o.follow, tailLines: o.tail });
+    const stream = await ctx.client().logs(kindOf(run), run.metadata.name ?? "", {
+      follow: o.follow,
+      tailLines: o.tail,
+      container: o.container,
+    });
     for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) ctx.deps.stdout.write(chunk);
   })();
 }
@@ -102,8 +109,13 @@ export function runsCommand(deps: CliDeps, results: { exitCode: number }): Comma
     .description("print the logs of the run's current pod")
     .option("-f, --follow", "keep streaming until the container ends")
     .option("--tail <lines>", "only the last N lines", Number)
+    .addOption(
+      new Option("-c, --container <which>", "agent: Claude Code's log; channel: preparation, model proxy, GitHub tools, delivery")
+        .choices(LOG_CONTAINERS)
+        .default("agent"),
+    )
     .action(
-      action(deps, results, async (ctx, ref: string, o: { follow?: boolean; tail?: number }) => {
+      action(deps, results, async (ctx, ref: string, o: LogFlags) => {
         const run = await resolveRun(ctx.client(), ref);
         await followLogs(ctx, run, o);
       }),

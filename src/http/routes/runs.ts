@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Annotations, Labels } from "../../api/constants.js";
 import { isActive } from "../../api/predicates.js";
+import { logContainerName } from "../../api/runner-contract.js";
 import type { AnyRun, CodeRun } from "../../api/types.js";
 import { sendStoreError } from "../../intake/errors.js";
 import { authorizeIntent, labelledSecretsFor } from "../authorize-intent.js";
@@ -217,7 +218,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       const stream = await ctx.runs.openJobLogs(jobName, {
         follow: q.data.follow === "true" || q.data.follow === "1",
         tailLines: q.data.tail_lines !== undefined ? Number(q.data.tail_lines) : undefined,
-        container: q.data.container,
+        container: logContainerName(p.kind, q.data.container),
         signal: abort.signal,
       });
       stream.on("error", (err) => req.log.warn({ err, job: jobName }, "Log stream of Job failed"));

@@ -2,6 +2,7 @@
 // and the agent's log, streamed.
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { AnyRun } from "../../../src/api/types.js";
+import type { LogContainer } from "../../../src/api/runner-contract.js";
 import { ApiError, api, type RunKind, type Timeline } from "../api.js";
 import { clock, count, duration, isFinished, phaseOf, requesterOf, usd } from "../format.js";
 import { runKey, useLive } from "../live.js";
@@ -121,18 +122,27 @@ function Progress({ run, live }: { run: AnyRun; live: LiveProgress }) {
   );
 }
 
-/** Streams the log of the run's current Job; restarts when the Job or phase changes. */
-function useLog(kind: RunKind, name: string, restartOn: string): { lines: string[]; problem: string | null; progress: LiveProgress } {
+/**
+ * Streams one container's log of the run's current Job; restarts when the Job, the phase or the
+ * container changes. Live progress comes from the agent container's log only.
+ */
+function useLog(
+  kind: RunKind,
+  name: string,
+  container: LogContainer,
+  restartOn: string,
+): { lines: string[]; problem: string | null; progress: LiveProgress } {
   const [lines, setLines] = useState<string[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
   const [progress, setProgress] = useState<LiveProgress>(emptyProgress);
   useEffect(() => {
     const abort = new AbortController();
+    const agent = container === "agent";
     setLines([]);
-    setProgress(emptyProgress());
+    if (agent) setProgress(emptyProgress());
     void (async () => {
       try {
-        const res = await fetch(api.logsUrl(kind, name), { credentials: "same-origin", signal: abort.signal });
+        const res = await fetch(api.logsUrl(kind, name, container), { credentials: "same-origin", signal: abort.signal });
         if (!res.ok) {
           const body = (await res.json().catch(() => ({}))) as { detail?: string };
           setProblem(body.detail ?? `HTTP ${res.status}`);
@@ -147,25 +157,47 @@ function useLog(kind: RunKind, name: string, restartOn: string): { lines: string
           const parts = (rest + value).split("\n");
           rest = parts.pop() ?? "";
           setLines((l) => [...l, ...parts].slice(-5000));
-          setProgress((p) => parts.reduce(progressFromLine, p));
+          if (agent) setProgress((p) => parts.reduce(progressFromLine, p));
         }
       } catch (e) {
         if (!abort.signal.aborted) setProblem(`The log stream ended: ${String(e)}`);
       }
     })();
     return () => abort.abort();
-  }, [kind, name, restartOn]);
+  }, [kind, name, container, restartOn]);
   return { lines, problem, progress };
 }
 
-function Log({ lines, problem, onReload }: { lines: string[]; problem: string | null; onReload: () => void }) {
+const LOG_CHOICES: [LogContainer, string][] = [
+  ["agent", "Agent (Claude Code)"],
+  ["channel", "Channel (preparation, model proxy, GitHub tools, delivery)"],
+];
+
+interface LogProps {
+  lines: string[];
+  problem: string | null;
+  container: LogContainer;
+  onContainer: (c: LogContainer) => void;
+  onReload: () => void;
+}
+
+function Log({ lines, problem, container, onContainer, onReload }: LogProps) {
   const pre = useRef<HTMLPreElement>(null);
   useEffect(() => {
     const el = pre.current;
     if (el && el.scrollHeight - el.scrollTop - el.clientHeight < 80) el.scrollTop = el.scrollHeight;
   }, [lines.length]);
   return (
-    <Section title="Agent log">
+    <Section title="Log">
+      <fieldset class="log-choice">
+        <legend>Container</legend>
+        {LOG_CHOICES.map(([value, label]) => (
+          <label key={value}>
+            <input type="radio" name="log-container" value={value} checked={container === value} onChange={() => onContainer(value)} />{" "}
+            {label}
+          </label>
+        ))}
+      </fieldset>
       {problem ? (
         <div class="actions">
           <p class="note">{problem}</p>
@@ -175,7 +207,7 @@ function Log({ lines, problem, onReload }: { lines: string[]; problem: string | 
         </div>
       ) : null}
       {lines.length || !problem ? (
-        <pre ref={pre} class="log" tabIndex={0} aria-label="Agent log output">
+        <pre ref={pre} class="log" tabIndex={0} aria-label={`${container === "agent" ? "Agent" : "Channel"} log output`}>
           {lines.length ? lines.join("\n") : "Waiting for output…"}
         </pre>
       ) : null}
@@ -277,7 +309,8 @@ export function RunPage({ kind, name }: { kind: string; name: string }) {
     );
   }, [rv]);
   const [reloads, setReloads] = useState(0);
-  const log = useLog(kind as RunKind, name, `${run?.status?.jobName ?? ""}/${run ? phaseOf(run) : ""}/${reloads}`);
+  const [container, setContainer] = useState<LogContainer>("agent");
+  const log = useLog(kind as RunKind, name, container, `${run?.status?.jobName ?? ""}/${run ? phaseOf(run) : ""}/${reloads}`);
   if (!run) {
     return (
       <>
@@ -309,7 +342,13 @@ export function RunPage({ kind, name }: { kind: string; name: string }) {
         <ErrorNote error={error} />
         <TimelineList entries={timelineEntries(run, timeline)} />
       </Section>
-      <Log lines={log.lines} problem={log.problem} onReload={() => setReloads((n) => n + 1)} />
+      <Log
+        lines={log.lines}
+        problem={log.problem}
+        container={container}
+        onContainer={setContainer}
+        onReload={() => setReloads((n) => n + 1)}
+      />
     </>
   );
 }
