@@ -271,19 +271,20 @@ async function main(): Promise<void> {
   logger.info({ address: app.server.address() }, "Listening");
   stops.unshift(() => app.close());
 
+  // Set once SIGTERM/SIGINT arrived: a manager that is stopping is not a dead one.
+  let stopping = false;
   if (controller) {
     stops.unshift(() => manager.stop());
     await manager.start();
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
-      if (!manager.isAlive()) {
+      if (!stopping && !manager.isAlive()) {
         logger.fatal("Controller workers stopped; exiting so the pod restarts");
         process.exit(1);
       }
     }, 5000).unref();
   }
 
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
