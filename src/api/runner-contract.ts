@@ -7,8 +7,17 @@
 
 /** Where things are mounted in the agent container. */
 export const AgentPaths = {
-  /** The workspace volume: PVC `workspace-{service}` for CodeRuns, emptyDir for DocsRuns. */
+  /**
+   * The workspace volume's `workspace` directory (PVC `workspace-{service}…` for CodeRuns, emptyDir
+   * for DocsRuns). The channel mounts all of it; the agent only the clone's work tree below it.
+   */
   workspace: "/workspace",
+  /**
+   * HOME of the run's agent identity (git config, Claude Code's sessions): the volume's
+   * `homes/<identityHomeName>`, the only home either container mounts, so an agent never sees
+   * another identity's sessions even on a shared workspace.
+   */
+  home: "/agent-home",
   /**
    * The channel's private directory (the same volume as the workspace, another subPath), mounted
    * only in the credentialed container: the clone's git directory lives here, out of the agent's reach.
@@ -87,13 +96,51 @@ export const AgentEnv = {
   agentRoot: "AGENT_ROOT",
 } as const;
 
-/** Layout inside the workspace volume. */
+/** Top-level directories of the workspace volume, each mounted with its own subPath. */
+export const VolumeLayout = {
+  /** Mounted at AgentPaths.workspace in the channel; the agent mounts only `workspace/<repo>`. */
+  workspace: "workspace",
+  /** The channel's private directory (AgentPaths.channel). */
+  channel: "channel",
+  /** One directory per agent identity, `homes/<identityHomeName>`, mounted at AgentPaths.home. */
+  homes: "homes",
+} as const;
+
+/** Layout inside the volume's `workspace` directory. */
 export const WorkspaceLayout = {
   /** The target repository clone (CodeRun) or the docs repository clone (DocsRun). */
   repo: "target-repo",
-  /** HOME root for git and Claude Code, on the volume so `--continue` finds the last session; one subdirectory per agent identity. */
-  home: ".agent-home",
+  /**
+   * Where earlier versions kept every identity's HOME (`.agent-home/<identity>`), readable by any
+   * agent on the workspace; the channel moves the run identity's into its own home (see docs/security.md).
+   */
+  legacyHomes: ".agent-home",
 } as const;
+
+/**
+ * The directory name of an identity's home under VolumeLayout.homes: `app-<name>` or
+ * `user-<name>` (a user and an App of the same name are different identities), `default` without
+ * one. Names are GitHub logins (IDENTITY_PATTERN); anything else is reduced to a safe name.
+ */
+export function identityHomeName(identity: { githubApp?: string; githubUser?: string }): string {
+  const [kind, name] = identity.githubApp ? ["app", identity.githubApp] : ["user", identity.githubUser ?? ""];
+  const safe = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return safe ? `${kind}-${safe}` : "default";
+}
+
+/** The directory name earlier versions gave an identity's home under WorkspaceLayout.legacyHomes. */
+export function legacyHomeName(identity: { githubApp?: string; githubUser?: string }): string {
+  const id = identity.githubApp ?? identity.githubUser ?? "";
+  return (
+    id
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^[-.]+|[-.]+$/g, "") || "default"
+  );
+}
 
 /** run.json: everything the runner needs to know about the run, rendered by the controller. */
 export interface RunParameters {

@@ -1,7 +1,16 @@
 /** buildJob: the agent Job of one attempt. Pure: same inputs, byte-identical output. */
 import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { Labels } from "../api/constants.js";
-import { AgentEnv, AgentPaths, CHANNEL_CONTAINER, CONTAINER_NAME, TaskFileKeys } from "../api/runner-contract.js";
+import {
+  AgentEnv,
+  AgentPaths,
+  CHANNEL_CONTAINER,
+  CONTAINER_NAME,
+  identityHomeName,
+  TaskFileKeys,
+  VolumeLayout,
+  WorkspaceLayout,
+} from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { ownerReference, runLabels } from "./labels.js";
 import { configMapName, githubAppSecretName, githubSshSecretName, githubTokenSecretName, jobName } from "./names.js";
@@ -13,9 +22,6 @@ export const AGENT_UID = 1000;
 export const CHANNEL_UID = 1001;
 /** Group shared by both containers: the agent can change the files the channel prepares, and back. */
 const SHARED_GID = 1000;
-/** Subdirectories of the workspace volume: the agent's workspace, and the channel's private git directories. */
-const WORKSPACE_SUBPATH = "workspace";
-const CHANNEL_SUBPATH = "channel";
 
 /** The channel's variables: the model key and upstream, the GitHub identity and token, the CA bundle. */
 function channelEnv(run: AnyRun, config: BuilderConfig): V1EnvVar[] {
@@ -66,7 +72,15 @@ function restricted(uid: number) {
   };
 }
 
-/** Volumes and the mounts of each container: the agent's have no Secret and no channel directory. */
+/** The agent's work tree: the clone's directory of the workspace, where the container starts. */
+const AGENT_WORK_TREE = `${AgentPaths.workspace}/${WorkspaceLayout.repo}`;
+
+/**
+ * Volumes and the mounts of each container. The agent's have no Secret, no channel directory and
+ * of the workspace volume only the clone's work tree and its own identity's home: every agent runs
+ * as the same uid, so only what is not mounted stays out of its reach (another identity's home,
+ * homes an earlier version kept under the workspace).
+ */
 function buildVolumes(run: AnyRun, attempt: number, workspaceClaim: string) {
   const isCode = run.kind === "CodeRun";
   const volumes: V1Volume[] = [
@@ -75,18 +89,24 @@ function buildVolumes(run: AnyRun, attempt: number, workspaceClaim: string) {
     { name: "tmp", emptyDir: {} },
     { name: "channel-tmp", emptyDir: {} },
   ];
-  const shared: V1VolumeMount[] = [
-    { name: "workspace", mountPath: AgentPaths.workspace, subPath: WORKSPACE_SUBPATH },
-    { name: "task-files", mountPath: AgentPaths.taskFiles, readOnly: true },
-  ];
+  const home: V1VolumeMount = {
+    name: "workspace",
+    mountPath: AgentPaths.home,
+    subPath: `${VolumeLayout.homes}/${identityHomeName(run.spec)}`,
+  };
+  const taskFiles: V1VolumeMount = { name: "task-files", mountPath: AgentPaths.taskFiles, readOnly: true };
   const agent: V1VolumeMount[] = [
-    ...shared,
+    { name: "workspace", mountPath: AGENT_WORK_TREE, subPath: `${VolumeLayout.workspace}/${WorkspaceLayout.repo}` },
+    home,
+    taskFiles,
     { name: "task-files", mountPath: AgentPaths.managedSettings, subPath: TaskFileKeys.managedSettings, readOnly: true },
     { name: "tmp", mountPath: "/tmp" },
   ];
   const channel: V1VolumeMount[] = [
-    ...shared,
-    { name: "workspace", mountPath: AgentPaths.channel, subPath: CHANNEL_SUBPATH },
+    { name: "workspace", mountPath: AgentPaths.workspace, subPath: VolumeLayout.workspace },
+    home,
+    taskFiles,
+    { name: "workspace", mountPath: AgentPaths.channel, subPath: VolumeLayout.channel },
     { name: "channel-tmp", mountPath: "/tmp" },
   ];
   if (run.spec.githubUser) {
@@ -171,7 +191,7 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
               image: `${config.agent.image.repository}:${config.agent.image.tag}`,
               imagePullPolicy: config.agent.image.pullPolicy,
               command: [...config.agent.command],
-              workingDir: AgentPaths.workspace,
+              workingDir: AGENT_WORK_TREE,
               env: agentEnv(run),
               resources: structuredClone(config.agent.resources) as never,
               securityContext: restricted(AGENT_UID),

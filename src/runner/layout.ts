@@ -1,6 +1,6 @@
 /** Where the runner finds its inputs and keeps its state, per the runner contract. */
 import path from "node:path";
-import { AgentPaths, WorkspaceLayout, type TaskFileKeys } from "../api/runner-contract.js";
+import { AgentPaths, legacyHomeName, WorkspaceLayout, type TaskFileKeys } from "../api/runner-contract.js";
 
 export interface Layout {
   workspace: string;
@@ -14,7 +14,7 @@ export interface Layout {
   repo: string;
   /** Its git directory, in the channel's private directory. */
   gitDir: string;
-  /** HOME for git and Claude Code (sessions live here, on the workspace volume). */
+  /** HOME for git and Claude Code: the run identity's own directory of the volume (sessions live here). */
   home: string;
   taskFile(key: (typeof TaskFileKeys)[keyof typeof TaskFileKeys]): string;
 }
@@ -38,21 +38,12 @@ export function buildLayout(root: string): Layout {
     channelTerminationMessage: at(AgentPaths.channelTerminationMessage),
     repo: path.join(workspace, WorkspaceLayout.repo),
     gitDir: path.join(at(AgentPaths.channel), `${WorkspaceLayout.repo}.git`),
-    home: path.join(workspace, WorkspaceLayout.home),
+    home: at(AgentPaths.home),
     taskFile: (key) => path.join(taskFiles, key),
   };
 }
 
-/**
- * HOME of one agent identity on the workspace volume. Each identity (GitHub user or App) gets
- * its own, so in a Play a remediation run's `--continue` resumes the implementation agent's
- * last session, not the reviewer's that ran in between on the same workspace.
- */
-export function agentHome(workspace: string, identity: string | undefined): string {
-  const id =
-    (identity ?? "")
-      .toLowerCase()
-      .replace(/[^a-z0-9._-]+/g, "-")
-      .replace(/^[-.]+|[-.]+$/g, "") || "default";
-  return path.join(workspace, WorkspaceLayout.home, id);
+/** Where an earlier version kept `identity`'s HOME: on the workspace, readable by every agent that mounted it. */
+export function legacyHome(layout: Layout, identity: { githubApp?: string; githubUser?: string }): string {
+  return path.join(layout.workspace, WorkspaceLayout.legacyHomes, legacyHomeName(identity));
 }

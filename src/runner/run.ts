@@ -23,7 +23,8 @@ import type { AgentTask } from "./agent-task.js";
 import type { ChannelHandlers } from "./channel-server.js";
 import { createGitHubClient, ensurePullRequest, type GitHubPort } from "./github.js";
 import { createModelProxy, type ModelProxy } from "./model-proxy.js";
-import { agentHome, buildLayout, type Layout } from "./layout.js";
+import { adoptLegacyHome, writeOwnFile } from "./home.js";
+import { buildLayout, legacyHome, type Layout } from "./layout.js";
 import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
@@ -77,9 +78,8 @@ export function bindRunRepositories(params: RunParameters): RunRepositories {
 }
 
 function writeGitConfig(home: string, author: Author): void {
-  fs.mkdirSync(home, { recursive: true });
   const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-  fs.writeFileSync(
+  writeOwnFile(
     path.join(home, ".gitconfig"),
     [
       "# Written by the orchestrator agent runner on every run; holds no credentials.",
@@ -287,7 +287,6 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
       throw new RunnerError(Reasons.AgentFilesInvalid, `${runJson} is missing: the run's ConfigMap is not mounted at ${layout.taskFiles}.`);
     }
     const params = parseRunParameters(runText, runJson);
-    layout.home = agentHome(layout.workspace, params.githubApp ?? params.githubUser);
     state.params = params;
     state.branch = params.branch;
     log = baseLog.child({ run: params.runName, namespace: params.namespace, attempt: params.attempt, kind: params.kind });
@@ -307,6 +306,7 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
     checkAborted(options.signal);
 
     fs.mkdirSync(layout.workspace, { recursive: true });
+    adoptLegacyHome(legacyHome(layout, params), layout.home, log);
     credentials = await resolveCredentials({
       params,
       layout,

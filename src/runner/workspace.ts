@@ -95,10 +95,13 @@ async function mergeOrFail(opts: PrepareOptions, rev: string): Promise<void> {
 /**
  * Clones with the git directory where the work tree's owner wants it (the channel's private
  * directory): the `.git` link file clone leaves in the work tree is removed, so nothing in the
- * work tree points at it.
+ * work tree points at it. The clone goes into the (empty) directory as it is, never a new one:
+ * the agent container starts alongside the channel and kubelet bind-mounts this very directory
+ * into it, so replacing it would leave the agent an empty, deleted one.
  */
 async function cloneInto(opts: PrepareOptions): Promise<void> {
   const { git, repoDir, remoteUrl } = opts;
+  fs.mkdirSync(repoDir, { recursive: true });
   const gitDir = git.gitDirOf(repoDir);
   if (gitDir === path.join(repoDir, ".git")) {
     await git.remote(opts.scratchDir, ["clone", "--no-tags", "--", remoteUrl, repoDir]);
@@ -116,8 +119,10 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   const parent = path.dirname(repoDir);
   fs.mkdirSync(parent, { recursive: true });
 
+  let cloned = true;
   if (fs.existsSync(repoDir)) {
     if (await git.isRepository(repoDir)) {
+      cloned = false;
       await git.guardClone(repoDir);
       const origin = await git.remoteUrl(repoDir);
       if (!origin || !sameRepository(origin, remoteUrl))
@@ -125,12 +130,9 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
       if (origin !== remoteUrl) await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
     } else if (fs.readdirSync(repoDir).length > 0) {
       throw foreignWorkspace(params, repoDir, "files that are not a git clone");
-    } else {
-      fs.rmdirSync(repoDir);
     }
   }
 
-  const cloned = !fs.existsSync(repoDir);
   if (cloned) {
     try {
       await cloneInto(opts);

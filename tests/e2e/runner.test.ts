@@ -15,13 +15,14 @@ import { createGitHubClient } from "../../src/runner/github.js";
 import { startCredentialTrap, type CredentialTrap } from "../support/credential-trap.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
-import { requestText, startModelServer, type ModelServer } from "../support/model-server.js";
+import { requestText, startModelServer, type ModelServer, type ScriptStep } from "../support/model-server.js";
 import {
   branchExists,
   createAgentRoot,
   createBareRepo,
   filesContaining,
   git,
+  jobFor,
   launchRunner,
   listFiles,
   readFileAt,
@@ -665,5 +666,99 @@ describe("the agent's channel", () => {
     // The channel's own record (its termination message, which the agent cannot write) says the same.
     expect(run.channelResult).toEqual(run.result);
     expect(github.state.violations).toEqual([]);
+  });
+});
+
+describe("identity homes, each container with the mounts its Job gives it", () => {
+  let agent: AgentRoot;
+  const branch = "feature/task-7-homes";
+  const params = (over: Partial<RunParameters>) => codeParams({ runName: "code-7-homes", branch, ...over });
+  // Run with the Job the controller builds for these parameters: the workspace volume is the root.
+  const launch = (p: RunParameters) => {
+    agent.writeRun(p);
+    return launchRunner(agent, jobEnv(), { job: jobFor(p) });
+  };
+  /** Everything named canary-* the agent can find, and its HOME. */
+  const look = (): ScriptStep => ({
+    tool: "Bash",
+    input: {
+      command: `echo "HOME=$HOME"; find ${agent.root} -name 'canary-*' 2>&1; ls -a ${agent.workspace} ${agent.root}/homes 2>&1; true`,
+      description: "Look around",
+    },
+  });
+  /** The output of the run's Bash call, as Claude Code gave it to the model. */
+  const sawFromLook = (before: number) => {
+    const text = model
+      .mainRequests()
+      .slice(before)
+      .map(requestText)
+      .find((t) => t.includes("HOME="));
+    expect(text).toBeDefined();
+    return text!;
+  };
+
+  beforeAll(() => {
+    agent = createAgentRoot(tmp, "code-7-homes");
+  });
+
+  it("keeps an identity's home out of another identity's agent on the same workspace, and resumes each one's session", async () => {
+    model.setScript([
+      { tool: "Bash", input: { command: `echo "rex's notes" > "$HOME/canary-rex.txt"`, description: "Take notes" } },
+      { text: "Noted." },
+    ]);
+    const rex = await launch(params({ githubUser: "rex-bot" }));
+    expect(rex.result, rex.stdout + rex.stderr).toMatchObject({ outcome: "no-changes" });
+    expect(fs.readFileSync(path.join(agent.root, "homes/user-rex-bot/canary-rex.txt"), "utf8")).toBe("rex's notes\n");
+
+    // Another identity on the same workspace: it finds its own home and nothing of rex-bot's.
+    const before = model.mainRequests().length;
+    model.setScript([
+      { tool: "Bash", input: { command: `echo mine > "$HOME/canary-cleo.txt"`, description: "Take notes" } },
+      look(),
+      { text: "Looked." },
+    ]);
+    const cleo = await launch(params({ githubUser: "cleo-bot" }));
+    expect(cleo.result, cleo.stdout + cleo.stderr).toMatchObject({ outcome: "no-changes" });
+    const seen = sawFromLook(before);
+    expect(seen).toContain(`HOME=${agent.root}/agent-home`);
+    expect(seen).toContain(`${agent.root}/agent-home/canary-cleo.txt`);
+    expect(seen).not.toContain("canary-rex");
+    expect(seen).not.toContain("rex's notes");
+    // The work tree is all the agent has of the workspace directory.
+    expect(seen).toMatch(/ls: cannot access .*\/homes'?: No such file or directory/);
+
+    // rex-bot's next attempt continues its own session, not cleo-bot's that ran in between.
+    const resumed = model.mainRequests().length;
+    model.setScript([{ text: "Continued." }]);
+    const again = await launch(params({ githubUser: "rex-bot", attempt: 2, continueSession: true }));
+    expect(again.result, again.stdout + again.stderr).toMatchObject({ outcome: "no-changes" });
+    expect(again.logs.find((l) => l.msg === "Started Claude Code")?.argv).toContain("--continue");
+    const replay = requestText(model.mainRequests()[resumed]!);
+    expect(replay).toContain("canary-rex.txt");
+    expect(replay).not.toContain("canary-cleo");
+  });
+
+  it("moves a home an earlier version kept on the workspace into the identity's own, and leaves other identities' out of reach", async () => {
+    // As an earlier version left the volume: every identity's home under workspace/.agent-home.
+    const legacy = path.join(agent.workspace, ".agent-home");
+    fs.mkdirSync(legacy, { recursive: true });
+    fs.renameSync(path.join(agent.root, "homes/user-rex-bot"), path.join(legacy, "rex-bot"));
+    fs.mkdirSync(path.join(legacy, "other-bot"));
+    fs.writeFileSync(path.join(legacy, "other-bot", "canary-other.txt"), "other's notes\n");
+
+    const before = model.mainRequests().length;
+    model.setScript([look(), { text: "Continued after the move." }]);
+    const run = await launch(params({ githubUser: "rex-bot", attempt: 3, continueSession: true }));
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "no-changes" });
+    expect(run.logs.find((l) => l.msg === "Started Claude Code")?.argv).toContain("--continue");
+    expect(requestText(model.mainRequests()[before]!)).toContain("canary-rex.txt");
+    const seen = sawFromLook(before);
+    expect(seen).toContain(`${agent.root}/agent-home/canary-rex.txt`);
+    expect(seen).not.toContain("canary-other");
+
+    expect(fs.existsSync(path.join(legacy, "rex-bot"))).toBe(false);
+    expect(fs.readFileSync(path.join(agent.root, "homes/user-rex-bot/canary-rex.txt"), "utf8")).toBe("rex's notes\n");
+    // Another identity's old home stays where it was (mounted into no agent) until that identity runs.
+    expect(fs.readFileSync(path.join(legacy, "other-bot", "canary-other.txt"), "utf8")).toBe("other's notes\n");
   });
 });

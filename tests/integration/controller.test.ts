@@ -134,13 +134,14 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     const c = pod?.containers[0];
     const channel = pod?.initContainers?.[0];
     expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual([
-      "/workspace",
+      "/workspace/target-repo",
+      "/agent-home",
       "/task-files",
       "/etc/claude-code/managed-settings.json",
       "/tmp",
     ]);
     expect(channel?.volumeMounts?.map((m) => m.mountPath)).toEqual(
-      expect.arrayContaining(["/workspace", "/channel", "/secrets/github-ssh"]),
+      expect.arrayContaining(["/workspace", "/agent-home", "/channel", "/secrets/github-ssh"]),
     );
     expect(channel?.env?.find((e) => e.name === "GITHUB_TOKEN")?.valueFrom?.secretKeyRef?.name).toBe("github-token-alice");
     expect(c?.env?.some((e) => e.name === "GITHUB_TOKEN" || e.name === "ANTHROPIC_API_KEY")).toBe(false);

@@ -1,7 +1,7 @@
 /**
  * An injected agent on the real node: the scripted model, as the agent, tries what a prompt
  * injection would (read the environment and every process's, list the Secret and ServiceAccount
- * paths, read git's config, reach the channel's files, call GitHub directly, call the scoped tools
+ * paths, read git's config, reach the channel's files and other identities' homes, call GitHub directly, call the scoped tools
  * out of scope). Every attempt must find nothing or be refused: the GitHub token and the model key
  * appear nowhere the agent can reach (what its tools returned to the model, in every request).
  */
@@ -21,6 +21,8 @@ function attempts(githubApiUrl: string, otherPull: number): ScriptTurn[] {
     bash("ls -laR /secrets /var/run/secrets /channel /run/secrets"),
     bash("ps -eo pid,uid,args || ls /proc"),
     bash("git config --list --show-origin; ls -la /workspace/target-repo/.git"),
+    // Other identities' homes: the volume's homes/ and the workspace directory an earlier version kept them in.
+    bash("ls -la /workspace/.agent-home /workspace/../homes; echo HOME=$HOME; ls -la $HOME/.."),
     bash("cat /proc/1/environ | tr '\\0' '\\n'; id"),
     bash(
       `curl -s ${githubApiUrl}/repos/org/target || node -e "fetch('${githubApiUrl}/repos/org/target').then(r=>r.text()).then(console.log)"`,
@@ -58,6 +60,9 @@ describe("an injected agent on the real node", () => {
     expect(seen).toMatch(/\/secrets'?: No such file or directory/);
     expect(seen).toMatch(/\/var\/run\/secrets'?: No such file or directory/);
     expect(seen).toMatch(/\/channel'?: No such file or directory/);
+    expect(seen).toMatch(/\/workspace\/\.agent-home'?: No such file or directory/);
+    expect(seen).toMatch(/\/workspace\/\.\.\/homes'?: No such file or directory/);
+    expect(seen).toContain("HOME=/agent-home");
     expect(seen).toMatch(/uid=1000/);
     // GitHub without credentials: refused (401), or not even trusted (the agent's Node has no CA bundle).
     expect(seen).toMatch(/Requires authentication|unable to (verify|get local issuer)|self.signed certificate|fetch failed/);

@@ -10,9 +10,12 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { V1Container, V1Job, V1Volume } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { AgentPaths, TaskFileKeys, type RunParameters } from "../../src/api/runner-contract.js";
-import type { AgentResult } from "../../src/api/types.js";
+import type { AgentResult, AnyRun } from "../../src/api/types.js";
+import { parseConfig } from "../../src/config/config.js";
+import { buildJob } from "../../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../../src/templates/index.js";
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -88,6 +91,12 @@ export interface AgentRoot {
   channelTerminationMessage(): AgentResult | null;
 }
 
+/** A termination message file: kubelet creates it empty, so empty is "nothing written". */
+function readTermination(file: string): AgentResult | null {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  return text ? (JSON.parse(text) as AgentResult) : null;
+}
+
 /** A temporary AGENT_ROOT laid out like the Job's container. */
 export function createAgentRoot(parent: string, name: string): AgentRoot {
   const root = path.join(parent, name);
@@ -126,11 +135,11 @@ export function createAgentRoot(parent: string, name: string): AgentRoot {
     },
     terminationMessage() {
       const file = at(AgentPaths.terminationMessage);
-      return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AgentResult) : null;
+      return readTermination(file);
     },
     channelTerminationMessage() {
       const file = at(AgentPaths.channelTerminationMessage);
-      return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AgentResult) : null;
+      return readTermination(file);
     },
   };
 }
@@ -173,20 +182,107 @@ function parseLogs(stdout: string): Record<string, unknown>[] {
     });
 }
 
+/** The Job the controller would build for `params` (only what its volumes depend on: kind and identity). */
+export function jobFor(params: RunParameters): V1Job {
+  const identity = {
+    ...(params.githubUser ? { githubUser: params.githubUser } : {}),
+    ...(params.githubApp ? { githubApp: params.githubApp } : {}),
+  };
+  const metadata = { name: params.runName, namespace: params.namespace, uid: "00000000-0000-0000-0000-000000000000" };
+  const run =
+    params.kind === "code"
+      ? {
+          apiVersion: "orchestrator.platform/v1",
+          kind: "CodeRun",
+          metadata,
+          spec: { taskId: params.taskId, service: params.service, repositoryUrl: params.repositoryUrl, ...identity },
+        }
+      : {
+          apiVersion: "orchestrator.platform/v1",
+          kind: "DocsRun",
+          metadata,
+          spec: { repositoryUrl: params.repositoryUrl, workingDirectory: ".", ...identity },
+        };
+  return buildJob(run as AnyRun, params.attempt, parseConfig("", {}), "workspace");
+}
+
+const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
+/** Where a volume's content is on the test's disk: the workspace volume is the agent root itself. */
+function volumeSource(volume: V1Volume | undefined, host: string): string | null {
+  if (!volume) return null;
+  if (volume.name === "workspace") return host;
+  if (volume.configMap) return path.join(host, AgentPaths.taskFiles);
+  if (volume.secret?.secretName?.startsWith("github-ssh-")) return path.join(host, AgentPaths.sshSecret);
+  if (volume.secret?.secretName?.startsWith("github-app-")) return path.join(host, AgentPaths.githubAppSecret);
+  return null; // emptyDirs at /tmp: the test shares the machine's
+}
+
+/**
+ * A shell script that, in a private mount namespace, replaces the agent root with exactly the
+ * container's mounts (as kubelet mounts them: subPaths of the volumes, read-only where asked, the
+ * termination log) and hides the rest of the volumes: the process sees what the container would.
+ */
+function podMountScript(root: string, stash: string, container: V1Container, volumes: V1Volume[]): string {
+  const lines = ["set -eu", `mount --bind ${quote(root)} ${quote(stash)}`, `mount -t tmpfs tmpfs ${quote(root)}`];
+  const bind = (src: string, dst: string, readOnly = false) => {
+    lines.push(
+      `if [ -f ${quote(src)} ]; then mkdir -p ${quote(path.dirname(dst))}; touch ${quote(dst)}; else mkdir -p ${quote(src)} ${quote(dst)}; fi`,
+      `mount --bind ${quote(src)} ${quote(dst)}`,
+      ...(readOnly ? [`mount -o remount,bind,ro ${quote(dst)}`] : []),
+    );
+  };
+  // kubelet's own mount: the container's termination message file, created empty.
+  const termination = container.terminationMessagePath ?? AgentPaths.terminationMessage;
+  lines.push(`mkdir -p ${quote(path.dirname(path.join(stash, termination)))}`, `touch ${quote(path.join(stash, termination))}`);
+  bind(path.join(stash, termination), path.join(root, termination));
+  const mounts = [...(container.volumeMounts ?? [])].sort((a, b) => a.mountPath.length - b.mountPath.length);
+  for (const m of mounts) {
+    const source = volumeSource(
+      volumes.find((v) => v.name === m.name),
+      stash,
+    );
+    if (source) bind(path.join(source, m.subPath ?? ""), path.join(root, m.mountPath), m.readOnly === true);
+  }
+  lines.push(`umount -l ${quote(stash)}`, 'exec "$@"');
+  return lines.join("\n");
+}
+
+/** `command` run in a mount namespace that shows it the container's view of the agent root. */
+function inContainer(agentRoot: AgentRoot, job: V1Job, name: "channel" | "agent", command: string[]): [string, string[]] {
+  const pod = job.spec!.template.spec!;
+  const container = name === "channel" ? pod.initContainers![0]! : pod.containers[0]!;
+  const stash = `${agentRoot.root}.${name}-volumes`;
+  fs.mkdirSync(stash, { recursive: true });
+  const script = podMountScript(agentRoot.root, stash, container, pod.volumes ?? []);
+  return ["unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", ...command]];
+}
+
+export interface LaunchOptions {
+  timeoutMs?: number;
+  /**
+   * Run each container in a mount namespace holding only the mounts the Job gives it (the
+   * workspace volume being the agent root). Default: the Job the controller builds for run.json.
+   */
+  job?: V1Job;
+  /** The built entries in dist/ on this Node, as the image runs them (no TypeScript loader). */
+  compiled?: boolean;
+}
+
 /**
  * Runs an attempt the way the Job does, as two processes: the channel (`src/cmd/channel.ts`, all
  * of the Job's variables, credentials included) and the agent (`src/cmd/runner.ts`, no
  * credential: only the channel's URL). The channel is stopped (SIGTERM, as kubelet stops a
- * sidecar) once the agent has exited. Logs are the channel's, then the agent's. `compiled`: the
- * built entries in dist/ on this Node, as the image runs them (no TypeScript loader).
+ * sidecar) once the agent has exited. Logs are the channel's, then the agent's.
  */
-export async function launchRunner(
-  agentRoot: AgentRoot,
-  env: Record<string, string>,
-  opts: { timeoutMs?: number; compiled?: boolean } = {},
-): Promise<RunnerRun> {
+export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, launch: LaunchOptions = {}): Promise<RunnerRun> {
+  const { timeoutMs = 120_000 } = launch;
+  const job =
+    launch.job ??
+    jobFor(JSON.parse(fs.readFileSync(path.join(agentRoot.root, AgentPaths.taskFiles, TaskFileKeys.runJson), "utf8")) as RunParameters);
   const started = Date.now();
-  const home = path.join(agentRoot.root, "container-home");
+  // Outside the root: in a container's namespace the root holds only the container's mounts.
+  const home = `${agentRoot.root}.container-home`;
   fs.mkdirSync(home, { recursive: true });
   const port = await freePort();
   const base = {
@@ -197,19 +293,17 @@ export async function launchRunner(
     DISABLE_AUTOUPDATER: "1",
   };
   const agentEnv = Object.fromEntries(Object.entries(env).filter(([k]) => !CHANNEL_ONLY.test(k)));
-  const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: opts.timeoutMs ?? 120_000, stdin: "ignore" as const };
+  const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: timeoutMs, stdin: "ignore" as const };
   const start = (entry: "channel" | "runner") =>
-    opts.compiled
-      ? ([process.execPath, [path.join(PROJECT_ROOT, `dist/cmd/${entry}.js`)]] as const)
-      : ([path.join(BIN, "tsx"), [path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)]] as const);
-  const channel = execa(...start("channel"), {
-    ...options,
-    env: { ...base, ...env, CHANNEL_PORT: String(port) },
-  });
-  const agent = await execa(...start("runner"), {
-    ...options,
-    env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` },
-  });
+    launch.compiled
+      ? [process.execPath, path.join(PROJECT_ROOT, `dist/cmd/${entry}.js`)]
+      : [path.join(BIN, "tsx"), path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)];
+  const [channelBin, channelArgs] = inContainer(agentRoot, job, "channel", start("channel"));
+  const channel = execa(channelBin, channelArgs, { ...options, env: { ...base, ...env, CHANNEL_PORT: String(port) } });
+  // As kubelet does, the agent container starts right after the channel, its mounts made (and a
+  // missing subPath directory created) while the channel may still be preparing the workspace.
+  const [agentBin, agentArgs] = inContainer(agentRoot, job, "agent", start("runner"));
+  const agent = await execa(agentBin, agentArgs, { ...options, env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` } });
   channel.kill("SIGTERM");
   const ch = await channel;
   const stdout = `${String(ch.stdout)}\n${String(agent.stdout)}`;

@@ -92,13 +92,16 @@ describe("buildJob", () => {
     expect(pod?.volumes?.find((v) => v.name === "workspace")?.persistentVolumeClaim?.claimName).toBe("workspace-simple-api");
     expect(pod?.volumes?.find((v) => v.name === "task-files")?.configMap?.name).toBe(configMapName(run, 1));
     expect(c?.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace", subPath: "workspace" },
+      { name: "workspace", mountPath: "/workspace/target-repo", subPath: "workspace/target-repo" },
+      { name: "workspace", mountPath: "/agent-home", subPath: "homes/user-alice" },
       { name: "task-files", mountPath: "/task-files", readOnly: true },
       { name: "task-files", mountPath: "/etc/claude-code/managed-settings.json", subPath: "managed-settings.json", readOnly: true },
       { name: "tmp", mountPath: "/tmp" },
     ]);
+    expect(c?.workingDir).toBe("/workspace/target-repo");
     expect(ch?.volumeMounts).toEqual([
       { name: "workspace", mountPath: "/workspace", subPath: "workspace" },
+      { name: "workspace", mountPath: "/agent-home", subPath: "homes/user-alice" },
       { name: "task-files", mountPath: "/task-files", readOnly: true },
       { name: "workspace", mountPath: "/channel", subPath: "channel" },
       { name: "channel-tmp", mountPath: "/tmp" },
@@ -133,6 +136,36 @@ describe("buildJob", () => {
     expect(c?.securityContext?.runAsUser).toBe(1000);
     expect(ch?.securityContext?.runAsUser).toBe(1001);
     expect(pod?.automountServiceAccountToken).toBe(false);
+  });
+  it("gives an agent of the workspace volume only the work tree and its own identity's home", () => {
+    // Every agent runs as the same uid, so what it can reach is what its container mounts: the
+    // directories of the shared volume below any of its mounts' subPaths.
+    const reachable = (j: typeof job) =>
+      (j.spec?.template.spec?.containers[0]?.volumeMounts ?? []).filter((m) => m.name === "workspace").map((m) => m.subPath ?? "");
+    const covers = (subPaths: string[], dir: string) => subPaths.some((p) => p === "" || dir === p || dir.startsWith(`${p}/`));
+    const asBob = buildJob({ ...run, spec: { ...run.spec, githubUser: "bob" } }, 1, config, "workspace-simple-api");
+    const asApp = buildJob({ ...run, spec: { ...run.spec, githubUser: undefined, githubApp: "Alice" } }, 1, config, "workspace-simple-api");
+    const homeOf = (j: typeof job) =>
+      j.spec?.template.spec?.containers[0]?.volumeMounts?.find((m) => m.mountPath === "/agent-home")?.subPath ?? "(none)";
+    for (const [self, other] of [
+      [job, asBob],
+      [asBob, job],
+      [job, asApp],
+    ] as const) {
+      expect(covers(reachable(self), homeOf(other))).toBe(false);
+      // Homes an earlier version kept on the workspace, every identity's.
+      expect(covers(reachable(self), "workspace/.agent-home/bob")).toBe(false);
+      expect(covers(reachable(self), "channel")).toBe(false);
+    }
+    expect([homeOf(job), homeOf(asBob), homeOf(asApp)]).toEqual(["homes/user-alice", "homes/user-bob", "homes/app-alice"]);
+    expect(reachable(job)).toEqual(["workspace/target-repo", "homes/user-alice"]);
+    // The channel prepares the workspace and moves a home left there, so it mounts the workspace
+    // directory; of the homes, it too gets only the run identity's.
+    expect(ch?.volumeMounts?.filter((m) => m.name === "workspace").map((m) => m.subPath)).toEqual([
+      "workspace",
+      "homes/user-alice",
+      "channel",
+    ]);
   });
   it("starts the channel first, as a native sidecar with no startup probe (the agent waits for its task instead)", () => {
     expect(pod?.initContainers?.map((i) => i.name)).toEqual(["channel"]);
