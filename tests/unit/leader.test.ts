@@ -14,7 +14,13 @@ import {
   type ObservedLease,
 } from "../../src/controller/leader.js";
 import { Manager, type Election } from "../../src/controller/manager.js";
-import type { InformerSource } from "../../src/controller/ports.js";
+import type { InformerSource, SharedInformer } from "../../src/controller/ports.js";
+import { Annotations } from "../../src/api/index.js";
+import { parseConfig } from "../../src/config/config.js";
+import { RunReporter } from "../../src/controller/run-reporter.js";
+import { PlayController } from "../../src/play/controller.js";
+import type { PlayKube } from "../../src/play/ports.js";
+import type { RunReporterGitHub } from "../../src/reporter/run-reporter.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 
@@ -374,3 +380,88 @@ describe("Manager with leader election", () => {
     expect(election.released).toHaveLength(1);
   });
 });
+
+describe("work a follower still does", () => {
+  /** A namespace with one active Play of acme/api on task 1, served from a static cache. */
+  const play = {
+    apiVersion: "orchestrator.platform/v1",
+    kind: "Play",
+    metadata: { name: "p1", namespace: "ns", generation: 1 },
+    spec: { repositoryUrl: "https://github.com/acme/api.git", docsRepositoryUrl: "https://github.com/acme/docs.git", tasks: [1] },
+    status: { phase: "Running", currentTask: 1 },
+  };
+  const staticSource: InformerSource = {
+    informer: <T>(resource: string) =>
+      ({
+        on: () => undefined,
+        list: () => (resource === "plays" ? [play] : []) as unknown as T[],
+        get: () => undefined,
+        start: async () => undefined,
+        stop: async () => undefined,
+        healthy: true,
+        lastError: undefined,
+      }) as SharedInformer<T>,
+    probe: async () => "ok",
+  };
+
+  it("a webhook delivery about a Play's PR reaches the leader through an annotation; the leader enqueues it directly", async () => {
+    const election = new ManualElection();
+    const logger = createLogger({ level: "silent" });
+    const manager = new Manager({ source: staticSource, namespace: "ns", logger, metrics: createMetrics(), election });
+    const annotated: Array<[string, Record<string, string>]> = [];
+    const kube = { annotatePlay: async (_ns: string, name: string, a: Record<string, string>) => void annotated.push([name, a]) };
+    const plays = new PlayController({
+      manager,
+      kube: kube as unknown as PlayKube,
+      github: {} as never,
+      reporter: {} as never,
+      config: parseConfig("namespace: ns", {}),
+      logger,
+      metrics: createMetrics(),
+    });
+    await manager.start();
+    const push = { repository: { full_name: "acme/api" }, ref: "refs/heads/task-1" };
+    expect(await plays.enqueueForDelivery("push", push, "digest-1")).toEqual(["ns/p1"]);
+    expect(annotated).toEqual([["p1", { [Annotations.wake]: "digest-1" }]]);
+    election.grant();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await plays.enqueueForDelivery("push", push, "digest-2")).toEqual(["ns/p1"]);
+    expect(annotated).toHaveLength(1);
+    await manager.stop();
+  });
+
+  it("a refused delivery is answered on GitHub by the replica that received it, leader or not", async () => {
+    const election = new ManualElection();
+    const logger = createLogger({ level: "silent" });
+    const manager = new Manager({ source: staticSource, namespace: "ns", logger, metrics: createMetrics(), election });
+    const comments: string[] = [];
+    const github = {
+      listIssueComments: async () => [],
+      createComment: async (_repo: unknown, _issue: number, body: string) => (comments.push(body), { id: 1, body }),
+    } as unknown as RunReporterGitHub;
+    const reporter = new RunReporter({
+      manager,
+      kube: { annotateRun: async () => undefined },
+      github,
+      config: parseConfig("namespace: ns", {}),
+      logger,
+    });
+    await manager.start();
+    reporter.enqueueRefusal({
+      delivery: "d1",
+      repo: { owner: "acme", repo: "api" },
+      issue: 3,
+      login: "mallory",
+      reason: "not-allowed",
+      detail: "author association NONE",
+    });
+    await waitUntil(() => comments.length === 1);
+    expect(election.isLeader).toBe(false);
+    expect(comments[0]).toContain("mallory");
+    await manager.stop();
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+}
