@@ -4,6 +4,7 @@
 // and, against a real kube-apiserver, server-side dry-run, install, RBAC (exactly the verbs the
 // controller uses, nothing more), upgrade and uninstall.
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
@@ -11,6 +12,7 @@ import { execa, type Result } from "execa";
 import { parseAllDocuments } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
+import { buildJob } from "../../src/manifests/index.js";
 import { ensureKubeTools, repoRoot, type KubeTools } from "../../src/controlplane/index.js";
 import { BUILTIN_TEMPLATES } from "../../src/templates/builtins.js";
 import { applyChartRbac, chartDir } from "../support/chart-rbac.js";
@@ -173,6 +175,7 @@ describe("chart: render", () => {
       "ConfigMap/orchestrator-config",
       "Deployment/orchestrator",
       "Ingress/orchestrator",
+      "NetworkPolicy/orchestrator-agents",
       "Role/orchestrator",
       "RoleBinding/orchestrator",
       "Secret/orchestrator-secrets",
@@ -565,6 +568,119 @@ describe("chart: render", () => {
   });
 });
 
+describe("chart: agent NetworkPolicy", () => {
+  type Selector = { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string }[] };
+  type Rule = { to?: { ipBlock?: { cidr: string; except?: string[] } }[]; ports?: { protocol: string; port: number }[] };
+  type Policy = K8sObject & { spec: { podSelector: Selector; policyTypes: string[]; egress?: Rule[]; ingress?: unknown[] } };
+
+  const selects = (s: Selector, labels: Record<string, string>) =>
+    Object.entries(s.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+    (s.matchExpressions ?? []).every((e) => e.operator === "Exists" && e.key in labels);
+  const family = (ip: string) => (net.isIPv6(ip) ? "ipv6" : "ipv4");
+  const inBlock = (ip: string, cidr: string) => {
+    const [addr, prefix] = cidr.split("/");
+    const list = new net.BlockList();
+    if (family(addr!) !== family(ip)) return false;
+    list.addSubnet(addr!, Number(prefix), family(addr!));
+    return list.check(ip, family(ip));
+  };
+  /** Whether the policy lets an agent pod open a TCP connection to ip:port (address rules only). */
+  const allows = (p: Policy, ip: string, port: number) =>
+    (p.spec.egress ?? []).some(
+      (r) =>
+        (r.ports ?? []).some((x) => x.protocol === "TCP" && x.port === port) &&
+        (r.to ?? []).some((t) => t.ipBlock && inBlock(ip, t.ipBlock.cidr) && !(t.ipBlock.except ?? []).some((e) => inBlock(ip, e))),
+    );
+  const policyOf = async (args: string[]) => find(await render([...QUICK_SET, ...args]), "NetworkPolicy", "orchestrator-agents") as Policy;
+
+  it("selects every agent pod (CodeRun and DocsRun) and not the controller's; no ingress; DNS to kube-dns only", async () => {
+    const objs = await render(QUICK_SET);
+    const policy = find(objs, "NetworkPolicy", "orchestrator-agents") as Policy;
+    expect(policy.metadata.namespace).toBe("orchestrator");
+    const config = controllerConfig(objs);
+    const meta = { namespace: "orchestrator", uid: "0123abcd-ef00-1111-2222-333344445555" };
+    const code = buildJob(
+      {
+        apiVersion: "orchestrator.platform/v1",
+        kind: "CodeRun",
+        metadata: { name: "c", ...meta },
+        spec: { taskId: 1, service: "api", repositoryUrl: "a/b", docsRepositoryUrl: "a/b", model: "m", githubUser: "u" },
+      },
+      1,
+      config,
+      "ws",
+    );
+    const docs = buildJob(
+      {
+        apiVersion: "orchestrator.platform/v1",
+        kind: "DocsRun",
+        metadata: { name: "d", ...meta },
+        spec: { repositoryUrl: "a/b", workingDirectory: ".", sourceBranch: "main", githubUser: "u" },
+      },
+      1,
+      config,
+      "ws",
+    );
+    for (const job of [code, docs]) expect(selects(policy.spec.podSelector, job.spec!.template.metadata!.labels!)).toBe(true);
+    const controllerPod = find<Deployment>(objs, "Deployment", "orchestrator").spec.template as unknown as {
+      metadata: { labels: Record<string, string> };
+    };
+    expect(selects(policy.spec.podSelector, controllerPod.metadata.labels)).toBe(false);
+    expect(policy.spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(policy.spec.ingress).toBeUndefined();
+    expect(policy.spec.egress?.[0]).toEqual({
+      to: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+          podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+        },
+      ],
+      ports: [
+        { protocol: "UDP", port: 53 },
+        { protocol: "TCP", port: 53 },
+      ],
+    });
+  });
+
+  it.each<[string, string, number, boolean]>([
+    ["github.com over HTTPS", "140.82.112.3", 443, true],
+    ["github.com over SSH", "140.82.112.3", 22, true],
+    ["GitHub over IPv6", "2606:50c0:8000::153", 443, true],
+    ["the model API", "160.79.104.10", 443, true],
+    ["a public address on port 80", "140.82.112.3", 80, false],
+    ["the cloud metadata address", "169.254.169.254", 80, false],
+    ["the cloud metadata address on 443", "169.254.169.254", 443, false],
+    ["the IPv6 metadata address (AWS)", "fd00:ec2::254", 443, false],
+    ["the API server's Service IP", "10.96.0.1", 443, false],
+    ["an API server on a private node address", "192.168.1.10", 6443, false],
+    ["a pod in the cluster", "172.17.0.5", 443, false],
+    ["a carrier-grade NAT address", "100.64.1.1", 443, false],
+  ])("by default an agent pod %s (%s:%i): allowed = %s", async (_what, ip, port, allowed) => {
+    expect(allows(await policyOf([]), ip, port)).toBe(allowed);
+  });
+
+  it("narrows to configured ranges and ports, adds extra rules, follows config.namespace, and can be turned off", async () => {
+    const narrow = await policyOf([
+      "--set-json",
+      'agentNetworkPolicy.egress=[{"cidr":"140.82.112.0/20"},{"cidr":"160.79.104.0/23"}]',
+      "--set-json",
+      "agentNetworkPolicy.ports=[443]",
+      "--set-json",
+      'agentNetworkPolicy.extraEgress=[{"to":[{"ipBlock":{"cidr":"10.20.0.8/32"}}],"ports":[{"protocol":"TCP","port":8080}]}]',
+      "--set",
+      "config.namespace=agents",
+    ]);
+    expect(narrow.metadata.namespace).toBe("agents");
+    expect(allows(narrow, "140.82.112.3", 443)).toBe(true);
+    expect(allows(narrow, "160.79.104.10", 443)).toBe(true);
+    expect(allows(narrow, "1.1.1.1", 443)).toBe(false);
+    expect(allows(narrow, "140.82.112.3", 22)).toBe(false);
+    expect(allows(narrow, "10.20.0.8", 8080)).toBe(true);
+    const objs = await render([...QUICK_SET, "--set", "agentNetworkPolicy.enabled=false"]);
+    expect(objs.filter((o) => o.kind === "NetworkPolicy")).toEqual([]);
+  });
+});
+
 describe("chart: wrong input fails at install time with a clear message", () => {
   const wrongTypes: [string, string[], RegExp][] = [
     ["replicaCount=one", ["--set", "replicaCount=one"], /replicaCount/],
@@ -579,6 +695,12 @@ describe("chart: wrong input fails at install time with a clear message", () => 
     ["an agent with both identities", ["--set", "agents.rex.githubUser=a", "--set", "agents.rex.githubApp=b"], /agents/],
     ["config.namespace=Bad_NS", ["--set", "config.namespace=Bad_NS"], /namespace/],
     ["agent.channelResources.limits.memory=1GB", ["--set", "agent.channelResources.limits.memory=1GB"], /channelResources/],
+    ["agentNetworkPolicy.ports=[https]", ["--set", "agentNetworkPolicy.ports[0]=https"], /agentNetworkPolicy/],
+    [
+      "agentNetworkPolicy.egress without cidr",
+      ["--set-json", 'agentNetworkPolicy.egress=[{"except":["10.0.0.0/8"]}]'],
+      /agentNetworkPolicy/,
+    ],
   ];
   for (const helmName of ["helm3", "helm"] as const) {
     it.each(wrongTypes)(`${helmName === "helm3" ? "Helm 3" : "Helm 4"}: values.schema.json rejects %s`, async (_label, args, field) => {
@@ -655,6 +777,9 @@ describe("chart on a real API server", () => {
       expect(applied.exitCode, `${label}: ${String(applied.stderr)}`).toBe(0);
       expect(String(applied.stdout)).toMatch(/deployment.apps\/orchestrator (created|configured) \(server dry run\)/);
       expect(String(applied.stderr), label).not.toContain("violate PodSecurity");
+      expect(String(applied.stdout), label).toMatch(
+        /networkpolicy.networking.k8s.io\/orchestrator-agents (created|configured) \(server dry run\)/,
+      );
     }
     const loose = await run(tools.helm, [
       "template",
