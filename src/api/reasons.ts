@@ -64,6 +64,8 @@ export const RunReasons = {
   JobCreated: "JobCreated",
   /** Another run of the same service holds the workspace; this one waits for a slot. */
   WaitingForSlot: "WaitingForSlot",
+  /** Its requester has authorization.quotas.maxActiveRuns older unfinished runs; this one waits for one to finish. */
+  WaitingForQuota: "WaitingForQuota",
   RetryBackoff: "RetryBackoff",
   Retrying: "Retrying",
   AttemptFailed: "AttemptFailed",

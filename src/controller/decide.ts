@@ -52,7 +52,7 @@ export interface RunDecision {
 }
 
 /** How starting an attempt went. */
-export type StartOutcome = { jobName: string } | { waiting: string } | { problem: { reason: string; message: string } };
+export type StartOutcome = { jobName: string } | { waiting: string; reason?: string } | { problem: { reason: string; message: string } };
 
 /** Re-check interval of a run waiting for a slot of its service. */
 export const SLOT_RECHECK_MS = 30_000;
@@ -251,10 +251,11 @@ export function decideStarted(w: RunWorld, d: RunDecision, outcome: StartOutcome
     return { ...d, next, events: [...d.events, { reason, message, type: "Warning", attempt }] };
   }
   if ("waiting" in outcome) {
-    const next: RunStatus = { ...d.next, phase: Phases.Pending, reason: RunReasons.WaitingForSlot, message: outcome.waiting };
+    const reason = outcome.reason ?? RunReasons.WaitingForSlot;
+    const next: RunStatus = { ...d.next, phase: Phases.Pending, reason, message: outcome.waiting };
     next.conditions = setCondition(
       next.conditions ?? [],
-      { type: ConditionTypes.Waiting, status: "True", reason: RunReasons.WaitingForSlot, message: outcome.waiting },
+      { type: ConditionTypes.Waiting, status: "True", reason, message: outcome.waiting },
       nowIso,
     );
     return { ...d, next, requeueAfterMs: SLOT_RECHECK_MS };

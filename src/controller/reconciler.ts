@@ -20,7 +20,7 @@ import {
   legacyWorkspacePvcName,
   workspacePvcName,
 } from "../manifests/index.js";
-import { authorizeRun, checkSpecSize, requesterOf, runRequestOf } from "../authz/authorize.js";
+import { activeRunsOf, authorizeRun, checkSpecSize, requesterOf, runRequestOf } from "../authz/authorize.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -175,7 +175,7 @@ export class RunReconciler {
     attempt: number,
     nowIso: string,
     log: Logger,
-  ): Promise<{ jobName: string } | { waiting: string }> {
+  ): Promise<{ jobName: string } | { waiting: string; reason?: string }> {
     const ns = run.metadata.namespace ?? "";
     // Runs can be created with kubectl: the intake's decision is made again, for the recorded
     // requester only while the spec is the one it authorized. Before any Secret is looked at, so
@@ -184,6 +184,8 @@ export class RunReconciler {
       checkSpecSize(run.spec, this.deps.config) ??
       authorizeRun(runRequestOf(run), requesterOf(run), this.deps.config, this.deps.cache.mountableSecrets(ns));
     if (!decision.allowed) throw new TerminalProblem(decision.reason, decision.message);
+    const overQuota = this.quotaWait(run, ns);
+    if (overQuota) return { waiting: overQuota, reason: RunReasons.WaitingForQuota };
     const repositoryKey = decision.repositories[0]!.key;
     await this.checkSecrets(run);
     const params = computeRunParameters(run, attempt, this.deps.config);
@@ -222,6 +224,25 @@ export class RunReconciler {
       const waiting = this.slotWait(run, ns, service, repositoryKey);
       return waiting ? { waiting } : create(`${service}/${repositoryKey}`);
     });
+  }
+
+  /**
+   * Why the run must wait for its requester's quota, or undefined: the intakes refuse a run past
+   * authorization.quotas.maxActiveRuns, but kubectl-made runs pass no intake and two submissions
+   * racing each other can both pass its count. Here only the requester's oldest `max` unfinished
+   * runs may start; the others wait (level-based: recomputed from the cache on every pass).
+   */
+  private quotaWait(run: AnyRun, ns: string): string | undefined {
+    const max = this.deps.config.authorization.quotas.maxActiveRuns;
+    const requester = requesterOf(run);
+    const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
+    const mine = created(run);
+    const older = [...this.deps.cache.listRuns("CodeRun", ns), ...this.deps.cache.listRuns("DocsRun", ns)].filter(
+      (r) => r.metadata.uid !== run.metadata.uid && !r.metadata.deletionTimestamp && created(r) < mine,
+    );
+    const ahead = activeRunsOf(older, requester).length;
+    if (ahead < max) return undefined;
+    return `Waiting for the quota of requester ${requester}: authorization.quotas.maxActiveRuns allows ${max} unfinished run(s) and ${ahead} older ones have not finished. Cancel or wait for them, or raise the quota.`;
   }
 
   /**

@@ -20,7 +20,9 @@ describe("controller restart", () => {
     const runs = runsApi(cp.kubeConfig);
     const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    const config = "concurrency: {perService: 1}\njob: {maxRetries: 0}\ncontroller: {workers: 4, resyncSeconds: 30}\n";
+    // The runs are kubectl-made (requester `kubernetes`): a quota above N lets them all run at once.
+    const config =
+      "concurrency: {perService: 1}\njob: {maxRetries: 0}\ncontroller: {workers: 4, resyncSeconds: 30}\nauthorization: {quotas: {maxActiveRuns: 1000}}\n";
 
     const first = await startControllerProcess(cp.kubeconfigPath, ns, config);
     await first.ready().catch(async (e) => {

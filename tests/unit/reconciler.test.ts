@@ -1,5 +1,6 @@
 import { describe, expect, it, beforeEach } from "vitest";
 import type { CodeRun, DocsRun } from "../../src/api/index.js";
+import { buildAuthzAnnotations } from "../../src/authz/authorize.js";
 import { parseConfig } from "../../src/config/config.js";
 import { RunReconciler, type RenderFiles } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -256,6 +257,34 @@ describe("RunReconciler", () => {
     await rec.reconcile("CodeRun", NS, "b");
     expect(b.status?.phase).toBe("Running");
     expect(c.status?.phase).toBe("Pending");
+  });
+
+  it("starts only a requester's oldest maxActiveRuns unfinished runs: the rest wait for the quota (kubectl-made runs pass no intake)", async () => {
+    const quota = parseConfig("authorization: {quotas: {maxActiveRuns: 2}}\nconcurrency: {perService: 10}", {});
+    rec = new RunReconciler({ kube, cache: kube, config: quota, renderFiles: render, logger: silent, now: () => now });
+    // Different services, so only the quota can hold them back; reconciled newest first.
+    const runs = ["a", "b", "c", "d"].map((n, i) => kube.addRun(codeRun(n, { service: `s${n}` }, `2026-01-01T00:00:0${i + 1}Z`)));
+    const [a, b, c, d] = runs as [CodeRun, CodeRun, CodeRun, CodeRun];
+    for (const n of ["d", "c", "b", "a"]) await rec.reconcile("CodeRun", NS, n);
+    expect(runs.map((r) => r.status?.phase)).toEqual(["Running", "Running", "Pending", "Pending"]);
+    expect(c.status).toMatchObject({ reason: "WaitingForQuota" });
+    expect(c.status?.message).toMatch(/requester kubernetes: authorization\.quotas\.maxActiveRuns allows 2 .* 2 older ones/);
+    expect(kube.jobs.size).toBe(2);
+    // Another requester's runs do not count against it.
+    const api = kube.addRun({
+      ...codeRun("e", { service: "se" }, "2026-01-01T00:00:09Z"),
+      metadata: {
+        ...codeRun("e").metadata,
+        creationTimestamp: "2026-01-01T00:00:09Z",
+        annotations: buildAuthzAnnotations("api-token-1", codeRun("e", { service: "se" }).spec),
+      },
+    });
+    await rec.reconcile("CodeRun", NS, "e");
+    expect(api.status?.phase).toBe("Running");
+    // One finishes: the oldest waiting one starts, the next keeps waiting.
+    kube.finishJob(a.status?.jobName ?? "", NS, true);
+    for (const n of ["a", "d", "c"]) await rec.reconcile("CodeRun", NS, n);
+    expect([a, b, c, d].map((r) => r.status?.phase)).toEqual(["Succeeded", "Running", "Running", "Pending"]);
   });
 
   it("DocsRuns get an ephemeral workspace and no PVC", async () => {

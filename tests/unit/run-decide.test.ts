@@ -137,6 +137,11 @@ describe("decideStarted", () => {
       { next: { phase: "Pending", reason: "WaitingForSlot", message: "Waiting for a slot" }, requeueAfterMs: 30_000 },
     ],
     [
+      "over the requester's quota: Pending, WaitingForQuota, recheck in 30 s",
+      { waiting: "Waiting for the quota", reason: "WaitingForQuota" },
+      { next: { phase: "Pending", reason: "WaitingForQuota", message: "Waiting for the quota" }, requeueAfterMs: 30_000 },
+    ],
+    [
       "the Job was created: Running, attempt 1",
       { jobName: "code-r-a1" },
       {
