@@ -482,8 +482,15 @@ function decideRemediation(t: TaskPass): Decision | undefined {
   const { p, pull, taskId, maxIterations } = t;
   const { items, watermarks } = remediationItems(t);
   if (items.length === 0 || !pull) return undefined;
-  const qaRuns = p.taskRuns.filter((r) => ["quality", "testing"].includes(stageOfRun(r)?.stage ?? ""));
-  // The implementation agent will push; quality and testing restart after it, so stop them now.
+  // The implementation agent will push; quality and testing restart after it, so stop them now,
+  // except a run whose own agent wrote the feedback: that is its verdict, and it is ending on its
+  // own (its check run then says it did not pass instead of "cancelled"). The remediation run waits
+  // for it, as runs of one service take turns on the workspace.
+  const authors = new Set(items.map((i) => i.author.toLowerCase()));
+  const qaRuns = p.taskRuns.filter((r) => {
+    const stage = stageOfRun(r)?.stage;
+    return (stage === "quality" || stage === "testing") && !authors.has(t.agents[stage].login.toLowerCase());
+  });
   p.cancel(qaRuns);
   if (t.iteration >= maxIterations) {
     t.at(t.implStage, t.agents.implementation.name, undefined);

@@ -453,7 +453,12 @@ export async function runClaude(opts: RunClaudeOptions): Promise<ClaudeOutcome> 
   const exitCode = result.exitCode ?? null;
   const status = group.forced() ?? classifyExit(progress, exitCode);
   const durationMs = Date.now() - started;
-  const stderrTail = stderrLines.slice(-5).join("\n");
+  // A CLI that could not start at all (no exit code): execa's message says why (ENOENT, EACCES, a missing cwd).
+  const spawnError =
+    result.exitCode === undefined && result.signal === undefined && result.failed
+      ? [opts.redactor.scrub(result.shortMessage ?? result.message ?? "")]
+      : [];
+  const stderrTail = [...stderrLines.slice(-5), ...spawnError].join("\n");
   log.info(
     {
       status,

@@ -17,7 +17,7 @@ import { ensureImages } from "../../src/controlplane/images.js";
 import { issueServingCert } from "../../src/controlplane/certs.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { startGitHubServer, type GitHubServer } from "../support/github-server.js";
-import { startModelServer, type MessagesRequest, type ModelServer } from "../support/model-server.js";
+import { startModelServer, toolResults, type ModelServer } from "../support/model-server.js";
 import { agentImageArchive, podWorkDir } from "../support/node-world.js";
 import { nodeImages } from "../support/real-node.js";
 import { branchExists, createBareRepo, listFiles } from "../support/runner-fixture.js";
@@ -174,10 +174,6 @@ async function portForward(): Promise<{ url: string; proc: ResultPromise }> {
     await new Promise((r) => setTimeout(r, 300));
   }
   return { url, proc };
-}
-
-function toolResults(req: MessagesRequest): number {
-  return req.messages.filter((m) => Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result")).length;
 }
 
 describe.each([

@@ -9,30 +9,11 @@ import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
 import { workspacePvcName } from "../../src/manifests/names.js";
-import type { MessagesRequest, ScriptTurn } from "../support/model-server.js";
+import { toolResults, toolResultsSincePrompt, type MessagesRequest, type ScriptTurn } from "../support/model-server.js";
 import { GITHUB_USER, finished, podWorkDir, useNodeWorld } from "../support/node-world.js";
 import { listFiles, readFileAt } from "../support/runner-fixture.js";
 
 const world = useNodeWorld();
-
-/** Whether the request already carries a tool result (the agent ran the tool we asked for). */
-function toolResults(req: MessagesRequest): number {
-  return req.messages.filter((m) => Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result")).length;
-}
-
-/**
- * Tool results since the last prompt: a retried attempt continues the conversation (--continue)
- * with a new prompt, so its agent starts over from 0 while the history holds attempt 1's results.
- */
-function toolResultsSincePrompt(req: MessagesRequest): number {
-  let n = 0;
-  for (const m of [...req.messages].reverse()) {
-    if (m.role !== "user") continue;
-    if (!(Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result"))) break;
-    n++;
-  }
-  return n;
-}
 
 /** An agent that writes `file` in its working directory, checks git status, then finishes. */
 function writingAgent(workDir: string, file: string, content: string): (req: MessagesRequest) => ScriptTurn {

@@ -670,7 +670,7 @@ function defaultRoutes(options: GitHubServerOptions, htmlBase: string): [string,
           draft: body.draft ?? false,
           labels: [],
           html_url: `${htmlBase}/${owner}/${repo}/pull/${number}`,
-          createdBy: ctx.caller?.kind === "token" ? ctx.caller.token.slice(0, 4) : "unknown",
+          createdBy: callerLogin(ctx),
         };
         ctx.state.pulls.push(pull);
         return { status: 201, body: pullJson(pull, ctx.server.url) };

@@ -203,6 +203,26 @@ export async function startModelServer(initial: ScriptStep[] = [], opts: { host?
   };
 }
 
+/** How many tool results the request carries (the agent ran the tools it was asked to). */
+export function toolResults(req: MessagesRequest): number {
+  return req.messages.filter((m) => Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result")).length;
+}
+
+/**
+ * Tool results since the last prompt: a session that continues (--continue) replays the earlier
+ * conversation with a new prompt, so its agent starts over from 0 while the history holds the
+ * earlier results.
+ */
+export function toolResultsSincePrompt(req: MessagesRequest): number {
+  let n = 0;
+  for (const m of [...req.messages].reverse()) {
+    if (m.role !== "user") continue;
+    if (!(Array.isArray(m.content) && m.content.some((c) => c.type === "tool_result"))) break;
+    n++;
+  }
+  return n;
+}
+
 /** All text of a request's messages (tool results included), for assertions. */
 export function requestText(request: RecordedRequest): string {
   return JSON.stringify(request.body?.messages ?? []);

@@ -20,11 +20,25 @@ import { startGitHubServer, type GitHubServer } from "./github-server.js";
 import { startModelServer, type ModelServer } from "./model-server.js";
 import { nodeImages } from "./real-node.js";
 import { branchExists, createBareRepo } from "./runner-fixture.js";
+import { signedDelivery, WEBHOOK_SECRET } from "./webhook-fixtures.js";
 
 export const TOKEN = "ghp_nodeE2eToken0123456789abcdef";
 export const API_KEY = "sk-ant-node-e2e-key-abcdef";
 export const API_TOKEN = "node-e2e-api-token";
 export const GITHUB_USER = "rex-bot";
+/** With a Play roster: the controller's own GitHub token (check runs, progress comments) and login. */
+export const CONTROLLER_TOKEN = "ghp_nodeE2eController0123456789ab";
+export const CONTROLLER_LOGIN = "orchestrator-bot";
+
+/** An agent of a Play roster (config `agents`). */
+export interface RosterAgent {
+  githubUser: string;
+  role: string;
+  model: string;
+}
+
+/** The GitHub token of a roster agent's user. */
+export const agentToken = (githubUser: string) => `ghp_nodeE2e${githubUser.replace(/[^a-z0-9]/gi, "")}0123456789`;
 
 let agentImage: Promise<ImageArchive> | undefined;
 /** The agent image, built here (cached by content) from images/agent.yaml. */
@@ -63,6 +77,8 @@ export interface NodeWorld {
   orchestrator: Orchestrator;
   startOrchestrator(): Promise<Orchestrator>;
   api(method: string, pathname: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
+  /** Signs and POSTs a webhook delivery to the orchestrator, as GitHub does: the HTTP status. */
+  deliver(event: string, payload: unknown): Promise<number>;
   /** POST /api/v1/pm/tasks for org/target (documents in org/docs, working directory services/api): the CodeRun's name. */
   submitCode(taskId: number, service: string, extra?: Record<string, unknown>): Promise<string>;
   getRun(kind: "CodeRun" | "DocsRun", name: string): Promise<AnyRun>;
@@ -78,9 +94,11 @@ function orchestratorConfig(p: {
   githubApiUrl: string;
   githubUrl: string;
   caBundle: string;
+  agents?: Record<string, RosterAgent>;
 }): string {
   const i = p.agentRef.lastIndexOf(":");
   return stringify({
+    ...(p.agents ? { agents: p.agents, play: { resyncSeconds: 30 } } : {}),
     namespace: p.ns,
     server: { host: "127.0.0.1", port: p.port },
     agent: {
@@ -98,6 +116,12 @@ function orchestratorConfig(p: {
 export interface NodeWorldOptions {
   binDir: string;
   log?: (line: string) => void;
+  /**
+   * A Play roster: each agent's user gets a token (its Secret, a user of the GitHub double, a
+   * token the git server accepts); the orchestrator gets the roster, the controller's GitHub token
+   * and the webhook secret.
+   */
+  agents?: Record<string, RosterAgent>;
 }
 
 /** Starts the whole world; `stop()` tears every piece down (also after a partial start). */
@@ -134,15 +158,20 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   const tls = await issueServingCert(cp.certs.dir, "github-test", [ip]);
   const model = await startModelServer([], { host: ip });
   closers.push(() => model.close());
+  const agentUsers = Object.values(opts.agents ?? {}).map((a) => a.githubUser);
   const github = await startGitHubServer({
     host: ip,
     tls,
     tokens: [TOKEN],
+    users: Object.fromEntries([
+      ...agentUsers.map((u) => [agentToken(u), u]),
+      ...(opts.agents ? [[CONTROLLER_TOKEN, CONTROLLER_LOGIN]] : []),
+    ]),
     repos: ["org/target", "org/docs", "org/other"],
     branchExists: (o, r, b) => branchExists(path.join(gitRoot, o, `${r}.git`), b),
   });
   closers.push(() => github.close());
-  const gitHttp = await startGitHttpServer(gitRoot, [TOKEN], { host: ip, tls });
+  const gitHttp = await startGitHttpServer(gitRoot, [TOKEN, ...agentUsers.map(agentToken)], { host: ip, tls });
   closers.push(() => gitHttp.close());
   const ns = await cp.createNamespace("orch");
   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
@@ -150,17 +179,24 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
     namespace: ns,
     body: { metadata: { name: "orchestrator-secrets" }, stringData: { ANTHROPIC_API_KEY: API_KEY } },
   });
-  await core.createNamespacedSecret({
-    namespace: ns,
-    body: { metadata: { name: `github-token-${GITHUB_USER}` }, stringData: { token: TOKEN } },
-  });
+  for (const [user, token] of [[GITHUB_USER, TOKEN], ...agentUsers.map((u) => [u, agentToken(u)])] as const)
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: `github-token-${user}` }, stringData: { token } } });
   const agent = await agentImageArchive();
   const [port] = (await freePorts(1)) as [number];
   const configFile = path.join(tmp, "config.yaml");
   const caBundle = fs.readFileSync(cp.certs.caCert, "utf8");
   fs.writeFileSync(
     configFile,
-    orchestratorConfig({ ns, port, agentRef: agent.ref, modelUrl: model.url, githubApiUrl: github.url, githubUrl: gitHttp.url, caBundle }),
+    orchestratorConfig({
+      ns,
+      port,
+      agentRef: agent.ref,
+      modelUrl: model.url,
+      githubApiUrl: github.url,
+      githubUrl: gitHttp.url,
+      caBundle,
+      ...(opts.agents ? { agents: opts.agents } : {}),
+    }),
   );
   const startOrchestrator = () =>
     launchOrchestrator({
@@ -169,13 +205,14 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
       port,
       caFile: cp.certs.caCert,
       logFile: path.join(tmp, `orchestrator-${Date.now()}.log`),
+      env: opts.agents ? { GITHUB_TOKEN: CONTROLLER_TOKEN, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET } : {},
     });
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
   const getRun = async (kind: "CodeRun" | "DocsRun", name: string) =>
     (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: Plurals[kind], name })) as AnyRun;
   createBareRepo(bare("target"), { "README.md": "# Shop\n", "services/api/index.js": "export const answer = 42;\n" });
   // Task documents for every task the end-to-end tests submit.
-  const taskIds = [7, 21, 31, 41, 42, 51];
+  const taskIds = [7, 21, 31, 41, 42, 51, 61, 62];
   createBareRepo(bare("docs"), {
     ...Object.fromEntries(
       taskIds.flatMap((t) => [
@@ -216,6 +253,12 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
       }
       return { status: r.status, body: parsed, text };
     },
+    deliver: async (event, payload) => {
+      const d = await signedDelivery(event, payload);
+      const r = await fetch(`${w.orchestrator.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.payload });
+      await r.arrayBuffer();
+      return r.status;
+    },
     submitCode: async (taskId, service, extra = {}) => {
       const r = await w.api("POST", "/api/v1/pm/tasks", {
         task_id: taskId,
@@ -245,10 +288,10 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
 }
 
 /** One world per test file: beforeAll builds it, afterAll tears every piece down. */
-export function useNodeWorld(): () => NodeWorld {
+export function useNodeWorld(opts: Pick<NodeWorldOptions, "agents"> = {}): () => NodeWorld {
   let world: (NodeWorld & { stop(): Promise<void> }) | undefined;
   beforeAll(async () => {
-    world = await startNodeWorld({ binDir: inject("controlPlaneBinDir"), log: (l) => console.log(`[control-plane] ${l}`) });
+    world = await startNodeWorld({ ...opts, binDir: inject("controlPlaneBinDir"), log: (l) => console.log(`[control-plane] ${l}`) });
   });
   afterAll(async () => {
     await world?.stop();
@@ -265,6 +308,7 @@ async function launchOrchestrator(p: {
   port: number;
   caFile: string;
   logFile: string;
+  env: Record<string, string>;
 }): Promise<Orchestrator> {
   const child = execa(process.execPath, ["--import", "tsx", path.join(repoRoot(), "src/cmd/main.ts")], {
     cwd: repoRoot(),
@@ -277,6 +321,7 @@ async function launchOrchestrator(p: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       // As the chart does for github.caBundle: the controller's own GitHub calls trust it.
       NODE_EXTRA_CA_CERTS: p.caFile,
+      ...p.env,
     },
     extendEnv: false,
     stdout: { file: p.logFile, append: true },

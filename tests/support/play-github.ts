@@ -113,20 +113,7 @@ export class GitHubSim {
 
   /** `author` pushes one commit to the PR branch. */
   push(number: number, author: string): SimDelivery {
-    const p = this.pull(number);
-    const before = p.headSha;
-    const sha = this.sha();
-    p.commits = [...(p.commits ?? []), { sha, author, committer: author, message: `change by ${author}` }];
-    p.headSha = sha;
-    return this.delivery("push", undefined, {
-      ref: `refs/heads/${p.head}`,
-      before,
-      after: sha,
-      pusher: { name: author },
-      sender: this.user(author),
-      commits: [],
-      head_commit: null,
-    });
+    return this.pushed(number, author, this.sha());
   }
 
   addLabel(number: number, label: string, actor: string): SimDelivery {
@@ -173,23 +160,48 @@ export class GitHubSim {
       submittedAt: new Date().toISOString(),
     };
     this.server.state.reviews.push(review);
+    return { review, delivery: this.reviewed(review) };
+  }
+
+  /** The delivery of a review already on the server (one an agent submitted through the API). */
+  reviewed(review: ReviewRecord): SimDelivery {
     const payloadReview = {
       id: review.id,
-      user: this.user(user),
-      body,
-      state: state.toLowerCase(),
+      user: this.user(review.user),
+      body: review.body,
+      state: review.state.toLowerCase(),
       commit_id: review.commitId,
-      author_association: association,
+      author_association: review.association ?? "NONE",
       submitted_at: review.submittedAt,
     };
-    return {
-      review,
-      delivery: this.delivery("pull_request_review", "submitted", {
-        review: payloadReview,
-        pull_request: this.pullPayload(p),
-        sender: this.user(user),
-      }),
-    };
+    return this.delivery("pull_request_review", "submitted", {
+      review: payloadReview,
+      pull_request: this.pullPayload(this.pull(review.pullNumber)),
+      sender: this.user(review.user),
+    });
+  }
+
+  /** The delivery of a PR already on the server (one an agent opened through the API). */
+  opened(number: number): SimDelivery {
+    const p = this.pull(number);
+    return this.delivery("pull_request", "opened", { number, pull_request: this.pullPayload(p), sender: this.user(p.createdBy) });
+  }
+
+  /** The delivery of a push that really happened (git server): the PR's head moves to `after`. */
+  pushed(number: number, author: string, after: string): SimDelivery {
+    const p = this.pull(number);
+    const before = p.headSha;
+    p.commits = [...(p.commits ?? []), { sha: after, author, committer: author, message: `change by ${author}` }];
+    p.headSha = after;
+    return this.delivery("push", undefined, {
+      ref: `refs/heads/${p.head}`,
+      before,
+      after,
+      pusher: { name: author },
+      sender: this.user(author),
+      commits: [],
+      head_commit: null,
+    });
   }
 
   comment(number: number, user: string, body: string, association = "OWNER"): { comment: CommentRecord; delivery: SimDelivery } {

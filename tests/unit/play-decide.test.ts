@@ -244,6 +244,28 @@ describe("decidePlay", () => {
       { stage: "remediation", reason: "RemediationStarted", create: [name("remediation", 1)] },
     ],
     [
+      "the testing agent's own changes-requested review starts remediation; its run ends on its own (not cancelled)",
+      play(onTask()),
+      [run("quality", 0, "Succeeded"), run("testing", 0, "Running")],
+      snap({
+        ...labelled(CLEO),
+        reviews: [{ id: 61, login: TESS, state: "CHANGES_REQUESTED", commitId: SHA1, body: "Needs changes: a test." }],
+      }),
+      { stage: "remediation", reason: "RemediationStarted", create: [name("remediation", 1)] },
+    ],
+    [
+      "someone else's feedback during testing cancels the testing run",
+      play(onTask()),
+      [run("quality", 0, "Succeeded"), run("testing", 0, "Running")],
+      snap({
+        ...labelled(CLEO),
+        reviews: [
+          { id: 61, login: "maintainer", state: "CHANGES_REQUESTED", commitId: SHA1, body: "Needs changes.", association: "OWNER" },
+        ],
+      }),
+      { stage: "remediation", reason: "RemediationStarted", create: [name("remediation", 1)], cancel: [name("testing", 0)] },
+    ],
+    [
       "a push by the implementation agent during QA restarts it",
       play(onTask()),
       [run("implementation", 0, "Succeeded"), run("quality", 0, "Running")],
