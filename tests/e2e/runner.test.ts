@@ -630,6 +630,25 @@ describe("the agent's channel", () => {
     expect(run.exitCode).toBe(1);
   });
 
+  it("keeps its own record of the result: an agent that skips /finish and writes a success of its own is not believed", async () => {
+    const agent = createAgentRoot(tmp, "code-7-forger");
+    agent.writeRun(codeParams({ runName: "code-7-forger", branch: "feature/task-7-forger" }));
+    // The agent container takes its task, writes a made-up success to its own termination
+    // message and exits without reporting to the channel.
+    const forged = { outcome: "succeeded", pullRequestUrl: "https://github.com/org/target/pull/999" };
+    const script = [
+      "const url = process.env.CHANNEL_URL;",
+      "for (;;) { const r = await fetch(url + '/task').catch(() => null); if (r && r.status === 200) break; await new Promise((s) => setTimeout(s, 100)); }",
+      `(await import('node:fs')).writeFileSync(process.env.AGENT_ROOT + '/dev/termination-log', ${JSON.stringify(JSON.stringify(forged))});`,
+    ].join("\n");
+    const run = await launchRunner(agent, jobEnv(), { agentCommand: [process.execPath, "--input-type=module", "-e", script] });
+    expect(run.result).toEqual(forged);
+    // The channel waited for /finish until it was stopped, then recorded what really happened.
+    expect(run.channelResult, run.stdout + run.stderr).toMatchObject({ outcome: "failed", reason: "Terminated" });
+    expect(run.channelResult?.pullRequestUrl).toBeUndefined();
+    expect(github.pullsFor("org", "target").filter((p) => p.head === "feature/task-7-forger")).toEqual([]);
+  });
+
   it("acts on its own pull request through the scoped GitHub tools and is refused elsewhere", async () => {
     const agent = createAgentRoot(tmp, "code-7-tools");
     const branch = "feature/task-7-tools";

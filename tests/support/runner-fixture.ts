@@ -267,6 +267,8 @@ export interface LaunchOptions {
   job?: V1Job;
   /** The built entries in dist/ on this Node, as the image runs them (no TypeScript loader). */
   compiled?: boolean;
+  /** Run this in the agent container instead of the agent runner (an agent that misbehaves). */
+  agentCommand?: string[];
 }
 
 /**
@@ -302,7 +304,7 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
   const channel = execa(channelBin, channelArgs, { ...options, env: { ...base, ...env, CHANNEL_PORT: String(port) } });
   // As kubelet does, the agent container starts right after the channel, its mounts made (and a
   // missing subPath directory created) while the channel may still be preparing the workspace.
-  const [agentBin, agentArgs] = inContainer(agentRoot, job, "agent", start("runner"));
+  const [agentBin, agentArgs] = inContainer(agentRoot, job, "agent", launch.agentCommand ?? start("runner"));
   const agent = await execa(agentBin, agentArgs, { ...options, env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` } });
   channel.kill("SIGTERM");
   const ch = await channel;
