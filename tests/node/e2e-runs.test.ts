@@ -192,7 +192,8 @@ describe("retry", () => {
       if (done === 0)
         return {
           tool: "Bash",
-          input: { command: "echo attempt >> /workspace/attempts.log; wc -l < /workspace/attempts.log", description: "Count attempts" },
+          // In the identity's home, which stays on the workspace volume between attempts.
+          input: { command: 'echo attempt >> "$HOME/attempts.log"; wc -l < "$HOME/attempts.log"', description: "Count attempts" },
         };
       if (done === 1)
         return { tool: "Write", input: { file_path: `${podWorkDir("services/api")}/retry.js`, content: "export const retried = true;\n" } };
