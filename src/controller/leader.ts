@@ -134,6 +134,7 @@ export class LeaderElector {
   private leading = false;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
+  private campaigning: Promise<boolean> | undefined;
   private resolveLost!: () => void;
   /** Resolves when leadership was lost (renewal failed for the renew deadline). */
   readonly lost: Promise<void> = new Promise((r) => (this.resolveLost = r));
@@ -157,23 +158,15 @@ export class LeaderElector {
   }
 
   /** Tries every retry period until this replica holds the Lease, then renews it in the background. */
-  async campaign(): Promise<boolean> {
-    const { retryPeriodMs } = this.opts.timings;
-    while (!this.abort.signal.aborted) {
-      if (await this.tryAcquireOrRenew()) {
-        this.leading = true;
-        this.lastRenew = this.clock.now().getTime();
-        this.loop = this.renewLoop();
-        return true;
-      }
-      await this.clock.sleep(retryPeriodMs, this.abort.signal);
-    }
-    return false;
+  campaign(): Promise<boolean> {
+    return (this.campaigning ??= this.runCampaign());
   }
 
   /** Stops campaigning or renewing; when leading, clears the holder so another replica takes over now. */
   async release(): Promise<void> {
     this.abort.abort();
+    // An acquire may be in flight: wait for it, so a Lease won just now is released too.
+    await this.campaigning;
     await this.loop;
     if (!this.leading) return;
     this.leading = false;
@@ -185,6 +178,21 @@ export class LeaderElector {
     } catch (err) {
       this.opts.onError?.(err, false);
     }
+  }
+
+  private async runCampaign(): Promise<boolean> {
+    const { retryPeriodMs } = this.opts.timings;
+    while (!this.abort.signal.aborted) {
+      if (await this.tryAcquireOrRenew()) {
+        this.leading = true;
+        this.lastRenew = this.clock.now().getTime();
+        if (this.abort.signal.aborted) return false;
+        this.loop = this.renewLoop();
+        return true;
+      }
+      await this.clock.sleep(retryPeriodMs, this.abort.signal);
+    }
+    return false;
   }
 
   private async renewLoop(): Promise<void> {

@@ -257,6 +257,30 @@ describe("LeaderElector", () => {
     await a.release();
   });
 
+  it("release() while an acquire is in flight releases the Lease that acquire wins", async () => {
+    const { store, es } = electors(1);
+    const a = es[0]!;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const client = store.client("r0");
+    const slow = new LeaderElector({
+      client: { ...client, create: async (r) => (await gate, client.create(r)) },
+      identity: "r0",
+      timings,
+      clock: new VirtualClock(),
+    });
+    const campaign = slow.campaign();
+    await flush();
+    const released = slow.release();
+    open();
+    await released;
+    expect(await campaign).toBe(false);
+    expect(store.writes).toEqual(["r0:create:r0", "r0:update:"]);
+    expect(store.record?.holder).toBe("");
+    expect(slow.isLeader).toBe(false);
+    await a.release();
+  });
+
   it("release() by a replica that never led writes nothing and ends its campaign", async () => {
     const { clock, store, es } = electors(2);
     const [a, b] = es as [LeaderElector, LeaderElector];
