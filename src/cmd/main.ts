@@ -288,8 +288,10 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    const t0 = performance.now();
     logger.info({ signal }, "Stopping");
     for (const stop of stops) await stop().catch((e) => logger.warn({ err: (e as Error).message }, "Stop step failed"));
+    logger.info({ ms: Math.round(performance.now() - t0) }, "Stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

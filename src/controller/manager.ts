@@ -166,12 +166,19 @@ export class Manager {
     this.running = false;
     this.timers.forEach(clearInterval);
     for (const reg of this.controllers) reg.queue.shutDown();
+    const t0 = performance.now();
     await Promise.all(this.controllers.flatMap((r) => r.workers));
-    if (this.opts.election) {
-      await this.opts.election.release();
-      this.opts.metrics.leader.set({ identity: this.opts.election.identity }, 0);
+    this.opts.logger.info({ ms: Math.round(performance.now() - t0) }, "Drained the controllers' workers");
+    const election = this.opts.election;
+    if (election) {
+      const leading = election.isLeader;
+      await election.release();
+      this.opts.metrics.leader.set({ identity: election.identity }, 0);
+      if (leading) this.opts.logger.info({ identity: election.identity }, "Released the leader Lease");
     }
+    const t1 = performance.now();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    this.opts.logger.info({ ms: Math.round(performance.now() - t1) }, "Stopped the informers");
   }
 
   /** Every enabled controller's informers are synced and watching. */

@@ -239,6 +239,7 @@ describe("leader election across replicas", () => {
         const N = 300;
         const deliveries = await signedDeliveries(0, N);
         let killedAt = 0;
+        const burstStart = Date.now();
         const acks = await burst({
           from: 0,
           to: N,
@@ -252,6 +253,9 @@ describe("leader election across replicas", () => {
             leader.alive = false;
           },
         });
+        console.log(
+          `[failover] ${N} submissions in ${((Date.now() - burstStart) / 1000).toFixed(1)} s; leader killed ${((killedAt - burstStart) / 1000).toFixed(1)} s in`,
+        );
         await leader.child;
         const failures = acks.filter((a) => !a.run);
         expect(failures.map((a) => `${a.via}: ${a.failure}`)).toEqual([]);
@@ -322,6 +326,7 @@ describe("leader election across replicas", () => {
         const deliveries = await signedDeliveries(0, MAX);
         const handovers: number[] = [];
         let rolledOut = false;
+        const stopSeconds: number[] = [];
         // For each old pod a new one first (maxSurge 1), then SIGTERM, as a Deployment rolls.
         const rollout = (async () => {
           for (let k = 0; k < 3; k++) {
@@ -330,11 +335,19 @@ describe("leader election across replicas", () => {
             const old = replicas[k]!;
             const wasLeader = podOf((await readLease(ns)).holder) === old.name;
             const t0 = Date.now();
-            old.child.kill("SIGTERM");
+            // SIGTERM alone (execa's kill() would add a SIGKILL after 5 s; Kubernetes waits 30 s).
+            process.kill(old.child.pid!, "SIGTERM");
             old.alive = false;
             const exit = await old.child;
+            stopSeconds.push((Date.now() - t0) / 1000);
+            const steps = old
+              .output()
+              .split("\n")
+              .filter((l) => /"msg":"(Stopping|Drained|Released|Stopped)/.test(l));
+            console.log(`[rolling] ${old.name} stop:\n${steps.join("\n")}`);
             expect(exit.exitCode, old.output().slice(-2000)).toBe(0);
             if (wasLeader) {
+              expect(old.output()).toContain("Released the leader Lease");
               const l = await waitFor(
                 async () => {
                   const x = await readLease(ns);
@@ -363,10 +376,14 @@ describe("leader election across replicas", () => {
         await rollout;
         expect(acks.filter((a) => !a.run).map((a) => `${a.via}: ${a.failure}`)).toEqual([]);
         console.log(`[rolling] ${acks.length} submissions during the rollout`);
+        console.log(`[rolling] SIGTERM to exit: ${stopSeconds.map((x) => `${x.toFixed(1)} s`).join(", ")}`);
         console.log(`[rolling] leader handover after SIGTERM: ${handovers.map((h) => `${(h / 1000).toFixed(1)} s`).join(", ")}`);
         // The leader was among the replaced pods, and released the Lease: no Lease duration to wait out.
         expect(handovers.length).toBeGreaterThanOrEqual(1);
-        for (const h of handovers) expect(h).toBeLessThan(LEASE.retryPeriodSeconds * 1000 + 3_000);
+        // Without the release a follower waits at least leaseDuration - retryPeriod after the last
+        // renewal (which may even follow SIGTERM, while the workers drain): anything below that
+        // is the release at work. The measured figures are printed above.
+        for (const h of handovers) expect(h).toBeLessThan((LEASE.leaseDurationSeconds - LEASE.retryPeriodSeconds) * 1000);
         await expectAllFinishedOnce(
           ns,
           acks.map((a) => a.run!),
