@@ -235,7 +235,9 @@ export class Manager {
     try {
       for (;;) {
         const item = await reg.queue.get();
-        if (!item) return;
+        // Stopping: finish the key in hand only. What is still queued is left to the next leader,
+        // which resyncs everything, so a rollout's handover waits for one reconcile, not a queue.
+        if (!item || !this.running) return;
         await this.process(reg, item.key, item.waitedMs, log);
       }
     } catch (e) {
