@@ -37,6 +37,15 @@ export interface AgentTask {
 /** The key Claude Code sends; the model proxy drops it and adds the real one. Not a secret. */
 export const PLACEHOLDER_API_KEY = "sk-ant-placeholder-the-model-proxy-adds-the-real-key";
 
+/**
+ * The new message of a continued session. Claude Code keeps a session's first
+ * --append-system-prompt on --continue and ignores a new one, so this run's instructions (a
+ * remediation's feedback, a retry's note) would never reach the model: they go into the message.
+ */
+export function continuedPrompt(systemPrompt: string, prompt: string): string {
+  return `Instructions for this run (they replace any earlier ones in this conversation):\n\n${systemPrompt.trim()}\n\n---\n\n${prompt}`;
+}
+
 /** Runs Claude Code for `task` against the channel at `channelUrl`. */
 export async function runAgentTask(a: {
   task: AgentTask;
@@ -62,7 +71,7 @@ export async function runAgentTask(a: {
   return runClaude({
     bin: a.env.claudeBin,
     invocation: {
-      prompt: task.prompt,
+      prompt: continueSession ? continuedPrompt(task.systemPrompt, task.prompt) : task.prompt,
       model: task.model,
       maxTurns: task.maxTurns,
       continueSession,

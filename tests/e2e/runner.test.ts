@@ -212,10 +212,15 @@ describe("code run", () => {
       { tool: "Write", input: { file_path: path.join(workDir, "src/retry.txt"), content: "second attempt\n" } },
       { text: "Addressed the remaining criteria." },
     ]);
-    agent.writeRun(codeParams({ attempt: 2, continueSession: true }));
+    agent.writeRun(codeParams({ attempt: 2, continueSession: true }), { promptModification: "Only this attempt: RETRY-NOTE-7." });
     const run = await launchRunner(agent, jobEnv());
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", reason: "PullRequestUpdated" });
     expect(run.exitCode).toBe(0);
+    // Claude Code keeps the first attempt's system prompt on --continue: this attempt's
+    // instructions reach the model in its new message.
+    const retryMessage = JSON.stringify(model.mainRequests()[before]!.body?.messages.at(-1));
+    expect(retryMessage).toContain("RETRY-NOTE-7");
+    expect(retryMessage).toContain("continuing the previous session");
 
     const started = run.logs.find((l) => l.msg === "Started Claude Code");
     expect(started?.argv).toContain("--continue");

@@ -180,10 +180,12 @@ describe("a Play on the real node", () => {
       expect(asked).toMatchObject({ user: ROSTER.tess.githubUser, body: FEEDBACK, pullNumber: pr?.number });
       const fix = await waitRun(61, "remediation", 1, "Succeeded");
       expect(fix.spec).toMatchObject({ githubUser: ROSTER.rex.githubUser, continueSession: true });
-      const resumed = w.model
-        .mainRequests()
-        .filter((r) => r.body?.model === ROSTER.rex.model)
-        .find((r) => r.body !== null && isRemediation(r.body));
+      const rex = w.model.mainRequests().filter((r) => r.body?.model === ROSTER.rex.model);
+      const resumed = rex.find((r) => r.body !== null && isRemediation(r.body));
+      expect(
+        resumed,
+        `a remediation request among the implementation agent's (remediation run: ${JSON.stringify(fix.status)}): ${rex.map((r) => JSON.stringify(r.body?.system).slice(-1500)).join("\n---\n")}`,
+      ).toBeDefined();
       expect(JSON.stringify(resumed?.body?.messages), "the remediation request replays the implementation session").toContain(
         "health-61.js",
       );
