@@ -177,8 +177,8 @@ export class ControlPlane {
     return path.join(this.rootDir, "logs", `${component}.log`);
   }
 
-  /** Creates a namespace named `<prefix>-<random>` and returns its name. */
-  async createNamespace(prefix = "test"): Promise<string> {
+  /** Creates a namespace named `<prefix>-<random>` (with `labels`) and returns its name. */
+  async createNamespace(prefix = "test", labels: Record<string, string> = {}): Promise<string> {
     const base =
       prefix
         .toLowerCase()
@@ -187,7 +187,7 @@ export class ControlPlane {
         .slice(0, 50) || "test";
     const name = `${base}-${randomBytes(3).toString("hex")}`;
     const core = this.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name, labels: { "orchestrator.test/ephemeral": "true" } } } });
+    await core.createNamespace({ body: { metadata: { name, labels: { ...labels, "orchestrator.test/ephemeral": "true" } } } });
     if (this.mode === "full") {
       // ServiceAccount admission is on in full mode: pods are rejected until the controller-
       // manager has created the namespace's "default" ServiceAccount (usually milliseconds).

@@ -21,9 +21,10 @@ const ROSTER = {
 };
 const world = useNodeWorld({ agents: ROSTER });
 const FEEDBACK = "Needs changes: add a test for GET /health.";
+/** The remediation run's request: its instructions (the feedback, fenced as untrusted) arrive in its new message. */
 const isRemediation = (req: MessagesRequest) => {
-  const system = JSON.stringify(req.system ?? "");
-  return system.includes("Remediation 1 of") && system.includes(FEEDBACK);
+  const text = JSON.stringify(req.messages);
+  return text.includes("Remediation 1 of") && text.includes(FEEDBACK);
 };
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -37,8 +38,7 @@ function roster(w: NodeWorld, workDir: string): (req: MessagesRequest) => Script
     const text = JSON.stringify(req.messages);
     switch (req.model) {
       case ROSTER.rex.model: {
-        // The remediation run continues the implementation session; the Play's remediation prompt
-        // (with the review, fenced as untrusted) is in its system prompt.
+        // The remediation run continues the implementation session.
         if (isRemediation(req))
           return { tool: "Write", input: { file_path: `${workDir}/health.test.js`, content: "// GET /health returns 200\n" } };
         const task = /task (\d+)/i.exec(text)?.[1] ?? "x";

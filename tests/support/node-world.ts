@@ -173,7 +173,8 @@ async function buildWorld(opts: NodeWorldOptions, closers: (() => Promise<unknow
   closers.push(() => github.close());
   const gitHttp = await startGitHttpServer(gitRoot, [TOKEN, ...agentUsers.map(agentToken)], { host: ip, tls });
   closers.push(() => gitHttp.close());
-  const ns = await cp.createNamespace("orch");
+  // Agent pods must run under the Pod Security Standard the chart documents for their namespace.
+  const ns = await cp.createNamespace("orch", { "pod-security.kubernetes.io/enforce": "restricted" });
   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespacedSecret({
     namespace: ns,
