@@ -77,7 +77,17 @@ async function main(): Promise<void> {
           metadata: { name },
           spec: {
             terminationGracePeriodSeconds: 0,
-            containers: [{ name: "c", image: images.helper.ref, imagePullPolicy: "Never", command: ["sleep", "60"] }],
+            // Restricted, as the agent pods (the namespace enforces the Pod Security Standard).
+            securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
+            containers: [
+              {
+                name: "c",
+                image: images.helper.ref,
+                imagePullPolicy: "Never",
+                command: ["sleep", "60"],
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+              },
+            ],
           },
         },
       });
