@@ -4,15 +4,14 @@
  * the channel's scoped tools. The test plays GitHub's part in one way only: what the agents did on
  * the GitHub double and the git server becomes the webhook deliveries GitHub would send.
  */
-import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun, Play } from "../../src/api/index.js";
 import { stageRunName, type RunStage } from "../../src/play/names.js";
 import { toolResultsSincePrompt, type MessagesRequest, type ScriptTurn } from "../support/model-server.js";
 import { CONTROLLER_LOGIN, podWorkDir, useNodeWorld, type NodeWorld } from "../support/node-world.js";
 import { playsApi } from "../support/play-harness.js";
-import { GitHubSim } from "../support/play-github.js";
-import { listFiles } from "../support/runner-fixture.js";
+import { GitHubSim, type SimDelivery } from "../support/play-github.js";
+import { git, listFiles } from "../support/runner-fixture.js";
 
 const ROSTER = {
   rex: { githubUser: "rex-agent", role: "implementation", model: "claude-impl" },
@@ -58,10 +57,6 @@ function roster(w: NodeWorld, workDir: string): (req: MessagesRequest) => Script
   };
 }
 
-async function gitOut(bare: string, ...args: string[]): Promise<string> {
-  return (await execa("git", ["--git-dir", bare, ...args])).stdout.trim();
-}
-
 /**
  * GitHub's webhooks, from what really happened: a new PR, a label, a review, a push to a PR's
  * branch (read from the git server, so the PR's head is the real commit).
@@ -70,7 +65,7 @@ function forwardDeliveries(w: NodeWorld, sim: GitHubSim): { sent: string[]; stop
   const sent: string[] = [];
   const heads = new Map<number, string>();
   const done = new Set<string>();
-  const send = async (key: string, d: { event: string; payload: Record<string, unknown> }) => {
+  const send = async (key: string, d: SimDelivery) => {
     done.add(key);
     const status = await w.deliver(d.event, d.payload);
     sent.push(`${key} → ${status}`);
@@ -80,7 +75,7 @@ function forwardDeliveries(w: NodeWorld, sim: GitHubSim): { sent: string[]; stop
     const bare = w.bare("target");
     for (const p of w.github.pullsFor("org", "target")) {
       if (p.state !== "open") continue;
-      const head = await gitOut(bare, "rev-parse", `refs/heads/${p.head}`);
+      const head = git(bare, "rev-parse", `refs/heads/${p.head}`);
       if (!heads.has(p.number)) {
         heads.set(p.number, head);
         p.headSha = head;
@@ -88,7 +83,7 @@ function forwardDeliveries(w: NodeWorld, sim: GitHubSim): { sent: string[]; stop
         await send(`opened #${p.number}`, sim.opened(p.number));
       } else if (heads.get(p.number) !== head) {
         heads.set(p.number, head);
-        const name = await gitOut(bare, "log", "-1", "--format=%an", head);
+        const name = git(bare, "log", "-1", "--format=%an", head);
         await send(
           `push #${p.number} ${head.slice(0, 7)} by ${name}`,
           sim.pushed(p.number, users.has(name) ? name : ROSTER.rex.githubUser, head),
@@ -221,7 +216,7 @@ describe("a Play on the real node", () => {
       expect(check("remediation", 1)?.conclusion).toBe("success");
       expect(check("testing", 1)?.conclusion).toBe("success");
       expect(check("testing", 1)?.headSha, "the last check is on the remediated head").toBe(
-        await gitOut(w.bare("target"), "rev-parse", `refs/heads/${pr!.head}`),
+        git(w.bare("target"), "rev-parse", `refs/heads/${pr!.head}`),
       );
       const progress = w.github.state.comments.filter((c) => c.user === CONTROLLER_LOGIN && c.issueNumber === pr!.number);
       expect(progress).toHaveLength(1);
