@@ -273,11 +273,18 @@ describe("leader election across replicas", () => {
         const takeoverMs = after.acquireMs - killedAt;
         const newLeader = replicas.find((r) => r.name === podOf(after.holder))!;
         await waitFor(async () => (await leaderGauge(newLeader)) === 1, 10_000, "new leader gauge 1");
-        const jobs = (await cluster().kubeConfig.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: ns })).items;
-        const firstJobAfter = Math.min(
-          ...jobs
-            .map((j) => new Date(j.metadata!.creationTimestamp!).getTime())
-            .filter((t) => t >= Math.floor(after.acquireMs / 1000) * 1000),
+        // The gauge can flip before the new leader's first Job exists: wait for that Job, then bound its delay.
+        const batch = cluster().kubeConfig.makeApiClient(BatchV1Api);
+        const firstJobAfter = await waitFor(
+          async () => {
+            const created = (await batch.listNamespacedJob({ namespace: ns })).items
+              .map((j) => new Date(j.metadata!.creationTimestamp!).getTime())
+              .filter((t) => t >= Math.floor(after.acquireMs / 1000) * 1000);
+            return created.length > 0 && Math.min(...created);
+          },
+          30_000,
+          "a Job created by the new leader",
+          100,
         );
         console.log(
           `[failover] takeover ${(takeoverMs / 1000).toFixed(1)} s after SIGKILL (Lease ${LEASE.leaseDurationSeconds} s, retry ${LEASE.retryPeriodSeconds} s); ` +
