@@ -98,7 +98,8 @@ describe("node images", () => {
     const seconds = (performance.now() - started) / 1000;
     expect(again.map((i) => ({ ...i, cached: true }))).toEqual(images.map((i) => ({ ...i, cached: true })));
     expect(again.every((i) => i.cached)).toBe(true);
-    expect(seconds).toBeLessThan(5);
+    // Hashing the sources only: a rebuild of even the dist layer takes over a minute.
+    expect(seconds).toBeLessThan(30);
   });
 });
 
