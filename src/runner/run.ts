@@ -29,7 +29,7 @@ import { parseRunParameters } from "./params.js";
 import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
 import { redactUrl } from "./repo-url.js";
-import { fetchTaskDocs, TASK_DIR } from "./task-docs.js";
+import { readTaskDocs, TASK_DIR, writeTaskDocs } from "./task-docs.js";
 import { prepareRepository, unreachable } from "./workspace.js";
 
 export interface RunnerOptions {
@@ -267,6 +267,74 @@ function checkAborted(signal: AbortSignal | undefined): void {
 }
 
 /** Runs one attempt and returns its result (never throws). */
+/** The channel's git: its own HOME and config, the run's credentials for the origin only, hardened. */
+function createRunGit(c: {
+  env: RunnerEnv;
+  layout: Layout;
+  credentials: Credentials;
+  redactor: Redactor;
+  log: Logger;
+  outside: string;
+  remoteUrl: string;
+}): Git {
+  // The channel's git has a HOME of its own: the agent's HOME (and its .gitconfig) is agent-writable.
+  writeGitConfig(c.outside, c.credentials.author);
+  const gitEnv = {
+    ...c.env.baseEnv,
+    HOME: c.outside,
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_CONFIG_NOSYSTEM: "1",
+    LC_ALL: "C",
+    GIT_CEILING_DIRECTORIES: path.dirname(c.outside),
+    ...gitCaEnv(c.layout.taskFile(TaskFileKeys.githubCa), c.outside, c.env.baseEnv.GIT_SSL_CAINFO),
+  };
+  return new Git({
+    env: gitEnv,
+    auth: c.credentials.gitAuth,
+    redactor: c.redactor,
+    log: c.log,
+    origin: c.remoteUrl,
+    gitDirs: { [c.layout.repo]: c.layout.gitDir },
+  });
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+
+/**
+ * Reachability before any local work: the API access, the repository and its base branch, and a
+ * docs repository of its own, checked at once so a wrong URL, key or branch fails in seconds.
+ * Failures are reported in that order, whichever answers first.
+ */
+async function checkRemotes(c: {
+  github: GitHubPort;
+  git: Git;
+  params: RunParameters;
+  remoteUrl: string;
+  /** A docs repository other than the target, or null. */
+  docsRemoteUrl: string | null;
+  outside: string;
+  log: Logger;
+}): Promise<void> {
+  const branches = settle(c.git.listRemoteBranches(c.remoteUrl, c.outside));
+  const docs = c.docsRemoteUrl ? settle(c.git.listRemoteBranches(c.docsRemoteUrl, c.outside)) : undefined;
+  await c.github.checkRepositoryAccess();
+  const target = await branches;
+  if (!target.ok) throw unreachable(c.params.repositoryUrl, target.error, "repository");
+  if (!target.value.includes(c.params.baseBranch)) {
+    throw new RunnerError(
+      Reasons.BranchNotFound,
+      `The base branch ${c.params.baseBranch} does not exist in ${redactUrl(c.params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
+    );
+  }
+  const docsReach = await docs;
+  if (docsReach && !docsReach.ok) throw unreachable(c.params.docsRepositoryUrl!, docsReach.error, "docs repository");
+}
+
 export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<AgentResult> {
   const startedAt = options.startedAt ?? Date.now();
   const redactor = new Redactor();
@@ -320,57 +388,23 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
     const github = options.github
       ? options.github({ params, target, credentials, log })
       : createGitHubClient({ baseUrl: params.githubApiUrl, owner: target.owner, repo: target.repo, token: credentials.apiToken, log });
-    await github.checkRepositoryAccess();
-    log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
 
     // Commands outside the clone run in a directory of the runner's own, never in the workspace,
     // where an agent could have left a .git whose config git would read; the ceiling stops git
     // from looking for one above it.
     outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-"));
-    // The channel's git has a HOME of its own: the agent's HOME (and its .gitconfig) is agent-writable.
-    writeGitConfig(outside, credentials.author);
-    const gitEnv = {
-      ...env.baseEnv,
-      HOME: outside,
-      GIT_TERMINAL_PROMPT: "0",
-      GIT_CONFIG_NOSYSTEM: "1",
-      LC_ALL: "C",
-      GIT_CEILING_DIRECTORIES: path.dirname(outside),
-      ...gitCaEnv(layout.taskFile(TaskFileKeys.githubCa), outside, env.baseEnv.GIT_SSL_CAINFO),
-    };
     const remoteUrl = credentials.remoteUrl(target);
-    const git = new Git({
-      env: gitEnv,
-      auth: credentials.gitAuth,
-      redactor,
-      log,
-      origin: remoteUrl,
-      gitDirs: { [layout.repo]: layout.gitDir },
-    });
-
-    // Reachability before any local work: a wrong URL or key fails here, in seconds.
-    let remoteBranches: string[];
-    try {
-      remoteBranches = await git.listRemoteBranches(remoteUrl, outside);
-    } catch (err) {
-      throw unreachable(params.repositoryUrl, err, "repository");
-    }
-    if (!remoteBranches.includes(params.baseBranch)) {
-      throw new RunnerError(
-        Reasons.BranchNotFound,
-        `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
-      );
-    }
+    const git = createRunGit({ env, layout, credentials, redactor, log, outside, remoteUrl });
     const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
-    if (docs && docsRemoteUrl && docs.key !== target.key) {
-      try {
-        await git.listRemoteBranches(docsRemoteUrl, outside);
-      } catch (err) {
-        throw unreachable(params.docsRepositoryUrl!, err, "docs repository");
-      }
-    }
+    const docsIsTarget = docs?.key === target.key;
+    await checkRemotes({ github, git, params, remoteUrl, docsRemoteUrl: docsIsTarget ? null : docsRemoteUrl, outside, log });
+    log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
     checkAborted(options.signal);
 
+    // A docs repository of its own is read while the workspace is prepared.
+    const docsOptions = { git, params, repoDir: layout.repo, docsRemoteUrl: docsRemoteUrl!, docsIsTarget, log };
+    const docsRead = params.kind === "code" && !docsIsTarget ? readTaskDocs(docsOptions) : undefined;
+    docsRead?.catch(() => undefined); // awaited below; a failure of the preparation comes first
     const excludes = computeExcludes(params.workingDirectory);
     await prepareRepository({
       git,
@@ -388,15 +422,8 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
 
     let prompt: string;
     if (params.kind === "code") {
-      const taskDocs = await fetchTaskDocs({
-        git,
-        params,
-        repoDir: layout.repo,
-        workDir,
-        docsRemoteUrl: docsRemoteUrl!,
-        docsIsTarget: docs?.key === target.key,
-        log,
-      });
+      const taskDocs = await (docsRead ?? readTaskDocs(docsOptions));
+      writeTaskDocs(workDir, taskDocs);
       prompt = taskDocs["prompt.md"]!;
     } else {
       const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");

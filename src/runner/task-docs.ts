@@ -57,7 +57,6 @@ export interface FetchTaskDocsOptions {
   git: Git;
   params: RunParameters;
   repoDir: string;
-  workDir: string;
   /** The URL git uses for the docs repository. */
   docsRemoteUrl: string;
   /** The docs live in the target repository itself (fetched there, not cloned). */
@@ -110,16 +109,23 @@ async function docsFromClone(opts: FetchTaskDocsOptions, branch: string, paths: 
   }
 }
 
-/** Fetches the documents into `{workDir}/task/` (replacing what was there) and returns their contents. */
-export async function fetchTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<string, string>> {
+/**
+ * Reads the task's documents. The multi-repo layout touches nothing of the target repository, so
+ * it may run while the workspace is prepared; the single-repo layout fetches into the clone and
+ * must wait for it.
+ */
+export async function readTaskDocs(opts: FetchTaskDocsOptions): Promise<Record<string, string>> {
   const { params } = opts;
   const branch = params.docsBranch || "main";
   const paths = computeTaskDocPaths(params.docsProjectDirectory ?? ".", params.taskId!);
   const source = `${redactUrl(params.docsRepositoryUrl!)}@${branch}`;
-  const docs = opts.docsIsTarget ? await docsFromTarget(opts, branch, paths, source) : await docsFromClone(opts, branch, paths, source);
-  const target = path.join(opts.workDir, TASK_DIR);
+  return opts.docsIsTarget ? docsFromTarget(opts, branch, paths, source) : docsFromClone(opts, branch, paths, source);
+}
+
+/** Writes the documents into `{workDir}/task/`, replacing what was there. */
+export function writeTaskDocs(workDir: string, docs: Record<string, string>): void {
+  const target = path.join(workDir, TASK_DIR);
   fs.rmSync(target, { recursive: true, force: true });
   fs.mkdirSync(target, { recursive: true });
   for (const [name, content] of Object.entries(docs)) fs.writeFileSync(path.join(target, name), content);
-  return docs;
 }
