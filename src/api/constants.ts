@@ -53,7 +53,17 @@ export const Labels = {
   /** On a Play's stage CodeRuns: the stage, and its iteration (implementation/remediation) or round (quality/testing). */
   playStage: "orchestrator.platform/play-stage",
   playIndex: "orchestrator.platform/play-index",
+  /**
+   * On a Secret in the controller's namespace: registers an execution cluster of that name (the
+   * label's value); the Secret's `kubeconfig` key says how to reach it (docs/clusters.md).
+   */
+  cluster: "orchestrator.platform/cluster",
 } as const;
+
+/** The controller's own cluster: where runs land when neither spec.cluster nor a service default names another. */
+export const HOME_CLUSTER = "home";
+/** The key of a cluster Secret (labelled Labels.cluster) that holds the kubeconfig of the execution cluster. */
+export const CLUSTER_KUBECONFIG_KEY = "kubeconfig";
 
 export const APP_LABEL_VALUE = "orchestrator";
 export const MANAGED_BY = "orchestrator-controller";
@@ -66,6 +76,8 @@ export const ConditionTypes = {
   Failed: "Failed",
   Waiting: "Waiting",
   ConfigError: "ConfigError",
+  /** Runs placed in an execution cluster: whether the controller reaches it now. */
+  ClusterReachable: "ClusterReachable",
 } as const;
 
 /** Every annotation key the orchestrator writes or reads. */

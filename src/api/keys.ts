@@ -41,6 +41,7 @@ export const CODE_RUN_SPEC_KEYS: Keys<CodeRunSpec> = {
   maxTurns: true,
   maxCostUsd: true,
   cancel: true,
+  cluster: true,
 };
 
 export const DOCS_RUN_SPEC_KEYS: Keys<DocsRunSpec> = {
@@ -56,6 +57,7 @@ export const DOCS_RUN_SPEC_KEYS: Keys<DocsRunSpec> = {
   maxTurns: true,
   maxCostUsd: true,
   cancel: true,
+  cluster: true,
 };
 
 export const DOCS_RUN_STATUS_KEYS: Keys<DocsRunStatus> = {
@@ -75,6 +77,7 @@ export const DOCS_RUN_STATUS_KEYS: Keys<DocsRunStatus> = {
   workCompleted: true,
   nextRetryTime: true,
   result: true,
+  cluster: true,
 };
 
 export const CODE_RUN_STATUS_KEYS: Keys<CodeRunStatus> = { ...DOCS_RUN_STATUS_KEYS, contextVersion: true, sessionId: true };

@@ -83,6 +83,13 @@ export const RunReasons = {
   SecretMissing: "SecretMissing",
   SecretKeyMissing: "SecretKeyMissing",
   TemplateError: "TemplateError",
+  /** spec.cluster (or the service's default) names no registered execution cluster: terminal. */
+  ClusterUnknown: "ClusterUnknown",
+  /** The run's execution cluster does not answer; the run waits (nothing is created) until it does. */
+  ClusterUnreachable: "ClusterUnreachable",
+  ClusterReachable: "ClusterReachable",
+  /** The execution cluster has controller.clusters.maxActiveRuns active runs; this one waits. */
+  WaitingForCluster: "WaitingForCluster",
 } as const;
 
 /**

@@ -58,6 +58,11 @@ export interface RunLimits {
   maxCostUsd?: number;
   /** Set true to stop the run: its Job is deleted and the run ends Cancelled. */
   cancel?: boolean;
+  /**
+   * The execution cluster (a registered cluster Secret's name) its Jobs run in. Default: the
+   * service's entry in controller.clusters.serviceDefaults, else the controller's own cluster.
+   */
+  cluster?: string;
 }
 
 /** The service, repositories and directories a CodeRun (or a Play's stage runs) work on. */
@@ -145,6 +150,8 @@ export interface RunStatus {
   /** When the next retry may start (RFC 3339), while a failed attempt waits for backoff. */
   nextRetryTime?: string;
   result?: AgentResult;
+  /** Where the run's first attempt was placed; later attempts stay there ("home" = the controller's own cluster). */
+  cluster?: string;
 }
 
 export interface CodeRunStatus extends RunStatus {

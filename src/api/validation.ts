@@ -9,6 +9,9 @@
  * would change the URL of the controller's Secret read (e.g. "." turns a GET into a LIST).
  */
 export const SECRET_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/** An execution cluster's name (spec.cluster, cluster Secrets' label): a DNS label. */
+export const CLUSTER_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /** A key inside a Secret (Kubernetes' own rule for data keys). */
 export const SECRET_KEY_PATTERN = "^[-._a-zA-Z0-9]+$";
 /**

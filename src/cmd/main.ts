@@ -29,6 +29,7 @@ import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
 import { createInformerSource } from "../kube/informer.js";
+import { createClusterConnector } from "../kube/clusters.js";
 import { createLeaseClient } from "../kube/lease.js";
 import { statusCode } from "../kube/errors.js";
 import { LeaderElector } from "../controller/leader.js";
@@ -171,7 +172,16 @@ async function main(): Promise<void> {
     ...(election ? { election } : {}),
   });
   const controller = config.controller.enabled
-    ? new Controller({ manager, kube, config, renderFiles: templateRenderer(config, logger), logger, metrics })
+    ? new Controller({
+        manager,
+        kube,
+        // Execution clusters registered by cluster Secrets (docs/clusters.md), each with its own client limit.
+        clusters: createClusterConnector({ qps: config.controller.qps, burst: config.controller.burst, logger }),
+        config,
+        renderFiles: templateRenderer(config, logger),
+        logger,
+        metrics,
+      })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
   const playGitHub = createPlayGitHub({
@@ -274,8 +284,12 @@ async function main(): Promise<void> {
   // Set once SIGTERM/SIGINT arrived: a manager that is stopping is not a dead one.
   let stopping = false;
   if (controller) {
-    stops.unshift(() => manager.stop());
+    stops.unshift(async () => {
+      controller.stopClusters();
+      await manager.stop();
+    });
     await manager.start();
+    controller.startClusters();
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
       if (!stopping && !manager.isAlive()) {

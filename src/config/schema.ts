@@ -77,6 +77,19 @@ const leaderElectionSchema = z
     path: ["renewDeadlineSeconds"],
   });
 
+/**
+ * Execution clusters (docs/clusters.md): registered by cluster Secrets, not here; the config says
+ * where runs go by default and how many may be active in each cluster.
+ */
+const clustersSchema = z
+  .strictObject({
+    /** Per service: the cluster its CodeRuns run in when spec.cluster is not set (else the home cluster). */
+    serviceDefaults: z.record(dnsLabel.max(53), dnsLabel).default({}),
+    /** Per cluster (its name, or "home"): unfinished Jobs at once; more runs wait (WaitingForCluster). Absent = no limit. */
+    maxActiveRuns: z.record(dnsLabel, z.number().int().min(1)).default({}),
+  })
+  .prefault({});
+
 /** A regular expression from the config; compiled once at start, so a typo fails there. */
 const regexSource = z
   .string()
@@ -212,6 +225,7 @@ export const fileConfigSchema = z.strictObject({
       qps: z.number().min(1).default(50),
       burst: z.number().int().min(1).default(100),
       leaderElection: leaderElectionSchema,
+      clusters: clustersSchema,
     })
     .prefault({}),
   agent: z

@@ -7,6 +7,7 @@
 import {
   ConditionTypes,
   FINAL_REASONS,
+  HOME_CLUSTER,
   GitHubActionReasons,
   Phases,
   RunReasons,
@@ -56,6 +57,15 @@ export type StartOutcome = { jobName: string } | { waiting: string; reason?: str
 
 /** Re-check interval of a run waiting for a slot of its service. */
 export const SLOT_RECHECK_MS = 30_000;
+/** Re-check interval of a run whose execution cluster does not answer. */
+export const CLUSTER_RECHECK_MS = 5_000;
+
+/** The run's cluster as one pass saw it. */
+export interface ClusterState {
+  name: string;
+  reachable: boolean;
+  message: string;
+}
 
 type Failure = { reason: string; message: string; finishedAt?: string };
 
@@ -309,4 +319,27 @@ export function completeDecision(w: RunWorld, d: RunDecision): RunDecision {
   }
   if (next.attempts !== undefined) next.retryCount = Math.max(0, next.attempts - 1);
   return { ...d, next, events };
+}
+
+/**
+ * Records the cluster the run's first Job went to (later attempts stay there) and, for runs in
+ * an execution cluster, whether it answers: a ClusterReachable condition naming it, and an early
+ * re-check while it does not.
+ */
+export function decideCluster(w: RunWorld, d: RunDecision, c: ClusterState): RunDecision {
+  const next: RunStatus = { ...d.next };
+  if (!next.cluster && next.jobName) next.cluster = c.name;
+  if (c.name === HOME_CLUSTER || isTerminalPhase(next.phase)) return { ...d, next };
+  next.conditions = setCondition(
+    next.conditions ?? [],
+    {
+      type: ConditionTypes.ClusterReachable,
+      status: c.reachable ? "True" : "False",
+      reason: c.reachable ? RunReasons.ClusterReachable : RunReasons.ClusterUnreachable,
+      message: c.message,
+    },
+    new Date(w.now).toISOString(),
+  );
+  if (c.reachable) return { ...d, next };
+  return { ...d, next, requeueAfterMs: Math.min(d.requeueAfterMs ?? CLUSTER_RECHECK_MS, CLUSTER_RECHECK_MS) };
 }

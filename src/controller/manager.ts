@@ -95,6 +95,8 @@ export interface ManagerOptions {
 
 export class Manager {
   private readonly informers = new Map<string, SharedInformer<unknown>>();
+  /** Informers of execution clusters, by cluster: started when made (or at start), never gating readiness. */
+  private readonly clusterInformers = new Map<string, Map<string, SharedInformer<unknown>>>();
   private readonly controllers: Registration[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private running = false;
@@ -107,6 +109,30 @@ export class Manager {
     let inf = this.informers.get(key);
     if (!inf) this.informers.set(key, (inf = this.opts.source.informer<unknown>(resource, this.opts.namespace, labelSelector)));
     return inf as SharedInformer<T>;
+  }
+
+  /**
+   * The informer of a collection in an execution cluster (from that cluster's source), in the
+   * manager's namespace. It starts at once when the manager runs and retries on its own while the
+   * cluster is unreachable: one cluster down must not keep the controller unready.
+   */
+  clusterInformer<T>(cluster: string, source: InformerSource, resource: Resource, labelSelector?: string): SharedInformer<T> {
+    let set = this.clusterInformers.get(cluster);
+    if (!set) this.clusterInformers.set(cluster, (set = new Map()));
+    const key = `${resource}?${labelSelector ?? ""}`;
+    let inf = set.get(key);
+    if (!inf) {
+      set.set(key, (inf = source.informer<unknown>(resource, this.opts.namespace, labelSelector)));
+      if (this.running) void inf.start();
+    }
+    return inf as SharedInformer<T>;
+  }
+
+  /** Stops and forgets a cluster's informers (its Secret was removed or replaced). */
+  async dropCluster(cluster: string): Promise<void> {
+    const set = this.clusterInformers.get(cluster);
+    this.clusterInformers.delete(cluster);
+    await Promise.all([...(set?.values() ?? [])].map((i) => i.stop()));
   }
 
   /** Whether a collection can be listed (for preflights). */
@@ -125,6 +151,7 @@ export class Manager {
    * the workers: at once for controllers that need no leader, the others once this replica leads.
    */
   async start(): Promise<void> {
+    for (const set of this.clusterInformers.values()) for (const inf of set.values()) void inf.start();
     this.running = true;
     for (const reg of this.controllers) {
       reg.disabled = await reg.spec.preflight?.();
@@ -178,6 +205,7 @@ export class Manager {
     }
     const t1 = performance.now();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all([...this.clusterInformers.keys()].map((c) => this.dropCluster(c)));
     this.opts.logger.info({ ms: Math.round(performance.now() - t1) }, "Stopped the informers");
   }
 
@@ -196,6 +224,8 @@ export class Manager {
     const e = this.opts.election;
     if (e) Object.assign(d, { identity: e.identity, leader: e.holder, leading: e.isLeader });
     for (const [key, i] of this.informers) d[`informer:${key.replace(/\?$/, "")}`] = i.healthy || (i.lastError ?? false);
+    for (const [cluster, set] of this.clusterInformers)
+      for (const [key, i] of set) d[`cluster:${cluster}:${key.replace(/\?.*$/, "")}`] = i.healthy || (i.lastError ?? false);
     for (const r of this.controllers) {
       if (r.disabled) d[`controller:${r.spec.name}`] = `disabled: ${r.disabled}`;
       if (r.crashed) d[`crashed:${r.spec.name}`] = r.crashed;

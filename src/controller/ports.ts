@@ -22,19 +22,55 @@ export interface ControllerKube {
   patchRunStatus(kind: Kind, namespace: string, name: string, status: Record<string, unknown>): Promise<void>;
   /** Creates an Event; AlreadyExists (same deterministic name) is success, so each is emitted once. */
   createEvent(event: CoreV1Event): Promise<void>;
+  /**
+   * Deletes a run's Jobs and ConfigMaps (by its uid label): in an execution cluster, where no
+   * owner reference can point at the run, this is what garbage collection does at home.
+   */
+  deleteRunChildren(namespace: string, runUid: string): Promise<void>;
+}
+
+/** One execution cluster's access: its workload calls and its informers. */
+export interface ClusterConnection {
+  kube: ControllerKube;
+  source: InformerSource;
+  /** One cheap request; rejects when the cluster's API server does not answer in time. */
+  ping(): Promise<void>;
+}
+
+/** Turns a registered cluster's kubeconfig into a connection (src/kube/clusters.ts). */
+export interface ClusterConnector {
+  /** Throws an Error saying what is wrong with the kubeconfig (malformed, exec plugins, files). */
+  connect(name: string, kubeconfig: string): ClusterConnection;
 }
 
 /** Reads from the informers' caches: a run's happy path reads nothing from the API server. */
 export interface ControllerCache {
   getRun(kind: Kind, namespace: string, name: string): AnyRun | undefined;
   listRuns(kind: Kind, namespace: string): readonly AnyRun[];
+  /** The run's Jobs, in whichever cluster they are. */
   jobsOfRun(uid: string): V1Job[];
-  podsOfJob(namespace: string, jobName: string): V1Pod[];
-  getPvc(namespace: string, name: string): V1PersistentVolumeClaim | undefined;
+  /** The rest reads one cluster's cache: the run's execution cluster (HOME_CLUSTER = the controller's own). */
+  podsOfJob(cluster: string, namespace: string, jobName: string): V1Pod[];
+  getPvc(cluster: string, namespace: string, name: string): V1PersistentVolumeClaim | undefined;
   /** Keys of a cached Secret (the cache keeps no values), or undefined when the cache has none. */
-  secretKeys(namespace: string, name: string): string[] | undefined;
+  secretKeys(cluster: string, namespace: string, name: string): string[] | undefined;
   /** Names of the cached Secrets labelled `orchestrator.platform/mountable: "true"`. */
-  mountableSecrets(namespace: string): ReadonlySet<string>;
+  mountableSecrets(cluster: string, namespace: string): ReadonlySet<string>;
+  /** The cluster a run's Jobs go to: its workload calls and whether it answers; undefined when not registered. */
+  cluster(name: string): ClusterTarget | undefined;
+  /** Why a cluster Secret of this name cannot be used, when one is broken. */
+  clusterProblem?(name: string): string | undefined;
+  /** Unfinished Jobs in a cluster, by run uid. */
+  activeRunsIn(cluster: string): ReadonlySet<string>;
+}
+
+export interface ClusterTarget {
+  name: string;
+  kube: ControllerKube;
+  /** Its Job informer is synced and watching. */
+  reachable: boolean;
+  /** Why not, when not (the informer's last error). */
+  lastError: string | undefined;
 }
 
 /** A collection the manager keeps an informer cache of. */
@@ -47,6 +83,8 @@ export const Resources = {
   /** Values are blanked in the cache: the controller reads only which keys a Secret has. */
   Secret: "secrets",
   PersistentVolumeClaim: "persistentvolumeclaims",
+  /** Secrets registering execution clusters (labelled Labels.cluster), values kept: their kubeconfig. */
+  ClusterSecret: "clustersecrets",
 } as const;
 export type Resource = (typeof Resources)[keyof typeof Resources];
 

@@ -241,12 +241,25 @@ export class ControlPlane {
    */
   async restartApiServer(): Promise<number> {
     const t = performance.now();
+    await this.stopApiServer();
+    await this.startApiServer();
+    return Math.round(performance.now() - t);
+  }
+
+  /**
+   * Stops kube-apiserver only: the cluster is unreachable (connections refused) while etcd and
+   * the other components keep their state. startApiServer() brings it back on the same port.
+   */
+  async stopApiServer(): Promise<void> {
     const old = this.procs.get("kube-apiserver");
     if (old) this.expectedExits.add(old);
     await old?.stop(STOP_GRACE_MS);
+  }
+
+  /** Starts kube-apiserver again (after stopApiServer) on the same port, certificates and etcd. */
+  async startApiServer(): Promise<void> {
     this.spawn("kube-apiserver", this.apiserverArgs);
     await this.waitApiServerReady();
-    return Math.round(performance.now() - t);
   }
 
   private async waitApiServerReady(): Promise<void> {

@@ -57,11 +57,16 @@ export async function startPvProvisioner(kc: KubeConfig, log: (line: string) => 
       (type, obj: V1PersistentVolumeClaim) => {
         if (type === "ADDED" || type === "MODIFIED") void provision(obj);
       },
-      () => {
-        if (!stopped) setTimeout(() => void watch().catch((e) => log(`volume watch failed: ${(e as Error).message}`)), 500);
-      },
+      () => again(),
     );
   };
+  // The watch ends when the API server stops (restarts, tests of an unreachable cluster): list
+  // and watch again until it answers.
+  const retry = (e: unknown) => {
+    log(`volume watch failed: ${(e as Error).message}; retrying`);
+    again();
+  };
+  const again = (): void => void (stopped || setTimeout(() => void watch().catch(retry), 500));
   await watch();
   return {
     stop() {

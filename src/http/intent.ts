@@ -92,6 +92,7 @@ export function buildCodeRunFromRequest(req: CodeRequest, ctx: IntentContext): C
     maxRetries: req.max_retries,
     maxTurns: req.max_turns,
     maxCostUsd: req.max_cost_usd,
+    cluster: req.cluster,
   });
   return {
     apiVersion: API_VERSION,
@@ -119,6 +120,7 @@ export function buildDocsRunFromRequest(req: DocsRequest, ctx: IntentContext): D
     maxRetries: req.max_retries,
     maxTurns: req.max_turns,
     maxCostUsd: req.max_cost_usd,
+    cluster: req.cluster,
   });
   return {
     apiVersion: API_VERSION,

@@ -50,6 +50,13 @@ const maxCostUsd = z
   .optional()
   .describe("Dollar budget of one attempt (model tokens at list prices); 0 = none; default from the controller config.");
 
+const cluster = dnsLabel
+  .max(63)
+  .optional()
+  .describe(
+    "Execution cluster of the run's Jobs (a registered cluster's name; 'home' = the controller's own). Default: the service's in controller.clusters.serviceDefaults, else home.",
+  );
+
 /** POST /api/v1/pm/tasks: the original service's CodeRequest, plus optional run limits. */
 export const codeRequestSchema = z
   .strictObject({
@@ -83,6 +90,7 @@ export const codeRequestSchema = z
     max_retries: z.number().int().min(0).max(20).optional(),
     max_turns: z.number().int().min(1).max(100_000).optional(),
     max_cost_usd: maxCostUsd,
+    cluster,
   })
   .refine(oneIdentity, oneIdentityIssue)
   .describe("A coding task (creates a CodeRun). Exactly one of github_user or github_app.");
@@ -114,6 +122,7 @@ export const docsRequestSchema = z
     max_retries: z.number().int().min(0).max(20).optional(),
     max_turns: z.number().int().min(1).max(100_000).optional(),
     max_cost_usd: maxCostUsd,
+    cluster,
   })
   .refine(oneIdentity, oneIdentityIssue)
   .describe("A documentation run (creates a DocsRun). Exactly one of github_user or github_app.");

@@ -7,7 +7,7 @@ import {
   type V1Job,
   type V1PersistentVolumeClaim,
 } from "@kubernetes/client-node";
-import { GROUP, Plurals, VERSION, type Kind } from "../api/constants.js";
+import { GROUP, Labels, Plurals, VERSION, type Kind } from "../api/constants.js";
 import type { ControllerKube } from "../controller/ports.js";
 import type { KubeClients } from "./clients.js";
 import { limitedCalls, type TokenBucket } from "./rate-limit.js";
@@ -49,5 +49,10 @@ export function createControllerKube(clients: KubeClients, limiter: TokenBucket)
     },
     createEvent: (event: CoreV1Event) =>
       ignoreExists(() => core.createNamespacedEvent({ namespace: event.metadata.namespace ?? "", body: event })),
+    deleteRunChildren: async (namespace, runUid) => {
+      const labelSelector = `${Labels.runUid}=${runUid}`;
+      await call(() => batch.deleteCollectionNamespacedJob({ namespace, labelSelector, propagationPolicy: "Background" }));
+      await call(() => core.deleteCollectionNamespacedConfigMap({ namespace, labelSelector }));
+    },
   };
 }

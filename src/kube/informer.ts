@@ -107,7 +107,7 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
  * a Pod's spec, a Job's pod template, and a Secret's values (only its keys are read). Like
  * client-go's SetTransform, this runs before an object enters the cache.
  */
-export function stripForCache<T extends KubernetesObject>(obj: T): T {
+export function stripForCache<T extends KubernetesObject>(obj: T, keepData = false): T {
   const o = obj as KubernetesObject & { spec?: { template?: unknown }; data?: Record<string, string>; stringData?: unknown };
   if (o.metadata) {
     delete o.metadata.managedFields;
@@ -115,7 +115,7 @@ export function stripForCache<T extends KubernetesObject>(obj: T): T {
   }
   if (o.kind === "Pod") delete o.spec;
   if (o.kind === "Job" && o.spec) delete o.spec.template;
-  if (o.kind === "Secret") {
+  if (o.kind === "Secret" && !keepData) {
     o.data = Object.fromEntries(Object.keys({ ...o.data, ...(o.stringData as object | undefined) }).map((k) => [k, ""]));
     delete o.stringData;
   }
@@ -127,6 +127,8 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 interface Collection {
   path: (namespace: string) => string;
   kind: string;
+  /** Keep a Secret's values (cluster Secrets: the controller needs their kubeconfig). */
+  keepData?: boolean;
   list: (
     clients: KubeClients,
     namespace: string,
@@ -160,6 +162,12 @@ const COLLECTIONS: Record<Resource, Collection> = {
     path: (ns) => `/api/v1/namespaces/${ns}/secrets`,
     list: (c, namespace, labelSelector) => c.core.listNamespacedSecret({ namespace, labelSelector }),
   },
+  clustersecrets: {
+    kind: "Secret",
+    keepData: true,
+    path: (ns) => `/api/v1/namespaces/${ns}/secrets`,
+    list: (c, namespace, labelSelector) => c.core.listNamespacedSecret({ namespace, labelSelector }),
+  },
   persistentvolumeclaims: {
     kind: "PersistentVolumeClaim",
     path: (ns) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`,
@@ -176,7 +184,7 @@ export function createInformerSource(clients: KubeClients, log: Logger): Informe
   return {
     informer<T>(resource: Resource, namespace: string, labelSelector?: string): SharedInformer<T> {
       const c = COLLECTIONS[resource];
-      const strip = <O extends KubernetesObject>(o: O): O => stripForCache(Object.assign(o, { kind: o.kind ?? c.kind }));
+      const strip = <O extends KubernetesObject>(o: O): O => stripForCache(Object.assign(o, { kind: o.kind ?? c.kind }), c.keepData);
       const listFn = async () => {
         const res = await c.list(clients, namespace, labelSelector);
         return { ...res, items: res.items.map(strip) } as never;

@@ -13,6 +13,9 @@ export interface Metrics {
   queueWait: Histogram<"controller">;
   leader: Gauge<"identity">;
   leaderTransitions: Counter;
+  clusterReachable: Gauge<"cluster">;
+  clusterActiveRuns: Gauge<"cluster">;
+  clusterJobsCreated: Counter<"cluster">;
 }
 
 /** Creates a registry of its own (tests create several apps in one process). */
@@ -90,6 +93,31 @@ function controllerMetrics(registers: Registry[]) {
     leaderTransitions: new Counter({
       name: "orchestrator_leader_changes_total",
       help: "Changes of the leader Lease's holder seen by this replica (including a release).",
+      registers,
+    }),
+    ...clusterMetrics(registers),
+  };
+}
+
+/** Per execution cluster (label `cluster`; "home" is the controller's own). */
+function clusterMetrics(registers: Registry[]) {
+  return {
+    clusterReachable: new Gauge({
+      name: "orchestrator_cluster_reachable",
+      help: "1 when the execution cluster answers and its Job cache is synced, else 0 (home is the controller's own).",
+      labelNames: ["cluster"],
+      registers,
+    }),
+    clusterActiveRuns: new Gauge({
+      name: "orchestrator_cluster_active_runs",
+      help: "Runs with an unfinished Job in the execution cluster.",
+      labelNames: ["cluster"],
+      registers,
+    }),
+    clusterJobsCreated: new Counter({
+      name: "orchestrator_cluster_jobs_created_total",
+      help: "Jobs the controller created in the execution cluster.",
+      labelNames: ["cluster"],
       registers,
     }),
   };

@@ -11,6 +11,7 @@ import { Controller } from "../../src/controller/controller.js";
 import { Manager } from "../../src/controller/manager.js";
 import { createInformerSource } from "../../src/kube/informer.js";
 import { makeClients } from "../../src/kube/clients.js";
+import { createClusterConnector } from "../../src/kube/clusters.js";
 import { createControllerKube } from "../../src/kube/controller-kube.js";
 import { TokenBucket } from "../../src/kube/rate-limit.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -43,12 +44,14 @@ export function startInProcessController(kc: KubeConfig, namespace: string, conf
   const controller = new Controller({
     manager,
     kube: createControllerKube(clients, new TokenBucket(config.controller.qps, config.controller.burst)),
+    clusters: createClusterConnector({ qps: config.controller.qps, burst: config.controller.burst, logger }),
     config,
     renderFiles: makeRenderFiles(loadTemplates(), config),
     logger,
     metrics,
   });
-  return { controller, manager, config, started: manager.start() };
+  const started = manager.start().then(() => controller.startClusters());
+  return { controller, manager, config, metrics, started, stop: async () => (controller.stopClusters(), await manager.stop()) };
 }
 
 /** Runs `src/cmd/main.ts` as a child process, exactly as the image runs the orchestrator. */

@@ -3,8 +3,8 @@
  * The integration suite runs the same reconciler against the real API server.
  */
 import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { Labels, type AnyRun, type Kind } from "../../src/api/index.js";
-import type { ControllerCache, ControllerKube } from "../../src/controller/ports.js";
+import { HOME_CLUSTER, Labels, type AnyRun, type Kind } from "../../src/api/index.js";
+import type { ClusterTarget, ControllerCache, ControllerKube } from "../../src/controller/ports.js";
 
 export class FakeKube implements ControllerKube, ControllerCache {
   runs = new Map<string, AnyRun>();
@@ -43,22 +43,36 @@ export class FakeKube implements ControllerKube, ControllerCache {
       .filter(([k, j]) => !this.hidden.has(k) && j.metadata?.labels?.[Labels.runUid] === uid)
       .map(([, j]) => j);
   }
-  podsOfJob(ns: string, job: string) {
+  /**
+   * Execution clusters besides home, by name: all share this one fake's objects (the reconciler's
+   * decisions are what unit tests check); `reachable` false makes one unreachable.
+   */
+  remote = new Map<string, { reachable: boolean; lastError?: string }>();
+  cluster(name: string): ClusterTarget | undefined {
+    if (name === HOME_CLUSTER) return { name, kube: this, reachable: true, lastError: undefined };
+    const r = this.remote.get(name);
+    return r ? { name, kube: this, reachable: r.reachable, lastError: r.lastError } : undefined;
+  }
+  activeRunsIn(_cluster: string) {
+    const active = [...this.jobs.values()].filter((j) => !j.status?.conditions?.some((c) => c.status === "True"));
+    return new Set(active.map((j) => j.metadata?.labels?.[Labels.runUid] ?? ""));
+  }
+  podsOfJob(_cluster: string, ns: string, job: string) {
     return this.pods.get(`${ns}/${job}`) ?? [];
   }
 
-  getPvc(ns: string, name: string) {
+  getPvc(_cluster: string, ns: string, name: string) {
     return this.pvcs.get(`${ns}/${name}`);
   }
   /** The informer's view of the Secrets; `secretCache` simulates one lagging behind `secrets`. */
-  secretKeys(ns: string, name: string) {
+  secretKeys(_cluster: string, ns: string, name: string) {
     this.calls.push(`secretKeys (cache) ${name}`);
     return (this.secretCache ?? this.secrets).get(`${ns}/${name}`);
   }
   secretCache: Map<string, string[]> | undefined;
   /** Secrets labelled mountable, as "ns/name". */
   labelledSecrets = new Set<string>();
-  mountableSecrets(ns: string) {
+  mountableSecrets(_cluster: string, ns: string) {
     return new Set([...this.labelledSecrets].filter((k) => k.startsWith(`${ns}/`)).map((k) => k.slice(ns.length + 1)));
   }
 
@@ -102,6 +116,10 @@ export class FakeKube implements ControllerKube, ControllerCache {
       else status[k] = v;
     }
     run.status = structuredClone(status) as never;
+  }
+  async deleteRunChildren(ns: string, uid: string) {
+    this.calls.push(`deleteRunChildren ${uid}`);
+    for (const [k, j] of this.jobs) if (k.startsWith(`${ns}/`) && j.metadata?.labels?.[Labels.runUid] === uid) this.jobs.delete(k);
   }
   async createEvent(e: CoreV1Event) {
     this.calls.push(`createEvent ${e.reason}`);

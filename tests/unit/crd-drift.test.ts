@@ -21,6 +21,7 @@ import {
 import { PlayStages, type Play } from "../../src/api/index.js";
 import {
   buildReservedEnvCel,
+  CLUSTER_NAME_PATTERN,
   IDENTITY_PATTERN,
   REPOSITORY_URL_PATTERN,
   SECRET_KEY_PATTERN,
@@ -169,6 +170,7 @@ describe("CRD patterns are the intake's and reconciler's rules", () => {
       expect(spec(kind).githubUser.pattern).toBe(IDENTITY_PATTERN);
       expect(spec(kind).githubApp.pattern).toBe(IDENTITY_PATTERN);
     }
+    for (const kind of ["CodeRun", "DocsRun"]) expect(spec(kind).cluster.pattern, kind).toBe(CLUSTER_NAME_PATTERN);
     const item = spec("CodeRun").envFromSecrets.items;
     expect(item.properties.secretName.pattern).toBe(SECRET_NAME_PATTERN);
     expect(item.properties.secretKey.pattern).toBe(SECRET_KEY_PATTERN);
