@@ -6,9 +6,11 @@
  * complete once it is back, with one Job per attempt and nothing lost.
  */
 import { BatchV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { execa } from "execa";
+import { parse } from "yaml";
 import { CLUSTER_KUBECONFIG_KEY, ConditionTypes, Labels, RunReasons, type CodeRun } from "../../src/api/index.js";
 import type { ControlPlane } from "../../src/controlplane/index.js";
 import { useControlPlane } from "../support/cluster.js";
@@ -23,38 +25,51 @@ afterEach(async () => {
   while (stops.length) await stops.pop()?.();
 });
 
-/** The same namespace in every cluster (runs and their Jobs share it), with the agent Secrets where Jobs run. */
-async function namespaceEverywhere(): Promise<string> {
+const SCRIPT = "infra/scripts/register-cluster.sh";
+
+/**
+ * The controller's namespace at home with the chart's API key Secret; the execution clusters
+ * get theirs from register-cluster.sh (the namespace, and the key with --copy-api-key).
+ */
+async function homeNamespace(): Promise<string> {
   const ns = `bc-${randomBytes(3).toString("hex")}`;
-  for (const cp of [home(), execA(), execB()]) {
-    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    if (cp.mode === "full") {
-      await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: ns }).then(() => true), 30_000, "default SA");
-      await createAgentSecrets(cp.kubeConfig, ns);
-    }
-  }
+  await home()
+    .kubeConfig.makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: ns } } });
+  await createAgentSecrets(home().kubeConfig, ns);
   return ns;
 }
 
-/** Registers an execution cluster: a Secret labelled with its name, holding its kubeconfig. */
+/** The real script, with the execution cluster's and the home cluster's kubeconfig files. */
+function registerScript(args: string[], cp: ControlPlane) {
+  const kubectlDir = dirname(inject("kubectl"));
+  return execa("bash", [SCRIPT, "--kubeconfig", cp.kubeconfigPath, "--home-kubeconfig", home().kubeconfigPath, ...args], {
+    reject: false,
+    env: { PATH: `${kubectlDir}:${process.env.PATH}` },
+  });
+}
+
+/**
+ * Registers an execution cluster with infra/scripts/register-cluster.sh (so the controller
+ * reaches it as the script's ServiceAccount, with only its Role), then creates the agent's
+ * GitHub Secret there, as setup-agent-secrets.sh --context would.
+ */
 async function registerCluster(ns: string, name: string, cp: ControlPlane): Promise<void> {
-  await home()
-    .kubeConfig.makeApiClient(CoreV1Api)
-    .createNamespacedSecret({
-      namespace: ns,
-      body: {
-        metadata: { name: `cluster-${name}`, labels: { [Labels.cluster]: name } },
-        stringData: { [CLUSTER_KUBECONFIG_KEY]: readFileSync(cp.kubeconfigPath, "utf8") },
-      },
-    });
+  const r = await registerScript(["--name", name, "--namespace", ns, "--copy-api-key"], cp);
+  expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+  await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: ns }).then(() => true), 30_000, "default SA");
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "github-token-alice" }, stringData: { token: "ghp_test" } },
+  });
 }
 
 const CONFIG = (extra = "") =>
   `job: {retryBackoffSeconds: 1, retryBackoffMaxSeconds: 2, maxRetries: 0}\ncontroller: {resyncSeconds: 30, clusters: {serviceDefaults: {api-b: exec-b}${extra}}}\n`;
 
 async function setup(configYaml = CONFIG()) {
-  const ns = await namespaceEverywhere();
+  const ns = await homeNamespace();
   await registerCluster(ns, "exec-a", execA());
   await registerCluster(ns, "exec-b", execB());
   const ctl = startInProcessController(home().kubeConfig, ns, configYaml);
@@ -207,4 +222,40 @@ describe("build clusters", () => {
       for (const n of onB) expect((await statusOf(runs, ns, n)).attempts).toBe(1);
     },
   );
+});
+
+describe("register-cluster.sh", () => {
+  it("registers a cluster idempotently, with a token kubeconfig and the API key copied; bad input gets its own exit code", async () => {
+    const ns = await homeNamespace();
+    const first = await registerScript(["--name", "exec-a", "--namespace", ns, "--copy-api-key"], execA());
+    expect(first.exitCode, first.stderr).toBe(0);
+    const again = await registerScript(["--name", "exec-a", "--namespace", ns, "--copy-api-key"], execA());
+    expect(again.exitCode, again.stderr).toBe(0);
+    const secrets = await home()
+      .kubeConfig.makeApiClient(CoreV1Api)
+      .listNamespacedSecret({ namespace: ns, labelSelector: `${Labels.cluster}=exec-a` });
+    expect(secrets.items.map((s) => s.metadata?.name)).toEqual(["cluster-exec-a"]);
+    const kubeconfig = parse(Buffer.from(secrets.items[0]!.data![CLUSTER_KUBECONFIG_KEY]!, "base64").toString());
+    // Inline credentials only: a token, the CA as data, the execution cluster's server.
+    expect(kubeconfig.users[0].user).toEqual({ token: expect.any(String) });
+    expect(kubeconfig.clusters[0].cluster.server).toBe(execA().server);
+    expect(kubeconfig.clusters[0].cluster["certificate-authority-data"]).toBeTruthy();
+    // The token's secrets never appear in the script's output.
+    expect(`${first.stdout}${first.stderr}${again.stdout}`).not.toContain(kubeconfig.users[0].user.token);
+    const copied = await execA().kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace: ns, name: "orchestrator-secrets" });
+    expect(Buffer.from(copied.data!.ANTHROPIC_API_KEY!, "base64").toString()).toBe("sk-test");
+    expect(first.stdout).not.toContain("sk-test");
+
+    const cases: Array<[string[], number, string]> = [
+      [["--name", "Bad_Name", "--namespace", ns], 4, "must be a DNS label"],
+      [["--name", "home", "--namespace", ns], 4, "controller's own cluster"],
+      [["--namespace", ns], 3, "missing --name"],
+      [["--name", "x", "--namespace", "missing-ns"], 11, "namespace missing-ns"],
+      [["--name", "x", "--bogus"], 2, "unknown option"],
+    ];
+    for (const [args, code, text] of cases) {
+      const r = await registerScript(args, execA());
+      expect([r.exitCode, r.stderr], args.join(" ")).toEqual([code, expect.stringContaining(text)]);
+    }
+  });
 });
