@@ -298,7 +298,7 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
   const options = { cwd: PROJECT_ROOT, extendEnv: false, reject: false, timeout: timeoutMs, stdin: "ignore" as const };
   const start = (entry: "channel" | "runner") =>
     launch.compiled
-      ? [process.execPath, path.join(PROJECT_ROOT, `dist/cmd/${entry}.js`)]
+      ? [process.execPath, path.join(PROJECT_ROOT, `dist/agent/${entry}.js`)]
       : [path.join(BIN, "tsx"), path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)];
   const [channelBin, channelArgs] = inContainer(agentRoot, job, "channel", start("channel"));
   const channel = execa(channelBin, channelArgs, { ...options, env: { ...base, ...env, CHANNEL_PORT: String(port) } });
