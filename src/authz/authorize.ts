@@ -8,8 +8,8 @@
  * 2. it sets no reserved environment variable and names only well-formed identities and Secrets;
  * 3. every Secret it mounts through envFromSecrets is in authorization.mountableSecrets and is not
  *    one of the controller's own Secrets or an identity's Secret;
- * 4. one rule whose `requesters` match the requester allows its identity, every repository and
- *    every Secret. No rules configured = one rule for everyone allowing any identity and
+ * 4. one rule whose `requesters` match the requester allows its identity, every repository,
+ *    every Secret and the cluster it names. No rules configured = one rule for everyone allowing any identity and
  *    repository (still bound to the host) and the mountable Secrets.
  * Messages name what was refused and the setting that would allow it, never whether a Secret exists.
  */
@@ -32,6 +32,8 @@ export interface RunRequest {
   docsRepositoryUrl?: string | undefined;
   env?: Record<string, string> | undefined;
   envFromSecrets?: { name: string; secretName: string; secretKey: string }[] | undefined;
+  /** spec.cluster, when the run names one. */
+  cluster?: string | undefined;
 }
 
 export const AuthzReasons = {
@@ -128,7 +130,7 @@ function checkShape(req: RunRequest, config: AuthzConfig, labelled: ReadonlySet<
 }
 
 type Rule = Config["authorization"]["rules"][number];
-const EVERYONE: Rule = { requesters: ["*"], identities: ["*"], repositories: ["*"], secrets: ["*"] };
+const EVERYONE: Rule = { requesters: ["*"], identities: ["*"], repositories: ["*"], secrets: ["*"], clusters: ["*"] };
 
 function ruleAllows(rule: Rule, req: RunRequest, repositories: BoundRepository[]): string | undefined {
   const identity = req.githubApp ? `app:${req.githubApp}` : req.githubUser ? `user:${req.githubUser}` : undefined;
@@ -137,6 +139,7 @@ function ruleAllows(rule: Rule, req: RunRequest, repositories: BoundRepository[]
   if (repo) return `repository ${repo.key}`;
   const secret = (req.envFromSecrets ?? []).find((e) => !rule.secrets.some((p) => globMatch(p, e.secretName)));
   if (secret) return `Secret ${secret.secretName}`;
+  if (req.cluster && !rule.clusters.some((p) => globMatch(p, req.cluster ?? ""))) return `cluster ${req.cluster}`;
   return undefined;
 }
 
@@ -177,6 +180,8 @@ export function authorizeRun(
 export function computeSpecDigest(spec: object): string {
   const s = spec as Record<string, unknown>;
   const fields = ["githubUser", "githubApp", "repositoryUrl", "docsRepositoryUrl", "env", "envFromSecrets"].map((k) => [k, s[k] ?? null]);
+  // Only when set: digests of runs from before spec.cluster existed stay valid.
+  if (s.cluster !== undefined) fields.push(["cluster", s.cluster]);
   return createHash("sha256")
     .update(canonicalJson(Object.fromEntries(fields)))
     .digest("hex")
@@ -233,6 +238,7 @@ export function runRequestOf(run: AnyRun): RunRequest {
         docsRepositoryUrl: run.spec.docsRepositoryUrl,
         env: run.spec.env,
         envFromSecrets: run.spec.envFromSecrets,
+        cluster: s.cluster,
       }
-    : { githubUser: s.githubUser, githubApp: s.githubApp, repositoryUrl: s.repositoryUrl };
+    : { githubUser: s.githubUser, githubApp: s.githubApp, repositoryUrl: s.repositoryUrl, cluster: s.cluster };
 }

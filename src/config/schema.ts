@@ -143,6 +143,8 @@ export const webhookRuleSchema = z.strictObject({
       githubApp: z.string().optional(),
       /** Key of config.agents: supplies githubUser/githubApp and model unless set here. */
       agent: z.string().optional(),
+      /** Execution cluster of the runs (spec.cluster); default: the service's, else home. */
+      cluster: dnsLabel.optional(),
     })
     .prefault({}),
 });
@@ -208,6 +210,11 @@ export const authorizationRuleSchema = z.strictObject({
   repositories: z.array(z.string().min(1)).default(["*"]),
   /** Secrets (names) this requester's runs may mount; they must also be in mountableSecrets. */
   secrets: z.array(z.string().min(1)).default([]),
+  /**
+   * Execution clusters this requester's runs may name in spec.cluster (`home` = the controller's
+   * own). Runs without spec.cluster go where the config places them and are not checked.
+   */
+  clusters: z.array(z.string().min(1)).default(["*"]),
 });
 
 export const fileConfigSchema = z.strictObject({

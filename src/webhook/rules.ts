@@ -296,6 +296,7 @@ export function buildCodeRunFromEvent(ctx: EventContext): BuildResult {
   const docsProjectDirectory = rule.rule.run.docsProjectDirectory ?? d.docsProjectDirectory;
   if (docsProjectDirectory !== undefined) spec.docsProjectDirectory = docsProjectDirectory;
   if (rule.rule.run.workingDirectory !== undefined) spec.workingDirectory = rule.rule.run.workingDirectory;
+  if (rule.rule.run.cluster !== undefined) spec.cluster = rule.rule.run.cluster;
   if (rule.githubUser) spec.githubUser = rule.githubUser;
   else if (rule.githubApp) spec.githubApp = rule.githubApp;
   if (promptModification) spec.promptModification = promptModification;

@@ -12,6 +12,7 @@ authorization:
       identities: ["user:alice", "app:rex"]
       repositories: ["acme/*"]
       secrets: [npm-token]
+      clusters: ["gpu-*", home]
     - requesters: ["system:serviceaccount:ci:*"]
       identities: ["app:rex"]
       repositories: ["acme/api"]
@@ -108,6 +109,15 @@ describe("authorizeRun", () => {
       "system:serviceaccount:ci:bot",
       {},
       ["NotAuthorized", /system:serviceaccount:ci:bot may not use GitHub identity user:alice/],
+    ],
+    ["a token naming a cluster its rule allows", "api-token-1", { cluster: "gpu-east" }, true],
+    ["a token naming home", "api-token-1", { cluster: "home" }, true],
+    ["a token naming another cluster", "api-token-1", { cluster: "prod" }, ["NotAuthorized", /api-token-1 may not use cluster prod/]],
+    [
+      "a rule without clusters allows any",
+      "system:serviceaccount:ci:bot",
+      { githubUser: undefined, githubApp: "rex", docsRepositoryUrl: "acme/api", cluster: "prod" },
+      true,
     ],
     ["an unknown requester", "api-token-2", {}, ["NotAuthorized", /api-token-2 may not create runs: no authorization rule lists it/]],
     ["kubectl, with rules that do not list it", KUBERNETES_REQUESTER, {}, ["NotAuthorized", /kubernetes may not create runs/]],

@@ -161,6 +161,34 @@ describe("buildCodeRunFromEvent", () => {
     expect(replay.ok && replay.run.metadata.name).toBe(webhookRunName(bodyDigest));
   });
 
+  it("places the run in the rule's run.cluster; without one, the run names none (the service's default applies)", () => {
+    const cfg = parseConfig(
+      "webhook:\n  defaults: {githubUser: alice}\n  rules: [{ name: r, event: issue_comment, run: { cluster: gpu-east } }, { name: s, event: issues, label: x }]\n",
+      {},
+    );
+    const [withCluster] = compileRules(cfg);
+    const payload = commentPayload("/agent run x");
+    const bodyDigest = signedBodyDigest(JSON.stringify(payload));
+    const r = buildCodeRunFromEvent({
+      deliveryId: "d",
+      bodyDigest,
+      event: "issue_comment",
+      payload,
+      match: { rule: withCluster! },
+      settings: cfg,
+    });
+    expect(r.ok && r.run.spec.cluster).toBe("gpu-east");
+    const plain = buildCodeRunFromEvent({
+      deliveryId: "d",
+      bodyDigest,
+      event: "issue_comment",
+      payload,
+      match: matchEvent("issue_comment", payload, rules)!,
+      settings,
+    });
+    expect(plain.ok && "cluster" in plain.run.spec).toBe(false);
+  });
+
   it("refuses an event without an issue number or task", () => {
     const payload = examplePayload("push");
     const r = buildCodeRunFromEvent({
