@@ -119,7 +119,13 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
     "run npm ci",
   );
   ctx.log(`bundling the agent pod's entry points → ${spec.to}/dist/agent`);
-  await run(process.execPath, [path.join(ctx.repoRoot, "hack", "bundle-agent.mjs"), path.join(dest, "dist")], {}, "run npm ci", ctx.repoRoot);
+  await run(
+    process.execPath,
+    [path.join(ctx.repoRoot, "hack", "bundle-agent.mjs"), path.join(dest, "dist")],
+    {},
+    "run npm ci",
+    ctx.repoRoot,
+  );
   ctx.log(`building the dashboard web/ → ${spec.to}/dist/web`);
   const vite = path.join(ctx.repoRoot, "node_modules", "vite", "bin", "vite.js");
   const webConfig = path.join(ctx.repoRoot, "web", "vite.config.ts");
