@@ -164,6 +164,7 @@ metadata: {name: $SA, namespace: $NAMESPACE, labels: {app.kubernetes.io/part-of:
 rules:
   - {apiGroups: [batch], resources: [jobs], verbs: [get, list, watch, create, delete, deletecollection]}
   - {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+  - {apiGroups: [""], resources: [pods/log], verbs: [get]}
   - {apiGroups: [""], resources: [configmaps], verbs: [create, delete, deletecollection]}
   - {apiGroups: [""], resources: [persistentvolumeclaims], verbs: [get, list, watch, create]}
   - {apiGroups: [""], resources: [secrets], verbs: [get, list, watch]}

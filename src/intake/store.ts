@@ -54,6 +54,8 @@ export interface JobLogOptions {
   container?: string;
   /** Aborting stops the stream (client disconnected). */
   signal?: AbortSignal;
+  /** The run's execution cluster (status.cluster); absent or "home": the controller's own. */
+  cluster?: string;
 }
 
 /**

@@ -20,10 +20,11 @@ import {
   type V1Pod,
   type V1TokenReview,
 } from "@kubernetes/client-node";
-import { GROUP, Labels, Plurals, VERSION } from "../api/constants.js";
+import { CLUSTER_KUBECONFIG_KEY, GROUP, HOME_CLUSTER, Labels, Plurals, VERSION } from "../api/constants.js";
 import type { Play } from "../api/play.js";
 import type { AnyRun } from "../api/types.js";
 import { withConnectionPool } from "./clients.js";
+import { loadClusterKubeConfig } from "./clusters.js";
 import type { TokenReviewer } from "../http/auth.js";
 import { RunStoreError, type JobLogOptions, type PlayStore, type RunKind, type RunStore } from "../intake/store.js";
 
@@ -141,13 +142,32 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
             callOptions(timeout, { "Content-Type": "application/merge-patch+json" }),
           )) as AnyRun,
       ),
-    openJobLogs: (jobName, o) => wrap(() => openJobLogs(core, log, namespace, jobName, o, timeout)),
+    openJobLogs: (jobName, o) =>
+      wrap(async () => {
+        // A run in an execution cluster: its pod's log is read there, as its cluster Secret says.
+        if (!o.cluster || o.cluster === HOME_CLUSTER) return openJobLogs(core, log, namespace, jobName, o, timeout);
+        const kc = await clusterKubeConfig(core, namespace, o.cluster, timeout);
+        return openJobLogs(kc.makeApiClient(CoreV1Api), new Log(kc), namespace, jobName, o, timeout);
+      }),
     listMountableSecrets: () =>
       wrap(async () => {
         const res = await core.listNamespacedSecret({ namespace, labelSelector: `${Labels.mountable}=true` }, callOptions(timeout));
         return res.items.map((s) => s.metadata?.name ?? "").filter(Boolean);
       }),
   };
+}
+
+/** The kubeconfig of a registered execution cluster, read from its cluster Secret now. */
+async function clusterKubeConfig(core: CoreV1Api, namespace: string, cluster: string, timeout: number): Promise<KubeConfig> {
+  const labelSelector = `${Labels.cluster}=${cluster}`;
+  const secrets = await core.listNamespacedSecret({ namespace, labelSelector }, callOptions(timeout));
+  const data = secrets.items[0]?.data?.[CLUSTER_KUBECONFIG_KEY];
+  if (!data) throw new RunStoreError("NotFound", `no cluster Secret labelled ${labelSelector} with a ${CLUSTER_KUBECONFIG_KEY} key`);
+  try {
+    return withConnectionPool(loadClusterKubeConfig(Buffer.from(data, "base64").toString("utf8")));
+  } catch (e) {
+    throw new RunStoreError("Unavailable", `the cluster Secret of ${cluster} cannot be used: ${(e as Error).message}`);
+  }
 }
 
 async function openJobLogs(

@@ -13,6 +13,7 @@ import { execa } from "execa";
 import { parse } from "yaml";
 import { CLUSTER_KUBECONFIG_KEY, ConditionTypes, Labels, RunReasons, type CodeRun } from "../../src/api/index.js";
 import type { ControlPlane } from "../../src/controlplane/index.js";
+import { createKubeRunStore } from "../../src/kube/run-store.js";
 import { useControlPlane } from "../support/cluster.js";
 import { codeRun, createAgentSecrets, runsApi, startInProcessController, waitFor } from "../support/controller-harness.js";
 
@@ -121,6 +122,15 @@ describe("build clusters", () => {
     const cms = await execA().kubeConfig.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns, labelSelector: Labels.runUid });
     expect(cms.items.map((c) => c.metadata?.name)).toEqual([a.configmapName]);
     expect(a.conditions?.find((c) => c.type === ConditionTypes.ClusterReachable)?.status).toBe("True");
+    // The run's log is read in its cluster, as the script's ServiceAccount (pods/log): the pod is
+    // found there, and that API server cannot read a kwok pod's log (502 at the REST API); at
+    // home there is no pod at all.
+    const store = createKubeRunStore({ kubeConfig: home().kubeConfig, namespace: ns });
+    await expect(store.openJobLogs(a.jobName!, { follow: false, cluster: "exec-a" })).rejects.toMatchObject({
+      reason: "Unavailable",
+      message: expect.stringMatching(/^HTTP 5\d\d:/),
+    });
+    await expect(store.openJobLogs(a.jobName!, { follow: false })).rejects.toMatchObject({ reason: "NotFound" });
 
     const unknown = await waitFor(
       async () => {

@@ -19,6 +19,8 @@ export interface MemoryRunStore extends RunStore {
   delayMs: number;
   /** Job logs: text, "waiting" (container not started), or the error reading them throws. Missing = no pod. */
   jobLogs: Map<string, string | "waiting" | RunStoreError>;
+  /** The cluster the last log read was asked of (the run's status.cluster). */
+  lastLogCluster?: string | undefined;
   /** Number of create() calls (including failed ones). */
   createCalls: number;
   /** Secrets labelled mountable (listMountableSecrets). */
@@ -90,6 +92,7 @@ export function createMemoryRunStore(namespace = "orchestrator", opts: { now?: (
     },
     async openJobLogs(jobName: string, o: JobLogOptions) {
       await gate();
+      store.lastLogCluster = o.cluster;
       // "<job>#<container>" holds one container's log; "<job>" any container's.
       const logs = store.jobLogs.get(`${jobName}#${o.container}`) ?? store.jobLogs.get(jobName);
       if (logs === undefined) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);

@@ -250,6 +250,11 @@ describe("GET /api/v1/runs/:kind/:name/logs", () => {
     expect((await get(`/api/v1/runs/coderun/${code}/logs`)).body).toBe("agent line");
     expect((await get(`/api/v1/runs/coderun/${code}/logs?container=agent`)).body).toBe("agent line");
     expect((await get(`/api/v1/runs/coderun/${code}/logs?container=channel&tail_lines=1`)).body).toBe("Pushed the branch");
+    expect(t.runs.lastLogCluster).toBeUndefined();
+    // A run in an execution cluster: its log is asked of that cluster.
+    t.runs.setStatus("CodeRun", code, { phase: "Running", jobName: "code-12-job", cluster: "gpu-east" });
+    expect((await get(`/api/v1/runs/coderun/${code}/logs`)).body).toBe("agent line");
+    expect(t.runs.lastLogCluster).toBe("gpu-east");
     const bad = await get(`/api/v1/runs/coderun/${code}/logs?container=claude-code`);
     expect(bad.statusCode).toBe(400);
     expect(bad.json().detail).toMatch(/query\.container.*must be agent \(the agent's log, the default\) or channel/);

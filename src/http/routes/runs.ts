@@ -196,8 +196,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
       return sendProblem(reply, "badRequest", 400, `Invalid query: ${summarizeFieldErrors(errors)}`, { errors });
     }
     let jobName: string;
+    let cluster: string | undefined;
     try {
       const run = await ctx.runs.get(p.kind, p.name);
+      cluster = run.status?.cluster;
       const job = run.status?.jobName;
       if (!job) {
         return sendProblem(
@@ -220,6 +222,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: RouteContext): void
         tailLines: q.data.tail_lines !== undefined ? Number(q.data.tail_lines) : undefined,
         container: logContainerName(p.kind, q.data.container),
         signal: abort.signal,
+        ...(cluster ? { cluster } : {}),
       });
       stream.on("error", (err) => req.log.warn({ err, job: jobName }, "Log stream of Job failed"));
       return reply.code(200).type("text/plain; charset=utf-8").header("x-job-name", jobName).send(stream);
