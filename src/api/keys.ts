@@ -117,6 +117,7 @@ export const PLAY_SPEC_KEYS: Keys<PlaySpec> = {
   env: true,
   stageEnv: true,
   cancel: true,
+  cluster: true,
 };
 
 export const PLAY_AGENTS_KEYS: Keys<PlayAgents> = { implementation: true, quality: true, testing: true };

@@ -63,6 +63,8 @@ export interface PlaySpec extends ServiceTarget {
   stageEnv?: PlayStageEnv;
   /** Set true to stop: in-flight stage runs are cancelled and the Play ends Cancelled. */
   cancel?: boolean;
+  /** Execution cluster of every stage run (their spec.cluster); default: the service's, else home. */
+  cluster?: string;
 }
 
 export interface PlayPullRequest {

@@ -205,6 +205,7 @@ export function buildPlayFromRequest(req: PlayRequest, ctx: IntentContext): Play
     models: req.models,
     maxRemediationIterations: req.max_remediation_iterations,
     env: req.env,
+    cluster: req.cluster,
   });
   return {
     apiVersion: API_VERSION,

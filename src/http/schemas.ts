@@ -257,6 +257,7 @@ export const playRequestSchema = z
     models: roleValues(z.string().min(1).max(200)).optional().describe("Model per role, over the roster agent's model."),
     max_remediation_iterations: z.number().int().min(0).max(50).optional(),
     env: z.record(envName, z.string().max(32_768)).optional().describe("Extra environment variables for every stage CodeRun."),
+    cluster,
   })
   .describe("A multi-agent Play (creates a Play).");
 export type PlayRequest = z.infer<typeof playRequestSchema>;

@@ -119,6 +119,7 @@ export function buildStageRun(input: StageRunInput): CodeRun {
       continueSession: stage === "remediation",
       env,
       ...(prompt ? { promptModification: prompt } : {}),
+      ...(spec.cluster ? { cluster: spec.cluster } : {}),
     },
   };
 }

@@ -152,6 +152,7 @@ describe("Play CRD schema and TypeScript types agree", () => {
         env: { A: "1" },
         stageEnv: { testing: { B: "2" } },
         cancel: false,
+        cluster: "gpu-east",
       },
     };
     expect(keys(obj.spec)).toEqual(keys(PLAY_SPEC_KEYS));
@@ -170,7 +171,7 @@ describe("CRD patterns are the intake's and reconciler's rules", () => {
       expect(spec(kind).githubUser.pattern).toBe(IDENTITY_PATTERN);
       expect(spec(kind).githubApp.pattern).toBe(IDENTITY_PATTERN);
     }
-    for (const kind of ["CodeRun", "DocsRun"]) expect(spec(kind).cluster.pattern, kind).toBe(CLUSTER_NAME_PATTERN);
+    for (const kind of ["CodeRun", "DocsRun", "Play"]) expect(spec(kind).cluster.pattern, kind).toBe(CLUSTER_NAME_PATTERN);
     const item = spec("CodeRun").envFromSecrets.items;
     expect(item.properties.secretName.pattern).toBe(SECRET_NAME_PATTERN);
     expect(item.properties.secretKey.pattern).toBe(SECRET_KEY_PATTERN);

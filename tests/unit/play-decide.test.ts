@@ -340,7 +340,23 @@ describe("decidePlay", () => {
       });
       expect(Object.keys(r.spec.env ?? {}).filter(isReservedEnvName), stage).toEqual([]);
       expect(r.spec.taskId).toBe(7);
+      expect("cluster" in r.spec, stage).toBe(false);
     }
+  });
+
+  it("stage runs go to the Play's spec.cluster", () => {
+    const p = { ...P, spec: { ...P.spec, cluster: "gpu-east" } };
+    const r = buildStageRun({
+      play: p,
+      taskId: 7,
+      stage: "quality",
+      index: 0,
+      agent: agents.quality,
+      defaultModel: "m",
+      readyForQaLabel: "ready-for-qa",
+      pull: snap().pull!,
+    });
+    expect(r.spec.cluster).toBe("gpu-east");
   });
 
   it("is deterministic: the same inputs give the same decision", () => {
