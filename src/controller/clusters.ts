@@ -141,6 +141,8 @@ export class ClusterSet {
             v.pingOk = false;
             v.lastError = (e as Error).message;
           }
+          // It answers again: its informers retry now instead of at the end of their backoff.
+          if (v.pingOk) for (const inf of [v.jobs, v.pods, v.secrets, v.pvcs]) inf.retryNow?.();
           const now = v.pingOk && v.jobs.healthy;
           this.opts.metrics?.clusterReachable.set({ cluster: v.name }, now ? 1 : 0);
           if (now && !was) this.opts.logger.info({ cluster: v.name }, "Execution cluster reachable");

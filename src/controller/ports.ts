@@ -100,6 +100,8 @@ export interface SharedInformer<T> {
   /** Listed once and watching now. */
   readonly healthy: boolean;
   readonly lastError: string | undefined;
+  /** A failed informer waiting out its backoff tries again now (its API server answers again). */
+  retryNow?(): void;
 }
 
 /** Where the manager's informers come from (src/kube/informer.ts). */

@@ -21,6 +21,8 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
   private errored = false;
   private backoffMs = 500;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Ends the wait between first-start attempts early (retryNow). */
+  private wake: (() => void) | undefined;
   /** True once a list succeeded; stays true across watch restarts (the cache is still useful). */
   synced = false;
   lastError: string | undefined;
@@ -64,8 +66,22 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
         this.backoffMs = 500;
         return;
       }
-      await new Promise((r) => setTimeout(r, this.nextBackoff()));
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, this.nextBackoff());
+      });
+      this.wake = undefined;
     }
+  }
+
+  retryNow(): void {
+    if (this.stopped || this.healthy) return;
+    this.backoffMs = 500;
+    this.wake?.();
+    if (!this.restartTimer) return;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.restart();
   }
 
   async stop(): Promise<void> {
@@ -88,17 +104,21 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
     this.log.warn({ path: this.path, err: this.lastError, retryInMs: delay }, "Watch failed; restarting informer");
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      if (this.stopped) return;
-      this.errored = false;
-      // start() rejects when authentication or an event handler throws: that is one more
-      // failed attempt (restarted with backoff), never an unhandled rejection.
-      this.inner.start().then(
-        () => {
-          if (!this.errored) this.backoffMs = 500;
-        },
-        (err: unknown) => this.onError(err),
-      );
+      this.restart();
     }, delay);
+  }
+
+  private restart(): void {
+    if (this.stopped) return;
+    this.errored = false;
+    // start() rejects when authentication or an event handler throws: that is one more
+    // failed attempt (restarted with backoff), never an unhandled rejection.
+    this.inner.start().then(
+      () => {
+        if (!this.errored) this.backoffMs = 500;
+      },
+      (err: unknown) => this.onError(err),
+    );
   }
 }
 

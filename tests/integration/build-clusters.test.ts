@@ -210,9 +210,22 @@ describe("build clusters", () => {
       expect(waiting.slice(2).map((s) => s.reason)).toEqual([RunReasons.ClusterUnreachable, RunReasons.ClusterUnreachable]);
       const t0 = performance.now();
       await execB().startApiServer();
+      // The controller's side: every run there sees its cluster again and has its Job.
+      await waitFor(
+        async () => {
+          const ss = await Promise.all(onB.map((n) => statusOf(runs, ns, n)));
+          return ss.every(
+            (st) => st.jobName && st.conditions?.some((c) => c.type === ConditionTypes.ClusterReachable && c.status === "True"),
+          );
+        },
+        120_000,
+        "exec-b's runs to see their cluster again",
+        200,
+      );
+      const seenAgain = Math.round(performance.now() - t0);
       await allSucceeded(runs, ns, onB, 120_000);
       console.log(
-        `[build-clusters] exec-b back: its ${onB.length} runs Succeeded ${Math.round(performance.now() - t0)} ms after its API server started`,
+        `[build-clusters] exec-b back: its ${onB.length} runs saw it reachable, each with its Job, ${seenAgain} ms and Succeeded ${Math.round(performance.now() - t0)} ms after its API server started`,
       );
       const jobsB = await jobsIn(execB().kubeConfig, ns);
       const jobsA = await jobsIn(execA().kubeConfig, ns);

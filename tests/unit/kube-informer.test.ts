@@ -51,6 +51,26 @@ describe("ResilientInformer", () => {
     await informer.stop();
   });
 
+  it("retryNow ends a long backoff at once (an execution cluster answers again)", async () => {
+    const down = new Error("connect ECONNREFUSED");
+    const s = scriptedInformer(["ok", down, down, down, down, down, "ok"]);
+    const informer = new ResilientInformer(s.inner, "/api/v1/namespaces/ns/jobs", pino({ level: "silent" }));
+    await informer.start();
+    s.emit("error", down);
+    // Five failed restarts: 0.5 + 1 + 2 + 4 + 8 s of backoff, the next one 16 s away.
+    const tick = () => new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 5; i++) {
+      informer.retryNow();
+      await tick();
+    }
+    expect(s.starts()).toBe(1 + 5);
+    expect(informer.healthy).toBe(false);
+    informer.retryNow();
+    await tick();
+    expect([s.starts(), informer.healthy]).toEqual([7, true]);
+    await informer.stop();
+  });
+
   it("retries the first start when it rejects, until it succeeds", async () => {
     const s = scriptedInformer([new Error("exec plugin failed"), "ok"]);
     const informer = new ResilientInformer(s.inner, "/api/v1/namespaces/ns/pods", pino({ level: "silent" }));
