@@ -328,7 +328,8 @@ export function completeDecision(w: RunWorld, d: RunDecision): RunDecision {
  */
 export function decideCluster(w: RunWorld, d: RunDecision, c: ClusterState): RunDecision {
   const next: RunStatus = { ...d.next };
-  if (!next.cluster && next.jobName) next.cluster = c.name;
+  // Runs that finished before status.cluster existed are left alone (no write for each of them).
+  if (!next.cluster && next.jobName && !isTerminalPhase(w.run.status?.phase)) next.cluster = c.name;
   if (c.name === HOME_CLUSTER || isTerminalPhase(next.phase)) return { ...d, next };
   next.conditions = setCondition(
     next.conditions ?? [],

@@ -63,6 +63,20 @@ describe("placement", () => {
     expect(Boolean(run.status?.conditions?.some((c) => c.type === ConditionTypes.ClusterReachable))).toBe(cluster !== "home");
   });
 
+  it("writes nothing to a run that finished before status.cluster existed", async () => {
+    const run = kube.addRun(codeRun("old"));
+    run.status = {
+      phase: "Succeeded",
+      jobName: "old-job",
+      attempts: 1,
+      retryCount: 0,
+      observedGeneration: 1,
+      completionTime: "2026-01-01T00:00:00Z",
+    };
+    await rec.reconcile("CodeRun", NS, "old");
+    expect(kube.calls.filter((c) => c.startsWith("patch"))).toEqual([]);
+  });
+
   it("keeps a run in the cluster of its first attempt when spec.cluster changes", async () => {
     const run = kube.addRun(codeRun("r", { cluster: "east" }));
     await rec.reconcile("CodeRun", NS, "r");
