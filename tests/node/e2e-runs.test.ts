@@ -169,9 +169,10 @@ describe("cancel mid-run", () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(files).toContain("services/api/wip.js");
-    // The pod is gone and containerd holds no container of it.
+    // The pod is gone and containerd holds no container of it. kubelet removes a deleted pod's
+    // stopped containers in its container garbage collection, which runs once a minute.
     const core = w.cp.kubeConfig.makeApiClient(CoreV1Api);
-    const deadline3 = Date.now() + 60_000;
+    const deadline3 = Date.now() + 150_000;
     let pods = 1;
     let containers: string[] = ["?"];
     while (Date.now() < deadline3 && (pods > 0 || containers.length > 0)) {
