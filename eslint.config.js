@@ -36,7 +36,6 @@ export default tseslint.config(
     files: [
       "src/cmd/main.ts",
       "src/http/app.ts",
-      "src/http/openapi.ts",
       "src/http/routes/runs.ts",
       "src/http/routes/submit.ts",
       "src/mcp/server.ts",
