@@ -3,6 +3,7 @@ import type { CodeRun, DocsRun } from "../../src/api/types.js";
 import { Labels } from "../../src/api/constants.js";
 import { RunStoreError } from "../../src/intake/store.js";
 import { requesterOf } from "../../src/authz/authorize.js";
+import { activeDuplicate } from "../../src/http/routes/submit.js";
 import { API_TOKEN, authHeader, buildTestApp, DEFAULT_CONFIG_YAML, testConfig, type TestApp } from "../support/webhook-fixtures.js";
 
 const codeBody = {
@@ -462,5 +463,23 @@ authorization:
     const run = t.runs.all()[0]!;
     expect(requesterOf(run)).toBe("api-token-1");
     expect(run.metadata.annotations?.["orchestrator.platform/authorized-spec"]).toMatch(/^[0-9a-f]{40}$/);
+  });
+});
+
+describe("activeDuplicate", () => {
+  const sibling = (contextVersion: number | undefined, phase?: string) =>
+    ({
+      spec: { contextVersion },
+      status: phase ? { phase } : undefined,
+      metadata: { name: `r-${contextVersion}-${phase}` },
+    }) as unknown as CodeRun;
+  it.each([
+    { name: "no siblings", siblings: [], version: 1, want: undefined },
+    { name: "same version, pending", siblings: [sibling(1)], version: 1, want: "r-1-undefined" },
+    { name: "same version (default 1), running", siblings: [sibling(undefined, "Running")], version: 1, want: "r-undefined-Running" },
+    { name: "same version, finished", siblings: [sibling(1, "Succeeded"), sibling(1, "Failed")], version: 1, want: undefined },
+    { name: "another version, running", siblings: [sibling(2, "Running")], version: 1, want: undefined },
+  ])("$name", ({ siblings, version, want }) => {
+    expect(activeDuplicate(siblings, version)?.metadata.name).toBe(want);
   });
 });

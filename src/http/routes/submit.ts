@@ -13,7 +13,7 @@ import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue
 import { KeyedLock } from "../../util/keyed-lock.js";
 import { isStoreError, type RunKind } from "../../intake/store.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
-import { codeRequestSchema, docsRequestSchema } from "../schemas.js";
+import { codeRequestSchema, docsRequestSchema, type CodeRequest } from "../schemas.js";
 import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
 
 /** `body`: the validated request, fingerprinted with the route and principal for Idempotency-Key replays. */
@@ -114,88 +114,93 @@ function docsRunCreated(reply: FastifyReply, run: DocsRun, namespace: string): F
   });
 }
 
+/** The unfinished CodeRun of the same (task, service, context version) among a task's runs: a submission of it is a duplicate. */
+export function activeDuplicate(siblings: readonly CodeRun[], contextVersion: number): CodeRun | undefined {
+  return siblings.find((r) => (r.spec.contextVersion ?? 1) === contextVersion && isActive(r));
+}
+
+function sendDuplicate(reply: FastifyReply, active: CodeRun, request: CodeRequest): FastifyReply {
+  const phase = active.status?.phase ?? "Pending";
+  return sendProblem(
+    reply,
+    "duplicate",
+    409,
+    `CodeRun ${active.metadata.name} for task ${request.task_id}, service ${request.service}, context version ${request.context_version} is still ${phase}. Wait for it, cancel it (POST /api/v1/runs/coderun/${active.metadata.name}/cancel), or retry it with a new context version.`,
+    { existing: { kind: "CodeRun", name: active.metadata.name, namespace: active.metadata.namespace, phase } },
+  );
+}
+
+/** POST /api/v1/pm/tasks. */
+async function submitCodeTask(ctx: RouteContext, lock: KeyedLock, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const key = readIdempotencyKey(req);
+  if (key === null) return badIdempotencyKey(reply);
+  const body = objectBody(req);
+  if (!body) return notAnObject(reply);
+  const parsed = codeRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error);
+    return sendProblem(reply, "validation", 422, `Invalid CodeRequest: ${summarizeFieldErrors(errors)}`, { errors });
+  }
+  const request = parsed.data;
+  const intent = intentContext(ctx, req, key, request);
+  const run = buildCodeRunFromRequest(request, intent);
+  const labelled = await labelledSecretsFor(ctx.runs, run, ctx.config).catch((err: unknown) => err as Error);
+  if (labelled instanceof Error) return sendStoreError(reply, labelled, "The list of mountable Secrets");
+  const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config, labelled);
+  if (refused) return refused;
+  const sendCreated = (r: AnyRun) => codeRunCreated(reply, r as CodeRun, ctx.runs.namespace);
+  const log = req.log.child({ coderun: run.metadata.name, taskId: request.task_id, service: request.service });
+  // One submission of a (task, service, version) at a time in this process: the active-run
+  // check and the create must not interleave with an identical request.
+  const lockKey = `${request.service}/${request.task_id}/${request.context_version}`;
+  try {
+    return await lock.run(lockKey, async () => {
+      const byKey = await findByIdempotencyKey(ctx, "CodeRun", key);
+      if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
+      const siblings = (await ctx.runs.list("CodeRun", { service: request.service, "task-id": String(request.task_id) })) as CodeRun[];
+      const active = activeDuplicate(siblings, request.context_version);
+      if (active) return sendDuplicate(reply, active, request);
+      const res = await createOnce(ctx, reply, run, intent, sendCreated);
+      log.info({ model: run.spec.model, contextVersion: run.spec.contextVersion, by: req.principal?.name }, "Created CodeRun");
+      return res;
+    });
+  } catch (err) {
+    log.warn({ err }, "Failed to create CodeRun");
+    return sendStoreError(reply, err, `CodeRun ${run.metadata.name}`);
+  }
+}
+
+/** POST /api/v1/pm/docs/generate. */
+async function generateDocs(ctx: RouteContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const key = readIdempotencyKey(req);
+  if (key === null) return badIdempotencyKey(reply);
+  const body = objectBody(req);
+  if (!body) return notAnObject(reply);
+  const parsed = docsRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error);
+    return sendProblem(reply, "validation", 422, `Invalid DocsRequest: ${summarizeFieldErrors(errors)}`, { errors });
+  }
+  const intent = intentContext(ctx, req, key, parsed.data);
+  const run = buildDocsRunFromRequest(parsed.data, intent);
+  const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
+  if (refused) return refused;
+  const log = req.log.child({ docsrun: run.metadata.name });
+  const sendCreated = (r: AnyRun) => docsRunCreated(reply, r as DocsRun, ctx.runs.namespace);
+  try {
+    const byKey = await findByIdempotencyKey(ctx, "DocsRun", key);
+    if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
+    const res = await createOnce(ctx, reply, run, intent, sendCreated);
+    log.info({ model: run.spec.model, by: req.principal?.name }, "Created DocsRun");
+    return res;
+  } catch (err) {
+    log.warn({ err }, "Failed to create DocsRun");
+    return sendStoreError(reply, err, `DocsRun ${run.metadata.name}`);
+  }
+}
+
 export function registerSubmitRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const lock = new KeyedLock();
-
-  app.post("/api/v1/pm/tasks", async (req, reply) => {
-    const key = readIdempotencyKey(req);
-    if (key === null) return badIdempotencyKey(reply);
-    const body = objectBody(req);
-    if (!body) return notAnObject(reply);
-    const parsed = codeRequestSchema.safeParse(body);
-    if (!parsed.success) {
-      const errors = fieldErrors(parsed.error);
-      return sendProblem(reply, "validation", 422, `Invalid CodeRequest: ${summarizeFieldErrors(errors)}`, { errors });
-    }
-    const request = parsed.data;
-    const intent = intentContext(ctx, req, key, request);
-    const run = buildCodeRunFromRequest(request, intent);
-    const labelled = await labelledSecretsFor(ctx.runs, run, ctx.config).catch((err: unknown) => err as Error);
-    if (labelled instanceof Error) return sendStoreError(reply, labelled, "The list of mountable Secrets");
-    const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config, labelled);
-    if (refused) return refused;
-    const sendCreated = (r: AnyRun) => codeRunCreated(reply, r as CodeRun, ctx.runs.namespace);
-    const log = req.log.child({ coderun: run.metadata.name, taskId: request.task_id, service: request.service });
-    // One submission of a (task, service, version) at a time in this process: the active-run
-    // check and the create must not interleave with an identical request.
-    const lockKey = `${request.service}/${request.task_id}/${request.context_version}`;
-    try {
-      return await lock.run(lockKey, async () => {
-        const byKey = await findByIdempotencyKey(ctx, "CodeRun", key);
-        if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
-        const siblings = (await ctx.runs.list("CodeRun", { service: request.service, "task-id": String(request.task_id) })) as CodeRun[];
-        const active = siblings.find((r) => (r.spec.contextVersion ?? 1) === request.context_version && isActive(r));
-        if (active) {
-          return sendProblem(
-            reply,
-            "duplicate",
-            409,
-            `CodeRun ${active.metadata.name} for task ${request.task_id}, service ${request.service}, context version ${request.context_version} is still ${active.status?.phase ?? "Pending"}. Wait for it, cancel it (POST /api/v1/runs/coderun/${active.metadata.name}/cancel), or retry it with a new context version.`,
-            {
-              existing: {
-                kind: "CodeRun",
-                name: active.metadata.name,
-                namespace: active.metadata.namespace,
-                phase: active.status?.phase ?? "Pending",
-              },
-            },
-          );
-        }
-        const res = await createOnce(ctx, reply, run, intent, sendCreated);
-        log.info({ model: run.spec.model, contextVersion: run.spec.contextVersion, by: req.principal?.name }, "Created CodeRun");
-        return res;
-      });
-    } catch (err) {
-      log.warn({ err }, "Failed to create CodeRun");
-      return sendStoreError(reply, err, `CodeRun ${run.metadata.name}`);
-    }
-  });
-
-  app.post("/api/v1/pm/docs/generate", async (req, reply) => {
-    const key = readIdempotencyKey(req);
-    if (key === null) return badIdempotencyKey(reply);
-    const body = objectBody(req);
-    if (!body) return notAnObject(reply);
-    const parsed = docsRequestSchema.safeParse(body);
-    if (!parsed.success) {
-      const errors = fieldErrors(parsed.error);
-      return sendProblem(reply, "validation", 422, `Invalid DocsRequest: ${summarizeFieldErrors(errors)}`, { errors });
-    }
-    const intent = intentContext(ctx, req, key, parsed.data);
-    const run = buildDocsRunFromRequest(parsed.data, intent);
-    const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
-    if (refused) return refused;
-    const log = req.log.child({ docsrun: run.metadata.name });
-    const sendCreated = (r: AnyRun) => docsRunCreated(reply, r as DocsRun, ctx.runs.namespace);
-    try {
-      const byKey = await findByIdempotencyKey(ctx, "DocsRun", key);
-      if (byKey) return replayCreated(reply, byKey, intent, sendCreated);
-      const res = await createOnce(ctx, reply, run, intent, sendCreated);
-      log.info({ model: run.spec.model, by: req.principal?.name }, "Created DocsRun");
-      return res;
-    } catch (err) {
-      log.warn({ err }, "Failed to create DocsRun");
-      return sendStoreError(reply, err, `DocsRun ${run.metadata.name}`);
-    }
-  });
+  app.post("/api/v1/pm/tasks", (req, reply) => submitCodeTask(ctx, lock, req, reply));
+  app.post("/api/v1/pm/docs/generate", (req, reply) => generateDocs(ctx, req, reply));
 }
