@@ -37,7 +37,6 @@ export default tseslint.config(
       "src/cmd/main.ts",
       "src/http/app.ts",
       "src/http/routes/runs.ts",
-      "src/mcp/server.ts",
       "src/runner/run.ts",
       "src/controlplane/certs.ts",
     ],

@@ -105,7 +105,8 @@ export function createMcpServer(o: McpServerOptions): McpServer {
   );
   const git = () => (o.git ? o.git() : Promise.resolve(NO_GIT));
   registerSubmitTools(server, o.client, git);
-  registerReadTools(server, o.client);
+  registerRunReadTools(server, o.client);
+  registerPlayReadTools(server, o.client);
   registerResources(server, o.client);
   return server;
 }
@@ -171,7 +172,7 @@ function registerSubmitTools(server: McpServer, client: ApiClient, git: () => Pr
   );
 }
 
-function registerReadTools(server: McpServer, client: ApiClient): void {
+function registerRunReadTools(server: McpServer, client: ApiClient): void {
   const listRuns = z.strictObject({
     ...listQuerySchema.shape,
     kind: z.enum(["coderun", "docsrun"]).optional().describe("coderun or docsrun; default both."),
@@ -230,6 +231,9 @@ function registerReadTools(server: McpServer, client: ApiClient): void {
         return { content: [{ type: "text", text: text || "(no log lines yet)" }] };
       }),
   );
+}
+
+function registerPlayReadTools(server: McpServer, client: ApiClient): void {
   server.registerTool(
     "list_plays",
     {
