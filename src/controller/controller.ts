@@ -19,6 +19,7 @@ import {
   type SharedInformer,
 } from "./ports.js";
 import { RunReconciler, isFinished, runKey, type RenderFiles } from "./reconciler.js";
+import { RunIndex } from "./run-index.js";
 
 export interface ControllerOptions {
   manager: Manager;
@@ -47,6 +48,7 @@ export class Controller implements ControllerCache {
   private readonly podsByJob = new Map<string, Map<string, V1Pod>>();
   /** Run keys by uid: Jobs in execution clusters have no owner reference to their run. */
   private readonly runByUid = new Map<string, string>();
+  private readonly index = new RunIndex();
   private readonly ns: string;
 
   constructor(private readonly opts: ControllerOptions) {
@@ -54,8 +56,8 @@ export class Controller implements ControllerCache {
     this.ns = config.namespace;
     for (const kind of RUN_KINDS) {
       const inf = manager.informer<AnyRun>(RUN_RESOURCES[kind as keyof typeof RUN_RESOURCES]);
-      inf.on("add", (r) => this.enqueueRun(r));
-      inf.on("update", (r) => this.enqueueRun(r));
+      inf.on("add", (r) => this.onRun(r));
+      inf.on("update", (r) => this.onRun(r));
       inf.on("delete", (r) => this.onRunDeleted(r));
       this.runInformers.set(kind, inf);
     }
@@ -118,6 +120,12 @@ export class Controller implements ControllerCache {
   listRuns(kind: Kind, namespace: string): readonly AnyRun[] {
     return this.runInformers.get(kind)?.list(namespace) ?? [];
   }
+  runsOfRequester(namespace: string, requester: string): ReadonlyMap<string, AnyRun> {
+    return this.index.ofRequester(namespace, requester);
+  }
+  codeRunsOfService(namespace: string, service: string): ReadonlyMap<string, AnyRun> {
+    return this.index.codeRunsOfService(namespace, service);
+  }
   jobsOfRun(uid: string): V1Job[] {
     return [...(this.jobsByRun.get(uid)?.values() ?? [])];
   }
@@ -148,6 +156,11 @@ export class Controller implements ControllerCache {
   }
 
   // ---- event handlers ----------------------------------------------------------------------
+  private onRun(r: AnyRun): void {
+    this.index.upsert(r);
+    this.enqueueRun(r);
+  }
+
   private enqueueRun(r: AnyRun): void {
     if (!r.metadata?.name || !r.metadata.namespace) return;
     const key = runKey(r.kind, r.metadata.namespace, r.metadata.name);
@@ -157,6 +170,7 @@ export class Controller implements ControllerCache {
 
   private onRunDeleted(r: AnyRun): void {
     const uid = r.metadata.uid ?? "";
+    this.index.remove(r);
     this.runByUid.delete(uid);
     // At home its children are garbage-collected through owner references; in an execution
     // cluster nothing points at the run, so the controller deletes them (best effort: a run
@@ -234,9 +248,8 @@ export class Controller implements ControllerCache {
 
   /** A slot of the service may have freed: wake the runs waiting for it. */
   private enqueueServiceWaiters(namespace: string, service: string): void {
-    for (const r of this.listRuns(Kinds.CodeRun, namespace)) {
-      if (r.kind === Kinds.CodeRun && r.spec.service === service && !isTerminalPhase(r.status?.phase) && r.status?.phase !== Phases.Running)
-        this.enqueueRun(r);
+    for (const r of this.index.codeRunsOfService(namespace, service).values()) {
+      if (!isTerminalPhase(r.status?.phase) && r.status?.phase !== Phases.Running) this.enqueueRun(r);
     }
   }
 

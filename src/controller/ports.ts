@@ -47,6 +47,10 @@ export interface ClusterConnector {
 export interface ControllerCache {
   getRun(kind: Kind, namespace: string, name: string): AnyRun | undefined;
   listRuns(kind: Kind, namespace: string): readonly AnyRun[];
+  /** The runs (both kinds) that `requester` asked for (requesterOf), by uid: an index, not a scan. */
+  runsOfRequester(namespace: string, requester: string): ReadonlyMap<string, AnyRun>;
+  /** The CodeRuns of `service`, by uid: an index, not a scan. */
+  codeRunsOfService(namespace: string, service: string): ReadonlyMap<string, AnyRun>;
   /** The run's Jobs, in whichever cluster they are. */
   jobsOfRun(uid: string): V1Job[];
   /** The rest reads one cluster's cache: the run's execution cluster (HOME_CLUSTER = the controller's own). */

@@ -6,7 +6,17 @@
  */
 import { createHash } from "node:crypto";
 import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim } from "@kubernetes/client-node";
-import { Annotations, HOME_CLUSTER, Labels, RunReasons, bindRepository, isTerminalPhase, type AnyRun, type Kind } from "../api/index.js";
+import {
+  Annotations,
+  HOME_CLUSTER,
+  Labels,
+  RunReasons,
+  bindRepository,
+  isActive,
+  isTerminalPhase,
+  type AnyRun,
+  type Kind,
+} from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import {
   buildJob,
@@ -20,7 +30,7 @@ import {
   legacyWorkspacePvcName,
   workspacePvcName,
 } from "../manifests/index.js";
-import { activeRunsOf, authorizeRun, checkSpecSize, requesterOf, runRequestOf } from "../authz/authorize.js";
+import { authorizeRun, checkSpecSize, requesterOf, runRequestOf } from "../authz/authorize.js";
 import type { RunParameters } from "../api/runner-contract.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -130,6 +140,11 @@ export function attemptOf(job: V1Job): number {
 
 export function isFinished(job: V1Job): boolean {
   return Boolean(job.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True"));
+}
+
+/** Orders runs oldest first (creation time, then name): waiting runs start in this order. */
+function createdKey(r: AnyRun): string {
+  return `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
 }
 
 export function runKey(kind: Kind, namespace: string, name: string): string {
@@ -401,12 +416,14 @@ export class RunReconciler {
   private quotaWait(run: AnyRun, ns: string): string | undefined {
     const max = this.deps.config.authorization.quotas.maxActiveRuns;
     const requester = requesterOf(run);
-    const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
-    const mine = created(run);
-    const older = [...this.deps.cache.listRuns("CodeRun", ns), ...this.deps.cache.listRuns("DocsRun", ns)].filter(
-      (r) => r.metadata.uid !== run.metadata.uid && !r.metadata.deletionTimestamp && created(r) < mine,
-    );
-    const ahead = activeRunsOf(older, requester).length;
+    const uid = run.metadata.uid ?? "";
+    const theirs = this.deps.cache.runsOfRequester(ns, requester);
+    // Fewer other runs than the quota in all: none can be ahead (checked without a scan).
+    if (theirs.size - (theirs.has(uid) ? 1 : 0) < max) return undefined;
+    const mine = createdKey(run);
+    let ahead = 0;
+    for (const r of theirs.values())
+      if (r.metadata.uid !== uid && !r.metadata.deletionTimestamp && isActive(r) && createdKey(r) < mine) ahead++;
     if (ahead < max) return undefined;
     return `Waiting for the quota of requester ${requester}: authorization.quotas.maxActiveRuns allows ${max} unfinished run(s) and ${ahead} older ones have not finished. Cancel or wait for them, or raise the quota.`;
   }
@@ -426,7 +443,7 @@ export class RunReconciler {
       const b = bindRepository(r.spec.repositoryUrl, this.deps.config.github.url);
       return b.ok && b.repository.key === repositoryKey;
     };
-    const runs = this.deps.cache.listRuns("CodeRun", ns).filter((r) => sameWorkspace(r) && r.metadata.uid !== uid);
+    const runs = [...this.deps.cache.codeRunsOfService(ns, service).values()].filter((r) => sameWorkspace(r) && r.metadata.uid !== uid);
     const byUid = new Map(runs.map((r) => [r.metadata.uid ?? "", r]));
     for (const r of runs) {
       if (this.deps.cache.jobsOfRun(r.metadata.uid ?? "").some((j) => !isFinished(j))) holders.add(r.metadata.name ?? "");
@@ -437,13 +454,12 @@ export class RunReconciler {
       else if (exp.workspace === `${service}/${repositoryKey}` && exp.ns === ns && exp.runUid !== uid)
         holders.add(byUid.get(exp.runUid)?.metadata.name ?? exp.runUid);
     }
-    const created = (r: AnyRun) => `${r.metadata.creationTimestamp ?? ""}/${r.metadata.name ?? ""}`;
-    const mine = created(run);
+    const mine = createdKey(run);
     const olderWaiting = runs.filter((r) => {
       if (holders.has(r.metadata.name ?? "") || isTerminalPhase(r.status?.phase) || r.spec.cancel || r.metadata.deletionTimestamp)
         return false;
       if (r.status?.nextRetryTime) return false; // in retry backoff: not contending now
-      return created(r) < mine;
+      return createdKey(r) < mine;
     });
     if (holders.size + olderWaiting.length < limit) return undefined;
     const active = [...holders].sort().join(", ") || "none";

@@ -5,6 +5,7 @@
 import type { CoreV1Event, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { HOME_CLUSTER, Labels, type AnyRun, type Kind } from "../../src/api/index.js";
 import type { ClusterTarget, ControllerCache, ControllerKube } from "../../src/controller/ports.js";
+import { requesterOf } from "../../src/authz/authorize.js";
 
 export class FakeKube implements ControllerKube, ControllerCache {
   runs = new Map<string, AnyRun>();
@@ -37,6 +38,14 @@ export class FakeKube implements ControllerKube, ControllerCache {
   }
   listRuns(kind: Kind, ns: string) {
     return [...this.runs.values()].filter((r) => r.kind === kind && r.metadata.namespace === ns);
+  }
+  runsOfRequester(ns: string, requester: string) {
+    const all = [...this.listRuns("CodeRun", ns), ...this.listRuns("DocsRun", ns)];
+    return new Map(all.filter((r) => requesterOf(r) === requester).map((r) => [r.metadata.uid ?? "", r]));
+  }
+  codeRunsOfService(ns: string, service: string) {
+    const all = this.listRuns("CodeRun", ns).filter((r) => r.kind === "CodeRun" && r.spec.service === service);
+    return new Map(all.map((r) => [r.metadata.uid ?? "", r]));
   }
   jobsOfRun(uid: string) {
     return [...this.jobs.entries()]
