@@ -16,7 +16,7 @@ import type { PermissionChecker } from "../webhook/rules.js";
 import { API_DISABLED_MESSAGE, CSRF_MESSAGE, WWW_AUTHENTICATE, requestCredentials, type Authenticator } from "./auth.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import type { PlayStore, RunStore } from "../intake/store.js";
-import { sendProblem } from "../intake/problem.js";
+import { sendProblem, type ProblemType } from "../intake/problem.js";
 import { systemClock, type Clock } from "./ports.js";
 import type { RouteContext } from "./routes/context.js";
 import { registerPlayRoutes } from "./routes/plays.js";
@@ -78,13 +78,101 @@ function packageVersion(): string {
 /** Routes whose access log is at debug level: probes and scrapes would drown everything else. */
 const QUIET_ROUTES = new Set(["/health", "/ready", "/metrics"]);
 
+/** The access line and metrics of every request (one line instead of Fastify's two). */
+function observeResponses(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const labels = { method: req.method, route, status: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    const quiet = QUIET_ROUTES.has(route) || isWebhookRoute(route);
+    if (quiet && !(req.log as Logger).isLevelEnabled("debug")) return;
+    const line = {
+      method: req.method,
+      route,
+      url: req.url.split("?")[0],
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (quiet) req.log.debug(line, "Served request");
+    else req.log.info(line, "Served request");
+  });
+}
+
+/** The problem answering an error thrown by a route or by Fastify (body parsing, limits); `internal` ones are logged. */
+export function errorProblem(
+  err: FastifyError,
+  webhook: boolean,
+  requestId: string,
+): { problem: ProblemType; status: number; message: string; retryAfterSeconds?: number; internal?: true } {
+  const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+  if (err instanceof BodyError) return { problem: err.problem, status, message: err.message, retryAfterSeconds: err.retryAfterSeconds };
+  if (status === 413)
+    return {
+      problem: "tooLarge",
+      status,
+      message: `The request body is larger than the limit (${webhook ? "webhook.maxBodyBytes" : "api.maxBodyBytes"}).`,
+    };
+  if (status === 415)
+    return { problem: "unsupportedMediaType", status, message: `${err.message}. Send JSON with Content-Type: application/json.` };
+  if (status < 500)
+    return {
+      problem: "badRequest",
+      status,
+      message: `${err.message}. Send a JSON object with Content-Type: application/json; see /openapi.json.`,
+    };
+  return { problem: "internal", status: 500, message: `Internal error (request ${requestId}); see the orchestrator logs.`, internal: true };
+}
+
+function handleErrors(app: FastifyInstance, metrics: Metrics): void {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const webhook = isWebhookRoute(req.routeOptions.url);
+    const p = errorProblem(err, webhook, req.id);
+    if (webhook && p.status < 500) metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
+    if (p.retryAfterSeconds !== undefined) reply.header("retry-after", String(p.retryAfterSeconds));
+    if (p.internal) req.log.error({ err }, "Request failed");
+    return sendProblem(reply, p.problem, p.status, p.message);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`),
+  );
+}
+
+const AUTH_FAILURES: Record<number, ProblemType> = { 403: "forbidden", 503: "unavailable", 429: "tooManyRequests" };
+
+/** The REST API: authenticated before the body is even parsed. */
+function registerApi(app: FastifyInstance, deps: AppDeps, ctx: RouteContext): void {
+  app.register(async (api) => {
+    // JSON only: a text/plain body would otherwise reach the routes as a string.
+    api.removeContentTypeParser("text/plain");
+    api.addHook("onRequest", async (req, reply) => {
+      if (!deps.auth.enabled) return sendProblem(reply, "disabled", 503, API_DISABLED_MESSAGE);
+      const credentials = requestCredentials(req);
+      if (credentials.csrfRefused) return sendProblem(reply, "forbidden", 403, CSRF_MESSAGE);
+      const result = await deps.auth.authenticate(credentials.authorization);
+      if (!result.ok) {
+        if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
+        if (result.status === 503 || result.status === 429) reply.header("retry-after", "5");
+        return sendProblem(reply, AUTH_FAILURES[result.status] ?? "unauthorized", result.status, result.message);
+      }
+      req.principal = result.principal;
+      req.log = req.log.child({ principal: result.principal.name });
+    });
+    registerSubmitRoutes(api, ctx);
+    registerRunRoutes(api, ctx);
+    registerReadinessDetailRoute(api, deps.readiness);
+    registerPlayRoutes(api, ctx, deps.plays);
+    deps.routes?.api?.(api, app);
+  });
+}
+
 /** Builds the Fastify app (not listening). Throws WebhookConfigError for unusable webhook rules. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const clock = deps.clock ?? systemClock;
   const version = deps.version ?? packageVersion();
   const app = Fastify({
     loggerInstance: deps.logger,
-    // One access line per request from the onResponse hook below instead of Fastify's two.
+    // One access line per request from the onResponse hook instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.api.maxBodyBytes,
     genReqId: () => randomUUID(),
@@ -102,57 +190,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   if (!deps.auth.enabled) deps.logger.warn(API_DISABLED_MESSAGE);
   // The dashboard's session cookie is one way to send the API token (src/dashboard).
   app.register(fastifyCookie);
-
-  app.addHook("onResponse", async (req, reply) => {
-    const route = req.routeOptions.url ?? "unmatched";
-    const labels = { method: req.method, route, status: String(reply.statusCode) };
-    deps.metrics.httpRequests.inc(labels);
-    deps.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
-    const quiet = QUIET_ROUTES.has(route) || isWebhookRoute(route);
-    if (quiet && !(req.log as Logger).isLevelEnabled("debug")) return;
-    const line = {
-      method: req.method,
-      route,
-      url: req.url.split("?")[0],
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 10) / 10,
-    };
-    if (quiet) req.log.debug(line, "Served request");
-    else req.log.info(line, "Served request");
-  });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (isWebhookRoute(req.routeOptions.url) && status < 500)
-      deps.metrics.webhookDeliveries.inc({ event: "unverified", outcome: "rejected" });
-    if (err instanceof BodyError) {
-      if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
-      return sendProblem(reply, err.problem, status, err.message);
-    }
-    if (status === 413)
-      return sendProblem(
-        reply,
-        "tooLarge",
-        413,
-        `The request body is larger than the limit (${isWebhookRoute(req.routeOptions.url) ? "webhook.maxBodyBytes" : "api.maxBodyBytes"}).`,
-      );
-    if (status === 415)
-      return sendProblem(reply, "unsupportedMediaType", 415, `${err.message}. Send JSON with Content-Type: application/json.`);
-    if (status < 500)
-      return sendProblem(
-        reply,
-        "badRequest",
-        status,
-        `${err.message}. Send a JSON object with Content-Type: application/json; see /openapi.json.`,
-      );
-    req.log.error({ err }, "Request failed");
-    return sendProblem(reply, "internal", 500, `Internal error (request ${req.id}); see the orchestrator logs.`);
-  });
-
-  app.setNotFoundHandler((req, reply) =>
-    sendProblem(reply, "notFound", 404, `No route ${req.method} ${req.url.split("?")[0]}. The API is described at /openapi.json.`),
-  );
-
+  observeResponses(app, deps.metrics);
+  handleErrors(app, deps.metrics);
   registerSystemRoutes(app, {
     version,
     clock,
@@ -169,40 +208,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     deliveryEvents: deps.deliveryEvents,
     onRefusal: deps.onRefusal,
   });
-
-  // The REST API: authenticated before the body is even parsed.
-  app.register(async (api) => {
-    // JSON only: a text/plain body would otherwise reach the routes as a string.
-    api.removeContentTypeParser("text/plain");
-    api.addHook("onRequest", async (req, reply) => {
-      if (!deps.auth.enabled) return sendProblem(reply, "disabled", 503, API_DISABLED_MESSAGE);
-      const credentials = requestCredentials(req);
-      if (credentials.csrfRefused) return sendProblem(reply, "forbidden", 403, CSRF_MESSAGE);
-      const result = await deps.auth.authenticate(credentials.authorization);
-      if (!result.ok) {
-        if (result.status === 401) reply.header("www-authenticate", WWW_AUTHENTICATE);
-        if (result.status === 503 || result.status === 429) reply.header("retry-after", "5");
-        const kind =
-          result.status === 403
-            ? "forbidden"
-            : result.status === 503
-              ? "unavailable"
-              : result.status === 429
-                ? "tooManyRequests"
-                : "unauthorized";
-        return sendProblem(reply, kind, result.status, result.message);
-      }
-      req.principal = result.principal;
-      req.log = req.log.child({ principal: result.principal.name });
-    });
-    registerSubmitRoutes(api, ctx);
-    registerRunRoutes(api, ctx);
-    registerReadinessDetailRoute(api, deps.readiness);
-    registerPlayRoutes(api, ctx, deps.plays);
-    deps.routes?.api?.(api, app);
-  });
+  registerApi(app, deps, ctx);
   deps.routes?.public?.(app);
-
   return app;
 }
 

@@ -1,7 +1,8 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createAuthenticator, type TokenReviewer } from "../../src/http/app.js";
+import { createAuthenticator, errorProblem, type TokenReviewer } from "../../src/http/app.js";
+import { BodyError } from "../../src/webhook/body.js";
 import { codeRequestSchema, docsRequestSchema } from "../../src/http/schemas.js";
 import { API_TOKEN, authHeader, buildTestApp, testConfig, type TestApp } from "../support/webhook-fixtures.js";
 
@@ -295,5 +296,50 @@ describe("authentication", () => {
     expect(logs).not.toContain(API_TOKEN);
     expect(logs).not.toContain("wrong-token-value");
     expect(logs).not.toContain("hunter2-env");
+  });
+});
+
+describe("errorProblem", () => {
+  const err = (statusCode: number | undefined, message = "Bad thing") => Object.assign(new Error(message), { statusCode }) as never;
+  it.each([
+    {
+      name: "a body error keeps its problem and Retry-After",
+      e: new BodyError(503, "unavailable", "Busy", 5) as never,
+      webhook: true,
+      want: { problem: "unavailable", status: 503, message: "Busy", retryAfterSeconds: 5 },
+    },
+    {
+      name: "413 on the API names api.maxBodyBytes",
+      e: err(413),
+      webhook: false,
+      want: { problem: "tooLarge", status: 413, message: expect.stringContaining("(api.maxBodyBytes)") },
+    },
+    {
+      name: "413 on the webhook names webhook.maxBodyBytes",
+      e: err(413),
+      webhook: true,
+      want: { problem: "tooLarge", status: 413, message: expect.stringContaining("(webhook.maxBodyBytes)") },
+    },
+    {
+      name: "415 says what to send",
+      e: err(415, "Unsupported"),
+      webhook: false,
+      want: { problem: "unsupportedMediaType", status: 415, message: "Unsupported. Send JSON with Content-Type: application/json." },
+    },
+    {
+      name: "another 4xx is a bad request",
+      e: err(400, "Bad JSON"),
+      webhook: false,
+      want: { problem: "badRequest", status: 400, message: expect.stringMatching(/^Bad JSON\. Send a JSON object/) },
+    },
+    {
+      name: "no status is internal, logged",
+      e: err(undefined),
+      webhook: false,
+      want: { problem: "internal", status: 500, message: "Internal error (request r-1); see the orchestrator logs.", internal: true },
+    },
+    { name: "a 5xx is internal", e: err(502), webhook: true, want: { problem: "internal", status: 500, internal: true } },
+  ])("$name", ({ e, webhook, want }) => {
+    expect(errorProblem(e, webhook, "r-1")).toMatchObject(want);
   });
 });
