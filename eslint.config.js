@@ -35,7 +35,6 @@ export default tseslint.config(
     // src/controlplane is maintained separately (generateCerts).
     files: [
       "src/cmd/main.ts",
-      "src/http/routes/runs.ts",
       "src/runner/run.ts",
       "src/controlplane/certs.ts",
     ],

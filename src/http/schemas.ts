@@ -138,6 +138,7 @@ export const retryRequestSchema = z
       .describe("Replaces the run's promptModification for the new attempt (CodeRun only)."),
   })
   .describe("Retry of a finished run.");
+export type RetryRequest = z.infer<typeof retryRequestSchema>;
 
 /** Accepted spellings of a kind in paths and queries. */
 export const kindParam = z.string().transform((k, ctx) => {

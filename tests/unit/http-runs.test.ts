@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CodeRun, DocsRun } from "../../src/api/types.js";
 import { RunStoreError } from "../../src/intake/store.js";
 import { authHeader, buildTestApp, type TestApp } from "../support/webhook-fixtures.js";
+import { logsProblem, retryVersion } from "../../src/http/routes/runs.js";
 
 let t: TestApp;
 afterEach(async () => {
@@ -274,5 +275,43 @@ describe("unknown routes", () => {
     expect(res.statusCode).toBe(404);
     expect(res.headers["content-type"]).toMatch(/problem\+json/);
     expect(res.json()).toMatchObject({ success: false, status: 404, instance: "/nope" });
+  });
+});
+
+describe("retryVersion", () => {
+  const run = (name: string, contextVersion: number | undefined, phase?: string) =>
+    ({ kind: "CodeRun", metadata: { name }, spec: { contextVersion }, status: phase ? { phase } : undefined }) as unknown as CodeRun;
+  it.each([
+    { name: "alone: the next version", source: run("a", 2, "Failed"), siblings: [run("a", 2, "Failed")], want: { contextVersion: 3 } },
+    { name: "no version is 1", source: run("a", undefined, "Failed"), siblings: [], want: { contextVersion: 2 } },
+    {
+      name: "after every sibling, not just the source",
+      source: run("a", 1, "Failed"),
+      siblings: [run("a", 1, "Failed"), run("b", 4, "Succeeded"), run("c", 2, "Cancelled")],
+      want: { contextVersion: 5 },
+    },
+  ])("$name", ({ source, siblings, want }) => {
+    expect(retryVersion(source, siblings)).toEqual(want);
+  });
+  it("an active sibling blocks the retry", () => {
+    const active = run("b", 2, "Running");
+    expect(retryVersion(run("a", 1, "Failed"), [run("a", 1, "Failed"), active])).toEqual({ active });
+  });
+});
+
+describe("logsProblem", () => {
+  it.each([
+    { reason: "NotFound", message: "no pod", want: { problem: "notFound", status: 404 } },
+    { reason: "NotReady", message: "waiting", want: { problem: "notReady", status: 409 } },
+    { reason: "Unavailable", message: "HTTP 502: bad gateway", want: { problem: "logsUnavailable", status: 502 } },
+  ] as const)("$reason", ({ reason, message, want }) => {
+    expect(logsProblem(new RunStoreError(reason, message), "job-1", "CodeRun x")).toMatchObject({
+      ...want,
+      message: expect.stringContaining("job-1"),
+    });
+  });
+  it("leaves the rest to the store's error mapping", () => {
+    expect(logsProblem(new RunStoreError("Unavailable", "connect ECONNREFUSED"), "job-1", "CodeRun x")).toBeUndefined();
+    expect(logsProblem(new Error("boom"), "job-1", "CodeRun x")).toBeUndefined();
   });
 });
