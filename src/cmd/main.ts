@@ -28,8 +28,8 @@ import { createTaskReporter } from "../reporter/play-reporter.js";
 import { PlayController } from "../play/controller.js";
 import { PLAY_DELIVERY_EVENTS } from "../play/deliveries.js";
 import { createPlayKube } from "../kube/play-kube.js";
-import { createInformerSource } from "../kube/informer.js";
 import { createClusterConnector } from "../kube/clusters.js";
+import { createInformerSource } from "../kube/informer.js";
 import { createLeaseClient } from "../kube/lease.js";
 import { statusCode } from "../kube/errors.js";
 import { LeaderElector } from "../controller/leader.js";
@@ -125,14 +125,10 @@ function withMcp(routes: NonNullable<AppDeps["routes"]>): NonNullable<AppDeps["r
   };
 }
 
-async function main(): Promise<void> {
-  const env = process.env;
-  // Readable lines for a person at a terminal, JSON for log collectors (LOG_FORMAT=json|pretty overrides).
-  const pretty = env.LOG_FORMAT ? env.LOG_FORMAT === "pretty" : process.stdout.isTTY === true;
-  const logger = createLogger({ level: env.LOG_LEVEL ?? "info", pretty });
-  let config: Config;
+/** The config, or exit 2 with its actionable message. */
+function configOrExit(env: NodeJS.ProcessEnv, logger: Logger): Config {
   try {
-    config = readConfig(env);
+    return readConfig(env);
   } catch (e) {
     if (e instanceof ConfigError) {
       logger.fatal(e.message);
@@ -140,8 +136,18 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+}
 
-  const stops: Array<() => Promise<void>> = [];
+interface Connection {
+  config: Config;
+  kc: ReturnType<typeof loadKubeConfig>;
+  clients: ReturnType<typeof makeClients>;
+  /** Set when this process started a local development cluster. */
+  kubeconfigPath: string | undefined;
+}
+
+/** The Kubernetes clients; without any Kubernetes context, a local development cluster first. */
+async function connect(env: NodeJS.ProcessEnv, config: Config, logger: Logger, stops: Array<() => Promise<void>>): Promise<Connection> {
   let kubeconfigPath: string | undefined;
   if (!hasKubeAccess(env)) {
     logger.warn("No Kubernetes context configured: starting a local development cluster.");
@@ -157,13 +163,24 @@ async function main(): Promise<void> {
     await clients.core.createNamespace({ body: { metadata: { name: config.namespace } } }).catch(() => undefined);
     await ensureLocalSecrets(kc, config, config.githubUser, logger);
   }
-  const metrics = createMetrics({ defaultMetrics: true });
+  return { config, kc, clients, kubeconfigPath };
+}
+
+interface Controllers {
+  manager: Manager;
+  controller: Controller | undefined;
+  plays: PlayController | undefined;
+  runReporter: RunReporter | undefined;
+}
+
+/** The manager and the controllers that register with it (none when controller.enabled is false). */
+function buildControllers(conn: Connection, logger: Logger, metrics: Metrics): Controllers {
+  const { config, kc, clients } = conn;
   // One client-side limit for the whole process (client-go: one per rest.Config).
   const limiter = new TokenBucket(config.controller.qps, config.controller.burst);
-  const kube = createControllerKube(clients, limiter);
+  const enabled = config.controller.enabled;
   // One manager: shared informers, and queues, workers and health for every controller.
-  const election =
-    config.controller.enabled && config.controller.leaderElection.enabled ? leaderElector(config, kc, logger, metrics) : undefined;
+  const election = enabled && config.controller.leaderElection.enabled ? leaderElector(config, kc, logger, metrics) : undefined;
   const manager = new Manager({
     source: createInformerSource(clients, logger),
     namespace: config.namespace,
@@ -171,7 +188,8 @@ async function main(): Promise<void> {
     metrics,
     ...(election ? { election } : {}),
   });
-  const controller = config.controller.enabled
+  const kube = createControllerKube(clients, limiter);
+  const controller = enabled
     ? new Controller({
         manager,
         kube,
@@ -184,55 +202,67 @@ async function main(): Promise<void> {
       })
     : undefined;
   // Plays: stage CodeRuns driven by GitHub's state of each task's PR (docs/play.md).
-  const playGitHub = createPlayGitHub({
+  const github = createPlayGitHub({
     apiUrl: config.github.apiUrl,
     auth: { token: config.githubToken || undefined, app: config.githubApp },
     log: logger.child({ component: "github" }),
   });
   const plays =
-    config.controller.enabled && config.play.enabled
+    enabled && config.play.enabled
       ? new PlayController({
           manager,
           kube: createPlayKube(clients, limiter),
-          github: playGitHub,
-          reporter: createTaskReporter(playGitHub),
+          github,
+          reporter: createTaskReporter(github),
           config,
           logger,
           metrics,
         })
       : undefined;
   // Replies on GitHub for webhook-started runs and refused deliveries (needs credentials to write).
-  const hasGitHubCredentials = Boolean(config.githubToken || config.githubApp);
-  const runReporter =
-    config.controller.enabled && config.github.replies && hasGitHubCredentials
-      ? new RunReporter({ manager, kube: createRunReporterKube(clients), github: playGitHub, config, logger })
-      : undefined;
-  if (config.github.replies && !hasGitHubCredentials)
+  const replies = enabled && config.github.replies && hasGitHubCredentials(config);
+  const runReporter = replies ? new RunReporter({ manager, kube: createRunReporterKube(clients), github, config, logger }) : undefined;
+  warnWithoutGitHubCredentials(config, plays !== undefined, logger);
+  return { manager, controller, plays, runReporter };
+}
+
+function hasGitHubCredentials(config: Config): boolean {
+  return Boolean(config.githubToken || config.githubApp);
+}
+
+function warnWithoutGitHubCredentials(config: Config, plays: boolean, logger: Logger): void {
+  if (hasGitHubCredentials(config)) return;
+  if (config.github.replies)
     logger.warn(
       "No GitHub credentials: webhook-started runs get no reaction, tracking comment or check run; set GITHUB_TOKEN or a GitHub App (or github.replies: false)",
     );
-  if (plays && !config.githubToken && !config.githubApp) {
+  if (plays)
     logger.warn(
       "Plays read and report on GitHub, but no credentials are set: set GITHUB_TOKEN (Helm: secrets.githubToken) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; calls are unauthenticated until then",
     );
-  }
+}
 
-  const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
-  // On the local development control plane, a throwaway API token when none is configured, so
-  // the REST API works out of the box there (never in a real cluster).
-  let tokens = config.apiTokens;
-  if (kubeconfigPath && tokens.length === 0) {
-    tokens = [randomBytes(16).toString("hex")];
-    // Written to a 0600 file next to the kubeconfig, never logged.
-    const tokenFile = join(dirname(kubeconfigPath), "api-token");
-    writeFileSync(tokenFile, `${tokens[0]}\n`, { mode: 0o600 });
-    logger.warn(
-      { tokenFile },
-      'Local development: generated a REST API token (set ORCHESTRATOR_API_TOKENS to choose one); use: curl -H "Authorization: Bearer $(cat <tokenFile>)"',
-    );
-  }
-  const auth = createAuthenticator({
-    tokens,
+/**
+ * The REST API's tokens. On the local development control plane, a throwaway one when none is
+ * configured, so the REST API works out of the box there (never in a real cluster).
+ */
+function apiTokens(config: Config, kubeconfigPath: string | undefined, logger: Logger): string[] {
+  if (!kubeconfigPath || config.apiTokens.length > 0) return [...config.apiTokens];
+  const token = randomBytes(16).toString("hex");
+  // Written to a 0600 file next to the kubeconfig, never logged.
+  const tokenFile = join(dirname(kubeconfigPath), "api-token");
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  logger.warn(
+    { tokenFile },
+    'Local development: generated a REST API token (set ORCHESTRATOR_API_TOKENS to choose one); use: curl -H "Authorization: Bearer $(cat <tokenFile>)"',
+  );
+  return [token];
+}
+
+function authenticator(conn: Connection, logger: Logger): ReturnType<typeof createAuthenticator> {
+  const { config, kc } = conn;
+  return createAuthenticator({
+    tokens: apiTokens(config, conn.kubeconfigPath, logger),
     ...(config.api.tokenReview
       ? {
           tokenReview: {
@@ -244,29 +274,41 @@ async function main(): Promise<void> {
         }
       : {}),
   });
-  const app = buildApp({
+}
+
+/** Readiness: the manager's checks (informers synced) and the API server answering. */
+function readiness(conn: Connection, c: Controllers): AppDeps["readiness"] {
+  return async () => {
+    const checks: Record<string, boolean | string> = c.controller ? c.manager.readinessDetail() : { controller: "disabled" };
+    let apiServer: boolean | string = true;
+    try {
+      await conn.clients.core.getAPIResources();
+    } catch (e) {
+      apiServer = (e as Error).message;
+    }
+    checks.apiServer = apiServer;
+    return { ready: apiServer === true && (!c.controller || c.manager.isReady()), checks };
+  };
+}
+
+/** The HTTP service: REST intake, webhooks, dashboard, MCP, health and metrics. */
+function buildHttp(conn: Connection, c: Controllers, logger: Logger, metrics: Metrics, stops: Array<() => Promise<void>>) {
+  const { config, kc, clients } = conn;
+  const runs = createKubeRunStore({ kubeConfig: kc, namespace: config.namespace });
+  const auth = authenticator(conn, logger);
+  return buildApp({
     config,
     runs,
-    ...(plays ? { plays: createKubePlayStore({ kubeConfig: kc, namespace: config.namespace }) } : {}),
+    ...(c.plays ? { plays: createKubePlayStore({ kubeConfig: kc, namespace: config.namespace }) } : {}),
     auth,
     metrics,
     logger,
-    readiness: async () => {
-      const checks: Record<string, boolean | string> = controller ? manager.readinessDetail() : { controller: "disabled" };
-      let apiServer: boolean | string = true;
-      try {
-        await clients.core.getAPIResources();
-      } catch (e) {
-        apiServer = (e as Error).message;
-      }
-      checks.apiServer = apiServer;
-      return { ready: apiServer === true && (!controller || manager.isReady()), checks };
-    },
-    ...(runReporter ? { onRefusal: runReporter.enqueueRefusal } : {}),
-    ...(plays ? { onDelivery: plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
+    readiness: readiness(conn, c),
+    ...(c.runReporter ? { onRefusal: c.runReporter.enqueueRefusal } : {}),
+    ...(c.plays ? { onDelivery: c.plays.enqueueForDelivery, deliveryEvents: PLAY_DELIVERY_EVENTS } : {}),
     routes: withMcp(
       dashboardRoutes({
-        feed: dashboardFeed(manager, controller, plays, stops),
+        feed: dashboardFeed(c.manager, c.controller, c.plays, stops),
         kube: createDashboardKube(clients, config.namespace),
         runs,
         auth,
@@ -277,28 +319,23 @@ async function main(): Promise<void> {
       }),
     ),
   });
-  await app.listen({ host: config.server.host, port: config.server.port });
-  logger.info({ address: app.server.address() }, "Listening");
-  stops.unshift(() => app.close());
+}
 
+/** Starts the controllers; exits when their workers die, and stops everything on SIGTERM/SIGINT. */
+async function run(c: Controllers, logger: Logger, stops: Array<() => Promise<void>>): Promise<void> {
   // Set once SIGTERM/SIGINT arrived: a manager that is stopping is not a dead one.
   let stopping = false;
-  if (controller) {
-    stops.unshift(async () => {
-      controller.stopClusters();
-      await manager.stop();
-    });
-    await manager.start();
-    controller.startClusters();
+  if (c.controller) {
+    stops.unshift(() => c.manager.stop());
+    await c.manager.start();
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
-      if (!stopping && !manager.isAlive()) {
+      if (!stopping && !c.manager.isAlive()) {
         logger.fatal("Controller workers stopped; exiting so the pod restarts");
         process.exit(1);
       }
     }, 5000).unref();
   }
-
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -310,6 +347,22 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  // Readable lines for a person at a terminal, JSON for log collectors (LOG_FORMAT=json|pretty overrides).
+  const pretty = env.LOG_FORMAT ? env.LOG_FORMAT === "pretty" : process.stdout.isTTY === true;
+  const logger = createLogger({ level: env.LOG_LEVEL ?? "info", pretty });
+  const stops: Array<() => Promise<void>> = [];
+  const conn = await connect(env, configOrExit(env, logger), logger, stops);
+  const metrics = createMetrics({ defaultMetrics: true });
+  const controllers = buildControllers(conn, logger, metrics);
+  const app = buildHttp(conn, controllers, logger, metrics, stops);
+  await app.listen({ host: conn.config.server.host, port: conn.config.server.port });
+  logger.info({ address: app.server.address() }, "Listening");
+  stops.unshift(() => app.close());
+  await run(controllers, logger, stops);
 }
 
 main().catch((e) => {
