@@ -28,8 +28,11 @@ import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, w
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,500,1000").split(",").map(Number);
-/** Concurrent writers of the ceiling; the best of them is the API server's limit. */
-const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128").split(",").map(Number);
+/** Concurrent writers of the ceiling; the best of them is the API server's limit. "0": no ceiling (profiling the controller alone). */
+const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128")
+  .split(",")
+  .map(Number)
+  .filter((c) => c > 0);
 const CREATE_CONCURRENCY = 16;
 /** Node flags of the controller process; the images set the same (see images/controller.yaml). */
 const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=1 --max-old-space-size=160").split(" ").filter(Boolean);
@@ -334,6 +337,7 @@ async function controller(
 /** The best ceiling over the writer concurrencies, each in its own namespace. */
 async function bestCeiling(kc: KubeConfig, n: number): Promise<Result & { concurrency: number }> {
   let best: (Result & { concurrency: number }) | undefined;
+  if (CEILING_CONCURRENCY.length === 0) return { runsPerSec: NaN, seconds: NaN, p50: NaN, p99: NaN, concurrency: 0 };
   for (const c of CEILING_CONCURRENCY) {
     const r = await ceiling(kc, `bench-ceiling-${n}-c${c}`, n, c);
     console.log(`ceiling N=${n}, ${c} writers: ${r.runsPerSec.toFixed(1)} runs/s`);
