@@ -225,12 +225,20 @@ export const fileConfigSchema = z.strictObject({
   controller: z
     .strictObject({
       enabled: z.boolean().default(true),
-      /** Reconciles running at once (different keys). */
-      workers: z.number().int().min(1).max(64).default(8),
+      /**
+       * Reconciles running at once (different keys). A reconcile mostly waits on the API server,
+       * so this is how many requests can be in flight: enough that the API server, not the
+       * workers, bounds a burst (docs/controller.md#throughput-defaults).
+       */
+      workers: z.number().int().min(1).max(64).default(32),
       resyncSeconds: z.number().int().min(10).default(300),
-      /** Client-side rate limit to the API server (like client-go's QPS/Burst). */
-      qps: z.number().min(1).default(50),
-      burst: z.number().int().min(1).default(100),
+      /**
+       * Client-side rate limit to the API server (like client-go's QPS/Burst): a guard against a
+       * runaway loop, set above what one API server sustains for the controller's writes. The API
+       * server's Priority and Fairness protects it from overload, as controller-runtime relies on.
+       */
+      qps: z.number().min(1).default(200),
+      burst: z.number().int().min(1).default(400),
       leaderElection: leaderElectionSchema,
       clusters: clustersSchema,
     })

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { parse as parseYaml } from "yaml";
 import { fileConfigSchema } from "../../src/config/schema.js";
 
 const CHART = path.resolve(import.meta.dirname, "../../infra/charts/orchestrator");
@@ -139,6 +140,13 @@ const CHART_PATTERN_ONLY = new Set(["agent.anthropicBaseUrl", "github.apiUrl"]);
 describe("config drift: zod schema ↔ templates/configmap.yaml ↔ values.schema.json", () => {
   it("reads the template (sanity: the parser sees the sections it must)", () => {
     expect(written.map((w) => w.path)).toEqual(expect.arrayContaining(["controller.qps", "play.workers", "webhook.defaults"]));
+  });
+
+  it("the chart's controller settings are the controller's defaults (bench:controller measures those)", () => {
+    const values = parseYaml(fs.readFileSync(path.join(CHART, "values.yaml"), "utf8")) as { controller: Record<string, unknown> };
+    const defaults = fileConfigSchema.parse({}).controller;
+    for (const key of ["workers", "resyncSeconds", "qps", "burst"] as const)
+      expect([key, values.controller[key]]).toEqual([key, defaults[key]]);
   });
 
   it("the chart writes every config key, or a whole object or list that holds it", () => {
