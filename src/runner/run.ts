@@ -266,7 +266,6 @@ function checkAborted(signal: AbortSignal | undefined): void {
     );
 }
 
-/** Runs one attempt and returns its result (never throws). */
 /** The channel's git: its own HOME and config, the run's credentials for the origin only, hardened. */
 function createRunGit(c: {
   env: RunnerEnv;
@@ -335,6 +334,173 @@ async function checkRemotes(c: {
   if (docsReach && !docsReach.ok) throw unreachable(c.params.docsRepositoryUrl!, docsReach.error, "docs repository");
 }
 
+/** The run's parameters from its ConfigMap (run.json). */
+function readRunParameters(layout: Layout): RunParameters {
+  const runJson = layout.taskFile(TaskFileKeys.runJson);
+  let runText: string;
+  try {
+    runText = fs.readFileSync(runJson, "utf8");
+  } catch {
+    throw new RunnerError(Reasons.AgentFilesInvalid, `${runJson} is missing: the run's ConfigMap is not mounted at ${layout.taskFiles}.`);
+  }
+  return parseRunParameters(runText, runJson);
+}
+
+/** What a run holds until it ends: released in runAgent's finally, whatever happened. */
+interface RunResources {
+  credentials?: Credentials;
+  /** The runner's own directory for commands outside the clone. */
+  outside?: string;
+}
+
+/** The run's remotes, checked reachable: its credentials, git, GitHub client and repository URLs. */
+interface Connected {
+  target: BoundRepository;
+  credentials: Credentials;
+  github: GitHubPort;
+  git: Git;
+  outside: string;
+  remoteUrl: string;
+  /** The docs repository's URL (null without one), and whether it is the target itself. */
+  docsRemoteUrl: string | null;
+  docsIsTarget: boolean;
+}
+
+/** Credentials, git and GitHub for the run's repositories, and every remote checked reachable. */
+async function connect(
+  c: { env: RunnerEnv; options: RunnerOptions; layout: Layout; params: RunParameters; redactor: Redactor; log: Logger },
+  held: RunResources,
+): Promise<Connected> {
+  const { env, options, layout, params, redactor, log } = c;
+  const { target, docs } = bindRunRepositories(params);
+  checkAborted(options.signal);
+  fs.mkdirSync(layout.workspace, { recursive: true });
+  adoptLegacyHome(legacyHome(layout, params), layout.home, log);
+  const credentials = await resolveCredentials({
+    params,
+    layout,
+    githubToken: env.githubToken,
+    target,
+    ...(docs && docs.key !== target.key ? { docs } : {}),
+    redactor,
+    log,
+  });
+  held.credentials = credentials;
+  writeGitConfig(layout.home, credentials.author);
+  const github = options.github
+    ? options.github({ params, target, credentials, log })
+    : createGitHubClient({ baseUrl: params.githubApiUrl, owner: target.owner, repo: target.repo, token: credentials.apiToken, log });
+  // Commands outside the clone run in a directory of the runner's own, never in the workspace,
+  // where an agent could have left a .git whose config git would read; the ceiling stops git
+  // from looking for one above it.
+  const outside = (held.outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-")));
+  const remoteUrl = credentials.remoteUrl(target);
+  const git = createRunGit({ env, layout, credentials, redactor, log, outside, remoteUrl });
+  const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
+  const docsIsTarget = docs?.key === target.key;
+  await checkRemotes({ github, git, params, remoteUrl, docsRemoteUrl: docsIsTarget ? null : docsRemoteUrl, outside, log });
+  log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
+  checkAborted(options.signal);
+  return { target, credentials, github, git, outside, remoteUrl, docsRemoteUrl, docsIsTarget };
+}
+
+/** Clones or updates the workspace, brings the task documents and the agent's files; returns the working directory and prompt. */
+async function prepareWorkspace(
+  c: Connected,
+  p: { layout: Layout; params: RunParameters; files: ReturnType<typeof readAgentFiles>; log: Logger },
+): Promise<{ workDir: string; prompt: string }> {
+  const { layout, params, files, log } = p;
+  const { git } = c;
+  // A docs repository of its own is read while the workspace is prepared.
+  const docsOptions = { git, params, repoDir: layout.repo, docsRemoteUrl: c.docsRemoteUrl!, docsIsTarget: c.docsIsTarget, log };
+  const docsRead = params.kind === "code" && !c.docsIsTarget ? readTaskDocs(docsOptions) : undefined;
+  docsRead?.catch(() => undefined); // awaited below; a failure of the preparation comes first
+  const excludes = computeExcludes(params.workingDirectory);
+  await prepareRepository({
+    git,
+    params,
+    repoDir: layout.repo,
+    remoteUrl: c.remoteUrl,
+    author: c.credentials.author,
+    excludes: excludes.infoExclude,
+    commitExcludes: excludes.commitExcludes,
+    scratchDir: c.outside,
+    log,
+  });
+  const workDir = path.join(layout.repo, params.workingDirectory);
+  fs.mkdirSync(workDir, { recursive: true });
+  let prompt: string;
+  if (params.kind === "code") {
+    const taskDocs = await (docsRead ?? readTaskDocs(docsOptions));
+    writeTaskDocs(workDir, taskDocs);
+    prompt = taskDocs["prompt.md"]!;
+  } else {
+    const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");
+    if (!fs.existsSync(tasksJson)) {
+      throw new RunnerError(
+        Reasons.TaskDocsMissing,
+        `${path.posix.join(params.workingDirectory, ".taskmaster/tasks/tasks.json")} does not exist on ${params.baseBranch} of ${redactUrl(params.repositoryUrl)}. Run Task Master there first, or check workingDirectory and sourceBranch.`,
+      );
+    }
+    prompt = files.docsPrompt!;
+  }
+  await installAgentFiles({ files, workDir, repoDir: layout.repo, overwriteMemory: params.overwriteMemory, git, log });
+  return { workDir, prompt };
+}
+
+/** The agent's task, once the time budget still allows starting it. */
+function agentTask(
+  params: RunParameters,
+  w: { workDir: string; prompt: string; home: string; files: ReturnType<typeof readAgentFiles> },
+  startedAt: number,
+): AgentTask {
+  const deadline = startedAt + params.timeBudgetSeconds * 1000;
+  if (deadline <= Date.now())
+    throw new RunnerError(
+      Reasons.BudgetExceeded,
+      `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`,
+    );
+  return {
+    runName: params.runName,
+    attempt: params.attempt,
+    prompt: w.prompt,
+    model: params.model,
+    maxTurns: params.maxTurns,
+    continueSession: params.continueSession,
+    workDir: w.workDir,
+    home: w.home,
+    systemPrompt: w.files.systemPrompt,
+    settingsPath: w.files.settingsPath,
+    deadline,
+  };
+}
+
+/** The result of a run that failed: the error's reason and redacted message, and what the run got done. */
+function failedResult(err: unknown, redactor: Redactor, state: RunState, log: Logger): AgentResult {
+  const runnerError =
+    err instanceof RunnerError
+      ? err
+      : new RunnerError(Reasons.InternalError, `Unexpected runner failure: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  const message = redactor.scrub(runnerError.message);
+  log.error(
+    {
+      reason: runnerError.reason,
+      err: message,
+      ...(runnerError.reason === Reasons.InternalError ? { stack: redactor.scrub((err as Error)?.stack ?? "") } : {}),
+    },
+    "Run failed",
+  );
+  return {
+    outcome: "failed",
+    reason: runnerError.reason,
+    message,
+    ...(state.branch ? { branch: state.branch } : {}),
+    ...(state.commit ? { commit: state.commit } : {}),
+    ...usage(state),
+  };
+}
+
+/** Runs one attempt and returns its result (never throws). */
 export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<AgentResult> {
   const startedAt = options.startedAt ?? Date.now();
   const redactor = new Redactor();
@@ -343,18 +509,10 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
   const baseLog = options.log ?? createLogger({ level: env.logLevel, name: "agent-runner" });
   const layout = buildLayout(env.agentRoot);
   const state: RunState = {};
+  const held: RunResources = {};
   let log = baseLog;
-  let credentials: Credentials | undefined;
-  let outside: string | undefined;
   try {
-    const runJson = layout.taskFile(TaskFileKeys.runJson);
-    let runText: string;
-    try {
-      runText = fs.readFileSync(runJson, "utf8");
-    } catch {
-      throw new RunnerError(Reasons.AgentFilesInvalid, `${runJson} is missing: the run's ConfigMap is not mounted at ${layout.taskFiles}.`);
-    }
-    const params = parseRunParameters(runText, runJson);
+    const params = readRunParameters(layout);
     state.params = params;
     state.branch = params.branch;
     log = baseLog.child({ run: params.runName, namespace: params.namespace, attempt: params.attempt, kind: params.kind });
@@ -368,124 +526,21 @@ export async function runAgent(env: RunnerEnv, options: RunnerOptions): Promise<
       },
       "Started agent runner",
     );
-
     const files = readAgentFiles(layout, params.kind);
-    const { target, docs } = bindRunRepositories(params);
+    const c = await connect({ env, options, layout, params, redactor, log }, held);
+    const w = await prepareWorkspace(c, { layout, params, files, log });
     checkAborted(options.signal);
-
-    fs.mkdirSync(layout.workspace, { recursive: true });
-    adoptLegacyHome(legacyHome(layout, params), layout.home, log);
-    credentials = await resolveCredentials({
-      params,
-      layout,
-      githubToken: env.githubToken,
-      target,
-      ...(docs && docs.key !== target.key ? { docs } : {}),
-      redactor,
-      log,
-    });
-    writeGitConfig(layout.home, credentials.author);
-    const github = options.github
-      ? options.github({ params, target, credentials, log })
-      : createGitHubClient({ baseUrl: params.githubApiUrl, owner: target.owner, repo: target.repo, token: credentials.apiToken, log });
-
-    // Commands outside the clone run in a directory of the runner's own, never in the workspace,
-    // where an agent could have left a .git whose config git would read; the ceiling stops git
-    // from looking for one above it.
-    outside = fs.mkdtempSync(path.join(os.tmpdir(), "runner-git-"));
-    const remoteUrl = credentials.remoteUrl(target);
-    const git = createRunGit({ env, layout, credentials, redactor, log, outside, remoteUrl });
-    const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
-    const docsIsTarget = docs?.key === target.key;
-    await checkRemotes({ github, git, params, remoteUrl, docsRemoteUrl: docsIsTarget ? null : docsRemoteUrl, outside, log });
-    log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
-    checkAborted(options.signal);
-
-    // A docs repository of its own is read while the workspace is prepared.
-    const docsOptions = { git, params, repoDir: layout.repo, docsRemoteUrl: docsRemoteUrl!, docsIsTarget, log };
-    const docsRead = params.kind === "code" && !docsIsTarget ? readTaskDocs(docsOptions) : undefined;
-    docsRead?.catch(() => undefined); // awaited below; a failure of the preparation comes first
-    const excludes = computeExcludes(params.workingDirectory);
-    await prepareRepository({
-      git,
-      params,
-      repoDir: layout.repo,
-      remoteUrl,
-      author: credentials.author,
-      excludes: excludes.infoExclude,
-      commitExcludes: excludes.commitExcludes,
-      scratchDir: outside,
-      log,
-    });
-    const workDir = path.join(layout.repo, params.workingDirectory);
-    fs.mkdirSync(workDir, { recursive: true });
-
-    let prompt: string;
-    if (params.kind === "code") {
-      const taskDocs = await (docsRead ?? readTaskDocs(docsOptions));
-      writeTaskDocs(workDir, taskDocs);
-      prompt = taskDocs["prompt.md"]!;
-    } else {
-      const tasksJson = path.join(workDir, ".taskmaster", "tasks", "tasks.json");
-      if (!fs.existsSync(tasksJson)) {
-        throw new RunnerError(
-          Reasons.TaskDocsMissing,
-          `${path.posix.join(params.workingDirectory, ".taskmaster/tasks/tasks.json")} does not exist on ${params.baseBranch} of ${redactUrl(params.repositoryUrl)}. Run Task Master there first, or check workingDirectory and sourceBranch.`,
-        );
-      }
-      prompt = files.docsPrompt!;
-    }
-    await installAgentFiles({ files, workDir, repoDir: layout.repo, overwriteMemory: params.overwriteMemory, git, log });
-    checkAborted(options.signal);
-
-    state.channel = openChannel({ env, params, target, github, handlers: options.handlers, log });
-    const deadline = startedAt + params.timeBudgetSeconds * 1000;
-    if (deadline <= Date.now())
-      throw new RunnerError(
-        Reasons.BudgetExceeded,
-        `The ${params.timeBudgetSeconds}s budget was used up preparing the workspace; Claude was not started.`,
-      );
-    const task: AgentTask = {
-      runName: params.runName,
-      attempt: params.attempt,
-      prompt,
-      model: params.model,
-      maxTurns: params.maxTurns,
-      continueSession: params.continueSession,
-      workDir,
-      home: layout.home,
-      systemPrompt: files.systemPrompt,
-      settingsPath: files.settingsPath,
-      deadline,
-    };
+    state.channel = openChannel({ env, params, target: c.target, github: c.github, handlers: options.handlers, log });
+    const task = agentTask(params, { ...w, home: layout.home, files }, startedAt);
     const claude = await options.agentStep(task, state.channel);
     state.claude = claude;
-    return await deliver({ git, github, params, layout, workDir, credentials, claude, state, log });
+    const { git, github, credentials } = c;
+    return await deliver({ git, github, params, layout, workDir: w.workDir, credentials, claude, state, log });
   } catch (err) {
-    const runnerError =
-      err instanceof RunnerError
-        ? err
-        : new RunnerError(Reasons.InternalError, `Unexpected runner failure: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    const message = redactor.scrub(runnerError.message);
-    log.error(
-      {
-        reason: runnerError.reason,
-        err: message,
-        ...(runnerError.reason === Reasons.InternalError ? { stack: redactor.scrub((err as Error)?.stack ?? "") } : {}),
-      },
-      "Run failed",
-    );
-    return {
-      outcome: "failed",
-      reason: runnerError.reason,
-      message,
-      ...(state.branch ? { branch: state.branch } : {}),
-      ...(state.commit ? { commit: state.commit } : {}),
-      ...usage(state),
-    };
+    return failedResult(err, redactor, state, log);
   } finally {
-    credentials?.dispose();
-    if (outside) fs.rmSync(outside, { recursive: true, force: true });
+    held.credentials?.dispose();
+    if (held.outside) fs.rmSync(held.outside, { recursive: true, force: true });
   }
 }
 
@@ -497,7 +552,7 @@ const STOPPED: Record<Exclude<ClaudeOutcome["status"], "completed">, { outcome: 
   failed: { outcome: "failed", reason: Reasons.AgentFailed, what: "failed" },
 };
 
-async function deliver(d: {
+interface Delivery {
   git: Git;
   github: GitHubPort;
   params: RunParameters;
@@ -507,77 +562,99 @@ async function deliver(d: {
   claude: ClaudeOutcome;
   state: RunState;
   log: Logger;
-}): Promise<AgentResult> {
-  const { git, github, params, layout, workDir, credentials, claude, state, log } = d;
-  const repoDir = layout.repo;
-  const base = `origin/${params.baseBranch}`;
-  const docsPath = path.posix.join(params.workingDirectory, ".taskmaster", "docs");
-  const commitScope =
-    params.kind === "docs" ? { pathspecs: [docsPath] } : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
+}
 
+/** What a delivery commits: a DocsRun only its documentation, a CodeRun everything but the task files. */
+function commitScopeOf(params: RunParameters): { pathspecs?: string[]; excludes?: string[] } {
+  return params.kind === "docs"
+    ? { pathspecs: [path.posix.join(params.workingDirectory, ".taskmaster", "docs")] }
+    : { excludes: computeExcludes(params.workingDirectory).commitExcludes };
+}
+
+/** Commits, pushes and opens or updates the pull request, or saves the work in progress of an agent that stopped. */
+async function deliver(d: Delivery): Promise<AgentResult> {
+  const { git, params, layout, log } = d;
   if (params.kind === "docs") {
-    const docsChanges = await git.status(repoDir, [docsPath]);
-    const others = (await git.status(repoDir)).length - docsChanges.length;
+    const docsChanges = await git.status(layout.repo, commitScopeOf(params).pathspecs);
+    const others = (await git.status(layout.repo)).length - docsChanges.length;
     if (others > 0) log.warn({ files: others }, "Ignored changes outside .taskmaster/docs (DocsRuns only commit documentation)");
   }
+  return d.claude.status === "completed" ? deliverFinished(d) : deliverStopped(d, d.claude.status);
+}
 
-  if (claude.status !== "completed") {
-    const stopped = STOPPED[claude.status];
-    const message = `Claude Code ${stopped.what}${claude.status === "failed" ? ` (exit code ${claude.exitCode ?? "none"}${claude.progress.result ? `, result ${claude.progress.result.subtype}` : ""}${claude.stderrTail ? `: ${claude.stderrTail}` : ""})` : ""}.`;
-    const commit =
-      (await git.status(repoDir, commitScope.pathspecs ?? [])).length > 0
-        ? await git.commitAll(
-            repoDir,
-            `wip: ${params.kind === "code" ? `task ${params.taskId}` : "docs"}: work in progress (${stopped.reason})\n\n${message}\nRun ${params.runName}, attempt ${params.attempt}.`,
-            credentials.author,
-            commitScope,
-          )
-        : null;
-    const head = await git.revParse(repoDir, "HEAD");
-    if (head) state.commit = head;
-    let pushed = false;
-    if ((await git.countCommits(repoDir, base, "HEAD")) > 0) {
-      try {
-        await pushBranch(git, repoDir, params, log);
-        pushed = true;
-      } catch (err) {
-        log.error({ err: (err as Error).message }, "Could not push work in progress");
-      }
+/** What the result says of an agent that stopped before finishing. */
+export function stoppedMessage(claude: ClaudeOutcome, what: string): string {
+  if (claude.status !== "failed") return `Claude Code ${what}.`;
+  const result = claude.progress.result ? `, result ${claude.progress.result.subtype}` : "";
+  const stderr = claude.stderrTail ? `: ${claude.stderrTail}` : "";
+  return `Claude Code ${what} (exit code ${claude.exitCode ?? "none"}${result}${stderr}).`;
+}
+
+/** What became of the work in progress of an agent that stopped. */
+export function savedMessage(pushed: boolean, committed: boolean, branch: string): string {
+  if (pushed) return ` Work in progress${committed ? " was committed and" : ""} pushed to ${branch}; the next attempt continues from it.`;
+  return committed ? " Work in progress was committed in the workspace but could not be pushed." : " There was no work to save.";
+}
+
+/** The agent stopped (budget, turns, cost, cancel, failure): its work in progress is committed and pushed for the next attempt. */
+async function deliverStopped(d: Delivery, status: Exclude<ClaudeOutcome["status"], "completed">): Promise<AgentResult> {
+  const { git, params, layout, credentials, state, log } = d;
+  const repoDir = layout.repo;
+  const stopped = STOPPED[status];
+  const message = stoppedMessage(d.claude, stopped.what);
+  const scope = commitScopeOf(params);
+  const commit =
+    (await git.status(repoDir, scope.pathspecs ?? [])).length > 0
+      ? await git.commitAll(
+          repoDir,
+          `wip: ${params.kind === "code" ? `task ${params.taskId}` : "docs"}: work in progress (${stopped.reason})\n\n${message}\nRun ${params.runName}, attempt ${params.attempt}.`,
+          credentials.author,
+          scope,
+        )
+      : null;
+  const head = await git.revParse(repoDir, "HEAD");
+  if (head) state.commit = head;
+  let pushed = false;
+  if ((await git.countCommits(repoDir, `origin/${params.baseBranch}`, "HEAD")) > 0) {
+    try {
+      await pushBranch(git, repoDir, params, log);
+      pushed = true;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "Could not push work in progress");
     }
-    const saved = pushed
-      ? ` Work in progress${commit ? " was committed and" : ""} pushed to ${params.branch}; the next attempt continues from it.`
-      : commit
-        ? " Work in progress was committed in the workspace but could not be pushed."
-        : " There was no work to save.";
-    return {
-      outcome: stopped.outcome,
-      reason: stopped.reason,
-      message: `${message}${saved}`,
-      branch: params.branch,
-      ...(state.commit ? { commit: state.commit } : {}),
-      ...usage(state),
-    };
   }
+  return {
+    outcome: stopped.outcome,
+    reason: stopped.reason,
+    message: `${message}${savedMessage(pushed, Boolean(commit), params.branch)}`,
+    branch: params.branch,
+    ...(state.commit ? { commit: state.commit } : {}),
+    ...usage(state),
+  };
+}
 
+/** The agent finished: its changes are committed and pushed, and the pull request opened or updated. */
+async function deliverFinished(d: Delivery): Promise<AgentResult> {
+  const { git, github, params, layout, credentials, state, log } = d;
+  const repoDir = layout.repo;
   // Only a finished agent's description is used up; after a stop it stays (uncommitted) for the next attempt.
-  const text = await takePrDescription(git, repoDir, workDir, params, log);
+  const text = await takePrDescription(git, repoDir, d.workDir, params, log);
   const message =
     params.kind === "code"
       ? `${text.title}\n\nTask ${params.taskId}, run ${params.runName}, attempt ${params.attempt}.`
       : `docs: auto-generate Task Master documentation\n\nRun ${params.runName}.`;
-  const commit = await git.commitAll(repoDir, message, credentials.author, commitScope);
+  const commit = await git.commitAll(repoDir, message, credentials.author, commitScopeOf(params));
   if (commit) log.info({ commit }, "Committed the agent's changes");
   const head = await git.revParse(repoDir, "HEAD");
   if (head) state.commit = head;
-
-  if ((await git.countCommits(repoDir, base, "HEAD")) === 0) {
+  const delivered = { branch: params.branch, ...(state.commit ? { commit: state.commit } : {}) };
+  if ((await git.countCommits(repoDir, `origin/${params.baseBranch}`, "HEAD")) === 0) {
     log.info({ branch: params.branch }, "The agent made no changes; no pull request");
     return {
       outcome: "no-changes",
       reason: Reasons.NoChanges,
       message: `The agent finished without changes relative to ${params.baseBranch}; nothing was pushed.`,
-      branch: params.branch,
-      ...(state.commit ? { commit: state.commit } : {}),
+      ...delivered,
       ...usage(state),
     };
   }
@@ -599,8 +676,7 @@ async function deliver(d: {
     reason: created ? Reasons.PullRequestOpened : Reasons.PullRequestUpdated,
     message: `${created ? "Opened" : "Updated"} pull request #${pullRequest.number} (${params.branch} → ${params.baseBranch}).`,
     pullRequestUrl: pullRequest.htmlUrl,
-    branch: params.branch,
-    ...(state.commit ? { commit: state.commit } : {}),
+    ...delivered,
     ...usage(state),
   };
 }

@@ -17,6 +17,7 @@ import { parsePrDescription } from "../../src/runner/pr-description.js";
 import { Redactor } from "../../src/runner/redact.js";
 import { isSshUrl, parseRepoUrl, redactUrl, sameRepository } from "../../src/runner/repo-url.js";
 import { serializeAgentResult, truncateUtf8 } from "../../src/runner/result.js";
+import { savedMessage, stoppedMessage } from "../../src/runner/run.js";
 import { bindRunRepositories } from "../../src/runner/run.js";
 import { computeTaskDocPaths } from "../../src/runner/task-docs.js";
 
@@ -379,5 +380,35 @@ describe("computeUsage", () => {
     let p = initialProgress();
     for (const l of [line, line]) p = updateProgress(p, parseStreamLine(l)!);
     expect([p.cacheWriteTokens, p.cacheReadTokens]).toEqual([700, 9000]);
+  });
+});
+
+describe("stoppedMessage and savedMessage", () => {
+  const outcome = (status: "failed" | "max-turns", extra: { exitCode?: number | null; stderrTail?: string; subtype?: string } = {}) => ({
+    status,
+    exitCode: extra.exitCode ?? null,
+    progress: { ...initialProgress(), ...(extra.subtype ? { result: { subtype: extra.subtype } } : {}) } as never,
+    stderrTail: extra.stderrTail ?? "",
+    durationMs: 1,
+  });
+  it.each([
+    { name: "a stop that is not a failure", o: outcome("max-turns"), what: "used all its turns", want: "Claude Code used all its turns." },
+    { name: "a failure without details", o: outcome("failed"), what: "failed", want: "Claude Code failed (exit code none)." },
+    {
+      name: "a failure with exit code, result and stderr",
+      o: outcome("failed", { exitCode: 1, subtype: "error_during_execution", stderrTail: "boom" }),
+      what: "failed",
+      want: "Claude Code failed (exit code 1, result error_during_execution: boom).",
+    },
+  ])("$name", ({ o, what, want }) => {
+    expect(stoppedMessage(o, what)).toBe(want);
+  });
+  it.each([
+    { pushed: true, committed: true, want: " Work in progress was committed and pushed to b; the next attempt continues from it." },
+    { pushed: true, committed: false, want: " Work in progress pushed to b; the next attempt continues from it." },
+    { pushed: false, committed: true, want: " Work in progress was committed in the workspace but could not be pushed." },
+    { pushed: false, committed: false, want: " There was no work to save." },
+  ])("pushed $pushed, committed $committed", ({ pushed, committed, want }) => {
+    expect(savedMessage(pushed, committed, "b")).toBe(want);
   });
 });
