@@ -123,9 +123,10 @@ export class ResilientInformer<T extends KubernetesObject> implements SharedInfo
 }
 
 /**
- * What the caches keep of an object: `managedFields` and last-applied annotations nothing reads,
- * a Pod's spec, a Job's pod template, and a Secret's values (only its keys are read). Like
- * client-go's SetTransform, this runs before an object enters the cache.
+ * What the caches keep of an object: only what the controllers read. Dropped: `managedFields` and
+ * last-applied annotations, a Pod's spec, a Job's spec (its metadata and status are read), a
+ * claim's spec and status (its existence and annotations are read), and a Secret's values (only
+ * its keys are read). Like client-go's SetTransform, this runs before an object enters the cache.
  */
 export function stripForCache<T extends KubernetesObject>(obj: T, keepData = false): T {
   const o = obj as KubernetesObject & { spec?: { template?: unknown }; data?: Record<string, string>; stringData?: unknown };
@@ -133,8 +134,11 @@ export function stripForCache<T extends KubernetesObject>(obj: T, keepData = fal
     delete o.metadata.managedFields;
     if (o.metadata.annotations?.[LAST_APPLIED]) delete o.metadata.annotations[LAST_APPLIED];
   }
-  if (o.kind === "Pod") delete o.spec;
-  if (o.kind === "Job" && o.spec) delete o.spec.template;
+  if (o.kind === "Pod" || o.kind === "Job") delete o.spec;
+  if (o.kind === "PersistentVolumeClaim") {
+    delete o.spec;
+    delete (o as { status?: unknown }).status;
+  }
   if (o.kind === "Secret" && !keepData) {
     o.data = Object.fromEntries(Object.keys({ ...o.data, ...(o.stringData as object | undefined) }).map((k) => [k, ""]));
     delete o.stringData;

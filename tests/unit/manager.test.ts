@@ -123,9 +123,19 @@ describe("stripForCache", () => {
       { kind: "Pod", metadata: { name: "p" }, status: { phase: "Running" } },
     ],
     [
-      "a Job's pod template",
-      { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0, template: { spec: {} } } },
-      { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0 } },
+      "a Job's spec",
+      { kind: "Job", metadata: { name: "j" }, spec: { backoffLimit: 0, template: { spec: {} } }, status: { active: 1 } },
+      { kind: "Job", metadata: { name: "j" }, status: { active: 1 } },
+    ],
+    [
+      "a claim's spec and status (its annotations stay)",
+      {
+        kind: "PersistentVolumeClaim",
+        metadata: { name: "c", annotations: { repo: "acme/api" } },
+        spec: { accessModes: ["ReadWriteOnce"] },
+        status: { phase: "Bound" },
+      },
+      { kind: "PersistentVolumeClaim", metadata: { name: "c", annotations: { repo: "acme/api" } } },
     ],
     [
       "a Secret's values (keys stay)",
