@@ -126,6 +126,14 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
     "run npm ci",
     ctx.repoRoot,
   );
+  ctx.log(`bundling the controller's entry point → ${spec.to}/dist/cmd/main.js`);
+  await run(
+    process.execPath,
+    [path.join(ctx.repoRoot, "hack", "bundle-controller.mjs"), path.join(dest, "dist")],
+    {},
+    "run npm ci",
+    ctx.repoRoot,
+  );
   ctx.log(`building the dashboard web/ → ${spec.to}/dist/web`);
   const vite = path.join(ctx.repoRoot, "node_modules", "vite", "bin", "vite.js");
   const webConfig = path.join(ctx.repoRoot, "web", "vite.config.ts");
