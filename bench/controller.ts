@@ -4,7 +4,8 @@
  * Creates N CodeRuns at once (N = 100, 500, 1000 by default; BENCH_SIZES=100,500 to change) on
  * an idle real control plane (etcd + kube-apiserver, "minimal" mode) and measures the time
  * until every Job exists and every run shows Running, with the controller running as its own
- * process (the compiled dist/, as in the image) at its default settings (workers, QPS, burst).
+ * process (the built dist/, as in the image, with the image's environment: Node flags, allocator)
+ * at its default settings (workers, QPS, burst).
  * Every run's service has run before: its workspace claim exists (created before the timed part).
  *
  * The ceiling is the API server's own limit: the minimal writes a run needs (ConfigMap create,
@@ -23,6 +24,7 @@ import { execa } from "execa";
 import { GROUP, VERSION, type CodeRun } from "../src/api/index.js";
 import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, ensureKubeTools, freePorts } from "../src/controlplane/index.js";
+import { parseImageDefinition } from "../src/images/definition.js";
 import { makeClients } from "../src/kube/clients.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
@@ -34,8 +36,12 @@ const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128"
   .map(Number)
   .filter((c) => c > 0);
 const CREATE_CONCURRENCY = 16;
-/** Node flags of the controller process; the images set the same (see images/controller.yaml). */
-const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=1 --max-old-space-size=160").split(" ").filter(Boolean);
+/** The controller image's environment (images/controller.yaml): its Node flags and allocator settings, as in a pod. */
+const IMAGE_ENV = parseImageDefinition(readFileSync("images/controller.yaml", "utf8"), "images/controller.yaml").config.env ?? {};
+/** Node flags of the controller process: the image's NODE_OPTIONS unless BENCH_NODE_OPTIONS replaces them (profiling). */
+const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? IMAGE_ENV.NODE_OPTIONS ?? "").split(" ").filter(Boolean);
+/** The rest of the image's environment (allocator settings), minus what the benchmark's own process sets. */
+const CONTROLLER_ENV = Object.fromEntries(Object.entries(IMAGE_ENV).filter(([k]) => !["PATH", "NODE_OPTIONS"].includes(k)));
 const IDLE_SAMPLES = 30;
 /** The controller's settings: the defaults. */
 // The bench's runs are created directly (requester `kubernetes`): its quota must not hold them back.
@@ -278,6 +284,7 @@ async function controller(
   writeFileSync(join(dir, "config.yaml"), `${CONFIG_YAML}server: {host: 127.0.0.1, port: ${port}}\n`);
   const child = execa(process.execPath, [...NODE_FLAGS, "dist/cmd/main.js"], {
     env: {
+      ...CONTROLLER_ENV,
       KUBECONFIG: cp.kubeconfigPath,
       ORCHESTRATOR_CONFIG: join(dir, "config.yaml"),
       KUBERNETES_NAMESPACE: ns,
@@ -385,13 +392,13 @@ async function main() {
   }
   const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   console.log(
-    `\nController benchmark (defaults: workers ${settings.workers}, QPS ${settings.qps}, burst ${settings.burst}; ${CREATE_CONCURRENCY} concurrent creators; node ${NODE_FLAGS.join(" ")}; load average at the end ${load}):`,
+    `\nController benchmark (defaults: workers ${settings.workers}, QPS ${settings.qps}, burst ${settings.burst}; ${CREATE_CONCURRENCY} concurrent creators; node ${NODE_FLAGS.join(" ")}; env ${JSON.stringify(CONTROLLER_ENV)}; load average at the end ${load}):`,
   );
   console.log("p50/p99: create-to-Job latency with all N created at once (queueing included); idle p50/p99: one run at a time afterwards.");
   console.table(rows);
   writeFileSync(
     "bench/results/controller.json",
-    `${JSON.stringify({ date: new Date().toISOString(), controller: settings, loadAverage: load, nodeFlags: NODE_FLAGS, rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), controller: settings, loadAverage: load, nodeFlags: NODE_FLAGS, env: CONTROLLER_ENV, rows }, null, 2)}\n`,
   );
 }
 
