@@ -27,11 +27,11 @@ import { ControlPlane, freePorts } from "../src/controlplane/index.js";
 import { makeClients } from "../src/kube/clients.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
+import { CONTROLLER_ENV, NODE_FLAGS } from "./image-env.js";
 
 const N = Number(process.env.BENCH_CLUSTER_N ?? "200");
 const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128").split(",").map(Number);
 const CREATE_CONCURRENCY = 16;
-const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=1 --max-old-space-size=160").split(" ").filter(Boolean);
 const CONFIG_YAML = "concurrency: {perService: 1}\nauthorization: {quotas: {maxActiveRuns: 100000}}\n";
 const REPOSITORY_KEY = "acme/api";
 const CLUSTERS = ["exec-a", "exec-b"] as const;
@@ -181,7 +181,13 @@ async function startController(c: Clusters, ns: string) {
   const port = (await freePorts(1))[0] as number;
   writeFileSync(join(dir, "config.yaml"), `${CONFIG_YAML}server: {host: 127.0.0.1, port: ${port}}\n`);
   const child = execa(process.execPath, [...NODE_FLAGS, "dist/cmd/main.js"], {
-    env: { KUBECONFIG: c.home.kubeconfigPath, ORCHESTRATOR_CONFIG: join(dir, "config.yaml"), KUBERNETES_NAMESPACE: ns, LOG_LEVEL: "warn" },
+    env: {
+      ...CONTROLLER_ENV,
+      KUBECONFIG: c.home.kubeconfigPath,
+      ORCHESTRATOR_CONFIG: join(dir, "config.yaml"),
+      KUBERNETES_NAMESPACE: ns,
+      LOG_LEVEL: "warn",
+    },
     reject: false,
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -24,10 +24,10 @@ import { execa } from "execa";
 import { GROUP, VERSION, type CodeRun } from "../src/api/index.js";
 import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, ensureKubeTools, freePorts } from "../src/controlplane/index.js";
-import { parseImageDefinition } from "../src/images/definition.js";
 import { makeClients } from "../src/kube/clients.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
+import { CONTROLLER_ENV, NODE_FLAGS } from "./image-env.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,500,1000").split(",").map(Number);
 /** Concurrent writers of the ceiling; the best of them is the API server's limit. "0": no ceiling (profiling the controller alone). */
@@ -36,12 +36,6 @@ const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128"
   .map(Number)
   .filter((c) => c > 0);
 const CREATE_CONCURRENCY = 16;
-/** The controller image's environment (images/controller.yaml): its Node flags and allocator settings, as in a pod. */
-const IMAGE_ENV = parseImageDefinition(readFileSync("images/controller.yaml", "utf8"), "images/controller.yaml").config.env ?? {};
-/** Node flags of the controller process: the image's NODE_OPTIONS unless BENCH_NODE_OPTIONS replaces them (profiling). */
-const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? IMAGE_ENV.NODE_OPTIONS ?? "").split(" ").filter(Boolean);
-/** The rest of the image's environment (allocator settings), minus what the benchmark's own process sets. */
-const CONTROLLER_ENV = Object.fromEntries(Object.entries(IMAGE_ENV).filter(([k]) => !["PATH", "NODE_OPTIONS"].includes(k)));
 const IDLE_SAMPLES = 30;
 /** The controller's settings: the defaults. */
 // The bench's runs are created directly (requester `kubernetes`): its quota must not hold them back.
