@@ -31,8 +31,8 @@ export default tseslint.config(
     rules: { "max-lines-per-function": ["error", { max: 60, skipBlankLines: true, skipComments: true, IIFEs: true }] },
   },
   {
-    // Not split yet (docs/status.md lists them): remove a file from this list once its functions are.
-    // src/controlplane is maintained separately (generateCerts).
+    // src/controlplane is maintained separately: generateCerts is the one function left over 60 lines.
+    files: ["src/controlplane/certs.ts"],
     rules: { "max-lines-per-function": "off" },
   },
   {
