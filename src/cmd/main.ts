@@ -325,9 +325,14 @@ function buildHttp(conn: Connection, c: Controllers, logger: Logger, metrics: Me
 async function run(c: Controllers, logger: Logger, stops: Array<() => Promise<void>>): Promise<void> {
   // Set once SIGTERM/SIGINT arrived: a manager that is stopping is not a dead one.
   let stopping = false;
-  if (c.controller) {
-    stops.unshift(() => c.manager.stop());
+  const controller = c.controller;
+  if (controller) {
+    stops.unshift(async () => {
+      controller.stopClusters();
+      await c.manager.stop();
+    });
     await c.manager.start();
+    controller.startClusters();
     // A dead controller must not hide behind a green /health: exit so Kubernetes restarts us.
     setInterval(() => {
       if (!stopping && !c.manager.isAlive()) {
