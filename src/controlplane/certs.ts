@@ -156,10 +156,9 @@ export function servingSANs(bindAddress: string, node?: NodeIdentity): string {
 
 const CLIENT_EXT = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
 
-export async function generateCerts(dir: string, opts: { bindAddress?: string; node?: NodeIdentity } = {}): Promise<ControlPlaneCerts> {
-  const bind = opts.bindAddress ?? "127.0.0.1";
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  await openssl(
+/** The self-signed CA (ca.key, ca.crt) every other certificate is issued by. */
+function issueCA(dir: string): Promise<void> {
+  return openssl(
     [
       "req",
       "-x509",
@@ -184,6 +183,41 @@ export async function generateCerts(dir: string, opts: { bindAddress?: string; n
     ],
     dir,
   );
+}
+
+/** The files generateCerts wrote, by role. */
+function certPaths(dir: string, withNode: boolean): ControlPlaneCerts {
+  const p = (f: string) => path.join(dir, f);
+  const node: NodeCerts | undefined = withNode
+    ? {
+        kubeletClientCert: p("kubelet-client.crt"),
+        kubeletClientKey: p("kubelet-client.key"),
+        kubeletServingCert: p("kubelet-serving.crt"),
+        kubeletServingKey: p("kubelet-serving.key"),
+        apiserverKubeletClientCert: p("apiserver-kubelet-client.crt"),
+        apiserverKubeletClientKey: p("apiserver-kubelet-client.key"),
+        kubeProxyCert: p("kube-proxy.crt"),
+        kubeProxyKey: p("kube-proxy.key"),
+      }
+    : undefined;
+  return {
+    node,
+    dir,
+    caCert: p("ca.crt"),
+    caKey: p("ca.key"),
+    servingCert: p("apiserver.crt"),
+    servingKey: p("apiserver.key"),
+    adminCert: p("admin.crt"),
+    adminKey: p("admin.key"),
+    saKey: p("sa-signer.key"),
+    saPub: p("sa-signer.pub"),
+  };
+}
+
+export async function generateCerts(dir: string, opts: { bindAddress?: string; node?: NodeIdentity } = {}): Promise<ControlPlaneCerts> {
+  const bind = opts.bindAddress ?? "127.0.0.1";
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await issueCA(dir);
   await Promise.all([
     issue(
       dir,
@@ -198,29 +232,7 @@ export async function generateCerts(dir: string, opts: { bindAddress?: string; n
       await openssl(["pkey", "-in", "sa-signer.key", "-pubout", "-out", "sa-signer.pub"], dir);
     })(),
   ]);
-  const p = (f: string) => path.join(dir, f);
-  const node: NodeCerts | undefined = opts.node && {
-    kubeletClientCert: p("kubelet-client.crt"),
-    kubeletClientKey: p("kubelet-client.key"),
-    kubeletServingCert: p("kubelet-serving.crt"),
-    kubeletServingKey: p("kubelet-serving.key"),
-    apiserverKubeletClientCert: p("apiserver-kubelet-client.crt"),
-    apiserverKubeletClientKey: p("apiserver-kubelet-client.key"),
-    kubeProxyCert: p("kube-proxy.crt"),
-    kubeProxyKey: p("kube-proxy.key"),
-  };
-  return {
-    node,
-    dir,
-    caCert: p("ca.crt"),
-    caKey: p("ca.key"),
-    servingCert: p("apiserver.crt"),
-    servingKey: p("apiserver.key"),
-    adminCert: p("admin.crt"),
-    adminKey: p("admin.key"),
-    saKey: p("sa-signer.key"),
-    saPub: p("sa-signer.pub"),
-  };
+  return certPaths(dir, opts.node !== undefined);
 }
 
 function issueNodeCerts(dir: string, node: NodeIdentity): Promise<void>[] {
