@@ -24,7 +24,7 @@ export class LayerBuildError extends Error {
 }
 
 /** Files the app layer is compiled from (the server from src/, the dashboard from web/). */
-const APP_INPUTS = ["src", "web", "hack/bundle-agent.mjs", "package.json", "tsconfig.json", "tsconfig.build.json"];
+const APP_INPUTS = ["src", "web", "hack/bundle.mjs", "package.json", "tsconfig.json", "tsconfig.build.json"];
 /** Files the production dependencies are installed from. */
 const DEPENDENCY_INPUTS = ["package.json", "package-lock.json"];
 
@@ -118,22 +118,8 @@ async function buildApp(spec: AppLayer, ctx: LayerContext, stage: string): Promi
     {},
     "run npm ci",
   );
-  ctx.log(`bundling the agent pod's entry points → ${spec.to}/dist/agent`);
-  await run(
-    process.execPath,
-    [path.join(ctx.repoRoot, "hack", "bundle-agent.mjs"), path.join(dest, "dist")],
-    {},
-    "run npm ci",
-    ctx.repoRoot,
-  );
-  ctx.log(`bundling the controller's entry point → ${spec.to}/dist/cmd/main.js`);
-  await run(
-    process.execPath,
-    [path.join(ctx.repoRoot, "hack", "bundle-controller.mjs"), path.join(dest, "dist")],
-    {},
-    "run npm ci",
-    ctx.repoRoot,
-  );
+  ctx.log(`bundling the agent pod's and the controller's entry points → ${spec.to}/dist/agent, dist/cmd/main.js`);
+  await run(process.execPath, [path.join(ctx.repoRoot, "hack", "bundle.mjs"), path.join(dest, "dist")], {}, "run npm ci", ctx.repoRoot);
   ctx.log(`building the dashboard web/ → ${spec.to}/dist/web`);
   const vite = path.join(ctx.repoRoot, "node_modules", "vite", "bin", "vite.js");
   const webConfig = path.join(ctx.repoRoot, "web", "vite.config.ts");

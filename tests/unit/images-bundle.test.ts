@@ -5,10 +5,10 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const SCRIPT = path.join(repo, "hack", "bundle-controller.mjs");
-const bundle = (dist: string) => execa(process.execPath, [SCRIPT, dist]);
+const SCRIPT = path.join(repo, "hack", "bundle.mjs");
+const bundle = (dist: string) => execa(process.execPath, [SCRIPT, dist, "controller"]);
 
-describe("hack/bundle-controller.mjs", () => {
+describe("hack/bundle.mjs controller", () => {
   it("replaces the entry point with one module that keeps its shebang, its CommonJS dependencies, its paths and a lazy sibling", async () => {
     // A miniature dist/: cmd/main.js imports a module beside it, a CommonJS package (yaml), reads
     // ../../package.json relative to its own location, and imports ../controlplane/ on demand.
@@ -49,7 +49,7 @@ describe("hack/bundle-controller.mjs", () => {
   });
 
   it("says what to do when the entry point was not compiled", async () => {
-    const r = await execa(process.execPath, [SCRIPT, path.join(os.tmpdir(), "no-such-dir")], { reject: false });
+    const r = await execa(process.execPath, [SCRIPT, path.join(os.tmpdir(), "no-such-dir"), "controller"], { reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/compile src\/ first/);
   });
