@@ -230,15 +230,15 @@ export const fileConfigSchema = z.strictObject({
        * so this is how many requests can be in flight: enough that the API server, not the
        * workers, bounds a burst (docs/controller.md#throughput-defaults).
        */
-      workers: z.number().int().min(1).max(64).default(32),
+      workers: z.number().int().min(1).max(256).default(64),
       resyncSeconds: z.number().int().min(10).default(300),
       /**
        * Client-side rate limit to the API server (like client-go's QPS/Burst): a guard against a
        * runaway loop, set above what one API server sustains for the controller's writes. The API
        * server's Priority and Fairness protects it from overload, as controller-runtime relies on.
        */
-      qps: z.number().min(1).default(200),
-      burst: z.number().int().min(1).default(400),
+      qps: z.number().min(1).default(1000),
+      burst: z.number().int().min(1).default(2000),
       leaderElection: leaderElectionSchema,
       clusters: clustersSchema,
     })
