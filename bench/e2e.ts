@@ -194,6 +194,9 @@ async function main(): Promise<void> {
       stages.push({
         channelContainerStarted: started ? new Date(started).getTime() - (epoch + submittedAt) : NaN,
         channelListening: at("Started the agent's channel"),
+        remotesChecked: at("Checked GitHub access"),
+        taskDocsFetched: at("Fetched task documents"),
+        branchPrepared: at("Prepared branch"),
         taskHandedOut: at("Opened the agent's model proxy"),
         firstModelRequest: firstAt,
       });

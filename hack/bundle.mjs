@@ -47,10 +47,16 @@ function compiled(name) {
 const targets = {
   async agent() {
     const outdir = path.join(dist, "agent");
+    fs.rmSync(outdir, { recursive: true, force: true }); // no chunks of an earlier build
     await build({
       ...common,
       entryPoints: { channel: compiled("channel"), runner: compiled("runner") },
       outdir,
+      // What the two share, and what they import lazily (the channel's GitHub tools: the MCP SDK
+      // and its JSON Schema validator), go into chunks beside them: the channel parses 1.5 MB at
+      // start instead of 2.3 MB.
+      splitting: true,
+      chunkNames: "chunks/[name]-[hash]",
       external: ["pino-pretty"],
     });
     for (const f of ["channel.js", "runner.js"]) fs.chmodSync(path.join(outdir, f), 0o755);

@@ -44,6 +44,8 @@ export interface ChannelServer {
 }
 
 const MAX_MCP_BODY = 1024 * 1024;
+/** How long GET /task waits for the task before answering 503 (the agent asks again). */
+const TASK_HOLD_MS = 5_000;
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -64,6 +66,10 @@ async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: ht
   const path = new URL(req.url ?? "/", "http://channel").pathname;
   const h = o.handlers;
   if (path === "/task") {
+    // Held until the task is ready (checked every 10 ms in process): the agent learns of it at
+    // once instead of on its next poll.
+    for (const until = Date.now() + TASK_HOLD_MS; h.task === undefined && Date.now() < until && !req.socket.destroyed;)
+      await new Promise((r) => setTimeout(r, 10));
     if (h.task === undefined) return sendJson(res, 503, { message: "The workspace is being prepared." });
     return sendJson(res, 200, h.task);
   }

@@ -160,15 +160,6 @@ export class Git {
     return r.exitCode === 0 && r.stdout === "true";
   }
 
-  /** The remote's branches (`git ls-remote --heads`); throws GitError when unreachable. */
-  async listRemoteBranches(url: string, cwd: string): Promise<string[]> {
-    const r = await this.remote(cwd, ["ls-remote", "--heads", "--", url]);
-    return r.stdout
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => l.split("\t")[1]!.replace(/^refs\/heads\//, ""));
-  }
-
   async remoteUrl(dir: string, remote = "origin"): Promise<string | null> {
     const r = await this.run(dir, ["remote", "get-url", remote], { allowFailure: true });
     return r.exitCode === 0 ? r.stdout.trim() : null;

@@ -30,7 +30,7 @@ import { parsePrDescription, type PullRequestText } from "./pr-description.js";
 import { Redactor } from "./redact.js";
 import { redactUrl } from "./repo-url.js";
 import { readTaskDocs, TASK_DIR, writeTaskDocs } from "./task-docs.js";
-import { prepareRepository, unreachable } from "./workspace.js";
+import { prepareRepository } from "./workspace.js";
 
 export interface RunnerOptions {
   /** Defaults to pino on stdout. */
@@ -304,34 +304,9 @@ const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
     (error: unknown) => ({ ok: false, error }),
   );
 
-/**
- * Reachability before any local work: the API access, the repository and its base branch, and a
- * docs repository of its own, checked at once so a wrong URL, key or branch fails in seconds.
- * Failures are reported in that order, whichever answers first.
- */
-async function checkRemotes(c: {
-  github: GitHubPort;
-  git: Git;
-  params: RunParameters;
-  remoteUrl: string;
-  /** A docs repository other than the target, or null. */
-  docsRemoteUrl: string | null;
-  outside: string;
-  log: Logger;
-}): Promise<void> {
-  const branches = settle(c.git.listRemoteBranches(c.remoteUrl, c.outside));
-  const docs = c.docsRemoteUrl ? settle(c.git.listRemoteBranches(c.docsRemoteUrl, c.outside)) : undefined;
-  await c.github.checkRepositoryAccess();
-  const target = await branches;
-  if (!target.ok) throw unreachable(c.params.repositoryUrl, target.error, "repository");
-  if (!target.value.includes(c.params.baseBranch)) {
-    throw new RunnerError(
-      Reasons.BranchNotFound,
-      `The base branch ${c.params.baseBranch} does not exist in ${redactUrl(c.params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
-    );
-  }
-  const docsReach = await docs;
-  if (docsReach && !docsReach.ok) throw unreachable(c.params.docsRepositoryUrl!, docsReach.error, "docs repository");
+/** Waits for every step, then throws the first failure in the order given (whichever answered first). */
+async function firstFailure(steps: Promise<Settled<unknown>>[]): Promise<void> {
+  for (const step of await Promise.all(steps)) if (!step.ok) throw step.error;
 }
 
 /** The run's parameters from its ConfigMap (run.json). */
@@ -353,7 +328,7 @@ interface RunResources {
   outside?: string;
 }
 
-/** The run's remotes, checked reachable: its credentials, git, GitHub client and repository URLs. */
+/** The run's remotes: its credentials, git, GitHub client and repository URLs. */
 interface Connected {
   target: BoundRepository;
   credentials: Credentials;
@@ -366,7 +341,7 @@ interface Connected {
   docsIsTarget: boolean;
 }
 
-/** Credentials, git and GitHub for the run's repositories, and every remote checked reachable. */
+/** Credentials, git and GitHub for the run's repositories (reached in prepareWorkspace). */
 async function connect(
   c: { env: RunnerEnv; options: RunnerOptions; layout: Layout; params: RunParameters; redactor: Redactor; log: Logger },
   held: RunResources,
@@ -398,35 +373,41 @@ async function connect(
   const git = createRunGit({ env, layout, credentials, redactor, log, outside, remoteUrl });
   const docsRemoteUrl = docs ? credentials.remoteUrl(docs) : null;
   const docsIsTarget = docs?.key === target.key;
-  await checkRemotes({ github, git, params, remoteUrl, docsRemoteUrl: docsIsTarget ? null : docsRemoteUrl, outside, log });
-  log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access");
   checkAborted(options.signal);
   return { target, credentials, github, git, outside, remoteUrl, docsRemoteUrl, docsIsTarget };
 }
 
-/** Clones or updates the workspace, brings the task documents and the agent's files; returns the working directory and prompt. */
+/**
+ * Clones or updates the workspace, brings the task documents and the agent's files; returns the
+ * working directory and prompt. The API access check, the repository and a docs repository of its
+ * own are reached at once, so a wrong URL, key or branch fails in seconds; failures are reported
+ * in that order whichever answers first (a clone or fetch a failed check let run is harmless: the
+ * next run fetches into it).
+ */
 async function prepareWorkspace(
   c: Connected,
   p: { layout: Layout; params: RunParameters; files: ReturnType<typeof readAgentFiles>; log: Logger },
 ): Promise<{ workDir: string; prompt: string }> {
   const { layout, params, files, log } = p;
-  const { git } = c;
-  // A docs repository of its own is read while the workspace is prepared.
+  const { git, target, credentials } = c;
+  const access = c.github
+    .checkRepositoryAccess()
+    .then(() => log.info({ owner: target.owner, repo: target.repo, git: credentials.gitMethod }, "Checked GitHub access"));
   const docsOptions = { git, params, repoDir: layout.repo, docsRemoteUrl: c.docsRemoteUrl!, docsIsTarget: c.docsIsTarget, log };
   const docsRead = params.kind === "code" && !c.docsIsTarget ? readTaskDocs(docsOptions) : undefined;
-  docsRead?.catch(() => undefined); // awaited below; a failure of the preparation comes first
   const excludes = computeExcludes(params.workingDirectory);
-  await prepareRepository({
+  const repository = prepareRepository({
     git,
     params,
     repoDir: layout.repo,
     remoteUrl: c.remoteUrl,
-    author: c.credentials.author,
+    author: credentials.author,
     excludes: excludes.infoExclude,
     commitExcludes: excludes.commitExcludes,
     scratchDir: c.outside,
     log,
   });
+  await firstFailure([settle(access), settle(repository), ...(docsRead ? [settle(docsRead)] : [])]);
   const workDir = path.join(layout.repo, params.workingDirectory);
   fs.mkdirSync(workDir, { recursive: true });
   let prompt: string;

@@ -121,9 +121,11 @@ describe("a push rejected because the remote branch moved", () => {
 });
 
 describe("an unreachable repository", () => {
+  const lsRemote = (url: string) => git().remote(root, ["ls-remote", "--heads", "--", url]);
+
   it("is RepoUnreachable when a repository named docs-403 does not exist", async () => {
     const url = path.join(root, "docs-403.git");
-    const err = await failure(git().listRemoteBranches(url, root));
+    const err = await failure(lsRemote(url));
     expect(isAuthFailure(err)).toBe(false);
     expect(unreachable(url, err, "repository").reason).toBe("RepoUnreachable");
   });
@@ -131,7 +133,7 @@ describe("an unreachable repository", () => {
   it("is RepoUnreachable over HTTP when the port holds 401 or 403", async () => {
     // Nothing listens on port 40193 / 40393 on loopback in the test machine's ephemeral range.
     for (const port of [40193, 40393]) {
-      const err = await failure(git().listRemoteBranches(`http://127.0.0.1:${port}/org/repo.git`, root));
+      const err = await failure(lsRemote(`http://127.0.0.1:${port}/org/repo.git`));
       expect(unreachable(`http://127.0.0.1:${port}/org/repo.git`, err, "repository").reason).toBe("RepoUnreachable");
     }
   });
@@ -139,10 +141,10 @@ describe("an unreachable repository", () => {
   it("is AuthFailed when the server refuses the credentials (HTTP 401)", async () => {
     seed("private.git", []);
     const url = server.url.replace("://", "://x-access-token:wrong@") + "/private.git";
-    const err = await failure(git().listRemoteBranches(url, root));
+    const err = await failure(lsRemote(url));
     expect(isAuthFailure(err)).toBe(true);
     expect(unreachable(url, err, "repository").reason).toBe("AuthFailed");
-    const noUser = await failure(git().listRemoteBranches(`${server.url}/private.git`, root));
+    const noUser = await failure(lsRemote(`${server.url}/private.git`));
     expect(isAuthFailure(noUser)).toBe(true);
   });
 });
