@@ -122,11 +122,14 @@ export async function installAgentFiles(opts: {
     ["github-guidelines.md", files.githubGuidelines, "always"],
     [".mcp.json", files.mcpConfig, "always"],
   ];
-  for (const [name, content, policy] of entries) {
+  const relativeOf = (name: string) => path.relative(repoDir, path.join(workDir, name));
+  // Asked at once: which of them the repository tracks itself.
+  const tracked = await Promise.all(entries.map(([name, content]) => content !== null && git.isTracked(repoDir, relativeOf(name))));
+  for (const [i, [name, content, policy]] of entries.entries()) {
     if (content === null) continue;
     const target = path.join(workDir, name);
-    const relative = path.relative(repoDir, target);
-    if (await git.isTracked(repoDir, relative)) {
+    const relative = relativeOf(name);
+    if (tracked[i]) {
       log.info({ file: relative }, "Kept the repository's own agent file");
       continue;
     }

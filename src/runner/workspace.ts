@@ -151,16 +151,20 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
       throw unreachable(params.repositoryUrl, err, "repository");
     }
   }
-  if (!(await git.hasRemoteBranch(repoDir, params.baseBranch))) {
+  // Read-only queries, asked at once.
+  const [hasBase, current, hasLocal, hasRemote] = await Promise.all([
+    git.hasRemoteBranch(repoDir, params.baseBranch),
+    git.currentBranch(repoDir),
+    git.hasLocalBranch(repoDir, params.branch),
+    git.hasRemoteBranch(repoDir, params.branch),
+  ]);
+  if (!hasBase) {
     throw new RunnerError(
       Reasons.BranchNotFound,
       `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
     );
   }
 
-  const current = await git.currentBranch(repoDir);
-  const hasLocal = await git.hasLocalBranch(repoDir, params.branch);
-  const hasRemote = await git.hasRemoteBranch(repoDir, params.branch);
   if (hasLocal) {
     if (current !== params.branch) await git.run(repoDir, ["switch", params.branch]);
     // Someone (a reviewer, an earlier attempt from another node) may have pushed to the branch.
