@@ -2,6 +2,8 @@
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd, kwok
 # and the local-path provisioner from
 # their published Go modules, once, into a cache keyed by hack/control-plane/versions.env.
+# CoreDNS (hack/coredns/main.go) has a cache entry of its own, keyed by COREDNS_VERSION and the
+# main's hash, and is linked into the binaries' directory.
 # Prints the directory holding the binaries on the last line of stdout.
 #
 #   KUBEBUILDER_ASSETS=<dir>  use binaries found there (envtest convention); build only what is missing
@@ -28,14 +30,26 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   [[ -d "$KUBEBUILDER_ASSETS" ]] || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is not a directory; unset it or point it at a folder containing kube-apiserver and etcd"
   out="$cache_root/control-plane/assets-$(printf '%s' "$KUBEBUILDER_ASSETS" | sha256sum | cut -c1-12)"
   mkdir -p "$out"
-  for b in "${bins[@]}"; do
+  for b in "${bins[@]}" coredns; do
     if [[ -x "$KUBEBUILDER_ASSETS/$b" ]]; then ln -sfn "$KUBEBUILDER_ASSETS/$b" "$out/$b"; log "using $KUBEBUILDER_ASSETS/$b"; fi
   done
 fi
 
+coredns_main="$here/../coredns/main.go"
+coredns_key="coredns-${COREDNS_VERSION}-$(sha256sum "$coredns_main" | cut -c1-12)"
+coredns_out="$cache_root/control-plane/$coredns_key"
+coredns_given=""
+[[ -n "${KUBEBUILDER_ASSETS:-}" && -x "${KUBEBUILDER_ASSETS}/coredns" ]] && coredns_given=1
+link_coredns() {
+  [[ -z $coredns_given && -x $coredns_out/coredns ]] && ln -sfn "$coredns_out/coredns" "$out/coredns"
+  return 0
+}
+
 missing=()
 for b in "${bins[@]}"; do have "$b" || missing+=("$b"); done
+[[ -n $coredns_given || -x $coredns_out/coredns ]] || missing+=(coredns)
 if [[ ${#missing[@]} -eq 0 ]]; then
+  link_coredns
   log "all binaries cached in $out"
   echo "$out"
   exit 0
@@ -43,7 +57,7 @@ fi
 
 command -v go >/dev/null 2>&1 || die "missing binaries (${missing[*]}) and no Go toolchain on PATH.
 Install Go >= 1.25 (https://go.dev/doc/install, or 'apt-get install golang-go' where it is new enough),
-or set KUBEBUILDER_ASSETS to a directory that contains: ${bins[*]}."
+or set KUBEBUILDER_ASSETS to a directory that contains: ${bins[*]} coredns."
 
 # One build at a time per cache: a second caller (another test run, another checkout) waits for
 # the first, then finds the binaries cached instead of building into the same work directory.
@@ -139,6 +153,19 @@ fi
 if needs local-path-provisioner; then
   timed local-path-provisioner bash -c "GOBIN='$work/lpp-bin' GOFLAGS=-mod=mod go install -trimpath -ldflags '-s -w' 'github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}' && mv '$work/lpp-bin/local-path-provisioner' '$out/local-path-provisioner'"
 fi
+
+if needs coredns; then
+  mod="$coredns_out/work"
+  if [[ ! -f "$mod/.ready" ]]; then
+    rm -rf "$mod"; mkdir -p "$mod"
+    cp "$coredns_main" "$mod/main.go"
+    # Only a requirement, no `go get`: the build then fetches just the plugins main.go imports.
+    (cd "$mod" && go mod init local.build/coredns >/dev/null 2>&1 && go mod edit -require="github.com/coredns/coredns@${COREDNS_VERSION}")
+    touch "$mod/.ready"
+  fi
+  timed coredns bash -c "cd '$mod' && go build -trimpath -ldflags '-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}' -o '$coredns_out/coredns.tmp' . && mv '$coredns_out/coredns.tmp' '$coredns_out/coredns'"
+fi
+link_coredns
 
 log "cold build total $(( $(date +%s) - total_start ))s"
 "$out/kube-apiserver" --version >&2 || die "kube-apiserver does not run"

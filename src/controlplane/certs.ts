@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
+import { CLUSTER_DNS } from "./node-config.js";
 
 export interface ControlPlaneCerts {
   dir: string;
@@ -39,6 +40,9 @@ export interface NodeCerts {
   /** kube-proxy's client cert: user system:kube-proxy (bound to system:node-proxier). */
   kubeProxyCert: string;
   kubeProxyKey: string;
+  /** CoreDNS's client cert: user orchestrator:coredns (read-only RBAC for what DNS serves). */
+  corednsCert: string;
+  corednsKey: string;
 }
 
 export interface NodeIdentity {
@@ -198,6 +202,8 @@ function certPaths(dir: string, withNode: boolean): ControlPlaneCerts {
         apiserverKubeletClientKey: p("apiserver-kubelet-client.key"),
         kubeProxyCert: p("kube-proxy.crt"),
         kubeProxyKey: p("kube-proxy.key"),
+        corednsCert: p("coredns.crt"),
+        corednsKey: p("coredns.key"),
       }
     : undefined;
   return {
@@ -246,5 +252,6 @@ function issueNodeCerts(dir: string, node: NodeIdentity): Promise<void>[] {
     ),
     issue(dir, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", CLIENT_EXT),
     issue(dir, "kube-proxy", "/CN=system:kube-proxy", CLIENT_EXT),
+    issue(dir, "coredns", `/CN=${CLUSTER_DNS.user}`, CLIENT_EXT),
   ];
 }

@@ -3,8 +3,8 @@
 //   minimal: etcd + kube-apiserver (like controller-runtime's envtest).
 //   full:    + kube-controller-manager + kube-scheduler + one node, so Jobs create pods and
 //            pods are scheduled. The node is either
-//              real: kubelet + containerd + runc + bridge CNI, kube-proxy and the local-path
-//                    provisioner (real-node.ts): pods run real containers; or
+//              real: kubelet + containerd + runc + bridge CNI, kube-proxy, CoreDNS and the
+//                    local-path provisioner (real-node.ts): pods run real containers; or
 //              kwok: a simulated node whose pods run and finish per kwok-stages.ts.
 //            `node: "auto"` (the default) takes the real node where the machine allows it
 //            (root on Linux with the packages it needs) and otherwise says why and uses kwok.
@@ -50,6 +50,7 @@ export type Component =
   | "containerd"
   | "kubelet"
   | "kube-proxy"
+  | "coredns"
   | "local-path-provisioner";
 
 /** Which node a full control plane gets; see the header comment. */
@@ -77,6 +78,8 @@ export interface ControlPlaneOptions {
   node?: NodeChoice;
   /** Full mode with a real node: the images to import (needed: sandbox and helper). */
   nodeImages?: () => Promise<NodeImages>;
+  /** Full mode with a real node: where cluster DNS forwards other names ("ip:port"); default: the host's resolvers. */
+  nodeDnsUpstreams?: string[];
 }
 
 /** Milliseconds from spawn to ready, per step, plus `total` for the whole start(). */
@@ -395,7 +398,7 @@ export class ControlPlane {
       throw new Error("a real node needs images (ControlPlaneOptions.nodeImages): at least the sandbox (pause) and helper images");
     const t = performance.now();
     const images = await opts.nodeImages();
-    const [kubelet, kubeletHealthz, kubeProxyMetrics] = (await freePorts(3)) as [number, number, number];
+    const [kubelet, kubeletHealthz, kubeProxyMetrics, corednsReady] = (await freePorts(4)) as [number, number, number, number];
     this.realNode = await RealNode.start({
       binDir: this.binDir,
       cpRoot: this.rootDir,
@@ -408,7 +411,8 @@ export class ControlPlane {
       sandboxImage: images.sandbox.ref,
       helperImage: images.helper.ref,
       images: [images.sandbox, images.helper, ...(images.others ?? [])],
-      ports: { kubelet, kubeletHealthz, kubeProxyMetrics },
+      ports: { kubelet, kubeletHealthz, kubeProxyMetrics, corednsReady },
+      dnsUpstreams: opts.nodeDnsUpstreams,
       log: this.log,
       spawn: (name, command, args) => this.spawn(name as Component, args, {}, command),
       waitUntil: (what, check, focus, timeoutMs) => this.waitUntil(what, check, focus, timeoutMs),

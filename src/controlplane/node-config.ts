@@ -112,8 +112,8 @@ export interface KubeletConfigInput {
   caFile: string;
   servingCert: string;
   servingKey: string;
-  /** IP that cluster DNS listens on, when it runs. */
-  clusterDns?: string;
+  /** The cluster DNS Service's ClusterIP, written into pods' resolv.conf. */
+  clusterDns: string;
   healthzPort: number;
   port: number;
 }
@@ -145,8 +145,9 @@ export function kubeletConfigYaml(p: KubeletConfigInput): string {
     imageGCLowThresholdPercent: 99,
     evictionHard: { "memory.available": "100Mi", "nodefs.available": "1%", "nodefs.inodesFree": "1%", "imagefs.available": "1%" },
     clusterDomain: CLUSTER_DOMAIN,
-    ...(p.clusterDns ? { clusterDNS: [p.clusterDns] } : {}),
-    // Pods never inherit the host's resolvers: names outside the cluster resolve nowhere.
+    clusterDNS: [p.clusterDns],
+    // Pods never inherit the host's resolvers: dnsPolicy Default pods get the node's CoreDNS
+    // (nodeResolvConf), which forwards to the host's resolvers.
     resolvConf: runPaths.resolvConf,
     serializeImagePulls: false,
     maxPods: 110,
@@ -200,4 +201,63 @@ export function localPathConfigData(helperImage: string): Record<string, string>
       },
     }),
   };
+}
+
+/** The `kube-dns` Service in kube-system that pods' resolv.conf names (kubelet's clusterDNS). */
+export const CLUSTER_DNS = {
+  namespace: "kube-system",
+  service: "kube-dns",
+  /** The tenth address of the service range, as kubeadm chooses it. */
+  ip: "10.0.0.10",
+  /** Client certificate subject of CoreDNS (read-only RBAC: services, endpointslices, namespaces). */
+  user: "orchestrator:coredns",
+  clusterRole: "orchestrator:coredns",
+} as const;
+
+/** resolv.conf given to kubelet (`resolvConf`): what dnsPolicy Default pods get, the node's CoreDNS. */
+export function nodeResolvConf(nodeIp: string): string {
+  return `nameserver ${nodeIp}\n`;
+}
+
+/**
+ * The host's resolvers, as CoreDNS's forwarder takes them ("ip:53"), from resolv.conf's
+ * nameserver lines. Loopback resolvers (systemd-resolved's 127.0.0.53) work: CoreDNS runs in the
+ * host's network namespace.
+ */
+export function hostResolvers(resolvConf: string): string[] {
+  return resolvConf
+    .split("\n")
+    .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+    .filter((ip): ip is string => ip !== undefined)
+    .map((ip) => (ip.includes(":") ? `[${ip}]:53` : `${ip}:53`));
+}
+
+export interface CorefileInput {
+  /** CoreDNS listens on port 53 of this address only. */
+  nodeIp: string;
+  kubeconfig: string;
+  /** Port on 127.0.0.1 of the `ready` plugin (200 once the kubernetes plugin has synced). */
+  readyPort: number;
+  /** Resolvers for names outside the cluster ("ip:port"); none: those names fail (SERVFAIL). */
+  upstreams: string[];
+}
+
+/** The node's CoreDNS: cluster.local from the API server, everything else forwarded. */
+export function corefile(p: CorefileInput): string {
+  const forward = p.upstreams.length ? [`    forward . ${p.upstreams.join(" ")}`, "    loop"] : [];
+  return [
+    ".:53 {",
+    `    bind ${p.nodeIp}`,
+    "    errors",
+    `    ready 127.0.0.1:${p.readyPort}`,
+    `    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {`,
+    `        kubeconfig ${p.kubeconfig}`,
+    "        fallthrough in-addr.arpa ip6.arpa",
+    "        ttl 30",
+    "    }",
+    ...forward,
+    "    cache 30",
+    "}",
+    "",
+  ].join("\n");
 }

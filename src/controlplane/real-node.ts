@@ -1,6 +1,7 @@
 // A real Kubernetes node for the local cluster: containerd + runc + bridge CNI + kubelet, with
-// kube-proxy (so pods reach the API server through the `kubernetes` Service) and the local-path
-// provisioner (StorageClass `local-path`). No cluster DNS yet (docs/status.md). Pods run real
+// kube-proxy (so pods reach the API server through the `kubernetes` Service), CoreDNS (cluster
+// DNS: the `kube-dns` Service resolves cluster.local and forwards other names to the host's
+// resolvers) and the local-path provisioner (StorageClass `local-path`). Pods run real
 // containers from images imported into containerd without a registry.
 //
 // The node is one per machine: it uses fixed paths (NODE_PATHS), sysctls, iptables and a bridge.
@@ -10,21 +11,25 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CoreV1Api, StorageV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, DiscoveryV1Api, RbacAuthorizationV1Api, StorageV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { isExecutable, repoRoot } from "./assets.js";
 import type { ControlPlaneCerts, NodeIdentity } from "./certs.js";
 import {
   CGROUP_ROOT,
+  CLUSTER_DNS,
   containerdConfigToml,
+  corefile,
   cniConflist,
   CRI_NAMESPACE,
+  hostResolvers,
   kubeletConfigYaml,
   kubeProxyConfigYaml,
   LOCAL_PATH,
   localPathConfigData,
   NODE_NAME,
   NODE_PATHS,
+  nodeResolvConf,
   runPaths,
 } from "./node-config.js";
 import type { ManagedProcess } from "./process.js";
@@ -40,7 +45,7 @@ const HOST_PROGRAMS: Record<string, string> = {
   ip: "iproute2",
 };
 const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
-export const NODE_BINARIES = ["kubelet", "kube-proxy"] as const;
+export const NODE_BINARIES = ["kubelet", "kube-proxy", "coredns"] as const;
 
 /** Sysctls that kubelet and the bridge plugin change; their values before the first start are restored at stop. */
 export const TOUCHED_SYSCTLS = [
@@ -123,14 +128,18 @@ export interface RealNodeOptions {
   /** Helper image of the local-path provisioner (needs /bin/sh, mkdir, rm); among `images`. */
   helperImage: string;
   images: ImageArchive[];
-  ports: { kubelet: number; kubeletHealthz: number; kubeProxyMetrics: number };
+  ports: { kubelet: number; kubeletHealthz: number; kubeProxyMetrics: number; corednsReady: number };
+  /** Where CoreDNS forwards names outside the cluster ("ip:port"); default: /etc/resolv.conf's nameservers. */
+  dnsUpstreams?: string[];
   log: (line: string) => void;
   spawn: (name: string, command: string, args: string[]) => ManagedProcess;
   waitUntil: (what: string, check: () => Promise<boolean>, focus?: ManagedProcess, timeoutMs?: number) => Promise<void>;
 }
 
 /** Milliseconds per step of the node's start. */
-export type NodeStartupTimes = Partial<Record<"cleanup" | "containerd" | "images" | "kubelet" | "kube-proxy" | "local-path", number>>;
+export type NodeStartupTimes = Partial<
+  Record<"cleanup" | "containerd" | "images" | "kubelet" | "kube-proxy" | "coredns" | "local-path", number>
+>;
 
 export const CLEANUP_SCRIPT = () => path.join(repoRoot(), "hack", "node", "cleanup.sh");
 
@@ -232,6 +241,7 @@ export class RealNode {
     await this.timed("images", () => this.importImagesOrReset());
     await this.timed("kubelet", () => this.startKubelet());
     await this.timed("kube-proxy", () => this.startKubeProxy());
+    await this.timed("coredns", () => this.startCoreDns());
     if (isExecutable(path.join(this.o.binDir, "local-path-provisioner"))) await this.timed("local-path", () => this.startLocalPath());
     else this.o.log("local-path-provisioner not built: no StorageClass local-path (run 'npm run control-plane:build')");
   }
@@ -264,7 +274,7 @@ export class RealNode {
       NODE_PATHS.containerdRoot,
     ])
       fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(runPaths.resolvConf, `search ${"svc.cluster.local cluster.local"}\noptions ndots:5\n`);
+    fs.writeFileSync(runPaths.resolvConf, nodeResolvConf(this.ip));
     ensureCgroupRoot();
   }
 
@@ -357,6 +367,7 @@ export class RealNode {
         caFile: this.o.certs.caCert,
         servingCert: node.kubeletServingCert,
         servingKey: node.kubeletServingKey,
+        clusterDns: CLUSTER_DNS.ip,
         port: this.o.ports.kubelet,
         healthzPort: this.o.ports.kubeletHealthz,
       }),
@@ -400,6 +411,90 @@ export class RealNode {
         return r.stdout.includes(`-d ${this.o.identity.kubernetesServiceIp}/32`);
       },
       p,
+    );
+  }
+
+  /**
+   * CoreDNS as a host process on the node's IP, port 53, behind the `kube-dns` Service (which
+   * kubelet writes into pods' resolv.conf): cluster.local from the API server, other names
+   * forwarded. Ready once its kubernetes plugin has synced and kube-proxy programs the Service.
+   */
+  private async startCoreDns(): Promise<void> {
+    const dir = path.join(this.o.cpRoot, "node");
+    const node = this.o.certs.node;
+    if (!node) throw new Error("control plane certs were generated without the node's identities");
+    await this.ensureDnsObjects();
+    const kubeconfig = path.join(dir, "coredns.kubeconfig");
+    this.o.kubeconfigFor({ cert: node.corednsCert, key: node.corednsKey }, kubeconfig);
+    const upstreams = this.o.dnsUpstreams ?? hostResolvers(readOrEmpty("/etc/resolv.conf"));
+    if (!upstreams.length)
+      this.o.log("node: /etc/resolv.conf names no nameserver, so pods resolve only cluster.local names (external names fail)");
+    const config = path.join(dir, "Corefile");
+    const readyPort = this.o.ports.corednsReady;
+    fs.writeFileSync(config, corefile({ nodeIp: this.ip, kubeconfig, readyPort, upstreams }));
+    const p = this.start("coredns", path.join(this.o.binDir, "coredns"), ["-conf", config]);
+    await this.o.waitUntil(
+      "CoreDNS to sync with the API server",
+      async () => (await fetch(`http://127.0.0.1:${readyPort}/ready`).catch(() => undefined))?.status === 200,
+      p,
+    );
+    await this.o.waitUntil(
+      "kube-proxy to program the kube-dns Service",
+      async () => (await execa("iptables-save", ["-t", "nat"], { reject: false })).stdout.includes(`-d ${CLUSTER_DNS.ip}/32`),
+      p,
+    );
+  }
+
+  /** CoreDNS's read-only RBAC, and the `kube-dns` Service with the node's IP as its one endpoint. */
+  private async ensureDnsObjects(): Promise<void> {
+    const rbac = this.o.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    const core = this.o.kubeConfig.makeApiClient(CoreV1Api);
+    const discovery = this.o.kubeConfig.makeApiClient(DiscoveryV1Api);
+    const { namespace, service, clusterRole, user, ip } = CLUSTER_DNS;
+    const verbs = ["get", "list", "watch"];
+    await ignoreExists(
+      rbac.createClusterRole({
+        body: {
+          metadata: { name: clusterRole },
+          rules: [
+            { apiGroups: [""], resources: ["services", "namespaces"], verbs },
+            { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs },
+          ],
+        },
+      }),
+    );
+    await ignoreExists(
+      rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: clusterRole },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+        },
+      }),
+    );
+    const ports = [
+      { name: "dns", port: 53, protocol: "UDP" },
+      { name: "dns-tcp", port: 53, protocol: "TCP" },
+    ];
+    await ignoreExists(
+      core.createNamespacedService({
+        namespace,
+        body: { metadata: { name: service, labels: { "k8s-app": "kube-dns" } }, spec: { clusterIP: ip, ports } },
+      }),
+    );
+    await ignoreExists(
+      discovery.createNamespacedEndpointSlice({
+        namespace,
+        body: {
+          metadata: {
+            name: `${service}-node`,
+            labels: { "kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": "orchestrator-real-node" },
+          },
+          addressType: "IPv4",
+          endpoints: [{ addresses: [this.ip], conditions: { ready: true } }],
+          ports,
+        },
+      }),
     );
   }
 

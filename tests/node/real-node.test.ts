@@ -4,50 +4,12 @@
  * local-path volumes.
  * These tests fail, never skip, when the real node cannot start.
  */
-import { BatchV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
-import { nodeImages, useRealNode } from "../support/real-node.js";
+import { nodeImages, runPod, useRealNode, type PodExtras } from "../support/real-node.js";
 
 const cluster = useRealNode();
-
-interface PodExtras {
-  volumes?: NonNullable<V1Pod["spec"]>["volumes"];
-  mounts?: { name: string; mountPath: string }[];
-}
-
-async function runPod(ns: string, name: string, command: string, extra: PodExtras = {}): Promise<{ phase: string; logs: string }> {
-  const cp = cluster();
-  const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-  const images = await nodeImages();
-  await core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name },
-      spec: {
-        restartPolicy: "Never",
-        terminationGracePeriodSeconds: 1,
-        containers: [
-          {
-            name: "main",
-            image: images.helper.ref,
-            imagePullPolicy: "Never",
-            command: ["sh", "-c", command],
-            volumeMounts: extra.mounts ?? [],
-          },
-        ],
-        volumes: extra.volumes ?? [],
-      },
-    },
-  });
-  let phase = "";
-  for (let i = 0; i < 240 && phase !== "Succeeded" && phase !== "Failed"; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    phase = (await core.readNamespacedPod({ name, namespace: ns })).status?.phase ?? "";
-  }
-  const logs = await core.readNamespacedPodLog({ name, namespace: ns, container: "main" });
-  return { phase, logs };
-}
 
 describe("real node", () => {
   it("registers with the node identity and runs a real container whose logs kubectl shows", async () => {
@@ -58,7 +20,7 @@ describe("real node", () => {
     expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\//);
     expect(node.status?.addresses?.find((a) => a.type === "InternalIP")?.address).toBe(cp.realNode?.ip);
     const ns = await cp.createNamespace("pod");
-    const r = await runPod(ns, "hello", "echo hello from $(hostname) && cat /proc/1/cgroup | head -1");
+    const r = await runPod(cluster(), ns, "hello", "echo hello from $(hostname) && cat /proc/1/cgroup | head -1");
     expect(r.phase).toBe("Succeeded");
     expect(r.logs).toContain("hello from hello");
     const kubectl = await execa(inject("kubectl"), ["--kubeconfig", cp.kubeconfigPath, "-n", ns, "logs", "hello"]);
@@ -97,7 +59,7 @@ describe("real node", () => {
     const ns = await cp.createNamespace("svc");
     // nc connects to the Service IP, which kube-proxy DNATs to the API server on the node's IP; a
     // failed connect exits non-zero.
-    const r = await runPod(ns, "svc", "echo | nc -w 5 10.0.0.1 443 >/dev/null && echo SERVICE_OK");
+    const r = await runPod(cluster(), ns, "svc", "echo | nc -w 5 10.0.0.1 443 >/dev/null && echo SERVICE_OK");
     expect(r.phase).toBe("Succeeded");
     expect(r.logs).toContain("SERVICE_OK");
   });
@@ -117,9 +79,9 @@ describe("real node", () => {
       volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
       mounts: [{ name: "data", mountPath: "/data" }],
     };
-    const write = await runPod(ns, "writer", "echo kept-$RANDOM > /data/file && cat /data/file", data);
+    const write = await runPod(cluster(), ns, "writer", "echo kept-$RANDOM > /data/file && cat /data/file", data);
     expect(write.phase).toBe("Succeeded");
-    const read = await runPod(ns, "reader", "cat /data/file", data);
+    const read = await runPod(cluster(), ns, "reader", "cat /data/file", data);
     expect(read.phase).toBe("Succeeded");
     expect(read.logs.trim()).toBe(write.logs.trim());
     expect(read.logs).toMatch(/^kept-\d+/);

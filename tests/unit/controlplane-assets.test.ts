@@ -46,6 +46,7 @@ describe("ensureControlPlaneBinaries", () => {
         "kube-proxy",
         "kwok",
         "local-path-provisioner",
+        "coredns",
       ]) {
         fs.writeFileSync(path.join(assets, b), "#!/bin/sh\necho fake\n", { mode: 0o755 });
       }
@@ -55,6 +56,7 @@ describe("ensureControlPlaneBinaries", () => {
       const bins = await ensureControlPlaneBinaries({ log: () => {} });
       expect(bins.binDir.startsWith(cache)).toBe(true);
       expect(fs.realpathSync(path.join(bins.binDir, "etcd"))).toBe(fs.realpathSync(path.join(assets, "etcd")));
+      expect(fs.realpathSync(path.join(bins.binDir, "coredns"))).toBe(fs.realpathSync(path.join(assets, "coredns")));
       expect(bins.buildSeconds).toEqual({});
     } finally {
       fs.rmSync(cache, { recursive: true, force: true });
@@ -69,5 +71,6 @@ describe("pinnedVersions", () => {
     expect(v.KUBERNETES_VERSION).toMatch(/^v1\.\d+\.\d+$/);
     expect(v.ETCD_VERSION).toMatch(/^v3\.\d+\.\d+$/);
     expect(v.KWOK_VERSION).toMatch(/^v\d+\.\d+\.\d+$/);
+    expect(v.COREDNS_VERSION).toMatch(/^v1\.\d+\.\d+$/);
   });
 });

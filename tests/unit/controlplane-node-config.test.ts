@@ -5,6 +5,8 @@ import { apiserverArgs } from "../../src/controlplane/flags.js";
 import {
   cniConflist,
   containerdConfigToml,
+  corefile,
+  hostResolvers,
   kubeletConfigYaml,
   kubeProxyConfigYaml,
   localPathConfigData,
@@ -33,6 +35,8 @@ const certs = {
     apiserverKubeletClientKey: "/r/ak.key",
     kubeProxyCert: "/r/kp.crt",
     kubeProxyKey: "/r/kp.key",
+    corednsCert: "/r/cd.crt",
+    corednsKey: "/r/cd.key",
   },
 };
 
@@ -115,6 +119,24 @@ describe("real node configuration", () => {
     expect(parse(d["helperPod.yaml"] ?? "")).toMatchObject({
       spec: { containers: [{ imagePullPolicy: "Never", image: "docker.io/orchestrator/busybox:1" }] },
     });
+  });
+
+  it("CoreDNS: cluster.local from the API server on the node IP only, other names forwarded, readiness on loopback", () => {
+    const c = corefile({ nodeIp: "192.0.2.2", kubeconfig: "/cp/coredns.kubeconfig", readyPort: 9100, upstreams: ["192.0.2.53:53"] });
+    expect(c).toMatch(/^\.:53 \{\n {4}bind 192\.0\.2\.2\n/);
+    expect(c).toContain("    ready 127.0.0.1:9100\n");
+    expect(c).toContain("    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        kubeconfig /cp/coredns.kubeconfig\n");
+    expect(c).toContain("    forward . 192.0.2.53:53\n    loop\n");
+    const closed = corefile({ nodeIp: "192.0.2.2", kubeconfig: "/k", readyPort: 1, upstreams: [] });
+    expect(closed).not.toContain("forward");
+    expect(closed).toContain("kubernetes cluster.local");
+  });
+
+  it("takes the host's resolvers from resolv.conf, loopback ones too", () => {
+    const conf =
+      "# generated\nsearch example.com\nnameserver 127.0.0.53\n  nameserver 192.0.2.53 \nnameserver 2001:db8::1\noptions edns0\n";
+    expect(hostResolvers(conf)).toEqual(["127.0.0.53:53", "192.0.2.53:53", "[2001:db8::1]:53"]);
+    expect(hostResolvers("search example.com\n")).toEqual([]);
   });
 
   it("finds the node IP on the default route's interface", () => {
