@@ -25,6 +25,7 @@ describe("real node clean-up", () => {
     const during = await hostSnapshot();
     expect(during.iptables).toMatch(/KUBE-SERVICES/);
     expect(during.processes.length).toBeGreaterThan(before.processes.length);
+    expect(during.processes.some((p) => p.split(" ")[0]?.endsWith("/coredns"))).toBe(true);
     await cp.stop();
     expect(await hostSnapshot()).toEqual(before);
     expect(fs.existsSync("/run/orchestrator-node")).toBe(false);
