@@ -16,6 +16,7 @@ import {
   isTerminalPhase,
   type AnyRun,
   type Kind,
+  type RunStatus,
 } from "../api/index.js";
 import type { Config } from "../config/schema.js";
 import {
@@ -160,6 +161,13 @@ export class RunReconciler {
   private readonly clusterLocks = new KeyedLock();
   /** Names of Events already emitted, to skip repeated creates; the names are deterministic anyway. */
   private readonly emitted = new Set<string>();
+  /**
+   * Statuses this process wrote, by run key, with the resourceVersion of the run they were
+   * decided from. While the cache still shows that version, our write is newer than the cache:
+   * a pass then works from the status it wrote, instead of deciding again from the old one and
+   * writing an older status back over it (a Job's event often arrives before the run's own).
+   */
+  private readonly written = new Map<string, { resourceVersion: string; status: RunStatus }>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
@@ -193,9 +201,20 @@ export class RunReconciler {
     return { name, from, ...(target ? { target } : {}) };
   }
 
+  /** The cached run, with the status this process last wrote if the cache has not caught up with it. */
+  private latest(kind: Kind, namespace: string, name: string): AnyRun | undefined {
+    const key = runKey(kind, namespace, name);
+    const run = this.deps.cache.getRun(kind, namespace, name);
+    const mine = this.written.get(key);
+    if (!mine) return run;
+    if (run?.metadata.resourceVersion === mine.resourceVersion) return { ...run, status: mine.status } as AnyRun;
+    this.written.delete(key);
+    return run;
+  }
+
   /** One pass: read the world, decide (src/controller/decide.ts), act, write status. */
   async reconcile(kind: Kind, namespace: string, name: string): Promise<ReconcileResult> {
-    const run = this.deps.cache.getRun(kind, namespace, name);
+    const run = this.latest(kind, namespace, name);
     // Deleted runs need nothing: their children carry owner references and are garbage-collected.
     if (!run || run.metadata.deletionTimestamp) return {};
     const log = this.deps.logger.child({ run: `${namespace}/${name}`, kind });
@@ -273,7 +292,11 @@ export class RunReconciler {
     for (const ev of d.events) await this.emit(run, ev);
     const patch = statusPatch(prev, next);
     if (!patch) return;
-    await this.deps.kube.patchRunStatus(run.kind, run.metadata.namespace ?? "", run.metadata.name ?? "", patch);
+    const ns = run.metadata.namespace ?? "";
+    const name = run.metadata.name ?? "";
+    await this.deps.kube.patchRunStatus(run.kind, ns, name, patch);
+    const rv = run.metadata.resourceVersion;
+    if (rv) this.written.set(runKey(run.kind, ns, name), { resourceVersion: rv, status: next });
     log.info({ phase: next.phase, reason: next.reason, attempts: next.attempts }, "Updated run status");
     if (isTerminalPhase(next.phase) && !isTerminalPhase(prev.phase) && next.startTime) {
       const seconds = (Date.parse(next.completionTime ?? next.lastUpdate ?? "") - Date.parse(next.startTime)) / 1000;

@@ -18,6 +18,9 @@ export class FakeKube implements ControllerKube, ControllerCache {
   calls: string[] = [];
   /** Simulates informer lag: jobs created are invisible to the cache until flushed. */
   cacheLag = false;
+  /** Simulates the run informer lagging: status patches reach the cached run (and its resourceVersion) only at flushStatus(). */
+  statusLag = false;
+  private pendingStatus = new Map<string, Record<string, unknown>>();
   private hidden = new Set<string>();
 
   addRun(run: AnyRun): AnyRun {
@@ -26,6 +29,16 @@ export class FakeKube implements ControllerKube, ControllerCache {
   }
   flush(): void {
     this.hidden.clear();
+  }
+  /** The run informer catches up: patched statuses show, each with a new resourceVersion. */
+  flushStatus(): void {
+    for (const [key, status] of this.pendingStatus) {
+      const run = this.runs.get(key);
+      if (!run) continue;
+      run.status = structuredClone(status) as never;
+      run.metadata.resourceVersion = String(Number(run.metadata.resourceVersion ?? 0) + 1);
+    }
+    this.pendingStatus.clear();
   }
   /** Hides an existing Job ("ns/name") from the cache, as after a restart before the informer caught up. */
   hideJob(key: string): void {
@@ -119,12 +132,14 @@ export class FakeKube implements ControllerKube, ControllerCache {
     this.calls.push(`patchStatus ${name}`);
     const run = this.getRun(kind, ns, name);
     if (!run) throw Object.assign(new Error("not found"), { code: 404 });
-    const status = { ...(run.status ?? {}) } as Record<string, unknown>;
+    const key = `${kind}/${ns}/${name}`;
+    const status = { ...(this.pendingStatus.get(key) ?? run.status ?? {}) } as Record<string, unknown>;
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete status[k];
       else status[k] = v;
     }
-    run.status = structuredClone(status) as never;
+    if (this.statusLag) this.pendingStatus.set(key, structuredClone(status));
+    else run.status = structuredClone(status) as never;
   }
   async deleteRunChildren(ns: string, uid: string) {
     this.calls.push(`deleteRunChildren ${uid}`);

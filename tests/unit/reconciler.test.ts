@@ -64,6 +64,27 @@ describe("RunReconciler", () => {
     expect(kube.calls.filter((c) => c.startsWith("getJob"))).toEqual([]);
   });
 
+  it("works from the status it wrote while the cache still shows the run before that write: no second, older status", async () => {
+    kube.statusLag = true;
+    const run = kube.addRun({ ...codeRun("a"), metadata: { ...codeRun("a").metadata, resourceVersion: "1" } });
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status).toBeUndefined();
+    // The Job's event comes first: the cached run has no status yet.
+    now += 1000;
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.calls.filter((c) => c.startsWith("patchStatus"))).toHaveLength(1);
+    kube.flushStatus();
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(kube.calls.filter((c) => c.startsWith("patchStatus"))).toHaveLength(1);
+    expect(run.status?.conditions?.map((c) => c.type)).toEqual(["JobCreated", "Ready", "Waiting"]);
+    // A newer version from elsewhere wins over what this process wrote.
+    kube.statusLag = false;
+    run.spec.cancel = true;
+    run.metadata.resourceVersion = "3";
+    await rec.reconcile("CodeRun", NS, "a");
+    expect(run.status?.phase).toBe("Cancelled");
+  });
+
   it("reads a Job live when the cache lacks it and this process did not just create it (after a restart)", async () => {
     const run = kube.addRun(codeRun("a"));
     await rec.reconcile("CodeRun", NS, "a");
