@@ -24,10 +24,10 @@ import { execa } from "execa";
 import { CLUSTER_KUBECONFIG_KEY, GROUP, Labels, VERSION, type CodeRun } from "../src/api/index.js";
 import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, freePorts } from "../src/controlplane/index.js";
-import { makeClients } from "../src/kube/clients.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
 import { CONTROLLER_ENV, NODE_FLAGS } from "./image-env.js";
+import { plainClients } from "./plain-clients.js";
 
 const N = Number(process.env.BENCH_CLUSTER_N ?? "200");
 const CEILING_CONCURRENCY = (process.env.BENCH_CEILING_CONCURRENCY ?? "8,32,128").split(",").map(Number);
@@ -128,8 +128,8 @@ async function ceiling(c: Clusters, cluster: (typeof CLUSTERS)[number], n: numbe
   await prepare(c.home.kubeConfig, ns, false);
   await prepare(exec, ns, true);
   const config = parseConfig(CONFIG_YAML, { KUBERNETES_NAMESPACE: ns });
-  const { core, batch } = makeClients(exec);
-  const { custom } = makeClients(c.home.kubeConfig);
+  const { core, batch } = plainClients(exec);
+  const { custom } = plainClients(c.home.kubeConfig);
   const templates = loadTemplates();
   const queue: CodeRun[] = [];
   let done = 0;

@@ -13,8 +13,8 @@
  * run creations, at each of CEILING_CONCURRENCY concurrent writers; the best is the ceiling.
  * Reported: runs/s, ratio to the ceiling, p50/p99 create-to-Job latency (client clock: the
  * create call returning → the Job ADDED event on a watch), the controller's API calls per run
- * (from the API server's own apiserver_request_total, lists and watches excluded) and its peak
- * RSS (VmHWM).
+ * (from the API server's own apiserver_request_total, lists and watches excluded), its CPU time
+ * per run (user + system from /proc, the burst and the 2 s after it) and its peak RSS (VmHWM).
  */
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,10 +24,10 @@ import { execa } from "execa";
 import { GROUP, VERSION, type CodeRun } from "../src/api/index.js";
 import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, ensureKubeTools, freePorts } from "../src/controlplane/index.js";
-import { makeClients } from "../src/kube/clients.js";
 import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, workspacePvcName } from "../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
 import { CONTROLLER_ENV, NODE_FLAGS } from "./image-env.js";
+import { plainClients } from "./plain-clients.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,500,1000").split(",").map(Number);
 /** Concurrent writers of the ceiling; the best of them is the API server's limit. "0": no ceiling (profiling the controller alone). */
@@ -210,22 +210,32 @@ interface Result {
   idleRssMb?: number;
   idleP50?: number;
   idleP99?: number;
+  /** kube-apiserver's CPU time (user + system) over the burst, per run. */
+  apiServerCpuMsPerRun: number;
 }
 
 function summarize(n: number, t0: number, createdAt: Map<string, number>, jobSeen: Map<string, number>, end: number): Result {
   const lat = [...createdAt].map(([name, t]) => (jobSeen.get(name) ?? NaN) - t).filter((x) => !Number.isNaN(x));
-  return { runsPerSec: n / ((end - t0) / 1000), seconds: (end - t0) / 1000, p50: pct(lat, 50), p99: pct(lat, 99) };
+  return {
+    runsPerSec: n / ((end - t0) / 1000),
+    seconds: (end - t0) / 1000,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    apiServerCpuMsPerRun: NaN,
+  };
 }
 
 /** The minimal writes of a run (ConfigMap, Job, status) from plain clients without a client-side limit. */
-async function ceiling(kc: KubeConfig, ns: string, n: number, concurrency: number): Promise<Result> {
+async function ceiling(cp: ControlPlane, ns: string, n: number, concurrency: number): Promise<Result> {
+  const kc = cp.kubeConfig;
   await prepareNamespace(kc, ns);
   const config = parseConfig(CONFIG_YAML, { KUBERNETES_NAMESPACE: ns });
-  const { core, batch, custom } = makeClients(kc);
+  const { core, batch, custom } = plainClients(kc);
   const templates = loadTemplates();
   const obs = await observe(kc, ns);
   const queue: CodeRun[] = [];
   let done = 0;
+  const apiCpu0 = cpuMs(cp.pid("kube-apiserver") ?? 0);
   const t0 = performance.now();
   const workers = Array.from({ length: concurrency }, async () => {
     while (done < n) {
@@ -257,8 +267,17 @@ async function ceiling(kc: KubeConfig, ns: string, n: number, concurrency: numbe
   await Promise.all(workers);
   await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "ceiling jobs");
   const end = performance.now();
+  const apiServerCpuMsPerRun = (cpuMs(cp.pid("kube-apiserver") ?? 0) - apiCpu0) / n;
   obs.stop();
-  return summarize(n, t0, createdAt, obs.jobSeen, end);
+  return { ...summarize(n, t0, createdAt, obs.jobSeen, end), apiServerCpuMsPerRun };
+}
+
+/** CPU time (user + system) a process has used so far, in ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3 (state).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function peakRssMb(pid: number): number {
@@ -270,7 +289,7 @@ async function controller(
   cp: ControlPlane,
   ns: string,
   n: number,
-): Promise<Result & { callsPerRun: number; calls: Record<string, number> }> {
+): Promise<Result & { callsPerRun: number; calls: Record<string, number>; cpuMsPerRun: number }> {
   const kc = cp.kubeConfig;
   await prepareNamespace(kc, ns, n);
   const dir = mkdtempSync(join(tmpdir(), "bench-ctl-"));
@@ -299,12 +318,16 @@ async function controller(
     const idleRss = peakRssMb(child.pid ?? 0);
     const obs = await observe(kc, ns);
     const before = await apiServerCalls(cp.kubeconfigPath);
+    const cpu0 = cpuMs(child.pid ?? 0);
+    const apiCpu0 = cpuMs(cp.pid("kube-apiserver") ?? 0);
     const t0 = performance.now();
     const createdAt = await createRuns(kc, ns, n, () => undefined);
     await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "controller jobs");
     const end = performance.now();
+    const apiServerCpuMsPerRun = (cpuMs(cp.pid("kube-apiserver") ?? 0) - apiCpu0) / n;
     // Settled: the passes that follow the status write (they should write nothing).
     await new Promise((res) => setTimeout(res, 2000));
+    const cpuMsPerRun = (cpuMs(child.pid ?? 0) - cpu0) / n;
     const calls = callsBetween(before, await apiServerCalls(cp.kubeconfigPath));
     // The benchmark's own creates are not the controller's.
     calls["POST coderuns"] = (calls["POST coderuns"] ?? 0) - n;
@@ -323,6 +346,8 @@ async function controller(
       ...summarize(n, t0, createdAt, obs.jobSeen, end),
       calls,
       callsPerRun: Object.values(calls).reduce((a, b) => a + b, 0) / n,
+      cpuMsPerRun,
+      apiServerCpuMsPerRun,
       peakRssMb: rss,
       idleRssMb: idleRss,
       idleP50: pct(idle, 50),
@@ -336,11 +361,12 @@ async function controller(
 }
 
 /** The best ceiling over the writer concurrencies, each in its own namespace. */
-async function bestCeiling(kc: KubeConfig, n: number): Promise<Result & { concurrency: number }> {
+async function bestCeiling(cp: ControlPlane, n: number): Promise<Result & { concurrency: number }> {
   let best: (Result & { concurrency: number }) | undefined;
-  if (CEILING_CONCURRENCY.length === 0) return { runsPerSec: NaN, seconds: NaN, p50: NaN, p99: NaN, concurrency: 0 };
+  if (CEILING_CONCURRENCY.length === 0)
+    return { runsPerSec: NaN, seconds: NaN, p50: NaN, p99: NaN, apiServerCpuMsPerRun: NaN, concurrency: 0 };
   for (const c of CEILING_CONCURRENCY) {
-    const r = await ceiling(kc, `bench-ceiling-${n}-c${c}`, n, c);
+    const r = await ceiling(cp, `bench-ceiling-${n}-c${c}`, n, c);
     console.log(`ceiling N=${n}, ${c} writers: ${r.runsPerSec.toFixed(1)} runs/s`);
     if (!best || r.runsPerSec > best.runsPerSec) best = { ...r, concurrency: c };
   }
@@ -359,7 +385,7 @@ async function main() {
   const rows: Array<Record<string, number | string>> = [];
   try {
     for (const n of SIZES) {
-      const c = await bestCeiling(cp.kubeConfig, n);
+      const c = await bestCeiling(cp, n);
       const k = await controller(cp, `bench-controller-${n}`, n);
       console.log(`controller N=${n}: API calls ${JSON.stringify(k.calls)}`);
       const row = {
@@ -369,6 +395,9 @@ async function main() {
         "ceiling writers": c.concurrency,
         ratio: +(k.runsPerSec / c.runsPerSec).toFixed(2),
         "calls/run": +k.callsPerRun.toFixed(2),
+        "controller CPU ms/run": +k.cpuMsPerRun.toFixed(1),
+        "apiserver CPU ms/run": +k.apiServerCpuMsPerRun.toFixed(1),
+        "ceiling apiserver CPU ms/run": +c.apiServerCpuMsPerRun.toFixed(1),
         "idle p50 ms": Math.round(k.idleP50 ?? NaN),
         "idle p99 ms": Math.round(k.idleP99 ?? NaN),
         "p50 ms": Math.round(k.p50),

@@ -175,6 +175,11 @@ export class ControlPlane {
     return this.procs.get(component)?.outputTail(lines) ?? "";
   }
 
+  /** Process id of a running component (benchmarks read its CPU time from /proc). */
+  pid(component: Component): number | undefined {
+    return this.procs.get(component)?.pid;
+  }
+
   /** Path of a component's full log file (inside rootDir, removed by stop()). */
   logFile(component: Component): string {
     return path.join(this.rootDir, "logs", `${component}.log`);
