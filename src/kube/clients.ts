@@ -68,7 +68,7 @@ export function withConnectionPool(kc: KubeConfig, maxAgeMs = 5 * 60_000): KubeC
 const USER_AGENT = "orchestrator";
 
 /** One request, as client-node prepared it (URL, headers, body, its dispatcher), through undici's request(). */
-function exchange(ctx: RequestContext): Promise<Dispatcher.ResponseData> {
+export function exchange(ctx: RequestContext): Promise<Dispatcher.ResponseData> {
   return request(ctx.getUrl(), {
     method: ctx.getHttpMethod() as Dispatcher.HttpMethod,
     headers: ctx.getHeaders(),

@@ -3,12 +3,13 @@
  * a watch or list error and leaves restarting to the caller; this wrapper restarts it with
  * exponential backoff and reports whether it is synced and healthy (for /ready).
  */
-import { ListWatch, Watch, type Informer, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
+import { ListWatch, type Informer, type Watch, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
 import { GROUP, Kinds, Plurals, VERSION } from "../api/constants.js";
 import type { InformerSource, Resource, SharedInformer } from "../controller/ports.js";
 import type { Logger } from "../observability/logger.js";
 import type { KubeClients } from "./clients.js";
 import { statusCode } from "./errors.js";
+import { watchFn } from "./watch.js";
 
 export type Handler<T> = (obj: T) => void;
 
@@ -204,7 +205,7 @@ const COLLECTIONS: Record<Resource, Collection> = {
  * stripForCache, on list and on watch alike. List items lack kind; it is set from the collection.
  */
 export function createInformerSource(clients: KubeClients, log: Logger): InformerSource {
-  const watch = new Watch(clients.kc);
+  const watch = watchFn(clients.kc);
   return {
     informer<T>(resource: Resource, namespace: string, labelSelector?: string): SharedInformer<T> {
       const c = COLLECTIONS[resource];
@@ -220,7 +221,7 @@ export function createInformerSource(clients: KubeClients, log: Logger): Informe
           callback: (phase: string, obj: KubernetesObject, raw: unknown) => void,
           done: (err: unknown) => void,
         ) =>
-          watch.watch(
+          watch(
             path,
             query,
             (phase, obj: KubernetesObject, raw) => callback(phase, phase === "ERROR" || phase === "BOOKMARK" ? obj : strip(obj), raw),
