@@ -1,10 +1,11 @@
 /** What the route modules share; built once by buildApp. */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { Principal } from "../auth.js";
 import type { RunStore } from "../../intake/store.js";
-import { sendProblem } from "../../intake/problem.js";
+import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import type { Clock } from "../ports.js";
 
 export interface RouteContext {
@@ -55,4 +56,27 @@ export function notAnObject(reply: FastifyReply): FastifyReply {
     400,
     "The request body must be a JSON object sent with Content-Type: application/json. See /openapi.json for the schema.",
   );
+}
+
+/**
+ * A submission's Idempotency-Key and body checked against `schema`; a malformed key (400), a body
+ * that is not an object (400) or one the schema refuses (422, every field's error) is answered
+ * here, and the reply is returned instead.
+ */
+export function readSubmission<T>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  schema: z.ZodType<T>,
+  what: string,
+): { key: string | undefined; data: T } | FastifyReply {
+  const key = readIdempotencyKey(req);
+  if (key === null) return badIdempotencyKey(reply);
+  const body = objectBody(req);
+  if (!body) return notAnObject(reply);
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error);
+    return sendProblem(reply, "validation", 422, `Invalid ${what}: ${summarizeFieldErrors(errors)}`, { errors });
+  }
+  return { key, data: parsed.data };
 }

@@ -10,7 +10,7 @@ import { buildPlayFromRequest } from "../intent.js";
 import type { PlayStore } from "../../intake/store.js";
 import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
 import { playListQuerySchema, playParamsSchema, playRequestSchema } from "../schemas.js";
-import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
+import { readSubmission, type RouteContext } from "./context.js";
 import { intentContext } from "./submit.js";
 
 function present(play: Play): Play {
@@ -34,16 +34,10 @@ type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 /** POST /api/v1/plays: validates the request and creates the Play (intent only). */
 function startPlay(ctx: RouteContext, store: PlayStore): Handler {
   return async (req, reply) => {
-    const key = readIdempotencyKey(req);
-    if (key === null) return badIdempotencyKey(reply);
-    const body = objectBody(req);
-    if (!body) return notAnObject(reply);
-    const parsed = playRequestSchema.safeParse(body);
-    if (!parsed.success) {
-      const errors = fieldErrors(parsed.error);
-      return sendProblem(reply, "validation", 422, `Invalid Play request: ${summarizeFieldErrors(errors)}`, { errors });
-    }
-    const play = buildPlayFromRequest(parsed.data, intentContext(ctx, req, key, parsed.data));
+    const submission = readSubmission(req, reply, playRequestSchema, "Play request");
+    if (!("data" in submission)) return submission;
+    const { key } = submission;
+    const play = buildPlayFromRequest(submission.data, intentContext(ctx, req, key, submission.data));
     try {
       const created = await store.create(play);
       req.log.info({ play: created.metadata.name, tasks: play.spec.tasks, by: req.principal?.name }, "Created Play");

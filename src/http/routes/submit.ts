@@ -12,9 +12,9 @@ import { authorizeIntent, labelledSecretsFor, refuseOverQuota } from "../authori
 import { buildCodeRunFromRequest, buildDocsRunFromRequest, idempotencyLabelValue, requestDigest, type IntentContext } from "../intent.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
 import { isStoreError, type RunKind } from "../../intake/store.js";
-import { fieldErrors, sendProblem, summarizeFieldErrors } from "../../intake/problem.js";
+import { sendProblem } from "../../intake/problem.js";
 import { codeRequestSchema, docsRequestSchema, type CodeRequest } from "../schemas.js";
-import { badIdempotencyKey, notAnObject, objectBody, readIdempotencyKey, type RouteContext } from "./context.js";
+import { readSubmission, type RouteContext } from "./context.js";
 
 /** `body`: the validated request, fingerprinted with the route and principal for Idempotency-Key replays. */
 export function intentContext(ctx: RouteContext, req: FastifyRequest, idempotencyKey: string | undefined, body: unknown): IntentContext {
@@ -132,16 +132,10 @@ function sendDuplicate(reply: FastifyReply, active: CodeRun, request: CodeReques
 
 /** POST /api/v1/pm/tasks. */
 async function submitCodeTask(ctx: RouteContext, lock: KeyedLock, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const key = readIdempotencyKey(req);
-  if (key === null) return badIdempotencyKey(reply);
-  const body = objectBody(req);
-  if (!body) return notAnObject(reply);
-  const parsed = codeRequestSchema.safeParse(body);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error);
-    return sendProblem(reply, "validation", 422, `Invalid CodeRequest: ${summarizeFieldErrors(errors)}`, { errors });
-  }
-  const request = parsed.data;
+  const submission = readSubmission(req, reply, codeRequestSchema, "CodeRequest");
+  if (!("data" in submission)) return submission;
+  const { key } = submission;
+  const request = submission.data;
   const intent = intentContext(ctx, req, key, request);
   const run = buildCodeRunFromRequest(request, intent);
   const labelled = await labelledSecretsFor(ctx.runs, run, ctx.config).catch((err: unknown) => err as Error);
@@ -172,17 +166,11 @@ async function submitCodeTask(ctx: RouteContext, lock: KeyedLock, req: FastifyRe
 
 /** POST /api/v1/pm/docs/generate. */
 async function generateDocs(ctx: RouteContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const key = readIdempotencyKey(req);
-  if (key === null) return badIdempotencyKey(reply);
-  const body = objectBody(req);
-  if (!body) return notAnObject(reply);
-  const parsed = docsRequestSchema.safeParse(body);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error);
-    return sendProblem(reply, "validation", 422, `Invalid DocsRequest: ${summarizeFieldErrors(errors)}`, { errors });
-  }
-  const intent = intentContext(ctx, req, key, parsed.data);
-  const run = buildDocsRunFromRequest(parsed.data, intent);
+  const submission = readSubmission(req, reply, docsRequestSchema, "DocsRequest");
+  if (!("data" in submission)) return submission;
+  const { key } = submission;
+  const intent = intentContext(ctx, req, key, submission.data);
+  const run = buildDocsRunFromRequest(submission.data, intent);
   const refused = authorizeIntent(reply, run, req.principal?.name ?? "unknown", ctx.config);
   if (refused) return refused;
   const log = req.log.child({ docsrun: run.metadata.name });
