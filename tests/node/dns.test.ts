@@ -8,7 +8,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ControlPlane } from "../../src/controlplane/index.js";
-import { nodeImages, runPod, startUpstreamDns, type UpstreamDns } from "../support/real-node.js";
+import { kubectlAs, nodeImages, runPod, startUpstreamDns, type UpstreamDns } from "../support/real-node.js";
 
 const UPSTREAM_NAME = "only-upstream.test";
 const UPSTREAM_IP = "192.0.2.7";
@@ -95,16 +95,7 @@ describe("cluster DNS on the real node", () => {
     const c = cluster();
     const certs = c.certs.node;
     expect(certs).toBeDefined();
-    const asCoreDns = [
-      "--server",
-      c.server,
-      "--certificate-authority",
-      c.certs.caCert,
-      "--client-certificate",
-      certs?.corednsCert ?? "",
-      "--client-key",
-      certs?.corednsKey ?? "",
-    ];
+    const asCoreDns = kubectlAs(c, certs?.corednsCert, certs?.corednsKey);
     const services = await execa(inject("kubectl"), [...asCoreDns, "get", "services", "-A"], { reject: false });
     expect(services.stdout).toContain("kube-dns");
     const secrets = await execa(inject("kubectl"), [...asCoreDns, "get", "secrets", "-A"], { reject: false });

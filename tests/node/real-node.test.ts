@@ -7,7 +7,7 @@
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
-import { nodeImages, runPod, useRealNode, type PodExtras } from "../support/real-node.js";
+import { kubectlAs, nodeImages, runPod, useRealNode, type PodExtras } from "../support/real-node.js";
 
 const cluster = useRealNode();
 
@@ -31,16 +31,7 @@ describe("real node", () => {
     const cp = cluster();
     const nodeCerts = cp.certs.node;
     expect(nodeCerts).toBeDefined();
-    const asKubelet = [
-      "--server",
-      cp.server,
-      "--certificate-authority",
-      cp.certs.caCert,
-      "--client-certificate",
-      nodeCerts?.kubeletClientCert ?? "",
-      "--client-key",
-      nodeCerts?.kubeletClientKey ?? "",
-    ];
+    const asKubelet = kubectlAs(cp, nodeCerts?.kubeletClientCert, nodeCerts?.kubeletClientKey);
     const own = await execa(inject("kubectl"), [...asKubelet, "get", "node", cp.nodeName ?? ""], { reject: false });
     expect(own.exitCode).toBe(0);
     const secrets = await execa(inject("kubectl"), [...asKubelet, "get", "secrets", "-A"], { reject: false });

@@ -33,6 +33,11 @@ export function useRealNode(): () => ControlPlane {
   return useControlPlane("full", { node: "real", nodeImages });
 }
 
+/** kubectl's flags to talk to the control plane as the identity of a client certificate (not the admin's kubeconfig). */
+export function kubectlAs(cp: ControlPlane, cert: string | undefined, key: string | undefined): string[] {
+  return ["--server", cp.server, "--certificate-authority", cp.certs.caCert, "--client-certificate", cert ?? "", "--client-key", key ?? ""];
+}
+
 export interface PodExtras {
   volumes?: NonNullable<V1Pod["spec"]>["volumes"];
   mounts?: { name: string; mountPath: string }[];
