@@ -44,6 +44,14 @@ function compiled(name) {
   return file;
 }
 
+/** The channel's GitHub tools, imported lazily: left to a bundle of their own beside channel.js. */
+const githubToolsApart = {
+  name: "github-tools-apart",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/github-tools\.js$/ }, () => ({ path: "./github-tools.js", external: true }));
+  },
+};
+
 const targets = {
   async agent() {
     const outdir = path.join(dist, "agent");
@@ -52,12 +60,19 @@ const targets = {
       ...common,
       entryPoints: { channel: compiled("channel"), runner: compiled("runner") },
       outdir,
-      // What the two share, and what they import lazily (the channel's GitHub tools: the MCP SDK
-      // and its JSON Schema validator), go into chunks beside them: the channel parses 1.5 MB at
-      // start instead of 2.3 MB.
+      // What the two share goes into chunks beside them. The GitHub tools (the MCP SDK, its JSON
+      // Schema validator and zod's full build) are a bundle of their own, loaded once the task is
+      // handed out: shared chunks would put what they need of zod into the channel's start-up,
+      // which needs only zod/mini. The channel parses 0.7 MB at start instead of 2.3 MB.
       splitting: true,
       chunkNames: "chunks/[name]-[hash]",
       external: ["pino-pretty"],
+      plugins: [githubToolsApart],
+    });
+    await build({
+      ...common,
+      entryPoints: { "github-tools": path.join(dist, "runner", "github-tools.js") },
+      outdir,
     });
     for (const f of ["channel.js", "runner.js"]) fs.chmodSync(path.join(outdir, f), 0o755);
   },

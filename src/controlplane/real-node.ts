@@ -32,7 +32,7 @@ import {
   nodeResolvConf,
   runPaths,
 } from "./node-config.js";
-import type { ManagedProcess } from "./process.js";
+import { WAIT_WITHOUT_PROCESSES, type ManagedProcess } from "./process.js";
 
 /** Programs the node needs from the host, and the Debian packages that provide them. */
 const HOST_PROGRAMS: Record<string, string> = {
@@ -223,8 +223,10 @@ export class RealNode {
   private startWatchdog(): void {
     const script = [
       'parent="$1"; lock="$2"; cleanup="$3"',
-      'while kill -0 "$parent" 2>/dev/null && [ "$(cat "$lock" 2>/dev/null)" = "$parent" ]; do sleep 1; done',
-      '[ "$(cat "$lock" 2>/dev/null)" = "$parent" ] || exit 0',
+      WAIT_WITHOUT_PROCESSES,
+      'holder() { owner=; { read -r owner < "$lock"; } 2>/dev/null; [ "$owner" = "$parent" ]; }',
+      'while kill -0 "$parent" 2>/dev/null && holder; do read -r -t 1 -u 9 _; done',
+      "holder || exit 0",
       'bash "$cleanup" >/dev/null 2>&1; rm -f "$lock"',
     ].join("\n");
     this.watchdog = spawn("bash", ["-c", script, "orchestrator-node-watchdog", String(process.pid), runPaths.lock, CLEANUP_SCRIPT()], {

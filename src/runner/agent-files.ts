@@ -123,13 +123,16 @@ export async function installAgentFiles(opts: {
     [".mcp.json", files.mcpConfig, "always"],
   ];
   const relativeOf = (name: string) => path.relative(repoDir, path.join(workDir, name));
-  // Asked at once: which of them the repository tracks itself.
-  const tracked = await Promise.all(entries.map(([name, content]) => content !== null && git.isTracked(repoDir, relativeOf(name))));
-  for (const [i, [name, content, policy]] of entries.entries()) {
+  // Which of them the repository tracks itself, asked in one query.
+  const tracked = await git.tracked(
+    repoDir,
+    entries.filter(([, content]) => content !== null).map(([name]) => relativeOf(name)),
+  );
+  for (const [name, content, policy] of entries) {
     if (content === null) continue;
     const target = path.join(workDir, name);
     const relative = relativeOf(name);
-    if (tracked[i]) {
+    if (tracked.has(relative)) {
       log.info({ file: relative }, "Kept the repository's own agent file");
       continue;
     }

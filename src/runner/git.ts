@@ -99,8 +99,9 @@ export class Git {
   }
 
   /** A command that talks to a remote (clone, fetch, push, ls-remote): adds the credentials. */
-  async remote(cwd: string, args: string[], options: { allowFailure?: boolean } = {}): Promise<GitResult> {
-    if (fs.existsSync(this.gitDirOf(cwd))) await this.guardClone(cwd, this.opts.origin);
+  async remote(cwd: string, args: string[], options: { allowFailure?: boolean; guarded?: boolean } = {}): Promise<GitResult> {
+    // guarded: the caller ran guardClone with the run's origin just before (a second pass finds nothing).
+    if (!options.guarded && fs.existsSync(this.gitDirOf(cwd))) await this.guardClone(cwd, this.opts.origin);
     const auth = await this.opts.auth();
     return this.exec(cwd, args, auth, { ...options, timeoutMs: this.remoteTimeoutMs });
   }
@@ -114,6 +115,7 @@ export class Git {
     const argv = [...[...HARDENING_CONFIG, ...auth.config].flatMap((c) => ["-c", c]), ...args];
     const shown = this.opts.redactor.scrub(args.join(" "));
     const gitDir = this.opts.gitDirs?.[cwd];
+    const started = performance.now();
     const result = await execa("git", argv, {
       cwd,
       env: { ...this.opts.env, ...auth.env, ...(gitDir ? { GIT_DIR: gitDir, GIT_WORK_TREE: cwd } : {}) },
@@ -126,7 +128,7 @@ export class Git {
     const stdout = typeof result.stdout === "string" ? result.stdout : "";
     const stderr = this.opts.redactor.scrub(typeof result.stderr === "string" ? result.stderr : "");
     const exitCode = result.exitCode ?? -1;
-    this.opts.log.debug({ git: shown, cwd, exitCode }, "Ran git");
+    this.opts.log.debug({ git: shown, cwd, exitCode, ms: Math.round(performance.now() - started) }, "Ran git");
     if (exitCode !== 0 && !options.allowFailure) {
       const why = result.timedOut ? `timed out after ${options.timeoutMs / 1000}s` : summarizeGitStderr(stderr) || `exit code ${exitCode}`;
       throw new GitError(`git ${shown} failed: ${why}`, args, result.exitCode, stderr);
@@ -136,15 +138,25 @@ export class Git {
 
   /**
    * Removes config an agent could have planted in the clone and resets origin to `origin`, before
-   * credentials are used there (and before origin is read: `remote get-url` applies URL rewriting).
+   * credentials are used there. Returns origin's URL as the clone then has it (null without one):
+   * read from the same listing, as written (no URL rewriting applies: its keys are removed).
    */
-  async guardClone(dir: string, origin?: string): Promise<void> {
-    const listed = await this.run(dir, ["config", "--local", "--name-only", "--list"], { allowFailure: true });
-    const unsafe = [...new Set(listed.stdout.split("\n").filter((k) => UNSAFE_LOCAL_CONFIG.test(k)))];
+  async guardClone(dir: string, origin?: string): Promise<string | null> {
+    const listed = await this.run(dir, ["config", "--local", "--list", "-z"], { allowFailure: true });
+    const entries = listed.stdout
+      .split("\0")
+      .filter(Boolean)
+      .map((entry) => {
+        const newline = entry.indexOf("\n");
+        return newline < 0 ? { key: entry, value: "" } : { key: entry.slice(0, newline), value: entry.slice(newline + 1) };
+      });
+    const unsafe = [...new Set(entries.map((e) => e.key).filter((k) => UNSAFE_LOCAL_CONFIG.test(k)))];
     for (const key of unsafe) await this.run(dir, ["config", "--local", "--unset-all", key], { allowFailure: true });
     if (unsafe.length > 0) this.opts.log.warn({ keys: unsafe }, "Removed unsafe settings from the clone's git config");
-    if (origin && (await this.remoteUrl(dir)) !== origin)
-      await this.run(dir, ["remote", "set-url", "origin", origin], { allowFailure: true });
+    const found = entries.find((e) => e.key === "remote.origin.url")?.value ?? null;
+    if (!origin || found === origin) return found;
+    await this.run(dir, ["remote", "set-url", "origin", origin], { allowFailure: true });
+    return origin;
   }
 
   // ---- queries -------------------------------------------------------------------------------
@@ -160,11 +172,6 @@ export class Git {
     return r.exitCode === 0 && r.stdout === "true";
   }
 
-  async remoteUrl(dir: string, remote = "origin"): Promise<string | null> {
-    const r = await this.run(dir, ["remote", "get-url", remote], { allowFailure: true });
-    return r.exitCode === 0 ? r.stdout.trim() : null;
-  }
-
   async currentBranch(dir: string): Promise<string | null> {
     const r = await this.run(dir, ["symbolic-ref", "--quiet", "--short", "HEAD"], { allowFailure: true });
     return r.exitCode === 0 ? r.stdout.trim() : null;
@@ -175,12 +182,22 @@ export class Git {
     return r.exitCode === 0 ? r.stdout.trim() : null;
   }
 
-  async hasLocalBranch(dir: string, branch: string): Promise<boolean> {
-    return (await this.revParse(dir, `refs/heads/${branch}`)) !== null;
-  }
-
-  async hasRemoteBranch(dir: string, branch: string): Promise<boolean> {
-    return (await this.revParse(dir, `refs/remotes/origin/${branch}`)) !== null;
+  /**
+   * Which of `refs` (full names, e.g. refs/heads/main) exist and name a commit, and which of them
+   * HEAD is on (null: none of them, or detached): one `git for-each-ref` for all.
+   */
+  async commitRefs(dir: string, refs: string[]): Promise<{ found: Set<string>; head: string | null }> {
+    const r = await this.run(dir, ["for-each-ref", "--format=%(refname)%00%(objecttype)%00%(HEAD)", "--", ...refs]);
+    const found = new Set<string>();
+    let head: string | null = null;
+    for (const line of r.stdout.split("\n")) {
+      const [name = "", type, current] = line.split("\0");
+      // for-each-ref also lists refs below a pattern (refs/heads/a matches refs/heads/a/b): keep exact names.
+      if (!refs.includes(name) || type !== "commit") continue;
+      found.add(name);
+      if (current === "*") head = name;
+    }
+    return { found, head };
   }
 
   /** `git status --porcelain` lines, optionally limited to pathspecs. Ignored/excluded files are not listed. */
@@ -219,9 +236,13 @@ export class Git {
     return r.stdout + (r.stdout.endsWith("\n") ? "" : "\n");
   }
 
-  async isTracked(dir: string, file: string): Promise<boolean> {
-    const r = await this.run(dir, ["ls-files", "--error-unmatch", "--", file], { allowFailure: true });
-    return r.exitCode === 0;
+  /** Which of `files` (paths relative to the work tree `dir`) the repository tracks: one `git ls-files` for all. */
+  async tracked(dir: string, files: string[]): Promise<Set<string>> {
+    if (files.length === 0) return new Set();
+    const r = await this.run(dir, ["ls-files", "-z", "--full-name", "--", ...files.map((f) => `:(literal)${f}`)]);
+    const listed = r.stdout.split("\0").filter(Boolean);
+    // A path the repository tracks as a directory counts as tracked too.
+    return new Set(files.filter((f) => listed.some((l) => l === f || l.startsWith(`${f}/`))));
   }
 
   // ---- changes -------------------------------------------------------------------------------

@@ -1,66 +1,71 @@
 /** Parsing and checking of run.json (RunParameters), so a malformed file fails before any work. */
 import path from "node:path";
-import { z } from "zod";
+// zod/mini: the channel parses run.json at start, and zod's full build is 0.7 MB of JavaScript to load first.
+import * as z from "zod/mini";
 import type { RunParameters } from "../api/runner-contract.js";
 import { githubUrlProblem } from "../api/github-host.js";
 import { Reasons } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
 
-const relativeDir = z
-  .string()
-  .min(1)
-  .refine((d) => !path.posix.isAbsolute(d) && !d.split("/").includes(".."), {
+const relativeDir = z.string().check(
+  z.minLength(1),
+  z.refine((d) => !path.posix.isAbsolute(d) && !d.split("/").includes(".."), {
     message: "must be a relative path inside the repository (no leading / and no ..)",
-  });
-const branchName = z
-  .string()
-  .min(1)
-  .regex(/^(?!-)(?!.*\.\.)[^\s~^:?*[\\]+$/, "must be a valid git branch name");
+  }),
+);
+const branchName = z.string().check(z.minLength(1), z.regex(/^(?!-)(?!.*\.\.)[^\s~^:?*[\\]+$/, "must be a valid git branch name"));
 
 /** Credentials only ever go to these URLs, so they are checked as the controller checks its config. */
-const githubUrl = z.string().superRefine((url, ctx) => {
-  const problem = githubUrlProblem(url);
-  if (problem) ctx.addIssue({ code: "custom", message: `${problem} (the controller renders it from github.apiUrl / github.url)` });
-});
+const githubUrl = z.string().check(
+  z.superRefine((url, ctx) => {
+    const problem = githubUrlProblem(url);
+    if (problem) ctx.addIssue({ code: "custom", message: `${problem} (the controller renders it from github.apiUrl / github.url)` });
+  }),
+);
+const nonEmpty = () => z.string().check(z.minLength(1));
+const positiveInt = () => z.number().check(z.int(), z.minimum(1));
+const positive = () => z.number().check(z.positive());
 
 const schema = z
   .object({
     kind: z.enum(["code", "docs"]),
-    runName: z.string().min(1),
+    runName: nonEmpty(),
     namespace: z.string(),
-    attempt: z.number().int().min(1),
-    model: z.string().min(1),
-    repositoryUrl: z.string().min(1),
+    attempt: positiveInt(),
+    model: nonEmpty(),
+    repositoryUrl: nonEmpty(),
     workingDirectory: relativeDir,
     baseBranch: branchName,
     branch: branchName,
-    githubUser: z.string().optional(),
-    githubApp: z.string().optional(),
+    githubUser: z.optional(z.string()),
+    githubApp: z.optional(z.string()),
     continueSession: z.boolean(),
     overwriteMemory: z.boolean(),
-    maxTurns: z.number().int().min(1),
-    timeBudgetSeconds: z.number().positive(),
-    maxCostUsd: z.number().positive().optional(),
+    maxTurns: positiveInt(),
+    timeBudgetSeconds: positive(),
+    maxCostUsd: z.optional(positive()),
     githubApiUrl: githubUrl,
     githubUrl: githubUrl,
     prLabels: z.array(z.string()),
-    stageLabels: z.array(z.string().min(1)).optional(),
-    taskId: z.number().int().min(0).optional(),
-    service: z.string().optional(),
-    docsRepositoryUrl: z.string().optional(),
-    docsBranch: branchName.optional(),
-    docsProjectDirectory: relativeDir.optional(),
-    localTools: z.string().optional(),
-    remoteTools: z.string().optional(),
-    includeCodebase: z.boolean().optional(),
+    stageLabels: z.optional(z.array(nonEmpty())),
+    taskId: z.optional(z.number().check(z.int(), z.minimum(0))),
+    service: z.optional(z.string()),
+    docsRepositoryUrl: z.optional(z.string()),
+    docsBranch: z.optional(branchName),
+    docsProjectDirectory: z.optional(relativeDir),
+    localTools: z.optional(z.string()),
+    remoteTools: z.optional(z.string()),
+    includeCodebase: z.optional(z.boolean()),
   })
-  .superRefine((p, ctx) => {
-    if (p.kind === "code") {
-      if (p.taskId === undefined) ctx.addIssue({ code: "custom", path: ["taskId"], message: "is required for code runs" });
-      if (!p.docsRepositoryUrl) ctx.addIssue({ code: "custom", path: ["docsRepositoryUrl"], message: "is required for code runs" });
-    }
-    if (p.branch === p.baseBranch) ctx.addIssue({ code: "custom", path: ["branch"], message: "must differ from baseBranch" });
-  });
+  .check(
+    z.superRefine((p, ctx) => {
+      if (p.kind === "code") {
+        if (p.taskId === undefined) ctx.addIssue({ code: "custom", path: ["taskId"], message: "is required for code runs" });
+        if (!p.docsRepositoryUrl) ctx.addIssue({ code: "custom", path: ["docsRepositoryUrl"], message: "is required for code runs" });
+      }
+      if (p.branch === p.baseBranch) ctx.addIssue({ code: "custom", path: ["branch"], message: "must differ from baseBranch" });
+    }),
+  );
 
 /** RunParameters from run.json's text; RunnerError(AgentFilesInvalid) naming the bad fields. */
 export function parseRunParameters(text: string, source: string): RunParameters {

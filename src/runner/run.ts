@@ -131,7 +131,7 @@ async function takePrDescription(
     if (!fs.existsSync(file)) continue;
     const parsed: PullRequestText | null = text ? null : parsePrDescription(fs.readFileSync(file, "utf8"), fallback.title);
     const relative = path.relative(repoDir, file);
-    if (await git.isTracked(repoDir, relative)) await git.run(repoDir, ["rm", "--quiet", "--cached", "--", relative]);
+    if ((await git.tracked(repoDir, [relative])).has(relative)) await git.run(repoDir, ["rm", "--quiet", "--cached", "--", relative]);
     fs.rmSync(file);
     if (parsed) {
       text = parsed;

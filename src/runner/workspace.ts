@@ -113,26 +113,32 @@ async function cloneInto(opts: PrepareOptions): Promise<void> {
   fs.rmSync(path.join(repoDir, ".git"), { force: true });
 }
 
+/**
+ * Whether the workspace already holds a clone of the run's repository (guarded, origin set to
+ * the run's URL); false for an empty or missing directory. Anything else is refused.
+ */
+async function existingClone(opts: PrepareOptions): Promise<boolean> {
+  const { git, params, repoDir, remoteUrl } = opts;
+  if (!fs.existsSync(repoDir)) return false;
+  // Asked at once, once there is a git directory (without one, git would look for a repository above).
+  const [isRepository, origin] = fs.existsSync(git.gitDirOf(repoDir))
+    ? await Promise.all([git.isRepository(repoDir), git.guardClone(repoDir)])
+    : [false, null];
+  if (!isRepository) {
+    if (fs.readdirSync(repoDir).length > 0) throw foreignWorkspace(params, repoDir, "files that are not a git clone");
+    return false;
+  }
+  if (!origin || !sameRepository(origin, remoteUrl))
+    throw foreignWorkspace(params, repoDir, origin ? `a clone of ${redactUrl(origin)}` : "a clone without an origin");
+  if (origin !== remoteUrl) await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
+  return true;
+}
+
 /** Converges the clone to: params.branch checked out, up to date with its remote and the base branch. */
 export async function prepareRepository(opts: PrepareOptions): Promise<void> {
-  const { git, params, repoDir, remoteUrl, log } = opts;
-  const parent = path.dirname(repoDir);
-  fs.mkdirSync(parent, { recursive: true });
-
-  let cloned = true;
-  if (fs.existsSync(repoDir)) {
-    if (await git.isRepository(repoDir)) {
-      cloned = false;
-      await git.guardClone(repoDir);
-      const origin = await git.remoteUrl(repoDir);
-      if (!origin || !sameRepository(origin, remoteUrl))
-        throw foreignWorkspace(params, repoDir, origin ? `a clone of ${redactUrl(origin)}` : "a clone without an origin");
-      if (origin !== remoteUrl) await git.run(repoDir, ["remote", "set-url", "origin", remoteUrl]);
-    } else if (fs.readdirSync(repoDir).length > 0) {
-      throw foreignWorkspace(params, repoDir, "files that are not a git clone");
-    }
-  }
-
+  const { git, params, repoDir, log } = opts;
+  fs.mkdirSync(path.dirname(repoDir), { recursive: true });
+  const cloned = !(await existingClone(opts));
   if (cloned) {
     try {
       await cloneInto(opts);
@@ -144,21 +150,23 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
 
   git.ensureExcluded(repoDir, opts.excludes);
   if (!cloned) {
-    await rescueLeftovers(opts);
-    try {
-      await git.remote(repoDir, ["fetch", "--prune", "--no-tags", "origin"]);
-    } catch (err) {
-      throw unreachable(params.repositoryUrl, err, "repository");
-    }
+    // The fetch only moves remote-tracking refs, so it runs beside the rescue of leftover work
+    // (which commits on a local branch); the clone was guarded just above.
+    const [rescue, fetch] = await Promise.allSettled([
+      rescueLeftovers(opts),
+      git.remote(repoDir, ["fetch", "--prune", "--no-tags", "origin"], { guarded: true }),
+    ]);
+    if (rescue.status === "rejected") throw rescue.reason;
+    if (fetch.status === "rejected") throw unreachable(params.repositoryUrl, fetch.reason, "repository");
   }
-  // Read-only queries, asked at once.
-  const [hasBase, current, hasLocal, hasRemote] = await Promise.all([
-    git.hasRemoteBranch(repoDir, params.baseBranch),
-    git.currentBranch(repoDir),
-    git.hasLocalBranch(repoDir, params.branch),
-    git.hasRemoteBranch(repoDir, params.branch),
-  ]);
-  if (!hasBase) {
+  const refs = {
+    base: `refs/remotes/origin/${params.baseBranch}`,
+    local: `refs/heads/${params.branch}`,
+    remote: `refs/remotes/origin/${params.branch}`,
+  };
+  const { found, head } = await git.commitRefs(repoDir, Object.values(refs));
+  const [hasLocal, hasRemote] = [found.has(refs.local), found.has(refs.remote)];
+  if (!found.has(refs.base)) {
     throw new RunnerError(
       Reasons.BranchNotFound,
       `The base branch ${params.baseBranch} does not exist in ${redactUrl(params.repositoryUrl)}. Check the base branch (DocsRun sourceBranch, or the controller's agent.baseBranch).`,
@@ -166,7 +174,7 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
   }
 
   if (hasLocal) {
-    if (current !== params.branch) await git.run(repoDir, ["switch", params.branch]);
+    if (head !== refs.local) await git.run(repoDir, ["switch", params.branch]);
     // Someone (a reviewer, an earlier attempt from another node) may have pushed to the branch.
     if (hasRemote) await mergeOrFail(opts, `origin/${params.branch}`);
   } else if (hasRemote) {

@@ -299,9 +299,15 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
   const start = (entry: "channel" | "runner") =>
     launch.compiled
       ? [process.execPath, path.join(PROJECT_ROOT, `dist/agent/${entry}.js`)]
-      : [path.join(BIN, "tsx"), path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)];
+      : // tsx as a loader, not its CLI: the CLI relays SIGTERM and kills a child that is busy for 60 ms.
+        [process.execPath, "--import", "tsx", path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)];
   const [channelBin, channelArgs] = inContainer(agentRoot, job, "channel", start("channel"));
-  const channel = execa(channelBin, channelArgs, { ...options, env: { ...base, ...env, CHANNEL_PORT: String(port) } });
+  // Stopped with SIGTERM, the channel may wait 15 s for the agent's /finish: a kill follows only after that, as kubelet's grace period.
+  const channel = execa(channelBin, channelArgs, {
+    ...options,
+    env: { ...base, ...env, CHANNEL_PORT: String(port) },
+    forceKillAfterDelay: 30_000,
+  });
   // As kubelet does, the agent container starts right after the channel, its mounts made (and a
   // missing subPath directory created) while the channel may still be preparing the workspace.
   const [agentBin, agentArgs] = inContainer(agentRoot, job, "agent", launch.agentCommand ?? start("runner"));
