@@ -108,6 +108,7 @@ export async function runAgentTask(a: {
  */
 function callChannel(url: string, body?: unknown): Promise<{ status: number; body: unknown } | null> {
   return new Promise((resolve) => {
+    if (!URL.canParse(url)) return resolve(null);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
       url,
