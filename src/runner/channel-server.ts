@@ -12,7 +12,7 @@ import type { GitHubToolsOptions } from "./github-tools.js";
 import type { ModelProxy } from "./model-proxy.js";
 
 /**
- * The GitHub tools (the MCP SDK, ajv and zod: about 0.3 s of CPU to load) load once the task is
+ * The GitHub tools (the MCP SDK, ajv and zod: about 0.2 s of CPU to load) load once the task is
  * handed out, while Claude Code starts (it asks for the tools about a second later): loaded
  * earlier, they took that CPU from the workspace's preparation.
  */
