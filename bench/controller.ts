@@ -28,6 +28,7 @@ import { buildJob, buildRunConfigMap, buildWorkspacePvc, computeRunParameters, w
 import { loadTemplates, renderRunFiles } from "../src/templates/index.js";
 import { CONTROLLER_ENV, NODE_FLAGS } from "./image-env.js";
 import { plainClients } from "./plain-clients.js";
+import { processCpuMs } from "./proc.js";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,500,1000").split(",").map(Number);
 /** Concurrent writers of the ceiling; the best of them is the API server's limit. "0": no ceiling (profiling the controller alone). */
@@ -235,7 +236,7 @@ async function ceiling(cp: ControlPlane, ns: string, n: number, concurrency: num
   const obs = await observe(kc, ns);
   const queue: CodeRun[] = [];
   let done = 0;
-  const apiCpu0 = cpuMs(cp.pid("kube-apiserver") ?? 0);
+  const apiCpu0 = processCpuMs(cp.pid("kube-apiserver"));
   const t0 = performance.now();
   const workers = Array.from({ length: concurrency }, async () => {
     while (done < n) {
@@ -267,17 +268,9 @@ async function ceiling(cp: ControlPlane, ns: string, n: number, concurrency: num
   await Promise.all(workers);
   await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "ceiling jobs");
   const end = performance.now();
-  const apiServerCpuMsPerRun = (cpuMs(cp.pid("kube-apiserver") ?? 0) - apiCpu0) / n;
+  const apiServerCpuMsPerRun = (processCpuMs(cp.pid("kube-apiserver")) - apiCpu0) / n;
   obs.stop();
   return { ...summarize(n, t0, createdAt, obs.jobSeen, end), apiServerCpuMsPerRun };
-}
-
-/** CPU time (user + system) a process has used so far, in ms (/proc/<pid>/stat, clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3 (state).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function peakRssMb(pid: number): number {
@@ -318,16 +311,16 @@ async function controller(
     const idleRss = peakRssMb(child.pid ?? 0);
     const obs = await observe(kc, ns);
     const before = await apiServerCalls(cp.kubeconfigPath);
-    const cpu0 = cpuMs(child.pid ?? 0);
-    const apiCpu0 = cpuMs(cp.pid("kube-apiserver") ?? 0);
+    const cpu0 = processCpuMs(child.pid);
+    const apiCpu0 = processCpuMs(cp.pid("kube-apiserver"));
     const t0 = performance.now();
     const createdAt = await createRuns(kc, ns, n, () => undefined);
     await waitUntil(() => obs.jobSeen.size >= n && obs.running.size >= n, 600_000, "controller jobs");
     const end = performance.now();
-    const apiServerCpuMsPerRun = (cpuMs(cp.pid("kube-apiserver") ?? 0) - apiCpu0) / n;
+    const apiServerCpuMsPerRun = (processCpuMs(cp.pid("kube-apiserver")) - apiCpu0) / n;
     // Settled: the passes that follow the status write (they should write nothing).
     await new Promise((res) => setTimeout(res, 2000));
-    const cpuMsPerRun = (cpuMs(child.pid ?? 0) - cpu0) / n;
+    const cpuMsPerRun = (processCpuMs(child.pid) - cpu0) / n;
     const calls = callsBetween(before, await apiServerCalls(cp.kubeconfigPath));
     // The benchmark's own creates are not the controller's.
     calls["POST coderuns"] = (calls["POST coderuns"] ?? 0) - n;

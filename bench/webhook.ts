@@ -22,7 +22,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -30,6 +30,7 @@ import { fileURLToPath } from "node:url";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { pino } from "pino";
+import { processCpuMs } from "./proc.js";
 import { GROUP, VERSION } from "../src/api/constants.js";
 import { parseConfig } from "../src/config/config.js";
 import { ControlPlane, ensureControlPlaneBinaries, ensureKubeTools, repoRoot } from "../src/controlplane/index.js";
@@ -180,18 +181,6 @@ interface LoadResult {
   maxms: number;
   /** CPU time (user+system) the server process spent per delivery, in µs (from /proc; noise-robust). */
   serverCpuUsPerDelivery?: number;
-}
-
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
-  } catch {
-    return NaN;
-  }
 }
 
 /** Runs a load function and adds the server's CPU time per delivery. */
