@@ -29,15 +29,19 @@ beforeAll(async () => {
   api = await startApiServer(cluster().kubeConfig, ns);
   model = await startModelServer();
 });
+/** Temporary directories of the tests, removed at the end. */
+const removals: (() => void)[] = [];
 afterAll(async () => {
   await api?.close();
   await model?.close();
+  for (const remove of removals) remove();
 });
 
 describe("Claude Code as an MCP client of orchestrator mcp", () => {
   it("the model calls the task tool and a CodeRun with the requested spec appears", async () => {
     const repo = await gitCheckout();
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "mcp-claude-home-"));
+    removals.push(repo.remove, () => fs.rmSync(home, { recursive: true, force: true }));
     const mcpConfig = path.join(home, "mcp.json");
     fs.writeFileSync(
       mcpConfig,

@@ -21,7 +21,7 @@ const cluster = useControlPlane("full", { crdPaths: ["infra/charts/orchestrator/
 
 let proc: Awaited<ReturnType<typeof startControllerProcess>>;
 let env: NodeJS.ProcessEnv;
-let repo: { dir: string; origin: string };
+let repo: Awaited<ReturnType<typeof gitCheckout>>;
 let ns: string;
 const PR = "https://github.com/acme/api/pull/42";
 const RESULT = JSON.stringify({ outcome: "succeeded", pullRequestUrl: PR, turns: 3, toolCalls: 5, costUsd: 0.0123 });
@@ -51,6 +51,7 @@ afterAll(async () => {
   proc?.child.kill("SIGTERM");
   await proc?.child;
   proc?.cleanup();
+  repo.remove();
 });
 
 const run = (args: string[], o: { tty?: boolean; env?: NodeJS.ProcessEnv; cwd?: string } = {}) =>

@@ -21,14 +21,17 @@ const cluster = useControlPlane("minimal", { crdPaths: ["infra/charts/orchestrat
 
 let api: ApiServer;
 let ns: string;
-let repo: { dir: string; origin: string };
+let repo: Awaited<ReturnType<typeof gitCheckout>>;
 
 beforeAll(async () => {
   ns = await newNamespace("mcp");
   api = await startApiServer(cluster().kubeConfig, ns);
   repo = await gitCheckout();
 });
-afterAll(async () => api?.close());
+afterAll(async () => {
+  await api?.close();
+  repo.remove();
+});
 
 const custom = () => cluster().kubeConfig.makeApiClient(CustomObjectsApi);
 const getObject = async <T>(plural: string, name: string) =>

@@ -1,5 +1,5 @@
 /** Runs the `orchestrator` CLI in-process (runCli) with captured output, or as the package bin. */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -49,7 +49,8 @@ export async function cliProcess(args: string[], o: { env: NodeJS.ProcessEnv; cw
  * A git checkout whose origin is a bare repository next to it, with a Task Master project
  * committed and pushed: what `task code` / `docs generate` detect from.
  */
-export async function gitCheckout(): Promise<{ dir: string; origin: string }> {
+/** `remove` deletes the checkout and its bare repository (call it in afterAll). */
+export async function gitCheckout(): Promise<{ dir: string; origin: string; remove: () => void }> {
   // The origin a user would have (the API only accepts GitHub repository URLs); pushes go to a
   // local bare repository instead (pushurl), so "pushed or not" is real git state.
   const url = "https://github.com/acme/cli-test.git";
@@ -69,5 +70,5 @@ export async function gitCheckout(): Promise<{ dir: string; origin: string }> {
   await git(["remote", "set-url", "--push", "origin", origin]);
   await git(["push", "-u", "origin", "main"]);
   await git(["update-ref", "refs/remotes/origin/main", "HEAD"]);
-  return { dir, origin: url };
+  return { dir, origin: url, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
