@@ -4,8 +4,8 @@
  *   short-lived installation token (refreshed on demand) for git over HTTPS and the REST API.
  * - GitHub user: GITHUB_TOKEN for the REST API and git over HTTPS; the SSH key in
  *   /secrets/github-ssh/ssh-privatekey for SSH remotes.
- * Tokens reach git only through the environment of the git process, read by a credential helper
- * at call time; the SSH key is copied to a private temp file outside the repository.
+ * Tokens reach git only through the environment of the git process (an http.extraHeader for the
+ * GitHub origin, and a credential helper for a 401); the SSH key is copied to a private temp file outside the repository.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -34,6 +34,26 @@ const TOKEN_VAR = "GITHUB_TOKEN";
 export function buildTokenHelperConfig(origin: string): string[] {
   const helper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=$${TOKEN_VAR}"; }; f`;
   return ["credential.helper=", `credential.${new URL(origin).origin}.helper=${helper}`];
+}
+
+/**
+ * How git sends a token to the configured GitHub origin: an `http.<origin>/.extraHeader` with
+ * Basic credentials, set through git's environment (GIT_CONFIG_COUNT), so the first request
+ * carries them. Without it, every fetch, clone and push first takes a 401 and starts the helper's
+ * shell twice. The header goes only to URLs of that scheme, host and port; the helper stays for
+ * the rare 401 (a revoked token), so git reports "Authentication failed".
+ */
+export function buildTokenAuth(origin: string, token: string): GitAuth {
+  const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
+  return {
+    env: {
+      [TOKEN_VAR]: token,
+      GIT_CONFIG_COUNT: "1",
+      GIT_CONFIG_KEY_0: `http.${new URL(origin).origin}/.extraHeader`,
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
+    },
+    config: buildTokenHelperConfig(origin),
+  };
 }
 
 export type AuthMethod = "github-app" | "token" | "ssh";
@@ -178,11 +198,10 @@ export async function resolveCredentials(inputs: CredentialInputs): Promise<Cred
   const author = computeAuthor(params);
   const noop = () => {};
 
-  const config = buildTokenHelperConfig(params.githubUrl);
   if (params.githubApp) {
     const mint = await appCredentials(inputs);
     const remoteUrl = (repository: BoundRepository) => repository.httpsUrl;
-    const gitAuth = async (): Promise<GitAuth> => ({ env: { [TOKEN_VAR]: await mint() }, config });
+    const gitAuth = async (): Promise<GitAuth> => buildTokenAuth(params.githubUrl, await mint());
     return { gitMethod: "github-app", apiToken: mint, gitAuth, author, remoteUrl, dispose: noop };
   }
 
@@ -199,7 +218,7 @@ export async function resolveCredentials(inputs: CredentialInputs): Promise<Cred
   if (sshKey) redactor.add(sshKey);
   // Without a key, an SSH remote is reached over HTTPS with the token.
   const remoteUrl = (repository: BoundRepository) => (repository.sshUrl && ssh ? repository.sshUrl : repository.httpsUrl);
-  const tokenAuth: GitAuth = { env: { [TOKEN_VAR]: githubToken }, config };
+  const tokenAuth = buildTokenAuth(params.githubUrl, githubToken);
   const gitAuth = async (): Promise<GitAuth> => (ssh ? { env: { ...tokenAuth.env, ...ssh.env }, config: tokenAuth.config } : tokenAuth);
   return {
     gitMethod: ssh && inputs.target.sshUrl ? "ssh" : "token",

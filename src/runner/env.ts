@@ -60,6 +60,7 @@ const PASSED_TO_GIT = [
   "SSL_CERT_FILE",
   "SSL_CERT_DIR",
   "GIT_SSL_CAINFO",
+  "GIT_SSL_CAPATH",
 ];
 
 export function readRunnerEnv(env: NodeJS.ProcessEnv = process.env): RunnerEnv {

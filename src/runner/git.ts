@@ -1,8 +1,8 @@
 /**
  * git, through execa. Every command runs non-interactively with the agent HOME, no system config
- * and the C locale; remote commands add the credentials of the run (a credential helper that
- * reads the token from the git process's environment at call time, or GIT_SSH_COMMAND), so no
- * secret is ever written to a config file or passed on a command line.
+ * and the C locale; remote commands add the credentials of the run (the token as a header for
+ * the GitHub origin and a credential helper reading it, both from the git process's environment,
+ * or GIT_SSH_COMMAND), so no secret is ever written to a config file or passed on a command line.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -12,7 +12,7 @@ import type { Redactor } from "./redact.js";
 
 /** How git authenticates to remotes for one command. */
 export interface GitAuth {
-  /** Extra environment for the git process (GIT_SSH_COMMAND, the token variable). */
+  /** Extra environment for the git process (GIT_SSH_COMMAND, the token and its header). */
   env: Record<string, string>;
   /** `-c key=value` pairs placed before the subcommand. */
   config: string[];
@@ -183,18 +183,18 @@ export class Git {
   }
 
   /**
-   * Which of `refs` (full names, e.g. refs/heads/main) exist and name a commit, and which of them
-   * HEAD is on (null: none of them, or detached): one `git for-each-ref` for all.
+   * Which of `refs` (full names, e.g. refs/heads/main) exist and name a commit (and that commit),
+   * and which of them HEAD is on (null: none of them, or detached): one `git for-each-ref` for all.
    */
-  async commitRefs(dir: string, refs: string[]): Promise<{ found: Set<string>; head: string | null }> {
-    const r = await this.run(dir, ["for-each-ref", "--format=%(refname)%00%(objecttype)%00%(HEAD)", "--", ...refs]);
-    const found = new Set<string>();
+  async commitRefs(dir: string, refs: string[]): Promise<{ found: Map<string, string>; head: string | null }> {
+    const r = await this.run(dir, ["for-each-ref", "--format=%(refname)%00%(objecttype)%00%(HEAD)%00%(objectname)", "--", ...refs]);
+    const found = new Map<string, string>();
     let head: string | null = null;
     for (const line of r.stdout.split("\n")) {
-      const [name = "", type, current] = line.split("\0");
+      const [name = "", type, current, commit = ""] = line.split("\0");
       // for-each-ref also lists refs below a pattern (refs/heads/a matches refs/heads/a/b): keep exact names.
       if (!refs.includes(name) || type !== "commit") continue;
-      found.add(name);
+      found.set(name, commit);
       if (current === "*") head = name;
     }
     return { found, head };

@@ -173,6 +173,7 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     );
   }
 
+  let created: string | undefined;
   if (hasLocal) {
     if (head !== refs.local) await git.run(repoDir, ["switch", params.branch]);
     // Someone (a reviewer, an earlier attempt from another node) may have pushed to the branch.
@@ -181,10 +182,17 @@ export async function prepareRepository(opts: PrepareOptions): Promise<void> {
     await git.run(repoDir, ["switch", "-c", params.branch, "--track", `origin/${params.branch}`]);
   } else {
     await git.run(repoDir, ["switch", "--no-track", "-c", params.branch, `origin/${params.baseBranch}`]);
+    created = found.get(refs.base);
   }
-  await mergeOrFail(opts, `origin/${params.baseBranch}`);
+  // A branch just made from the base has nothing of it to merge, and its head is the base's commit.
+  if (!created) await mergeOrFail(opts, `origin/${params.baseBranch}`);
   log.info(
-    { branch: params.branch, base: params.baseBranch, existed: hasLocal || hasRemote, head: await git.revParse(repoDir, "HEAD") },
+    {
+      branch: params.branch,
+      base: params.baseBranch,
+      existed: hasLocal || hasRemote,
+      head: created ?? (await git.revParse(repoDir, "HEAD")),
+    },
     "Prepared branch",
   );
 }

@@ -195,6 +195,8 @@ describe("code run", () => {
 
     // The token went over HTTP basic auth only: never into config, workspace files or logs.
     expect(gitHttp.attempts.some((a) => a.accepted && a.user === "x-access-token")).toBe(true);
+    // Every request carried it from the start: no 401 round trip before the credentials.
+    expect(gitHttp.attempts.filter((a) => !a.accepted)).toEqual([]);
     expect(fs.readFileSync(path.join(agent.gitDir, "config"), "utf8")).not.toContain(TOKEN);
     // The clone's git directory is the channel's, not in the agent's work tree.
     expect(fs.existsSync(path.join(agent.repo, ".git"))).toBe(false);

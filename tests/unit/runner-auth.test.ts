@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RunParameters } from "../../src/api/runner-contract.js";
 import { bindRepository } from "../../src/api/github-host.js";
-import { appRepositoryNames, buildTokenHelperConfig, computeAuthor, resolveCredentials } from "../../src/runner/auth.js";
+import { appRepositoryNames, buildTokenAuth, buildTokenHelperConfig, computeAuthor, resolveCredentials } from "../../src/runner/auth.js";
 import { buildLayout } from "../../src/runner/layout.js";
 import { Redactor } from "../../src/runner/redact.js";
 
@@ -79,7 +79,8 @@ describe("resolveCredentials", () => {
     const creds = await resolveCredentials({ params, layout, githubToken: "ghp_token123", target, redactor: new Redactor(), log });
     expect(creds.remoteUrl(target)).toBe("https://github.com/acme/shop.git");
     const auth = await creds.gitAuth();
-    expect(auth.env).toEqual({ GITHUB_TOKEN: "ghp_token123" });
+    expect(auth).toEqual(buildTokenAuth("https://github.com", "ghp_token123"));
+    expect(auth.env.GITHUB_TOKEN).toBe("ghp_token123");
     expect(auth.config.join("\n")).not.toContain("ghp_token123");
     expect(auth.config).toContainEqual(expect.stringMatching(/^credential\.https:\/\/github\.com\.helper=!/));
   });
@@ -131,5 +132,21 @@ describe("token credential helper", () => {
     for (const url of ["https://evil.example.com/x.git", "http://github.com/acme/shop.git", "https://github.com:8443/acme/shop.git"]) {
       expect(() => fill(config, url, { GITHUB_TOKEN: "ghs_fromEnv" }), url).toThrow();
     }
+  });
+
+  it("sends the token as a header to the repository's origin only", () => {
+    const auth = buildTokenAuth("https://github.com", "ghs_fromEnv");
+    const header = (url: string) =>
+      spawnSync("git", [...auth.config.flatMap((c) => ["-c", c]), "config", "--get-urlmatch", "http.extraheader", url], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_CONFIG_NOSYSTEM: "1", ...auth.env },
+      }).stdout.trim();
+    const expected = `Authorization: Basic ${Buffer.from("x-access-token:ghs_fromEnv").toString("base64")}`;
+    expect(header("https://github.com/acme/shop.git")).toBe(expected);
+    for (const url of ["https://evil.example.com/x.git", "http://github.com/acme/shop.git", "https://github.com:8443/acme/shop.git"]) {
+      expect(header(url), url).toBe("");
+    }
+    // The helper stays for a 401 (a revoked token), so git reports the failed authentication.
+    expect(auth.config).toEqual(buildTokenHelperConfig("https://github.com"));
   });
 });
