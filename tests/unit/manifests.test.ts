@@ -182,7 +182,7 @@ describe("buildJob", () => {
     expect(ch).toMatchObject({ terminationMessagePath: "/dev/channel-termination-log", terminationMessagePolicy: "File" });
   });
   it("gives the channel its own resources: the defaults, or agent.channelResources", () => {
-    expect(ch?.resources).toEqual({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } });
+    expect(ch?.resources).toEqual({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "2", memory: "1Gi" } });
     const sized = parseConfig("agent: {channelResources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 512Mi}}}", {});
     const channel = buildJob(run, 1, sized, "ws").spec?.template.spec?.initContainers?.[0];
     expect(channel?.resources).toEqual({ requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } });
