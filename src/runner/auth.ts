@@ -5,7 +5,8 @@
  * - GitHub user: GITHUB_TOKEN for the REST API and git over HTTPS; the SSH key in
  *   /secrets/github-ssh/ssh-privatekey for SSH remotes.
  * Tokens reach git only through the environment of the git process (an http.extraHeader for the
- * GitHub origin, and a credential helper for a 401); the SSH key is copied to a private temp file outside the repository.
+ * GitHub origin, and a credential helper for a 401); the SSH key is copied to a private temp
+ * file outside the repository.
  */
 import fs from "node:fs";
 import os from "node:os";
