@@ -17,7 +17,7 @@ import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { execa } from "execa";
 import { Labels } from "../src/api/constants.js";
-import { AgentPaths, TaskFileKeys } from "../src/api/runner-contract.js";
+import { AgentPaths, TaskFileKeys, logContainerName } from "../src/api/runner-contract.js";
 import { ensureControlPlaneBinaries, repoRoot } from "../src/controlplane/index.js";
 import { startNodeWorld, finished, GITHUB_USER, API_KEY, TOKEN } from "../tests/support/node-world.js";
 import { nodeImages } from "../tests/support/real-node.js";
@@ -176,30 +176,37 @@ async function main(): Promise<void> {
     await waitFirst(warm.task, warm.t);
     await w.waitForRun("CodeRun", warm.name, finished);
 
-    // Where a single run's time goes, from the pod's own clocks: kubelet stamps each log line (ns).
+    // Where a single run's time goes, from the clocks of the pod's processes (the node is this
+    // machine): each log line's own time, not kubelet's stamp, which comes later.
     const stages: Record<string, number>[] = [];
     const breakdown = async (name: string, submittedAt: number, firstAt: number) => {
       const epoch = Date.now() - performance.now();
       const pods = await core.listNamespacedPod({ namespace: w.ns, labelSelector: `${Labels.runName}=${name}` });
       const pod = pods.items[0];
       if (!pod?.metadata?.name) return;
-      const log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace: w.ns, container: "channel", timestamps: true });
-      const at = (msg: string) => {
-        const line = String(log)
+      const logOf = async (container: string) =>
+        String(await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: w.ns, container }))
           .split("\n")
-          .find((l) => l.includes(msg));
-        return line ? Date.parse(line.slice(0, line.indexOf(" "))) - (epoch + submittedAt) : NaN;
+          .flatMap((line) => {
+            try {
+              const entry = JSON.parse(line) as { msg?: string; time?: string | number };
+              return [{ msg: entry.msg ?? "", time: typeof entry.time === "number" ? entry.time : Date.parse(String(entry.time)) }];
+            } catch {
+              return [];
+            }
+          });
+      const [channel, agent] = await Promise.all([logOf(logContainerName("CodeRun", "channel")), logOf(logContainerName("CodeRun"))]);
+      const at = (log: { msg: string; time: number }[], msg: string) => {
+        const entry = log.find((e) => e.msg.startsWith(msg));
+        return entry ? entry.time - (epoch + submittedAt) : NaN;
       };
-      const started =
-        pod.status?.initContainerStatuses?.[0]?.state?.terminated?.startedAt ??
-        pod.status?.initContainerStatuses?.[0]?.state?.running?.startedAt;
       stages.push({
-        channelContainerStarted: started ? new Date(started).getTime() - (epoch + submittedAt) : NaN,
-        channelListening: at("Started the agent's channel"),
-        remotesChecked: at("Checked GitHub access"),
-        taskDocsFetched: at("Fetched task documents"),
-        branchPrepared: at("Prepared branch"),
-        taskHandedOut: at("Opened the agent's model proxy"),
+        channelListening: at(channel, "Started the agent's channel"),
+        remotesChecked: at(channel, "Checked GitHub access"),
+        taskDocsFetched: at(channel, "Fetched task documents"),
+        branchPrepared: at(channel, "Prepared branch"),
+        taskHandedOut: at(channel, "Opened the agent's model proxy"),
+        claudeStarted: at(agent, "Started Claude Code"),
         firstModelRequest: firstAt,
       });
     };
@@ -226,7 +233,7 @@ async function main(): Promise<void> {
       directRunnerToFirstRequestMs: { p50: pct(direct, 50), samples: direct.map(Math.round) },
       chainSingleMs: { p50: pct(single, 50), p99: pct(single, 99), samples: single.map(Math.round) },
       chainNewServiceMs: { p50: pct(newService, 50), samples: newService.map(Math.round) },
-      /** ms after submit (container start: 1 s resolution, kubelet's status). */
+      /** ms after submit, from the log lines' own times (the node is this machine). */
       singleStagesP50Ms: Object.fromEntries(
         Object.keys(stages[0] ?? {}).map((k) => [
           k,
