@@ -43,6 +43,10 @@ export function buildTokenHelperConfig(origin: string): string[] {
  * carries them. Without it, every fetch, clone and push first takes a 401 and starts the helper's
  * shell twice. The header goes only to URLs of that scheme, host and port; the helper stays for
  * the rare 401 (a revoked token), so git reports "Authentication failed".
+ *
+ * git follows no redirect: after one, git sends its next requests to the new URL with the
+ * headers it chose for the old one, so a redirect from the GitHub host to another would carry
+ * the token there. A renamed or transferred repository is reached under its new URL.
  */
 export function buildTokenAuth(origin: string, token: string): GitAuth {
   const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
@@ -53,7 +57,7 @@ export function buildTokenAuth(origin: string, token: string): GitAuth {
       GIT_CONFIG_KEY_0: `http.${new URL(origin).origin}/.extraHeader`,
       GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
     },
-    config: buildTokenHelperConfig(origin),
+    config: [...buildTokenHelperConfig(origin), "http.followRedirects=false"],
   };
 }
 

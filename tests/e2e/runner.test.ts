@@ -556,6 +556,20 @@ describe("credentials go only to the configured GitHub host", () => {
     });
   }
 
+  it("follows no redirect from the GitHub host: a repository moved to another host reaches nothing there", async () => {
+    // git would send its next requests to the new host with the header it chose for the old one.
+    github.state.repos.add("org/moved");
+    gitHttp.redirectRepository("/org/moved.git", `${trap.url}/org/target.git`);
+    const agent = createAgentRoot(tmp, "redirected");
+    agent.writeRun(codeParams({ runName: "redirected", repositoryUrl: `${gitHttp.url}/org/moved.git` }));
+    const before = trap.requests.length;
+    const run = await launchRunner(agent, jobEnv());
+    expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "failed" });
+    expect(run.result?.message).toContain("/org/moved.git");
+    expect(run.result?.message).toContain("use the repository's new URL");
+    expect(trap.requests.slice(before)).toEqual([]);
+  });
+
   it("ignores a .git the agent made in its work tree, whose settings would send the next run's credentials elsewhere", async () => {
     const agent = createAgentRoot(tmp, "hostile-config");
     // A previous agent left a clone whose config rewrites the GitHub host to the trap, sets a

@@ -14,6 +14,8 @@ export interface GitHttpServer {
   attempts: { path: string; user: string | null; accepted: boolean }[];
   /** The next `count` pushes (git-receive-pack) are refused with HTTP `status`, as a flaky server would. */
   refusePushes(count: number, status?: number): void;
+  /** Requests below `from` (a repository path such as /org/old.git) are answered 301 to `to` plus the rest, as for a moved repository. */
+  redirectRepository(from: string, to: string): void;
   close(): Promise<void>;
 }
 
@@ -28,8 +30,15 @@ export async function startGitHttpServer(
   const isValid = typeof tokens === "function" ? tokens : (p: string) => tokens.includes(p);
   const attempts: GitHttpServer["attempts"] = [];
   let refuse = { count: 0, status: 503 };
+  const redirects = new Map<string, string>();
   const handler: http.RequestListener = (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
+    for (const [from, to] of redirects) {
+      if (!url.pathname.startsWith(`${from}/`)) continue;
+      req.resume();
+      res.writeHead(301, { location: `${to}${url.pathname.slice(from.length)}${url.search}` }).end();
+      return;
+    }
     const header = req.headers.authorization ?? "";
     const basic = /^Basic\s+(.+)$/i.exec(header)?.[1];
     const [user, password] = basic ? Buffer.from(basic, "base64").toString("utf8").split(/:(.*)/s) : [null, null];
@@ -101,6 +110,7 @@ export async function startGitHttpServer(
     refusePushes: (count, status = 503) => {
       refuse = { count, status };
     },
+    redirectRepository: (from, to) => redirects.set(from, to),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

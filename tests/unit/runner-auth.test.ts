@@ -146,7 +146,8 @@ describe("token credential helper", () => {
     for (const url of ["https://evil.example.com/x.git", "http://github.com/acme/shop.git", "https://github.com:8443/acme/shop.git"]) {
       expect(header(url), url).toBe("");
     }
-    // The helper stays for a 401 (a revoked token), so git reports the failed authentication.
-    expect(auth.config).toEqual(buildTokenHelperConfig("https://github.com"));
+    // The helper stays for a 401 (a revoked token), so git reports the failed authentication;
+    // no redirect is followed (git would send the header on to the new host).
+    expect(auth.config).toEqual([...buildTokenHelperConfig("https://github.com"), "http.followRedirects=false"]);
   });
 });
