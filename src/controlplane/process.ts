@@ -182,11 +182,12 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
 }
 
 /**
- * For the watchdog shells: fd 9 becomes a pipe nobody writes to, so `read -t 1 -u 9` waits a
- * second without starting a process (a `sleep` a second per watchdog was a steady share of the
- * CPU of a 2-core machine running the cluster).
+ * For the watchdog shells: fd 9 becomes a pipe nobody writes to, so WAIT_A_SECOND (`read -t 1
+ * -u 9`) waits a second without starting a process (a `sleep` a second per watchdog was a steady
+ * share of the CPU of a 2-core machine running the cluster).
  */
 export const WAIT_WITHOUT_PROCESSES = "exec 9<> <(:)";
+export const WAIT_A_SECOND = "read -r -t 1 -u 9 _";
 
 /**
  * Register a temp root for removal on exit, and start a watchdog that cleans it up (and kills
@@ -199,7 +200,7 @@ export function registerTempRoot(root: string): void {
     'parent="$1"; root="$2"',
     WAIT_WITHOUT_PROCESSES,
     // Poll: exit quietly once the root is gone (normal stop), act once the parent is gone.
-    'while kill -0 "$parent" 2>/dev/null && [ -d "$root" ]; do read -r -t 1 -u 9 _; done',
+    `while kill -0 "$parent" 2>/dev/null && [ -d "$root" ]; do ${WAIT_A_SECOND}; done`,
     '[ -d "$root" ] || exit 0',
     'if [ -f "$root/.pids" ]; then while read -r p; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done < "$root/.pids"; fi',
     'sleep 0.5; rm -rf "$root"',

@@ -32,7 +32,7 @@ import {
   nodeResolvConf,
   runPaths,
 } from "./node-config.js";
-import { WAIT_WITHOUT_PROCESSES, type ManagedProcess } from "./process.js";
+import { WAIT_A_SECOND, WAIT_WITHOUT_PROCESSES, type ManagedProcess } from "./process.js";
 
 /** Programs the node needs from the host, and the Debian packages that provide them. */
 const HOST_PROGRAMS: Record<string, string> = {
@@ -225,7 +225,7 @@ export class RealNode {
       'parent="$1"; lock="$2"; cleanup="$3"',
       WAIT_WITHOUT_PROCESSES,
       'holder() { owner=; { read -r owner < "$lock"; } 2>/dev/null; [ "$owner" = "$parent" ]; }',
-      'while kill -0 "$parent" 2>/dev/null && holder; do read -r -t 1 -u 9 _; done',
+      `while kill -0 "$parent" 2>/dev/null && holder; do ${WAIT_A_SECOND}; done`,
       "holder || exit 0",
       'bash "$cleanup" >/dev/null 2>&1; rm -f "$lock"',
     ].join("\n");

@@ -326,6 +326,11 @@ export function isAuthFailure(err: unknown): boolean {
   return err instanceof GitError && err.exitCode === 128 && AUTH_FAILURE.some((re) => re.test(err.stderr));
 }
 
+/** True when the remote answered a redirect (a renamed or transferred repository), which the runner's git does not follow. */
+export function isRedirected(err: unknown): boolean {
+  return err instanceof GitError && /^fatal: unable to access '.*': The requested URL returned error: 30[1278]$/m.test(err.stderr);
+}
+
 /**
  * The lines of git's stderr that say what went wrong: every ` ! [rejected]` / `! [remote
  * rejected]` ref line, then the last two other lines; `hint:` lines are advice, not the error.

@@ -676,16 +676,17 @@ const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
  *   empty directory of the runner's own instead (unless GIT_SSL_CAPATH names one).
  */
 function gitCaEnv(caFile: string, dir: string, env: Record<string, string | undefined>): Record<string, string> {
-  const current = env.GIT_SSL_CAINFO;
+  // The CA file git reads without a bundle, when it exists.
+  const inUse = env.GIT_SSL_CAINFO ?? SYSTEM_CA_FILE;
+  const inUseExists = fs.existsSync(inUse);
   const result: Record<string, string> = {};
   if (fs.existsSync(caFile)) {
-    const base = [current ?? SYSTEM_CA_FILE].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, "utf8"));
+    const base = inUseExists ? [fs.readFileSync(inUse, "utf8")] : [];
     const bundle = path.join(dir, "github-ca-bundle.crt");
     fs.writeFileSync(bundle, [...base, fs.readFileSync(caFile, "utf8")].join("\n"));
     result.GIT_SSL_CAINFO = bundle;
   }
-  const holdsSystemCas = current === undefined ? fs.existsSync(SYSTEM_CA_FILE) : current === SYSTEM_CA_FILE;
-  if (env.GIT_SSL_CAPATH === undefined && holdsSystemCas) {
+  if (env.GIT_SSL_CAPATH === undefined && inUse === SYSTEM_CA_FILE && inUseExists) {
     const empty = path.join(dir, "no-ca-dir");
     fs.mkdirSync(empty, { recursive: true });
     result.GIT_SSL_CAPATH = empty;

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { RunParameters } from "../api/runner-contract.js";
 import { Reasons } from "../api/reasons.js";
 import { RunnerError } from "./errors.js";
-import { GitError, isAuthFailure, type Author, type Git } from "./git.js";
+import { GitError, isAuthFailure, isRedirected, type Author, type Git } from "./git.js";
 import { redactUrl, sameRepository } from "./repo-url.js";
 
 export interface PrepareOptions {
@@ -29,15 +29,12 @@ export interface PrepareOptions {
   log: Logger;
 }
 
-/** git answered a redirect (a renamed or transferred repository): the runner's git follows none. */
-const REDIRECTED = /The requested URL returned error: 30[1278]/;
-
 export function unreachable(url: string, err: unknown, what: string): RunnerError {
   const detail = err instanceof GitError ? err.message : String(err);
   const auth = isAuthFailure(err);
   const advice = auth
     ? "The credentials were rejected: check the run's SSH key / token / GitHub App secret and its access to the repository."
-    : REDIRECTED.test(detail)
+    : isRedirected(err)
       ? "The host redirects it elsewhere (a renamed or transferred repository?), and git follows no redirect with the run's credentials: use the repository's new URL."
       : "Check the URL and that the run's SSH key / token / GitHub App secret grants access.";
   return new RunnerError(
