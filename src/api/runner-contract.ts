@@ -43,9 +43,19 @@ export const AgentPaths = {
 
 /** The agent container's name per run kind, kept from the original so `kubectl logs -c` habits keep working. */
 export const CONTAINER_NAME = { CodeRun: "claude-code", DocsRun: "claude-docs" } as const;
-/** The credentialed sidecar's container name. */
+/** The credentialed container's name (the agent pod's first container). */
 export const CHANNEL_CONTAINER = "channel";
-/** The logs a client may ask for: the agent container's (the default) or the channel sidecar's. */
+/** The pod annotation naming the container `kubectl logs` shows without -c: the agent container. */
+export const DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container";
+
+/** The agent container's name in an agent pod: the pod's default container, else its first that is not the channel. */
+export function agentContainerName(pod: {
+  metadata?: { annotations?: Record<string, string> };
+  spec?: { containers: { name: string }[] };
+}): string | undefined {
+  return pod.metadata?.annotations?.[DEFAULT_CONTAINER_ANNOTATION] ?? pod.spec?.containers.find((c) => c.name !== CHANNEL_CONTAINER)?.name;
+}
+/** The logs a client may ask for: the agent container's (the default) or the channel's. */
 export const LOG_CONTAINERS = ["agent", "channel"] as const;
 export type LogContainer = (typeof LOG_CONTAINERS)[number];
 

@@ -57,15 +57,19 @@ function terminated(pods: V1Pod[]) {
     String(toIso(b.metadata?.creationTimestamp) ?? "").localeCompare(String(toIso(a.metadata?.creationTimestamp) ?? "")),
   );
   for (const p of sorted) {
-    const cs = p.status?.containerStatuses?.[0];
+    const cs = p.status?.containerStatuses?.find((s) => s.name !== CHANNEL_CONTAINER);
     if (cs?.state?.terminated) return { pod: p, term: cs.state.terminated };
   }
   return undefined;
 }
 
-/** The channel's own record of the result, from its termination message (policy File: never a log tail). */
+/**
+ * The channel's own record of the result, from its termination message (policy File: never a log
+ * tail). The channel is a regular container; pods made before that have it as an init container.
+ */
 function channelResult(pod: V1Pod | undefined): AgentResult | undefined {
-  return parseResultJson(pod?.status?.initContainerStatuses?.find((s) => s.name === CHANNEL_CONTAINER)?.state?.terminated?.message);
+  const statuses = [...(pod?.status?.containerStatuses ?? []), ...(pod?.status?.initContainerStatuses ?? [])];
+  return parseResultJson(statuses.find((s) => s.name === CHANNEL_CONTAINER)?.state?.terminated?.message);
 }
 
 /** The run's result: the channel's record when it wrote one, else what the agent container wrote. */

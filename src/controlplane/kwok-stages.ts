@@ -13,9 +13,9 @@
 //
 // Pod lifecycle simulated here (a pod is only touched once it is bound to a kwok node):
 //   Pending --pod-ready (readyDelayMs)--> Running
-//   Running, owned by a Job, first container without KWOK_FAIL=true
+//   Running, owned by a Job, no container with KWOK_FAIL=true
 //           --pod-complete (runDelayMs or env KWOK_RUN_DURATION)--> Succeeded, exitCode 0
-//   Running, first container has env KWOK_FAIL=true (any owner)
+//   Running, a container has env KWOK_FAIL=true (any owner)
 //           --pod-fail (same delay)--> Failed, exitCode 1, reason "Error"
 //   deletionTimestamp set --pod-delete--> deleted (finalizers are left to their owners)
 // Pods not owned by a Job stay Running, like a long-lived server would.
@@ -24,17 +24,18 @@
 // its termination-message file, which controllers read from `state.terminated.message`.
 import { stringify } from "yaml";
 
-/** Env var names understood by the stages (set them on the pod's first container). */
+/** Env var names understood by the stages (set them on any one of the pod's containers). */
 export const KWOK_ENV = {
   /** "true": the pod fails (phase Failed, exitCode 1, reason Error) instead of succeeding. */
   fail: "KWOK_FAIL",
   /** Copied into `status.containerStatuses[].state.terminated.message`. */
   terminationMessage: "KWOK_TERMINATION_MESSAGE",
   /**
-   * Set on the first container, copied into every init container's terminated `message`: how tests
-   * simulate the agent pod's channel sidecar writing its own termination message.
+   * Set on one container, copied into the terminated `message` of the pod's other containers (init
+   * containers included): how tests simulate the agent pod's channel writing its own termination
+   * message, since a run's env reaches the agent container only.
    */
-  initTerminationMessage: "KWOK_INIT_TERMINATION_MESSAGE",
+  othersTerminationMessage: "KWOK_OTHERS_TERMINATION_MESSAGE",
   /** Go duration ("30s", "10m") the pod stays Running before completing/failing. */
   runDuration: "KWOK_RUN_DURATION",
 } as const;
@@ -68,14 +69,14 @@ export interface KwokStage {
   };
 }
 
-/** jq: value of env var `name` on the pod's first container (nothing if unset). */
-export function firstContainerEnv(name: string): string {
-  return `.spec.containers.[0].env.[] | select( .name == "${name}" ) | .value`;
+/** jq: value of env var `name` on the first of the pod's containers that sets it (nothing if none does). */
+export function containerEnv(name: string): string {
+  return `first( .spec.containers.[].env.[]? | select( .name == "${name}" ) | .value )`;
 }
 
 const notDeleting: Requirement = { key: ".metadata.deletionTimestamp", operator: "DoesNotExist" };
 const phase = (p: string): Requirement => ({ key: ".status.phase", operator: "In", values: [p] });
-const failRequested: Requirement = { key: firstContainerEnv(KWOK_ENV.fail), operator: "In", values: ["true"] };
+const failRequested: Requirement = { key: containerEnv(KWOK_ENV.fail), operator: "In", values: ["true"] };
 const failNotRequested: Requirement = { ...failRequested, operator: "NotIn" };
 
 function stage(
@@ -213,10 +214,19 @@ startTime: {{ $now | Quote }}
 function terminatedTemplate(podFailed: boolean): string {
   return `{{ $now := Now }}
 {{ $root := . }}
+{{ $othersMessage := "" }}
+{{ $othersFrom := "" }}
+{{ range .spec.containers }}
+{{ $name := .name }}
+{{ range .env }}
+{{ if eq .name "${KWOK_ENV.othersTerminationMessage}" }}{{ with .value }}{{ $othersMessage = toString . }}{{ $othersFrom = $name }}{{ end }}{{ end }}
+{{ end }}
+{{ end }}
 containerStatuses:
 {{ range $item := .spec.containers }}
 {{ $fail := false }}
 {{ $message := "" }}
+{{ if ne $item.name $othersFrom }}{{ $message = $othersMessage }}{{ end }}
 {{ range $item.env }}
 {{ if and (eq .name "${KWOK_ENV.fail}") (eq (toString .value) "true") }}{{ $fail = ${podFailed ? "true" : "false"} }}{{ end }}
 {{ if eq .name "${KWOK_ENV.terminationMessage}" }}{{ with .value }}{{ $message = toString . }}{{ end }}{{ end }}
@@ -240,10 +250,6 @@ containerStatuses:
       message: {{ $message | Quote }}
 {{ end }}
 {{ end }}
-{{ $initMessage := "" }}
-{{ range (index .spec.containers 0).env }}
-{{ if eq .name "${KWOK_ENV.initTerminationMessage}" }}{{ with .value }}{{ $initMessage = toString . }}{{ end }}{{ end }}
-{{ end }}
 {{ with .spec.initContainers }}
 initContainerStatuses:
 {{ range . }}
@@ -257,8 +263,8 @@ initContainerStatuses:
       reason: Completed
       startedAt: {{ $now | Quote }}
       finishedAt: {{ $now | Quote }}
-{{ if $initMessage }}
-      message: {{ $initMessage | Quote }}
+{{ if $othersMessage }}
+      message: {{ $othersMessage | Quote }}
 {{ end }}
 {{ end }}
 {{ end }}
@@ -272,7 +278,7 @@ export function kwokStages(opts: KwokStageOptions = {}): KwokStage[] {
   const runDelay = opts.runDelayMs ?? DEFAULT_RUN_DELAY_MS;
   const runDelaySpec: KwokStage["spec"]["delay"] = {
     durationMilliseconds: runDelay,
-    durationFrom: { jq: { expression: firstContainerEnv(KWOK_ENV.runDuration) } },
+    durationFrom: { jq: { expression: containerEnv(KWOK_ENV.runDuration) } },
   };
   const nodeReady: Requirement = { key: '.status.conditions.[] | select( .type == "Ready" ) | .status', operator: "In", values: ["True"] };
   const heartbeat = stage(

@@ -4,7 +4,7 @@
  * Every failure becomes a RunStoreError, so the routes map it like the rest of the API.
  */
 import type { CoreV1Event, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { Labels, MANAGED_BY } from "../api/index.js";
+import { agentContainerName, Labels, MANAGED_BY } from "../api/index.js";
 import type { DashboardKube, EventSummary, JobSummary, PodSummary, WorkspaceSummary } from "../dashboard/ports.js";
 import type { KubeClients } from "./clients.js";
 import { toStoreError } from "./run-store.js";
@@ -55,7 +55,8 @@ function summarizeJob(j: V1Job): JobSummary {
 }
 
 function summarizePod(p: V1Pod): PodSummary {
-  const state = p.status?.containerStatuses?.[0]?.state;
+  const agent = agentContainerName(p);
+  const state = p.status?.containerStatuses?.find((c) => c.name === agent)?.state;
   return {
     name: p.metadata?.name ?? "",
     uid: p.metadata?.uid ?? "",

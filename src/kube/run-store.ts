@@ -22,6 +22,7 @@ import {
 } from "@kubernetes/client-node";
 import { CLUSTER_KUBECONFIG_KEY, GROUP, HOME_CLUSTER, Labels, Plurals, VERSION } from "../api/constants.js";
 import type { Play } from "../api/play.js";
+import { agentContainerName } from "../api/runner-contract.js";
 import type { AnyRun } from "../api/types.js";
 import { withConnectionPool } from "./clients.js";
 import { loadClusterKubeConfig } from "./clusters.js";
@@ -181,7 +182,7 @@ async function openJobLogs(
   const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` }, callOptions(timeout));
   const pod = newestPod(pods.items);
   if (!pod?.metadata?.name) throw new RunStoreError("NotFound", `no pod with label job-name=${jobName}`);
-  const container = o.container ?? pod.spec?.containers[0]?.name;
+  const container = o.container ?? agentContainerName(pod);
   if (!container) throw new RunStoreError("NotFound", `pod ${pod.metadata.name} has no containers`);
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const state = statuses.find((c) => c.name === container)?.state;

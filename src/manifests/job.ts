@@ -6,6 +6,7 @@ import {
   AgentPaths,
   CHANNEL_CONTAINER,
   CONTAINER_NAME,
+  DEFAULT_CONTAINER_ANNOTATION,
   identityHomeName,
   TaskFileKeys,
   VolumeLayout,
@@ -122,11 +123,12 @@ function buildVolumes(run: AnyRun, attempt: number, workspaceClaim: string) {
 }
 
 /**
- * The channel: a native sidecar (an init container with restartPolicy Always, Kubernetes ≥ 1.29),
- * so it starts first and keeps serving while the agent works. It has no startup probe on purpose:
- * the agent container starts right after it and waits on loopback for the task (GET /task), so
- * the agent's start-up overlaps the workspace's preparation. Nothing the agent is told runs before
- * the task is handed out: until then the agent container runs only the runner.
+ * The channel: the pod's first container, so kubelet starts it and then the agent container in one
+ * pass (a native sidecar held the agent container back until kubelet's next relist noticed the
+ * sidecar running, up to a second). It has no readiness or startup probe: the agent container asks
+ * on loopback for its task (GET /task), so the agent's start-up overlaps the workspace's
+ * preparation, and nothing the agent is told runs before the task is handed out. The channel ends
+ * once the agent container is gone (the GET /attach its runner holds has closed).
  */
 function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1VolumeMount[]): V1Container {
   return {
@@ -134,7 +136,6 @@ function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1Vol
     image: `${config.agent.image.repository}:${config.agent.image.tag}`,
     imagePullPolicy: config.agent.image.pullPolicy,
     command: [...config.agent.channelCommand],
-    restartPolicy: "Always",
     workingDir: "/tmp",
     env: channelEnv(run, config),
     resources: structuredClone(config.agent.channelResources) as never,
@@ -147,7 +148,7 @@ function buildChannelContainer(run: AnyRun, config: BuilderConfig, mounts: V1Vol
 }
 
 /**
- * The agent Job of `attempt`, owned by the run: the channel sidecar (credentials) and the agent
+ * The agent Job of `attempt`, owned by the run: the channel container (credentials) and the agent
  * container (none). `workspaceClaim`: the CodeRun's workspace PVC as the reconciler resolved it
  * (unused for DocsRuns, which get an emptyDir).
  */
@@ -165,8 +166,8 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
       activeDeadlineSeconds: limits.timeoutSeconds,
       ttlSecondsAfterFinished: config.job.ttlSecondsAfterFinished,
       template: {
-        // `kubectl logs` without -c shows the agent, not the sidecar.
-        metadata: { labels, annotations: { "kubectl.kubernetes.io/default-container": CONTAINER_NAME[run.kind] } },
+        // `kubectl logs` without -c shows the agent, not the channel.
+        metadata: { labels, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: CONTAINER_NAME[run.kind] } },
         spec: {
           restartPolicy: "Never",
           ...(config.agent.serviceAccountName ? { serviceAccountName: config.agent.serviceAccountName } : {}),
@@ -184,8 +185,8 @@ export function buildJob(run: AnyRun, attempt: number, config: BuilderConfig, wo
             fsGroupChangePolicy: "OnRootMismatch",
             seccompProfile: { type: "RuntimeDefault" },
           },
-          initContainers: [buildChannelContainer(run, config, channel)],
           containers: [
+            buildChannelContainer(run, config, channel),
             {
               name: CONTAINER_NAME[run.kind],
               image: `${config.agent.image.repository}:${config.agent.image.tag}`,

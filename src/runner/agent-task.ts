@@ -16,7 +16,7 @@ import { readSessionMarker, runClaude, type ClaudeOutcome } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
 import { buildLayout } from "./layout.js";
 import { Redactor } from "./redact.js";
-import { writeAgentResult } from "./result.js";
+import { exitCodeFor, writeAgentResult } from "./result.js";
 
 /** What the channel hands the agent once the workspace is prepared (GET /task). */
 export interface AgentTask {
@@ -133,9 +133,38 @@ function callChannel(url: string, body?: unknown): Promise<{ status: number; bod
   });
 }
 
+/**
+ * The agent's presence at the channel: GET /attach, held open until the runner ends (the kernel
+ * closes it if the process dies), which is how the channel knows when to finish. Asked every 25 ms
+ * until the channel listens (both containers start together); null when it never did by `until`.
+ */
+function attach(channelUrl: string, until: number): Promise<http.ClientRequest | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (req: http.ClientRequest | null) => {
+      settled = true;
+      resolve(req);
+    };
+    const ask = () => {
+      if (!URL.canParse(channelUrl)) return settle(null);
+      const req = http.request(`${channelUrl}/attach`, { agent: false }, (res) => {
+        if (res.statusCode === 200) return settle(req);
+        res.resume();
+        settle(null);
+      });
+      req.on("error", () => {
+        if (settled) return;
+        if (Date.now() > until) settle(null);
+        else setTimeout(ask, 25);
+      });
+      req.end();
+    };
+    ask();
+  });
+}
+
 /** The task, or the result of a run that failed before the agent; waits while the channel prepares. */
-async function fetchTask(channelUrl: string, waitMs: number): Promise<{ task: AgentTask } | { result: AgentResult }> {
-  const until = Date.now() + waitMs;
+async function fetchTask(channelUrl: string, until: number, waitMs: number): Promise<{ task: AgentTask } | { result: AgentResult }> {
   for (;;) {
     const res = await callChannel(`${channelUrl}/task`);
     if (res?.status === 200 && res.body && typeof res.body === "object") {
@@ -159,8 +188,11 @@ export async function mainAgent(env: RunnerEnv, options: { log?: Logger; waitFor
   process.once("SIGINT", onSignal);
   // Files the agent creates stay writable by the channel (same group), which commits them.
   process.umask(0o002);
+  const waitMs = options.waitForTaskMs ?? 10 * 60_000;
+  const until = Date.now() + waitMs;
+  const attached = await attach(env.channelUrl, until);
   try {
-    const got = await fetchTask(env.channelUrl, options.waitForTaskMs ?? 10 * 60_000);
+    const got = await fetchTask(env.channelUrl, until, waitMs);
     let result: AgentResult;
     if ("result" in got) result = got.result;
     else {
@@ -187,8 +219,9 @@ export async function mainAgent(env: RunnerEnv, options: { log?: Logger; waitFor
       { outcome: result.outcome, reason: result.reason, pullRequestUrl: result.pullRequestUrl, message: result.message },
       "Finished agent",
     );
-    return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
+    return exitCodeFor(result);
   } finally {
+    attached?.destroy();
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }

@@ -43,6 +43,10 @@ export interface ChannelServerOptions {
 
 export interface ChannelServer {
   url: string;
+  /** Resolves once the agent container is gone: the GET /attach it held has closed. */
+  agentGone: Promise<void>;
+  /** Whether the agent container has attached (GET /attach) yet. */
+  agentAttached(): boolean;
   close(): Promise<void>;
 }
 
@@ -65,9 +69,33 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
-async function route(o: ChannelServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+/**
+ * The agent container's presence. Its runner opens GET /attach first thing and holds it for its
+ * whole life; the kernel closes it when the runner's process ends, however it ends. Only the first
+ * attach counts: a later one (Claude Code is the runner's child and could try) gets 409, so nothing
+ * the agent runs can keep the channel, and so the pod, alive after the runner is gone.
+ */
+class Presence {
+  private attached = false;
+  private leave!: () => void;
+  readonly gone = new Promise<void>((resolve) => (this.leave = resolve));
+
+  isAttached(): boolean {
+    return this.attached;
+  }
+
+  attach(res: http.ServerResponse): void {
+    if (this.attached) return sendJson(res, 409, { message: "An agent is already attached to this channel." });
+    this.attached = true;
+    res.on("close", () => this.leave());
+    res.writeHead(200, { "content-type": "text/plain" }).flushHeaders();
+  }
+}
+
+async function route(o: ChannelServerOptions, presence: Presence, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = new URL(req.url ?? "/", "http://channel").pathname;
   const h = o.handlers;
+  if (path === "/attach") return presence.attach(res);
   if (path === "/task") {
     // Held until the task is ready (checked every 10 ms in process): the agent learns of it at
     // once instead of on its next poll.
@@ -118,8 +146,9 @@ async function finish(h: ChannelHandlers, req: http.IncomingMessage, res: http.S
 
 /** Starts the channel's HTTP server on loopback. */
 export async function startChannelServer(o: ChannelServerOptions): Promise<ChannelServer> {
+  const presence = new Presence();
   const server = http.createServer((req, res) => {
-    route(o, req, res).catch((err: unknown) => {
+    route(o, presence, req, res).catch((err: unknown) => {
       o.log.error({ err: (err as Error).message, path: req.url }, "Channel request failed");
       if (!res.headersSent) sendJson(res, 500, { type: "error", error: { type: "api_error", message: "The channel failed." } });
       else res.destroy();
@@ -132,6 +161,8 @@ export async function startChannelServer(o: ChannelServerOptions): Promise<Chann
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    agentGone: presence.gone,
+    agentAttached: () => presence.isAttached(),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,9 +1,10 @@
 /**
- * The channel container's main (`orchestrator-agent-channel`, a native sidecar that holds the
+ * The channel container's main (`orchestrator-agent-channel`, the pod's container that holds the
  * run's credentials): it prepares the workspace (clone, task documents, agent files), then
  * serves the agent on loopback (/task, the model proxy, the GitHub tools) and, on /finish,
- * commits, pushes and opens the pull request, answering with the run's result. It stays up until
- * SIGTERM: kubelet restarts a sidecar that exits, and stops it once the agent container is done.
+ * commits, pushes and opens the pull request, answering with the run's result. It ends once the
+ * agent container is gone (the GET /attach its runner holds has closed), with the exit code the
+ * agent's runner uses for the same result, so the pod's phase follows the channel's record.
  */
 import type { Logger } from "pino";
 import { Reasons } from "../api/reasons.js";
@@ -14,7 +15,7 @@ import { startChannelServer, type ChannelHandlers } from "./channel-server.js";
 import { initialProgress, type ClaudeOutcome, type ClaudeStatus } from "./claude.js";
 import type { RunnerEnv } from "./env.js";
 import { buildLayout } from "./layout.js";
-import { writeAgentResult } from "./result.js";
+import { exitCodeFor, writeAgentResult } from "./result.js";
 import { MAX_REPORTED_ACTIONS, runAgent, type AgentChannel } from "./run.js";
 
 const STATUSES: readonly ClaudeStatus[] = ["completed", "failed", "budget-exceeded", "cost-exceeded", "max-turns", "terminated"];
@@ -57,8 +58,16 @@ function recordProvisional(file: string, channel: AgentChannel): void {
   });
 }
 
-/** Hands `task` to the agent and waits for its /finish (or for SIGTERM plus a grace period). */
-function serveTask(handlers: ChannelHandlers, signal: AbortSignal, record: string, result: () => Promise<AgentResult>) {
+/**
+ * Hands `task` to the agent and waits for its /finish, or for the agent container to be gone
+ * without one, or for SIGTERM plus a grace period (kubelet stops both containers at once).
+ */
+function serveTask(
+  handlers: ChannelHandlers,
+  stop: { signal: AbortSignal; agentGone: Promise<void>; log: Logger },
+  record: string,
+  result: () => Promise<AgentResult>,
+) {
   return (task: AgentTask, channel: AgentChannel): Promise<ClaudeOutcome> =>
     new Promise<ClaudeOutcome>((resolve) => {
       handlers.finish = async (body) => {
@@ -75,7 +84,12 @@ function serveTask(handlers: ChannelHandlers, signal: AbortSignal, record: strin
       }
       recordProvisional(record, channel);
       handlers.task = task;
-      signal.addEventListener("abort", () => setTimeout(() => resolve(stopped()), FINISH_GRACE_MS).unref(), { once: true });
+      stop.signal.addEventListener("abort", () => setTimeout(() => resolve(stopped()), FINISH_GRACE_MS).unref(), { once: true });
+      void stop.agentGone.then(() => {
+        if (handlers.finish === undefined) return;
+        stop.log.warn("The agent container is gone without reporting its outcome; delivering the work as it is");
+        resolve(stopped());
+      });
     });
 }
 
@@ -98,7 +112,8 @@ export async function mainChannel(env: RunnerEnv, options: { log?: Logger; stop?
   try {
     const box: { outcome?: Promise<AgentResult> } = {};
     const record = buildLayout(env.agentRoot).channelTerminationMessage;
-    const agentStep = serveTask(handlers, controller.signal, record, () => box.outcome!);
+    const stop = { signal: controller.signal, agentGone: server.agentGone, log };
+    const agentStep = serveTask(handlers, stop, record, () => box.outcome!);
     const outcome = runAgent(env, { log, signal: controller.signal, handlers, agentStep });
     box.outcome = outcome;
     const final = await outcome;
@@ -108,8 +123,14 @@ export async function mainChannel(env: RunnerEnv, options: { log?: Logger; stop?
       { outcome: final.outcome, reason: final.reason, pullRequestUrl: final.pullRequestUrl, message: final.message },
       "Finished run",
     );
-    if (!controller.signal.aborted) await new Promise((resolve) => controller.signal.addEventListener("abort", resolve, { once: true }));
-    return 0;
+    // Ends once the agent container is gone, so its /finish has had its answer. Stopped before an
+    // agent attached, there is nobody to wait for.
+    const aborted = new Promise<void>((resolve) => {
+      if (controller.signal.aborted) resolve();
+      controller.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    await Promise.race([server.agentGone, aborted.then(() => (server.agentAttached() ? server.agentGone : undefined))]);
+    return exitCodeFor(final);
   } finally {
     await server.close();
     process.off("SIGTERM", onSignal);

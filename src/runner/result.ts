@@ -60,3 +60,8 @@ export function writeAgentResult(file: string, result: AgentResult): string {
   fs.writeFileSync(file, text);
   return text;
 }
+
+/** A container's exit code for the run's `result`: 0 for a delivered outcome, 1 otherwise. */
+export function exitCodeFor(result: AgentResult): number {
+  return result.outcome === "succeeded" || result.outcome === "no-changes" ? 0 : 1;
+}

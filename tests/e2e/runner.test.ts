@@ -162,6 +162,8 @@ describe("code run", () => {
     const run = await launchRunner(agent, jobEnv());
     expect(run.result, run.stdout + run.stderr).toMatchObject({ outcome: "succeeded", reason: "PullRequestOpened", branch: FEATURE });
     expect(run.exitCode).toBe(0);
+    // Nothing stopped the channel: it ended once the agent had gone, with the same verdict.
+    expect(run.channelExitCode).toBe(0);
 
     // The branch on the remote holds the agent's change and none of the runner's own files.
     const files = listFiles(bare("target"), FEATURE);
@@ -658,18 +660,26 @@ describe("the agent's channel", () => {
   it("keeps its own record of the result: an agent that skips /finish and writes a success of its own is not believed", async () => {
     const agent = createAgentRoot(tmp, "code-7-forger");
     agent.writeRun(codeParams({ runName: "code-7-forger", branch: "feature/task-7-forger" }));
-    // The agent container takes its task, writes a made-up success to its own termination
-    // message and exits without reporting to the channel.
+    // The agent container attaches as the runner does, takes its task, writes a made-up success to
+    // its own termination message and exits without reporting to the channel.
     const forged = { outcome: "succeeded", pullRequestUrl: "https://github.com/org/target/pull/999" };
     const script = [
+      "const http = await import('node:http');",
       "const url = process.env.CHANNEL_URL;",
+      "await new Promise((ok) => { const ask = () => http.get(url + '/attach', { agent: false }, ok).on('error', () => setTimeout(ask, 25)); ask(); });",
       "for (;;) { const r = await fetch(url + '/task').catch(() => null); if (r && r.status === 200) break; await new Promise((s) => setTimeout(s, 100)); }",
       `(await import('node:fs')).writeFileSync(process.env.AGENT_ROOT + '/dev/termination-log', ${JSON.stringify(JSON.stringify(forged))});`,
+      "process.exit(0);",
     ].join("\n");
     const run = await launchRunner(agent, jobEnv(), { agentCommand: [process.execPath, "--input-type=module", "-e", script] });
     expect(run.result).toEqual(forged);
-    // The channel waited for /finish until it was stopped, then recorded what really happened.
+    // The channel saw the agent go without /finish, recorded what really happened and ended by
+    // itself, failed: the pod fails whatever the agent container said.
     expect(run.channelResult, run.stdout + run.stderr).toMatchObject({ outcome: "failed", reason: "Terminated" });
+    expect(run.logs.some((l) => l.msg === "The agent container is gone without reporting its outcome; delivering the work as it is")).toBe(
+      true,
+    );
+    expect(run.channelExitCode).toBe(1);
     expect(run.channelResult?.pullRequestUrl).toBeUndefined();
     expect(github.pullsFor("org", "target").filter((p) => p.head === "feature/task-7-forger")).toEqual([]);
   });

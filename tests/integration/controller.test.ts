@@ -131,8 +131,8 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
       "orchestrator.platform/attempt": "1",
     });
     const pod = job?.spec?.template.spec;
-    const c = pod?.containers[0];
-    const channel = pod?.initContainers?.[0];
+    const c = pod?.containers.find((x) => x.name === "claude-code");
+    const channel = pod?.containers.find((x) => x.name === "channel");
     expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual([
       "/workspace/target-repo",
       "/agent-home",
@@ -258,7 +258,7 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
     };
     await runs.create(
       codeRun(ns, "acts", {
-        env: { KWOK_INIT_TERMINATION_MESSAGE: JSON.stringify(channel), KWOK_TERMINATION_MESSAGE: JSON.stringify(forged) },
+        env: { KWOK_OTHERS_TERMINATION_MESSAGE: JSON.stringify(channel), KWOK_TERMINATION_MESSAGE: JSON.stringify(forged) },
       }),
     );
     const st = await waitFor(
@@ -393,7 +393,7 @@ describe.each<Identity>(["admin", "chart ServiceAccount"])("CodeRun reconcile as
 /**
  * Pod Security `restricted` (the API server's own admission plugin): in a namespace that
  * enforces it, the Job controller creates the agent pods of a CodeRun (PVC, Secret volume, the
- * channel sidecar) and of a DocsRun (emptyDir); the same pod with one setting loosened is refused,
+ * channel container) and of a DocsRun (emptyDir); the same pod with one setting loosened is refused,
  * so the admission is on and the pass is the pod's.
  */
 describe("Pod Security restricted", () => {
@@ -422,12 +422,15 @@ describe("Pod Security restricted", () => {
     );
     const refusals = (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.reason === "FailedCreate");
     expect(refusals.map((e) => e.message)).toEqual([]);
-    expect(pods.map((p) => p.spec?.initContainers?.[0]?.name)).toEqual(["channel", "channel"]);
+    expect(pods.map((p) => p.spec?.containers.map((c) => c.name)).sort()).toEqual([
+      ["channel", "claude-code"],
+      ["channel", "claude-docs"],
+    ]);
 
     const pod = pods[0]!;
     const loosened = structuredClone(pod.spec!);
     delete loosened.nodeName;
-    loosened.initContainers![0]!.securityContext!.capabilities = { drop: ["ALL"], add: ["NET_RAW"] };
+    loosened.containers[0]!.securityContext!.capabilities = { drop: ["ALL"], add: ["NET_RAW"] };
     const refused = core.createNamespacedPod({ namespace: ns, body: { metadata: { name: "loosened" }, spec: loosened } });
     await expect(refused).rejects.toMatchObject({
       code: 403,

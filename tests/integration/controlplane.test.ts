@@ -168,6 +168,30 @@ describe("full control plane (controller-manager, scheduler, kwok)", () => {
     expect(terminated?.message).toBe(message);
   });
 
+  it(`reads its variables from any container and copies ${KWOK_ENV.othersTerminationMessage} into the other containers`, async () => {
+    const cp = cluster();
+    const ns = await cp.createNamespace("job-two");
+    const batch = cp.kubeConfig.makeApiClient(BatchV1Api);
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    // The agent pod's shape: the channel first, the container the run's variables reach second.
+    const body = job("two", {
+      [KWOK_ENV.fail]: "true",
+      [KWOK_ENV.runDuration]: "200ms",
+      [KWOK_ENV.terminationMessage]: "the agent's",
+      [KWOK_ENV.othersTerminationMessage]: "the channel's",
+    });
+    body.spec!.template.spec!.containers.unshift({ name: "channel", image: "example.invalid/agent:test" });
+    await batch.createNamespacedJob({ namespace: ns, body });
+    await eventually("Job Failed", async () => {
+      const j = await batch.readNamespacedJob({ name: "two", namespace: ns });
+      return condition(j, "Failed") === "True" ? j : undefined;
+    });
+    const pod = (await core.listNamespacedPod({ namespace: ns, labelSelector: "job-name=two" })).items[0];
+    const byName = Object.fromEntries((pod?.status?.containerStatuses ?? []).map((c) => [c.name, c.state?.terminated]));
+    expect(byName.channel).toMatchObject({ exitCode: 0, message: "the channel's" });
+    expect(byName.agent).toMatchObject({ exitCode: 1, reason: "Error", message: "the agent's" });
+  });
+
   it("runs bare pods in a fresh namespace until deleted (ServiceAccount admission on)", async () => {
     const cp = cluster();
     const ns = await cp.createNamespace("bare");

@@ -154,7 +154,7 @@ export interface RunnerRun {
   result: AgentResult | null;
   /** The channel's own termination message. */
   channelResult: AgentResult | null;
-  /** The channel's exit code (0 after a clean SIGTERM). */
+  /** The channel's exit code: 0 for a delivered outcome, 1 otherwise (undefined when it had to be killed). */
   channelExitCode: number | undefined;
 }
 
@@ -251,7 +251,7 @@ function podMountScript(root: string, stash: string, container: V1Container, vol
 /** `command` run in a mount namespace that shows it the container's view of the agent root. */
 function inContainer(agentRoot: AgentRoot, job: V1Job, name: "channel" | "agent", command: string[]): [string, string[]] {
   const pod = job.spec!.template.spec!;
-  const container = name === "channel" ? pod.initContainers![0]! : pod.containers[0]!;
+  const container = pod.containers.find((c) => (name === "channel") === (c.name === "channel"))!;
   const stash = `${agentRoot.root}.${name}-volumes`;
   fs.mkdirSync(stash, { recursive: true });
   const script = podMountScript(agentRoot.root, stash, container, pod.volumes ?? []);
@@ -274,8 +274,8 @@ export interface LaunchOptions {
 /**
  * Runs an attempt the way the Job does, as two processes: the channel (`src/cmd/channel.ts`, all
  * of the Job's variables, credentials included) and the agent (`src/cmd/runner.ts`, no
- * credential: only the channel's URL). The channel is stopped (SIGTERM, as kubelet stops a
- * sidecar) once the agent has exited. Logs are the channel's, then the agent's.
+ * credential: only the channel's URL). Nothing stops the channel: it must end by itself once the
+ * agent has exited, as in the pod. Logs are the channel's, then the agent's.
  */
 export async function launchRunner(agentRoot: AgentRoot, env: Record<string, string>, launch: LaunchOptions = {}): Promise<RunnerRun> {
   const { timeoutMs = 120_000 } = launch;
@@ -302,17 +302,16 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
       : // tsx as a loader, not its CLI: the CLI relays SIGTERM and kills a child that is busy for 60 ms.
         [process.execPath, "--import", "tsx", path.join(PROJECT_ROOT, `src/cmd/${entry}.ts`)];
   const [channelBin, channelArgs] = inContainer(agentRoot, job, "channel", start("channel"));
-  // Stopped with SIGTERM, the channel may wait 15 s for the agent's /finish: a kill follows only after that, as kubelet's grace period.
+  // Past the timeout, SIGTERM: the channel may then wait 15 s for the agent's /finish, so a kill follows only after kubelet's grace period.
   const channel = execa(channelBin, channelArgs, {
     ...options,
     env: { ...base, ...env, CHANNEL_PORT: String(port) },
     forceKillAfterDelay: 30_000,
   });
-  // As kubelet does, the agent container starts right after the channel, its mounts made (and a
+  // As kubelet does, the agent container starts right after the channel, in the same pass, its mounts made (and a
   // missing subPath directory created) while the channel may still be preparing the workspace.
   const [agentBin, agentArgs] = inContainer(agentRoot, job, "agent", launch.agentCommand ?? start("runner"));
   const agent = await execa(agentBin, agentArgs, { ...options, env: { ...base, ...agentEnv, CHANNEL_URL: `http://127.0.0.1:${port}` } });
-  channel.kill("SIGTERM");
   const ch = await channel;
   const stdout = `${String(ch.stdout)}\n${String(agent.stdout)}`;
   return {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { firstContainerEnv, KWOK_ENV, kwokConfigYaml, kwokStages, type KwokStage } from "../../src/controlplane/kwok-stages.js";
+import { containerEnv, KWOK_ENV, kwokConfigYaml, kwokStages, type KwokStage } from "../../src/controlplane/kwok-stages.js";
 
 function parsed(): KwokStage[] {
   return parseAllDocuments(kwokConfigYaml({ readyDelayMs: 700, runDelayMs: 1200 })).map((d) => d.toJS() as KwokStage);
@@ -29,19 +29,19 @@ describe("kwok stages", () => {
     expect(byName["pod-ready"]?.spec.delay?.durationMilliseconds).toBe(700);
     for (const n of ["pod-complete", "pod-fail"]) {
       expect(byName[n]?.spec.delay?.durationMilliseconds).toBe(1200);
-      expect(byName[n]?.spec.delay?.durationFrom?.jq.expression).toBe(firstContainerEnv(KWOK_ENV.runDuration));
+      expect(byName[n]?.spec.delay?.durationFrom?.jq.expression).toBe(containerEnv(KWOK_ENV.runDuration));
     }
   });
 
   it("makes pod-complete and pod-fail mutually exclusive on KWOK_FAIL", () => {
     const byName = Object.fromEntries(parsed().map((s) => [s.metadata.name, s]));
-    const failKey = firstContainerEnv("KWOK_FAIL");
+    const failKey = containerEnv("KWOK_FAIL");
     const complete = byName["pod-complete"]!.spec.selector.matchExpressions;
     const fail = byName["pod-fail"]!.spec.selector.matchExpressions;
     expect(complete).toContainEqual({ key: failKey, operator: "NotIn", values: ["true"] });
     expect(complete).toContainEqual({ key: ".metadata.ownerReferences.[].kind", operator: "In", values: ["Job"] });
     expect(fail).toContainEqual({ key: failKey, operator: "In", values: ["true"] });
-    expect(failKey).toBe('.spec.containers.[0].env.[] | select( .name == "KWOK_FAIL" ) | .value');
+    expect(failKey).toBe('first( .spec.containers.[].env.[]? | select( .name == "KWOK_FAIL" ) | .value )');
   });
 
   it("sets terminal phase, exit code and copies the termination message env var", () => {
@@ -52,7 +52,10 @@ describe("kwok stages", () => {
     expect(bad).toContain("phase: Failed");
     expect(bad).toContain("{{ if $fail }}1{{ else }}0{{ end }}");
     expect(bad).toContain("{{ if $fail }}Error{{ else }}Completed{{ end }}");
-    for (const t of [ok, bad]) expect(t).toContain(`eq .name "${KWOK_ENV.terminationMessage}"`);
+    for (const t of [ok, bad]) {
+      expect(t).toContain(`eq .name "${KWOK_ENV.terminationMessage}"`);
+      expect(t).toContain(`eq .name "${KWOK_ENV.othersTerminationMessage}"`);
+    }
     // pod-complete never fails a container, whatever the env says.
     expect(ok).toContain("$fail = false");
   });

@@ -50,8 +50,10 @@ describe("names", () => {
 describe("buildJob", () => {
   const job = buildJob(run, 1, config, "workspace-simple-api");
   const pod = job.spec?.template.spec;
-  const c = pod?.containers[0];
-  const ch = pod?.initContainers?.[0];
+  const agentOf = (j: typeof job) => j.spec?.template.spec?.containers.find((x) => x.name === "claude-code");
+  const channelOf = (j: typeof job) => j.spec?.template.spec?.containers.find((x) => x.name === "channel");
+  const c = agentOf(job);
+  const ch = channelOf(job);
   it("is byte-identical for the same input", () => {
     expect(JSON.stringify(buildJob(run, 1, config, "workspace-simple-api"))).toBe(JSON.stringify(job));
   });
@@ -140,13 +142,11 @@ describe("buildJob", () => {
   it("gives an agent of the workspace volume only the work tree and its own identity's home", () => {
     // Every agent runs as the same uid, so what it can reach is what its container mounts: the
     // directories of the shared volume below any of its mounts' subPaths.
-    const reachable = (j: typeof job) =>
-      (j.spec?.template.spec?.containers[0]?.volumeMounts ?? []).filter((m) => m.name === "workspace").map((m) => m.subPath ?? "");
+    const reachable = (j: typeof job) => (agentOf(j)?.volumeMounts ?? []).filter((m) => m.name === "workspace").map((m) => m.subPath ?? "");
     const covers = (subPaths: string[], dir: string) => subPaths.some((p) => p === "" || dir === p || dir.startsWith(`${p}/`));
     const asBob = buildJob({ ...run, spec: { ...run.spec, githubUser: "bob" } }, 1, config, "workspace-simple-api");
     const asApp = buildJob({ ...run, spec: { ...run.spec, githubUser: undefined, githubApp: "Alice" } }, 1, config, "workspace-simple-api");
-    const homeOf = (j: typeof job) =>
-      j.spec?.template.spec?.containers[0]?.volumeMounts?.find((m) => m.mountPath === "/agent-home")?.subPath ?? "(none)";
+    const homeOf = (j: typeof job) => agentOf(j)?.volumeMounts?.find((m) => m.mountPath === "/agent-home")?.subPath ?? "(none)";
     for (const [self, other] of [
       [job, asBob],
       [asBob, job],
@@ -167,10 +167,14 @@ describe("buildJob", () => {
       "channel",
     ]);
   });
-  it("starts the channel first, as a native sidecar with no startup probe (the agent waits for its task instead)", () => {
-    expect(pod?.initContainers?.map((i) => i.name)).toEqual(["channel"]);
-    expect(ch).toMatchObject({ restartPolicy: "Always", command: ["orchestrator-agent-channel"], image: c?.image });
+  it("lists the channel first and the agent after it, both regular containers with no probe (kubelet starts them in one pass)", () => {
+    expect(pod?.containers.map((i) => i.name)).toEqual(["channel", "claude-code"]);
+    expect(pod?.initContainers).toBeUndefined();
+    expect(ch).toMatchObject({ command: ["orchestrator-agent-channel"], image: c?.image });
+    expect(ch?.restartPolicy).toBeUndefined();
     expect(ch?.startupProbe).toBeUndefined();
+    expect(ch?.readinessProbe).toBeUndefined();
+    expect(job.spec?.template.metadata?.annotations).toEqual({ "kubectl.kubernetes.io/default-container": "claude-code" });
     expect(c?.command).toEqual(["orchestrator-agent-runner"]);
   });
   it("applies deadline, TTL, resources and image pull secrets from config", () => {
@@ -184,9 +188,9 @@ describe("buildJob", () => {
   it("gives the channel its own resources: the defaults, or agent.channelResources", () => {
     expect(ch?.resources).toEqual({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "2", memory: "1Gi" } });
     const sized = parseConfig("agent: {channelResources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 512Mi}}}", {});
-    const channel = buildJob(run, 1, sized, "ws").spec?.template.spec?.initContainers?.[0];
+    const channel = channelOf(buildJob(run, 1, sized, "ws"));
     expect(channel?.resources).toEqual({ requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } });
-    expect(buildJob(run, 1, sized, "ws").spec?.template.spec?.containers[0]?.resources).toEqual(config.agent.resources);
+    expect(agentOf(buildJob(run, 1, sized, "ws"))?.resources).toEqual(config.agent.resources);
   });
   it.each([
     [
@@ -214,7 +218,7 @@ describe("buildJob", () => {
   it("github.caBundle: the run's files carry it and the channel's Node (which talks to GitHub) trusts it; without it, neither", () => {
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     const withCa = parseConfig(`github: {caBundle: ${JSON.stringify(pem)}}`, {});
-    const env = buildJob(run, 1, withCa, "ws").spec?.template.spec?.initContainers?.[0]?.env ?? [];
+    const env = channelOf(buildJob(run, 1, withCa, "ws"))?.env ?? [];
     expect(env.find((e) => e.name === "NODE_EXTRA_CA_CERTS")?.value).toBe("/task-files/github-ca.crt");
     const params = computeRunParameters(run, 1, withCa);
     expect(buildRunConfigMap(run, 1, params, {}, withCa.github.caBundle).data?.["github-ca.crt"]).toBe(pem);
