@@ -50,7 +50,7 @@ export function isStoreError(e: unknown, reason?: StoreErrorReason): e is RunSto
 export interface JobLogOptions {
   follow: boolean;
   tailLines?: number;
-  /** Container name (a regular or an init container); default the pod's first container. */
+  /** Container name (a regular or an init container); default the agent container (the pod's default container). */
   container?: string;
   /** Aborting stops the stream (client disconnected). */
   signal?: AbortSignal;

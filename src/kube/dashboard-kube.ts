@@ -7,17 +7,9 @@ import type { CoreV1Event, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubern
 import { agentContainerName, Labels, MANAGED_BY } from "../api/index.js";
 import type { DashboardKube, EventSummary, JobSummary, PodSummary, WorkspaceSummary } from "../dashboard/ports.js";
 import type { KubeClients } from "./clients.js";
-import { toStoreError } from "./run-store.js";
+import { callApi } from "./run-store.js";
 
 const MANAGED = `${Labels.managedBy}=${MANAGED_BY}`;
-
-async function wrap<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toStoreError(err);
-  }
-}
 
 const iso = (t: Date | string | undefined): string | undefined => (t === undefined ? undefined : new Date(t).toISOString());
 
@@ -83,7 +75,7 @@ export function createDashboardKube(clients: KubeClients, namespace: string): Da
   const { core, batch } = clients;
   return {
     async listEvents(uids) {
-      const lists = await wrap(() =>
+      const lists = await callApi(() =>
         Promise.all(uids.filter(Boolean).map((uid) => core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.uid=${uid}` }))),
       );
       const events = lists.flatMap((l) => l.items).map(summarizeEvent);
@@ -91,15 +83,15 @@ export function createDashboardKube(clients: KubeClients, namespace: string): Da
     },
     async listJobs(runUid) {
       const labelSelector = runUid ? `${MANAGED},${Labels.runUid}=${runUid}` : MANAGED;
-      const res = await wrap(() => batch.listNamespacedJob({ namespace, labelSelector }));
+      const res = await callApi(() => batch.listNamespacedJob({ namespace, labelSelector }));
       return res.items.map(summarizeJob).sort((a, b) => a.attempt - b.attempt || a.name.localeCompare(b.name));
     },
     async listPods(runUid) {
-      const res = await wrap(() => core.listNamespacedPod({ namespace, labelSelector: `${MANAGED},${Labels.runUid}=${runUid}` }));
+      const res = await callApi(() => core.listNamespacedPod({ namespace, labelSelector: `${MANAGED},${Labels.runUid}=${runUid}` }));
       return res.items.map(summarizePod);
     },
     async listWorkspaces() {
-      const res = await wrap(() =>
+      const res = await callApi(() =>
         core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `${MANAGED},${Labels.component}=code-runner` }),
       );
       return res.items.map(summarizePvc).sort((a, b) => a.service.localeCompare(b.service));

@@ -3,7 +3,8 @@
  * CustomObjectsApi, Job pod logs through CoreV1Api + Log. Also the TokenReview adapter for API
  * authentication. Every API outcome becomes a RunStoreError:
  *   409 → AlreadyExists or Conflict (by the Status reason), 404 → NotFound, 400/422 → Invalid (with the API server's causes),
- *   401/403 → Forbidden, 408/429/5xx and connection errors or timeouts → Unavailable.
+ *   401/403 → Forbidden, 408/429/5xx and connection errors or timeouts → Unavailable. A 429 is
+ *   asked again first, up to three times after its Retry-After (callApi).
  */
 import { PassThrough, type Readable } from "node:stream";
 import {
@@ -92,11 +93,32 @@ export function toStoreError(err: unknown): RunStoreError {
   return new RunStoreError("Unavailable", String(detail));
 }
 
-async function wrap<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toStoreError(err);
+/** How often a 429 is asked again, and the longest Retry-After honoured: a few seconds in all. */
+const RETRIES_AFTER_429 = 3;
+const MAX_RETRY_AFTER_MS = 2_000;
+
+/**
+ * The wait a 429 from the API server asks for (its Retry-After, 1 s without one, at most 2 s), or
+ * undefined for any other outcome. A 429 means the API server did nothing with the request
+ * (priority and fairness, or a watch cache still (re)initializing), so it is safe to send again.
+ */
+export function retryAfter429Ms(err: unknown): number | undefined {
+  if (!(err instanceof ApiException) || err.code !== 429) return undefined;
+  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+  const seconds = Number(headers["retry-after"] ?? headers["Retry-After"] ?? 1);
+  return Math.min(MAX_RETRY_AFTER_MS, Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000);
+}
+
+/** Runs an API call, asking again after a 429 as client-go does; any other failure becomes a RunStoreError. */
+export async function callApi<T>(fn: () => Promise<T>): Promise<T> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const wait = retryAfter429Ms(err);
+      if (wait === undefined || retry >= RETRIES_AFTER_429) throw toStoreError(err);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 }
 
@@ -118,14 +140,14 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
   return {
     namespace,
     create: (run) =>
-      wrap(async () => {
+      callApi(async () => {
         const body = { ...run, metadata: { ...run.metadata, namespace } };
         return (await custom.createNamespacedCustomObject({ ...base(run.kind), body }, callOptions(timeout))) as typeof run;
       }),
     get: (kind, name) =>
-      wrap(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
+      callApi(async () => (await custom.getNamespacedCustomObject({ ...base(kind), name }, callOptions(timeout))) as AnyRun),
     list: (kind, labels = {}) =>
-      wrap(async () => {
+      callApi(async () => {
         const labelSelector =
           Object.entries(labels)
             .map(([k, v]) => `${k}=${v}`)
@@ -136,7 +158,7 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
         return (res.items ?? []).map((r) => ({ ...r, apiVersion: r.apiVersion ?? `${GROUP}/${VERSION}`, kind: r.kind ?? kind }) as AnyRun);
       }),
     patchSpec: (kind, name, patch) =>
-      wrap(
+      callApi(
         async () =>
           (await custom.patchNamespacedCustomObject(
             { ...base(kind), name, body: { spec: patch } },
@@ -144,14 +166,14 @@ export function createKubeRunStore(opts: KubeRunStoreOptions): RunStore {
           )) as AnyRun,
       ),
     openJobLogs: (jobName, o) =>
-      wrap(async () => {
+      callApi(async () => {
         // A run in an execution cluster: its pod's log is read there, as its cluster Secret says.
         if (!o.cluster || o.cluster === HOME_CLUSTER) return openJobLogs(core, log, namespace, jobName, o, timeout);
         const kc = await clusterKubeConfig(core, namespace, o.cluster, timeout);
         return openJobLogs(kc.makeApiClient(CoreV1Api), new Log(kc), namespace, jobName, o, timeout);
       }),
     listMountableSecrets: () =>
-      wrap(async () => {
+      callApi(async () => {
         const res = await core.listNamespacedSecret({ namespace, labelSelector: `${Labels.mountable}=true` }, callOptions(timeout));
         return res.items.map((s) => s.metadata?.name ?? "").filter(Boolean);
       }),
@@ -218,16 +240,16 @@ export function createKubePlayStore(opts: KubeRunStoreOptions): PlayStore {
   return {
     namespace,
     create: (play) =>
-      wrap(
+      callApi(
         async () =>
           (await custom.createNamespacedCustomObject(
             { ...base, body: { ...play, metadata: { ...play.metadata, namespace } } },
             callOptions(timeout),
           )) as Play,
       ),
-    get: (name) => wrap(async () => (await custom.getNamespacedCustomObject({ ...base, name }, callOptions(timeout))) as Play),
+    get: (name) => callApi(async () => (await custom.getNamespacedCustomObject({ ...base, name }, callOptions(timeout))) as Play),
     list: (labels = {}) =>
-      wrap(async () => {
+      callApi(async () => {
         const labelSelector =
           Object.entries(labels)
             .map(([k, v]) => `${k}=${v}`)
@@ -236,7 +258,7 @@ export function createKubePlayStore(opts: KubeRunStoreOptions): PlayStore {
         return (res.items ?? []).map((p) => ({ ...p, apiVersion: p.apiVersion ?? `${GROUP}/${VERSION}`, kind: "Play" }) as Play);
       }),
     patchSpec: (name, patch) =>
-      wrap(
+      callApi(
         async () =>
           (await custom.patchNamespacedCustomObject(
             { ...base, name, body: { spec: patch } },
@@ -257,7 +279,7 @@ export function createKubeTokenReviewer(kubeConfig: KubeConfig, requestTimeoutMs
         kind: "TokenReview",
         spec: { token, ...(audiences.length ? { audiences } : {}) },
       };
-      const res = await wrap(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs)));
+      const res = await callApi(() => auth.createTokenReview({ body }, callOptions(requestTimeoutMs)));
       return {
         authenticated: res.status?.authenticated === true,
         username: res.status?.user?.username,

@@ -56,6 +56,14 @@ describe("code task through the cluster", () => {
     const jobName = run.status?.jobName ?? "";
     const batch = w.cp.kubeConfig.makeApiClient(BatchV1Api);
     expect((await batch.readNamespacedJob({ name: jobName, namespace: w.ns })).status?.succeeded).toBe(1);
+    // Both containers ended by themselves, nothing stopped the channel: it ended once the agent
+    // had gone, with its own record of the result (the one the run shows) as its termination message.
+    const [pod] = (await core.listNamespacedPod({ namespace: w.ns, labelSelector: `job-name=${jobName}` })).items;
+    const ended = Object.fromEntries((pod?.status?.containerStatuses ?? []).map((c) => [c.name, c.state?.terminated]));
+    expect(Object.keys(ended).sort()).toEqual(["channel", "claude-code"]);
+    expect(ended["claude-code"]).toMatchObject({ exitCode: 0, reason: "Completed" });
+    expect(ended.channel).toMatchObject({ exitCode: 0, reason: "Completed" });
+    expect(JSON.parse(ended.channel?.message ?? "{}")).toMatchObject({ outcome: "succeeded", pullRequestUrl: run.status?.pullRequestUrl });
     const kubectl = await execa(inject("kubectl"), ["--kubeconfig", w.cp.kubeconfigPath, "-n", w.ns, "logs", `job/${jobName}`]);
     expect(kubectl.stdout).toMatch(/Claude Code session started/);
     expect(kubectl.stdout).toMatch(/health\.js/);
