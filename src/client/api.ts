@@ -54,7 +54,7 @@ export interface Readiness {
 export interface LogOptions {
   follow?: boolean;
   tailLines?: number;
-  /** Whose log: the agent container's (default) or the channel sidecar's. */
+  /** Whose log: the agent container's (default) or the channel container's. */
   container?: LogContainer;
   signal?: AbortSignal;
 }

@@ -254,12 +254,12 @@ export const fileConfigSchema = z.strictObject({
         .prefault({}),
       imagePullSecrets: z.array(z.string()).default([]),
       resources: resourcesSchema.default({ requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } }),
-      /** The channel sidecar's resources (model proxy, git, delivery); the agent container's are `resources`. */
+      /** The channel container's resources (model proxy, git, delivery); the agent container's are `resources`. */
       channelResources: resourcesSchema.default({ requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "2", memory: "1Gi" } }),
       serviceAccountName: z.string().optional(),
       /** Command that starts the agent runner in the agent image. */
       command: z.array(z.string()).min(1).default(["orchestrator-agent-runner"]),
-      /** Command that starts the agent's channel (the credentialed sidecar) in the agent image. */
+      /** Command that starts the agent's channel (the credentialed container) in the agent image. */
       channelCommand: z.array(z.string()).min(1).default(["orchestrator-agent-channel"]),
       branchPrefix: z.string().default("feature/"),
       baseBranch: z.string().default("main"),

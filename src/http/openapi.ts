@@ -159,7 +159,7 @@ function runRetryAndLogPaths(): JsonSchema {
       get: {
         operationId: "runLogs",
         summary:
-          "Logs of the run's current Job pod (text; follow=true streams): the agent container's, or with container=channel the channel sidecar's",
+          "Logs of the run's current Job pod (text; follow=true streams): the agent container's, or with container=channel the channel container's",
         parameters: [...runPath, ...queryParams(logsQuerySchema)],
         responses: {
           "200": { description: "Log text.", content: { "text/plain": { schema: { type: "string" } } } },

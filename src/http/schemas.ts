@@ -180,7 +180,7 @@ export const logsQuerySchema = z.strictObject({
     .optional(),
   container: z
     .enum(LOG_CONTAINERS, {
-      error: `must be agent (the agent's log, the default) or channel (the channel sidecar's: preparation, model proxy, GitHub tools, delivery)`,
+      error: `must be agent (the agent's log, the default) or channel (the channel container's: preparation, model proxy, GitHub tools, delivery)`,
     })
     .optional()
     .describe("Whose log: agent (default) or channel."),

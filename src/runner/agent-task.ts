@@ -138,7 +138,7 @@ function callChannel(url: string, body?: unknown): Promise<{ status: number; bod
  * closes it if the process dies), which is how the channel knows when to finish. Asked every 25 ms
  * until the channel listens (both containers start together); null when it never did by `until`.
  */
-function attach(channelUrl: string, until: number): Promise<http.ClientRequest | null> {
+function attach(channelUrl: string, until: number, signal: AbortSignal): Promise<http.ClientRequest | null> {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (req: http.ClientRequest | null) => {
@@ -154,7 +154,7 @@ function attach(channelUrl: string, until: number): Promise<http.ClientRequest |
       });
       req.on("error", () => {
         if (settled) return;
-        if (Date.now() > until) settle(null);
+        if (Date.now() > until || signal.aborted) settle(null);
         else setTimeout(ask, 25);
       });
       req.end();
@@ -164,15 +164,23 @@ function attach(channelUrl: string, until: number): Promise<http.ClientRequest |
 }
 
 /** The task, or the result of a run that failed before the agent; waits while the channel prepares. */
-async function fetchTask(channelUrl: string, until: number, waitMs: number): Promise<{ task: AgentTask } | { result: AgentResult }> {
+async function fetchTask(
+  channelUrl: string,
+  w: { until: number; waitMs: number; signal: AbortSignal },
+): Promise<{ task: AgentTask } | { result: AgentResult }> {
   for (;;) {
     const res = await callChannel(`${channelUrl}/task`);
     if (res?.status === 200 && res.body && typeof res.body === "object") {
       const body = res.body as AgentTask | { result: AgentResult };
       return "result" in body ? body : { task: body };
     }
-    if (Date.now() > until) {
-      const message = `The agent's channel at ${channelUrl} did not hand out a task within ${Math.round(waitMs / 1000)}s; see the channel container's log.`;
+    if (w.signal.aborted) {
+      const message =
+        "The agent container was stopped (SIGTERM) before the channel handed out its task: the run was cancelled or hit its deadline.";
+      return { result: { outcome: "failed", reason: Reasons.Terminated, message } };
+    }
+    if (Date.now() > w.until) {
+      const message = `The agent's channel at ${channelUrl} did not hand out a task within ${Math.round(w.waitMs / 1000)}s; see the channel container's log.`;
       return { result: { outcome: "failed", reason: Reasons.InternalError, message } };
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -190,9 +198,9 @@ export async function mainAgent(env: RunnerEnv, options: { log?: Logger; waitFor
   process.umask(0o002);
   const waitMs = options.waitForTaskMs ?? 10 * 60_000;
   const until = Date.now() + waitMs;
-  const attached = await attach(env.channelUrl, until);
+  const attached = await attach(env.channelUrl, until, controller.signal);
   try {
-    const got = await fetchTask(env.channelUrl, until, waitMs);
+    const got = await fetchTask(env.channelUrl, { until, waitMs, signal: controller.signal });
     let result: AgentResult;
     if ("result" in got) result = got.result;
     else {

@@ -77,7 +77,7 @@ describe("agent image", () => {
     expect([ca, ws]).toEqual(["ca-ok", "workspace-writable"]);
   });
 
-  it("its channel (the Job's sidecar) says what is missing when no run is mounted", async () => {
+  it("its channel (the Job's credentialed container) says what is missing when no run is mounted", async () => {
     // The channel reports the failure, then keeps serving it to the agent container: stop it after.
     const r = await containerd.run(ref("agent"), "agent-channel", ["orchestrator-agent-channel"], { timeoutMs: 20_000 });
     expect(String(r.stdout) + String(r.stderr)).toContain(

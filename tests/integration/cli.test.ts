@@ -212,7 +212,7 @@ describe("orchestrator CLI against the running system", () => {
     expect(r.code).toBe(4);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr.trim()).toMatch(/^error: .+\(HTTP (404|409|500|502|503)\)$/);
-    // The channel sidecar's log: the API server is asked for the `channel` container of the same pod.
+    // The channel container's log: the API server is asked for the `channel` container of the same pod.
     const channel = await run(["runs", "logs", list[0]!.metadata.name!, "--container", "channel"]);
     expect(channel.code).toBe(4);
     expect(channel.stderr.trim()).toMatch(/^error: .+\/channel\b.*\(HTTP 502\)$/);

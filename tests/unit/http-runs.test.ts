@@ -242,7 +242,7 @@ describe("GET /api/v1/runs/:kind/:name/logs", () => {
     expect(logs.body).toBe("line 2\nline 3");
   });
 
-  it("container=channel streams the channel sidecar's log, the default and container=agent the agent container's", async () => {
+  it("container=channel streams the channel container's log, the default and container=agent the agent container's", async () => {
     t = buildTestApp();
     const code = await submit(12);
     t.runs.setStatus("CodeRun", code, { phase: "Running", jobName: "code-12-job" });
