@@ -6,7 +6,6 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +14,7 @@ import { execa } from "execa";
 import { AgentPaths, TaskFileKeys, type RunParameters } from "../../src/api/runner-contract.js";
 import type { AgentResult, AnyRun } from "../../src/api/types.js";
 import { parseConfig } from "../../src/config/config.js";
+import { freePorts } from "../../src/controlplane/index.js";
 import { buildJob } from "../../src/manifests/index.js";
 import { loadTemplates, renderRunFiles } from "../../src/templates/index.js";
 
@@ -161,14 +161,6 @@ export interface RunnerRun {
 /** Variables only the channel gets: the agent container has no credentials. */
 const CHANNEL_ONLY = /^(ANTHROPIC_API_KEY|ANTHROPIC_BASE_URL|ANTHROPIC_AUTH_TOKEN|GITHUB_TOKEN|GH_TOKEN)$/;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 function parseLogs(stdout: string): Record<string, unknown>[] {
   return stdout
     .split("\n")
@@ -286,7 +278,7 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
   // Outside the root: in a container's namespace the root holds only the container's mounts.
   const home = `${agentRoot.root}.container-home`;
   fs.mkdirSync(home, { recursive: true });
-  const port = await freePort();
+  const [port] = (await freePorts(1)) as [number];
   const base = {
     PATH: `${BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
     HOME: home,

@@ -1,11 +1,11 @@
 /** The agent container's runner before its task: it stops on SIGTERM even while the channel never answers. */
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
+import { freePorts } from "../../src/controlplane/index.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let dir: string | undefined;
@@ -14,22 +14,15 @@ afterEach(() => {
   dir = undefined;
 });
 
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe("agent runner", () => {
   it("stops at SIGTERM while its channel is not listening, and says it was stopped", async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "agent-stop-"));
     fs.mkdirSync(path.join(dir, "dev"));
+    // A loopback port nothing listens on (bound, then closed).
+    const [port] = (await freePorts(1)) as [number];
     const runner = execa(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cmd/runner.ts")], {
       cwd: ROOT,
-      env: { AGENT_ROOT: dir, CHANNEL_URL: `http://127.0.0.1:${await closedPort()}`, LOG_LEVEL: "silent" },
+      env: { AGENT_ROOT: dir, CHANNEL_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: "silent" },
       reject: false,
       timeout: 20_000,
     });
