@@ -88,6 +88,8 @@ describe("Claude Code as an MCP client of orchestrator mcp", () => {
         env: {
           PATH: process.env.PATH ?? "",
           HOME: home,
+          // Claude Code's own temporary files (its /tmp/claude-<uid>), removed with the home.
+          TMPDIR: home,
           ANTHROPIC_BASE_URL: model.url,
           ANTHROPIC_API_KEY: "sk-ant-test",
           CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",

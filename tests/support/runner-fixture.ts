@@ -278,10 +278,15 @@ export async function launchRunner(agentRoot: AgentRoot, env: Record<string, str
   // Outside the root: in a container's namespace the root holds only the container's mounts.
   const home = `${agentRoot.root}.container-home`;
   fs.mkdirSync(home, { recursive: true });
+  // The pod's /tmp is an emptyDir; here the machine's is shared, so temporary files (Claude Code's
+  // /tmp/claude-<uid>, git's scratch directories) go beside the root and go with it.
+  const tmp = `${agentRoot.root}.tmp`;
+  fs.mkdirSync(tmp, { recursive: true });
   const [port] = (await freePorts(1)) as [number];
   const base = {
     PATH: `${BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
     HOME: home,
+    TMPDIR: tmp,
     AGENT_ROOT: agentRoot.root,
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_AUTOUPDATER: "1",

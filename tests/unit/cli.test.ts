@@ -1,8 +1,8 @@
 /** Pure parts of the CLI and the run reporter: request completion, flag parsing, settings, output. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { CodeRun } from "../../src/api/types.js";
 import { countLogLine, finalSummary, progressLine, type LiveCounters } from "../../src/cli/watch.js";
 import { formatDuration } from "../../src/cli/output.js";
@@ -74,6 +74,7 @@ describe("request completion from git (upstream's defaults)", () => {
 describe("CLI settings: flags over environment over context", () => {
   it("resolves URL and token and names a missing context", () => {
     const dir = mkdtempSync(join(tmpdir(), "cli-settings-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, "cli.yaml");
     writeFileSync(join(dir, "tok"), "from-file\n");
     writeCliFile(file, {
